@@ -1,0 +1,11 @@
+"""The IdP's Chalice app: build it and register the blueprints. Nothing else lives here."""
+from chalice import Chalice
+
+from chalicelib.blueprints import fallback, wellknown
+
+app = Chalice(app_name="serverless-idp")
+# Chalice would otherwise return tracebacks in debug mode; errors are rendered by chalicelib.web.
+app.debug = False
+
+app.register_blueprint(wellknown.bp)
+app.register_blueprint(fallback.bp)

@@ -1,0 +1,1 @@
+"""The thin HTTP layer: parse, call the core, render. One blueprint per endpoint group."""

@@ -1,0 +1,31 @@
+"""Discovery documents and the JWK Set: public, cacheable, CORS-enabled (no cookies involved)."""
+from __future__ import annotations
+
+from chalice import Blueprint, CORSConfig
+
+from .. import discovery
+from ..config import settings
+from ..keys import keyring
+from ..web import json_response, route
+
+bp = Blueprint(__name__)
+
+#: Metadata and keys are read by browser-based clients from any origin; they carry no credentials.
+PUBLIC_CORS = CORSConfig(allow_origin="*", max_age=600)
+DISCOVERY_MAX_AGE = 3600
+
+
+@route(bp, discovery.WELL_KNOWN_OIDC, ["GET"], cors=PUBLIC_CORS)
+def openid_configuration():
+    return json_response(discovery.metadata(settings()), max_age=DISCOVERY_MAX_AGE)
+
+
+@route(bp, discovery.WELL_KNOWN_OAUTH, ["GET"], cors=PUBLIC_CORS)
+def oauth_authorization_server():
+    return json_response(discovery.metadata(settings()), max_age=DISCOVERY_MAX_AGE)
+
+
+@route(bp, "/jwks", ["GET"], cors=PUBLIC_CORS)
+def jwks():
+    return json_response(keyring.jwks(), max_age=settings().jwks_max_age,
+                         headers={"Content-Type": "application/jwk-set+json"})

@@ -1,0 +1,124 @@
+"""One frozen settings object, read from the environment once per container.
+
+Every setting is an environment variable so that the same code runs on AWS (values from the
+Chalice stage in .chalice/config.json) and locally on moto (values exported by tools/devstack.py).
+Defaults are documented next to each field; required settings fail loudly when missing.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed. Raised at start-up, never per request."""
+
+
+#: Signing algorithms we implement, with the key material each needs.
+SUPPORTED_SIGNING_ALGS = ("ES256", "RS256")
+KEY_BACKENDS = ("secretsmanager", "kms")
+
+
+def _int(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: STAGE: "local", "dev" or "prod". Only "local" may use plain-http loopback issuers.
+    stage: str
+    #: ISSUER: the issuer identifier (RFC 8414 §2): https URL, no query or fragment. Required.
+    issuer: str
+    #: TABLE_PREFIX: every DynamoDB table is named "<prefix>-<name>" (default "idp-<stage>").
+    table_prefix: str
+    #: AWS_REGION / AWS_DEFAULT_REGION (Lambda sets AWS_REGION). Default "us-east-1".
+    region: str
+    #: KEY_BACKEND: "secretsmanager" (private key in a secret, signed in-process) or "kms"
+    #: (asymmetric KMS key, signed with kms:Sign). Default "secretsmanager".
+    key_backend: str
+    #: SIGNING_ALG: "ES256" (default) or "RS256"; applies to keys created from now on.
+    signing_alg: str
+    #: SECRET_PREFIX: Secrets Manager name prefix for signing-key secrets (default "idp/<stage>/").
+    secret_prefix: str
+    #: JWKS_MAX_AGE: seconds verifiers may cache /jwks (Cache-Control max-age). Default 300.
+    #: A "next" key must be published at least this long before it is promoted.
+    jwks_max_age: int
+    #: KEY_RETIRE_AFTER: seconds a retired key stays in /jwks after rotation, so tokens it signed
+    #: keep verifying. Must exceed the longest token lifetime. Default 86400.
+    key_retire_after: int
+    #: KEY_CACHE_SECONDS: how long a container trusts its cached view of which key is current.
+    #: Default 60; a promoted key was already published as "next", so the lag is harmless.
+    key_cache_seconds: int
+    #: LOG_LEVEL: Python logging level name. Default INFO.
+    log_level: str = "INFO"
+
+    def table_name(self, name: str) -> str:
+        return f"{self.table_prefix}-{name}"
+
+
+def _validate_issuer(issuer: str, stage: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    if parts.query or parts.fragment or not parts.netloc:
+        raise ConfigError(f"ISSUER must be an absolute URL without query or fragment: {issuer!r}")
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback and stage == "local"):
+        # RFC 8414 §2: the issuer uses the https scheme; plain http is tolerated only for the
+        # local stage on a loopback address.
+        raise ConfigError(f"ISSUER must use https outside the local stage: {issuer!r}")
+    return issuer.rstrip("/")
+
+
+def table_prefix(env=None) -> str:
+    """Table prefix without the rest of the settings: pynamodb needs it when models are defined."""
+    env = os.environ if env is None else env
+    return env.get("TABLE_PREFIX") or f"idp-{env.get('STAGE', 'local')}"
+
+
+def region(env=None) -> str:
+    env = os.environ if env is None else env
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def load_settings(env=None) -> Settings:
+    env = os.environ if env is None else env
+    stage = env.get("STAGE", "local")
+    issuer = env.get("ISSUER")
+    if not issuer:
+        raise ConfigError("ISSUER is required (e.g. https://login.example.com)")
+    key_backend = env.get("KEY_BACKEND", "secretsmanager")
+    if key_backend not in KEY_BACKENDS:
+        raise ConfigError(f"KEY_BACKEND must be one of {KEY_BACKENDS}, got {key_backend!r}")
+    signing_alg = env.get("SIGNING_ALG", "ES256")
+    if signing_alg not in SUPPORTED_SIGNING_ALGS:
+        raise ConfigError(f"SIGNING_ALG must be one of {SUPPORTED_SIGNING_ALGS}, got {signing_alg!r}")
+    return Settings(
+        stage=stage,
+        issuer=_validate_issuer(issuer, stage),
+        table_prefix=table_prefix(env),
+        region=region(env),
+        key_backend=key_backend,
+        signing_alg=signing_alg,
+        secret_prefix=env.get("SECRET_PREFIX") or f"idp/{stage}/",
+        jwks_max_age=_int(env, "JWKS_MAX_AGE", 300),
+        key_retire_after=_int(env, "KEY_RETIRE_AFTER", 86400),
+        key_cache_seconds=_int(env, "KEY_CACHE_SECONDS", 60),
+        log_level=env.get("LOG_LEVEL", "INFO"),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The container's settings, read once. Tests call settings.cache_clear() after changing env."""
+    return load_settings()

@@ -1,0 +1,145 @@
+"""The one OAuth/OIDC error hierarchy.
+
+Each error knows its RFC error code, HTTP status and headers; `to_response()` returns a neutral
+(status, body, headers) triple that only the HTTP layer turns into a Chalice Response. The public
+`description` is safe to show a client; `detail` is for the log only (RFC 6749 §5.2 lets us be terse,
+and terse is right when the detail would help an attacker, e.g. why a code failed).
+"""
+from __future__ import annotations
+
+import json
+
+#: RFC 6749 §5.1 / RFC 6750 §3: error responses must not be cached.
+NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class OAuthError(Exception):
+    error = "server_error"
+    status = 400
+
+    def __init__(self, description: str = "", *, detail: str = "", headers: dict | None = None):
+        super().__init__(description or self.error)
+        self.description = description
+        self.detail = detail
+        self.extra_headers = dict(headers or {})
+
+    def body(self) -> dict:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+    def headers(self) -> dict:
+        return {"Content-Type": "application/json", **NO_STORE_HEADERS, **self.extra_headers}
+
+    def to_response(self) -> tuple[int, str, dict]:
+        return self.status, json.dumps(self.body()), self.headers()
+
+
+# RFC 6749 §5.2 (token endpoint) and §4.1.2.1 (authorization endpoint) ---------------------------
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: 401, with WWW-Authenticate naming the scheme the client tried."""
+
+    error = "invalid_client"
+    status = 401
+
+    def __init__(self, description: str = "client authentication failed", *, scheme: str | None = None,
+                 **kwargs):
+        super().__init__(description, **kwargs)
+        if scheme:
+            self.extra_headers.setdefault("WWW-Authenticate", f'{scheme} realm="token"')
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status = 403
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2."""
+
+    error = "invalid_target"
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500
+
+
+class TemporarilyUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status = 503
+
+
+# RFC 6750 §3.1: bearer-token errors carry the error in WWW-Authenticate too ---------------------
+
+class BearerError(OAuthError):
+    def __init__(self, description: str = "", *, realm: str = "idp", scope: str | None = None, **kwargs):
+        super().__init__(description, **kwargs)
+        parts = [f'realm="{realm}"', f'error="{self.error}"']
+        if description:
+            parts.append(f'error_description="{_quote(description)}"')
+        if scope:
+            parts.append(f'scope="{_quote(scope)}"')
+        self.extra_headers["WWW-Authenticate"] = "Bearer " + ", ".join(parts)
+
+
+class InvalidToken(BearerError):
+    error = "invalid_token"
+    status = 401
+
+
+class InsufficientScope(BearerError):
+    error = "insufficient_scope"
+    status = 403
+
+
+# HTTP-level errors, rendered in the same JSON shape -----------------------------------------------
+
+class NotFound(OAuthError):
+    error = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(OAuthError):
+    error = "method_not_allowed"
+    status = 405
+
+    def __init__(self, allowed: list[str], **kwargs):
+        super().__init__("method not allowed for this endpoint", **kwargs)
+        self.extra_headers["Allow"] = ", ".join(sorted(allowed))
+
+
+class UnsupportedMediaType(OAuthError):
+    error = "invalid_request"
+    status = 415
+
+
+def _quote(value: str) -> str:
+    # RFC 6750 §3: error_description and scope are quoted-strings; keep them to safe characters.
+    return value.replace("\\", "\\\\").replace('"', "'")

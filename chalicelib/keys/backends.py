@@ -1,0 +1,181 @@
+"""Where private keys live and how they sign. Chosen by KEY_BACKEND; both produce a `Signer`.
+
+- secretsmanager: a PKCS#8 private key in a Secrets Manager secret, fetched once per container per
+  key and used for in-process signing (one network call per cold start, none per token).
+- kms: an asymmetric KMS key; every signature is a kms:Sign call and the private key never leaves
+  KMS. KMS returns ECDSA signatures DER-encoded; JWS needs the fixed-size r||s form (RFC 7518 §3.4).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..aws import client
+
+#: JOSE alg -> (KMS KeySpec, KMS SigningAlgorithm)
+KMS_ALGS = {
+    "ES256": ("ECC_NIST_P256", "ECDSA_SHA_256"),
+    "RS256": ("RSA_2048", "RSASSA_PKCS1_V1_5_SHA_256"),
+}
+#: kms:Sign accepts at most 4096 bytes with MessageType=RAW; longer inputs are signed as a digest.
+KMS_RAW_LIMIT = 4096
+
+
+class Signer(Protocol):
+    kid: str
+    alg: str
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """Return the JWS signature (RFC 7515 §5.1 step 5) over `signing_input`."""
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key_ref: str
+    public_key: object
+
+
+@dataclass
+class LocalSigner:
+    """Signs in-process with a private key object (the Secrets Manager backend)."""
+
+    kid: str
+    alg: str
+    private_key: object
+
+    def sign(self, signing_input: bytes) -> bytes:
+        from jwt.algorithms import get_default_algorithms
+
+        return get_default_algorithms()[self.alg].sign(signing_input, self.private_key)
+
+
+@dataclass
+class KmsSigner:
+    kid: str
+    alg: str
+    key_id: str
+
+    def sign(self, signing_input: bytes) -> bytes:
+        _, signing_algorithm = KMS_ALGS[self.alg]
+        if len(signing_input) <= KMS_RAW_LIMIT:
+            message, message_type = signing_input, "RAW"
+        else:
+            message, message_type = hashlib.sha256(signing_input).digest(), "DIGEST"
+        response = client("kms").sign(
+            KeyId=self.key_id, Message=message, MessageType=message_type, SigningAlgorithm=signing_algorithm
+        )
+        signature = response["Signature"]
+        if self.alg.startswith("ES"):
+            return der_to_jose(signature, size=32)
+        return signature
+
+
+def der_to_jose(der_signature: bytes, size: int) -> bytes:
+    """ECDSA: ASN.1 DER (r, s) -> big-endian r||s, each `size` bytes (RFC 7518 §3.4)."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    r, s = decode_dss_signature(der_signature)
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def _generate_private_key(alg: str):
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raise ValueError(f"unsupported signing alg {alg!r}")
+
+
+class SecretsManagerBackend:
+    name = "secretsmanager"
+
+    def __init__(self, secret_prefix: str, stage: str):
+        self.secret_prefix = secret_prefix
+        self.stage = stage
+
+    def create(self, alg: str, kid_for) -> NewKey:
+        from cryptography.hazmat.primitives import serialization
+
+        private_key = _generate_private_key(alg)
+        kid = kid_for(private_key.public_key())
+        pem = private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii")
+        response = client("secretsmanager").create_secret(
+            Name=f"{self.secret_prefix}signing-keys/{kid}",
+            SecretString=json.dumps({"alg": alg, "kid": kid, "private_key_pem": pem}),
+            Description="IdP token signing key (managed by the IdP's key ring; do not edit)",
+            Tags=[{"Key": "idp:stage", "Value": self.stage}],
+        )
+        return NewKey(key_ref=response["ARN"], public_key=private_key.public_key())
+
+    def signer(self, kid: str, alg: str, key_ref: str) -> Signer:
+        from cryptography.hazmat.primitives import serialization
+
+        secret = json.loads(client("secretsmanager").get_secret_value(SecretId=key_ref)["SecretString"])
+        private_key = serialization.load_pem_private_key(secret["private_key_pem"].encode("ascii"), None)
+        return LocalSigner(kid=kid, alg=alg, private_key=private_key)
+
+    def exists(self, key_ref: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            client("secretsmanager").describe_secret(SecretId=key_ref)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def destroy(self, key_ref: str) -> None:
+        # Secrets Manager keeps it recoverable for 7 days: a mistaken prune can be undone.
+        client("secretsmanager").delete_secret(SecretId=key_ref, RecoveryWindowInDays=7)
+
+
+class KmsBackend:
+    name = "kms"
+
+    def __init__(self, stage: str):
+        # The stage tag lets the IAM policy grant kms:Sign on this stage's keys only.
+        self.stage = stage
+
+    def create(self, alg: str, kid_for) -> NewKey:
+        from cryptography.hazmat.primitives import serialization
+
+        key_spec, _ = KMS_ALGS[alg]
+        kms = client("kms")
+        key_id = kms.create_key(
+            KeySpec=key_spec, KeyUsage="SIGN_VERIFY", Description="IdP token signing key",
+            Tags=[{"TagKey": "idp:stage", "TagValue": self.stage}],
+        )["KeyMetadata"]["Arn"]
+        der = kms.get_public_key(KeyId=key_id)["PublicKey"]
+        return NewKey(key_ref=key_id, public_key=serialization.load_der_public_key(der))
+
+    def signer(self, kid: str, alg: str, key_ref: str) -> Signer:
+        return KmsSigner(kid=kid, alg=alg, key_id=key_ref)
+
+    def exists(self, key_ref: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            state = client("kms").describe_key(KeyId=key_ref)["KeyMetadata"]["KeyState"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "NotFoundException":
+                return False
+            raise
+        return state == "Enabled"
+
+    def destroy(self, key_ref: str) -> None:
+        client("kms").schedule_key_deletion(KeyId=key_ref, PendingWindowInDays=7)
+
+
+def backend_for(name: str, settings) -> SecretsManagerBackend | KmsBackend:
+    if name == "secretsmanager":
+        return SecretsManagerBackend(settings.secret_prefix, settings.stage)
+    if name == "kms":
+        return KmsBackend(settings.stage)
+    raise ValueError(f"unknown key backend {name!r}")

@@ -1,0 +1,168 @@
+"""The key ring: which keys exist, which one signs, what /jwks publishes, and rotation.
+
+Lifecycle (state in SigningKeyModel): next -> current -> retired.
+- "next" is published in /jwks before it ever signs, so a verifier that cached /jwks for up to
+  JWKS_MAX_AGE already knows its kid when it is promoted.
+- "current" signs. Promotion happens only after the next key was published for JWKS_MAX_AGE.
+- "retired" stays published for KEY_RETIRE_AFTER so tokens it signed keep verifying, then is pruned.
+State changes are one DynamoDB transaction conditioned on the states they expect, so two rotations
+running at once cannot both promote (one fails its condition and changes nothing).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from ..config import settings as get_settings
+from ..log import get_logger, now
+from ..storage.models import SigningKeyModel, transact_write
+from .backends import Signer, backend_for
+from .jwk import public_jwk
+
+log = get_logger("idp.keys")
+
+PUBLISHED_STATES = ("next", "current")
+
+
+class KeyRingError(Exception):
+    """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
+
+
+def all_keys() -> list[SigningKeyModel]:
+    # The table holds a handful of items; a consistent scan is cheap and sees the latest rotation.
+    return list(SigningKeyModel.scan(consistent_read=True))
+
+
+def is_published(key: SigningKeyModel, at: int) -> bool:
+    if key.state in PUBLISHED_STATES:
+        return True
+    return key.state == "retired" and (key.publish_until or 0) > at
+
+
+def jwks(keys: list[SigningKeyModel] | None = None, at: int | None = None) -> dict:
+    """RFC 7517 §5 JWK Set of every published key, current first."""
+    at = now() if at is None else at
+    keys = all_keys() if keys is None else keys
+    order = {"current": 0, "next": 1, "retired": 2}
+    published = sorted((k for k in keys if is_published(k, at)), key=lambda k: (order[k.state], -k.created_at))
+    return {"keys": [json.loads(k.public_jwk) for k in published]}
+
+
+def create_key(state: str, *, alg: str | None = None, backend: str | None = None) -> SigningKeyModel:
+    settings = get_settings()
+    alg = alg or settings.signing_alg
+    store = backend_for(backend or settings.key_backend, settings)
+    created = store.create(alg, lambda public_key: public_jwk(public_key, alg)["kid"])
+    jwk = public_jwk(created.public_key, alg)
+    at = now()
+    record = SigningKeyModel(
+        kid=jwk["kid"], alg=alg, backend=store.name, key_ref=created.key_ref, public_jwk=json.dumps(jwk),
+        state=state, created_at=at, activated_at=at if state == "current" else None,
+    )
+    record.save(condition=SigningKeyModel.kid.does_not_exist())
+    log.info("signing key created", extra={"kid": record.kid, "state": state, "backend": store.name, "alg": alg})
+    return record
+
+
+def ensure_keys() -> list[SigningKeyModel]:
+    """Bootstrap: make sure a usable current key and a next key exist. Idempotent.
+
+    A key whose backing secret or KMS key has vanished (e.g. moto replay gives KMS keys new ids)
+    is retired immediately and replaced, so a restarted local stack always has a working key.
+    """
+    settings = get_settings()
+    created = []
+    keys = all_keys()
+    for key in keys:
+        if key.state in PUBLISHED_STATES and not backend_for(key.backend, settings).exists(key.key_ref):
+            log.warning("signing key material missing; retiring", extra={"kid": key.kid})
+            key.update(actions=[SigningKeyModel.state.set("retired"), SigningKeyModel.retired_at.set(now()),
+                                SigningKeyModel.publish_until.set(now())])
+    states = {k.state for k in all_keys()}
+    if "current" not in states:
+        created.append(create_key("current"))
+    if "next" not in states:
+        created.append(create_key("next"))
+    return created
+
+
+def rotate(*, force: bool = False, at: int | None = None) -> SigningKeyModel:
+    """Promote next -> current, retire the old current, create a new next. Returns the new current.
+
+    Refuses (unless `force`) while the next key has been published for less than JWKS_MAX_AGE,
+    because a verifier may still hold a JWKS without it.
+    """
+    settings = get_settings()
+    at = now() if at is None else at
+    keys = all_keys()
+    nxt = _newest(keys, "next")
+    current = _newest(keys, "current")
+    if nxt is None:
+        raise KeyRingError("no next key to promote; run the bootstrap (keys ensure) first")
+    if not force and at - nxt.created_at < settings.jwks_max_age:
+        wait = settings.jwks_max_age - (at - nxt.created_at)
+        raise KeyRingError(f"next key {nxt.kid} has been published for less than JWKS_MAX_AGE; retry in {wait}s")
+    new_next = create_key("next")
+    try:
+        with transact_write() as tx:
+            tx.update(nxt, actions=[SigningKeyModel.state.set("current"), SigningKeyModel.activated_at.set(at)],
+                      condition=SigningKeyModel.state == "next")
+            if current is not None:
+                tx.update(current, actions=[SigningKeyModel.state.set("retired"), SigningKeyModel.retired_at.set(at),
+                                            SigningKeyModel.publish_until.set(at + settings.key_retire_after)],
+                          condition=SigningKeyModel.state == "current")
+    except Exception:
+        # Another rotation won the race (or DynamoDB failed): drop the spare key we just made.
+        new_next.delete()
+        backend_for(new_next.backend, settings).destroy(new_next.key_ref)
+        raise
+    prune(at=at)
+    clear_caches()
+    log.info("signing key rotated", extra={"kid": nxt.kid, "retired": current.kid if current else None})
+    nxt.refresh(consistent_read=True)
+    return nxt
+
+
+def prune(*, at: int | None = None) -> list[str]:
+    """Delete retired keys no longer published, and schedule deletion of their key material."""
+    settings = get_settings()
+    at = now() if at is None else at
+    pruned = []
+    for key in all_keys():
+        if key.state == "retired" and (key.publish_until or 0) <= at:
+            key.delete(condition=SigningKeyModel.state == "retired")
+            if backend_for(key.backend, settings).exists(key.key_ref):
+                backend_for(key.backend, settings).destroy(key.key_ref)
+            pruned.append(key.kid)
+    return pruned
+
+
+def _newest(keys, state):
+    matching = [k for k in keys if k.state == state]
+    return max(matching, key=lambda k: (k.activated_at or 0, k.created_at)) if matching else None
+
+
+# Per-container caches: which key is current (briefly), and signers by kid (for the container's life:
+# a Secrets Manager key is fetched once per cold start).
+_current_cache: dict = {}
+_signer_cache: dict[str, Signer] = {}
+
+
+def current_signer() -> Signer:
+    settings = get_settings()
+    cached = _current_cache.get("current")
+    if cached is None or time.monotonic() - cached[0] > settings.key_cache_seconds:
+        key = _newest(all_keys(), "current")
+        if key is None:
+            raise KeyRingError("no current signing key; run the bootstrap (keys ensure)")
+        cached = (time.monotonic(), key)
+        _current_cache["current"] = cached
+    key = cached[1]
+    if key.kid not in _signer_cache:
+        _signer_cache[key.kid] = backend_for(key.backend, settings).signer(key.kid, key.alg, key.key_ref)
+    return _signer_cache[key.kid]
+
+
+def clear_caches() -> None:
+    _current_cache.clear()
+    _signer_cache.clear()

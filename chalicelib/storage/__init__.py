@@ -1,0 +1,1 @@
+"""DynamoDB storage: pynamodb models (models.py), table specs (tables.py), narrow repositories."""

@@ -1,0 +1,194 @@
+"""pynamodb models, one table each. Table names come from TABLE_PREFIX (per stage).
+
+Conventions:
+- Secrets (client secrets, codes, refresh tokens, session ids) are keyed by their SHA-256 hash
+  (see chalicelib/secrets.py); the raw value exists only in the response that hands it out.
+- Ephemeral items carry `expires_at` (epoch seconds), which is also the table's DynamoDB TTL
+  attribute. TTL deletion lags by up to days (and moto never deletes), so code always checks it.
+- Times are integer epoch seconds.
+"""
+from __future__ import annotations
+
+import functools
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.models import Model
+
+from .. import config
+
+
+def _meta(name: str, ttl: str | None = None):
+    class Meta:
+        table_name = f"{config.table_prefix()}-{name}"
+        region = config.region()
+        # Fail fast inside a Lambda's deadline rather than pynamodb's 15 s/30 s defaults.
+        connect_timeout_seconds = 2
+        read_timeout_seconds = 5
+        max_retry_attempts = 3
+        #: Read by storage/tables.py to enable DynamoDB TTL; not a pynamodb setting.
+        ttl_attribute = ttl
+
+    return Meta
+
+
+def _strings(**kwargs):
+    return ListAttribute(of=UnicodeAttribute, **kwargs)
+
+
+class ClientModel(Model):
+    """An OAuth client (RFC 6749 §2). Public clients have no secret and must use PKCE."""
+
+    Meta = _meta("clients")
+    client_id = UnicodeAttribute(hash_key=True)
+    client_name = UnicodeAttribute()
+    client_type = UnicodeAttribute()  # "confidential" | "public"
+    token_endpoint_auth_method = UnicodeAttribute()
+    secret_hash = UnicodeAttribute(null=True)
+    redirect_uris = _strings(default=list)
+    grant_types = _strings(default=list)
+    response_types = _strings(default=list)
+    scopes = _strings(default=list)
+    disabled = BooleanAttribute(default=False)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+
+class UserModel(Model):
+    """An end user. `pk` is the subject identifier (`sub`); the password is an argon2id PHC string."""
+
+    Meta = _meta("users")
+    pk = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute()
+    email_verified = BooleanAttribute(default=False)
+    name = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute()
+    disabled = BooleanAttribute(default=False)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+
+class EmailClaimModel(Model):
+    """Uniqueness guard: `pk` is "email#<normalised email>" and points at the user's `sub`.
+
+    Written in the same transaction as the user with attribute_not_exists, because a GSI query is
+    eventually consistent and cannot enforce uniqueness.
+    """
+
+    Meta = _meta("users")
+    pk = UnicodeAttribute(hash_key=True)
+    sub = UnicodeAttribute()
+
+
+class SessionModel(Model):
+    """A login (SSO) session; the cookie holds the raw id, the table only its hash."""
+
+    Meta = _meta("sessions", ttl="expires_at")
+    session_hash = UnicodeAttribute(hash_key=True)
+    sub = UnicodeAttribute()
+    auth_time = NumberAttribute()
+    amr = _strings(default=list)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    revoked = BooleanAttribute(default=False)
+
+
+class GrantModel(Model):
+    """An authorization grant: what a user allowed a client. Refresh-token families hang off it."""
+
+    Meta = _meta("grants", ttl="expires_at")
+    grant_id = UnicodeAttribute(hash_key=True)
+    sub = UnicodeAttribute()
+    client_id = UnicodeAttribute()
+    scopes = _strings(default=list)
+    resources = _strings(default=list)
+    status = UnicodeAttribute(default="active")  # "active" | "revoked"
+    created_at = NumberAttribute()
+    revoked_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute()
+
+
+class AuthorizationCodeModel(Model):
+    """RFC 6749 §4.1.2: single use, short-lived, bound to everything the token request must repeat."""
+
+    Meta = _meta("codes", ttl="expires_at")
+    code_hash = UnicodeAttribute(hash_key=True)
+    client_id = UnicodeAttribute()
+    redirect_uri = UnicodeAttribute()
+    code_challenge = UnicodeAttribute()
+    code_challenge_method = UnicodeAttribute(default="S256")
+    scopes = _strings(default=list)
+    resources = _strings(default=list)
+    nonce = UnicodeAttribute(null=True)
+    sub = UnicodeAttribute()
+    auth_time = NumberAttribute()
+    session_hash = UnicodeAttribute(null=True)
+    grant_id = UnicodeAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    consumed_at = NumberAttribute(null=True)
+
+
+class RefreshTokenModel(Model):
+    """One refresh token of a family (`grant_id`); consumed exactly once when rotated."""
+
+    Meta = _meta("refresh_tokens", ttl="expires_at")
+    token_hash = UnicodeAttribute(hash_key=True)
+    grant_id = UnicodeAttribute()
+    client_id = UnicodeAttribute()
+    scopes = _strings(default=list)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    consumed_at = NumberAttribute(null=True)
+    successor_hash = UnicodeAttribute(null=True)
+
+
+class SigningKeyModel(Model):
+    """Metadata of a signing key; the private part lives in Secrets Manager or KMS (`key_ref`).
+
+    state: "next" (published, not yet signing) -> "current" (signing) -> "retired" (published
+    until `publish_until`, so tokens it signed keep verifying).
+    """
+
+    Meta = _meta("signing_keys")
+    kid = UnicodeAttribute(hash_key=True)
+    alg = UnicodeAttribute()
+    backend = UnicodeAttribute()
+    key_ref = UnicodeAttribute()
+    public_jwk = UnicodeAttribute()  # JSON text of the public JWK, served verbatim in /jwks
+    state = UnicodeAttribute()
+    created_at = NumberAttribute()
+    activated_at = NumberAttribute(null=True)
+    retired_at = NumberAttribute(null=True)
+    publish_until = NumberAttribute(null=True)
+
+
+#: Every model, in bootstrap order. Two models may share a table (users).
+ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, GrantModel,
+              AuthorizationCodeModel, RefreshTokenModel, SigningKeyModel)
+
+
+@functools.lru_cache(maxsize=1)
+def _transaction_connection():
+    from pynamodb.connection import Connection
+
+    return Connection(region=config.region(), connect_timeout_seconds=2, read_timeout_seconds=5,
+                      max_retry_attempts=3)
+
+
+def transact_write():
+    """A DynamoDB write transaction (all-or-nothing, each item's condition checked atomically)."""
+    from pynamodb.transactions import TransactWrite
+
+    return TransactWrite(connection=_transaction_connection())
+
+
+def reset_connections() -> None:
+    """Drop cached pynamodb connections so the next call re-reads AWS_ENDPOINT_URL (tests only)."""
+    for model in ALL_MODELS:
+        model._connection = None
+    _transaction_connection.cache_clear()

@@ -1,0 +1,53 @@
+"""Table definitions derived from the models: the single source for local bootstrap and infra/.
+
+`table_specs()` returns CreateTable-shaped dicts (on-demand billing, TTL attribute, GSIs) so
+tools/devstack.py creates them through boto3 and infra/ renders the same specs into CloudFormation.
+"""
+from __future__ import annotations
+
+from .models import ALL_MODELS
+
+
+def table_specs() -> list[dict]:
+    specs: dict[str, dict] = {}
+    for model in ALL_MODELS:
+        name = model.Meta.table_name
+        if name in specs:
+            continue
+        schema = model._get_schema()
+        spec = {
+            "TableName": name,
+            "AttributeDefinitions": schema["attribute_definitions"],
+            "KeySchema": schema["key_schema"],
+            "BillingMode": "PAY_PER_REQUEST",
+            "TtlAttribute": getattr(model.Meta, "ttl_attribute", None),
+        }
+        specs[name] = spec
+    return list(specs.values())
+
+
+def bootstrap_tables(dynamodb=None) -> list[str]:
+    """Create missing tables and enable TTL; idempotent. Returns the names of tables it created."""
+    if dynamodb is None:
+        from ..aws import client
+
+        dynamodb = client("dynamodb")
+    existing = set()
+    for page in dynamodb.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
+    created = []
+    for spec in table_specs():
+        spec = dict(spec)
+        ttl = spec.pop("TtlAttribute")
+        if spec["TableName"] not in existing:
+            dynamodb.create_table(**spec)
+            dynamodb.get_waiter("table_exists").wait(TableName=spec["TableName"])
+            created.append(spec["TableName"])
+        if ttl:
+            status = dynamodb.describe_time_to_live(TableName=spec["TableName"])["TimeToLiveDescription"]
+            if status.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                dynamodb.update_time_to_live(
+                    TableName=spec["TableName"],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
+                )
+    return created

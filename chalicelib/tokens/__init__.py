@@ -1,0 +1,1 @@
+"""Tokens: JWT encoding through a Signer, and (later) pure claim builders."""

@@ -1,0 +1,92 @@
+"""The HTTP adapter: turns core results and OAuthErrors into Chalice responses.
+
+Chalice middleware does not see exceptions raised by views of a REST API, so every view is wrapped
+by `endpoint`, which is the one place errors become responses. Nothing below the blueprints imports
+this module.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+
+from chalice import Response
+
+from .errors import NO_STORE_HEADERS, MethodNotAllowed, OAuthError, ServerError
+from .log import get_logger, request_id
+
+log = get_logger("idp.web")
+
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: Bodies a wrong-method request may carry; Chalice would answer anything else with its own 415.
+ANY_BODY = ["application/json", "application/x-www-form-urlencoded", "text/plain", "multipart/form-data",
+            "application/octet-stream"]
+
+
+def json_response(body, status: int = 200, *, max_age: int | None = None, headers: dict | None = None):
+    """A JSON response; `no-store` unless the caller opts into public caching with `max_age`."""
+    cache = {"Cache-Control": f"public, max-age={max_age}"} if max_age is not None else dict(NO_STORE_HEADERS)
+    return Response(
+        body=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers={"Content-Type": "application/json", **cache, **(headers or {})},
+    )
+
+
+def error_response(exc: OAuthError) -> Response:
+    status, body, headers = exc.to_response()
+    return Response(body=body, status_code=status, headers=headers)
+
+
+def _request_id_of(app) -> str:
+    context = getattr(app, "lambda_context", None)
+    rid = getattr(context, "aws_request_id", None)
+    if not rid:
+        request = getattr(app, "current_request", None)
+        rid = ((request.context or {}).get("requestId") if request is not None else None)
+    return rid or uuid.uuid4().hex
+
+
+def endpoint(app):
+    """Wrap a view: bind the request id to logs, render OAuthErrors, hide unexpected exceptions."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            token = request_id.set(_request_id_of(app))
+            try:
+                return view(*args, **kwargs)
+            except OAuthError as exc:
+                log.info("oauth error", extra={"error": exc.error, "status": exc.status, "detail": exc.detail})
+                return error_response(exc)
+            except Exception:
+                log.exception("unhandled exception")
+                return error_response(ServerError("the server encountered an unexpected condition"))
+            finally:
+                request_id.reset(token)
+
+        return wrapper
+
+    return decorate
+
+
+def route(app, path: str, methods: list[str], **route_kwargs):
+    """Register `view` for `methods`, and a JSON 405 with `Allow` for every other method.
+
+    API Gateway (and chalice local, which emulates it) would otherwise answer an undeclared method
+    with a 403 "Missing Authentication Token" that is neither OAuth-shaped nor truthful.
+    """
+
+    def decorate(view):
+        wrapped = endpoint(app)(view)
+        app.route(path, methods=methods, **route_kwargs)(wrapped)
+        others = [m for m in ALL_METHODS if m not in methods]
+        if others:
+            def not_allowed(**_params):
+                raise MethodNotAllowed(methods)
+
+            not_allowed.__name__ = f"{view.__name__}_method_not_allowed"
+            app.route(path, methods=others, content_types=ANY_BODY)(endpoint(app)(not_allowed))
+        return wrapped
+
+    return decorate

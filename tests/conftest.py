@@ -1,0 +1,108 @@
+"""Shared fixtures. The environment is fixed before any chalicelib import: pynamodb reads table
+names when models are defined, and settings are cached per process."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+TEST_ENV = {
+    "STAGE": "local",
+    "ISSUER": "http://127.0.0.1:8000",
+    "TABLE_PREFIX": "idp-test",
+    "SECRET_PREFIX": "idp/test/",
+    "KEY_BACKEND": "secretsmanager",
+    "SIGNING_ALG": "ES256",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(TEST_ENV)
+for leaked in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(leaked, None)
+
+from tools import chalice_compat  # noqa: E402
+
+chalice_compat.install()
+
+
+def reset_process_state() -> None:
+    """Forget every per-container cache: settings, AWS clients, pynamodb connections, keys."""
+    from chalicelib import aws, config
+    from chalicelib.keys import keyring
+    from chalicelib.storage.models import reset_connections
+
+    config.settings.cache_clear()
+    aws.reset_clients()
+    reset_connections()
+    keyring.clear_caches()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """In-process moto with every table bootstrapped; fresh state per test."""
+    from moto import mock_aws
+
+    from chalicelib.storage.tables import bootstrap_tables
+
+    with mock_aws():
+        reset_process_state()
+        bootstrap_tables()
+        yield
+    reset_process_state()
+
+
+@pytest.fixture
+def keys(aws):
+    """A current and a next signing key (the local bootstrap's state)."""
+    from chalicelib.keys import keyring
+
+    return keyring.ensure_keys()
+
+
+@pytest.fixture
+def http(keys):
+    """chalice.test.Client's HTTP interface over the real app, backed by in-process moto."""
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as client:
+        yield client.http
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real moto server on loopback, for tests that must talk AWS over HTTP."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_server(moto_server, monkeypatch):
+    """The process talks to the moto server over HTTP, with fresh state and tables."""
+    import requests
+
+    from chalicelib.storage.tables import bootstrap_tables
+
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    reset_process_state()
+    bootstrap_tables()
+    yield moto_server
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    reset_process_state()
