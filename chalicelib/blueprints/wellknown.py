@@ -5,7 +5,6 @@ from chalice import Blueprint, CORSConfig
 
 from .. import discovery
 from ..config import settings
-from ..keys import keyring
 from ..web import json_response, route
 
 bp = Blueprint(__name__)
@@ -27,5 +26,7 @@ def oauth_authorization_server():
 
 @route(bp, "/jwks", ["GET"], cors=PUBLIC_CORS)
 def jwks():
+    from ..keys import keyring
+
     return json_response(keyring.jwks(), max_age=settings().jwks_max_age,
                          headers={"Content-Type": "application/jwk-set+json"})

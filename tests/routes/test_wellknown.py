@@ -1,0 +1,64 @@
+"""Discovery, JWKS, and the JSON 404/405/500 behaviour of the HTTP layer."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+DISCOVERY_PATHS = ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+
+
+@pytest.mark.parametrize("path", DISCOVERY_PATHS)
+def test_discovery_document_names_the_issuer_and_jwks(http, path):
+    response = http.get(path)
+    assert response.status_code == 200
+    doc = json.loads(response.body)
+    assert doc["issuer"] == "http://127.0.0.1:8000"
+    assert doc["jwks_uri"] == "http://127.0.0.1:8000/jwks"
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_both_well_known_urls_serve_the_same_document(http):
+    first, second = (json.loads(http.get(p).body) for p in DISCOVERY_PATHS)
+    assert first == second
+
+
+def test_jwks_publishes_every_non_expired_key_with_cache_max_age(http, keys):
+    response = http.get("/jwks")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["Content-Type"] == "application/jwk-set+json"
+    kids = {k["kid"] for k in json.loads(response.body)["keys"]}
+    assert kids == {k.kid for k in keys}
+
+
+def test_unknown_route_is_a_json_404(http):
+    response = http.get("/no/such/thing")
+    assert response.status_code == 404
+    assert json.loads(response.body)["error"] == "not_found"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_wrong_method_is_a_json_405_with_allow(http):
+    response = http.post("/jwks", body=b"{}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 405
+    assert json.loads(response.body)["error"] == "method_not_allowed"
+    assert response.headers["Allow"] == "GET"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+
+
+def test_unexpected_exception_is_server_error_without_internals(http, monkeypatch, caplog):
+    from chalicelib.keys import keyring
+
+    def explode(*_a, **_k):
+        raise RuntimeError("secret internal detail /var/task/chalicelib")
+
+    monkeypatch.setattr(keyring, "jwks", explode)
+    response = http.get("/jwks")
+    assert response.status_code == 500
+    body = json.loads(response.body)
+    assert body == {"error": "server_error", "error_description": "the server encountered an unexpected condition"}
+    assert "secret internal detail" not in response.body.decode()
+    assert response.headers["Cache-Control"] == "no-store"

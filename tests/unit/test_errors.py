@@ -1,0 +1,49 @@
+"""The OAuth error hierarchy renders RFC 6749 §5.2 / RFC 6750 §3 responses."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib import errors
+
+
+@pytest.mark.parametrize("cls, code, status", [
+    (errors.InvalidRequest, "invalid_request", 400),
+    (errors.InvalidClient, "invalid_client", 401),
+    (errors.InvalidGrant, "invalid_grant", 400),
+    (errors.UnauthorizedClient, "unauthorized_client", 400),
+    (errors.UnsupportedGrantType, "unsupported_grant_type", 400),
+    (errors.InvalidScope, "invalid_scope", 400),
+    (errors.InvalidTarget, "invalid_target", 400),
+    (errors.ServerError, "server_error", 500),
+    (errors.InvalidToken, "invalid_token", 401),
+    (errors.InsufficientScope, "insufficient_scope", 403),
+])
+def test_each_error_has_its_rfc_code_and_status(cls, code, status):
+    status_, body, headers = cls("why").to_response()
+    assert (status_, json.loads(body)) == (status, {"error": code, "error_description": "why"})
+    assert headers["Cache-Control"] == "no-store" and headers["Pragma"] == "no-cache"
+
+
+def test_detail_is_never_rendered():
+    _, body, _ = errors.InvalidGrant("invalid grant", detail="code hash abc expired").to_response()
+    assert "abc" not in body
+
+
+def test_invalid_client_with_basic_auth_sends_www_authenticate():
+    _, _, headers = errors.InvalidClient(scheme="Basic").to_response()
+    assert headers["WWW-Authenticate"] == 'Basic realm="token"'
+    _, _, headers = errors.InvalidClient().to_response()
+    assert "WWW-Authenticate" not in headers
+
+
+def test_bearer_errors_carry_error_and_scope_in_www_authenticate():
+    _, _, headers = errors.InsufficientScope("needs more", scope="openid email").to_response()
+    assert headers["WWW-Authenticate"] == (
+        'Bearer realm="idp", error="insufficient_scope", error_description="needs more", scope="openid email"')
+
+
+def test_bearer_header_values_cannot_break_out_of_quotes():
+    _, _, headers = errors.InvalidToken('bad "token"').to_response()
+    assert 'error_description="bad \'token\'"' in headers["WWW-Authenticate"]
