@@ -1,11 +1,14 @@
 """The IdP's Chalice app: build it and register the blueprints. Nothing else lives here."""
 from chalice import Chalice
 
-from chalicelib.blueprints import fallback, wellknown
+from chalicelib.blueprints import authorize, fallback, token, userinfo, wellknown
 
 app = Chalice(app_name="serverless-idp")
 # Chalice would otherwise return tracebacks in debug mode; errors are rendered by chalicelib.web.
 app.debug = False
 
 app.register_blueprint(wellknown.bp)
+app.register_blueprint(authorize.bp)
+app.register_blueprint(token.bp)
+app.register_blueprint(userinfo.bp)
 app.register_blueprint(fallback.bp)

@@ -59,8 +59,30 @@ class Settings:
     #: KEY_CACHE_SECONDS: how long a container trusts its cached view of which key is current.
     #: Default 60; a promoted key was already published as "next", so the lag is harmless.
     key_cache_seconds: int
+    #: CODE_TTL: authorization code lifetime in seconds (RFC 6749 §4.1.2 recommends <= 600). Default 60.
+    code_ttl: int = 60
+    #: ACCESS_TOKEN_TTL: access token lifetime in seconds; short because JWTs are not looked up. Default 600.
+    access_token_ttl: int = 600
+    #: ID_TOKEN_TTL: ID token lifetime in seconds. Default 600.
+    id_token_ttl: int = 600
+    #: SESSION_TTL: SSO session lifetime in seconds after sign-in. Default 43200 (12 h).
+    session_ttl: int = 43200
+    #: REQUEST_TTL: how long a pending authorization request waits for sign-in/consent. Default 600.
+    request_ttl: int = 600
+    #: LOGIN_THROTTLE_WINDOW: seconds over which failed sign-ins are counted. Default 900.
+    login_throttle_window: int = 900
+    #: LOGIN_MAX_FAILURES_PER_ACCOUNT: failed sign-ins per account per window before refusing. Default 5.
+    login_max_failures_per_account: int = 5
+    #: LOGIN_MAX_FAILURES_PER_IP: failed sign-ins per client IP per window before refusing. Default 20.
+    login_max_failures_per_ip: int = 20
+    #: DEFAULT_AUDIENCE: `aud` of access tokens requested without a resource. Default: the issuer.
+    default_audience: str = ""
     #: LOG_LEVEL: Python logging level name. Default INFO.
     log_level: str = "INFO"
+
+    @property
+    def https(self) -> bool:
+        return self.issuer.startswith("https://")
 
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}-{name}"
@@ -114,6 +136,15 @@ def load_settings(env=None) -> Settings:
         jwks_max_age=_int(env, "JWKS_MAX_AGE", 300),
         key_retire_after=_int(env, "KEY_RETIRE_AFTER", 86400),
         key_cache_seconds=_int(env, "KEY_CACHE_SECONDS", 60),
+        code_ttl=_int(env, "CODE_TTL", 60),
+        access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", 600),
+        id_token_ttl=_int(env, "ID_TOKEN_TTL", 600),
+        session_ttl=_int(env, "SESSION_TTL", 43200),
+        request_ttl=_int(env, "REQUEST_TTL", 600),
+        login_throttle_window=_int(env, "LOGIN_THROTTLE_WINDOW", 900),
+        login_max_failures_per_account=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
+        login_max_failures_per_ip=_int(env, "LOGIN_MAX_FAILURES_PER_IP", 20),
+        default_audience=env.get("DEFAULT_AUDIENCE") or _validate_issuer(issuer, stage),
         log_level=env.get("LOG_LEVEL", "INFO"),
     )
 

@@ -5,18 +5,37 @@ advertised: each later feature adds its fields here together with the code that 
 """
 from __future__ import annotations
 
-from .config import Settings
+from .config import SUPPORTED_SIGNING_ALGS, Settings
+from .oauth.scopes import SCOPE_CLAIMS
+
+#: Scopes with meaning here (OIDC Core §5.4); clients may be registered with their own API scopes too.
+SCOPES_SUPPORTED = ("openid", "profile", "email")
 
 
 def metadata(settings: Settings) -> dict:
     issuer = settings.issuer
     return {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
         "jwks_uri": f"{issuer}/jwks",
-        # RFC 8414 §2 REQUIRES response_types_supported even before /authorize exists; an empty
-        # list says truthfully that no response type is served yet.
-        "response_types_supported": [],
-        "id_token_signing_alg_values_supported": [settings.signing_alg],
+        "scopes_supported": list(SCOPES_SUPPORTED),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_SIGNING_ALGS),
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash",
+                             *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        # RFC 9207: every authorization response carries `iss`.
+        "authorization_response_iss_parameter_supported": True,
     }
 
 

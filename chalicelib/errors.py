@@ -99,9 +99,16 @@ class TemporarilyUnavailable(OAuthError):
 # RFC 6750 §3.1: bearer-token errors carry the error in WWW-Authenticate too ---------------------
 
 class BearerError(OAuthError):
+    #: RFC 6750 §3.1: a request with no credentials at all gets a challenge without an error code.
+    challenge_only = False
+
     def __init__(self, description: str = "", *, realm: str = "idp", scope: str | None = None, **kwargs):
         super().__init__(description, **kwargs)
-        parts = [f'realm="{realm}"', f'error="{self.error}"']
+        parts = [f'realm="{realm}"']
+        if self.challenge_only:
+            self.extra_headers["WWW-Authenticate"] = "Bearer " + ", ".join(parts)
+            return
+        parts.append(f'error="{self.error}"')
         if description:
             parts.append(f'error_description="{_quote(description)}"')
         if scope:
@@ -112,6 +119,10 @@ class BearerError(OAuthError):
 class InvalidToken(BearerError):
     error = "invalid_token"
     status = 401
+
+
+class MissingToken(InvalidToken):
+    challenge_only = True
 
 
 class InsufficientScope(BearerError):

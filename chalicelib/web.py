@@ -90,3 +90,61 @@ def route(app, path: str, methods: list[str], **route_kwargs):
         return wrapped
 
     return decorate
+
+
+# Requests ---------------------------------------------------------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def form_params(request) -> dict[str, str]:
+    """Parse an urlencoded body, refusing repeated parameters (RFC 6749 §3.1, §3.2)."""
+    from urllib.parse import parse_qsl
+
+    from .errors import InvalidRequest
+
+    media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media_type != FORM:
+        raise InvalidRequest(f"the request body must be {FORM}")
+    try:
+        pairs = parse_qsl((request.raw_body or b"").decode("utf-8"), keep_blank_values=True,
+                          strict_parsing=False, max_num_fields=100)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("the request body is not valid form encoding") from exc
+    return _unique(pairs)
+
+
+def query_params(request) -> dict[str, str]:
+    """Query parameters with repeats refused (Chalice's MultiDict would silently keep the last)."""
+    params = request.query_params
+    if not params:
+        return {}
+    return _unique((name, value) for name in params for value in params.getlist(name))
+
+
+def _unique(pairs) -> dict[str, str]:
+    from .errors import InvalidRequest
+
+    result: dict[str, str] = {}
+    for name, value in pairs:
+        if name in result:
+            raise InvalidRequest(f"parameter {name} is repeated")
+        result[name] = value
+    return result
+
+
+def cookie(request, name: str) -> str | None:
+    from http.cookies import CookieError, SimpleCookie
+
+    jar = SimpleCookie()
+    try:
+        jar.load(request.headers.get("cookie") or "")
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel else None
+
+
+def client_ip(request) -> str:
+    identity = (request.context or {}).get("identity") or {}
+    return identity.get("sourceIp") or "unknown"

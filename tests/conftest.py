@@ -70,7 +70,8 @@ def http(keys):
 
     from app import app
 
-    with Client(app) as client:
+    # stage "local" sets only STAGE; the default ("dev") would export the dev stage's ISSUER etc.
+    with Client(app, stage_name="local") as client:
         yield client.http
 
 
@@ -106,3 +107,36 @@ def aws_server(moto_server, monkeypatch):
     yield moto_server
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     reset_process_state()
+
+
+@pytest.fixture
+def alice(aws):
+    from chalicelib.storage.users import create_user
+
+    return create_user("alice@example.com", "correct horse battery", name="Alice Liddell")
+
+
+@pytest.fixture
+def public_client(aws):
+    from chalicelib.storage.clients import create_client
+
+    client, _ = create_client(client_name="Notes App", client_type="public",
+                              redirect_uris=["http://127.0.0.1/cb", "https://app.example.com/cb"],
+                              scopes=["openid", "email", "profile"])
+    return client
+
+
+@pytest.fixture
+def confidential_client(aws):
+    from chalicelib.storage.clients import create_client
+
+    client, secret = create_client(client_name="Billing", client_type="confidential",
+                                   redirect_uris=["http://127.0.0.1/cb"], scopes=["openid", "email", "profile"])
+    return client, secret
+
+
+@pytest.fixture
+def browser(http):
+    from tests.routes.flow import Browser
+
+    return Browser(http)

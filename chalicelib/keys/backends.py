@@ -105,13 +105,16 @@ class SecretsManagerBackend:
         pem = private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode("ascii")
-        response = client("secretsmanager").create_secret(
-            Name=f"{self.secret_prefix}signing-keys/{kid}",
+        name = f"{self.secret_prefix}signing-keys/{kid}"
+        client("secretsmanager").create_secret(
+            Name=name,
             SecretString=json.dumps({"alg": alg, "kid": kid, "private_key_pem": pem}),
             Description="IdP token signing key (managed by the IdP's key ring; do not edit)",
             Tags=[{"Key": "idp:stage", "Value": self.stage}],
         )
-        return NewKey(key_ref=response["ARN"], public_key=private_key.public_key())
+        # The name, not the ARN: names are unique, while the ARN's random suffix changes whenever
+        # the secret is re-created, as moto does when it replays the local stack's recording.
+        return NewKey(key_ref=name, public_key=private_key.public_key())
 
     def signer(self, kid: str, alg: str, key_ref: str) -> Signer:
         from cryptography.hazmat.primitives import serialization

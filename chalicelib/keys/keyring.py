@@ -163,6 +163,16 @@ def current_signer() -> Signer:
     return _signer_cache[key.kid]
 
 
+def cached_jwks(*, refresh: bool = False) -> dict:
+    """/jwks as this container last read it; refreshed after KEY_CACHE_SECONDS or on demand
+    (a verifier that meets an unknown kid asks once, see chalicelib/blueprints/userinfo.py)."""
+    cached = _current_cache.get("jwks")
+    if refresh or cached is None or time.monotonic() - cached[0] > get_settings().key_cache_seconds:
+        cached = (time.monotonic(), jwks())
+        _current_cache["jwks"] = cached
+    return cached[1]
+
+
 def clear_caches() -> None:
     _current_cache.clear()
     _signer_cache.clear()

@@ -16,6 +16,7 @@ from pynamodb.attributes import (
     ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.models import Model
 
@@ -85,7 +86,7 @@ class EmailClaimModel(Model):
 
 
 class SessionModel(Model):
-    """A login (SSO) session; the cookie holds the raw id, the table only its hash."""
+    """A signed-in (SSO) session; the cookie holds the raw id, the table only its hash."""
 
     Meta = _meta("sessions", ttl="expires_at")
     session_hash = UnicodeAttribute(hash_key=True)
@@ -95,6 +96,48 @@ class SessionModel(Model):
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     revoked = BooleanAttribute(default=False)
+
+
+class AuthorizationRequestModel(Model):
+    """A validated authorization request waiting for sign-in and consent.
+
+    The browser carries only `request_id` (256-bit random) between pages; everything that decides
+    what is issued (client, redirect URI, scopes, PKCE challenge, nonce) stays here, out of reach.
+    """
+
+    Meta = _meta("authorization_requests", ttl="expires_at")
+    request_id = UnicodeAttribute(hash_key=True)
+    client_id = UnicodeAttribute()
+    redirect_uri = UnicodeAttribute()
+    scopes = _strings(default=list)
+    resources = _strings(default=list)
+    state = UnicodeAttribute(null=True)
+    nonce = UnicodeAttribute(null=True)
+    code_challenge = UnicodeAttribute()
+    code_challenge_method = UnicodeAttribute()
+    prompt = _strings(default=list)
+    max_age = NumberAttribute(null=True)
+    login_hint = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+
+
+class ConsentModel(Model):
+    """What a user has agreed to share with a client: pk "<sub>#<client_id>"."""
+
+    Meta = _meta("consents")
+    pk = UnicodeAttribute(hash_key=True)
+    scopes = UnicodeSetAttribute()
+    updated_at = NumberAttribute()
+
+
+class ThrottleModel(Model):
+    """A failure counter for one key ("account#..." or "ip#...") in one time window."""
+
+    Meta = _meta("throttles", ttl="expires_at")
+    pk = UnicodeAttribute(hash_key=True)
+    failures = NumberAttribute(default=0)
+    expires_at = NumberAttribute()
 
 
 class GrantModel(Model):
@@ -168,8 +211,8 @@ class SigningKeyModel(Model):
 
 
 #: Every model, in bootstrap order. Two models may share a table (users).
-ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, GrantModel,
-              AuthorizationCodeModel, RefreshTokenModel, SigningKeyModel)
+ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
+              ThrottleModel, GrantModel, AuthorizationCodeModel, RefreshTokenModel, SigningKeyModel)
 
 
 @functools.lru_cache(maxsize=1)

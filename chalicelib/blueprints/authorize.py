@@ -1,0 +1,235 @@
+"""The authorization endpoint and the hosted pages: sign-in, consent, sign-out, errors.
+
+No CORS anywhere here: these pages are cookie-authenticated and must only ever be used top-level
+by a browser on our own origin. Every state-changing form checks a CSRF token bound to the
+session cookie and the request's Origin / Sec-Fetch-Site.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit
+
+from chalice import Blueprint, Response
+
+from .. import pages
+from ..config import settings
+from ..errors import AccessDenied, OAuthError
+from ..web import FORM, client_ip, cookie, form_params, query_params, route
+
+bp = Blueprint(__name__)
+
+FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
+
+
+# Responses ----------------------------------------------------------------------------------------
+
+def _page(template: str, status: int = 200, *, form_targets=None, cookies=(), **context) -> Response:
+    headers = pages.security_headers(form_targets)
+    if cookies:
+        headers["Set-Cookie"] = list(cookies)
+    return Response(body=pages.render(template, **context), status_code=status, headers=headers)
+
+
+def error_page(error: str, description: str, status: int = 400, title: str = "We couldn't continue") -> Response:
+    return _page("error.html", status, error=error, description=description, title=title)
+
+
+def _redirect(location: str, cookies=()) -> Response:
+    headers = {"Location": location, "Cache-Control": "no-store", "Pragma": "no-cache",
+               "Referrer-Policy": "no-referrer"}
+    if cookies:
+        headers["Set-Cookie"] = list(cookies)
+    return Response(body="", status_code=302, headers=headers)
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+
+
+# Browser helpers ----------------------------------------------------------------------------------
+
+def _browser_cookie():
+    """(cookie value, Set-Cookie headers): an anonymous secret is minted on first visit."""
+    from ..oauth import sessions
+
+    s = settings()
+    value = cookie(bp.current_request, sessions.cookie_name(s))
+    if value and 20 <= len(value) <= 100:
+        return value, []
+    value = sessions.new_browser_secret()
+    return value, [sessions.cookie_header(s, value)]
+
+
+def _same_origin_post() -> bool:
+    """Fetch metadata / Origin check (defence in depth next to the CSRF token)."""
+    headers = bp.current_request.headers
+    origin = headers.get("origin")
+    if origin is not None:
+        return origin == _origin(settings().issuer)
+    site = headers.get("sec-fetch-site")
+    return site in (None, "same-origin")
+
+
+def _forbidden_post() -> Response:
+    return error_page("access_denied", "This form was submitted from another site or has expired. "
+                                       "Go back to the app and start again.", status=403)
+
+
+def _expired() -> Response:
+    return error_page("invalid_request", "This sign-in request has expired or was already used. "
+                                         "Go back to the app and start again.")
+
+
+def _advance(pending, session, *, just_signed_in: bool, cookies=()) -> Response:
+    from ..oauth import authorization
+
+    s = settings()
+    try:
+        decision = authorization.decide(pending, session, just_signed_in=just_signed_in, settings=s)
+    except authorization.RedirectableError as exc:
+        authorization.finish_request(pending)
+        return _redirect(authorization.error_location(exc, s), cookies)
+    if decision.action == "redirect":
+        return _redirect(decision.location, cookies)
+    page = "/login" if decision.action == "login" else "/consent"
+    return _redirect(f"{page}?{urlencode({'request_id': pending.request_id})}", cookies)
+
+
+# /authorize ---------------------------------------------------------------------------------------
+
+@route(bp, "/authorize", ["GET", "POST"], content_types=FORM_OR_NONE)
+def authorize():
+    from ..oauth import authorization, sessions
+
+    request = bp.current_request
+    s = settings()
+    try:
+        params = query_params(request) if request.method == "GET" else form_params(request)
+        client, redirect_uri = authorization.trusted_client_and_redirect(params)
+    except OAuthError as exc:
+        return error_page(exc.error, exc.description or "The request is invalid.")
+    try:
+        pending = authorization.validate(params, client, redirect_uri, s)
+    except authorization.RedirectableError as exc:
+        return _redirect(authorization.error_location(exc, s))
+    authorization.store(pending)
+    session = sessions.load(cookie(request, sessions.cookie_name(s)))
+    return _advance(pending, session, just_signed_in=False)
+
+
+# Sign-in ------------------------------------------------------------------------------------------
+
+def _login_page(pending, browser_value, cookies, *, status=200, message=None, username=None) -> Response:
+    from ..oauth import sessions
+    from ..storage.clients import get_client
+
+    client = get_client(pending.client_id)
+    return _page("login.html", status, cookies=cookies, form_targets=[_origin(pending.redirect_uri)],
+                 client_name=client.client_name if client else pending.client_id, request_id=pending.request_id,
+                 csrf_token=sessions.csrf_token(browser_value, "login"), message=message,
+                 login_hint=username if username is not None else pending.login_hint)
+
+
+@route(bp, "/login", ["GET", "POST"], content_types=FORM_OR_NONE)
+def login():
+    from ..oauth import authorization, login as login_core, sessions
+
+    request = bp.current_request
+    s = settings()
+    browser_value, cookies = _browser_cookie()
+    if request.method == "GET":
+        pending = authorization.load_pending(query_params(request).get("request_id"))
+        return _login_page(pending, browser_value, cookies) if pending else _expired()
+
+    form = form_params(request)
+    if cookies or not _same_origin_post() or not sessions.csrf_valid(browser_value, "login", form.get("csrf_token")):
+        return _forbidden_post()
+    pending = authorization.load_pending(form.get("request_id"))
+    if pending is None:
+        return _expired()
+    username = form.get("username", "")
+    try:
+        user = login_core.authenticate(s, username, form.get("password", ""), client_ip(request))
+    except login_core.LoginThrottled:
+        return _login_page(pending, browser_value, cookies, status=429, username=username,
+                           message="Too many attempts. Wait a few minutes and try again.")
+    except login_core.LoginFailed:
+        return _login_page(pending, browser_value, cookies, status=401, username=username,
+                           message="Incorrect email or password.")
+    raw, session = sessions.start(s, user.pk, ["pwd"])
+    return _advance(pending, session, just_signed_in=True,
+                    cookies=[sessions.cookie_header(s, raw, max_age=s.session_ttl)])
+
+
+# Consent ------------------------------------------------------------------------------------------
+
+@route(bp, "/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
+def consent():
+    from ..oauth import authorization, scopes, sessions
+    from ..storage.clients import get_client
+    from ..storage.users import get_user
+
+    request = bp.current_request
+    s = settings()
+    cookie_value = cookie(request, sessions.cookie_name(s))
+    session = sessions.load(cookie_value)
+    if request.method == "GET":
+        pending = authorization.load_pending(query_params(request).get("request_id"))
+        if pending is None:
+            return _expired()
+        if session is None:
+            return _redirect(f"/login?{urlencode({'request_id': pending.request_id})}")
+        client = get_client(pending.client_id)
+        user = get_user(session.sub)
+        return _page("consent.html", form_targets=[_origin(pending.redirect_uri)],
+                     client_name=client.client_name if client else pending.client_id,
+                     unverified=getattr(client, "registered_dynamically", False),
+                     scopes=scopes.describe(list(pending.scopes)),
+                     redirect_host=urlsplit(pending.redirect_uri).netloc or pending.redirect_uri,
+                     email=user.email if user else session.sub, request_id=pending.request_id,
+                     csrf_token=sessions.csrf_token(cookie_value, "consent"))
+
+    form = form_params(request)
+    if session is None or not _same_origin_post() or not sessions.csrf_valid(cookie_value, "consent",
+                                                                             form.get("csrf_token")):
+        return _forbidden_post()
+    pending = authorization.load_pending(form.get("request_id"))
+    if pending is None:
+        return _expired()
+    if form.get("decision") != "allow":
+        authorization.finish_request(pending)
+        denied = authorization.RedirectableError(
+            AccessDenied("the user denied the request"), pending.redirect_uri, pending.state)
+        return _redirect(authorization.error_location(denied, s))
+    authorization.remember_consent(session.sub, pending.client_id, list(pending.scopes))
+    try:
+        location = authorization.issue_code(pending, session, s)
+    except authorization.RedirectableError as exc:
+        return _redirect(authorization.error_location(exc, s))
+    return _redirect(location)
+
+
+# Sign-out -----------------------------------------------------------------------------------------
+
+@route(bp, "/logout", ["GET", "POST"], content_types=FORM_OR_NONE)
+def logout():
+    from ..oauth import sessions
+
+    request = bp.current_request
+    s = settings()
+    cookie_value, cookies = _browser_cookie()
+    if request.method == "GET":
+        return _page("logout.html", cookies=cookies, signed_out=False,
+                     csrf_token=sessions.csrf_token(cookie_value, "logout"))
+    form = form_params(request)
+    if cookies or not _same_origin_post() or not sessions.csrf_valid(cookie_value, "logout", form.get("csrf_token")):
+        return _forbidden_post()
+    sessions.end(cookie_value)
+    return _page("logout.html", cookies=[sessions.clear_cookie_header(s)], signed_out=True)
+
+
+@route(bp, "/assets/idp.css", ["GET"])
+def stylesheet():
+    return Response(body=pages.stylesheet(), status_code=200,
+                    headers={"Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400",
+                             "X-Content-Type-Options": "nosniff"})

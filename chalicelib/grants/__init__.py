@@ -1,0 +1,9 @@
+"""Token endpoint grant handlers: one module per grant type, each `handle(form, client, settings)`."""
+from __future__ import annotations
+
+from . import authorization_code
+
+#: grant_type -> handler. The token endpoint only dispatches.
+HANDLERS = {
+    "authorization_code": authorization_code.handle,
+}

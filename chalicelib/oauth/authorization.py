@@ -1,0 +1,257 @@
+"""The authorization endpoint's logic (RFC 6749 §4.1.1-§4.1.2, OAuth 2.1 §4.1, OIDC Core §3.1.2).
+
+Validation happens in two phases, because errors must never be sent to an unvalidated redirect URI
+(RFC 6749 §4.1.2.1, RFC 9700 §4.11):
+1. `trusted_client_and_redirect`: duplicated parameters, client_id, redirect_uri. Failures raise
+   `UntrustedRequest` and are shown to the user on our own error page.
+2. `validate`: everything else. Failures raise `RedirectableError`, sent back to the client's
+   redirect URI with `state` and `iss` (RFC 9207).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from pynamodb.exceptions import DeleteError
+
+from ..config import Settings
+from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType
+from ..hashing import new_secret, sha256_hex
+from ..log import get_logger, now
+from ..storage.models import (
+    AuthorizationCodeModel,
+    AuthorizationRequestModel,
+    ClientModel,
+    ConsentModel,
+    GrantModel,
+    SessionModel,
+    transact_write,
+)
+from . import pkce, redirect_uris, scopes
+
+log = get_logger("idp.authorize")
+
+PROMPTS = ("none", "login", "consent")
+#: Bound on any single parameter: keeps items small and rejects garbage early.
+MAX_PARAM_LENGTH = 2048
+
+
+class UntrustedRequest(OAuthError):
+    """An error found before the client and redirect URI are trusted: rendered, never redirected."""
+
+    error = "invalid_request"
+
+
+class RedirectableError(Exception):
+    """An OAuth error to deliver to a validated redirect URI."""
+
+    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None):
+        super().__init__(error.error)
+        self.oauth_error = error
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+class LoginRequired(OAuthError):
+    error = "login_required"
+
+
+class ConsentRequired(OAuthError):
+    error = "consent_required"
+
+
+class RequestNotSupported(OAuthError):
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    error = "request_uri_not_supported"
+
+
+@dataclass
+class Decision:
+    """What the endpoint should do next with a stored request."""
+
+    action: str  # "login" | "consent" | "redirect"
+    request: AuthorizationRequestModel
+    location: str | None = None
+
+
+def trusted_client_and_redirect(params: dict) -> tuple[ClientModel, str]:
+    client_id = params.get("client_id")
+    if not client_id:
+        raise UntrustedRequest("client_id is required")
+    if len(client_id) > MAX_PARAM_LENGTH:
+        raise UntrustedRequest("client_id is too long")
+    try:
+        client = ClientModel.get(client_id)
+    except ClientModel.DoesNotExist:
+        raise UntrustedRequest("unknown client", detail=f"client_id={client_id!r}") from None
+    if client.disabled:
+        raise UntrustedRequest("unknown client", detail=f"client {client_id} is disabled")
+    redirect_uri = params.get("redirect_uri")
+    # OAuth 2.1 lets a client with one registered URI omit it; OIDC Core §3.1.2.1 requires it.
+    # Stricter reading: always required, so the code is bound to a URI the client stated.
+    if not redirect_uri:
+        raise UntrustedRequest("redirect_uri is required")
+    if not redirect_uris.matches(redirect_uri, list(client.redirect_uris)):
+        raise UntrustedRequest("redirect_uri is not registered for this client",
+                               detail=f"client {client_id} redirect_uri={redirect_uri!r}")
+    return client, redirect_uri
+
+
+def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Settings) -> AuthorizationRequestModel:
+    """Phase 2. Returns an unsaved request record; raises RedirectableError."""
+    state = params.get("state")
+    try:
+        for name, value in params.items():
+            if len(value) > MAX_PARAM_LENGTH:
+                raise InvalidRequest(f"parameter {name} is too long")
+        if "request" in params:
+            raise RequestNotSupported("request objects are not supported")
+        if "request_uri" in params:
+            raise RequestUriNotSupported("request_uri is not supported")
+        if params.get("response_type") != "code":
+            raise UnsupportedResponseType("only response_type=code is supported")
+        if "authorization_code" not in client.grant_types:
+            raise UnauthorizedClient("this client may not use the authorization code grant")
+        if params.get("response_mode", "query") != "query":
+            raise InvalidRequest("only response_mode=query is supported")
+        method = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
+        requested = scopes.parse(params.get("scope"))
+        # RFC 6749 §3.3: without a scope we apply a default, the client's registered scopes.
+        granted = scopes.require_subset(requested, list(client.scopes)) if requested else list(client.scopes)
+        if not granted:
+            raise InvalidScope("no scope requested and the client has no default scopes")
+        prompt = params.get("prompt", "").split()
+        if any(p not in PROMPTS for p in prompt):
+            raise InvalidRequest("unsupported prompt value")
+        if "none" in prompt and len(prompt) > 1:
+            raise InvalidRequest("prompt=none cannot be combined with other values")
+        max_age = _max_age(params.get("max_age"))
+    except OAuthError as exc:
+        raise RedirectableError(exc, redirect_uri, state) from None
+    at = now()
+    return AuthorizationRequestModel(
+        request_id=new_secret(), client_id=client.client_id, redirect_uri=redirect_uri, scopes=granted,
+        state=state, nonce=params.get("nonce"), code_challenge=params["code_challenge"],
+        code_challenge_method=method, prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"),
+        created_at=at, expires_at=at + settings.request_ttl,
+    )
+
+
+def _max_age(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise InvalidRequest("max_age must be a non-negative integer")
+    return int(raw)
+
+
+def store(request: AuthorizationRequestModel) -> None:
+    request.save(condition=AuthorizationRequestModel.request_id.does_not_exist())
+
+
+def load_pending(request_id: str | None) -> AuthorizationRequestModel | None:
+    """A stored request that has not expired (TTL deletion lags, so expiry is checked here)."""
+    if not request_id or len(request_id) > 100:
+        return None
+    try:
+        request = AuthorizationRequestModel.get(request_id, consistent_read=True)
+    except AuthorizationRequestModel.DoesNotExist:
+        return None
+    return request if request.expires_at > now() else None
+
+
+def finish_request(request: AuthorizationRequestModel) -> bool:
+    """Delete a pending request exactly once; False when another tab already finished it."""
+    try:
+        request.delete(condition=AuthorizationRequestModel.request_id.exists())
+    except DeleteError:
+        return False
+    return True
+
+
+def _consent_key(sub: str, client_id: str) -> str:
+    return f"{sub}#{client_id}"
+
+
+def has_consent(sub: str, client_id: str, wanted: list[str]) -> bool:
+    try:
+        consent = ConsentModel.get(_consent_key(sub, client_id), consistent_read=True)
+    except ConsentModel.DoesNotExist:
+        return False
+    return set(wanted) <= set(consent.scopes)
+
+
+def remember_consent(sub: str, client_id: str, granted: list[str]) -> None:
+    """Record consent; DynamoDB's set ADD grows the remembered scopes atomically."""
+    ConsentModel(pk=_consent_key(sub, client_id)).update(
+        actions=[ConsentModel.scopes.add(set(granted)), ConsentModel.updated_at.set(now())])
+
+
+def session_satisfies(request: AuthorizationRequestModel, session: SessionModel | None) -> bool:
+    """Can this session be used without signing in again (prompt=login, max_age)?"""
+    if session is None:
+        return False
+    if request.max_age is not None and now() - session.auth_time > request.max_age:
+        return False
+    return True
+
+
+def decide(request: AuthorizationRequestModel, session: SessionModel | None, *, just_signed_in: bool,
+           settings: Settings) -> Decision:
+    """Next step for a stored request given the browser's session."""
+    prompt = list(request.prompt)
+    needs_login = not session_satisfies(request, session) or ("login" in prompt and not just_signed_in)
+    if needs_login:
+        if "none" in prompt:
+            raise RedirectableError(LoginRequired("the user must sign in"), request.redirect_uri, request.state)
+        return Decision("login", request)
+    if "consent" in prompt or not has_consent(session.sub, request.client_id, list(request.scopes)):
+        if "none" in prompt:
+            raise RedirectableError(ConsentRequired("the user must consent"), request.redirect_uri, request.state)
+        return Decision("consent", request)
+    return Decision("redirect", request, issue_code(request, session, settings))
+
+
+def issue_code(request: AuthorizationRequestModel, session: SessionModel, settings: Settings) -> str:
+    """Create the grant and its code in one transaction; return the redirect Location.
+
+    The code is 256 bits of randomness, stored as its SHA-256, bound to everything the token
+    request must match. The pending request is finished first so a double submit yields one code.
+    """
+    if not finish_request(request):
+        raise RedirectableError(InvalidRequest("this authorization request was already completed"),
+                                request.redirect_uri, request.state)
+    code = new_secret()
+    at = now()
+    grant = GrantModel(grant_id=new_secret(16), sub=session.sub, client_id=request.client_id,
+                       scopes=list(request.scopes), resources=list(request.resources), created_at=at,
+                       expires_at=at + settings.session_ttl)
+    record = AuthorizationCodeModel(
+        code_hash=sha256_hex(code), client_id=request.client_id, redirect_uri=request.redirect_uri,
+        code_challenge=request.code_challenge, code_challenge_method=request.code_challenge_method,
+        scopes=list(request.scopes), resources=list(request.resources), nonce=request.nonce, sub=session.sub,
+        auth_time=session.auth_time, session_hash=session.session_hash, grant_id=grant.grant_id,
+        created_at=at, expires_at=at + settings.code_ttl,
+    )
+    with transact_write() as tx:
+        tx.save(grant, condition=GrantModel.grant_id.does_not_exist())
+        tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
+    log.info("authorization code issued", extra={"client_id": request.client_id, "grant_id": grant.grant_id})
+    return redirect_location(request.redirect_uri, settings, code=code, state=request.state)
+
+
+def redirect_location(redirect_uri: str, settings: Settings, **params) -> str:
+    """Add response parameters to the redirect URI's query, keeping any query it already has,
+    and always `iss` (RFC 9207 §2)."""
+    parts = urlsplit(redirect_uri)
+    extra = urlencode({k: v for k, v in {**params, "iss": settings.issuer}.items() if v is not None})
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def error_location(exc: RedirectableError, settings: Settings) -> str:
+    return redirect_location(exc.redirect_uri, settings, error=exc.oauth_error.error,
+                             error_description=exc.oauth_error.description or None, state=exc.state)

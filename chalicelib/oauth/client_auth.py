@@ -1,0 +1,68 @@
+"""Client authentication at the token endpoint (RFC 6749 §2.3, OAuth 2.1 §2.4).
+
+Exactly one method per request (RFC 6749 §2.3: "MUST NOT use more than one"), and it must be the
+method the client registered. Secrets are compared as SHA-256 hashes in constant time.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote_plus
+
+from ..errors import InvalidClient, InvalidRequest
+from ..hashing import matches_hash, sha256_hex
+from ..storage.models import ClientModel
+
+#: A hash no secret matches, compared against for unknown clients so they cost the same.
+_NO_SECRET_HASH = sha256_hex("")
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+        client_id, secret = decoded.split(":", 1)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient("malformed Basic credentials", scheme="Basic") from None
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def authenticate(headers, form: dict) -> tuple[ClientModel, str]:
+    """Return (client, method used). Raises InvalidClient / InvalidRequest."""
+    authorization = headers.get("authorization") or ""
+    uses_basic = authorization[:6].lower() == "basic "
+    if authorization and not uses_basic:
+        raise InvalidClient("unsupported client authentication scheme", scheme="Basic")
+    if uses_basic:
+        if "client_secret" in form:
+            raise InvalidRequest("use exactly one client authentication method")
+        client_id, secret = _basic_credentials(authorization)
+        if form.get("client_id") not in (None, client_id):
+            raise InvalidRequest("client_id in the body does not match the authenticated client")
+        method, scheme = "client_secret_basic", "Basic"
+    elif "client_secret" in form:
+        client_id, secret, method, scheme = form.get("client_id"), form["client_secret"], "client_secret_post", None
+    else:
+        client_id, secret, method, scheme = form.get("client_id"), None, "none", None
+    if not client_id:
+        raise InvalidClient("client authentication is required", scheme=scheme)
+    client = _find(client_id)
+    if method == "none":
+        if client is None or client.token_endpoint_auth_method != "none":
+            raise InvalidClient("client authentication failed", detail=f"client {client_id} needs a secret")
+        return client, method
+    secret_ok = matches_hash(secret, client.secret_hash if client else _NO_SECRET_HASH)
+    if client is None or not secret_ok or client.token_endpoint_auth_method != method:
+        raise InvalidClient("client authentication failed", scheme=scheme,
+                            detail=f"client {client_id} method {method}")
+    return client, method
+
+
+def _find(client_id: str) -> ClientModel | None:
+    if len(client_id) > 256:
+        return None
+    try:
+        client = ClientModel.get(client_id)
+    except ClientModel.DoesNotExist:
+        return None
+    return None if client.disabled else client

@@ -1,0 +1,66 @@
+"""Password sign-in with throttling per account and per client IP.
+
+Every failure says the same thing whether or not the account exists, and costs the same argon2id
+evaluation (chalicelib/passwords.py), so neither the message nor the timing enumerates accounts.
+Counters are DynamoDB atomic ADDs in fixed windows; the account counter is keyed by the
+normalised email even when no such account exists, for the same reason.
+"""
+from __future__ import annotations
+
+from ..config import Settings
+from ..hashing import sha256_hex
+from ..log import get_logger, now
+from ..passwords import verify_password
+from ..storage.models import ThrottleModel, UserModel
+
+log = get_logger("idp.login")
+
+
+class LoginFailed(Exception):
+    """Wrong email or password (deliberately indistinguishable)."""
+
+
+class LoginThrottled(Exception):
+    """Too many recent failures for this account or this IP."""
+
+
+def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, int]]:
+    window = at // settings.login_throttle_window
+    return [
+        (f"account#{sha256_hex(email)}#{window}", settings.login_max_failures_per_account),
+        (f"ip#{ip}#{window}", settings.login_max_failures_per_ip),
+    ]
+
+
+def _throttled(keys) -> bool:
+    for pk, limit in keys:
+        try:
+            if ThrottleModel.get(pk, consistent_read=True).failures >= limit:
+                return True
+        except ThrottleModel.DoesNotExist:
+            continue
+    return False
+
+
+def _record_failure(settings: Settings, keys, at: int) -> None:
+    expires = at + 2 * settings.login_throttle_window
+    for pk, _ in keys:
+        ThrottleModel(pk=pk).update(actions=[ThrottleModel.failures.add(1), ThrottleModel.expires_at.set(expires)])
+
+
+def authenticate(settings: Settings, email: str, password: str, ip: str) -> UserModel:
+    from ..storage.users import find_user_by_email, normalise_email
+
+    email = normalise_email(email)
+    at = now()
+    keys = _keys(settings, email, ip, at)
+    if _throttled(keys):
+        log.warning("sign-in throttled", extra={"ip": ip})
+        raise LoginThrottled()
+    user = find_user_by_email(email) if email else None
+    ok = verify_password(password, user.password_hash if user else None)
+    if not ok or user is None or user.disabled:
+        _record_failure(settings, keys, at)
+        log.info("sign-in failed", extra={"ip": ip, "reason": "disabled" if ok and user else "credentials"})
+        raise LoginFailed()
+    return user

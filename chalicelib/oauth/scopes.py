@@ -1,0 +1,52 @@
+"""Scope parsing (RFC 6749 §3.3) and what each OpenID scope means (OIDC Core §5.4)."""
+from __future__ import annotations
+
+import re
+
+from ..errors import InvalidScope
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+#: Claims each standard scope releases (OIDC Core §5.4), limited to the user attributes we store.
+SCOPE_CLAIMS = {
+    "profile": ("name",),
+    "email": ("email", "email_verified"),
+}
+
+#: Plain-language descriptions shown on the consent page.
+SCOPE_DESCRIPTIONS = {
+    "openid": "Sign you in and know who you are",
+    "profile": "See your name",
+    "email": "See your email address",
+    "offline_access": "Stay signed in and access your data when you are not using the app",
+}
+
+
+def parse(scope: str | None) -> list[str]:
+    """Space-separated scope string -> ordered, de-duplicated list. Raises InvalidScope on bad syntax."""
+    if scope is None:
+        return []
+    tokens = scope.split(" ")
+    result: list[str] = []
+    for token in tokens:
+        if token == "":
+            continue
+        if not _SCOPE_TOKEN.match(token):
+            raise InvalidScope("scope contains characters not allowed by RFC 6749 §3.3")
+        if token not in result:
+            result.append(token)
+    return result
+
+
+def require_subset(requested: list[str], allowed: list[str]) -> list[str]:
+    """Every requested scope must be one the client may ask for (RFC 6749 §3.3: we refuse rather
+    than silently narrow, so the client learns of its misconfiguration)."""
+    unknown = [s for s in requested if s not in allowed]
+    if unknown:
+        raise InvalidScope(f"scope not allowed for this client: {' '.join(unknown)}")
+    return requested
+
+
+def describe(scopes: list[str]) -> list[tuple[str, str]]:
+    return [(s, SCOPE_DESCRIPTIONS.get(s, f"Access “{s}”")) for s in scopes]

@@ -1,0 +1,86 @@
+"""Browser sessions: the SSO cookie, its DynamoDB record, and CSRF tokens bound to it.
+
+The cookie holds a 256-bit random value. Before sign-in it is an anonymous browser secret with no
+record; after sign-in it is a fresh value (rotated, so a planted pre-login value is worthless)
+whose SHA-256 keys a SessionModel item. CSRF tokens are HMAC(cookie value, purpose): a page on
+another origin can neither read the cookie (HttpOnly) nor the token in our forms (no CORS, no
+framing), so it cannot forge a form post that we accept.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from ..config import Settings
+from ..hashing import new_secret, sha256_hex
+from ..log import now
+from pynamodb.exceptions import UpdateError
+
+from ..storage.models import SessionModel
+
+
+def cookie_name(settings: Settings) -> str:
+    # The __Host- prefix makes the browser refuse the cookie unless it is Secure, Path=/, host-only.
+    return "__Host-idp_session" if settings.https else "idp_session"
+
+
+def cookie_header(settings: Settings, value: str, *, max_age: int | None = None) -> str:
+    parts = [f"{cookie_name(settings)}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if settings.https:
+        parts.append("Secure")
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    return "; ".join(parts)
+
+
+def clear_cookie_header(settings: Settings) -> str:
+    return cookie_header(settings, "", max_age=0)
+
+
+def new_browser_secret() -> str:
+    return new_secret()
+
+
+def csrf_token(cookie_value: str, purpose: str) -> str:
+    mac = hmac.new(cookie_value.encode("ascii"), f"csrf:{purpose}".encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def csrf_valid(cookie_value: str | None, purpose: str, token: str | None) -> bool:
+    if not cookie_value or not token:
+        return False
+    return hmac.compare_digest(csrf_token(cookie_value, purpose), token)
+
+
+def load(cookie_value: str | None) -> SessionModel | None:
+    """The signed-in session behind a cookie, or None (anonymous, unknown, revoked or expired)."""
+    if not cookie_value:
+        return None
+    try:
+        session = SessionModel.get(sha256_hex(cookie_value), consistent_read=True)
+    except SessionModel.DoesNotExist:
+        return None
+    if session.revoked or session.expires_at <= now():
+        return None
+    return session
+
+
+def start(settings: Settings, sub: str, amr: list[str]) -> tuple[str, SessionModel]:
+    """Create a signed-in session under a new cookie value (session fixation defence)."""
+    raw = new_secret()
+    at = now()
+    session = SessionModel(session_hash=sha256_hex(raw), sub=sub, auth_time=at, amr=amr, created_at=at,
+                           expires_at=at + settings.session_ttl)
+    session.save(condition=SessionModel.session_hash.does_not_exist())
+    return raw, session
+
+
+def end(cookie_value: str | None) -> None:
+    if not cookie_value:
+        return
+    try:
+        SessionModel(session_hash=sha256_hex(cookie_value)).update(
+            actions=[SessionModel.revoked.set(True)], condition=SessionModel.session_hash.exists())
+    except UpdateError:
+        pass  # anonymous or already gone: nothing to end

@@ -1,0 +1,128 @@
+"""End users: creation with a unique email, lookup by subject or email, and disabling.
+
+Email uniqueness is enforced by an EmailClaimModel item ("email#<email>" -> sub) written in the same
+DynamoDB transaction as the user, each with attribute_not_exists: a duplicate fails as a whole and
+leaves nothing behind.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+
+from ..hashing import new_secret
+from ..log import now
+from ..passwords import hash_password
+from .models import EmailClaimModel, UserModel, transact_write
+
+EMAIL_PREFIX = "email#"
+MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3: a 256-octet path, minus its angle brackets
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024  # bounds the argon2id input an attacker can make us hash
+MAX_NAME_LENGTH = 200
+
+
+class InvalidUser(ValueError):
+    """User data breaks a rule; the message says which one."""
+
+
+class UserExists(Exception):
+    """The email already belongs to a user."""
+
+
+def _unprintable(value: str) -> bool:
+    return any(c.isspace() or unicodedata.category(c) == "Cc" for c in value)
+
+
+def normalise_email(email: str) -> str:
+    """Strip and lowercase; never raises (sign-in uses it on whatever was typed).
+
+    Lowercasing the local part is stricter than RFC 5321 but is what users expect:
+    Alice@Example.com and alice@example.com are one account.
+    """
+    return (email or "").strip().lower()
+
+
+def _check_email(email: str) -> None:
+    local, at, domain = email.partition("@")
+    valid = at and local and "@" not in domain and len(email) <= MAX_EMAIL_LENGTH and not _unprintable(email)
+    # The domain needs a dot inside it, not at either end ("a@example.com", not "a@localhost" or "a@.com").
+    if not valid or "." not in domain[1:-1]:
+        raise InvalidUser(f"invalid email address: {email!r}")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidUser(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidUser(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def _display_name(name: str | None) -> str | None:
+    name = (name or "").strip()
+    if len(name) > MAX_NAME_LENGTH or any(unicodedata.category(c) == "Cc" for c in name):
+        raise InvalidUser(f"name must be at most {MAX_NAME_LENGTH} characters, without control characters")
+    return name or None
+
+
+def create_user(email: str, password: str, name: str | None = None) -> UserModel:
+    """Create a user; raises InvalidUser for bad input and UserExists for a taken email."""
+    email = normalise_email(email)
+    _check_email(email)
+    _check_password(password)
+    name = _display_name(name)
+    at = now()
+    # An opaque, never-reassigned subject identifier (OIDC Core §2): not derived from the email.
+    user = UserModel(pk="u_" + new_secret(16), email=email, name=name, password_hash=hash_password(password),
+                     created_at=at, updated_at=at)
+    claim = EmailClaimModel(pk=EMAIL_PREFIX + email, sub=user.pk)
+    try:
+        with transact_write() as tx:
+            tx.save(user, condition=UserModel.pk.does_not_exist())
+            tx.save(claim, condition=EmailClaimModel.pk.does_not_exist())
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
+        if reasons and reasons[-1] is not None and reasons[-1].code == "ConditionalCheckFailed":
+            raise UserExists(f"a user with email {email!r} already exists") from None
+        raise
+    return user
+
+
+def get_user(sub: str) -> UserModel | None:
+    # Email claims share the table; their keys are never subjects.
+    if not sub or sub.startswith(EMAIL_PREFIX):
+        return None
+    try:
+        return UserModel.get(sub, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def find_user_by_email(email: str) -> UserModel | None:
+    email = normalise_email(email)
+    if not email:
+        return None
+    try:
+        claim = EmailClaimModel.get(EMAIL_PREFIX + email, consistent_read=True)
+    except DoesNotExist:
+        return None
+    return get_user(claim.sub)
+
+
+def set_user_disabled(sub: str, disabled: bool) -> bool:
+    """Disable or re-enable a user; False when there is no such user."""
+    if not sub or sub.startswith(EMAIL_PREFIX):
+        return False
+    try:
+        UserModel(pk=sub).update(actions=[UserModel.disabled.set(disabled), UserModel.updated_at.set(now())],
+                                 condition=UserModel.pk.exists())
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def list_users() -> list[UserModel]:
+    users = UserModel.scan(filter_condition=~UserModel.pk.startswith(EMAIL_PREFIX), consistent_read=True)
+    return sorted(users, key=lambda u: (u.created_at, u.pk))

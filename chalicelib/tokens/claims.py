@@ -1,0 +1,71 @@
+"""Pure claim builders: no I/O, no clock, no randomness (all passed in), so tests need no HTTP.
+
+- Access tokens follow the JWT profile of RFC 9068 (header typ "at+jwt").
+- ID tokens follow OpenID Connect Core §2 and §3.1.3.6 (at_hash).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from ..oauth.scopes import SCOPE_CLAIMS
+
+#: Hash function of each JWS alg, for at_hash (OIDC Core §3.1.3.6: the alg's hash, left half).
+_ALG_HASH = {"ES256": hashlib.sha256, "RS256": hashlib.sha256}
+
+
+def access_token_claims(*, issuer: str, sub: str, client_id: str, audience: list[str], scopes: list[str],
+                        jti: str, iat: int, ttl: int, auth_time: int | None = None,
+                        grant_id: str | None = None) -> dict:
+    """RFC 9068 §2.2. `grant_id` ties the token to its grant so revoking the grant revokes it."""
+    claims = {
+        "iss": issuer,
+        "sub": sub,
+        "aud": audience[0] if len(audience) == 1 else list(audience),
+        "client_id": client_id,
+        "scope": " ".join(scopes),
+        "jti": jti,
+        "iat": iat,
+        "exp": iat + ttl,
+    }
+    if auth_time is not None:
+        claims["auth_time"] = auth_time
+    if grant_id is not None:
+        claims["grant_id"] = grant_id
+    return claims
+
+
+def at_hash(access_token: str, alg: str) -> str:
+    digest = _ALG_HASH[alg](access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def user_claims(user: dict, scopes: list[str]) -> dict:
+    """The claims `scopes` release about `user` (a plain dict of stored attributes)."""
+    released = {}
+    for scope in scopes:
+        for name in SCOPE_CLAIMS.get(scope, ()):
+            if user.get(name) is not None:
+                released[name] = user[name]
+    return released
+
+
+def id_token_claims(*, issuer: str, sub: str, client_id: str, iat: int, ttl: int, auth_time: int,
+                    nonce: str | None, access_token: str | None, alg: str, user: dict,
+                    scopes: list[str]) -> dict:
+    claims = {
+        "iss": issuer,
+        "sub": sub,
+        "aud": client_id,
+        # OIDC Core §2: azp names the party the token was issued to.
+        "azp": client_id,
+        "iat": iat,
+        "exp": iat + ttl,
+        "auth_time": auth_time,
+    }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    if access_token is not None:
+        claims["at_hash"] = at_hash(access_token, alg)
+    claims.update(user_claims(user, scopes))
+    return claims

@@ -1,0 +1,38 @@
+"""Mint the token response: an RFC 9068 access token and, for `openid`, an ID token."""
+from __future__ import annotations
+
+from ..config import Settings
+from ..hashing import new_secret
+from ..keys import keyring
+from ..log import now
+from ..storage.models import ClientModel, UserModel
+from . import claims, jwt
+
+
+def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: list[str], grant_id: str,
+                 auth_time: int | None, nonce: str | None, audience: list[str] | None = None) -> dict:
+    signer = keyring.current_signer()
+    iat = now()
+    access_claims = claims.access_token_claims(
+        issuer=settings.issuer, sub=sub, client_id=client.client_id,
+        audience=audience or [settings.default_audience], scopes=scopes, jti=new_secret(16), iat=iat,
+        ttl=settings.access_token_ttl, auth_time=auth_time, grant_id=grant_id)
+    access_token = jwt.encode(access_claims, signer, typ="at+jwt")
+    response = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_ttl,
+        "scope": " ".join(scopes),
+    }
+    if "openid" in scopes:
+        user = UserModel.get(sub)
+        id_claims = claims.id_token_claims(
+            issuer=settings.issuer, sub=sub, client_id=client.client_id, iat=iat, ttl=settings.id_token_ttl,
+            auth_time=auth_time, nonce=nonce, access_token=access_token, alg=signer.alg,
+            user=user_attributes(user), scopes=scopes)
+        response["id_token"] = jwt.encode(id_claims, signer, typ="JWT")
+    return response
+
+
+def user_attributes(user: UserModel) -> dict:
+    return {"name": user.name, "email": user.email, "email_verified": user.email_verified}

@@ -1,0 +1,266 @@
+"""The authorization endpoint and hosted pages, attacked through the HTTP layer."""
+from __future__ import annotations
+
+import pytest
+
+from tests.routes.flow import REDIRECT_URI, authorize_query, hidden, query_of, sign_in_and_consent
+
+ISS = "http://127.0.0.1:8000"
+
+
+def test_full_flow_returns_code_state_and_iss(browser, public_client, alice):
+    location = sign_in_and_consent(browser, public_client.client_id)
+    assert location.startswith(REDIRECT_URI + "?")
+    params = query_of(location)
+    assert set(params) == {"code", "state", "iss"}
+    assert params["state"] == "xyz-state" and params["iss"] == ISS
+    assert len(params["code"]) >= 43, "codes carry at least 256 bits"
+
+
+def test_unregistered_redirect_uri_is_shown_not_redirected(browser, public_client):
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id,
+                                                           redirect_uri="https://evil.example/cb"))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert b"redirect_uri is not registered" in response.body
+    assert response.headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"client_id": "nope"}, b"unknown client"),
+    ({"client_id": None}, b"client_id is required"),
+    ({"redirect_uri": None}, b"redirect_uri is required"),
+])
+def test_errors_before_the_redirect_uri_is_trusted_render_a_page(browser, public_client, overrides, message):
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, **overrides))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert message in response.body
+
+
+def test_repeated_parameters_are_refused_on_the_error_page(browser, public_client):
+    query = authorize_query(public_client.client_id) + "&redirect_uri=https://evil.example/cb"
+    response = browser.get("/authorize?" + query)
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert b"repeated" in response.body
+
+
+@pytest.mark.parametrize("overrides, error", [
+    ({"code_challenge": None}, "invalid_request"),
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge_method": None}, "invalid_request"),
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"scope": "openid admin"}, "invalid_scope"),
+    ({"prompt": "none login"}, "invalid_request"),
+    ({"max_age": "-5"}, "invalid_request"),
+    ({"request": "eyJ..."}, "request_not_supported"),
+    ({"response_mode": "fragment"}, "invalid_request"),
+])
+def test_errors_after_trust_redirect_with_error_state_and_iss(browser, public_client, overrides, error):
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, **overrides))
+    assert response.status_code == 302
+    params = query_of(response.headers["Location"])
+    assert response.headers["Location"].startswith(REDIRECT_URI)
+    assert params["error"] == error
+    assert params["state"] == "xyz-state" and params["iss"] == ISS
+    assert "code" not in params
+
+
+def test_prompt_none_without_session_is_login_required(browser, public_client):
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none"))
+    assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_sso_session_and_remembered_consent_skip_both_pages(browser, public_client, alice):
+    sign_in_and_consent(browser, public_client.client_id)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none"))
+    assert response.status_code == 302
+    assert "code" in query_of(response.headers["Location"])
+
+
+def test_consent_is_asked_again_for_new_scopes_and_with_prompt_consent(browser, public_client, alice):
+    sign_in_and_consent(browser, public_client.client_id)
+    wider = browser.get("/authorize?" + authorize_query(public_client.client_id, scope="openid email profile"))
+    assert wider.headers["Location"].startswith("/consent")
+    again = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="consent"))
+    assert again.headers["Location"].startswith("/consent")
+    silent = browser.get("/authorize?" + authorize_query(public_client.client_id, scope="openid email profile",
+                                                         prompt="none"))
+    assert query_of(silent.headers["Location"])["error"] == "consent_required"
+
+
+def test_prompt_login_forces_a_new_sign_in(browser, public_client, alice):
+    sign_in_and_consent(browser, public_client.client_id)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="login"))
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_max_age_zero_forces_a_new_sign_in(browser, public_client, alice, monkeypatch):
+    sign_in_and_consent(browser, public_client.client_id)
+    import chalicelib.oauth.authorization as authorization
+
+    monkeypatch.setattr(authorization, "now", lambda: 10**10)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, max_age="0"))
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_deny_redirects_access_denied_with_state_and_iss(browser, public_client, alice):
+    location = sign_in_and_consent(browser, public_client.client_id, consent=False)
+    params = query_of(location)
+    assert params["error"] == "access_denied" and params["state"] == "xyz-state" and params["iss"] == ISS
+
+
+def _login_page(browser, client_id):
+    location = browser.get("/authorize?" + authorize_query(client_id)).headers["Location"]
+    return browser.get(location)
+
+
+def test_wrong_password_and_unknown_account_look_the_same(browser, public_client, alice):
+    page = _login_page(browser, public_client.client_id)
+    form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token")}
+    wrong = browser.post("/login", {**form, "username": "alice@example.com", "password": "nope nope"})
+    unknown = browser.post("/login", {**form, "username": "bob@example.com", "password": "nope nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert b"Incorrect email or password." in wrong.body and b"Incorrect email or password." in unknown.body
+    assert b"bob@example.com" in unknown.body  # the typed email is kept for the user, nothing more
+
+
+def test_repeated_failures_are_throttled_per_account(browser, public_client, alice):
+    page = _login_page(browser, public_client.client_id)
+    form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
+            "username": "alice@example.com"}
+    for _ in range(5):
+        assert browser.post("/login", {**form, "password": "bad password"}).status_code == 401
+    blocked = browser.post("/login", {**form, "password": "correct horse battery"})
+    assert blocked.status_code == 429, "even the right password waits out the throttle"
+
+
+def test_repeated_failures_are_throttled_per_ip(browser, public_client, alice, monkeypatch):
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "3")
+    from chalicelib.config import settings
+
+    settings.cache_clear()
+    page = _login_page(browser, public_client.client_id)
+    form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token")}
+    for i in range(3):
+        browser.post("/login", {**form, "username": f"user{i}@example.com", "password": "x" * 10})
+    blocked = browser.post("/login", {**form, "username": "alice@example.com", "password": "correct horse battery"})
+    assert blocked.status_code == 429
+
+
+def test_login_post_without_valid_csrf_token_is_refused(browser, public_client, alice):
+    page = _login_page(browser, public_client.client_id)
+    form = {"request_id": hidden(page.body, "request_id"), "username": "alice@example.com",
+            "password": "correct horse battery"}
+    assert browser.post("/login", {**form, "csrf_token": "forged"}).status_code == 403
+    assert browser.post("/login", form).status_code == 403
+
+
+def test_csrf_token_is_bound_to_the_browser_session(browser, http, public_client, alice):
+    from tests.routes.flow import Browser
+
+    page = _login_page(browser, public_client.client_id)
+    attacker = Browser(http)
+    _login_page(attacker, public_client.client_id)
+    # The attacker's own cookie with the victim's token (or vice versa) does not pass.
+    response = attacker.post("/login", {"request_id": hidden(page.body, "request_id"),
+                                        "csrf_token": hidden(page.body, "csrf_token"),
+                                        "username": "alice@example.com", "password": "correct horse battery"})
+    assert response.status_code == 403
+
+
+def test_cross_site_form_posts_are_refused(browser, public_client, alice):
+    page = _login_page(browser, public_client.client_id)
+    form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
+            "username": "alice@example.com", "password": "correct horse battery"}
+    assert browser.post("/login", form, extra={"Origin": "https://evil.example"}).status_code == 403
+    browser.headers = {}
+    assert browser.post("/login", form, extra={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+
+
+def test_consent_post_needs_its_csrf_token(browser, public_client, alice):
+    location = browser.get("/authorize?" + authorize_query(public_client.client_id)).headers["Location"]
+    page = browser.get(location)
+    response = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
+                                       "csrf_token": hidden(page.body, "csrf_token"),
+                                       "username": "alice@example.com", "password": "correct horse battery"})
+    consent = browser.get(response.headers["Location"])
+    forged = browser.post("/consent", {"request_id": hidden(consent.body, "request_id"),
+                                       "csrf_token": hidden(page.body, "csrf_token"), "decision": "allow"})
+    assert forged.status_code == 403, "the pre-login token is not valid after the session rotated"
+
+
+def test_session_cookie_is_rotated_at_sign_in_and_flagged(browser, public_client, alice):
+    _login_page(browser, public_client.client_id)
+    before = dict(browser.cookies)
+    sign_in_and_consent(browser, public_client.client_id)
+    assert browser.cookies["idp_session"] != before["idp_session"]
+
+
+def test_https_issuer_uses_host_prefixed_secure_cookie(monkeypatch):
+    from chalicelib.config import load_settings
+    from chalicelib.oauth import sessions
+
+    s = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
+    header = sessions.cookie_header(s, "abc")
+    assert header.startswith("__Host-idp_session=abc;")
+    assert all(flag in header for flag in ("Path=/", "HttpOnly", "SameSite=Lax", "Secure"))
+    assert "Domain" not in header
+
+
+def test_expired_or_unknown_request_shows_an_error_page(browser, public_client, alice, monkeypatch):
+    location = browser.get("/authorize?" + authorize_query(public_client.client_id)).headers["Location"]
+    import chalicelib.oauth.authorization as authorization
+
+    monkeypatch.setattr(authorization, "now", lambda: 10**10)
+    page = browser.get(location)
+    assert page.status_code == 400 and b"expired" in page.body
+    assert browser.get("/login?request_id=made-up").status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/login?request_id=x", "/logout", "/consent?request_id=x"])
+def test_pages_forbid_framing_and_referrers(browser, path):
+    response = browser.get(path)
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_authorize_has_no_cors(browser, public_client):
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id),
+                           extra={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_sign_out_ends_the_session(browser, public_client, alice):
+    sign_in_and_consent(browser, public_client.client_id)
+    page = browser.get("/logout")
+    assert browser.post("/logout", {"csrf_token": "forged"}).status_code == 403
+    done = browser.post("/logout", {"csrf_token": hidden(page.body, "csrf_token")})
+    assert done.status_code == 200 and b"signed out" in done.body
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none"))
+    assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_disabled_user_cannot_sign_in(browser, public_client, alice):
+    from chalicelib.storage.users import set_user_disabled
+
+    set_user_disabled(alice.pk, True)
+    page = _login_page(browser, public_client.client_id)
+    response = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
+                                       "csrf_token": hidden(page.body, "csrf_token"),
+                                       "username": "alice@example.com", "password": "correct horse battery"})
+    assert response.status_code == 401
+
+
+def test_post_authorize_is_supported(browser, public_client):
+    from urllib.parse import parse_qsl
+
+    body = dict(parse_qsl(authorize_query(public_client.client_id)))
+    response = browser.post("/authorize", body)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_loopback_redirect_may_use_any_port(browser, public_client, alice):
+    location = sign_in_and_consent(browser, public_client.client_id, redirect_uri="http://127.0.0.1:61999/cb")
+    assert location.startswith("http://127.0.0.1:61999/cb?code=")

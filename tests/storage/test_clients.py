@@ -1,0 +1,144 @@
+"""Client registration: metadata rules (RFC 6749, RFC 8252), secrets stored only as a hash, deletion."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.hashing import matches_hash, sha256_hex
+from chalicelib.storage import clients
+from chalicelib.storage.clients import InvalidClientMetadata, validate_client_metadata
+from chalicelib.storage.models import ClientModel
+
+APP = "https://app.example.com/cb"
+
+
+def stored_items() -> list[dict]:
+    from chalicelib.aws import client
+
+    return client("dynamodb").scan(TableName=ClientModel.Meta.table_name, ConsistentRead=True)["Items"]
+
+
+REJECTED = [
+    ({"redirect_uris": ["https://app.example.com/cb#done"]},
+     "redirect URI must not contain a fragment: 'https://app.example.com/cb#done'"),
+    ({"redirect_uris": ["https://app.example.com/cb#"]},
+     "redirect URI must not contain a fragment: 'https://app.example.com/cb#'"),
+    ({"redirect_uris": ["/callback"]}, "redirect URI must be an absolute URI: '/callback'"),
+    ({"redirect_uris": ["//app.example.com/cb"]}, "redirect URI must be an absolute URI: '//app.example.com/cb'"),
+    ({"redirect_uris": ["https:/cb"]}, "redirect URI must be an absolute URI: 'https:/cb'"),
+    ({"redirect_uris": ["http://app.example.com/cb"]},
+     "http redirect URIs are allowed only for loopback hosts: 'http://app.example.com/cb'"),
+    ({"redirect_uris": ["http://127.0.0.1.evil.example/cb"]},
+     "http redirect URIs are allowed only for loopback hosts: 'http://127.0.0.1.evil.example/cb'"),
+    ({"redirect_uris": ["https://*.example.com/cb"]},
+     "redirect URI must not contain wildcards: 'https://*.example.com/cb'"),
+    ({"redirect_uris": ["https://app.example.com/c b"]},
+     "redirect URI must not contain whitespace or control characters: 'https://app.example.com/c b'"),
+    ({"redirect_uris": ["myapp:/cb"]},
+     "redirect URI must use https, http on a loopback host, or a reverse-domain private-use scheme: 'myapp:/cb'"),
+    ({"redirect_uris": ["javascript:alert(1)"]},
+     "redirect URI must use https, http on a loopback host, or a reverse-domain private-use scheme: "
+     "'javascript:alert(1)'"),
+    ({"redirect_uris": []}, "at least one redirect URI is required for the authorization_code grant"),
+    ({"redirect_uris": [f"https://app.example.com/{i}" for i in range(21)]}, "at most 20 redirect URIs are allowed"),
+    ({"client_type": "public", "grant_types": ["authorization_code", "client_credentials"]},
+     "public clients cannot use the client_credentials grant"),
+    ({"grant_types": ["password"]},
+     "unsupported grant type 'password'; supported: authorization_code, refresh_token, client_credentials"),
+    ({"grant_types": []}, "at least one grant type is required"),
+    ({"grant_types": ["client_credentials", "refresh_token"]},
+     "the refresh_token grant requires the authorization_code grant"),
+    ({"scopes": ["openid", "a b"]}, "invalid scope 'a b': not an RFC 6749 §3.3 scope-token"),
+    ({"scopes": ['say"hi']}, "invalid scope 'say\"hi': not an RFC 6749 §3.3 scope-token"),
+    ({"scopes": ["back\\slash"]}, "invalid scope 'back\\\\slash': not an RFC 6749 §3.3 scope-token"),
+    ({"scopes": [""]}, "invalid scope '': not an RFC 6749 §3.3 scope-token"),
+    ({"scopes": ["profil\u00e9"]}, "invalid scope 'profil\u00e9': not an RFC 6749 §3.3 scope-token"),
+    ({"client_name": ""}, "client_name must be 1 to 200 characters"),
+    ({"client_name": "   "}, "client_name must be 1 to 200 characters"),
+    ({"client_name": "x" * 201}, "client_name must be 1 to 200 characters"),
+    ({"client_name": "Bell\x07"}, "client_name must not contain control characters"),
+    ({"client_type": "secret"}, "client_type must be one of confidential, public, got 'secret'"),
+    ({"client_type": "public", "token_endpoint_auth_method": "client_secret_basic"},
+     "public clients have no secret: token_endpoint_auth_method must be 'none'"),
+    ({"token_endpoint_auth_method": "none"},
+     "token_endpoint_auth_method must be one of client_secret_basic, client_secret_post, got 'none'"),
+]
+
+
+@pytest.mark.parametrize("change, message", REJECTED, ids=[m[:60] for _, m in REJECTED])
+def test_invalid_metadata_is_rejected_with_a_clear_message(change, message):
+    metadata = {"client_name": "App", "redirect_uris": [APP], **change}
+    with pytest.raises(InvalidClientMetadata) as raised:
+        validate_client_metadata(**metadata)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("uri", [
+    "https://app.example.com/cb?x=1",
+    "http://127.0.0.1:51004/cb",  # RFC 8252 §7.3: any port on loopback
+    "http://[::1]:8080/cb",
+    "http://localhost/cb",
+    "com.example.app:/oauth2redirect",  # RFC 8252 §7.1 private-use scheme
+])
+def test_accepted_redirect_uris(uri):
+    assert validate_client_metadata(client_name="App", redirect_uris=[uri])["redirect_uris"] == [uri]
+
+
+def test_defaults_and_deduplication():
+    metadata = validate_client_metadata(client_name=" App ", redirect_uris=[APP, APP],
+                                        scopes=["openid", "email", "openid"])
+    assert metadata == {
+        "client_name": "App", "client_type": "confidential", "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": ["authorization_code"], "redirect_uris": [APP], "response_types": ["code"],
+        "scopes": ["openid", "email"],
+    }
+    public = validate_client_metadata(client_name="SPA", client_type="public", redirect_uris=[APP])
+    assert public["token_endpoint_auth_method"] == "none"
+    assert public["scopes"] == ["openid"]
+
+
+def test_client_credentials_only_client_needs_no_redirect_uri_and_has_no_response_type():
+    metadata = validate_client_metadata(client_name="Batch", grant_types=["client_credentials"],
+                                        token_endpoint_auth_method="client_secret_post")
+    assert metadata["redirect_uris"] == [] and metadata["response_types"] == []
+    assert metadata["token_endpoint_auth_method"] == "client_secret_post"
+
+
+def test_confidential_client_secret_is_stored_only_as_its_hash(aws):
+    client, secret = clients.create_client(client_name="App", redirect_uris=[APP])
+
+    assert len(secret) >= 43  # 256 bits, base64url
+    [item] = stored_items()
+    assert secret not in json.dumps(item)
+    assert item["secret_hash"] == {"S": sha256_hex(secret)}
+    stored = clients.get_client(client.client_id)
+    assert matches_hash(secret, stored.secret_hash)
+    assert not matches_hash(secret[:-1], stored.secret_hash)
+
+
+def test_public_client_gets_no_secret(aws):
+    client, secret = clients.create_client(client_name="SPA", client_type="public", redirect_uris=[APP])
+    assert secret is None
+    assert clients.get_client(client.client_id).secret_hash is None
+
+
+def test_invalid_client_writes_nothing(aws):
+    with pytest.raises(InvalidClientMetadata):
+        clients.create_client(client_name="App", redirect_uris=["http://app.example.com/cb"])
+    assert stored_items() == []
+
+
+def test_client_ids_are_unique_and_all_clients_are_listed(aws):
+    first, _ = clients.create_client(client_name="One", redirect_uris=[APP])
+    second, _ = clients.create_client(client_name="Two", redirect_uris=[APP])
+    assert first.client_id != second.client_id
+    assert {c.client_id for c in clients.list_clients()} == {first.client_id, second.client_id}
+
+
+def test_delete_removes_the_client_and_reports_a_missing_one(aws):
+    client, _ = clients.create_client(client_name="App", redirect_uris=[APP])
+    assert clients.delete_client(client.client_id) is True
+    assert clients.get_client(client.client_id) is None
+    assert clients.delete_client(client.client_id) is False
+    assert stored_items() == []

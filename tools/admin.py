@@ -1,0 +1,232 @@
+"""Admin CLI: clients, users and signing keys of one stage.
+
+    python -m tools.admin [--stage local|dev|prod] <group> <command> ...    (or ./idp-admin ...)
+
+Results are JSON on stdout. Errors are one `error: ...` line on stderr, with exit status 2 for bad
+input (nothing is written) and 1 for anything else, such as AWS being unreachable.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from tools.stage_env import stage_environment
+
+STAGES = ("local", "dev", "prod")
+
+
+class BadInput(Exception):
+    """The command cannot run as asked (unknown client or user, passwords differ, ...): exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False everywhere: otherwise "--password" would silently mean "--password-stdin".
+    parser = argparse.ArgumentParser(prog="idp-admin", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser.add_argument("--stage", choices=STAGES, default="local", help="stage to administer (default: local)")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{clients,users,keys}")
+
+    def command(group, name, func, summary):
+        sub = group.add_parser(name, help=summary, allow_abbrev=False)
+        sub.set_defaults(func=func)
+        return sub
+
+    clients = groups.add_parser("clients", help="OAuth clients", allow_abbrev=False)
+    clients = clients.add_subparsers(dest="command", required=True)
+    create = command(clients, "create", clients_create, "register a client; prints its secret once")
+    create.add_argument("--name", required=True, help="client_name shown to users")
+    create.add_argument("--public", action="store_true", help="public client (no secret, PKCE only)")
+    create.add_argument("--redirect-uri", action="append", default=[], metavar="URI", help="repeatable")
+    create.add_argument("--grant-type", action="append", metavar="TYPE",
+                        help="repeatable: authorization_code (default), refresh_token, client_credentials")
+    create.add_argument("--scope", action="append", metavar="SCOPE", help="repeatable (default: openid)")
+    create.add_argument("--auth-method", metavar="METHOD",
+                        help="client_secret_basic (default) or client_secret_post; 'none' for public clients")
+    command(clients, "list", clients_list, "list clients")
+    command(clients, "show", clients_show, "show one client").add_argument("client_id")
+    command(clients, "delete", clients_delete, "delete a client").add_argument("client_id")
+
+    users = groups.add_parser("users", help="end users", allow_abbrev=False)
+    users = users.add_subparsers(dest="command", required=True)
+    create = command(users, "create", users_create, "create a user (password by prompt or stdin, never argv)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    command(users, "disable", users_disable, "disable a user").add_argument("user", metavar="SUB_OR_EMAIL")
+    command(users, "enable", users_enable, "re-enable a user").add_argument("user", metavar="SUB_OR_EMAIL")
+    command(users, "list", users_list, "list users")
+
+    keys = groups.add_parser("keys", help="signing keys", allow_abbrev=False)
+    keys = keys.add_subparsers(dest="command", required=True)
+    command(keys, "list", keys_list, "list signing keys")
+    command(keys, "ensure", keys_ensure, "create a current and a next key if missing (idempotent)")
+    command(keys, "rotate", keys_rotate, "promote next -> current, retire current").add_argument(
+        "--force", action="store_true", help="rotate even if the next key was published less than JWKS_MAX_AGE ago")
+    return parser
+
+
+def main(argv=None, environ=None) -> int:
+    """Run one command. `environ` receives the stage environment (default os.environ); tests pass a
+    scratch dict because their process is already wired to in-process moto."""
+    args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    # Before any chalicelib.storage import: pynamodb reads table names when models are defined.
+    environ.update(stage_environment(args.stage, environ))
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message, status = _describe(exc, args.stage, environ)
+        print(f"error: {message}", file=sys.stderr)
+        return status
+    try:
+        print(json.dumps(result, indent=2), flush=True)
+    except BrokenPipeError:
+        # The reader went away (`| head`); without this Python prints a traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0
+
+
+def _describe(exc: Exception, stage: str, environ) -> tuple[str, int]:
+    """One line for the operator, and the exit status: 2 for bad input, 1 for everything else."""
+    import botocore.exceptions
+
+    from chalicelib.keys.keyring import KeyRingError
+    from chalicelib.storage.clients import InvalidClientMetadata
+    from chalicelib.storage.users import InvalidUser, UserExists
+
+    if isinstance(exc, (BadInput, InvalidClientMetadata, InvalidUser, UserExists, KeyRingError)):
+        return str(exc), 2
+    # pynamodb wraps botocore errors in its own (`.cause`); look down the chain for the real one.
+    cause = exc
+    while cause is not None:
+        if isinstance(cause, botocore.exceptions.ConnectionError):
+            hint = " (is `make run` running?)" if stage == "local" else ""
+            return f"cannot reach AWS at {environ.get('AWS_ENDPOINT_URL') or 'its default endpoint'}{hint}", 1
+        if isinstance(cause, botocore.exceptions.NoCredentialsError):
+            return f"no AWS credentials for the {stage} stage (set AWS_PROFILE or AWS_ACCESS_KEY_ID)", 1
+        cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}", 1
+
+
+def _client_json(client) -> dict:
+    # Deliberately field by field: the secret hash never leaves storage.
+    return {
+        "client_id": client.client_id, "client_name": client.client_name, "client_type": client.client_type,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
+        "response_types": list(client.response_types), "scopes": list(client.scopes),
+        "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
+    }
+
+
+def _user_json(user) -> dict:
+    return {"sub": user.pk, "email": user.email, "name": user.name, "email_verified": user.email_verified,
+            "disabled": user.disabled, "created_at": user.created_at}
+
+
+def _key_json(key) -> dict:
+    return {"kid": key.kid, "alg": key.alg, "backend": key.backend, "state": key.state,
+            "created_at": key.created_at, "publish_until": key.publish_until}
+
+
+def clients_create(args):
+    from chalicelib.storage.clients import create_client
+
+    client, secret = create_client(
+        client_name=args.name, client_type="public" if args.public else "confidential",
+        redirect_uris=args.redirect_uri, grant_types=args.grant_type, scopes=args.scope,
+        token_endpoint_auth_method=args.auth_method)
+    result = _client_json(client)
+    if secret:
+        result["client_secret"] = secret
+        print("note: client_secret is shown only once; store it now.", file=sys.stderr)
+    return result
+
+
+def clients_list(args):
+    from chalicelib.storage.clients import list_clients
+
+    return [_client_json(c) for c in list_clients()]
+
+
+def clients_show(args):
+    from chalicelib.storage.clients import get_client
+
+    client = get_client(args.client_id)
+    if client is None:
+        raise BadInput(f"no client with client_id {args.client_id!r}")
+    return _client_json(client)
+
+
+def clients_delete(args):
+    from chalicelib.storage.clients import delete_client
+
+    if not delete_client(args.client_id):
+        raise BadInput(f"no client with client_id {args.client_id!r}")
+    return {"deleted": args.client_id}
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise BadInput("passwords do not match")
+    return password
+
+
+def users_create(args):
+    from chalicelib.storage.users import create_user
+
+    user = create_user(args.email, _read_password(args.password_stdin), name=args.name)
+    return {"sub": user.pk, "email": user.email}
+
+
+def _set_disabled(who: str, disabled: bool) -> dict:
+    from chalicelib.storage.users import find_user_by_email, get_user, set_user_disabled
+
+    user = find_user_by_email(who) if "@" in who else get_user(who)
+    if user is None or not set_user_disabled(user.pk, disabled):
+        raise BadInput(f"no user with sub or email {who!r}")
+    return {"sub": user.pk, "email": user.email, "disabled": disabled}
+
+
+def users_disable(args):
+    return _set_disabled(args.user, True)
+
+
+def users_enable(args):
+    return _set_disabled(args.user, False)
+
+
+def users_list(args):
+    from chalicelib.storage.users import list_users
+
+    return [_user_json(u) for u in list_users()]
+
+
+def keys_list(args):
+    from chalicelib.keys import keyring
+
+    return [_key_json(k) for k in sorted(keyring.all_keys(), key=lambda k: k.created_at)]
+
+
+def keys_ensure(args):
+    from chalicelib.keys import keyring
+
+    return {"created": [_key_json(k) for k in keyring.ensure_keys()]}
+
+
+def keys_rotate(args):
+    from chalicelib.keys import keyring
+
+    return {"current": _key_json(keyring.rotate(force=args.force))}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

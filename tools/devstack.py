@@ -1,0 +1,282 @@
+"""`make run`: the whole IdP on loopback, with no AWS account.
+
+    moto server (127.0.0.1:MOTO_PORT)  <-  tables + signing keys (bootstrapped here, idempotently)
+    chalice local (127.0.0.1:PORT)     ->  talks to moto through AWS_ENDPOINT_URL
+
+State survives restarts through moto's request recorder: moto appends every request it serves to
+<state dir>/moto-recording.jsonl, and the next start replays the writes. The state dir is
+LOCAL_STATE_DIR (default .local/; `make reset-local` deletes it). KMS keys cannot be replayed (moto
+gives them new ids and new key material), so the key ring replaces them at start-up; prefer the
+default Secrets Manager key backend locally, whose keys (and kids) survive restarts.
+
+Ctrl-C or SIGTERM stops both servers and exits 0; if either server dies on its own, the other is
+stopped and the exit status is 1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from tools.stage_env import DEFAULT_STATE_DIR, ROOT, local_defaults, stage_environment
+
+RECORDING = "moto-recording.jsonl"
+MOTO_LOG = "moto.log"
+STARTUP_TIMEOUT = 60
+STOP_TIMEOUT = 5
+#: Settings ./idp-admin must share with the stack to reach the same tables and keys.
+SHARED_WITH_ADMIN = ("PORT", "MOTO_PORT", "ISSUER", "TABLE_PREFIX", "SECRET_PREFIX", "KEY_BACKEND")
+
+#: Requests that change nothing, by X-Amz-Target operation: replaying them only costs time.
+READ_ONLY_OPERATIONS = {
+    "DynamoDB_20120810": {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems", "DescribeTable",
+                          "ListTables", "DescribeTimeToLive"},
+    "secretsmanager": {"GetSecretValue", "DescribeSecret", "ListSecrets"},
+    "TrentService": {"Sign", "GetPublicKey", "DescribeKey", "ListKeys"},
+}
+#: Services whose replayed resources are unusable: moto gives replayed KMS keys new ids and new key
+#: material, so nothing can refer to them; dropping their calls keeps orphans from piling up.
+UNREPLAYABLE_SERVICES = {"TrentService"}
+
+
+class StackError(Exception):
+    """The stack cannot start or a server stopped on its own; the message says which and why."""
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived: stop cleanly."""
+
+
+def main() -> int:
+    shell = dict(os.environ)  # bootstrap() exports the stack's settings into os.environ
+    env = stage_environment("local", shell)
+    env["PYTHONUNBUFFERED"] = "1"
+    state_dir = Path(shell.get("LOCAL_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
+    port, moto_port = int(env["PORT"]), int(env["MOTO_PORT"])
+    base_url, moto_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}"
+    for name, number in (("PORT", port), ("MOTO_PORT", moto_port)):
+        if port_in_use(number):
+            print(f"devstack: {name}={number} is already in use on 127.0.0.1 (another `make run`?). "
+                  f"Stop that process or choose another, e.g. `{name}={number + 1} make run`.", file=sys.stderr)
+            return 2
+    state_dir.mkdir(parents=True, exist_ok=True)
+    recording = state_dir / RECORDING
+    replay = recording.exists() and compact_recording(recording, moto_url) > 0
+
+    children = Children()
+    signal.signal(signal.SIGINT, _raise_stopped)
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        with open(state_dir / MOTO_LOG, "wb") as moto_log:
+            children.start("moto server", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                           env={**env, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)},
+                           output=moto_log)
+        # Answered by moto's control API, which is never recorded; recording is already on.
+        wait_until("moto server", children, lambda: _post(f"{moto_url}/moto-api/recorder/start-recording"))
+        if replay:
+            _post(f"{moto_url}/moto-api/recorder/replay-recording", timeout=300)
+        bootstrap(env)
+        # --no-autoreload: chalice's file watcher polls the whole project (.venv included) and would
+        # restart the server whenever moto appends to its recording under .local/.
+        children.start("chalice local", [sys.executable, "-m", "tools.chalice_local", "local", "--stage", "local",
+                                         "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"], env=env)
+        discovery = wait_until("chalice local", children, lambda: _discovery(base_url))
+        print(banner(env, shell, base_url, discovery, state_dir, moto_url), flush=True)
+        children.watch()
+    except Stopped:
+        print("\ndevstack: stopping", file=sys.stderr, flush=True)
+        return 0
+    except (StackError, ConnectionError) as exc:
+        print(f"devstack: {exc}", file=sys.stderr, flush=True)
+        if (state_dir / MOTO_LOG).exists():
+            print(f"devstack: the moto server's output is in {state_dir / MOTO_LOG}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        children.stop()
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped()
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        # SO_REUSEADDR, like the servers themselves: a TIME_WAIT left by the last run is no conflict.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def compact_recording(path: Path, moto_url: str) -> int:
+    """Rewrite moto's recording without read-only calls, aimed at `moto_url`. Returns entries kept.
+
+    The recording only ever grows (every start-up reads the key ring, every request reads tables);
+    dropping reads keeps replay fast. Hosts are rewritten so a changed MOTO_PORT still replays.
+    """
+    netloc = urlsplit(moto_url).netloc
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short when moto was killed mid-write
+        if _is_read_only(entry):
+            continue
+        url = urlsplit(entry["url"])
+        entry["url"] = url._replace(scheme="http", netloc=netloc).geturl()
+        headers = entry.get("headers") or {}
+        for name in list(headers):
+            if name.lower() == "host":
+                headers[name] = netloc
+        kept.append(json.dumps(entry))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    tmp.replace(path)
+    return len(kept)
+
+
+def _is_read_only(entry: dict) -> bool:
+    if entry.get("method") in ("GET", "HEAD", "OPTIONS"):
+        return True  # moto's control API and health probes; the AWS JSON protocols only POST
+    headers = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}
+    service, _, operation = headers.get("x-amz-target", "").partition(".")
+    return service in UNREPLAYABLE_SERVICES or operation in READ_ONLY_OPERATIONS.get(service, ())
+
+
+def bootstrap(env: dict[str, str]) -> None:
+    """Tables and signing keys, in this process, against the moto server. Safe to repeat."""
+    os.environ.update(env)  # before the first chalicelib import: models read TABLE_PREFIX when defined
+    from chalicelib.keys import keyring
+    from chalicelib.storage.tables import bootstrap_tables
+
+    tables, keys = bootstrap_tables(), keyring.ensure_keys()
+    if tables or keys:
+        print(f"devstack: created {len(tables)} tables and {len(keys)} signing keys", flush=True)
+
+
+def banner(env: dict[str, str], shell: dict[str, str], base_url: str, discovery: dict, state_dir: Path,
+           moto_url: str) -> str:
+    reset = "make reset-local" if state_dir == DEFAULT_STATE_DIR.resolve() else f"rm -rf {state_dir}"
+    # The admin CLI reads the same settings from its own shell; repeat any that are not the defaults.
+    defaults = local_defaults({})
+    admin = "".join(f"{name}={shlex.quote(shell[name])} " for name in SHARED_WITH_ADMIN
+                    if shell.get(name) not in (None, "", defaults.get(name))) + "./idp-admin"
+    return f"""
+Local IdP is running (Ctrl-C stops it; state survives restarts).
+  issuer     {discovery.get("issuer", env["ISSUER"])}
+  discovery  {base_url}/.well-known/openid-configuration
+  jwks       {discovery.get("jwks_uri", base_url + "/jwks")}
+  AWS (moto) {moto_url}   key backend: {env.get("KEY_BACKEND", "secretsmanager")}
+  state      {state_dir} (moto's log: {state_dir / MOTO_LOG})
+
+Try, in another terminal:
+  {admin} clients create --name "My app" --redirect-uri http://127.0.0.1:3000/callback
+  {admin} users create --email alice@example.com
+  {admin} keys list
+
+Forget every client, user and key: stop the stack, then `{reset}`.
+"""
+
+
+class Children:
+    """The stack's servers, each in its own process group so the terminal's Ctrl-C reaches only us."""
+
+    def __init__(self):
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: list[str], *, env: dict[str, str], output=None) -> None:
+        self.processes[name] = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+            process_group=0, preexec_fn=_die_with_parent,
+        )
+
+    def check(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise StackError(f"{name} exited unexpectedly with status {process.returncode}")
+
+    def watch(self) -> NoReturn:
+        """Return only by raising: StackError when a server exits, Stopped on a signal."""
+        while True:
+            self.check()
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM every group, then SIGKILL whatever is still running after STOP_TIMEOUT."""
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec. Linux only: if devstack is SIGKILLed, its servers follow
+    # instead of holding the ports.
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def wait_until(name: str, children: Children, probe):
+    """Call `probe` until it returns a value; fail if a server exits or STARTUP_TIMEOUT passes."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        children.check()
+        try:
+            return probe()
+        except ConnectionError:
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} did not answer within {STARTUP_TIMEOUT}s") from None
+            time.sleep(0.1)
+
+
+def _post(url: str, timeout: float = 5):
+    return _request("POST", url, timeout)
+
+
+def _discovery(base_url: str) -> dict:
+    return _request("GET", f"{base_url}/.well-known/openid-configuration", 5).json()
+
+
+def _request(method: str, url: str, timeout: float):
+    """One HTTP call: refused or timed out means "not up yet"; any answer but 200 is an error."""
+    import requests
+
+    try:
+        response = requests.request(method, url, timeout=timeout)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise ConnectionError(str(exc)) from exc
+    if response.status_code != 200:
+        raise StackError(f"{method} {url} answered {response.status_code}: {response.text[:500]}")
+    return response
+
+
+if __name__ == "__main__":
+    sys.exit(main())
