@@ -29,16 +29,18 @@ from tools import chalice_compat  # noqa: E402
 chalice_compat.install()
 
 
-def reset_process_state() -> None:
-    """Forget every per-container cache: settings, AWS clients, pynamodb connections, keys."""
+def reset_process_state(*, endpoint_changed: bool = True) -> None:
+    """Forget per-container caches: settings and keys always; AWS clients and pynamodb connections
+    only when the endpoint changes (building them re-parses botocore's service models, ~50 ms)."""
     from chalicelib import aws, config
     from chalicelib.keys import keyring
     from chalicelib.storage.models import reset_connections
 
     config.settings.cache_clear()
-    aws.reset_clients()
-    reset_connections()
     keyring.clear_caches()
+    if endpoint_changed:
+        aws.reset_clients()
+        reset_connections()
 
 
 @pytest.fixture
@@ -49,10 +51,10 @@ def aws(monkeypatch):
     from chalicelib.storage.tables import bootstrap_tables
 
     with mock_aws():
-        reset_process_state()
+        reset_process_state(endpoint_changed=False)
         bootstrap_tables()
         yield
-    reset_process_state()
+    reset_process_state(endpoint_changed=False)
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         with open(state_dir / MOTO_LOG, "wb") as moto_log:
-            children.start("moto server", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+            children.start("moto server",
+                           [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
                            env={**env, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)},
                            output=moto_log)
         # Answered by moto's control API, which is never recorded; recording is already on.
