@@ -10,153 +10,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import jwt
 import pytest
 import requests
 
-from tests.conftest import TEST_ENV, free_port, reset_process_state
-from tools.devstack import port_in_use
+from tests.conftest import TEST_ENV, free_port
+from tests.integration.conftest import AUDIENCE, STOP_TIMEOUT, Stack, _pids_with_args, _read
 from tools.stage_env import ROOT
 
 pytestmark = pytest.mark.integration
-
-READY_TIMEOUT = 60
-STOP_TIMEOUT = 20
-SECRET_PREFIX = "idp/devstack-test/"
-AUDIENCE = "https://api.example.com"
-
-
-class Stack:
-    """One `python -m tools.devstack` in its own process group, with its output in files."""
-
-    def __init__(self, state_dir: Path, backend: str, log_dir: Path):
-        self.state_dir, self.backend = state_dir, backend
-        self.port, self.moto_port = _distinct_free_ports(2)
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.moto_url = f"http://127.0.0.1:{self.moto_port}"
-        self.stdout = log_dir / f"devstack-{self.port}.out"
-        self.stderr = log_dir / f"devstack-{self.port}.err"
-        env = {k: v for k, v in os.environ.items() if k not in TEST_ENV and k != "AWS_ENDPOINT_URL"}
-        env.update(PORT=str(self.port), MOTO_PORT=str(self.moto_port), LOCAL_STATE_DIR=str(state_dir),
-                   TABLE_PREFIX=TEST_ENV["TABLE_PREFIX"], SECRET_PREFIX=SECRET_PREFIX, KEY_BACKEND=backend,
-                   LOG_LEVEL="INFO")
-        with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "tools.devstack"], cwd=ROOT, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=out, stderr=err, process_group=0)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"devstack exited with {self.process.returncode} before serving\n{self.output()}")
-            try:
-                if self.get("/.well-known/openid-configuration").status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"devstack did not serve discovery within {READY_TIMEOUT}s\n{self.output()}")
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return requests.get(self.base_url + path, timeout=10, **kwargs)
-
-    def interrupt(self) -> int:
-        """Ctrl-C, as the terminal would deliver it; returns the exit status."""
-        self.process.send_signal(signal.SIGINT)
-        return self.wait()
-
-    def wait(self) -> int:
-        try:
-            return self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"devstack still running {STOP_TIMEOUT}s later\n{self.output()}")
-
-    def server_pids(self) -> list[int]:
-        """Processes still running either server, found by the port on their command line."""
-        return _pids_with_args(["-p", str(self.moto_port)]) + _pids_with_args(["--port", str(self.port)])
-
-    def is_gone(self) -> bool:
-        return not self.server_pids() and not port_in_use(self.port) and not port_in_use(self.moto_port)
-
-    def output(self) -> str:
-        parts = [f"--- devstack stdout ---\n{_read(self.stdout)}", f"--- devstack stderr ---\n{_read(self.stderr)}"]
-        moto_log = self.state_dir / "moto.log"
-        if moto_log.exists():
-            parts.append(f"--- moto.log (tail) ---\n{_read(moto_log)[-4000:]}")
-        return "\n".join(parts)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        for pid in self.server_pids():  # only if devstack failed to stop its own servers
-            os.kill(pid, signal.SIGKILL)
-
-
-def _distinct_free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
-
-
-def _pids_with_args(args: list[str]) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if any(argv[i:i + len(args)] == args for i in range(len(argv))):
-            pids.append(int(entry.name))
-    return pids
-
-
-def _read(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else "(none)"
-
-
-@pytest.fixture
-def launch(tmp_path):
-    """Start a devstack and wait until it serves; every stack is stopped and its output printed
-    (pytest shows it when the test fails)."""
-    stacks: list[Stack] = []
-
-    def start(backend: str = "secretsmanager", state_dir: Path | None = None) -> Stack:
-        stack = Stack(state_dir or tmp_path / f"state-{backend}", backend, tmp_path)
-        stacks.append(stack)
-        stack.wait_ready()
-        return stack
-
-    yield start
-    for stack in stacks:
-        stack.kill()
-        print(stack.output())
-
-
-@pytest.fixture
-def use_stack(monkeypatch):
-    """Point this process's AWS clients, tables and key ring at a running stack's moto server."""
-
-    def point_at(stack: Stack) -> None:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", stack.moto_url)
-        monkeypatch.setenv("KEY_BACKEND", stack.backend)
-        monkeypatch.setenv("SECRET_PREFIX", SECRET_PREFIX)
-        monkeypatch.setenv("ISSUER", stack.base_url)
-        reset_process_state()
-
-    yield point_at
-    reset_process_state()
-
 
 def sign_and_verify_with_served_jwks(stack: Stack) -> str:
     """Sign a JWT with the key ring's current key; verify it with pyjwt against the server's /jwks."""

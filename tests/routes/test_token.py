@@ -7,7 +7,7 @@ import json
 import jwt
 import pytest
 
-from tests.routes.flow import FORM, REDIRECT_URI, VERIFIER, query_of, redeem, sign_in_and_consent
+from tests.routes.flow import FORM, VERIFIER, query_of, redeem, sign_in_and_consent
 
 ISS = "http://127.0.0.1:8000"
 
