@@ -50,8 +50,10 @@ def userinfo():
     scopes = claims.get("scope", "").split()
     if "openid" not in scopes:
         raise InsufficientScope("the access token lacks the openid scope", scope="openid")
+    if not claims.get("grant_id"):
+        raise InvalidToken("the access token is not bound to a grant")
     try:
-        grant = GrantModel.get(claims.get("grant_id", ""), consistent_read=True)
+        grant = GrantModel.get(claims["grant_id"], consistent_read=True)
         user = UserModel.get(claims["sub"])
     except (GrantModel.DoesNotExist, UserModel.DoesNotExist):
         raise InvalidToken("the access token is no longer valid", detail="grant or user missing") from None

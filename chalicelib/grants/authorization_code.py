@@ -17,6 +17,7 @@ from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..oauth import pkce
 from ..storage.models import AuthorizationCodeModel, ClientModel, GrantModel
+from ..storage.users import get_user
 from ..tokens.issue import issue_tokens
 
 log = get_logger("idp.grants.authorization_code")
@@ -35,6 +36,9 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         _reject(record, "redirect_uri mismatch")
     if not pkce.verify(form.get("code_verifier"), record.code_challenge):
         _reject(record, "PKCE verification failed")
+    user = get_user(record.sub)
+    if user is None or user.disabled:
+        _reject(record, "user disabled or deleted since the code was issued")
     return issue_tokens(settings, client=client, sub=record.sub, scopes=list(record.scopes),
                         grant_id=record.grant_id, auth_time=record.auth_time, nonce=record.nonce)
 

@@ -54,14 +54,20 @@ def csrf_valid(cookie_value: str | None, purpose: str, token: str | None) -> boo
 
 
 def load(cookie_value: str | None) -> SessionModel | None:
-    """The signed-in session behind a cookie, or None (anonymous, unknown, revoked or expired)."""
-    if not cookie_value:
+    """The signed-in session behind a cookie, or None (anonymous, unknown, revoked, expired, or its
+    user has since been disabled or deleted)."""
+    from ..storage.users import get_user
+
+    if not cookie_value or len(cookie_value) > 100:
         return None
     try:
         session = SessionModel.get(sha256_hex(cookie_value), consistent_read=True)
     except SessionModel.DoesNotExist:
         return None
     if session.revoked or session.expires_at <= now():
+        return None
+    user = get_user(session.sub)
+    if user is None or user.disabled:
         return None
     return session
 

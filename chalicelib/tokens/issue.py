@@ -25,7 +25,7 @@ def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: l
         "scope": " ".join(scopes),
     }
     if "openid" in scopes:
-        user = UserModel.get(sub)
+        user = UserModel.get(sub, consistent_read=True)
         id_claims = claims.id_token_claims(
             issuer=settings.issuer, sub=sub, client_id=client.client_id, iat=iat, ttl=settings.id_token_ttl,
             auth_time=auth_time, nonce=nonce, access_token=access_token, alg=signer.alg,

@@ -264,3 +264,12 @@ def test_post_authorize_is_supported(browser, public_client):
 def test_loopback_redirect_may_use_any_port(browser, public_client, alice):
     location = sign_in_and_consent(browser, public_client.client_id, redirect_uri="http://127.0.0.1:61999/cb")
     assert location.startswith("http://127.0.0.1:61999/cb?code=")
+
+
+def test_disabling_a_user_ends_their_sso_session(browser, public_client, alice):
+    from chalicelib.storage.users import set_user_disabled
+
+    sign_in_and_consent(browser, public_client.client_id)
+    set_user_disabled(alice.pk, True)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none"))
+    assert query_of(response.headers["Location"])["error"] == "login_required"

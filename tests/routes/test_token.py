@@ -191,3 +191,12 @@ def test_client_not_allowed_the_grant_is_unauthorized(browser, http, public_clie
 def test_token_endpoint_allows_cors(http):
     response = http.post("/token", body=b"grant_type=x", headers={**FORM, "Origin": "https://spa.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_code_for_a_user_disabled_meanwhile_is_refused(browser, http, public_client, alice):
+    from chalicelib.storage.users import set_user_disabled
+
+    code = code_for(browser, public_client.client_id)
+    set_user_disabled(alice.pk, True)
+    response = redeem(http, public_client.client_id, code)
+    assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_grant"
