@@ -70,6 +70,14 @@ def _same_origin_post() -> bool:
     return site in (None, "same-origin")
 
 
+def _trusted_post(cookie_value: str | None, purpose: str, form: dict) -> bool:
+    """A form post we accept: same-origin, with the CSRF token of this browser's cookie. (A browser
+    that arrived without a cookie was just given a fresh one, which no submitted token matches.)"""
+    from ..oauth import sessions
+
+    return _same_origin_post() and sessions.csrf_valid(cookie_value, purpose, form.get("csrf_token"))
+
+
 def _forbidden_post() -> Response:
     return error_page("access_denied", "This form was submitted from another site or has expired. "
                                        "Go back to the app and start again.", status=403)
@@ -142,7 +150,7 @@ def login():
         return _login_page(pending, browser_value, cookies) if pending else _expired()
 
     form = form_params(request)
-    if cookies or not _same_origin_post() or not sessions.csrf_valid(browser_value, "login", form.get("csrf_token")):
+    if not _trusted_post(browser_value, "login", form):
         return _forbidden_post()
     pending = authorization.load_pending(form.get("request_id"))
     if pending is None:
@@ -190,8 +198,7 @@ def consent():
                      csrf_token=sessions.csrf_token(cookie_value, "consent"))
 
     form = form_params(request)
-    if session is None or not _same_origin_post() or not sessions.csrf_valid(cookie_value, "consent",
-                                                                             form.get("csrf_token")):
+    if session is None or not _trusted_post(cookie_value, "consent", form):
         return _forbidden_post()
     pending = authorization.load_pending(form.get("request_id"))
     if pending is None:
@@ -222,7 +229,7 @@ def logout():
         return _page("logout.html", cookies=cookies, signed_out=False,
                      csrf_token=sessions.csrf_token(cookie_value, "logout"))
     form = form_params(request)
-    if cookies or not _same_origin_post() or not sessions.csrf_valid(cookie_value, "logout", form.get("csrf_token")):
+    if not _trusted_post(cookie_value, "logout", form):
         return _forbidden_post()
     sessions.end(cookie_value)
     return _page("logout.html", cookies=[sessions.clear_cookie_header(s)], signed_out=True)
