@@ -1,0 +1,1 @@
+"""Infrastructure as code. The runtime never imports this package."""
