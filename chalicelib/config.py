@@ -77,6 +77,17 @@ class Settings:
     login_max_failures_per_ip: int = 20
     #: DEFAULT_AUDIENCE: `aud` of access tokens requested without a resource. Default: the issuer.
     default_audience: str = ""
+    #: REFRESH_TOKEN_IDLE_TTL: a refresh token unused this long expires. Default 1209600 (14 days).
+    refresh_token_idle_ttl: int = 1209600
+    #: REFRESH_TOKEN_ABSOLUTE_TTL: a refresh-token family ends this long after sign-in, however used.
+    #: Default 7776000 (90 days).
+    refresh_token_absolute_ttl: int = 7776000
+    #: REFRESH_GRACE_SECONDS: a consumed refresh token presented again within this window returns
+    #: the same successor instead of revoking the family (network retries). Default 0 (off).
+    refresh_grace_seconds: int = 0
+    #: CLIENT_CACHE_SECONDS: how long a container reuses a client's registration without reading
+    #: DynamoDB. Disabling a client takes effect within this window. Default 60.
+    client_cache_seconds: int = 60
     #: LOG_LEVEL: Python logging level name. Default INFO.
     log_level: str = "INFO"
 
@@ -145,6 +156,10 @@ def load_settings(env=None) -> Settings:
         login_max_failures_per_account=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
         login_max_failures_per_ip=_int(env, "LOGIN_MAX_FAILURES_PER_IP", 20),
         default_audience=env.get("DEFAULT_AUDIENCE") or _validate_issuer(issuer, stage),
+        refresh_token_idle_ttl=_int(env, "REFRESH_TOKEN_IDLE_TTL", 1209600),
+        refresh_token_absolute_ttl=_int(env, "REFRESH_TOKEN_ABSOLUTE_TTL", 7776000),
+        refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 0),
+        client_cache_seconds=_int(env, "CLIENT_CACHE_SECONDS", 60),
         log_level=env.get("LOG_LEVEL", "INFO"),
     )
 

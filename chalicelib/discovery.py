@@ -9,7 +9,8 @@ from .config import SUPPORTED_SIGNING_ALGS, Settings
 from .oauth.scopes import SCOPE_CLAIMS
 
 #: Scopes with meaning here (OIDC Core §5.4); clients may be registered with their own API scopes too.
-SCOPES_SUPPORTED = ("openid", "profile", "email")
+SCOPES_SUPPORTED = ("openid", "profile", "email", "offline_access")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 
 def metadata(settings: Settings) -> dict:
@@ -19,14 +20,19 @@ def metadata(settings: Settings) -> dict:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
         "userinfo_endpoint": f"{issuer}/userinfo",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
         "jwks_uri": f"{issuer}/jwks",
         "scopes_supported": list(SCOPES_SUPPORTED),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_SIGNING_ALGS),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        # Introspection is for resource servers, which are confidential clients.
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash",
                              *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],

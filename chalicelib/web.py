@@ -122,14 +122,22 @@ def query_params(request) -> dict[str, str]:
     return _unique((name, value) for name in params for value in params.getlist(name))
 
 
-def _unique(pairs) -> dict[str, str]:
+#: Parameters a request may repeat: RFC 8707 §2 lets `resource` appear more than once. Their values
+#: are lists (absent means []); every other parameter is a string.
+REPEATABLE = ("resource",)
+
+
+def _unique(pairs) -> dict:
     from .errors import InvalidRequest
 
-    result: dict[str, str] = {}
+    result: dict = {}
     for name, value in pairs:
-        if name in result:
+        if name in REPEATABLE:
+            result.setdefault(name, []).append(value)
+        elif name in result:
             raise InvalidRequest(f"parameter {name} is repeated")
-        result[name] = value
+        else:
+            result[name] = value
     return result
 
 

@@ -30,6 +30,8 @@ def cloudformation_resources(*, deletion_protection: bool) -> dict:
             "SSESpecification": {"SSEEnabled": True},
             "DeletionProtectionEnabled": deletion_protection,
         }
+        if "GlobalSecondaryIndexes" in spec:
+            properties["GlobalSecondaryIndexes"] = spec["GlobalSecondaryIndexes"]
         if spec["TtlAttribute"]:
             properties["TimeToLiveSpecification"] = {"AttributeName": spec["TtlAttribute"], "Enabled": True}
         resources[logical_id(spec["TableName"])] = {

@@ -34,10 +34,14 @@ def reset_process_state(*, endpoint_changed: bool = True) -> None:
     only when the endpoint changes (building them re-parses botocore's service models, ~50 ms)."""
     from chalicelib import aws, config
     from chalicelib.keys import keyring
+    from chalicelib.storage.clients import forget_cached_clients
     from chalicelib.storage.models import reset_connections
+    from chalicelib.storage.resources import forget_cached_resources
 
     config.settings.cache_clear()
     keyring.clear_caches()
+    forget_cached_clients()
+    forget_cached_resources()
     if endpoint_changed:
         aws.reset_clients()
         reset_connections()

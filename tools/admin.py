@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False everywhere: otherwise "--password" would silently mean "--password-stdin".
     parser = argparse.ArgumentParser(prog="idp-admin", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--stage", choices=STAGES, default="local", help="stage to administer (default: local)")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{clients,users,keys}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{clients,resources,users,keys}")
 
     def command(group, name, func, summary):
         sub = group.add_parser(name, help=summary, allow_abbrev=False)
@@ -44,9 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append", metavar="SCOPE", help="repeatable (default: openid)")
     create.add_argument("--auth-method", metavar="METHOD",
                         help="client_secret_basic (default) or client_secret_post; 'none' for public clients")
+    create.add_argument("--resource", action="append", default=[], metavar="URI",
+                        help="repeatable: registered resources this client may request (default: any)")
+    create.add_argument("--introspection", action="store_true",
+                        help="may call /introspect for tokens meant for its --resource URIs (resource servers)")
     command(clients, "list", clients_list, "list clients")
     command(clients, "show", clients_show, "show one client").add_argument("client_id")
-    command(clients, "delete", clients_delete, "delete a client").add_argument("client_id")
+    command(clients, "delete", clients_delete, "delete a client and revoke its grants").add_argument("client_id")
+    command(clients, "disable", clients_disable, "disable a client and revoke its grants").add_argument("client_id")
+    command(clients, "enable", clients_enable, "re-enable a client").add_argument("client_id")
+
+    resources = groups.add_parser("resources", help="protected resources (RFC 8707)", allow_abbrev=False)
+    resources = resources.add_subparsers(dest="command", required=True)
+    register = command(resources, "register", resources_register, "register (or update) a resource")
+    register.add_argument("--uri", required=True, help="absolute https URI identifying the API")
+    register.add_argument("--name", required=True)
+    register.add_argument("--scope", action="append", default=[], metavar="SCOPE", help="repeatable")
+    command(resources, "list", resources_list, "list resources")
+    command(resources, "delete", resources_delete, "delete a resource").add_argument("uri")
 
     users = groups.add_parser("users", help="end users", allow_abbrev=False)
     users = users.add_subparsers(dest="command", required=True)
@@ -97,9 +112,10 @@ def _describe(exc: Exception, stage: str, environ) -> tuple[str, int]:
 
     from chalicelib.keys.keyring import KeyRingError
     from chalicelib.storage.clients import InvalidClientMetadata
+    from chalicelib.storage.resources import InvalidResource
     from chalicelib.storage.users import InvalidUser, UserExists
 
-    if isinstance(exc, (BadInput, InvalidClientMetadata, InvalidUser, UserExists, KeyRingError)):
+    if isinstance(exc, (BadInput, InvalidClientMetadata, InvalidResource, InvalidUser, UserExists, KeyRingError)):
         return str(exc), 2
     # pynamodb wraps botocore errors in its own (`.cause`); look down the chain for the real one.
     cause = exc
@@ -120,7 +136,7 @@ def _client_json(client) -> dict:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
         "response_types": list(client.response_types), "scopes": list(client.scopes),
-        "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
+        "resources": list(client.resources), "introspection": client.introspection, "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
     }
 
 
@@ -140,7 +156,7 @@ def clients_create(args):
     client, secret = create_client(
         client_name=args.name, client_type="public" if args.public else "confidential",
         redirect_uris=args.redirect_uri, grant_types=args.grant_type, scopes=args.scope,
-        token_endpoint_auth_method=args.auth_method)
+        token_endpoint_auth_method=args.auth_method, resources=args.resource, introspection=args.introspection)
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret
@@ -169,6 +185,47 @@ def clients_delete(args):
     if not delete_client(args.client_id):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     return {"deleted": args.client_id}
+
+
+def _set_client_disabled(client_id: str, disabled: bool) -> dict:
+    from chalicelib.storage.clients import set_client_disabled
+
+    if not set_client_disabled(client_id, disabled):
+        raise BadInput(f"no client with client_id {client_id!r}")
+    return {"client_id": client_id, "disabled": disabled}
+
+
+def clients_disable(args):
+    return _set_client_disabled(args.client_id, True)
+
+
+def clients_enable(args):
+    return _set_client_disabled(args.client_id, False)
+
+
+def _resource_json(resource) -> dict:
+    return {"resource": resource.resource, "name": resource.name, "scopes": list(resource.scopes),
+            "created_at": resource.created_at}
+
+
+def resources_register(args):
+    from chalicelib.storage.resources import register_resource
+
+    return _resource_json(register_resource(args.uri, args.name, args.scope))
+
+
+def resources_list(args):
+    from chalicelib.storage.resources import list_resources
+
+    return [_resource_json(r) for r in list_resources()]
+
+
+def resources_delete(args):
+    from chalicelib.storage.resources import delete_resource
+
+    if not delete_resource(args.uri):
+        raise BadInput(f"no resource {args.uri!r}")
+    return {"deleted": args.uri}
 
 
 def _read_password(from_stdin: bool) -> str:

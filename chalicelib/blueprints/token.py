@@ -1,10 +1,11 @@
-"""POST /token (RFC 6749 §3.2): parse -> authenticate the client -> dispatch on grant_type."""
+"""The client-authenticated endpoints: /token (RFC 6749 §3.2: parse -> authenticate -> dispatch on
+grant_type), /revoke (RFC 7009) and /introspect (RFC 7662)."""
 from __future__ import annotations
 
 from chalice import Blueprint, CORSConfig
 
 from ..config import settings
-from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from ..errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..web import FORM, form_params, json_response, route
 
 bp = Blueprint(__name__)
@@ -21,7 +22,7 @@ def token():
 
     request = bp.current_request
     form = form_params(request)
-    client, _method = client_auth.authenticate(request.headers, form)
+    client, _method = client_auth.authenticate(request.headers, form, settings())
     grant_type = form.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
@@ -31,3 +32,37 @@ def token():
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
     return json_response(handler(form, client, settings()))
+
+
+@route(bp, "/revoke", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
+def revoke():
+    """RFC 7009: 200 with an empty body whether or not the token was known."""
+    from ..oauth import client_auth, token_management
+
+    request = bp.current_request
+    form = form_params(request)
+    client, _method = client_auth.authenticate(request.headers, form, settings())
+    token = form.get("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    token_management.revoke(token, client, settings())
+    return json_response({})
+
+
+@route(bp, "/introspect", ["POST"], content_types=[FORM])
+def introspect():
+    """RFC 7662: only clients registered for introspection (resource servers) may call it. No CORS:
+    resource servers call it from their back ends."""
+    from ..oauth import client_auth, token_management
+
+    request = bp.current_request
+    form = form_params(request)
+    client, method = client_auth.authenticate(request.headers, form, settings())
+    if not client.introspection:
+        # RFC 7662 §2.3: a caller not authorized to introspect gets a 401.
+        raise InvalidClient("this client may not introspect tokens",
+                            scheme="Basic" if method == "client_secret_basic" else None)
+    token = form.get("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    return json_response(token_management.introspect(token, client, settings()))

@@ -12,11 +12,14 @@ import hmac
 from pynamodb.exceptions import UpdateError
 
 from ..config import Settings
-from ..errors import InvalidGrant, InvalidRequest
+from ..errors import InvalidGrant, InvalidRequest, InvalidTarget
 from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..oauth import pkce
-from ..storage.models import AuthorizationCodeModel, ClientModel, GrantModel
+from ..oauth.refresh_tokens import mint
+from ..oauth.resources import audience, narrow
+from ..storage.grants import revoke_grant
+from ..storage.models import AuthorizationCodeModel, ClientModel
 from ..storage.users import get_user
 from ..tokens.issue import issue_tokens
 
@@ -31,6 +34,7 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         raise InvalidRequest("code is required")
     if not form.get("redirect_uri"):
         raise InvalidRequest("redirect_uri is required")
+    requested_resources = form.get("resource", [])
     record = consume(code, client.client_id)
     if not hmac.compare_digest(record.redirect_uri.encode(), form["redirect_uri"].encode()):
         _reject(record, "redirect_uri mismatch")
@@ -39,8 +43,24 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     user = get_user(record.sub)
     if user is None or user.disabled:
         _reject(record, "user disabled or deleted since the code was issued")
-    return issue_tokens(settings, client=client, sub=record.sub, scopes=list(record.scopes),
-                        grant_id=record.grant_id, auth_time=record.auth_time, nonce=record.nonce)
+    try:
+        granted_resources = narrow(requested_resources, list(record.resources))
+    except InvalidTarget:
+        revoke_grant(record.grant_id, reason="token request widened the resources")
+        raise
+    scopes = list(record.scopes)
+    refresh_token = mint(settings, record.grant_id, client.client_id) if wants_refresh_token(client, scopes) else None
+    return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,
+                        auth_time=record.auth_time, nonce=record.nonce, user=user, refresh_token=refresh_token,
+                        audience=audience(granted_resources, settings.default_audience))
+
+
+def wants_refresh_token(client: ClientModel, scopes: list[str]) -> bool:
+    """Refresh tokens go to clients allowed the grant; for OpenID requests only when the user granted
+    offline_access (OIDC Core §11), which the consent page spells out."""
+    if "refresh_token" not in client.grant_types:
+        return False
+    return "openid" not in scopes or "offline_access" in scopes
 
 
 def consume(code: str, client_id: str) -> AuthorizationCodeModel:
@@ -84,13 +104,3 @@ def _reject(record: AuthorizationCodeModel, reason: str):
     # The code is already consumed; make sure nothing issued from it survives either.
     revoke_grant(record.grant_id, reason=reason)
     raise InvalidGrant(GENERIC, detail=reason)
-
-
-def revoke_grant(grant_id: str, *, reason: str) -> None:
-    try:
-        GrantModel(grant_id=grant_id).update(
-            actions=[GrantModel.status.set("revoked"), GrantModel.revoked_at.set(now())],
-            condition=GrantModel.grant_id.exists())
-    except UpdateError:
-        pass
-    log.warning("grant revoked", extra={"grant_id": grant_id, "reason": reason})

@@ -27,7 +27,7 @@ from ..storage.models import (
     SessionModel,
     transact_write,
 )
-from . import pkce, redirect_uris, scopes
+from . import pkce, redirect_uris, resources, scopes
 
 log = get_logger("idp.authorize")
 
@@ -105,7 +105,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
     state = params.get("state")
     try:
         for name, value in params.items():
-            if len(value) > MAX_PARAM_LENGTH:
+            if any(len(v) > MAX_PARAM_LENGTH for v in (value if isinstance(value, list) else [value])):
                 raise InvalidRequest(f"parameter {name} is too long")
         if "request" in params:
             raise RequestNotSupported("request objects are not supported")
@@ -123,6 +123,8 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
         granted = scopes.require_subset(requested, list(client.scopes)) if requested else list(client.scopes)
         if not granted:
             raise InvalidScope("no scope requested and the client has no default scopes")
+        targets = resources.resolve(params.get("resource", []), client)
+        resources.check_scopes(granted, targets)
         prompt = params.get("prompt", "").split()
         if any(p not in PROMPTS for p in prompt):
             raise InvalidRequest("unsupported prompt value")
@@ -136,7 +138,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
         request_id=new_secret(), client_id=client.client_id, redirect_uri=redirect_uri, scopes=granted,
         state=state, nonce=params.get("nonce"), code_challenge=params["code_challenge"],
         code_challenge_method=method, prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"),
-        created_at=at, expires_at=at + settings.request_ttl,
+        resources=[r.resource for r in targets], created_at=at, expires_at=at + settings.request_ttl,
     )
 
 
@@ -226,9 +228,10 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
                                 request.redirect_uri, request.state)
     code = new_secret()
     at = now()
-    grant = GrantModel(grant_id=new_secret(16), sub=session.sub, client_id=request.client_id,
-                       scopes=list(request.scopes), resources=list(request.resources), created_at=at,
-                       expires_at=at + settings.session_ttl)
+    grant = GrantModel(grant_id=new_grant_id(), sub=session.sub, client_id=request.client_id,
+                       session_hash=session.session_hash, auth_time=session.auth_time, scopes=list(request.scopes),
+                       resources=list(request.resources), created_at=at,
+                       expires_at=at + settings.refresh_token_absolute_ttl)
     record = AuthorizationCodeModel(
         code_hash=sha256_hex(code), client_id=request.client_id, redirect_uri=request.redirect_uri,
         code_challenge=request.code_challenge, code_challenge_method=request.code_challenge_method,
@@ -241,6 +244,11 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
         tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
     log.info("authorization code issued", extra={"client_id": request.client_id, "grant_id": grant.grant_id})
     return redirect_location(request.redirect_uri, settings, code=code, state=request.state)
+
+
+def new_grant_id() -> str:
+    # token_urlsafe's alphabet has no ".", so a refresh token can carry it as "<grant_id>.<secret>".
+    return new_secret(16)
 
 
 def redirect_location(redirect_uri: str, settings: Settings, **params) -> str:

@@ -27,7 +27,7 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def authenticate(headers, form: dict) -> tuple[ClientModel, str]:
+def authenticate(headers, form: dict, settings) -> tuple[ClientModel, str]:
     """Return (client, method used). Raises InvalidClient / InvalidRequest."""
     authorization = headers.get("authorization") or ""
     uses_basic = authorization[:6].lower() == "basic "
@@ -46,7 +46,7 @@ def authenticate(headers, form: dict) -> tuple[ClientModel, str]:
         client_id, secret, method, scheme = form.get("client_id"), None, "none", None
     if not client_id:
         raise InvalidClient("client authentication is required", scheme=scheme)
-    client = _find(client_id)
+    client = _find(client_id, settings)
     if method == "none":
         if client is None or client.token_endpoint_auth_method != "none":
             raise InvalidClient("client authentication failed", detail=f"client {client_id} needs a secret")
@@ -58,11 +58,8 @@ def authenticate(headers, form: dict) -> tuple[ClientModel, str]:
     return client, method
 
 
-def _find(client_id: str) -> ClientModel | None:
-    if len(client_id) > 256:
-        return None
-    try:
-        client = ClientModel.get(client_id)
-    except ClientModel.DoesNotExist:
-        return None
-    return None if client.disabled else client
+def _find(client_id: str, settings) -> ClientModel | None:
+    from ..storage.clients import get_client_cached
+
+    client = get_client_cached(client_id, settings.client_cache_seconds)
+    return None if client is None or client.disabled else client

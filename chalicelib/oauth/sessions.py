@@ -83,10 +83,16 @@ def start(settings: Settings, sub: str, amr: list[str]) -> tuple[str, SessionMod
 
 
 def end(cookie_value: str | None) -> None:
+    """Sign out: the session ends, and so does every grant issued through it (their refresh tokens
+    and access tokens). Grants from other sessions of the same user are left alone."""
+    from ..storage.grants import revoke_grants_of
+
     if not cookie_value:
         return
+    session_hash = sha256_hex(cookie_value)
     try:
-        SessionModel(session_hash=sha256_hex(cookie_value)).update(
+        SessionModel(session_hash=session_hash).update(
             actions=[SessionModel.revoked.set(True)], condition=SessionModel.session_hash.exists())
     except UpdateError:
-        pass  # anonymous or already gone: nothing to end
+        return  # anonymous or already gone: nothing to end
+    revoke_grants_of(session_hash=session_hash, reason="signed out")

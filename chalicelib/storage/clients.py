@@ -35,10 +35,14 @@ class InvalidClientMetadata(ValueError):
 
 
 def validate_client_metadata(*, client_name: str, client_type: str = "confidential", redirect_uris=(),
-                             grant_types=None, scopes=None, token_endpoint_auth_method=None) -> dict:
+                             grant_types=None, scopes=None, token_endpoint_auth_method=None, resources=(),
+                             introspection: bool = False) -> dict:
     """Check and normalise client metadata; returns the ClientModel fields it determines."""
     if client_type not in CLIENT_TYPES:
         raise InvalidClientMetadata(f"client_type must be one of {', '.join(CLIENT_TYPES)}, got {client_type!r}")
+    if introspection and client_type != "confidential":
+        # RFC 7662 §2.1: the introspection endpoint requires authorization; only secrets prove it.
+        raise InvalidClientMetadata("only confidential clients may introspect tokens")
     grants = _unique(["authorization_code"] if grant_types is None else grant_types)
     uris = _unique(redirect_uris)
     return {
@@ -50,7 +54,23 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         # RFC 7591 §2.1: the "code" response type goes with the authorization_code grant.
         "response_types": ["code"] if "authorization_code" in grants else [],
         "scopes": _scopes(["openid"] if scopes is None else scopes),
+        "resources": _resources(resources),
+        "introspection": bool(introspection),
     }
+
+
+def _resources(resources) -> list[str]:
+    from .resources import InvalidResource, check_resource_uri, get_resource
+
+    resources = _unique(resources)
+    for uri in resources:
+        try:
+            check_resource_uri(uri)
+        except InvalidResource as exc:
+            raise InvalidClientMetadata(str(exc)) from None
+        if get_resource(uri) is None:
+            raise InvalidClientMetadata(f"resource {uri!r} is not registered; register it first")
+    return resources
 
 
 def _unique(values) -> list[str]:
@@ -160,7 +180,8 @@ def create_client(**metadata) -> tuple[ClientModel, str | None]:
 
 
 def get_client(client_id: str) -> ClientModel | None:
-    if not client_id:
+    # DynamoDB refuses keys over 2048 bytes with an error; such an id is simply unknown.
+    if not client_id or len(client_id.encode("utf-8")) > 1024:
         return None
     try:
         return ClientModel.get(client_id, consistent_read=True)
@@ -168,12 +189,38 @@ def get_client(client_id: str) -> ClientModel | None:
         return None
 
 
+_cache: dict[str, tuple[float, ClientModel]] = {}
+
+
+def get_client_cached(client_id: str, max_age: int) -> ClientModel | None:
+    """A client as this container last read it, at most `max_age` seconds ago (CLIENT_CACHE_SECONDS).
+
+    The token endpoint authenticates the same few clients over and over; caching their registration
+    saves a DynamoDB read per request. Unknown ids are not cached, so a new client works at once.
+    """
+    import time
+
+    hit = _cache.get(client_id)
+    if hit is not None and time.monotonic() - hit[0] < max_age:
+        return hit[1]
+    client = get_client(client_id)
+    if client is not None:
+        _cache[client_id] = (time.monotonic(), client)
+    return client
+
+
+def forget_cached_clients() -> None:
+    _cache.clear()
+
+
 def list_clients() -> list[ClientModel]:
     return sorted(ClientModel.scan(consistent_read=True), key=lambda c: (c.created_at, c.client_id))
 
 
 def delete_client(client_id: str) -> bool:
-    """Delete a client; False when there was none (one conditional delete, no read first)."""
+    """Delete a client and revoke its grants; False when there was none (one conditional delete)."""
+    from .grants import revoke_grants_of
+
     if not client_id:
         return False
     try:
@@ -182,4 +229,26 @@ def delete_client(client_id: str) -> bool:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
+    revoke_grants_of(client_id=client_id, reason="client deleted")
+    return True
+
+
+def set_client_disabled(client_id: str, disabled: bool) -> bool:
+    """Disable or re-enable a client; disabling revokes its grants. False when there is no such client.
+    Containers that cached the client notice within CLIENT_CACHE_SECONDS; its grants die at once."""
+    from pynamodb.exceptions import UpdateError
+
+    from .grants import revoke_grants_of
+
+    if not client_id:
+        return False
+    try:
+        ClientModel(client_id).update(actions=[ClientModel.disabled.set(disabled), ClientModel.updated_at.set(now())],
+                                      condition=ClientModel.client_id.exists())
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    if disabled:
+        revoke_grants_of(client_id=client_id, reason="client disabled")
     return True

@@ -18,6 +18,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from .. import config
@@ -54,6 +55,10 @@ class ClientModel(Model):
     grant_types = _strings(default=list)
     response_types = _strings(default=list)
     scopes = _strings(default=list)
+    #: RFC 8707 resources this client may request; empty means any registered resource.
+    resources = _strings(default=list)
+    #: May call /introspect (a resource server), for tokens whose audience is in `resources`.
+    introspection = BooleanAttribute(default=False)
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
@@ -140,19 +145,55 @@ class ThrottleModel(Model):
     expires_at = NumberAttribute()
 
 
+class GrantsBySub(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_sub"
+        projection = KeysOnlyProjection()
+
+    sub = UnicodeAttribute(hash_key=True)
+
+
+class GrantsByClient(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_client"
+        projection = KeysOnlyProjection()
+
+    client_id = UnicodeAttribute(hash_key=True)
+
+
+class GrantsBySession(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_session"
+        projection = KeysOnlyProjection()
+
+    session_hash = UnicodeAttribute(hash_key=True)
+
+
 class GrantModel(Model):
-    """An authorization grant: what a user allowed a client. Refresh-token families hang off it."""
+    """An authorization grant: what a user allowed a client. It is the refresh-token family: every
+    refresh token and access token issued under it dies when it is revoked.
+
+    Indexed by user, client and SSO session so that disabling a user or client, or signing out,
+    can revoke their grants.
+    """
 
     Meta = _meta("grants", ttl="expires_at")
     grant_id = UnicodeAttribute(hash_key=True)
     sub = UnicodeAttribute()
     client_id = UnicodeAttribute()
+    session_hash = UnicodeAttribute(null=True)
+    auth_time = NumberAttribute(null=True)
     scopes = _strings(default=list)
     resources = _strings(default=list)
     status = UnicodeAttribute(default="active")  # "active" | "revoked"
     created_at = NumberAttribute()
+    last_used_at = NumberAttribute(null=True)
     revoked_at = NumberAttribute(null=True)
+    #: Absolute lifetime of the family (REFRESH_TOKEN_ABSOLUTE_TTL).
     expires_at = NumberAttribute()
+    by_sub = GrantsBySub()
+    by_client = GrantsByClient()
+    by_session = GrantsBySession()
 
 
 class AuthorizationCodeModel(Model):
@@ -177,17 +218,38 @@ class AuthorizationCodeModel(Model):
 
 
 class RefreshTokenModel(Model):
-    """One refresh token of a family (`grant_id`); consumed exactly once when rotated."""
+    """One refresh token of a family (`grant_id`); consumed exactly once when rotated.
+
+    `expires_at` is the idle limit (REFRESH_TOKEN_IDLE_TTL from issue); the family's absolute
+    limit is the grant's `expires_at`.
+    """
 
     Meta = _meta("refresh_tokens", ttl="expires_at")
     token_hash = UnicodeAttribute(hash_key=True)
     grant_id = UnicodeAttribute()
     client_id = UnicodeAttribute()
-    scopes = _strings(default=list)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     consumed_at = NumberAttribute(null=True)
     successor_hash = UnicodeAttribute(null=True)
+
+
+class ResourceModel(Model):
+    """A protected resource (RFC 8707 resource indicator) clients may ask tokens for."""
+
+    Meta = _meta("resources")
+    resource = UnicodeAttribute(hash_key=True)  # absolute URI, no fragment
+    name = UnicodeAttribute()
+    scopes = _strings(default=list)
+    created_at = NumberAttribute()
+
+
+class RevokedTokenModel(Model):
+    """Access tokens revoked before they expire (RFC 7009), by `jti`; kept until the token's `exp`."""
+
+    Meta = _meta("revoked_tokens", ttl="expires_at")
+    jti = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute()
 
 
 class SigningKeyModel(Model):
@@ -212,7 +274,8 @@ class SigningKeyModel(Model):
 
 #: Every model, in bootstrap order. Two models may share a table (users).
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
-              ThrottleModel, GrantModel, AuthorizationCodeModel, RefreshTokenModel, SigningKeyModel)
+              ThrottleModel, GrantModel, AuthorizationCodeModel, RefreshTokenModel, ResourceModel, RevokedTokenModel,
+              SigningKeyModel)
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,6 +22,11 @@ def table_specs() -> list[dict]:
             "BillingMode": "PAY_PER_REQUEST",
             "TtlAttribute": getattr(model.Meta, "ttl_attribute", None),
         }
+        if schema["global_secondary_indexes"]:
+            spec["GlobalSecondaryIndexes"] = [
+                {"IndexName": index["index_name"], "KeySchema": index["key_schema"], "Projection": index["projection"]}
+                for index in schema["global_secondary_indexes"]
+            ]
         specs[name] = spec
     return list(specs.values())
 
@@ -43,6 +48,8 @@ def bootstrap_tables(dynamodb=None) -> list[str]:
             dynamodb.create_table(**spec)
             dynamodb.get_waiter("table_exists").wait(TableName=spec["TableName"])
             created.append(spec["TableName"])
+        else:
+            _add_missing_indexes(dynamodb, spec)
         if ttl:
             status = dynamodb.describe_time_to_live(TableName=spec["TableName"])["TimeToLiveDescription"]
             if status.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
@@ -51,3 +58,14 @@ def bootstrap_tables(dynamodb=None) -> list[str]:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
                 )
     return created
+
+
+def _add_missing_indexes(dynamodb, spec: dict) -> None:
+    """An older table (e.g. a local stack from before an index existed) gets its new GSIs.
+    DynamoDB creates one GSI per UpdateTable call."""
+    have = {i["IndexName"] for i in dynamodb.describe_table(TableName=spec["TableName"])["Table"]
+            .get("GlobalSecondaryIndexes", [])}
+    for index in spec.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] not in have:
+            dynamodb.update_table(TableName=spec["TableName"], AttributeDefinitions=spec["AttributeDefinitions"],
+                                  GlobalSecondaryIndexUpdates=[{"Create": index}])

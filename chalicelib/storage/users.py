@@ -110,7 +110,8 @@ def find_user_by_email(email: str) -> UserModel | None:
 
 
 def set_user_disabled(sub: str, disabled: bool) -> bool:
-    """Disable or re-enable a user; False when there is no such user."""
+    """Disable or re-enable a user; False when there is no such user. Disabling also revokes every
+    grant (refresh-token family) of the user; re-enabling does not bring them back."""
     if not sub or sub.startswith(EMAIL_PREFIX):
         return False
     try:
@@ -120,6 +121,10 @@ def set_user_disabled(sub: str, disabled: bool) -> bool:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
+    if disabled:
+        from .grants import revoke_grants_of
+
+        revoke_grants_of(sub=sub, reason="user disabled")
     return True
 
 

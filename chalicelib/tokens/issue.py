@@ -1,4 +1,5 @@
-"""Mint the token response: an RFC 9068 access token and, for `openid`, an ID token."""
+"""Mint the token response: an RFC 9068 access token, an ID token for `openid`, and the refresh
+token the grant handler decided on."""
 from __future__ import annotations
 
 from ..config import Settings
@@ -9,14 +10,14 @@ from ..storage.models import ClientModel, UserModel
 from . import claims, jwt
 
 
-def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: list[str], grant_id: str,
-                 auth_time: int | None, nonce: str | None, audience: list[str] | None = None) -> dict:
+def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: list[str],
+                 grant_id: str | None, auth_time: int | None, nonce: str | None, audience: list[str],
+                 refresh_token: str | None = None, user: UserModel | None = None) -> dict:
     signer = keyring.current_signer()
     iat = now()
     access_claims = claims.access_token_claims(
-        issuer=settings.issuer, sub=sub, client_id=client.client_id,
-        audience=audience or [settings.default_audience], scopes=scopes, jti=new_secret(16), iat=iat,
-        ttl=settings.access_token_ttl, auth_time=auth_time, grant_id=grant_id)
+        issuer=settings.issuer, sub=sub, client_id=client.client_id, audience=audience, scopes=scopes,
+        jti=new_secret(16), iat=iat, ttl=settings.access_token_ttl, auth_time=auth_time, grant_id=grant_id)
     access_token = jwt.encode(access_claims, signer, typ="at+jwt")
     response = {
         "access_token": access_token,
@@ -24,8 +25,9 @@ def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: l
         "expires_in": settings.access_token_ttl,
         "scope": " ".join(scopes),
     }
-    if "openid" in scopes:
-        user = UserModel.get(sub, consistent_read=True)
+    if refresh_token is not None:
+        response["refresh_token"] = refresh_token
+    if "openid" in scopes and user is not None:
         id_claims = claims.id_token_claims(
             issuer=settings.issuer, sub=sub, client_id=client.client_id, iat=iat, ttl=settings.id_token_ttl,
             auth_time=auth_time, nonce=nonce, access_token=access_token, alg=signer.alg,

@@ -60,8 +60,8 @@ def test_create_confidential_client_prints_the_secret_once(run):
         "client_id": stored.client_id, "client_name": "App", "client_type": "confidential",
         "token_endpoint_auth_method": "client_secret_basic",
         "redirect_uris": [APP, "http://127.0.0.1:9000/cb"], "grant_types": ["authorization_code"],
-        "response_types": ["code"], "scopes": ["openid", "email"], "disabled": False,
-        "created_at": stored.created_at, "updated_at": stored.updated_at,
+        "response_types": ["code"], "scopes": ["openid", "email"], "resources": [], "introspection": False,
+        "disabled": False, "created_at": stored.created_at, "updated_at": stored.updated_at,
     }
 
     for argv in (("clients", "show", stored.client_id), ("clients", "list")):

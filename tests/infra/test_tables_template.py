@@ -1,5 +1,7 @@
-"""infra/ renders the very table specs the local bootstrap creates."""
+"""infra/ renders the very table specs the local bootstrap creates, and the policies that reach them."""
 from __future__ import annotations
+
+import json
 
 from chalicelib.storage.models import ALL_MODELS
 from chalicelib.storage.tables import table_specs
@@ -43,3 +45,13 @@ def test_rendered_template_passes_cfn_lint(tmp_path):
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run([str(cfn_lint), str(template)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_committed_lambda_policies_cover_every_table_and_nothing_wider():
+    from infra.policy import ROOT, STAGES, render
+
+    for stage in STAGES:
+        committed = (ROOT / ".chalice" / f"policy-{stage}.json").read_text()
+        assert committed == render(stage), f"run `.venv/bin/python -m infra.policy` to refresh policy-{stage}.json"
+        for statement in json.loads(committed)["Statement"]:
+            assert statement["Resource"] != "*"

@@ -1,0 +1,28 @@
+"""grant_type=client_credentials (RFC 6749 §4.4): a confidential client acting for itself.
+
+No user, so no ID token, no identity scopes and no refresh token (§4.4.3). With the client and the
+resources cached per container, issuing needs no DynamoDB call at all.
+"""
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import InvalidScope, UnauthorizedClient
+from ..oauth import scopes
+from ..oauth.resources import IDENTITY_SCOPES, audience, check_scopes, resolve
+from ..storage.models import ClientModel
+from ..tokens.issue import issue_tokens
+
+
+def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
+    if client.client_type != "confidential":
+        raise UnauthorizedClient("client_credentials is for confidential clients only")
+    allowed = [s for s in client.scopes if s not in IDENTITY_SCOPES]
+    requested = scopes.parse(form.get("scope"))
+    if any(s in IDENTITY_SCOPES for s in requested):
+        raise InvalidScope("identity scopes need a user; client_credentials has none")
+    granted = scopes.require_subset(requested, allowed) if requested else allowed
+    targets = resolve(form.get("resource", []), client, max_age=settings.client_cache_seconds)
+    check_scopes(granted, targets)
+    return issue_tokens(settings, client=client, sub=client.client_id, scopes=granted, grant_id=None,
+                        auth_time=None, nonce=None,
+                        audience=audience([t.resource for t in targets], settings.default_audience))

@@ -1,0 +1,45 @@
+"""grant_type=refresh_token (RFC 6749 §6): rotate, then issue. Scope and resources may be narrowed,
+never widened; both are checked before the token is consumed so a bad request costs nothing."""
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import InvalidGrant, InvalidRequest, InvalidScope
+from ..oauth import refresh_tokens, scopes
+from ..oauth.resources import audience, narrow
+from ..storage.grants import active_grant, revoke_grant
+from ..storage.models import ClientModel
+from ..storage.users import get_user
+from ..tokens.issue import issue_tokens
+
+
+def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
+    token = form.get("refresh_token")
+    if not token:
+        raise InvalidRequest("refresh_token is required")
+    requested_scopes = scopes.parse(form.get("scope"))
+    requested_resources = form.get("resource", [])
+    if requested_scopes or requested_resources:
+        grant_id = token.partition(".")[0]
+        current = active_grant(grant_id)
+        if current is None or current.client_id != client.client_id:
+            raise InvalidGrant(refresh_tokens.GENERIC, detail="grant inactive before rotation")
+        _check_narrowing(requested_scopes, list(current.scopes))
+        narrow(requested_resources, list(current.resources))
+    grant, successor = refresh_tokens.rotate(settings, token, client.client_id)
+    user = get_user(grant.sub)
+    if user is None or user.disabled:
+        revoke_grant(grant.grant_id, reason="user disabled or deleted")
+        raise InvalidGrant(refresh_tokens.GENERIC, detail="user disabled")
+    granted_scopes = requested_scopes or list(grant.scopes)
+    resources = narrow(requested_resources, list(grant.resources))
+    # OIDC Core §12.2: a refreshed ID token keeps auth_time and carries no nonce.
+    return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,
+                        auth_time=grant.auth_time, nonce=None, user=user, refresh_token=successor,
+                        audience=audience(resources, settings.default_audience))
+
+
+def _check_narrowing(requested: list[str], granted: list[str]) -> None:
+    wider = [s for s in requested if s not in granted]
+    if wider:
+        # RFC 6749 §6: the requested scope "MUST NOT include any scope not originally granted".
+        raise InvalidScope(f"scope exceeds the original grant: {' '.join(wider)}")

@@ -1,0 +1,56 @@
+"""Resource indicators (RFC 8707) at the authorization and token endpoints.
+
+A requested resource must be registered, allowed for the client (when the client lists resources),
+and an absolute URI without fragment; anything else is `invalid_target`. At the token endpoint a
+client may narrow the audience to resources granted at authorization, never widen it.
+"""
+from __future__ import annotations
+
+from ..errors import InvalidScope, InvalidTarget
+from ..storage.models import ClientModel
+
+#: Scopes that concern the user's identity at this IdP, not any resource.
+IDENTITY_SCOPES = ("openid", "profile", "email", "offline_access")
+
+
+def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> list:
+    """The registered resources for `requested`; `max_age` > 0 allows this container's cached copy."""
+    from ..storage.resources import InvalidResource, check_resource_uri, get_resource, get_resource_cached
+
+    lookup = (lambda uri: get_resource_cached(uri, max_age)) if max_age else get_resource
+    found = []
+    for uri in requested:
+        try:
+            check_resource_uri(uri)
+        except InvalidResource as exc:
+            raise InvalidTarget(str(exc)) from None
+        resource = lookup(uri)
+        if resource is None:
+            raise InvalidTarget("unknown resource", detail=uri)
+        if client.resources and uri not in client.resources:
+            raise InvalidTarget("this client may not request that resource", detail=uri)
+        found.append(resource)
+    return found
+
+
+def check_scopes(scopes: list[str], resources: list) -> None:
+    """With resources named, every non-identity scope must be defined by one of them, so a token
+    never carries a scope its audience does not understand."""
+    if not resources:
+        return
+    defined = {s for r in resources for s in r.scopes}
+    foreign = [s for s in scopes if s not in IDENTITY_SCOPES and s not in defined]
+    if foreign:
+        raise InvalidScope(f"scope not defined by the requested resource: {' '.join(foreign)}")
+
+
+def narrow(requested: list[str], granted: list[str]) -> list[str]:
+    """Token-endpoint `resource`: a subset of what was granted (RFC 8707 §2.2)."""
+    extra = [uri for uri in requested if uri not in granted]
+    if extra:
+        raise InvalidTarget("resource was not granted at authorization", detail=" ".join(extra))
+    return requested or granted
+
+
+def audience(resources: list[str], default: str) -> list[str]:
+    return list(resources) if resources else [default]

@@ -1,0 +1,91 @@
+"""The resource registry (RFC 8707): APIs clients may ask tokens for, with the scopes they define."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pynamodb.exceptions import DeleteError, DoesNotExist
+
+from ..log import now
+from .models import ResourceModel
+
+# RFC 6749 §3.3 scope-token syntax.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+
+
+class InvalidResource(ValueError):
+    """A resource registration breaks a rule; the message says which."""
+
+
+def check_resource_uri(uri: str) -> str:
+    """RFC 8707 §2: an absolute URI without a fragment. We also refuse a query (the RFC says SHOULD
+    NOT) so one API cannot be registered under many spellings."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise InvalidResource(f"resource is not a valid URI: {uri!r}") from None
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise InvalidResource(f"resource must be an absolute http(s) URI: {uri!r}")
+    if "#" in uri:
+        raise InvalidResource(f"resource must not contain a fragment: {uri!r}")
+    if parts.query:
+        raise InvalidResource(f"resource must not contain a query: {uri!r}")
+    if any(c.isspace() for c in uri) or len(uri) > 512:
+        raise InvalidResource(f"resource must be at most 512 characters without whitespace: {uri!r}")
+    return uri
+
+
+def register_resource(uri: str, name: str, scopes: list[str]) -> ResourceModel:
+    check_resource_uri(uri)
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidResource("name must be 1 to 200 characters")
+    scopes = list(dict.fromkeys(scopes))
+    bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+    if bad:
+        raise InvalidResource(f"invalid scope {bad[0]!r}")
+    resource = ResourceModel(resource=uri, name=name, scopes=scopes, created_at=now())
+    resource.save()  # re-registering replaces name and scopes
+    return resource
+
+
+def get_resource(uri: str) -> ResourceModel | None:
+    if len(uri.encode("utf-8")) > 1024:
+        return None
+    try:
+        return ResourceModel.get(uri)
+    except DoesNotExist:
+        return None
+
+
+_cache: dict[str, tuple[float, ResourceModel]] = {}
+
+
+def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
+    """Like get_resource, reusing this container's copy for `max_age` seconds (unknown URIs are
+    never cached, so a new registration works at once)."""
+    import time
+
+    hit = _cache.get(uri)
+    if hit is not None and time.monotonic() - hit[0] < max_age:
+        return hit[1]
+    resource = get_resource(uri)
+    if resource is not None:
+        _cache[uri] = (time.monotonic(), resource)
+    return resource
+
+
+def forget_cached_resources() -> None:
+    _cache.clear()
+
+
+def list_resources() -> list[ResourceModel]:
+    return sorted(ResourceModel.scan(consistent_read=True), key=lambda r: r.resource)
+
+
+def delete_resource(uri: str) -> bool:
+    try:
+        ResourceModel(resource=uri).delete(condition=ResourceModel.resource.exists())
+    except DeleteError:
+        return False
+    return True

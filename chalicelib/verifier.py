@@ -1,0 +1,141 @@
+"""Access-token verification for resource servers (RFC 9068 §4, RFC 6750), also used by /userinfo.
+
+A SaaS API protects its routes with a `Verifier`:
+
+    verifier = Verifier(issuer="https://login.example.com", audience="https://api.example.com")
+    claims = verifier.authenticate(request.headers.get("Authorization"), required_scopes=["notes:read"])
+
+It fetches the issuer's discovery document and JWK Set once per process (container) and caches
+them; a token signed by a `kid` it has not seen triggers one refetch, at most every
+`refetch_interval` seconds, so a key rotation is picked up without a restart and a flood of bogus
+kids cannot turn into a flood of fetches. Only ES256/RS256 are accepted: never `none`, never HMAC,
+whose "key" would be our public key (RFC 8725 §2.1, §3.1). Failures raise InvalidToken (401) or
+InsufficientScope (403) from chalicelib.errors, which carry the RFC 6750 WWW-Authenticate header.
+
+Dependencies: pyjwt, cryptography and the standard library only.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from typing import Callable
+
+import jwt
+
+from .errors import InsufficientScope, InvalidRequest, InvalidToken, MissingToken
+
+ALLOWED_ALGS = ("ES256", "RS256")
+LEEWAY_SECONDS = 30
+ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+
+
+def verify_access_token(token: str, *, jwks: dict, issuer: str, audience: str | list[str] | None,
+                        leeway: int = LEEWAY_SECONDS) -> dict:
+    """Verify one RFC 9068 access token against a JWK Set; `audience=None` skips only the aud check
+    (for introspection, which decides visibility itself)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise InvalidToken("the access token is malformed") from None
+    alg = header.get("alg")
+    if alg not in ALLOWED_ALGS:
+        raise InvalidToken("the access token is not signed with an accepted algorithm", detail=f"alg={alg!r}")
+    if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
+        raise InvalidToken("the token is not an access token", detail=f"typ={header.get('typ')!r}")
+    jwk = next((k for k in jwks.get("keys", ()) if k.get("kid") == header.get("kid")), None)
+    if jwk is None:
+        raise UnknownKey("the access token was signed by an unknown key", detail=f"kid={header.get('kid')!r}")
+    if jwk.get("alg") != alg:
+        raise InvalidToken("the access token's algorithm does not match its key")
+    try:
+        return jwt.decode(
+            token, jwt.PyJWK(jwk).key, algorithms=[alg], audience=audience, issuer=issuer, leeway=leeway,
+            options={"require": ["iss", "sub", "exp", "iat", "jti", "client_id"], "verify_aud": audience is not None},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("the access token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidToken("the access token is not meant for this resource") from None
+    except jwt.InvalidTokenError as exc:
+        raise InvalidToken("the access token is invalid", detail=str(exc)) from None
+
+
+class UnknownKey(InvalidToken):
+    """The token's kid is not in the JWK Set we hold (maybe a key we have not fetched yet)."""
+
+
+def bearer_token(authorization: str | None) -> str:
+    """RFC 6750 §2.1: `Authorization: Bearer <token>`."""
+    if not authorization:
+        raise MissingToken("an access token is required")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise MissingToken("use the Bearer authentication scheme")
+    return token.strip()
+
+
+def require_scopes(claims: dict, required: list[str] | tuple[str, ...]) -> None:
+    granted = set(str(claims.get("scope", "")).split())
+    missing = [s for s in required if s not in granted]
+    if missing:
+        raise InsufficientScope("the access token lacks a required scope", scope=" ".join(required))
+
+
+def _http_get_json(url: str, timeout: float = 5.0) -> dict:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https in production
+        return json.loads(response.read(1_000_000))
+
+
+class Verifier:
+    """Verifies access tokens for one resource (audience) issued by one issuer."""
+
+    def __init__(self, issuer: str, audience: str | list[str], *, jwks_provider: Callable[[bool], dict] | None = None,
+                 http_get: Callable[[str], dict] = _http_get_json, refetch_interval: float = 30.0,
+                 cache_seconds: float = 300.0, leeway: int = LEEWAY_SECONDS):
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.leeway = leeway
+        self._http_get = http_get
+        self._jwks_provider = jwks_provider or self._fetch_jwks
+        self._refetch_interval = refetch_interval
+        # Keys are refetched after this long anyway, so a key the issuer withdrew stops verifying.
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._jwks: dict | None = None
+        self._fetched_at = float("-inf")
+
+    def _fetch_jwks(self, refresh: bool) -> dict:
+        # RFC 8414 §3: the metadata lives at the issuer's well-known URL; its jwks_uri names the keys.
+        metadata = self._http_get(f"{self.issuer}/.well-known/oauth-authorization-server")
+        if metadata.get("issuer") != self.issuer:
+            raise InvalidToken("the authorization server metadata names another issuer")
+        return self._http_get(metadata["jwks_uri"])
+
+    def _keys(self, *, refresh: bool) -> dict:
+        with self._lock:
+            age = time.monotonic() - self._fetched_at
+            stale = self._jwks is None or age >= self._cache_seconds or (refresh and age >= self._refetch_interval)
+            if stale:
+                self._jwks = self._jwks_provider(refresh)
+                self._fetched_at = time.monotonic()
+            return self._jwks
+
+    def verify(self, token: str, required_scopes=()) -> dict:
+        try:
+            claims = verify_access_token(token, jwks=self._keys(refresh=False), issuer=self.issuer,
+                                         audience=self.audience, leeway=self.leeway)
+        except UnknownKey:
+            claims = verify_access_token(token, jwks=self._keys(refresh=True), issuer=self.issuer,
+                                         audience=self.audience, leeway=self.leeway)
+        require_scopes(claims, required_scopes)
+        return claims
+
+    def authenticate(self, authorization: str | None, required_scopes=()) -> dict:
+        return self.verify(bearer_token(authorization), required_scopes)
+
+
+__all__ = ["Verifier", "verify_access_token", "bearer_token", "require_scopes", "InvalidToken",
+           "InsufficientScope", "InvalidRequest", "MissingToken", "UnknownKey"]
