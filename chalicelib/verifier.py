@@ -106,6 +106,7 @@ class Verifier:
         self._lock = threading.Lock()
         self._jwks: dict | None = None
         self._fetched_at = float("-inf")
+        self._refetched_at = float("-inf")
 
     def _fetch_jwks(self, refresh: bool) -> dict:
         # RFC 8414 §3: the metadata lives at the issuer's well-known URL; its jwks_uri names the keys.
@@ -115,12 +116,15 @@ class Verifier:
         return self._http_get(metadata["jwks_uri"])
 
     def _keys(self, *, refresh: bool) -> dict:
+        """The cached JWK Set; `refresh` (an unknown kid) refetches at most once per refetch_interval."""
         with self._lock:
-            age = time.monotonic() - self._fetched_at
-            stale = self._jwks is None or age >= self._cache_seconds or (refresh and age >= self._refetch_interval)
-            if stale:
+            at = time.monotonic()
+            refetch = refresh and at - self._refetched_at >= self._refetch_interval
+            if self._jwks is None or at - self._fetched_at >= self._cache_seconds or refetch:
                 self._jwks = self._jwks_provider(refresh)
-                self._fetched_at = time.monotonic()
+                self._fetched_at = at
+                if refetch:
+                    self._refetched_at = at
             return self._jwks
 
     def verify(self, token: str, required_scopes=()) -> dict:

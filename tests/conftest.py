@@ -146,3 +146,28 @@ def browser(http):
     from tests.routes.flow import Browser
 
     return Browser(http)
+
+
+@pytest.fixture
+def api_resources(aws):
+    """Two registered APIs (RFC 8707 resources) with their own scopes."""
+    from chalicelib.storage.resources import register_resource
+
+    return (register_resource("https://notes.example.com/api", "Notes API", ["notes:read", "notes:write"]),
+            register_resource("https://billing.example.com/api", "Billing API", ["billing:read"]))
+
+
+@pytest.fixture
+def service_client(aws, api_resources):
+    """A confidential client with client_credentials (a backend job)."""
+    from chalicelib.storage.clients import create_client
+
+    client, secret = create_client(client_name="Nightly job", grant_types=["client_credentials"],
+                                   scopes=["notes:read", "notes:write", "billing:read"])
+    return client, secret
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..errors import InvalidScope, UnauthorizedClient
 from ..oauth import scopes
-from ..oauth.resources import IDENTITY_SCOPES, audience, check_scopes, resolve
+from ..oauth.resources import IDENTITY_SCOPES, audience, check_scopes, default_scopes, resolve
 from ..storage.models import ClientModel
 from ..tokens.issue import issue_tokens
 
@@ -20,8 +20,8 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     requested = scopes.parse(form.get("scope"))
     if any(s in IDENTITY_SCOPES for s in requested):
         raise InvalidScope("identity scopes need a user; client_credentials has none")
-    granted = scopes.require_subset(requested, allowed) if requested else allowed
     targets = resolve(form.get("resource", []), client, max_age=settings.client_cache_seconds)
+    granted = scopes.require_subset(requested, allowed) if requested else default_scopes(allowed, targets)
     check_scopes(granted, targets)
     return issue_tokens(settings, client=client, sub=client.client_id, scopes=granted, grant_id=None,
                         auth_time=None, nonce=None,

@@ -119,11 +119,12 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
             raise InvalidRequest("only response_mode=query is supported")
         method = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         requested = scopes.parse(params.get("scope"))
+        targets = resources.resolve(params.get("resource", []), client)
         # RFC 6749 §3.3: without a scope we apply a default, the client's registered scopes.
-        granted = scopes.require_subset(requested, list(client.scopes)) if requested else list(client.scopes)
+        granted = (scopes.require_subset(requested, list(client.scopes)) if requested
+                   else resources.default_scopes(list(client.scopes), targets))
         if not granted:
             raise InvalidScope("no scope requested and the client has no default scopes")
-        targets = resources.resolve(params.get("resource", []), client)
         resources.check_scopes(granted, targets)
         prompt = params.get("prompt", "").split()
         if any(p not in PROMPTS for p in prompt):

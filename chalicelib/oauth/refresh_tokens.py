@@ -112,7 +112,7 @@ def _after_failed_rotation(settings: Settings, token: str, grant_id: str, client
     if record.consumed_at is None:
         raise InvalidGrant(GENERIC, detail="refresh token expired or family inactive")
     successor = successor_of(token)
-    within_grace = now() - record.consumed_at <= settings.refresh_grace_seconds
+    within_grace = 0 < settings.refresh_grace_seconds and now() - record.consumed_at <= settings.refresh_grace_seconds
     if within_grace and record.successor_hash == sha256_hex(successor):
         # A retry is only a retry while the successor itself is unused; otherwise it is reuse.
         following = find(successor)

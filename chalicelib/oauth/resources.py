@@ -44,6 +44,15 @@ def check_scopes(scopes: list[str], resources: list) -> None:
         raise InvalidScope(f"scope not defined by the requested resource: {' '.join(foreign)}")
 
 
+def default_scopes(allowed: list[str], resources: list) -> list[str]:
+    """RFC 6749 §3.3 default when no scope was requested: the client's scopes, limited to those the
+    requested resources define (identity scopes always apply)."""
+    if not resources:
+        return list(allowed)
+    defined = {s for r in resources for s in r.scopes}
+    return [s for s in allowed if s in IDENTITY_SCOPES or s in defined]
+
+
 def narrow(requested: list[str], granted: list[str]) -> list[str]:
     """Token-endpoint `resource`: a subset of what was granted (RFC 8707 §2.2)."""
     extra = [uri for uri in requested if uri not in granted]

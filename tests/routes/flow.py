@@ -60,7 +60,7 @@ def authorize_query(client, **overrides) -> str:
         "scope": "openid email", "state": "xyz-state", "nonce": "n-0S6", "code_challenge": pkce.s256(VERIFIER),
         "code_challenge_method": "S256", **overrides,
     }
-    return urlencode({k: v for k, v in params.items() if v is not None})
+    return urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
 
 
 def sign_in_and_consent(browser: Browser, client_id: str, *, email="alice@example.com",

@@ -1,0 +1,150 @@
+"""The resource-server verifier, without HTTP: discovery and JWKS come from a fake fetcher."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chalicelib.errors import InsufficientScope, InvalidToken, MissingToken
+from chalicelib.keys.backends import LocalSigner
+from chalicelib.keys.jwk import public_jwk
+from chalicelib.tokens import jwt as jwt_encode
+from chalicelib.verifier import Verifier
+
+ISSUER = "https://login.example.com"
+API = "https://api.example.com"
+
+
+class FakeIssuer:
+    """Serves discovery and a JWK Set, and counts fetches."""
+
+    def __init__(self):
+        self.keys = []
+        self.fetches = []
+
+    def new_key(self):
+        private = ec.generate_private_key(ec.SECP256R1())
+        jwk = public_jwk(private.public_key(), "ES256")
+        self.keys.append(jwk)
+        return LocalSigner(kid=jwk["kid"], alg="ES256", private_key=private)
+
+    def get(self, url):
+        self.fetches.append(url)
+        if url.endswith("/.well-known/oauth-authorization-server"):
+            return {"issuer": ISSUER, "jwks_uri": f"{ISSUER}/jwks"}
+        return {"keys": list(self.keys)}
+
+
+def claims(**overrides):
+    now = int(time.time())
+    return {"iss": ISSUER, "sub": "u1", "aud": API, "client_id": "c1", "scope": "notes:read", "jti": "j1",
+            "iat": now, "exp": now + 300, **overrides}
+
+
+@pytest.fixture
+def issuer():
+    return FakeIssuer()
+
+
+@pytest.fixture
+def signer(issuer):
+    return issuer.new_key()
+
+
+@pytest.fixture
+def verifier(issuer):
+    return Verifier(ISSUER, API, http_get=issuer.get, refetch_interval=30)
+
+
+def test_valid_token_verifies_and_keys_are_fetched_once(verifier, signer, issuer):
+    token = jwt_encode.encode(claims(), signer, typ="at+jwt")
+    assert verifier.verify(token, ["notes:read"])["sub"] == "u1"
+    verifier.verify(token)
+    assert len(issuer.fetches) == 2  # discovery + JWKS, once
+
+
+def test_key_rotated_in_is_picked_up_without_restart(verifier, signer, issuer):
+    verifier.verify(jwt_encode.encode(claims(), signer, typ="at+jwt"))
+    rotated = issuer.new_key()
+    assert verifier.verify(jwt_encode.encode(claims(), rotated, typ="at+jwt"))["sub"] == "u1"
+
+
+def test_unknown_kid_refetch_is_rate_limited(verifier, signer, issuer):
+    verifier.verify(jwt_encode.encode(claims(), signer, typ="at+jwt"))
+    stranger = FakeIssuer().new_key()
+    for _ in range(5):
+        with pytest.raises(InvalidToken, match="unknown key"):
+            verifier.verify(jwt_encode.encode(claims(), stranger, typ="at+jwt"))
+    assert len(issuer.fetches) == 4, "one refetch (discovery + JWKS) for five unknown kids"
+
+
+def test_metadata_naming_another_issuer_is_refused(issuer, signer):
+    verifier = Verifier(ISSUER, API, http_get=lambda url: {**issuer.get(url), "issuer": "https://evil.example"}
+                        if "well-known" in url else issuer.get(url))
+    with pytest.raises(InvalidToken):
+        verifier.verify(jwt_encode.encode(claims(), signer, typ="at+jwt"))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"aud": "https://other.example.com"}, "not meant for this resource"),
+    ({"iss": "https://evil.example"}, "invalid"),
+    ({"exp": int(time.time()) - 60, "iat": 1}, "expired"),
+    ({"nbf": int(time.time()) + 600}, "invalid"),
+])
+def test_claims_are_enforced(verifier, signer, change, message):
+    with pytest.raises(InvalidToken, match=message):
+        verifier.verify(jwt_encode.encode(claims(**change), signer, typ="at+jwt"))
+
+
+def test_small_clock_skew_is_tolerated(verifier, signer):
+    token = jwt_encode.encode(claims(exp=int(time.time()) - 10), signer, typ="at+jwt")
+    assert verifier.verify(token)["sub"] == "u1"
+
+
+def test_id_tokens_and_untyped_jwts_are_not_access_tokens(verifier, signer):
+    for typ in ("JWT", ""):
+        with pytest.raises(InvalidToken, match="not an access token"):
+            verifier.verify(jwt_encode.encode(claims(), signer, typ=typ))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_alg_none_is_refused(verifier, signer):
+    header = {"alg": "none", "typ": "at+jwt", "kid": signer.kid}
+    token = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims()).encode())}."
+    with pytest.raises(InvalidToken, match="accepted algorithm"):
+        verifier.verify(token)
+
+
+def test_hmac_with_the_public_key_as_secret_is_refused(verifier, signer, issuer):
+    header = {"alg": "HS256", "typ": "at+jwt", "kid": signer.kid}
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims()).encode())}"
+    secret = json.dumps(issuer.keys[0]).encode()
+    token = signing_input + "." + _b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())
+    with pytest.raises(InvalidToken, match="accepted algorithm"):
+        verifier.verify(token)
+
+
+def test_missing_scope_is_403_with_the_needed_scope(verifier, signer):
+    with pytest.raises(InsufficientScope) as caught:
+        verifier.verify(jwt_encode.encode(claims(), signer, typ="at+jwt"), ["notes:write"])
+    status, _, headers = caught.value.to_response()
+    assert status == 403 and 'scope="notes:write"' in headers["WWW-Authenticate"]
+
+
+def test_authorization_header_parsing(verifier, signer):
+    token = jwt_encode.encode(claims(), signer, typ="at+jwt")
+    assert verifier.authenticate(f"Bearer {token}")["sub"] == "u1"
+    assert verifier.authenticate(f"bearer {token}")["sub"] == "u1"
+    for header in (None, "", "Basic abc", "Bearer "):
+        with pytest.raises(MissingToken):
+            verifier.authenticate(header)
+    status, _, headers = MissingToken("x").to_response()
+    assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="idp"'
