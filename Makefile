@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 MOTO_PORT ?= 4566
-export PORT MOTO_PORT
+# The browser tests drive this Chromium with Playwright (which never downloads a browser here).
+CHROMIUM ?= /usr/bin/chromium
+export PORT MOTO_PORT CHROMIUM
 
-.PHONY: run test venv reset-local bench clean
+.PHONY: run test venv browser reset-local bench clean
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -17,17 +19,33 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
+## make browser: Debian's chromium for the browser tests; apt-get runs only when it is missing
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "error: $(CHROMIUM) is missing and the browser tests need it. Install Debian's chromium as root:" >&2; \
+	    echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium" >&2; \
+	    echo "(or point CHROMIUM=/path/to/chromium at another build)" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "$(CHROMIUM) is missing: installing Debian's chromium with apt-get"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	    || { echo "error: apt-get could not install chromium" >&2; exit 1; }; \
+	  [ -x "$(CHROMIUM)" ] || { echo "error: still no $(CHROMIUM) after installing chromium" >&2; exit 1; }; \
+	fi
+
 ## make run: local AWS stack (moto) + tables + signing key + `chalice local` on 127.0.0.1:$(PORT)
 run: venv
 	$(BIN)/python -m tools.devstack
 
 ## make test: the whole suite (unit, routes, moto-server integration, browser)
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: the benchmark scripts under bench/
 bench: venv
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/dynamodb_calls.py
 
 ## make reset-local: forget everything `make run` stored (clients, users, keys)
 reset-local:

@@ -21,9 +21,9 @@ def security_headers(form_targets: list[str] | None = None) -> dict:
 
     `form-action` lists where our forms may lead: Chromium applies it to the redirect that follows
     a form post too, so the client's redirect origin must be named when a form ends in a redirect.
-    Referrer-Policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send
-    `Origin: null` even on our own same-origin form posts, which the Origin check must refuse.
-    Cross-origin requests still carry no referrer (and our 302s to clients say `no-referrer`).
+    `Referrer-Policy: no-referrer` keeps request ids out of every Referer; it also makes browsers
+    post `Origin: null` from our own forms, which is why the form check reads Sec-Fetch-Site first
+    (chalicelib/blueprints/authorize.py).
     """
     form_action = " ".join(["'self'", *(form_targets or [])])
     return {
@@ -33,7 +33,7 @@ def security_headers(form_targets: list[str] | None = None) -> dict:
             f"form-action {form_action}; frame-ancestors 'none'"
         ),
         "X-Frame-Options": "DENY",
-        "Referrer-Policy": "same-origin",
+        "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store",
         "Pragma": "no-cache",

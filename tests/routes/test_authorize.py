@@ -168,6 +168,18 @@ def test_csrf_token_is_bound_to_the_browser_session(browser, http, public_client
     assert response.status_code == 403
 
 
+def test_fetch_metadata_decides_over_a_null_origin(browser, public_client, alice):
+    """Under no-referrer a browser posts our own forms with `Origin: null` and
+    `Sec-Fetch-Site: same-origin`: accepted. A null origin without Fetch Metadata is not."""
+    page = _login_page(browser, public_client.client_id)
+    form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
+            "username": "alice@example.com", "password": "correct horse battery"}
+    browser.headers = {}
+    assert browser.post("/login", form, extra={"Origin": "null"}).status_code == 403
+    same_origin = browser.post("/login", form, extra={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert same_origin.status_code == 302
+
+
 def test_cross_site_form_posts_are_refused(browser, public_client, alice):
     page = _login_page(browser, public_client.client_id)
     form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
@@ -175,6 +187,8 @@ def test_cross_site_form_posts_are_refused(browser, public_client, alice):
     assert browser.post("/login", form, extra={"Origin": "https://evil.example"}).status_code == 403
     browser.headers = {}
     assert browser.post("/login", form, extra={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    # Another port or subdomain of our site is "same-site", not "same-origin": still refused.
+    assert browser.post("/login", form, extra={"Sec-Fetch-Site": "same-site"}).status_code == 403
 
 
 def test_consent_post_needs_its_csrf_token(browser, public_client, alice):
@@ -222,9 +236,8 @@ def test_pages_forbid_framing_and_referrers(browser, path):
     response = browser.get(path)
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
-    # Not no-referrer: browsers then send `Origin: null` on our own form posts, which we refuse.
-    assert response.headers["Referrer-Policy"] == "same-origin"
-    assert b'<meta name="referrer" content="same-origin">' in response.body
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert b'<meta name="referrer" content="no-referrer">' in response.body
     assert "Access-Control-Allow-Origin" not in response.headers
 
 

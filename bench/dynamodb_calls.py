@@ -1,0 +1,125 @@
+"""DynamoDB calls per request, counted with a botocore event hook (`before-call.dynamodb`).
+
+Runs the real app through chalice.test.Client on in-process moto, warms each path once, then counts
+the calls one more request makes. Run: make bench  (or .venv/bin/python bench/dynamodb_calls.py)
+"""
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.update({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_PREFIX": "idp-bench",
+                   "SECRET_PREFIX": "idp/bench/", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                   "AWS_DEFAULT_REGION": "us-east-1", "LOG_LEVEL": "ERROR"})
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+calls: collections.Counter = collections.Counter()
+
+
+def count(event_name: str, **_kwargs) -> None:
+    calls[event_name.rsplit(".", 1)[-1]] += 1
+
+
+def hook_every_dynamodb_client() -> None:
+    """pynamodb opens one botocore client per model (plus one for transactions): hook them all."""
+    from chalicelib.storage.models import ALL_MODELS, _transaction_connection
+
+    clients = {id(m._get_connection().connection.client): m._get_connection().connection.client for m in ALL_MODELS}
+    clients[id(_transaction_connection().client)] = _transaction_connection().client
+    for client in clients.values():
+        client.meta.events.register("before-call.dynamodb", count)
+
+
+def measure(label: str, request) -> tuple[str, int, dict]:
+    calls.clear()
+    response = request()
+    assert response.status_code in (200, 302), (label, response.status_code, response.body[:300])
+    return label, sum(calls.values()), dict(calls)
+
+
+def main() -> None:
+    from moto import mock_aws
+
+    from tools import chalice_compat
+
+    chalice_compat.install()
+    with mock_aws():
+        from chalice.test import Client
+
+        from app import app
+        from chalicelib.keys import keyring
+        from chalicelib.storage.clients import create_client
+        from chalicelib.storage.resources import register_resource
+        from chalicelib.storage.tables import bootstrap_tables
+        from chalicelib.storage.users import create_user
+        from tests.routes.flow import FORM, Browser, authorize_query, query_of, redeem, sign_in_and_consent
+
+        bootstrap_tables()
+        keyring.ensure_keys()
+        register_resource("https://api.example.com", "API", ["api:read"])
+        public, _ = create_client(client_name="App", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
+                                  grant_types=["authorization_code", "refresh_token"],
+                                  scopes=["openid", "email", "offline_access"])
+        service, secret = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["api:read"])
+        rs, rs_secret = create_client(client_name="API", grant_types=["client_credentials"], scopes=[],
+                                      resources=["https://api.example.com"], introspection=True)
+        create_user("alice@example.com", "correct horse battery")
+        hook_every_dynamodb_client()
+
+        def basic(client_id, client_secret):
+            return {**FORM, "Authorization": "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()}
+
+        rows = []
+        with Client(app, stage_name="local") as client:
+            http = client.http
+            browser = Browser(http)
+            scope = "openid email offline_access"
+
+            def new_code():
+                return query_of(sign_in_and_consent(browser, public.client_id, scope=scope))["code"]
+
+            def new_refresh_token():
+                return json.loads(redeem(http, public.client_id, new_code()).body)["refresh_token"]
+
+            cc = urlencode({"grant_type": "client_credentials", "resource": "https://api.example.com"}).encode()
+            service_auth, rs_auth = basic(service.client_id, secret), basic(rs.client_id, rs_secret)
+            requests = {
+                "GET /authorize (signed in, consented)":
+                    lambda: browser.get("/authorize?" + authorize_query(public.client_id, scope=scope)),
+                "POST /token authorization_code": lambda code: redeem(http, public.client_id, code),
+                "POST /token refresh_token": lambda token: http.post("/token", headers=FORM, body=urlencode(
+                    {"grant_type": "refresh_token", "refresh_token": token, "client_id": public.client_id}).encode()),
+                "POST /token client_credentials": lambda: http.post("/token", body=cc, headers=service_auth),
+                "POST /introspect (access token)": lambda token: http.post(
+                    "/introspect", body=urlencode({"token": token}).encode(), headers=rs_auth),
+                "GET /userinfo": lambda token: http.get("/userinfo", headers={"Authorization": f"Bearer {token}"}),
+            }
+            inputs = {
+                "POST /token authorization_code": new_code,
+                "POST /token refresh_token": new_refresh_token,
+                "POST /introspect (access token)":
+                    lambda: json.loads(http.post("/token", body=cc, headers=service_auth).body)["access_token"],
+                "GET /userinfo": lambda: json.loads(redeem(http, public.client_id, new_code()).body)["access_token"],
+            }
+            sign_in_and_consent(browser, public.client_id, scope=scope)  # a session and remembered consent
+            for label, request in requests.items():
+                make_input = inputs.get(label)
+                for run in ("cold", "warm"):  # the first run fills the per-container caches
+                    args = (make_input(),) if make_input else ()
+                    rows.append(measure(f"{label} [{run}]", lambda: request(*args)))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'request':{width}s}  calls  by operation")
+    for label, total, detail in rows:
+        print(f"{label:{width}s}  {total:5d}  {', '.join(f'{k}={v}' for k, v in sorted(detail.items()))}")
+
+
+if __name__ == "__main__":
+    main()
