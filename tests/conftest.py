@@ -92,6 +92,9 @@ def moto_server():
     """A real moto server on loopback, for tests that must talk AWS over HTTP."""
     from moto.server import ThreadedMotoServer
 
+    from tools import moto_server
+
+    moto_server.install()  # DynamoDB's atomic conditional writes, as `make run` has them
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

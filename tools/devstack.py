@@ -77,7 +77,8 @@ def main() -> int:
     try:
         with open(state_dir / MOTO_LOG, "wb") as moto_log:
             children.start("moto server",
-                           [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                           # moto's server with DynamoDB's atomic conditional writes (see tools/moto_server.py)
+                           [sys.executable, "-m", "tools.moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
                            env={**env, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)},
                            output=moto_log)
         # Answered by moto's control API, which is never recorded; recording is already on.

@@ -1,0 +1,173 @@
+"""32 concurrent redemptions of one authorization code: exactly one succeeds.
+
+Both servers of `make run` handle requests concurrently: chalice local's LocalDevServer is a
+ThreadingMixIn HTTPServer (a thread per connection) and the moto server is werkzeug with
+threaded=True. So the HTTP test really races 32 POST /token requests through the running stack,
+each ending in its own conditional UpdateItem. The second test races `consume()` itself from 32
+threads of this process against the same moto server, without the HTTP layer in between, so the
+UpdateItems arrive as close together as they can.
+
+Each test proves the race reached DynamoDB: the stack's moto server records every request it serves
+(its recorder file under the state dir), and both count 32 UpdateItem calls for the code.
+
+Stock moto checks a condition and applies the write without a lock in between, so two racers could
+both win (about 2% of races); `make run` therefore serves moto through tools/moto_server.py, which
+makes each DynamoDB action atomic as DynamoDB's own conditional writes are.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from tests.integration.hosted_flow import REDIRECT_URI, TIMEOUT, HostedPages, new_client, new_user, query_of
+
+pytestmark = pytest.mark.integration
+
+RACERS = 32
+RACE_TIMEOUT = 30
+
+
+def race(fn, n: int = RACERS) -> list:
+    """Run fn(i) in n threads released together by a barrier; results in order, bounded in time."""
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        barrier.wait(timeout=RACE_TIMEOUT)
+        return fn(i)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        futures = [pool.submit(run, i) for i in range(n)]
+        return [future.result(timeout=RACE_TIMEOUT) for future in futures]
+
+
+class SignedIn:
+    """A user signed in to a public client on the stack, consent given: each code() is one
+    GET /authorize answered straight away with a fresh code (the first one signs in and consents)."""
+
+    def __init__(self, stack):
+        from chalicelib.oauth import pkce
+
+        client, _ = new_client("public", scopes=("openid", "email"))
+        _, self.email = new_user()
+        self.client_id = client.client_id
+        self.verifier = secrets.token_urlsafe(48)
+        self.pages = HostedPages(stack.base_url)
+        self.query = urlencode({"response_type": "code", "client_id": self.client_id, "redirect_uri": REDIRECT_URI,
+                                "scope": "openid email", "state": "s", "code_challenge": pkce.s256(self.verifier),
+                                "code_challenge_method": "S256"})
+
+    def code(self) -> str:
+        location = self.pages.authorize(f"/authorize?{self.query}", self.email)
+        assert location.startswith(REDIRECT_URI + "?"), location
+        return query_of(location)["code"]
+
+    def token_request(self, code: str) -> str:
+        return urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+                          "code_verifier": self.verifier, "client_id": self.client_id})
+
+
+def update_items_for_code(stack, code: str) -> int:
+    """How many UpdateItem requests on this code's item the stack's moto server has served."""
+    from chalicelib.hashing import sha256_hex
+    from chalicelib.storage.models import AuthorizationCodeModel
+
+    key = {"code_hash": {"S": sha256_hex(code)}}
+    count = 0
+    with open(stack.state_dir / "moto-recording.jsonl") as recording:
+        for line in recording:
+            entry = json.loads(line)
+            headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
+            if headers.get("x-amz-target") != "DynamoDB_20120810.UpdateItem":
+                continue
+            body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
+            request = json.loads(body)
+            count += request["TableName"] == AuthorizationCodeModel.Meta.table_name and request["Key"] == key
+    return count
+
+
+def grant_of(code: str):
+    from chalicelib.hashing import sha256_hex
+    from chalicelib.storage.models import AuthorizationCodeModel, GrantModel
+
+    record = AuthorizationCodeModel.get(sha256_hex(code), consistent_read=True)
+    return GrantModel.get(record.grant_id, consistent_read=True)
+
+
+def test_32_concurrent_token_requests_for_one_code_over_http_exactly_one_succeeds(idp, use_stack):
+    use_stack(idp)
+    user = SignedIn(idp)
+    # Warm the server's paths first (a redemption and a replay of another code), so the racing
+    # requests are not spread out by the server building its DynamoDB clients on first use.
+    warm_up = user.token_request(user.code())
+    assert post_token(requests, idp, warm_up)[0] == 200
+    assert post_token(requests, idp, warm_up) == (400, "invalid_grant")
+
+    # One kept-alive connection per racer, opened beforehand: chalice local's listen backlog is
+    # socketserver's default of 5, and a burst of 32 connects overflows it (connections reset).
+    # Each connection has its own handler thread in the server, so the 32 requests run in parallel.
+    sessions = [requests.Session() for _ in range(RACERS)]
+    for session in sessions:
+        assert session.get(f"{idp.base_url}/jwks", timeout=TIMEOUT).status_code == 200
+    code = user.code()
+    body = user.token_request(code)
+
+    results = race(lambda i: post_token(sessions[i], idp, body, full=True))
+
+    successes = [payload for status, payload in results if status == 200]
+    failures = [(status, payload.get("error")) for status, payload in results if status != 200]
+    assert len(successes) == 1, results
+    assert failures == [(400, "invalid_grant")] * (RACERS - 1), failures
+    assert update_items_for_code(idp, code) == RACERS, "every request raced the conditional write"
+
+    # A replay revokes the grant, and with it the winner's tokens.
+    assert grant_of(code).status == "revoked"
+    userinfo = requests.get(f"{idp.base_url}/userinfo", timeout=TIMEOUT,
+                            headers={"Authorization": f"Bearer {successes[0]['access_token']}"})
+    assert userinfo.status_code == 401, userinfo.text
+    assert userinfo.json()["error"] == "invalid_token"
+    assert 'error="invalid_token"' in userinfo.headers["WWW-Authenticate"]
+    for session in sessions:
+        session.close()
+
+
+def post_token(http, stack, body: str, full: bool = False):
+    response = http.post(f"{stack.base_url}/token", data=body, timeout=RACE_TIMEOUT,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    payload = response.json()
+    return (response.status_code, payload) if full else (response.status_code, payload.get("error"))
+
+
+def test_32_threads_consuming_one_code_against_the_moto_server_exactly_one_wins(idp, use_stack):
+    from chalicelib.errors import InvalidGrant
+    from chalicelib.grants.authorization_code import consume
+    from chalicelib.storage.models import AuthorizationCodeModel, GrantModel
+
+    use_stack(idp)
+    user = SignedIn(idp)
+    code = user.code()
+
+    def attempt(_):
+        try:
+            consume(code, user.client_id)
+        except InvalidGrant as exc:
+            return exc.error
+        return "consumed"
+
+    # Build the pynamodb connections and botocore clients before the race, so the threads race the
+    # write itself rather than client construction. They are shared, as in a Lambda container:
+    # botocore clients are thread-safe and each call still sends its own HTTP request (counted
+    # below from the moto server's own record).
+    for model in (AuthorizationCodeModel, GrantModel):
+        model._get_connection().connection.client  # noqa: B018
+    outcomes = race(attempt)
+
+    assert sorted(outcomes) == ["consumed"] + ["invalid_grant"] * (RACERS - 1), outcomes
+    assert update_items_for_code(idp, code) == RACERS, "every thread sent its own conditional write"
+    assert grant_of(code).status == "revoked", "the losers' replays revoked the grant"
