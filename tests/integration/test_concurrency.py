@@ -51,16 +51,16 @@ class SignedIn:
     """A user signed in to a public client on the stack, consent given: each code() is one
     GET /authorize answered straight away with a fresh code (the first one signs in and consents)."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, scope: str = "openid email", grant_types=("authorization_code",)):
         from chalicelib.oauth import pkce
 
-        client, _ = new_client("public", scopes=("openid", "email"))
+        client, _ = new_client("public", scopes=scope.split(), grant_types=grant_types)
         _, self.email = new_user()
         self.client_id = client.client_id
         self.verifier = secrets.token_urlsafe(48)
         self.pages = HostedPages(stack.base_url)
         self.query = urlencode({"response_type": "code", "client_id": self.client_id, "redirect_uri": REDIRECT_URI,
-                                "scope": "openid email", "state": "s", "code_challenge": pkce.s256(self.verifier),
+                                "scope": scope, "state": "s", "code_challenge": pkce.s256(self.verifier),
                                 "code_challenge_method": "S256"})
 
     def code(self) -> str:
@@ -171,3 +171,76 @@ def test_32_threads_consuming_one_code_against_the_moto_server_exactly_one_wins(
     assert sorted(outcomes) == ["consumed"] + ["invalid_grant"] * (RACERS - 1), outcomes
     assert update_items_for_code(idp, code) == RACERS, "every thread sent its own conditional write"
     assert grant_of(code).status == "revoked", "the losers' replays revoked the grant"
+
+
+# Refresh tokens (RFC 6749 §6): the family must end up intact or revoked, never forked ------------
+
+def refresh_body(user: SignedIn, token: str) -> str:
+    return urlencode({"grant_type": "refresh_token", "refresh_token": token, "client_id": user.client_id})
+
+
+def refresh_tokens_of_family(grant_id: str) -> list:
+    from chalicelib.storage.models import RefreshTokenModel
+
+    return [t for t in RefreshTokenModel.scan(RefreshTokenModel.grant_id == grant_id, consistent_read=True)]
+
+
+def test_32_concurrent_refreshes_over_http_one_winner_and_the_family_revoked(idp, use_stack):
+    """REFRESH_GRACE_SECONDS=0 (the stack's default): one request rotates; the 31 others present a
+    consumed token, which is reuse, so the family is revoked, winner's successor included."""
+    use_stack(idp)
+    user = SignedIn(idp, scope="notes offline_access", grant_types=("authorization_code", "refresh_token"))
+    sessions = [requests.Session() for _ in range(RACERS)]
+    for session in sessions:
+        assert session.get(f"{idp.base_url}/jwks", timeout=TIMEOUT).status_code == 200
+    first = post_token(requests, idp, user.token_request(user.code()), full=True)[1]
+    token = first["refresh_token"]
+    assert post_token(requests, idp, refresh_body(user, post_token(
+        requests, idp, user.token_request(user.code()), full=True)[1]["refresh_token"]))[0] == 200  # warm-up
+
+    results = race(lambda i: post_token(sessions[i], idp, refresh_body(user, token), full=True))
+
+    winners = [payload for status, payload in results if status == 200]
+    assert len(winners) == 1, results
+    assert sorted(payload["error"] for status, payload in results if status != 200) == \
+        ["invalid_grant"] * (RACERS - 1)
+    grant_id = token.split(".")[0]
+    from chalicelib.storage.models import GrantModel
+
+    assert GrantModel.get(grant_id, consistent_read=True).status == "revoked"
+    family = refresh_tokens_of_family(grant_id)
+    assert len(family) == 2, "the presented token and exactly one successor: no fork"
+    assert post_token(requests, idp, refresh_body(user, winners[0]["refresh_token"]))[1] == "invalid_grant"
+    for session in sessions:
+        session.close()
+
+
+def test_32_concurrent_refreshes_within_the_grace_window_all_get_the_same_successor(idp, use_stack, monkeypatch):
+    """With a grace window, racers that lose get the winner's successor: the family stays intact
+    with exactly one successor. Raced in-process against the stack's moto server over HTTP."""
+    from chalicelib.config import settings
+    from chalicelib.errors import InvalidGrant
+    from chalicelib.oauth import refresh_tokens
+    from chalicelib.storage.models import GrantModel, RefreshTokenModel
+
+    use_stack(idp)
+    monkeypatch.setenv("REFRESH_GRACE_SECONDS", "30")
+    settings.cache_clear()
+    user = SignedIn(idp, scope="notes offline_access", grant_types=("authorization_code", "refresh_token"))
+    token = post_token(requests, idp, user.token_request(user.code()), full=True)[1]["refresh_token"]
+    for model in (GrantModel, RefreshTokenModel):
+        model._get_connection().connection.client  # noqa: B018 - build clients before the race
+
+    def attempt(_):
+        try:
+            return refresh_tokens.rotate(settings(), token, user.client_id)[1]
+        except InvalidGrant as exc:
+            return exc.error
+
+    successors = race(attempt)
+
+    assert len(set(successors)) == 1 and successors[0] != "invalid_grant", successors
+    grant_id = token.split(".")[0]
+    assert GrantModel.get(grant_id, consistent_read=True).status == "active"
+    family = refresh_tokens_of_family(grant_id)
+    assert len(family) == 2 and sum(t.consumed_at is None for t in family) == 1, "one live successor"
