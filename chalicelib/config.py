@@ -33,6 +33,13 @@ def _int(env, name: str, default: int) -> int:
     return value
 
 
+def _choice(env, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     #: STAGE: "local", "dev" or "prod". Only "local" may use plain-http loopback issuers.
@@ -88,6 +95,15 @@ class Settings:
     #: CLIENT_CACHE_SECONDS: how long a container reuses a client's registration without reading
     #: DynamoDB. Disabling a client takes effect within this window. Default 60.
     client_cache_seconds: int = 60
+    #: REGISTRATION_MODE: dynamic client registration (RFC 7591) at /register: "open" (anyone, the
+    #: MCP default), "token" (an initial access token is required, see REGISTRATION_TOKEN_SHA256)
+    #: or "off". Default "open".
+    registration_mode: str = "open"
+    #: REGISTRATION_TOKEN_SHA256: hex SHA-256 of the initial access token for mode "token"
+    #: (`./idp-admin registration token` makes one).
+    registration_token_sha256: str = ""
+    #: REGISTRATION_MAX_PER_IP: registrations per client IP per hour before 429. Default 20.
+    registration_max_per_ip: int = 20
     #: LOG_LEVEL: Python logging level name. Default INFO.
     log_level: str = "INFO"
 
@@ -136,6 +152,9 @@ def load_settings(env=None) -> Settings:
     signing_alg = env.get("SIGNING_ALG", "ES256")
     if signing_alg not in SUPPORTED_SIGNING_ALGS:
         raise ConfigError(f"SIGNING_ALG must be one of {SUPPORTED_SIGNING_ALGS}, got {signing_alg!r}")
+    registration_token = env.get("REGISTRATION_TOKEN_SHA256", "")
+    if env.get("REGISTRATION_MODE") == "token" and len(registration_token) != 64:
+        raise ConfigError("REGISTRATION_MODE=token needs REGISTRATION_TOKEN_SHA256 (64 hex characters)")
     return Settings(
         stage=stage,
         issuer=_validate_issuer(issuer, stage),
@@ -160,6 +179,9 @@ def load_settings(env=None) -> Settings:
         refresh_token_absolute_ttl=_int(env, "REFRESH_TOKEN_ABSOLUTE_TTL", 7776000),
         refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 0),
         client_cache_seconds=_int(env, "CLIENT_CACHE_SECONDS", 60),
+        registration_mode=_choice(env, "REGISTRATION_MODE", ("open", "token", "off"), "open"),
+        registration_token_sha256=env.get("REGISTRATION_TOKEN_SHA256", "").lower(),
+        registration_max_per_ip=_int(env, "REGISTRATION_MAX_PER_IP", 20),
         log_level=env.get("LOG_LEVEL", "INFO"),
     )
 

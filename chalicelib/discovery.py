@@ -15,7 +15,7 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 def metadata(settings: Settings) -> dict:
     issuer = settings.issuer
-    return {
+    document = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
@@ -43,6 +43,9 @@ def metadata(settings: Settings) -> dict:
         # RFC 9207: every authorization response carries `iss`.
         "authorization_response_iss_parameter_supported": True,
     }
+    if settings.registration_mode != "off":
+        document["registration_endpoint"] = f"{issuer}/register"
+    return document
 
 
 #: RFC 8414 §3 and OIDC Discovery §4: the well-known paths, inserted after the host. With an

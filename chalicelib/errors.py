@@ -86,6 +86,23 @@ class InvalidTarget(OAuthError):
     error = "invalid_target"
 
 
+# RFC 7591 §3.2.2: dynamic registration errors -----------------------------------------------------
+
+class InvalidClientMetadata(OAuthError):
+    error = "invalid_client_metadata"
+
+
+class InvalidRedirectUri(OAuthError):
+    error = "invalid_redirect_uri"
+
+
+class TooManyRequests(OAuthError):
+    """Rate limited; the caller should wait (Retry-After)."""
+
+    error = "temporarily_unavailable"
+    status = 429
+
+
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
@@ -144,6 +161,11 @@ class MethodNotAllowed(OAuthError):
     def __init__(self, allowed: list[str], **kwargs):
         super().__init__("method not allowed for this endpoint", **kwargs)
         self.extra_headers["Allow"] = ", ".join(sorted(allowed))
+
+
+class PayloadTooLarge(OAuthError):
+    error = "invalid_request"
+    status = 413
 
 
 class UnsupportedMediaType(OAuthError):

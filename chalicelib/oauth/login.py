@@ -11,7 +11,8 @@ from ..config import Settings
 from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..passwords import verify_password
-from ..storage.models import ThrottleModel, UserModel
+from ..storage.models import UserModel
+from . import throttle
 
 log = get_logger("idp.login")
 
@@ -25,27 +26,11 @@ class LoginThrottled(Exception):
 
 
 def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, int]]:
-    window = at // settings.login_throttle_window
+    window = settings.login_throttle_window
     return [
-        (f"account#{sha256_hex(email)}#{window}", settings.login_max_failures_per_account),
-        (f"ip#{ip}#{window}", settings.login_max_failures_per_ip),
+        (throttle.window_key("account", sha256_hex(email), window, at), settings.login_max_failures_per_account),
+        (throttle.window_key("ip", ip, window, at), settings.login_max_failures_per_ip),
     ]
-
-
-def _throttled(keys) -> bool:
-    for pk, limit in keys:
-        try:
-            if ThrottleModel.get(pk, consistent_read=True).failures >= limit:
-                return True
-        except ThrottleModel.DoesNotExist:
-            continue
-    return False
-
-
-def _record_failure(settings: Settings, keys, at: int) -> None:
-    expires = at + 2 * settings.login_throttle_window
-    for pk, _ in keys:
-        ThrottleModel(pk=pk).update(actions=[ThrottleModel.failures.add(1), ThrottleModel.expires_at.set(expires)])
 
 
 def authenticate(settings: Settings, email: str, password: str, ip: str) -> UserModel:
@@ -54,13 +39,14 @@ def authenticate(settings: Settings, email: str, password: str, ip: str) -> User
     email = normalise_email(email)
     at = now()
     keys = _keys(settings, email, ip, at)
-    if _throttled(keys):
+    if any(throttle.count(key) >= limit for key, limit in keys):
         log.warning("sign-in throttled", extra={"ip": ip})
         raise LoginThrottled()
     user = find_user_by_email(email) if email else None
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or user.disabled:
-        _record_failure(settings, keys, at)
+        for key, _ in keys:
+            throttle.add(key, settings.login_throttle_window)
         log.info("sign-in failed", extra={"ip": ip, "reason": "disabled" if ok and user else "credentials"})
         raise LoginFailed()
     return user

@@ -59,6 +59,11 @@ class ClientModel(Model):
     resources = _strings(default=list)
     #: May call /introspect (a resource server), for tokens whose audience is in `resources`.
     introspection = BooleanAttribute(default=False)
+    #: Registered through POST /register (RFC 7591): shown as "unverified" on the consent page.
+    registered_dynamically = BooleanAttribute(default=False)
+    #: SHA-256 of the RFC 7592 registration access token (rotated on every use).
+    registration_token_hash = UnicodeAttribute(null=True)
+    client_uri = UnicodeAttribute(null=True)
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()

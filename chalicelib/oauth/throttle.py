@@ -1,0 +1,28 @@
+"""Fixed-window counters in DynamoDB (atomic ADD), for sign-in failures and registrations.
+
+A counter's key names what is counted and the window, e.g. "ip#203.0.113.9#1795459" for the
+window number `now // window_seconds`; items expire through the table's TTL two windows later.
+"""
+from __future__ import annotations
+
+from ..log import now
+from ..storage.models import ThrottleModel
+
+
+def window_key(prefix: str, subject: str, window_seconds: int, at: int | None = None) -> str:
+    at = now() if at is None else at
+    return f"{prefix}#{subject}#{at // window_seconds}"
+
+
+def count(key: str) -> int:
+    try:
+        return ThrottleModel.get(key, consistent_read=True).failures
+    except ThrottleModel.DoesNotExist:
+        return 0
+
+
+def add(key: str, window_seconds: int) -> int:
+    """Increment atomically; returns the new count."""
+    item = ThrottleModel(pk=key)
+    item.update(actions=[ThrottleModel.failures.add(1), ThrottleModel.expires_at.set(now() + 2 * window_seconds)])
+    return item.failures
