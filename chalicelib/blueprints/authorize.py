@@ -96,6 +96,17 @@ def _expired() -> Response:
                                          "Go back to the app and start again.")
 
 
+def _client_of(pending):
+    """The client of a pending request, for display (None if it has gone since)."""
+    from ..oauth.client_documents import DocumentError
+    from ..oauth.clients import find_client
+
+    try:
+        return find_client(pending.client_id, settings())
+    except DocumentError:
+        return None
+
+
 def _advance(pending, session, *, just_signed_in: bool, cookies=()) -> Response:
     from ..oauth import authorization
 
@@ -121,7 +132,7 @@ def authorize():
     s = settings()
     try:
         params = query_params(request) if request.method == "GET" else form_params(request)
-        client, redirect_uri = authorization.trusted_client_and_redirect(params)
+        client, redirect_uri = authorization.trusted_client_and_redirect(params, s)
     except OAuthError as exc:
         return error_page(exc.error, exc.description or "The request is invalid.")
     try:
@@ -137,9 +148,8 @@ def authorize():
 
 def _login_page(pending, browser_value, cookies, *, status=200, message=None, username=None) -> Response:
     from ..oauth import sessions
-    from ..storage.clients import get_client
 
-    client = get_client(pending.client_id)
+    client = _client_of(pending)
     return _page("login.html", status, cookies=cookies, form_targets=[_origin(pending.redirect_uri)],
                  client_name=client.client_name if client else pending.client_id, request_id=pending.request_id,
                  csrf_token=sessions.csrf_token(browser_value, "login"), message=message,
@@ -182,7 +192,7 @@ def login():
 @route(bp, "/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
 def consent():
     from ..oauth import authorization, scopes, sessions
-    from ..storage.clients import get_client
+    from ..oauth.client_documents import is_document_client_id
     from ..storage.users import get_user
 
     request = bp.current_request
@@ -195,11 +205,14 @@ def consent():
             return _expired()
         if session is None:
             return _redirect(f"/login?{urlencode({'request_id': pending.request_id})}")
-        client = get_client(pending.client_id)
+        client = _client_of(pending)
         user = get_user(session.sub)
         return _page("consent.html", form_targets=[_origin(pending.redirect_uri)],
                      client_name=client.client_name if client else pending.client_id,
-                     unverified=getattr(client, "registered_dynamically", False),
+                     unverified=client is None or client.registered_dynamically,
+                     # A metadata-document client is whoever controls this host (the draft's §6).
+                     client_host=urlsplit(pending.client_id).hostname if is_document_client_id(pending.client_id)
+                     else None,
                      scopes=scopes.describe(list(pending.scopes)),
                      redirect_host=urlsplit(pending.redirect_uri).netloc or pending.redirect_uri,
                      email=user.email if user else session.sub, request_id=pending.request_id,

@@ -77,18 +77,21 @@ class Decision:
     location: str | None = None
 
 
-def trusted_client_and_redirect(params: dict) -> tuple[ClientModel, str]:
+def trusted_client_and_redirect(params: dict, settings: Settings) -> tuple[ClientModel, str]:
+    from .client_documents import DocumentError
+    from .clients import find_client
+
     client_id = params.get("client_id")
     if not client_id:
         raise UntrustedRequest("client_id is required")
     if len(client_id) > MAX_PARAM_LENGTH:
         raise UntrustedRequest("client_id is too long")
     try:
-        client = ClientModel.get(client_id)
-    except ClientModel.DoesNotExist:
-        raise UntrustedRequest("unknown client", detail=f"client_id={client_id!r}") from None
-    if client.disabled:
-        raise UntrustedRequest("unknown client", detail=f"client {client_id} is disabled")
+        client = find_client(client_id, settings)
+    except DocumentError as exc:
+        raise UntrustedRequest(f"the client could not be verified: {exc}", detail=client_id) from None
+    if client is None:
+        raise UntrustedRequest("unknown client", detail=f"client_id={client_id!r}")
     redirect_uri = params.get("redirect_uri")
     # OAuth 2.1 lets a client with one registered URI omit it; OIDC Core §3.1.2.1 requires it.
     # Stricter reading: always required, so the code is bound to a URI the client stated.

@@ -59,7 +59,10 @@ def authenticate(headers, form: dict, settings) -> tuple[ClientModel, str]:
 
 
 def _find(client_id: str, settings) -> ClientModel | None:
-    from ..storage.clients import get_client_cached
+    from .client_documents import DocumentError
+    from .clients import find_client
 
-    client = get_client_cached(client_id, settings.client_cache_seconds)
-    return None if client is None or client.disabled else client
+    try:
+        return find_client(client_id, settings, cache_seconds=settings.client_cache_seconds)
+    except DocumentError:
+        return None

@@ -7,8 +7,10 @@ ask for:
 - grant_types ⊆ {authorization_code, refresh_token}, response_types ⊆ {code}, consistent.
 - token_endpoint_auth_method: none (public: native apps and agents), client_secret_basic
   (the RFC 7591 default) or client_secret_post.
-- scope: optional (Claude-style requests omit it); every scope must be one this server knows
-  (identity scopes or a registered resource's). Omitted means all scopes known at registration.
+- scope: optional (Claude-style requests omit it); every scope named must be one this server knows
+  (identity scopes or a registered resource's). The client is registered for every known scope
+  either way: MCP clients step up to scopes beyond their first request (a 403 insufficient_scope
+  names them), and the user's consent, not the registration, is what grants a scope.
 The registration access token is 256-bit random, stored as its SHA-256, and rotated on every
 read or update (RFC 7592 §3 lets the server issue a new one; we cannot return the old one).
 """
@@ -105,13 +107,10 @@ def validate(metadata) -> dict:
         raise InvalidClientMetadata("client_name must be 1 to 200 printable characters")
     known = known_scopes()
     scope = metadata.get("scope")
-    if scope is None:
-        scopes = known
-    else:
+    if scope is not None:
         if not isinstance(scope, str):
             raise InvalidClientMetadata("scope must be a space-separated string")
-        scopes = list(dict.fromkeys(s for s in scope.split(" ") if s))
-        unknown = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s) or s not in known]
+        unknown = [s for s in scope.split(" ") if s and (not _SCOPE_TOKEN.fullmatch(s) or s not in known)]
         if unknown:
             raise InvalidClientMetadata(f"unknown scope: {unknown[0]!r}")
     return {
@@ -121,7 +120,7 @@ def validate(metadata) -> dict:
         "redirect_uris": redirect_uris,
         "grant_types": grant_types,
         "response_types": response_types,
-        "scopes": scopes,
+        "scopes": known,
         "client_uri": _optional_https_url(metadata, "client_uri"),
     }
 

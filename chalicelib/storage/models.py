@@ -249,6 +249,17 @@ class ResourceModel(Model):
     created_at = NumberAttribute()
 
 
+class ClientDocumentModel(Model):
+    """A fetched client ID metadata document (the client_id is its https URL), cached per its HTTP
+    cache headers within bounds; `expires_at` is also the TTL attribute."""
+
+    Meta = _meta("client_documents", ttl="expires_at")
+    url = UnicodeAttribute(hash_key=True)
+    document = UnicodeAttribute()  # the validated JSON text
+    fetched_at = NumberAttribute()
+    expires_at = NumberAttribute()
+
+
 class RevokedTokenModel(Model):
     """Access tokens revoked before they expire (RFC 7009), by `jti`; kept until the token's `exp`."""
 
@@ -280,7 +291,7 @@ class SigningKeyModel(Model):
 #: Every model, in bootstrap order. Two models may share a table (users).
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
               ThrottleModel, GrantModel, AuthorizationCodeModel, RefreshTokenModel, ResourceModel, RevokedTokenModel,
-              SigningKeyModel)
+              ClientDocumentModel, SigningKeyModel)
 
 
 @functools.lru_cache(maxsize=1)
