@@ -116,21 +116,28 @@ class TemporarilyUnavailable(OAuthError):
 # RFC 6750 §3.1: bearer-token errors carry the error in WWW-Authenticate too ---------------------
 
 class BearerError(OAuthError):
+    """RFC 6750 §3 errors: the challenge repeats the error, and may name the scope needed and,
+    for resource servers, where their protected resource metadata lives (RFC 9728 §5.1)."""
+
     #: RFC 6750 §3.1: a request with no credentials at all gets a challenge without an error code.
     challenge_only = False
 
-    def __init__(self, description: str = "", *, realm: str = "idp", scope: str | None = None, **kwargs):
+    def __init__(self, description: str = "", *, realm: str = "idp", scope: str | None = None,
+                 resource_metadata: str | None = None, **kwargs):
         super().__init__(description, **kwargs)
-        parts = [f'realm="{realm}"']
-        if self.challenge_only:
-            self.extra_headers["WWW-Authenticate"] = "Bearer " + ", ".join(parts)
-            return
-        parts.append(f'error="{self.error}"')
-        if description:
-            parts.append(f'error_description="{_quote(description)}"')
-        if scope:
-            parts.append(f'scope="{_quote(scope)}"')
-        self.extra_headers["WWW-Authenticate"] = "Bearer " + ", ".join(parts)
+        self.realm, self.scope, self.resource_metadata = realm, scope, resource_metadata
+
+    def headers(self) -> dict:
+        parts = [f'realm="{_quote(self.realm)}"']
+        if not self.challenge_only:
+            parts.append(f'error="{self.error}"')
+            if self.description:
+                parts.append(f'error_description="{_quote(self.description)}"')
+        if self.scope:
+            parts.append(f'scope="{_quote(self.scope)}"')
+        if self.resource_metadata:
+            parts.append(f'resource_metadata="{_quote(self.resource_metadata)}"')
+        return {**super().headers(), "WWW-Authenticate": "Bearer " + ", ".join(parts)}
 
 
 class InvalidToken(BearerError):

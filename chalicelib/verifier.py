@@ -12,6 +12,11 @@ kids cannot turn into a flood of fetches. Only ES256/RS256 are accepted: never `
 whose "key" would be our public key (RFC 8725 §2.1, §3.1). Failures raise InvalidToken (401) or
 InsufficientScope (403) from chalicelib.errors, which carry the RFC 6750 WWW-Authenticate header.
 
+For MCP servers and other APIs that advertise themselves (RFC 9728), `protected_resource_metadata`
+builds the document to serve at `metadata_path(resource)`, and a Verifier constructed with
+`resource_metadata=True` puts its URL (and the scopes a request needs) into every 401/403 challenge,
+which is how a client finds the authorization server and knows which scopes to step up to.
+
 Dependencies: pyjwt, cryptography and the standard library only.
 """
 from __future__ import annotations
@@ -21,10 +26,11 @@ import threading
 import time
 import urllib.request
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 
-from .errors import InsufficientScope, InvalidRequest, InvalidToken, MissingToken
+from .errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
 
 ALLOWED_ALGS = ("ES256", "RS256")
 LEEWAY_SECONDS = 30
@@ -83,6 +89,36 @@ def require_scopes(claims: dict, required: list[str] | tuple[str, ...]) -> None:
         raise InsufficientScope("the access token lacks a required scope", scope=" ".join(required))
 
 
+WELL_KNOWN_PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
+
+
+def metadata_path(resource: str) -> str:
+    """RFC 9728 §3.1: the well-known segment goes between the host and the resource's path:
+    https://api.example.com/mcp -> /.well-known/oauth-protected-resource/mcp."""
+    path = urlsplit(resource).path.rstrip("/")
+    return WELL_KNOWN_PROTECTED_RESOURCE + path
+
+
+def metadata_url(resource: str) -> str:
+    parts = urlsplit(resource)
+    return urlunsplit((parts.scheme, parts.netloc, metadata_path(resource), "", ""))
+
+
+def protected_resource_metadata(resource: str, authorization_servers: list[str], *,
+                                scopes_supported: list[str] | None = None, resource_name: str | None = None) -> dict:
+    """RFC 9728 §2 metadata. `resource` must be exactly the URI clients use (and ask tokens for)."""
+    document = {
+        "resource": resource,
+        "authorization_servers": list(authorization_servers),
+        "bearer_methods_supported": ["header"],
+    }
+    if scopes_supported:
+        document["scopes_supported"] = list(scopes_supported)
+    if resource_name:
+        document["resource_name"] = resource_name
+    return document
+
+
 def _http_get_json(url: str, timeout: float = 5.0) -> dict:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https in production
@@ -94,9 +130,14 @@ class Verifier:
 
     def __init__(self, issuer: str, audience: str | list[str], *, jwks_provider: Callable[[bool], dict] | None = None,
                  http_get: Callable[[str], dict] = _http_get_json, refetch_interval: float = 30.0,
-                 cache_seconds: float = 300.0, leeway: int = LEEWAY_SECONDS):
+                 cache_seconds: float = 300.0, leeway: int = LEEWAY_SECONDS, resource_metadata: bool = False,
+                 realm: str = "api"):
         self.issuer = issuer.rstrip("/")
         self.audience = audience
+        self.realm = realm
+        # RFC 9728 §5.1: challenges point at the metadata of the resource (the audience).
+        self.resource_metadata_url = metadata_url(audience if isinstance(audience, str) else audience[0]) \
+            if resource_metadata else None
         self.leeway = leeway
         self._http_get = http_get
         self._jwks_provider = jwks_provider or self._fetch_jwks
@@ -138,7 +179,15 @@ class Verifier:
         return claims
 
     def authenticate(self, authorization: str | None, required_scopes=()) -> dict:
-        return self.verify(bearer_token(authorization), required_scopes)
+        """Verify a request's Authorization header. Errors carry this resource's challenge: realm,
+        resource_metadata, and the scopes the request needs (so a client can step up)."""
+        try:
+            return self.verify(bearer_token(authorization), required_scopes)
+        except BearerError as exc:
+            exc.realm = self.realm
+            exc.resource_metadata = self.resource_metadata_url
+            exc.scope = exc.scope or (" ".join(required_scopes) or None)
+            raise
 
 
 __all__ = ["Verifier", "verify_access_token", "bearer_token", "require_scopes", "InvalidToken",

@@ -69,6 +69,7 @@ def test_missing_scope_is_403_naming_it(idp, job, notes_api):
     assert 'scope="notes:write"' in response.headers["WWW-Authenticate"]
 
 
-def test_no_token_is_a_bare_401_challenge(notes_api):
+def test_no_token_is_a_401_challenge_naming_the_scope(notes_api):
     response = notes_api.get("/notes")
-    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == 'Bearer realm="idp"'
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api", scope="notes:read"'

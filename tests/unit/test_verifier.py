@@ -148,3 +148,33 @@ def test_authorization_header_parsing(verifier, signer):
             verifier.authenticate(header)
     status, _, headers = MissingToken("x").to_response()
     assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="idp"'
+
+
+def test_protected_resource_metadata_and_its_path_aware_url():
+    from chalicelib.verifier import metadata_path, metadata_url, protected_resource_metadata
+
+    assert metadata_path("https://api.example.com/mcp") == "/.well-known/oauth-protected-resource/mcp"
+    assert metadata_path("https://api.example.com") == "/.well-known/oauth-protected-resource"
+    assert metadata_url("https://api.example.com/v1/mcp/") == \
+        "https://api.example.com/.well-known/oauth-protected-resource/v1/mcp"
+    document = protected_resource_metadata("https://api.example.com/mcp", [ISSUER], scopes_supported=["notes:read"])
+    assert document == {"resource": "https://api.example.com/mcp", "authorization_servers": [ISSUER],
+                        "bearer_methods_supported": ["header"], "scopes_supported": ["notes:read"]}
+
+
+def test_challenges_point_at_the_resource_metadata_and_name_the_needed_scope(issuer, signer):
+    verifier = Verifier(ISSUER, "https://api.example.com/mcp", http_get=issuer.get, resource_metadata=True)
+    with pytest.raises(MissingToken) as missing:
+        verifier.authenticate(None, ["notes:read"])
+    assert missing.value.to_response()[2]["WWW-Authenticate"] == (
+        'Bearer realm="api", scope="notes:read", '
+        'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp"')
+
+    token = jwt_encode.encode(claims(aud="https://api.example.com/mcp"), signer, typ="at+jwt")
+    with pytest.raises(InsufficientScope) as step_up:
+        verifier.authenticate(f"Bearer {token}", ["notes:read", "notes:write"])
+    status, _, headers = step_up.value.to_response()
+    assert status == 403
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+    assert 'scope="notes:read notes:write"' in headers["WWW-Authenticate"]
+    assert "resource_metadata=" in headers["WWW-Authenticate"]
