@@ -50,7 +50,9 @@ def metadata(settings: Settings) -> dict:
     return document
 
 
-#: RFC 8414 §3 and OIDC Discovery §4: the well-known paths, inserted after the host. With an
-#: issuer path (https://host/tenant) RFC 8414 puts it after the well-known segment; OIDC appends.
+#: RFC 8414 §3 and OIDC Discovery §4: the well-known paths. With an issuer path (https://host/tenant)
+#: RFC 8414 puts the path after the well-known segment (…/oauth-authorization-server/tenant), OIDC
+#: appends the well-known segment to the issuer (/tenant/.well-known/openid-configuration), and MCP
+#: clients also try /.well-known/openid-configuration/tenant; all three are served.
 WELL_KNOWN_OAUTH = "/.well-known/oauth-authorization-server"
 WELL_KNOWN_OIDC = "/.well-known/openid-configuration"

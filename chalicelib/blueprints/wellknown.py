@@ -24,6 +24,29 @@ def oauth_authorization_server():
     return json_response(discovery.metadata(settings()), max_age=DISCOVERY_MAX_AGE)
 
 
+def _for_issuer_path(suffix: str):
+    """RFC 8414 §3.1 puts an issuer's path after the well-known segment
+    (/.well-known/oauth-authorization-server/tenant); serve it only for our own issuer's path."""
+    from urllib.parse import urlsplit
+
+    from ..errors import NotFound
+
+    s = settings()
+    if "/" + suffix != urlsplit(s.issuer).path.rstrip("/"):
+        raise NotFound("no such issuer")
+    return json_response(discovery.metadata(s), max_age=DISCOVERY_MAX_AGE)
+
+
+@route(bp, discovery.WELL_KNOWN_OAUTH + "/{suffix}", ["GET"], cors=PUBLIC_CORS)
+def oauth_authorization_server_for_path(suffix):
+    return _for_issuer_path(suffix)
+
+
+@route(bp, discovery.WELL_KNOWN_OIDC + "/{suffix}", ["GET"], cors=PUBLIC_CORS)
+def openid_configuration_for_path(suffix):
+    return _for_issuer_path(suffix)
+
+
 @route(bp, "/jwks", ["GET"], cors=PUBLIC_CORS)
 def jwks():
     from ..keys import keyring

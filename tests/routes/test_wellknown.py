@@ -62,3 +62,37 @@ def test_unexpected_exception_is_server_error_without_internals(http, monkeypatc
     assert body == {"error": "server_error", "error_description": "the server encountered an unexpected condition"}
     assert "secret internal detail" not in response.body.decode()
     assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.fixture
+def issuer_with_path(monkeypatch):
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("ISSUER", "http://127.0.0.1:8000/tenant")
+    settings.cache_clear()
+    yield "http://127.0.0.1:8000/tenant"
+    settings.cache_clear()
+
+
+@pytest.mark.parametrize("path", [
+    "/.well-known/oauth-authorization-server/tenant",   # RFC 8414 §3.1 path insertion
+    "/.well-known/openid-configuration/tenant",         # tried by MCP clients
+    "/tenant/.well-known/openid-configuration",         # OIDC Discovery §4 (under the base path mapping)
+    "/tenant/.well-known/oauth-authorization-server",
+])
+def test_issuer_with_a_path_is_discoverable_at_every_well_known_form(http, issuer_with_path, path):
+    response = http.get(path)
+    assert response.status_code == 200, response.body
+    doc = json.loads(response.body)
+    assert doc["issuer"] == issuer_with_path
+    assert doc["authorization_endpoint"] == issuer_with_path + "/authorize"
+    assert doc["jwks_uri"] == issuer_with_path + "/jwks"
+
+
+def test_endpoints_under_the_issuer_path_are_served(http, issuer_with_path):
+    assert http.get("/tenant/jwks").status_code == 200
+
+
+def test_other_issuer_paths_are_unknown(http, issuer_with_path):
+    assert http.get("/.well-known/oauth-authorization-server/other").status_code == 404
+    assert http.get("/.well-known/oauth-authorization-server/tenant2").status_code == 404
