@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False everywhere: otherwise "--password" would silently mean "--password-stdin".
     parser = argparse.ArgumentParser(prog="idp-admin", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--stage", choices=STAGES, default="local", help="stage to administer (default: local)")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{clients,resources,users,keys}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{clients,resources,users,registration,keys}")
 
     def command(group, name, func, summary):
         sub = group.add_parser(name, help=summary, allow_abbrev=False)
@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     command(users, "disable", users_disable, "disable a user").add_argument("user", metavar="SUB_OR_EMAIL")
     command(users, "enable", users_enable, "re-enable a user").add_argument("user", metavar="SUB_OR_EMAIL")
     command(users, "list", users_list, "list users")
+
+    registration = groups.add_parser("registration", help="dynamic client registration (RFC 7591)",
+                                     allow_abbrev=False)
+    registration = registration.add_subparsers(dest="command", required=True)
+    command(registration, "token", registration_token,
+            "make an initial access token for REGISTRATION_MODE=token (prints it and the hash to configure)")
 
     keys = groups.add_parser("keys", help="signing keys", allow_abbrev=False)
     keys = keys.add_subparsers(dest="command", required=True)
@@ -267,6 +273,14 @@ def users_list(args):
     return [_user_json(u) for u in list_users()]
 
 
+def registration_token(args):
+    from chalicelib.hashing import new_secret, sha256_hex
+
+    token = new_secret()
+    print("note: give the token to whoever may register clients; configure only its hash.", file=sys.stderr)
+    return {"initial_access_token": token, "REGISTRATION_MODE": "token", "REGISTRATION_TOKEN_SHA256": sha256_hex(token)}
+
+
 def keys_list(args):
     from chalicelib.keys import keyring
 
@@ -280,9 +294,10 @@ def keys_ensure(args):
 
 
 def keys_rotate(args):
-    from chalicelib.keys import keyring
+    # The same step the daily schedule runs (chalicelib/keys/rotation.py), but now rather than when due.
+    from chalicelib.keys.rotation import rotate_keys
 
-    return {"current": _key_json(keyring.rotate(force=args.force))}
+    return {"current": _key_json(rotate_keys(force=args.force).current)}
 
 
 if __name__ == "__main__":

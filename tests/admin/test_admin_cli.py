@@ -271,3 +271,32 @@ def test_unreachable_aws_is_one_line_with_a_hint(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == f"error: cannot reach AWS at http://127.0.0.1:{port} (is `make run` running?)\n"
+
+
+def test_registration_token_prints_the_token_and_only_the_hash_to_configure(run):
+    from chalicelib.hashing import sha256_hex
+
+    status, out, err = run("registration", "token")
+    assert status == 0 and "configure only its hash" in err
+    made = json.loads(out)
+    assert made["REGISTRATION_TOKEN_SHA256"] == sha256_hex(made["initial_access_token"])
+    assert made["REGISTRATION_MODE"] == "token"
+
+
+def test_resources_register_list_and_delete(run):
+    status, out, _ = run("resources", "register", "--uri", "https://api.example.com/v1", "--name", "API",
+                         "--scope", "api:read")
+    assert status == 0 and json.loads(out)["scopes"] == ["api:read"]
+    assert [r["resource"] for r in json.loads(run("resources", "list")[1])] == ["https://api.example.com/v1"]
+    status, _, err = run("resources", "register", "--uri", "https://api.example.com/v1#frag", "--name", "API")
+    assert status == 2 and "fragment" in err
+    assert run("resources", "delete", "https://api.example.com/v1")[0] == 0
+    assert run("resources", "delete", "https://api.example.com/v1")[0] == 2
+
+
+def test_disabling_a_client_from_the_cli(run):
+    created = json.loads(run("clients", "create", "--name", "App", "--redirect-uri", APP)[1])
+    status, out, _ = run("clients", "disable", created["client_id"])
+    assert status == 0 and json.loads(out) == {"client_id": created["client_id"], "disabled": True}
+    assert get_client(created["client_id"]).disabled is True
+    assert run("clients", "disable", "no-such-client")[0] == 2
