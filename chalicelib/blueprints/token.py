@@ -15,14 +15,21 @@ bp = Blueprint(__name__)
 TOKEN_CORS = CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"], max_age=600)
 
 
-@route(bp, "/token", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
-def token():
-    from ..grants import HANDLERS
+def _authenticated_form():
+    """Every endpoint here starts the same: parse the form, then authenticate the client."""
     from ..oauth import client_auth
 
     request = bp.current_request
     form = form_params(request)
-    client, _method = client_auth.authenticate(request.headers, form, settings())
+    client, method = client_auth.authenticate(request.headers, form, settings())
+    return form, client, method
+
+
+@route(bp, "/token", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
+def token():
+    from ..grants import HANDLERS
+
+    form, client, _method = _authenticated_form()
     grant_type = form.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
@@ -37,11 +44,9 @@ def token():
 @route(bp, "/revoke", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
 def revoke():
     """RFC 7009: 200 with an empty body whether or not the token was known."""
-    from ..oauth import client_auth, token_management
+    from ..oauth import token_management
 
-    request = bp.current_request
-    form = form_params(request)
-    client, _method = client_auth.authenticate(request.headers, form, settings())
+    form, client, _method = _authenticated_form()
     token = form.get("token")
     if not token:
         raise InvalidRequest("token is required")
@@ -53,11 +58,9 @@ def revoke():
 def introspect():
     """RFC 7662: only clients registered for introspection (resource servers) may call it. No CORS:
     resource servers call it from their back ends."""
-    from ..oauth import client_auth, token_management
+    from ..oauth import token_management
 
-    request = bp.current_request
-    form = form_params(request)
-    client, method = client_auth.authenticate(request.headers, form, settings())
+    form, client, method = _authenticated_form()
     if not client.introspection:
         # RFC 7662 §2.3: a caller not authorized to introspect gets a 401.
         raise InvalidClient("this client may not introspect tokens",

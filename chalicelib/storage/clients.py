@@ -15,6 +15,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist
 
 from ..hashing import new_secret, sha256_hex
 from ..log import now
+from .cache import ContainerCache
 from .models import ClientModel
 
 CLIENT_TYPES = ("confidential", "public")
@@ -189,24 +190,14 @@ def get_client(client_id: str) -> ClientModel | None:
         return None
 
 
-_cache: dict[str, tuple[float, ClientModel]] = {}
+# The token endpoint authenticates the same few clients over and over; caching their registration
+# for CLIENT_CACHE_SECONDS saves a DynamoDB read per request.
+_cache: ContainerCache[ClientModel] = ContainerCache(lambda client_id: get_client(client_id))
 
 
 def get_client_cached(client_id: str, max_age: int) -> ClientModel | None:
-    """A client as this container last read it, at most `max_age` seconds ago (CLIENT_CACHE_SECONDS).
-
-    The token endpoint authenticates the same few clients over and over; caching their registration
-    saves a DynamoDB read per request. Unknown ids are not cached, so a new client works at once.
-    """
-    import time
-
-    hit = _cache.get(client_id)
-    if hit is not None and time.monotonic() - hit[0] < max_age:
-        return hit[1]
-    client = get_client(client_id)
-    if client is not None:
-        _cache[client_id] = (time.monotonic(), client)
-    return client
+    """A client as this container last read it, at most `max_age` seconds ago."""
+    return _cache.get(client_id, max_age)
 
 
 def forget_cached_clients() -> None:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pynamodb.exceptions import DeleteError, DoesNotExist
 
 from ..log import now
+from .cache import ContainerCache
 from .models import ResourceModel
 
 # RFC 6749 §3.3 scope-token syntax.
@@ -58,21 +59,12 @@ def get_resource(uri: str) -> ResourceModel | None:
         return None
 
 
-_cache: dict[str, tuple[float, ResourceModel]] = {}
+_cache: ContainerCache[ResourceModel] = ContainerCache(lambda uri: get_resource(uri))
 
 
 def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
-    """Like get_resource, reusing this container's copy for `max_age` seconds (unknown URIs are
-    never cached, so a new registration works at once)."""
-    import time
-
-    hit = _cache.get(uri)
-    if hit is not None and time.monotonic() - hit[0] < max_age:
-        return hit[1]
-    resource = get_resource(uri)
-    if resource is not None:
-        _cache[uri] = (time.monotonic(), resource)
-    return resource
+    """Like get_resource, reusing this container's copy for up to `max_age` seconds."""
+    return _cache.get(uri, max_age)
 
 
 def forget_cached_resources() -> None:
