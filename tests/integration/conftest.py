@@ -29,7 +29,7 @@ AUDIENCE = "https://api.example.com"
 class Stack:
     """One `python -m tools.devstack` in its own process group, with its output in files."""
 
-    def __init__(self, state_dir: Path, backend: str, log_dir: Path):
+    def __init__(self, state_dir: Path, backend: str, log_dir: Path, extra_env: dict[str, str] | None = None):
         self.state_dir, self.backend = state_dir, backend
         self.port, self.moto_port = _distinct_free_ports(2)
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -40,6 +40,7 @@ class Stack:
         env.update(PORT=str(self.port), MOTO_PORT=str(self.moto_port), LOCAL_STATE_DIR=str(state_dir),
                    TABLE_PREFIX=TEST_ENV["TABLE_PREFIX"], SECRET_PREFIX=SECRET_PREFIX, KEY_BACKEND=backend,
                    LOG_LEVEL="INFO")
+        env.update(extra_env or {})  # e.g. SSL_CERT_FILE, for a stack that must trust a test CA
         with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
             self.process = subprocess.Popen([sys.executable, "-m", "tools.devstack"], cwd=ROOT, env=env,
                                             stdin=subprocess.DEVNULL, stdout=out, stderr=err, process_group=0)
