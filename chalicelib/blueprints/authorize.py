@@ -107,17 +107,21 @@ def _client_of(pending):
         return None
 
 
-def _advance(pending, session, *, just_signed_in: bool, cookies=()) -> Response:
+def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, cookies=()) -> Response:
+    """Redirect to the client, or store the request (if new) and send the browser to a page."""
     from ..oauth import authorization
 
     s = settings()
     try:
-        decision = authorization.decide(pending, session, just_signed_in=just_signed_in, settings=s)
+        decision = authorization.decide(pending, session, just_signed_in=just_signed_in, settings=s, stored=stored)
     except authorization.RedirectableError as exc:
-        authorization.finish_request(pending)
+        if stored:
+            authorization.finish_request(pending)
         return _redirect(authorization.error_location(exc, s), cookies)
     if decision.action == "redirect":
         return _redirect(decision.location, cookies)
+    if not stored:
+        authorization.store(pending)
     page = "/login" if decision.action == "login" else "/consent"
     return _redirect(f"{page}?{urlencode({'request_id': pending.request_id})}", cookies)
 
@@ -139,9 +143,8 @@ def authorize():
         pending = authorization.validate(params, client, redirect_uri, s)
     except authorization.RedirectableError as exc:
         return _redirect(authorization.error_location(exc, s))
-    authorization.store(pending)
     session = sessions.load(cookie(request, sessions.cookie_name(s)))
-    return _advance(pending, session, just_signed_in=False)
+    return _advance(pending, session, just_signed_in=False, stored=False)
 
 
 # Sign-in ------------------------------------------------------------------------------------------

@@ -288,3 +288,16 @@ def test_disabling_a_user_ends_their_sso_session(browser, public_client, alice):
     set_user_disabled(alice.pk, True)
     response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none"))
     assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_requests_answered_at_once_leave_nothing_stored(browser, public_client, alice):
+    from chalicelib.storage.models import AuthorizationRequestModel
+
+    sign_in_and_consent(browser, public_client.client_id)
+    before = AuthorizationRequestModel.count()
+    fast = browser.get("/authorize?" + authorize_query(public_client.client_id))
+    assert "code" in query_of(fast.headers["Location"])
+    silent_error = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none",
+                                                               scope="openid profile"))
+    assert query_of(silent_error.headers["Location"])["error"] == "consent_required"
+    assert AuthorizationRequestModel.count() == before
