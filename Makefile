@@ -9,7 +9,7 @@ MOTO_PORT ?= 4566
 CHROMIUM ?= /usr/bin/chromium
 export PORT MOTO_PORT CHROMIUM
 
-.PHONY: run test venv browser reset-local bench clean
+.PHONY: run test venv browser reset-local bench clean package deploy
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -46,6 +46,25 @@ test: venv browser
 bench: venv
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/dynamodb_calls.py
+
+# Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json other than local.
+STAGE ?= prod
+DIST := dist/$(STAGE)
+
+## make package STAGE=prod: one deployable template, dist/$(STAGE)/sam.json (+ deployment.zip), checked by
+## cfn-lint. No AWS account needed: chalice merges infra/template.py's resources into its own.
+package: venv
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	$(BIN)/python -m infra.template --stage $(STAGE) > $(DIST)/merge-template.json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) \
+	  --merge-template $(DIST)/merge-template.json $(DIST)
+	$(BIN)/cfn-lint $(DIST)/sam.json
+	@echo "package: $(DIST)/sam.json and $(DIST)/deployment.zip are ready; cfn-lint found nothing"
+
+## make deploy STAGE=prod CERTIFICATE_ARN=arn:aws:acm:... [HOSTED_ZONE_ID=Z...] [ARTIFACT_BUCKET=...] [DRY_RUN=1]:
+## package, then create or update the stack with the AWS CLI and your credentials (infra/deploy.py)
+deploy: package
+	$(BIN)/python -m infra.deploy --stage $(STAGE)
 
 ## make reset-local: forget everything `make run` stored (clients, users, keys)
 reset-local:

@@ -1,7 +1,7 @@
 """The IdP's Chalice app: build it and register the blueprints. Nothing else lives here."""
 from chalice import Chalice
 
-from chalicelib.blueprints import authorize, fallback, registration, token, userinfo, wellknown
+from chalicelib.blueprints import authorize, fallback, registration, rotation, token, userinfo, wellknown
 
 app = Chalice(app_name="serverless-idp")
 # Chalice would otherwise return tracebacks in debug mode; errors are rendered by chalicelib.web.
@@ -12,4 +12,5 @@ app.register_blueprint(authorize.bp)
 app.register_blueprint(token.bp)
 app.register_blueprint(userinfo.bp)
 app.register_blueprint(registration.bp)
+app.register_blueprint(rotation.bp)
 app.register_blueprint(fallback.bp)

@@ -104,8 +104,30 @@ class Settings:
     registration_token_sha256: str = ""
     #: REGISTRATION_MAX_PER_IP: registrations per client IP per hour before 429. Default 20.
     registration_max_per_ip: int = 20
+    #: KEY_ROTATION_INTERVAL: the scheduled rotation (chalicelib/keys/rotation.py) promotes the next
+    #: key once the current one has been signing this long. Default 2592000 (30 days).
+    key_rotation_interval: int = 2592000
+    #: SECRETS_KMS_KEY_ID: KMS key (id, ARN or "alias/...") that encrypts new signing-key secrets. The
+    #: deployed stack creates one per stage (infra/template.py). Default "": Secrets Manager's AWS
+    #: managed key, as on the local stack.
+    secrets_kms_key_id: str = ""
+    #: KMS_SIGNER_ROLE_NAME: with KEY_BACKEND=kms, KMS keys are created with a key policy that lets
+    #: only this IAM role (of the caller's account) Sign, GetPublicKey and DescribeKey; the account
+    #: root keeps administration. Default "": the account's default key policy.
+    kms_signer_role_name: str = ""
     #: LOG_LEVEL: Python logging level name. Default INFO.
     log_level: str = "INFO"
+
+    def __post_init__(self):
+        # A container keeps signing with the old key for up to KEY_CACHE_SECONDS after a rotation,
+        # and what it signs must verify until it expires: only then may the key leave /jwks.
+        longest = self.key_cache_seconds + max(self.access_token_ttl, self.id_token_ttl)
+        if self.key_retire_after < longest:
+            raise ConfigError(f"KEY_RETIRE_AFTER ({self.key_retire_after}) must be at least KEY_CACHE_SECONDS + the "
+                              f"longest token lifetime ({longest}), or tokens stop verifying before they expire")
+        if self.key_rotation_interval < self.jwks_max_age:
+            raise ConfigError(f"KEY_ROTATION_INTERVAL ({self.key_rotation_interval}) must be at least "
+                              f"JWKS_MAX_AGE ({self.jwks_max_age})")
 
     @property
     def https(self) -> bool:
@@ -182,6 +204,9 @@ def load_settings(env=None) -> Settings:
         registration_mode=_choice(env, "REGISTRATION_MODE", ("open", "token", "off"), "open"),
         registration_token_sha256=env.get("REGISTRATION_TOKEN_SHA256", "").lower(),
         registration_max_per_ip=_int(env, "REGISTRATION_MAX_PER_IP", 20),
+        key_rotation_interval=_int(env, "KEY_ROTATION_INTERVAL", 2592000),
+        secrets_kms_key_id=env.get("SECRETS_KMS_KEY_ID", ""),
+        kms_signer_role_name=env.get("KMS_SIGNER_ROLE_NAME", ""),
         log_level=env.get("LOG_LEVEL", "INFO"),
     )
 

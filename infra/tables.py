@@ -12,17 +12,36 @@ import json
 import re
 
 
-def logical_id(table_name: str) -> str:
-    return "Table" + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", table_name))
+def logical_id(name: str) -> str:
+    """"clients" -> "TableClients"; any table name works ("idp-prod-clients" -> "TableIdpProdClients")."""
+    return "Table" + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name))
 
 
-def cloudformation_resources(*, deletion_protection: bool) -> dict:
+def table_suffix(table_name: str) -> str:
+    """"idp-test-clients" -> "clients": the models' names without this process's TABLE_PREFIX."""
+    from chalicelib.config import table_prefix
+
+    prefix = table_prefix() + "-"
+    if not table_name.startswith(prefix):
+        raise ValueError(f"table {table_name!r} is not named with TABLE_PREFIX {prefix!r}")
+    return table_name[len(prefix):]
+
+
+def specs_by_suffix() -> dict[str, dict]:
     from chalicelib.storage.tables import table_specs
 
+    return {table_suffix(spec["TableName"]): spec for spec in table_specs()}
+
+
+def cloudformation_resources(*, deletion_protection: bool, table_prefix: str | None = None) -> dict:
+    """Table resources. With `table_prefix` (a stage's TABLE_PREFIX) tables are named for that stage
+    and their logical ids are the prefix-free "Table<Name>" the stack template uses; without it
+    they keep this process's names."""
     resources = {}
-    for spec in table_specs():
+    for suffix, spec in specs_by_suffix().items():
+        name = f"{table_prefix}-{suffix}" if table_prefix else spec["TableName"]
         properties = {
-            "TableName": spec["TableName"],
+            "TableName": name,
             "AttributeDefinitions": spec["AttributeDefinitions"],
             "KeySchema": spec["KeySchema"],
             "BillingMode": spec["BillingMode"],
@@ -34,7 +53,7 @@ def cloudformation_resources(*, deletion_protection: bool) -> dict:
             properties["GlobalSecondaryIndexes"] = spec["GlobalSecondaryIndexes"]
         if spec["TtlAttribute"]:
             properties["TimeToLiveSpecification"] = {"AttributeName": spec["TtlAttribute"], "Enabled": True}
-        resources[logical_id(spec["TableName"])] = {
+        resources[logical_id(suffix if table_prefix else name)] = {
             "Type": "AWS::DynamoDB::Table",
             "DeletionPolicy": "Retain" if deletion_protection else "Delete",
             "UpdateReplacePolicy": "Retain" if deletion_protection else "Delete",

@@ -19,6 +19,12 @@ KMS_ALGS = {
     "ES256": ("ECC_NIST_P256", "ECDSA_SHA_256"),
     "RS256": ("RSA_2048", "RSASSA_PKCS1_V1_5_SHA_256"),
 }
+#: What the account (its administrators) may do with a KMS signing key created with a key policy:
+#: everything but using it. In a key policy, "Resource": "*" means this key.
+KMS_ADMIN_ACTIONS = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:ListResourceTags",
+                     "kms:TagResource", "kms:UntagResource", "kms:EnableKey", "kms:DisableKey",
+                     "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:ListGrants", "kms:RevokeGrant",
+                     "kms:UpdateKeyDescription", "kms:GetPublicKey"]
 #: kms:Sign accepts at most 4096 bytes with MessageType=RAW; longer inputs are signed as a digest.
 KMS_RAW_LIMIT = 4096
 
@@ -93,9 +99,11 @@ def _generate_private_key(alg: str):
 class SecretsManagerBackend:
     name = "secretsmanager"
 
-    def __init__(self, secret_prefix: str, stage: str):
+    def __init__(self, secret_prefix: str, stage: str, kms_key_id: str = ""):
         self.secret_prefix = secret_prefix
         self.stage = stage
+        #: The stage's customer managed key (SECRETS_KMS_KEY_ID); empty: the AWS managed key.
+        self.kms_key_id = kms_key_id
 
     def create(self, alg: str, kid_for) -> NewKey:
         from cryptography.hazmat.primitives import serialization
@@ -106,11 +114,13 @@ class SecretsManagerBackend:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode("ascii")
         name = f"{self.secret_prefix}signing-keys/{kid}"
+        encryption = {"KmsKeyId": self.kms_key_id} if self.kms_key_id else {}
         client("secretsmanager").create_secret(
             Name=name,
             SecretString=json.dumps({"alg": alg, "kid": kid, "private_key_pem": pem}),
             Description="IdP token signing key (managed by the IdP's key ring; do not edit)",
             Tags=[{"Key": "idp:stage", "Value": self.stage}],
+            **encryption,
         )
         # The name, not the ARN: names are unique, while the ARN's random suffix changes whenever
         # the secret is re-created, as moto does when it replays the local stack's recording.
@@ -142,21 +152,39 @@ class SecretsManagerBackend:
 class KmsBackend:
     name = "kms"
 
-    def __init__(self, stage: str):
-        # The stage tag lets the IAM policy grant kms:Sign on this stage's keys only.
+    def __init__(self, stage: str, signer_role_name: str = ""):
         self.stage = stage
+        #: KMS_SIGNER_ROLE_NAME: the role named in each new key's policy as its only user.
+        self.signer_role_name = signer_role_name
 
     def create(self, alg: str, kid_for) -> NewKey:
         from cryptography.hazmat.primitives import serialization
 
         key_spec, _ = KMS_ALGS[alg]
         kms = client("kms")
+        policy = {"Policy": json.dumps(self.key_policy())} if self.signer_role_name else {}
         key_id = kms.create_key(
             KeySpec=key_spec, KeyUsage="SIGN_VERIFY", Description="IdP token signing key",
-            Tags=[{"TagKey": "idp:stage", "TagValue": self.stage}],
+            Tags=[{"TagKey": "idp:stage", "TagValue": self.stage}], **policy,
         )["KeyMetadata"]["Arn"]
         der = kms.get_public_key(KeyId=key_id)["PublicKey"]
         return NewKey(key_ref=key_id, public_key=serialization.load_der_public_key(der))
+
+    def key_policy(self) -> dict:
+        """Only the signer role may use the key; the account administers it (never signs with it).
+
+        kms:CreateKey cannot be limited to a resource, so keys are made by the operator (admin CLI), and
+        naming the role here keeps the Lambda's IAM policy free of any KMS wildcard.
+        """
+        caller = client("sts").get_caller_identity()["Arn"]  # arn:<partition>:sts::<account>:...
+        partition, account = caller.split(":")[1], caller.split(":")[4]
+        return {"Version": "2012-10-17", "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"}, "Action": KMS_ADMIN_ACTIONS, "Resource": "*"},
+            {"Sid": "SignerRoleSigns", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:{partition}:iam::{account}:role/{self.signer_role_name}"},
+             "Action": ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"], "Resource": "*"},
+        ]}
 
     def signer(self, kid: str, alg: str, key_ref: str) -> Signer:
         return KmsSigner(kid=kid, alg=alg, key_id=key_ref)
@@ -178,7 +206,7 @@ class KmsBackend:
 
 def backend_for(name: str, settings) -> SecretsManagerBackend | KmsBackend:
     if name == "secretsmanager":
-        return SecretsManagerBackend(settings.secret_prefix, settings.stage)
+        return SecretsManagerBackend(settings.secret_prefix, settings.stage, settings.secrets_kms_key_id)
     if name == "kms":
-        return KmsBackend(settings.stage)
+        return KmsBackend(settings.stage, settings.kms_signer_role_name)
     raise ValueError(f"unknown key backend {name!r}")

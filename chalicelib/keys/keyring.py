@@ -95,7 +95,8 @@ def rotate(*, force: bool = False, at: int | None = None) -> SigningKeyModel:
     settings = get_settings()
     at = now() if at is None else at
     keys = all_keys()
-    nxt = _newest(keys, "next")
+    # The next key published longest: a concurrent run's spare (created a moment ago) is never it.
+    nxt = _oldest(keys, "next")
     current = _newest(keys, "current")
     if nxt is None:
         raise KeyRingError("no next key to promote; run the bootstrap (keys ensure) first")
@@ -112,9 +113,10 @@ def rotate(*, force: bool = False, at: int | None = None) -> SigningKeyModel:
                                             SigningKeyModel.publish_until.set(at + settings.key_retire_after)],
                           condition=SigningKeyModel.state == "current")
     except Exception:
-        # Another rotation won the race (or DynamoDB failed): drop the spare key we just made.
-        new_next.delete()
-        backend_for(new_next.backend, settings).destroy(new_next.key_ref)
+        # Another rotation won the race (or DynamoDB failed): drop the spare key we just made,
+        # unless a concurrent forced rotation has promoted it meanwhile.
+        if _delete_if_next(new_next):
+            backend_for(new_next.backend, settings).destroy(new_next.key_ref)
         raise
     prune(at=at)
     clear_caches()
@@ -135,6 +137,23 @@ def prune(*, at: int | None = None) -> list[str]:
                 backend_for(key.backend, settings).destroy(key.key_ref)
             pruned.append(key.kid)
     return pruned
+
+
+def _delete_if_next(key: SigningKeyModel) -> bool:
+    from pynamodb.exceptions import DeleteError
+
+    try:
+        key.delete(condition=SigningKeyModel.state == "next")
+    except DeleteError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _oldest(keys, state):
+    matching = [k for k in keys if k.state == state]
+    return min(matching, key=lambda k: (k.created_at, k.kid)) if matching else None
 
 
 def _newest(keys, state):

@@ -1,0 +1,104 @@
+"""A deployable stage, as .chalice/config.json defines it: the one place its settings live.
+
+The Lambda functions get exactly these environment variables (Chalice copies them into the
+template), the admin CLI reads them (tools/stage_env.py), and the template's resource names are
+derived from them here, so a table, secret prefix or key alias cannot differ between the three.
+They are parsed with the runtime's own chalicelib.config.load_settings, which rejects what the
+Lambda would reject at start-up.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / ".chalice" / "config.json"
+#: Stages that deploy to AWS ("local" runs on moto only).
+DEPLOYABLE = ("dev", "prod")
+
+
+class StageError(ValueError):
+    """The stage's configuration cannot be deployed as it is; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    app_name: str
+    #: The Chalice stage's environment_variables (with the top-level ones), verbatim.
+    env: dict
+    #: The parsed runtime settings (chalicelib.config.Settings).
+    settings: object
+    api_gateway_stage: str
+    endpoint_type: str
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.app_name}-{self.name}"
+
+    def function_name(self, role: str) -> str:
+        """Lambda function (and so log group) names are fixed, so the policies can name them."""
+        return f"{self.app_name}-{self.name}-{role}"
+
+    def role_name(self, role: str) -> str:
+        return f"{self.app_name}-{self.name}-{role}"
+
+    @property
+    def domain_name(self) -> str:
+        return urlsplit(self.settings.issuer).hostname
+
+    @property
+    def base_path(self) -> str:
+        """The API mapping's base path: the issuer's path without slashes ("" = the domain's root)."""
+        return urlsplit(self.settings.issuer).path.strip("/")
+
+    @property
+    def secrets_key_alias(self) -> str | None:
+        return self.settings.secrets_kms_key_id if self.settings.key_backend == "secretsmanager" else None
+
+
+def load(name: str, config_path: Path | None = None) -> Stage:
+    from chalicelib.config import ConfigError, load_settings
+
+    config = json.loads((config_path or CONFIG).read_text())
+    if name not in config["stages"]:
+        raise StageError(f"unknown stage {name!r}; .chalice/config.json has {sorted(config['stages'])}")
+    stage_config = {**config, **config["stages"][name]}
+    env = {**config.get("environment_variables", {}), **config["stages"][name].get("environment_variables", {})}
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        raise StageError(f"stage {name}: {exc}") from exc
+    stage = Stage(name=name, app_name=config["app_name"], env=env, settings=settings,
+                  api_gateway_stage=stage_config.get("api_gateway_stage", "api"),
+                  endpoint_type=stage_config.get("api_gateway_endpoint_type", "EDGE"))
+    _check(stage, stage_config)
+    return stage
+
+
+def _check(stage: Stage, stage_config: dict) -> None:
+    """What the template relies on, checked before anything is rendered."""
+    s = stage.settings
+    if s.stage != stage.name:
+        raise StageError(f"stage {stage.name}: STAGE is {s.stage!r}; it must be {stage.name!r}")
+    if stage.endpoint_type != "REGIONAL":
+        raise StageError(f"stage {stage.name}: set \"api_gateway_endpoint_type\": \"REGIONAL\" (the custom domain "
+                         "and its certificate live in the stack's region)")
+    if stage_config.get("manage_iam_role", True) or stage_config.get("autogen_policy", True):
+        raise StageError(f"stage {stage.name}: set \"manage_iam_role\": false and \"autogen_policy\": false; the "
+                         "roles and their least-privilege policies are defined by infra/template.py")
+    host = stage.domain_name or ""
+    if host.endswith(".amazonaws.com"):
+        raise StageError(f"stage {stage.name}: ISSUER must be on your own domain, not {host}: execute-api URLs change "
+                         "whenever the API is re-created, and the issuer must never change")
+    if "/" in stage.base_path:
+        raise StageError(f"stage {stage.name}: ISSUER's path may have at most one segment (the API mapping's base "
+                         f"path), got {stage.base_path!r}")
+    if s.key_backend == "secretsmanager" and not s.secrets_kms_key_id.startswith("alias/"):
+        raise StageError(f"stage {stage.name}: SECRETS_KMS_KEY_ID must name the alias the stack creates for the "
+                         f"signing-key secrets' KMS key, e.g. \"alias/{stage.stack_name}-secrets\"")
+    if s.key_backend == "kms" and s.kms_signer_role_name != stage.role_name("api"):
+        raise StageError(f"stage {stage.name}: with KEY_BACKEND=kms set KMS_SIGNER_ROLE_NAME to "
+                         f"\"{stage.role_name('api')}\", the role the stack creates for the API function")

@@ -1,0 +1,76 @@
+"""Just enough IAM to check recorded AWS calls against a role's policy: which (action, resource,
+request context) each call needs, and whether Allow statements grant it. Our policies use no
+NotAction/NotResource/Deny and only StringEquals conditions; anything else fails the check loudly.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Need:
+    action: str
+    resource: str
+    context: tuple = ()
+
+    def __str__(self):
+        return f"{self.action} on {self.resource}" + (f" with {dict(self.context)}" if self.context else "")
+
+
+_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+
+
+def needs(call: dict, arn, region: str) -> list[Need]:
+    """The permissions a recorded call needs. `arn` resolves names: arn("table", name),
+    arn("secret", name) (the secret's real ARN), arn("kms_key", key id/ARN/alias), arn("secret_key", name)."""
+    service, operation, params = call["service"], call["operation"], call["params"]
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            return [Need(f"dynamodb:{_TRANSACT[kind]}", arn("table", body["TableName"]))
+                    for item in params["TransactItems"] for kind, body in item.items()]
+        if operation == "BatchGetItem":
+            return [Need("dynamodb:BatchGetItem", arn("table", name)) for name in params["RequestItems"]]
+        table = arn("table", params["TableName"])
+        resource = f"{table}/index/{params['IndexName']}" if params.get("IndexName") else table
+        return [Need(f"dynamodb:{operation}", resource)]
+    if service == "secretsmanager":
+        name = params.get("SecretId") or params["Name"]
+        required = [Need(f"secretsmanager:{operation}", arn("secret", name))]
+        via = (("kms:ViaService", f"secretsmanager.{region}.amazonaws.com"),)
+        if operation == "CreateSecret":
+            if params.get("Tags"):
+                required.append(Need("secretsmanager:TagResource", arn("secret", name)))
+            if params.get("KmsKeyId"):
+                key = arn("kms_key", params["KmsKeyId"])
+                required += [Need("kms:GenerateDataKey", key, via), Need("kms:Decrypt", key, via)]
+        if operation == "GetSecretValue" and arn("secret_key", name):
+            required.append(Need("kms:Decrypt", arn("secret_key", name), via))
+        return required
+    if service == "kms":
+        return [Need(f"kms:{operation}", arn("kms_key", params["KeyId"]))]
+    raise AssertionError(f"no IAM mapping for {service}:{operation}; extend tests/deploy/iam.py")
+
+
+def allows(document: dict, need: Need) -> bool:
+    context = dict(need.context)
+    for statement in document["Statement"]:
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, statement
+        assert statement["Effect"] == "Allow", statement
+        if not any(fnmatch.fnmatchcase(need.action, a) for a in _list(statement["Action"])):
+            continue
+        if not any(fnmatch.fnmatchcase(need.resource, r) for r in _list(statement["Resource"])):
+            continue
+        conditions = statement.get("Condition", {})
+        assert set(conditions) <= {"StringEquals"}, conditions
+        if all(context.get(key) == value for key, value in conditions.get("StringEquals", {}).items()):
+            return True
+    return False
+
+
+def granted_actions(document: dict) -> set[str]:
+    return {action for statement in document["Statement"] for action in _list(statement["Action"])}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else [value]

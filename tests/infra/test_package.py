@@ -1,0 +1,64 @@
+"""`make package`: the real `chalice package --merge-template` and cfn-lint, into a scratch directory.
+
+Chalice downloads Linux wheels for the deployment package from PyPI on a cold cache (as `make test`
+installs from it); no AWS account or credentials are involved.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra.stage import load
+from infra.template import stateful_template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory):
+    dist = tmp_path_factory.mktemp("dist") / "prod"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no account, no region
+    result = subprocess.run(["make", "--no-print-directory", "package", "STAGE=prod", f"DIST={dist}"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {"dir": dist, "template": json.loads((dist / "sam.json").read_text()), "output": result.stdout}
+
+
+def test_make_package_builds_one_template_and_the_code_and_cfn_lint_finds_nothing(packaged):
+    assert (packaged["dir"] / "deployment.zip").stat().st_size > 0
+    assert "cfn-lint found nothing" in packaged["output"]
+    assert packaged["template"]["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+def test_the_packaged_functions_run_with_the_stack_roles_and_the_stage_environment(packaged):
+    resources, stage = packaged["template"]["Resources"], load("prod")
+    api, rotation = resources["APIHandler"]["Properties"], resources["RotateSigningKeys"]["Properties"]
+    assert api["Role"] == {"Fn::GetAtt": ["ApiRole", "Arn"]}
+    assert rotation["Role"] == {"Fn::GetAtt": ["RotationRole", "Arn"]}
+    assert (api["FunctionName"], rotation["FunctionName"]) == ("serverless-idp-prod-api", "serverless-idp-prod-rotation")
+    assert api["Environment"]["Variables"] == rotation["Environment"]["Variables"] == stage.env
+    assert rotation["Handler"] == "chalicelib.blueprints.rotation.rotate_signing_keys"
+    assert rotation["Events"]["RotateSigningKeysEvent"]["Properties"]["Schedule"] == "rate(1 day)"
+    assert not any(r.get("Type") == "AWS::IAM::Role" and name not in ("ApiRole", "RotationRole")
+                   for name, r in resources.items()), "Chalice made no roles of its own"
+
+
+def test_the_packaged_template_contains_the_stateful_stack_the_moto_test_deploys(packaged):
+    resources = packaged["template"]["Resources"]
+    for logical_id, resource in stateful_template(load("prod"))["Resources"].items():
+        assert resources[logical_id] == resource, logical_id
+
+
+def test_no_packaged_policy_grants_dynamodb_kms_or_secrets_manager_on_star(packaged):
+    statements = [s for r in packaged["template"]["Resources"].values() if r.get("Type") == "AWS::IAM::Role"
+                  for p in r["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    scoped = [s for s in statements if any(a.startswith(("dynamodb:", "kms:", "secretsmanager:"))
+                                           for a in s["Action"])]
+    assert scoped
+    for statement in scoped:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert all(r != "*" and isinstance(r, dict) for r in resources), statement

@@ -1,0 +1,178 @@
+"""infra/template.py: the stage's resources, roles and domain are rendered from config.json and the
+code, with least-privilege policies and an issuer that cannot differ from the API's URL."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra import policy
+from infra.stage import CONFIG, StageError, load
+from infra.template import lambda_functions, merge_template, stateful_template
+from tests.infra.stage_config import stage_with
+
+SERVICES = ("dynamodb:", "kms:", "secretsmanager:")
+
+
+def role_statements(template: dict) -> list[dict]:
+    return [statement for resource in template["Resources"].values() if resource.get("Type") == "AWS::IAM::Role"
+            for document in resource["Properties"]["Policies"] for statement in document["PolicyDocument"]["Statement"]]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_no_function_may_touch_dynamodb_kms_or_secrets_manager_on_a_wildcard_resource(stage):
+    statements = [s for s in role_statements(merge_template(load(stage)))
+                  if any(action.startswith(SERVICES) for action in as_list(s["Action"]))]
+    assert statements
+    for statement in statements:
+        for resource in as_list(statement["Resource"]):
+            # A reference to one of the stack's own resources ...
+            assert isinstance(resource, dict) and set(resource) <= {"Fn::GetAtt", "Fn::Sub"}, statement
+            # ... and the only pattern: secrets the key ring names later under the stage's prefix.
+            arn = resource.get("Fn::Sub", "")
+            assert "*" not in arn or arn.endswith(f":secret:idp/{stage}/signing-keys/*"), statement
+
+
+def test_the_api_role_may_do_what_the_storage_layer_does_on_every_table_but_only_read_the_key_ring():
+    document = policy.api_policy(load("prod"))
+    tables = next(s for s in document["Statement"] if s["Sid"] == "Tables")
+    assert set(tables["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                     "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query",
+                                     "dynamodb:Scan", "dynamodb:BatchGetItem"}
+    every_table = {name for name, r in stateful_template(load("prod"))["Resources"].items()
+                   if r["Type"] == "AWS::DynamoDB::Table"}
+    assert {r["Fn::GetAtt"][0] for r in tables["Resource"]} == every_table - {"TableSigningKeys"}
+    key_ring = next(s for s in document["Statement"] if s["Sid"] == "SigningKeyTable")
+    assert (key_ring["Action"], key_ring["Resource"]) == (["dynamodb:Scan"], {"Fn::GetAtt": ["TableSigningKeys", "Arn"]})
+
+def test_the_api_role_may_query_each_index_by_name():
+    indexes = next(s for s in policy.api_policy(load("prod"))["Statement"] if s["Sid"] == "Indexes")
+    assert indexes["Action"] == ["dynamodb:Query"]
+    assert {r["Fn::Sub"] for r in indexes["Resource"]} == {
+        "${TableGrants.Arn}/index/by_sub", "${TableGrants.Arn}/index/by_client", "${TableGrants.Arn}/index/by_session"}
+
+
+def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them():
+    stage = load("prod")
+    api = {a for s in policy.api_policy(stage)["Statement"] for a in as_list(s["Action"])}
+    rotation = {a for s in policy.rotation_policy(stage)["Statement"] for a in as_list(s["Action"])}
+    assert "secretsmanager:GetSecretValue" in api
+    assert not api & {"secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "kms:GenerateDataKey"}
+    assert {"secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "kms:GenerateDataKey"} <= rotation
+    secrets = next(s for s in policy.api_policy(stage)["Statement"] if s["Sid"] == "ReadSigningKeySecrets")
+    assert secrets["Resource"]["Fn::Sub"].endswith(":secret:idp/prod/signing-keys/*")
+
+
+def test_the_secrets_kms_key_is_usable_only_through_secrets_manager():
+    for document in (policy.api_policy(load("prod")), policy.rotation_policy(load("prod"))):
+        kms = [s for s in document["Statement"] if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+        assert kms and all(s["Resource"] == {"Fn::GetAtt": ["SecretsKey", "Arn"]} for s in kms)
+        assert all(s["Condition"]["StringEquals"]["kms:ViaService"] == {
+            "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"} for s in kms)
+
+
+def test_the_alias_the_stack_creates_is_the_one_the_functions_encrypt_with():
+    stage = load("prod")
+    alias = stateful_template(stage)["Resources"]["SecretsKeyAlias"]["Properties"]
+    assert alias == {"AliasName": stage.env["SECRETS_KMS_KEY_ID"], "TargetKeyId": {"Ref": "SecretsKey"}}
+
+
+def test_with_the_kms_backend_no_iam_statement_mentions_kms_or_secrets(tmp_path):
+    stage = stage_with(tmp_path, KEY_BACKEND="kms", KMS_SIGNER_ROLE_NAME="serverless-idp-prod-api")
+    template = merge_template(stage)
+    assert "SecretsKey" not in template["Resources"]
+    actions = {a for s in role_statements(template) for a in as_list(s["Action"])}
+    assert not {a for a in actions if a.startswith(("kms:", "secretsmanager:"))}
+    assert template["Resources"]["ApiRole"]["Properties"]["RoleName"] == stage.settings.kms_signer_role_name
+
+
+def test_each_chalice_function_runs_with_its_own_role_name_and_log_group():
+    stage = load("prod")
+    resources = merge_template(stage)["Resources"]
+    assert lambda_functions() == {"APIHandler": "api", "RotateSigningKeys": "rotation"}
+    for logical_id, role, group in (("APIHandler", "ApiRole", "ApiLogGroup"),
+                                    ("RotateSigningKeys", "RotationRole", "RotationLogGroup")):
+        function = resources[logical_id]
+        assert function["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+        assert function["DependsOn"] == [group]
+        assert resources[group]["Properties"]["LogGroupName"] == f"/aws/lambda/{function['Properties']['FunctionName']}"
+
+
+def test_a_new_function_without_a_role_is_refused(monkeypatch):
+    from chalice.app import ScheduledEventConfig
+
+    from app import app
+
+    monkeypatch.setattr(app, "event_sources", [*app.event_sources, ScheduledEventConfig(
+        name="nightly_report", handler_string="x.y", schedule_expression="rate(1 day)", description="")])
+    with pytest.raises(KeyError, match="nightly_report"):
+        lambda_functions()
+
+
+def test_the_custom_domain_is_the_issuer_host_at_the_root_of_the_api():
+    stage = load("prod")
+    resources = merge_template(stage)["Resources"]
+    assert resources["ApiDomain"]["Properties"]["DomainName"] == "login.example.com" == stage.domain_name
+    mapping = resources["ApiBasePathMapping"]
+    assert "BasePath" not in mapping["Properties"]
+    assert mapping["Properties"]["Stage"] == "api"
+    # SAM names the stage resource <RestApi logical id><stage name>Stage; the mapping needs it first.
+    assert mapping["DependsOn"] == ["RestAPIapiStage"]
+
+
+def test_an_issuer_path_becomes_the_base_path_mapping(tmp_path):
+    stage = stage_with(tmp_path, ISSUER="https://example.org/idp")
+    mapping = merge_template(stage)["Resources"]["ApiBasePathMapping"]["Properties"]
+    assert mapping["BasePath"] == "idp"
+    assert merge_template(stage)["Resources"]["ApiDomain"]["Properties"]["DomainName"] == "example.org"
+    assert merge_template(stage)["Outputs"]["DiscoveryURL"]["Value"] == \
+        "https://example.org/idp/.well-known/openid-configuration"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"ISSUER": "https://abc123.execute-api.eu-west-1.amazonaws.com/api"}, "your own domain"),
+    ({"ISSUER": "https://example.org/a/b"}, "at most one segment"),
+    ({"ISSUER": "http://login.example.com"}, "https"),
+    ({"STAGE": "dev"}, "STAGE is 'dev'"),
+    ({"api_gateway_endpoint_type": "EDGE"}, "REGIONAL"),
+    ({"manage_iam_role": None}, "manage_iam_role"),
+    ({"SECRETS_KMS_KEY_ID": None}, "SECRETS_KMS_KEY_ID"),
+    ({"KEY_BACKEND": "kms"}, "KMS_SIGNER_ROLE_NAME"),
+    ({"KEY_RETIRE_AFTER": "600"}, "KEY_RETIRE_AFTER"),
+])
+def test_a_stage_the_template_cannot_deploy_is_refused_with_the_fix(tmp_path, changes, message):
+    with pytest.raises(StageError, match=message):
+        stage_with(tmp_path, **changes)
+
+
+def test_the_stateful_part_keeps_prod_data_and_lets_dev_go():
+    for stage, policy_ in (("prod", "Retain"), ("dev", "Delete")):
+        resources = stateful_template(load(stage))["Resources"]
+        for name in ("TableUsers", "SecretsKey"):
+            assert resources[name]["DeletionPolicy"] == policy_
+        assert resources["TableUsers"]["Properties"]["DeletionProtectionEnabled"] is (stage == "prod")
+
+
+def test_rendering_does_not_depend_on_this_process_table_prefix():
+    # The tests run with TABLE_PREFIX=idp-test; the template must still name the stage's tables.
+    names = {r["Properties"]["TableName"] for r in stateful_template(load("dev"))["Resources"].values()
+             if r["Type"] == "AWS::DynamoDB::Table"}
+    assert names and all(name.startswith("idp-dev-") for name in names)
+
+
+def test_the_command_line_renders_json_and_explains_a_bad_stage(capsys, monkeypatch, tmp_path):
+    from infra import stage as stage_module
+    from infra.template import main
+
+    assert main(["--stage", "prod", "--stateful"]) == 0
+    assert json.loads(capsys.readouterr().out)["Outputs"]["TablePrefix"]["Value"] == "idp-prod"
+    config = json.loads(CONFIG.read_text())
+    config["stages"]["prod"]["environment_variables"]["ISSUER"] = "https://x.execute-api.us-east-1.amazonaws.com/api"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(stage_module, "CONFIG", tmp_path / "config.json")
+    assert main(["--stage", "prod"]) == 2
+    assert "your own domain" in capsys.readouterr().err
