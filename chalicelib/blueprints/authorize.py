@@ -22,11 +22,21 @@ FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then a
 
 # Responses ----------------------------------------------------------------------------------------
 
+def _base() -> str:
+    """The issuer's path ("" or "/tenant"): links must stay under it, because behind an API Gateway
+    base path mapping only URLs below the issuer reach us."""
+    return urlsplit(settings().issuer).path.rstrip("/")
+
+
+def _page_url(page: str, request_id: str) -> str:
+    return f"{_base()}{page}?{urlencode({'request_id': request_id})}"
+
+
 def _page(template: str, status: int = 200, *, form_targets=None, cookies=(), **context) -> Response:
     headers = pages.security_headers(form_targets)
     if cookies:
         headers["Set-Cookie"] = list(cookies)
-    return Response(body=pages.render(template, **context), status_code=status, headers=headers)
+    return Response(body=pages.render(template, base=_base(), **context), status_code=status, headers=headers)
 
 
 def error_page(error: str, description: str, status: int = 400, title: str = "We couldn't continue") -> Response:
@@ -122,8 +132,7 @@ def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, coo
         return _redirect(decision.location, cookies)
     if not stored:
         authorization.store(pending)
-    page = "/login" if decision.action == "login" else "/consent"
-    return _redirect(f"{page}?{urlencode({'request_id': pending.request_id})}", cookies)
+    return _redirect(_page_url("/login" if decision.action == "login" else "/consent", pending.request_id), cookies)
 
 
 # /authorize ---------------------------------------------------------------------------------------
@@ -207,7 +216,7 @@ def consent():
         if pending is None:
             return _expired()
         if session is None:
-            return _redirect(f"/login?{urlencode({'request_id': pending.request_id})}")
+            return _redirect(_page_url("/login", pending.request_id))
         client = _client_of(pending)
         user = get_user(session.sub)
         return _page("consent.html", form_targets=[_origin(pending.redirect_uri)],

@@ -96,3 +96,12 @@ def test_endpoints_under_the_issuer_path_are_served(http, issuer_with_path):
 def test_other_issuer_paths_are_unknown(http, issuer_with_path):
     assert http.get("/.well-known/oauth-authorization-server/other").status_code == 404
     assert http.get("/.well-known/oauth-authorization-server/tenant2").status_code == 404
+
+
+def test_hosted_pages_stay_under_the_issuer_path(browser, public_client, issuer_with_path):
+    from tests.routes.flow import authorize_query
+
+    response = browser.get("/tenant/authorize?" + authorize_query(public_client.client_id))
+    assert response.status_code == 302 and response.headers["Location"].startswith("/tenant/login?request_id=")
+    page = browser.get(response.headers["Location"])
+    assert b'action="/tenant/login"' in page.body and b'href="/tenant/assets/idp.css"' in page.body
