@@ -55,6 +55,7 @@ def test_make_run_serves_signs_and_keeps_its_state_across_ctrl_c_and_restart(lau
     dynamodb, table = clients_table()
     dynamodb.put_item(TableName=table, Item={"client_id": {"S": "persisted"}, "client_name": {"S": "My app"}})
     kid = sign_and_verify_with_served_jwks(stack)
+    assert token_from_the_running_server_verifies(stack) == kid
 
     assert stack.interrupt() == 0
     assert stack.is_gone(), f"servers left running: {stack.server_pids()}"
@@ -69,6 +70,27 @@ def test_make_run_serves_signs_and_keeps_its_state_across_ctrl_c_and_restart(lau
     if backend == "secretsmanager":
         assert restarted_kid == kid, "Secrets Manager keys survive a restart"
     # moto replays KMS keys with new ids and material, so the key ring replaces them at start-up.
+
+
+def token_from_the_running_server_verifies(stack) -> str:
+    """The running server itself signs (POST /token, client_credentials); pyjwt verifies the token
+    with the key the server publishes in /jwks. Returns the signing kid."""
+    import base64
+
+    from chalicelib.storage.clients import create_client
+
+    client, secret = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["jobs:run"])
+    basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    response = requests.post(f"{stack.base_url}/token", data={"grant_type": "client_credentials"},
+                             headers={"Authorization": f"Basic {basic}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    header = jwt.get_unverified_header(token)
+    jwk = next(k for k in stack.get("/jwks").json()["keys"] if k["kid"] == header["kid"])
+    claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=[jwk["alg"]], audience=stack.base_url,
+                        issuer=stack.base_url)
+    assert header["typ"] == "at+jwt" and claims["client_id"] == client.client_id
+    return header["kid"]
 
 
 def test_unknown_paths_and_wrong_methods_get_json_errors_over_http(launch):
