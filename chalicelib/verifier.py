@@ -162,7 +162,7 @@ class Verifier:
             at = time.monotonic()
             refetch = refresh and at - self._refetched_at >= self._refetch_interval
             if self._jwks is None or at - self._fetched_at >= self._cache_seconds or refetch:
-                self._jwks = self._jwks_provider(refresh)
+                self._jwks = self._jwks_provider(refetch)
                 self._fetched_at = at
                 if refetch:
                     self._refetched_at = at

@@ -18,7 +18,7 @@ from ..log import get_logger, now
 from ..oauth import pkce
 from ..oauth.refresh_tokens import mint
 from ..oauth.resources import audience, narrow
-from ..storage.grants import revoke_grant
+from ..storage.grants import active_grant, revoke_grant
 from ..storage.models import AuthorizationCodeModel, ClientModel
 from ..storage.users import get_user
 from ..tokens.issue import issue_tokens
@@ -40,6 +40,9 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         _reject(record, "redirect_uri mismatch")
     if not pkce.verify(form.get("code_verifier"), record.code_challenge):
         _reject(record, "PKCE verification failed")
+    if active_grant(record.grant_id) is None:
+        # Signed out, replayed or revoked since the code was issued: nothing may come of it.
+        raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
     user = get_user(record.sub)
     if user is None or user.disabled:
         _reject(record, "user disabled or deleted since the code was issued")

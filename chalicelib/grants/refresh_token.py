@@ -19,7 +19,7 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     requested_scopes = scopes.parse(form.get("scope"))
     requested_resources = form.get("resource", [])
     if requested_scopes or requested_resources:
-        grant_id = token.partition(".")[0]
+        grant_id, _ = refresh_tokens.split(token)
         current = active_grant(grant_id)
         if current is None or current.client_id != client.client_id:
             raise InvalidGrant(refresh_tokens.GENERIC, detail="grant inactive before rotation")

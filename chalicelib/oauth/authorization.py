@@ -9,6 +9,7 @@ Validation happens in two phases, because errors must never be sent to an unvali
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -149,8 +150,8 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
 def _max_age(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise InvalidRequest("max_age must be a non-negative integer")
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise InvalidRequest("max_age must be a non-negative integer (seconds)")
     return int(raw)
 
 

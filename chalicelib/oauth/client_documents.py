@@ -31,6 +31,10 @@ MAX_DOCUMENT_BYTES = 5120
 FETCH_TIMEOUT = 3.0
 MIN_CACHE, MAX_CACHE = 300, 86400
 _METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+#: IPv6 ranges that carry an IPv4 address inside (NAT64, 6to4, Teredo, IPv4-compatible): Python
+#: calls some "global", but they can reach private IPv4 space through a translator.
+_EMBEDDED_IPV4 = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32",
+                                                    "::/96")]
 
 
 class DocumentError(Exception):
@@ -43,8 +47,9 @@ def is_document_client_id(client_id: str | None) -> bool:
 
 def _check_url(url: str, settings: Settings) -> tuple[str, str, int]:
     """The draft's URL rules: https, a path, no fragment, no credentials, no dot segments."""
-    if len(url) > 1024:
-        raise DocumentError("the client_id URL is too long")
+    if len(url) > 1024 or not url.isascii():
+        # ASCII only (hosts in punycode, paths percent-encoded): it also keeps DynamoDB keys small.
+        raise DocumentError("the client_id URL must be ASCII and at most 1024 characters")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -66,13 +71,15 @@ def allowed_address(address: str, settings: Settings) -> bool:
         ip = ip.ipv4_mapped
     if ip.is_loopback:
         return settings.stage == "local"
+    if ip.version == 6 and any(ip in network for network in _EMBEDDED_IPV4):
+        return False
     return ip.is_global and ip not in _METADATA_ADDRESSES and not ip.is_multicast
 
 
 def _resolve(host: str, port: int, settings: Settings) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError):
         raise DocumentError("the client_id host does not resolve") from None
     addresses = [info[4][0] for info in infos]
     # Every answer must be acceptable: otherwise a round-robin name could slip a private one in.
@@ -118,7 +125,7 @@ def fetch(url: str, settings: Settings) -> tuple[dict, int]:
             raise DocumentError(f"fetching the client_id document answered HTTP {response.status}")
         body = response.read(MAX_DOCUMENT_BYTES + 1)
         cache_control = response.getheader("Cache-Control") or ""
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         log.info("client document fetch failed", extra={"url": url, "reason": str(exc)})
         raise DocumentError("the client_id document could not be fetched") from None
     finally:
@@ -164,6 +171,7 @@ def to_client(url: str, document, settings: Settings) -> ClientModel:
 
 def resolve(url: str, settings: Settings) -> ClientModel:
     """The client a document URL describes: from the cache while fresh, else fetched."""
+    _check_url(url, settings)  # before any lookup: the URL is also the cache's DynamoDB key
     at = now()
     try:
         cached = ClientDocumentModel.get(url, consistent_read=False)

@@ -25,8 +25,11 @@ def is_loopback_http(uri: str) -> bool:
 def matches(requested: str, registered: list[str]) -> bool:
     if requested in registered:
         return True
-    if not is_loopback_http(requested):
+    try:
+        if not is_loopback_http(requested):
+            return False
+        # "localhost" is deliberately not port-flexible (RFC 8252 §8.3 prefers the IP literal).
+        wanted = _without_port(requested)
+        return any(is_loopback_http(r) and _without_port(r) == wanted for r in registered)
+    except ValueError:  # not a parseable URI (e.g. "http://[::1/cb"): it matches nothing
         return False
-    # "localhost" is deliberately not port-flexible (RFC 8252 §8.3 prefers the IP literal).
-    wanted = _without_port(requested)
-    return any(is_loopback_http(r) and _without_port(r) == wanted for r in registered)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 
 from pynamodb.exceptions import TransactWriteError
@@ -35,11 +36,18 @@ GENERIC = "the refresh token is invalid, expired or revoked"
 CONFLICT_RETRIES = 4
 
 
+_TOKEN_SYNTAX = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,128}")
+
+
 def _split(token: str) -> tuple[str, str]:
-    grant_id, _, secret = token.partition(".")
-    if not grant_id or not secret or len(token) > 200:
+    """`<grant_id>.<secret>`, both base64url: anything else is refused before any lookup."""
+    if not _TOKEN_SYNTAX.fullmatch(token or ""):
         raise InvalidGrant(GENERIC, detail="malformed refresh token")
+    grant_id, _, secret = token.partition(".")
     return grant_id, secret
+
+
+split = _split
 
 
 def successor_of(token: str) -> str:

@@ -72,7 +72,10 @@ def _optional_https_url(metadata: dict, name: str) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > 512:
         raise InvalidClientMetadata(f"{name} must be a URL of at most 512 characters")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise InvalidClientMetadata(f"{name} is not a valid URL") from None
     if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
         raise InvalidClientMetadata(f"{name} must be an https URL")
     return value

@@ -32,7 +32,7 @@ def revoke_grants_of(*, sub: str | None = None, client_id: str | None = None, se
 
 def active_grant(grant_id: str | None) -> GrantModel | None:
     """The grant if it exists, is active and within its absolute lifetime."""
-    if not grant_id:
+    if not grant_id or len(grant_id) > 128:
         return None
     try:
         grant = GrantModel.get(grant_id, consistent_read=True)

@@ -100,7 +100,7 @@ def get_user(sub: str) -> UserModel | None:
 
 def find_user_by_email(email: str) -> UserModel | None:
     email = normalise_email(email)
-    if not email:
+    if not email or len(email.encode("utf-8")) > 254:  # RFC 5321's limit; also keeps the key small
         return None
     try:
         claim = EmailClaimModel.get(EMAIL_PREFIX + email, consistent_read=True)

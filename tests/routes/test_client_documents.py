@@ -151,3 +151,8 @@ def test_a_host_resolving_to_any_private_address_is_refused(monkeypatch):
 def test_discovery_advertises_document_support(http):
     assert json.loads(http.get("/.well-known/oauth-authorization-server").body)[
         "client_id_metadata_document_supported"] is True
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1"])
+def test_ipv6_forms_that_embed_ipv4_are_not_public(address):
+    assert not client_documents.allowed_address(address, PROD)

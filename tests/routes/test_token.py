@@ -200,3 +200,13 @@ def test_code_for_a_user_disabled_meanwhile_is_refused(browser, http, public_cli
     set_user_disabled(alice.pk, True)
     response = redeem(http, public_client.client_id, code)
     assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_grant"
+
+
+def test_code_issued_before_sign_out_yields_nothing(browser, http, public_client, alice):
+    from tests.routes.flow import hidden
+
+    code = code_for(browser, public_client.client_id)
+    page = browser.get("/logout")
+    browser.post("/logout", {"csrf_token": hidden(page.body, "csrf_token")})
+    response = redeem(http, public_client.client_id, code)
+    assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_grant"

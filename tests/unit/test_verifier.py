@@ -178,3 +178,17 @@ def test_challenges_point_at_the_resource_metadata_and_name_the_needed_scope(iss
     assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
     assert 'scope="notes:read notes:write"' in headers["WWW-Authenticate"]
     assert "resource_metadata=" in headers["WWW-Authenticate"]
+
+
+def test_an_always_asking_provider_is_told_to_refetch_at_most_once_per_interval(signer):
+    asked = []
+
+    def provider(refresh):
+        asked.append(refresh)
+        return {"keys": []}
+
+    verifier = Verifier(ISSUER, API, jwks_provider=provider, cache_seconds=0, refetch_interval=30)
+    for _ in range(5):
+        with pytest.raises(InvalidToken):
+            verifier.verify(jwt_encode.encode(claims(), signer, typ="at+jwt"))
+    assert asked.count(True) == 1, asked
