@@ -117,6 +117,12 @@ def _client_of(pending):
         return None
 
 
+def _resource_names(pending) -> list[str]:
+    from ..storage.resources import get_resource
+
+    return [getattr(get_resource(uri), "name", None) or uri for uri in pending.resources]
+
+
 def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, cookies=()) -> Response:
     """Redirect to the client, or store the request (if new) and send the browser to a page."""
     from ..oauth import authorization
@@ -195,6 +201,7 @@ def login():
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message="Incorrect email or password.")
     raw, session = sessions.start(s, user.pk, ["pwd"])
+    authorization.mark_signed_in(pending, session)
     return _advance(pending, session, just_signed_in=True,
                     cookies=[sessions.cookie_header(s, raw, max_age=s.session_ttl)])
 
@@ -215,7 +222,7 @@ def consent():
         pending = authorization.load_pending(query_params(request).get("request_id"))
         if pending is None:
             return _expired()
-        if session is None:
+        if not authorization.may_consent(pending, session):
             return _redirect(_page_url("/login", pending.request_id))
         client = _client_of(pending)
         user = get_user(session.sub)
@@ -225,7 +232,7 @@ def consent():
                      # A metadata-document client is whoever controls this host (the draft's §6).
                      client_host=urlsplit(pending.client_id).hostname if is_document_client_id(pending.client_id)
                      else None,
-                     scopes=scopes.describe(list(pending.scopes)),
+                     scopes=scopes.describe(list(pending.scopes)), resources=_resource_names(pending),
                      redirect_host=urlsplit(pending.redirect_uri).netloc or pending.redirect_uri,
                      email=user.email if user else session.sub, request_id=pending.request_id,
                      csrf_token=sessions.csrf_token(cookie_value, "consent"))
@@ -236,12 +243,14 @@ def consent():
     pending = authorization.load_pending(form.get("request_id"))
     if pending is None:
         return _expired()
+    if not authorization.may_consent(pending, session):
+        return _redirect(_page_url("/login", pending.request_id))
     if form.get("decision") != "allow":
         authorization.finish_request(pending)
         denied = authorization.RedirectableError(
             AccessDenied("the user denied the request"), pending.redirect_uri, pending.state)
         return _redirect(authorization.error_location(denied, s))
-    authorization.remember_consent(session.sub, pending.client_id, list(pending.scopes))
+    authorization.remember_consent(session.sub, pending.client_id, list(pending.scopes), list(pending.resources))
     try:
         location = authorization.issue_code(pending, session, s)
     except authorization.RedirectableError as exc:

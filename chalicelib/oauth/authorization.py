@@ -143,7 +143,8 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
         request_id=new_secret(), client_id=client.client_id, redirect_uri=redirect_uri, scopes=granted,
         state=state, nonce=params.get("nonce"), code_challenge=params["code_challenge"],
         code_challenge_method=method, prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"),
-        resources=[r.resource for r in targets], created_at=at, expires_at=at + settings.request_ttl,
+        resources=[r.resource for r in targets], client_public=client.client_type == "public",
+        created_at=at, expires_at=at + settings.request_ttl,
     )
 
 
@@ -183,18 +184,41 @@ def _consent_key(sub: str, client_id: str) -> str:
     return f"{sub}#{client_id}"
 
 
-def has_consent(sub: str, client_id: str, wanted: list[str]) -> bool:
+def has_consent(sub: str, client_id: str, scopes_wanted: list[str], resources_wanted: list[str]) -> bool:
+    """Consent covers a request when the user already allowed these scopes and these resources."""
     try:
         consent = ConsentModel.get(_consent_key(sub, client_id), consistent_read=True)
     except ConsentModel.DoesNotExist:
         return False
-    return set(wanted) <= set(consent.scopes)
+    return set(scopes_wanted) <= set(consent.scopes) and set(resources_wanted) <= set(consent.resources or ())
 
 
-def remember_consent(sub: str, client_id: str, granted: list[str]) -> None:
-    """Record consent; DynamoDB's set ADD grows the remembered scopes atomically."""
-    ConsentModel(pk=_consent_key(sub, client_id)).update(
-        actions=[ConsentModel.scopes.add(set(granted)), ConsentModel.updated_at.set(now())])
+def remember_consent(sub: str, client_id: str, scopes_granted: list[str], resources_granted: list[str]) -> None:
+    """Record consent; DynamoDB's set ADD grows the remembered scopes and resources atomically."""
+    actions = [ConsentModel.scopes.add(set(scopes_granted)), ConsentModel.updated_at.set(now())]
+    if resources_granted:
+        actions.append(ConsentModel.resources.add(set(resources_granted)))
+    ConsentModel(pk=_consent_key(sub, client_id)).update(actions=actions)
+
+
+def always_ask(request: AuthorizationRequestModel) -> bool:
+    """RFC 8252 §8.6 / RFC 6749 §10.2: a public client whose redirect URI is not an https URL
+    (loopback, private-use scheme) could be any program on the device, so consent is asked every
+    time rather than remembered."""
+    return request.client_public and not request.redirect_uri.startswith("https://")
+
+
+def may_consent(request: AuthorizationRequestModel, session: SessionModel | None) -> bool:
+    """Can this session approve the request on the consent page? Only if it meets max_age, and for
+    prompt=login only if it is the session that signed in for this request."""
+    if not session_satisfies(request, session):
+        return False
+    return "login" not in request.prompt or request.login_session_hash == session.session_hash
+
+
+def mark_signed_in(request: AuthorizationRequestModel, session: SessionModel) -> None:
+    request.update(actions=[AuthorizationRequestModel.login_session_hash.set(session.session_hash)],
+                   condition=AuthorizationRequestModel.request_id.exists())
 
 
 def session_satisfies(request: AuthorizationRequestModel, session: SessionModel | None) -> bool:
@@ -216,7 +240,8 @@ def decide(request: AuthorizationRequestModel, session: SessionModel | None, *, 
         if "none" in prompt:
             raise RedirectableError(LoginRequired("the user must sign in"), request.redirect_uri, request.state)
         return Decision("login", request)
-    if "consent" in prompt or not has_consent(session.sub, request.client_id, list(request.scopes)):
+    if ("consent" in prompt or always_ask(request)
+            or not has_consent(session.sub, request.client_id, list(request.scopes), list(request.resources))):
         if "none" in prompt:
             raise RedirectableError(ConsentRequired("the user must consent"), request.redirect_uri, request.state)
         return Decision("consent", request)

@@ -128,6 +128,10 @@ class AuthorizationRequestModel(Model):
     prompt = _strings(default=list)
     max_age = NumberAttribute(null=True)
     login_hint = UnicodeAttribute(null=True)
+    #: A public client cannot prove who it is at the token endpoint (RFC 8252 §8.6).
+    client_public = BooleanAttribute(default=False)
+    #: The session that signed in for this very request (prompt=login is satisfied only by it).
+    login_session_hash = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 
@@ -138,6 +142,8 @@ class ConsentModel(Model):
     Meta = _meta("consents")
     pk = UnicodeAttribute(hash_key=True)
     scopes = UnicodeSetAttribute()
+    #: RFC 8707 resources the user agreed the client may reach (absent: none beyond the default).
+    resources = UnicodeSetAttribute(null=True)
     updated_at = NumberAttribute()
 
 

@@ -70,11 +70,25 @@ def test_prompt_none_without_session_is_login_required(browser, public_client):
     assert query_of(response.headers["Location"])["error"] == "login_required"
 
 
+WEB_APP = "https://app.example.com/cb"  # an https redirect: consent to it can be remembered
+
+
 def test_sso_session_and_remembered_consent_skip_both_pages(browser, public_client, alice):
-    sign_in_and_consent(browser, public_client.client_id)
-    response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none"))
+    sign_in_and_consent(browser, public_client.client_id, redirect_uri=WEB_APP)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none",
+                                                           redirect_uri=WEB_APP))
     assert response.status_code == 302
     assert "code" in query_of(response.headers["Location"])
+
+
+def test_public_client_with_a_loopback_redirect_is_asked_every_time(browser, public_client, alice):
+    """RFC 8252 §8.6: any local program can claim a loopback redirect, so remembered consent would
+    hand it a code silently."""
+    sign_in_and_consent(browser, public_client.client_id)
+    again = browser.get("/authorize?" + authorize_query(public_client.client_id))
+    assert again.headers["Location"].startswith("/consent")
+    silent = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none"))
+    assert query_of(silent.headers["Location"])["error"] == "consent_required"
 
 
 def test_consent_is_asked_again_for_new_scopes_and_with_prompt_consent(browser, public_client, alice):
@@ -293,11 +307,53 @@ def test_disabling_a_user_ends_their_sso_session(browser, public_client, alice):
 def test_requests_answered_at_once_leave_nothing_stored(browser, public_client, alice):
     from chalicelib.storage.models import AuthorizationRequestModel
 
-    sign_in_and_consent(browser, public_client.client_id)
+    sign_in_and_consent(browser, public_client.client_id, redirect_uri=WEB_APP)
     before = AuthorizationRequestModel.count()
-    fast = browser.get("/authorize?" + authorize_query(public_client.client_id))
+    fast = browser.get("/authorize?" + authorize_query(public_client.client_id, redirect_uri=WEB_APP))
     assert "code" in query_of(fast.headers["Location"])
     silent_error = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none",
-                                                               scope="openid profile"))
+                                                               scope="openid profile", redirect_uri=WEB_APP))
     assert query_of(silent_error.headers["Location"])["error"] == "consent_required"
     assert AuthorizationRequestModel.count() == before
+
+
+def test_prompt_login_cannot_be_skipped_through_the_consent_page(browser, public_client, alice):
+    """An old session must not approve a prompt=login request by going straight to /consent."""
+    sign_in_and_consent(browser, public_client.client_id)
+    login = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="login"))
+    request_id = query_of(login.headers["Location"])["request_id"]
+    page = browser.get(f"/consent?request_id={request_id}")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login")
+    other = browser.get("/authorize?" + authorize_query(public_client.client_id))
+    consent_page = browser.get(other.headers["Location"])
+    forged = browser.post("/consent", {"request_id": request_id, "decision": "allow",
+                                       "csrf_token": hidden(consent_page.body, "csrf_token")})
+    assert forged.status_code == 302 and forged.headers["Location"].startswith("/login")
+
+
+def test_max_age_cannot_be_skipped_through_the_consent_page(browser, public_client, alice, monkeypatch):
+    sign_in_and_consent(browser, public_client.client_id)
+    import chalicelib.oauth.authorization as authorization
+
+    real_now = authorization.now
+    monkeypatch.setattr(authorization, "now", lambda: real_now() + 3600)
+    login = browser.get("/authorize?" + authorize_query(public_client.client_id, max_age="60"))
+    request_id = query_of(login.headers["Location"])["request_id"]
+    assert browser.get(f"/consent?request_id={request_id}").headers["Location"].startswith("/login")
+
+
+def test_consent_covers_resources_too(browser, http, alice, api_resources):
+    from chalicelib.storage.clients import create_client
+
+    client, _ = create_client(client_name="Web", client_type="public", redirect_uris=[WEB_APP],
+                              scopes=["openid", "notes:read", "billing:read"])
+    sign_in_and_consent(browser, client.client_id, redirect_uri=WEB_APP, scope="openid notes:read",
+                        resource="https://notes.example.com/api")
+    same = browser.get("/authorize?" + authorize_query(client.client_id, redirect_uri=WEB_APP, scope="openid",
+                                                       resource="https://notes.example.com/api"))
+    assert "code" in query_of(same.headers["Location"])
+    other = browser.get("/authorize?" + authorize_query(client.client_id, redirect_uri=WEB_APP, scope="openid",
+                                                        resource="https://billing.example.com/api"))
+    assert other.headers["Location"].startswith("/consent")
+    page = browser.get(other.headers["Location"])
+    assert b"Billing API" in page.body
