@@ -27,21 +27,29 @@ def _local_verifier(settings: Settings, audience) -> Verifier:
 def verify(token: str, settings: Settings, *, audience) -> dict:
     """Claims of a token we issued and have not revoked; raises InvalidToken otherwise."""
     claims = _local_verifier(settings, audience).verify(token)
-    if is_revoked(claims):
+    if is_revoked(claims, settings):
         raise InvalidToken("the access token has been revoked", detail=f"jti={claims.get('jti')}")
     return claims
 
 
-def is_revoked(claims: dict) -> bool:
+def is_revoked(claims: dict, settings: Settings) -> bool:
+    from ..storage.clients import get_client_cached
     from ..storage.grants import active_grant
     from ..storage.models import RevokedTokenModel
+    from .client_documents import is_document_client_id
 
     try:
         RevokedTokenModel.get(claims["jti"], consistent_read=True)
         return True
     except RevokedTokenModel.DoesNotExist:
         pass
-    return "grant_id" in claims and active_grant(claims["grant_id"]) is None
+    if "grant_id" in claims:
+        return active_grant(claims["grant_id"]) is None
+    # No grant (client_credentials): the token lives as long as its client stays registered and enabled.
+    if is_document_client_id(claims["client_id"]):
+        return False
+    client = get_client_cached(claims["client_id"], settings.client_cache_seconds)
+    return client is None or client.disabled
 
 
 def revoke(claims: dict) -> None:

@@ -19,6 +19,7 @@ import json
 import re
 import socket
 import ssl
+import threading
 from urllib.parse import urlsplit
 
 from ..config import Settings
@@ -109,12 +110,24 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+def _abort(connection) -> None:
+    if connection.sock is not None:
+        try:
+            connection.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read; close() would not
+        except OSError:
+            pass
+
+
 def fetch(url: str, settings: Settings) -> tuple[dict, int]:
     """GET the document under the SSRF guard; returns (document, seconds to cache it)."""
     scheme, host, port = _check_url(url, settings)
     address = _resolve(host, port, settings)
     connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(host, address, port, FETCH_TIMEOUT)
+    # FETCH_TIMEOUT bounds each socket operation; this bounds the whole fetch, so a server that
+    # drips one byte at a time cannot hold the Lambda until its own timeout.
+    deadline = threading.Timer(FETCH_TIMEOUT, _abort, args=(connection,))
+    deadline.start()
     try:
         target = urlsplit(url)
         connection.request("GET", (target.path or "/") + (f"?{target.query}" if target.query else ""),
@@ -129,6 +142,7 @@ def fetch(url: str, settings: Settings) -> tuple[dict, int]:
         log.info("client document fetch failed", extra={"url": url, "reason": str(exc)})
         raise DocumentError("the client_id document could not be fetched") from None
     finally:
+        deadline.cancel()
         connection.close()
     if len(body) > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"the client_id document is larger than {MAX_DOCUMENT_BYTES} bytes")

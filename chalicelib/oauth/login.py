@@ -2,8 +2,9 @@
 
 Every failure says the same thing whether or not the account exists, and costs the same argon2id
 evaluation (chalicelib/passwords.py), so neither the message nor the timing enumerates accounts.
-Counters are DynamoDB atomic ADDs in fixed windows; the account counter is keyed by the
-normalised email even when no such account exists, for the same reason.
+Counters are DynamoDB atomic ADDs in fixed windows, counted before the password is checked and
+taken back on success, so they count failures (and refused attempts) even under parallel guessing.
+The account counter is keyed by the normalised email even when no such account exists.
 """
 from __future__ import annotations
 
@@ -39,14 +40,17 @@ def authenticate(settings: Settings, email: str, password: str, ip: str) -> User
     email = normalise_email(email)
     at = now()
     keys = _keys(settings, email, ip, at)
-    if any(throttle.count(key) >= limit for key, limit in keys):
+    # Count the attempt before checking the password, then take it back if it succeeds: a check
+    # followed by a later increment would let parallel guesses all pass the check.
+    counts = [throttle.add(key, settings.login_throttle_window) for key, _ in keys]
+    if any(count > limit for count, (_, limit) in zip(counts, keys)):
         log.warning("sign-in throttled", extra={"ip": ip})
         raise LoginThrottled()
     user = find_user_by_email(email) if email else None
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or user.disabled:
-        for key, _ in keys:
-            throttle.add(key, settings.login_throttle_window)
         log.info("sign-in failed", extra={"ip": ip, "reason": "disabled" if ok and user else "credentials"})
         raise LoginFailed()
+    for key, _ in keys:
+        throttle.add(key, settings.login_throttle_window, -1)
     return user

@@ -21,8 +21,8 @@ def count(key: str) -> int:
         return 0
 
 
-def add(key: str, window_seconds: int) -> int:
-    """Increment atomically; returns the new count."""
+def add(key: str, window_seconds: int, amount: int = 1) -> int:
+    """Add atomically (a negative amount takes back); returns the new count."""
     item = ThrottleModel(pk=key)
-    item.update(actions=[ThrottleModel.failures.add(1), ThrottleModel.expires_at.set(now() + 2 * window_seconds)])
+    item.update(actions=[ThrottleModel.failures.add(amount), ThrottleModel.expires_at.set(now() + 2 * window_seconds)])
     return item.failures

@@ -357,3 +357,24 @@ def test_consent_covers_resources_too(browser, http, alice, api_resources):
     assert other.headers["Location"].startswith("/consent")
     page = browser.get(other.headers["Location"])
     assert b"Billing API" in page.body
+
+
+def test_parallel_guesses_cannot_outrun_the_throttle(aws, alice):
+    """Counted before the password check: 12 simultaneous wrong guesses get at most 5 verdicts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.config import settings
+    from chalicelib.oauth import login
+
+    def guess(i):
+        try:
+            login.authenticate(settings(), "alice@example.com", f"wrong guess {i}", f"198.51.100.{i}")
+        except login.LoginFailed:
+            return "failed"
+        except login.LoginThrottled:
+            return "throttled"
+        return "signed in"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(guess, range(12)))
+    assert outcomes.count("failed") <= 5 and outcomes.count("throttled") >= 7, outcomes

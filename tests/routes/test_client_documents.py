@@ -156,3 +156,38 @@ def test_discovery_advertises_document_support(http):
 @pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1"])
 def test_ipv6_forms_that_embed_ipv4_are_not_public(address):
     assert not client_documents.allowed_address(address, PROD)
+
+
+def test_a_server_that_drips_bytes_cannot_hold_the_fetch(monkeypatch):
+    """FETCH_TIMEOUT bounds the whole fetch, not just each read."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def drip():
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+            if stop.is_set():
+                break
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    monkeypatch.setattr(client_documents, "FETCH_TIMEOUT", 1.0)
+    local = load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000"})
+    started = time.monotonic()
+    with pytest.raises(DocumentError, match="could not be fetched"):
+        client_documents.fetch(f"http://127.0.0.1:{port}/slow.json", local)
+    assert time.monotonic() - started < 3
+    stop.set()
+    listener.close()

@@ -170,3 +170,15 @@ def test_refresh_token_introspection_is_for_its_owner_only(http, tokens, notes_r
     forget_cached_clients()
     owner_view = introspect(http, app_client, tokens["refresh_token"])
     assert owner_view["active"] is True and owner_view["token_type"] == "refresh_token"
+
+
+def test_client_credentials_tokens_die_with_their_client(http, notes_rs, service_client):
+    from chalicelib.storage.clients import forget_cached_clients, set_client_disabled
+
+    client, secret = service_client
+    token = json.loads(post(http, "/token", service_client, grant_type="client_credentials",
+                            resource=NOTES).body)["access_token"]
+    assert introspect(http, notes_rs, token)["active"] is True
+    set_client_disabled(client.client_id, True)
+    forget_cached_clients()  # another container would notice within CLIENT_CACHE_SECONDS
+    assert introspect(http, notes_rs, token) == {"active": False}
