@@ -4,7 +4,7 @@ A client_id that is an https URL names a JSON document describing the client. We
 that its `client_id` is exactly that URL, and treat it as a public client (no secret) whose
 redirect URIs are the document's. Fetching a URL chosen by a stranger is a server-side request
 forgery risk, so the fetcher:
-- allows https only (plain http only to loopback, and only in the local stage),
+- allows https on port 443 only (plain http and other ports only to loopback in the local stage),
 - resolves the host itself and refuses any address that is not globally routable (private,
   loopback, link-local, the cloud metadata service, reserved), then connects to the address it
   checked, so a DNS answer cannot change between check and use,
@@ -63,6 +63,9 @@ def _check_url(url: str, settings: Settings) -> tuple[str, str, int]:
         raise DocumentError("a client_id URL needs a host and no credentials or fragment")
     if not parts.path or parts.path == "/" or any(seg in (".", "..") for seg in parts.path.split("/")):
         raise DocumentError("a client_id URL needs a path without dot segments")
+    if port not in (None, 443) and settings.stage != "local":
+        # Other ports would let the fetcher probe arbitrary services on public hosts.
+        raise DocumentError("a client_id URL must use the default https port")
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 

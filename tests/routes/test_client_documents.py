@@ -122,6 +122,7 @@ def test_cache_lifetime_follows_headers_within_bounds(header, seconds):
     ("https://[::ffff:10.0.0.1]/agent.json", "not a public address"),
     ("https://100.64.0.1/agent.json", "not a public address"),
     ("https://agent.example.com/", "needs a path"),
+    ("https://agent.example.com:8443/agent.json", "default https port"),
     ("https://agent.example.com/a/../b.json", "dot segments"),
     ("https://user:pw@agent.example.com/a.json", "no credentials"),
     ("https://agent.invalid/agent.json", "does not resolve"),
