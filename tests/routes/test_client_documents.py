@@ -113,8 +113,8 @@ def test_cache_lifetime_follows_headers_within_bounds(header, seconds):
 
 @pytest.mark.parametrize("url, message", [
     ("http://127.0.0.1:9/agent.json", "must use https"),
-    ("https://127.0.0.1:9/agent.json", "not a public address"),
-    ("https://localhost:9/agent.json", "not a public address"),
+    ("https://127.0.0.1/agent.json", "not a public address"),
+    ("https://localhost/agent.json", "not a public address"),
     ("https://169.254.169.254/latest/meta-data", "not a public address"),
     ("https://10.0.0.7/agent.json", "not a public address"),
     ("https://192.168.1.20/agent.json", "not a public address"),
