@@ -37,6 +37,9 @@ def hook_every_dynamodb_client() -> None:
         client.meta.events.register("before-call.dynamodb", count)
 
 
+WEB_APP = "https://app.example.com/cb"
+
+
 def measure(label: str, request) -> tuple[str, int, dict]:
     calls.clear()
     response = request()
@@ -59,12 +62,14 @@ def main() -> None:
         from chalicelib.storage.resources import register_resource
         from chalicelib.storage.tables import bootstrap_tables
         from chalicelib.storage.users import create_user
-        from tests.routes.flow import FORM, Browser, authorize_query, query_of, redeem, sign_in_and_consent
+        from tests.routes.flow import (FORM, Browser, authorize_query, hidden, query_of, redeem,
+                                       sign_in_and_consent)
 
         bootstrap_tables()
         keyring.ensure_keys()
         register_resource("https://api.example.com", "API", ["api:read"])
-        public, _ = create_client(client_name="App", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
+        # An https redirect, so remembered consent applies (loopback public clients are asked every time).
+        public, _ = create_client(client_name="App", client_type="public", redirect_uris=[WEB_APP],
                                   grant_types=["authorization_code", "refresh_token"],
                                   scopes=["openid", "email", "offline_access"])
         service, secret = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["api:read"])
@@ -83,17 +88,21 @@ def main() -> None:
             scope = "openid email offline_access"
 
             def new_code():
-                return query_of(sign_in_and_consent(browser, public.client_id, scope=scope))["code"]
+                return query_of(sign_in_and_consent(browser, public.client_id, scope=scope,
+                                                    redirect_uri=WEB_APP))["code"]
+
+            def redeem_code(code):
+                return redeem(http, public.client_id, code, redirect_uri=WEB_APP)
 
             def new_refresh_token():
-                return json.loads(redeem(http, public.client_id, new_code()).body)["refresh_token"]
+                return json.loads(redeem_code(new_code()).body)["refresh_token"]
 
             cc = urlencode({"grant_type": "client_credentials", "resource": "https://api.example.com"}).encode()
             service_auth, rs_auth = basic(service.client_id, secret), basic(rs.client_id, rs_secret)
             requests = {
-                "GET /authorize (signed in, consented)":
-                    lambda: browser.get("/authorize?" + authorize_query(public.client_id, scope=scope)),
-                "POST /token authorization_code": lambda code: redeem(http, public.client_id, code),
+                "GET /authorize (signed in, consented)": lambda: browser.get(
+                    "/authorize?" + authorize_query(public.client_id, scope=scope, redirect_uri=WEB_APP)),
+                "POST /token authorization_code": redeem_code,
                 "POST /token refresh_token": lambda token: http.post("/token", headers=FORM, body=urlencode(
                     {"grant_type": "refresh_token", "refresh_token": token, "client_id": public.client_id}).encode()),
                 "POST /token client_credentials": lambda: http.post("/token", body=cc, headers=service_auth),
@@ -106,14 +115,28 @@ def main() -> None:
                 "POST /token refresh_token": new_refresh_token,
                 "POST /introspect (access token)":
                     lambda: json.loads(http.post("/token", body=cc, headers=service_auth).body)["access_token"],
-                "GET /userinfo": lambda: json.loads(redeem(http, public.client_id, new_code()).body)["access_token"],
+                "GET /userinfo": lambda: json.loads(redeem_code(new_code()).body)["access_token"],
             }
-            sign_in_and_consent(browser, public.client_id, scope=scope)  # a session and remembered consent
+            sign_in_and_consent(browser, public.client_id, scope=scope, redirect_uri=WEB_APP)  # session + consent
             for label, request in requests.items():
                 make_input = inputs.get(label)
                 for run in ("cold", "warm"):  # the first run fills the per-container caches
                     args = (make_input(),) if make_input else ()
                     rows.append(measure(f"{label} [{run}]", lambda: request(*args)))
+
+            # A returning user signing in (no session yet, consent remembered): the three browser requests.
+            for run in ("cold", "warm"):
+                visitor = Browser(http)
+                start = measure(f"GET /authorize (no session) [{run}]", lambda: visitor.get(
+                    "/authorize?" + authorize_query(public.client_id, scope=scope, redirect_uri=WEB_APP)))
+                location = visitor.get("/authorize?" + authorize_query(public.client_id, scope=scope,
+                                                                       redirect_uri=WEB_APP)).headers["Location"]
+                page_row = measure(f"GET /login [{run}]", lambda: visitor.get(location))
+                page = visitor.get(location)
+                form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
+                        "username": "alice@example.com", "password": "correct horse battery"}
+                rows.extend([start, page_row, measure(f"POST /login (consent remembered) [{run}]",
+                                                      lambda: visitor.post("/login", form))])
 
     width = max(len(r[0]) for r in rows)
     print(f"{'request':{width}s}  calls  by operation")

@@ -201,7 +201,8 @@ def login():
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message="Incorrect email or password.")
     raw, session = sessions.start(s, user.pk, ["pwd"])
-    authorization.mark_signed_in(pending, session)
+    if "login" in pending.prompt:  # only prompt=login asks which session signed in for the request
+        authorization.mark_signed_in(pending, session)
     return _advance(pending, session, just_signed_in=True,
                     cookies=[sessions.cookie_header(s, raw, max_age=s.session_ttl)])
 
