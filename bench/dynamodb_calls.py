@@ -74,7 +74,7 @@ def main() -> None:
                                   scopes=["openid", "email", "offline_access"])
         service, secret = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["api:read"])
         rs, rs_secret = create_client(client_name="API", grant_types=["client_credentials"], scopes=[],
-                                      resources=["https://api.example.com"], introspection=True)
+                                      introspects=["https://api.example.com"])
         create_user("alice@example.com", "correct horse battery")
         hook_every_dynamodb_client()
 

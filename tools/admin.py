@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="client_secret_basic (default) or client_secret_post; 'none' for public clients")
     create.add_argument("--resource", action="append", default=[], metavar="URI",
                         help="repeatable: registered resources this client may request (default: any)")
-    create.add_argument("--introspection", action="store_true",
-                        help="may call /introspect for tokens meant for its --resource URIs (resource servers)")
+    create.add_argument("--introspect", action="append", default=[], metavar="URI",
+                        help="repeatable: a resource server that may call /introspect for tokens meant for URI")
     command(clients, "list", clients_list, "list clients")
     command(clients, "show", clients_show, "show one client").add_argument("client_id")
     command(clients, "delete", clients_delete, "delete a client and revoke its grants").add_argument("client_id")
@@ -142,7 +142,7 @@ def _client_json(client) -> dict:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
         "response_types": list(client.response_types), "scopes": list(client.scopes),
-        "resources": list(client.resources), "introspection": client.introspection, "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
+        "resources": list(client.resources), "introspection": client.introspection, "introspects": list(client.introspects), "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
     }
 
 
@@ -162,7 +162,7 @@ def clients_create(args):
     client, secret = create_client(
         client_name=args.name, client_type="public" if args.public else "confidential",
         redirect_uris=args.redirect_uri, grant_types=args.grant_type, scopes=args.scope,
-        token_endpoint_auth_method=args.auth_method, resources=args.resource, introspection=args.introspection)
+        token_endpoint_auth_method=args.auth_method, resources=args.resource, introspects=args.introspect)
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret

@@ -63,7 +63,7 @@ def _introspect_access_token(token: str, caller: ClientModel, settings: Settings
         return INACTIVE
     audiences = claims["aud"] if isinstance(claims.get("aud"), list) else [claims.get("aud")]
     # A resource server sees tokens meant for the resources it serves, and a client its own tokens.
-    if claims["client_id"] != caller.client_id and not set(audiences) & set(caller.resources):
+    if claims["client_id"] != caller.client_id and not set(audiences) & set(caller.introspects):
         log.info("introspection of a foreign audience", extra={"caller": caller.client_id, "aud": audiences})
         return INACTIVE
     fields = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "nbf", "auth_time")

@@ -37,11 +37,11 @@ class InvalidClientMetadata(ValueError):
 
 def validate_client_metadata(*, client_name: str, client_type: str = "confidential", redirect_uris=(),
                              grant_types=None, scopes=None, token_endpoint_auth_method=None, resources=(),
-                             introspection: bool = False) -> dict:
+                             introspects=()) -> dict:
     """Check and normalise client metadata; returns the ClientModel fields it determines."""
     if client_type not in CLIENT_TYPES:
         raise InvalidClientMetadata(f"client_type must be one of {', '.join(CLIENT_TYPES)}, got {client_type!r}")
-    if introspection and client_type != "confidential":
+    if introspects and client_type != "confidential":
         # RFC 7662 §2.1: the introspection endpoint requires authorization; only secrets prove it.
         raise InvalidClientMetadata("only confidential clients may introspect tokens")
     grants = _unique(["authorization_code"] if grant_types is None else grant_types)
@@ -56,7 +56,8 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         "response_types": ["code"] if "authorization_code" in grants else [],
         "scopes": _scopes(["openid"] if scopes is None else scopes),
         "resources": _resources(resources),
-        "introspection": bool(introspection),
+        "introspection": bool(introspects),
+        "introspects": _resources(introspects),
     }
 
 

@@ -57,8 +57,11 @@ class ClientModel(Model):
     scopes = _strings(default=list)
     #: RFC 8707 resources this client may request; empty means any registered resource.
     resources = _strings(default=list)
-    #: May call /introspect (a resource server), for tokens whose audience is in `resources`.
+    #: May call /introspect (a resource server) ...
     introspection = BooleanAttribute(default=False)
+    #: ... and see tokens whose audience is one of these resources: the APIs it serves. Kept apart
+    #: from `resources` (what it may request) so a client's own allowance never widens what it sees.
+    introspects = _strings(default=list)
     #: Registered through POST /register (RFC 7591): shown as "unverified" on the consent page.
     registered_dynamically = BooleanAttribute(default=False)
     #: SHA-256 of the RFC 7592 registration access token (rotated on every use).

@@ -60,7 +60,7 @@ def test_create_confidential_client_prints_the_secret_once(run):
         "client_id": stored.client_id, "client_name": "App", "client_type": "confidential",
         "token_endpoint_auth_method": "client_secret_basic",
         "redirect_uris": [APP, "http://127.0.0.1:9000/cb"], "grant_types": ["authorization_code"],
-        "response_types": ["code"], "scopes": ["openid", "email"], "resources": [], "introspection": False,
+        "response_types": ["code"], "scopes": ["openid", "email"], "resources": [], "introspection": False, "introspects": [],
         "disabled": False, "created_at": stored.created_at, "updated_at": stored.updated_at,
     }
 

@@ -30,7 +30,7 @@ def notes_rs(aws, api_resources):
     from chalicelib.storage.clients import create_client
 
     client, secret = create_client(client_name="Notes API", grant_types=["client_credentials"], scopes=[],
-                                   resources=[NOTES], introspection=True)
+                                   introspects=[NOTES])
     return client, secret
 
 
@@ -68,7 +68,7 @@ def test_resource_server_cannot_see_tokens_for_other_audiences(http, tokens, api
     from chalicelib.storage.clients import create_client
 
     billing_rs = create_client(client_name="Billing API", grant_types=["client_credentials"], scopes=[],
-                               resources=["https://billing.example.com/api"], introspection=True)
+                               introspects=["https://billing.example.com/api"])
     assert introspect(http, billing_rs, tokens["access_token"]) == {"active": False}
 
 
@@ -182,3 +182,13 @@ def test_client_credentials_tokens_die_with_their_client(http, notes_rs, service
     set_client_disabled(client.client_id, True)
     forget_cached_clients()  # another container would notice within CLIENT_CACHE_SECONDS
     assert introspect(http, notes_rs, token) == {"active": False}
+
+
+def test_what_a_client_may_request_does_not_widen_what_it_may_introspect(http, tokens, api_resources):
+    """A resource server for Billing that may also *request* Notes tokens still cannot introspect
+    other clients' Notes tokens."""
+    from chalicelib.storage.clients import create_client
+
+    billing_rs = create_client(client_name="Billing API", grant_types=["client_credentials"], scopes=["notes:read"],
+                               resources=[NOTES], introspects=["https://billing.example.com/api"])
+    assert introspect(http, billing_rs, tokens["access_token"]) == {"active": False}
