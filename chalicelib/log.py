@@ -52,6 +52,10 @@ def _configure() -> None:
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     root.propagate = False
+    # The SDKs log routine INFO lines (credential discovery, settings files) on every cold start;
+    # on CloudWatch that is cost and noise, so only their warnings pass.
+    for noisy in ("botocore", "boto3", "pynamodb", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def now() -> int:
