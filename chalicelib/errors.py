@@ -97,7 +97,7 @@ class InvalidRedirectUri(OAuthError):
 
 
 class TooManyRequests(OAuthError):
-    """Rate limited; the caller should wait (Retry-After)."""
+    """Rate limited; the caller should wait (Retry-After). RFC 6749's code for "try later"."""
 
     error = "temporarily_unavailable"
     status = 429
@@ -106,11 +106,6 @@ class TooManyRequests(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
-
-
-class TemporarilyUnavailable(OAuthError):
-    error = "temporarily_unavailable"
-    status = 503
 
 
 # RFC 6750 §3.1: bearer-token errors carry the error in WWW-Authenticate too ---------------------
@@ -173,11 +168,6 @@ class MethodNotAllowed(OAuthError):
 class PayloadTooLarge(OAuthError):
     error = "invalid_request"
     status = 413
-
-
-class UnsupportedMediaType(OAuthError):
-    error = "invalid_request"
-    status = 415
 
 
 def _quote(value: str) -> str:

@@ -12,7 +12,7 @@ import uuid
 
 from chalice import Response
 
-from .errors import NO_STORE_HEADERS, MethodNotAllowed, OAuthError, ServerError
+from .errors import NO_STORE_HEADERS, InvalidRequest, MethodNotAllowed, OAuthError, ServerError
 from .log import get_logger, request_id
 
 log = get_logger("idp.web")
@@ -101,8 +101,6 @@ def form_params(request) -> dict[str, str]:
     """Parse an urlencoded body, refusing repeated parameters (RFC 6749 §3.1, §3.2)."""
     from urllib.parse import parse_qsl
 
-    from .errors import InvalidRequest
-
     media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media_type != FORM:
         raise InvalidRequest(f"the request body must be {FORM}")
@@ -128,8 +126,6 @@ REPEATABLE = ("resource",)
 
 
 def _unique(pairs) -> dict:
-    from .errors import InvalidRequest
-
     result: dict = {}
     for name, value in pairs:
         if name in REPEATABLE:
