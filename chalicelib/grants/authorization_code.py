@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 
-from pynamodb.exceptions import UpdateError
 
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidTarget
@@ -19,7 +18,7 @@ from ..oauth import pkce
 from ..oauth.refresh_tokens import mint
 from ..oauth.resources import audience, narrow
 from ..storage.grants import active_grant, revoke_grant
-from ..storage.models import AuthorizationCodeModel, ClientModel
+from ..storage.models import AuthorizationCodeModel, ClientModel, conditionally
 from ..storage.users import get_user
 from ..tokens.issue import issue_tokens
 
@@ -70,23 +69,16 @@ def consume(code: str, client_id: str) -> AuthorizationCodeModel:
     code_hash = sha256_hex(code)
     at = now()
     record = AuthorizationCodeModel(code_hash=code_hash)
-    try:
-        record.update(
+    consumed = conditionally(lambda: record.update(
             actions=[AuthorizationCodeModel.consumed_at.set(at)],
             condition=(AuthorizationCodeModel.code_hash.exists()
                        & AuthorizationCodeModel.consumed_at.does_not_exist()
                        & (AuthorizationCodeModel.expires_at > at)
                        & (AuthorizationCodeModel.client_id == client_id)),
-        )
-    except UpdateError as exc:
-        if not _is_condition_failure(exc):
-            raise
+    ))
+    if not consumed:
         _explain_failure(code_hash, client_id, at)
     return record
-
-
-def _is_condition_failure(exc) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 def _explain_failure(code_hash: str, client_id: str, at: int):

@@ -15,7 +15,7 @@ import time
 
 from ..config import settings as get_settings
 from ..log import get_logger, now
-from ..storage.models import SigningKeyModel, transact_write
+from ..storage.models import SigningKeyModel, conditionally, transact_write
 from .backends import Signer, backend_for
 from .jwk import public_jwk
 
@@ -140,15 +140,7 @@ def prune(*, at: int | None = None) -> list[str]:
 
 
 def _delete_if_next(key: SigningKeyModel) -> bool:
-    from pynamodb.exceptions import DeleteError
-
-    try:
-        key.delete(condition=SigningKeyModel.state == "next")
-    except DeleteError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return conditionally(lambda: key.delete(condition=SigningKeyModel.state == "next"))
 
 
 def _oldest(keys, state):

@@ -11,12 +11,12 @@ import secrets
 import unicodedata
 from urllib.parse import urlsplit
 
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DoesNotExist
 
 from ..hashing import new_secret, sha256_hex
 from ..log import now
 from .cache import ContainerCache
-from .models import ClientModel
+from .models import ClientModel, conditionally
 
 CLIENT_TYPES = ("confidential", "public")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -215,12 +215,8 @@ def delete_client(client_id: str) -> bool:
 
     if not client_id:
         return False
-    try:
-        ClientModel(client_id).delete(condition=ClientModel.client_id.exists())
-    except DeleteError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    if not conditionally(lambda: ClientModel(client_id).delete(condition=ClientModel.client_id.exists())):
+        return False
     revoke_grants_of(client_id=client_id, reason="client deleted")
     return True
 
@@ -228,19 +224,12 @@ def delete_client(client_id: str) -> bool:
 def set_client_disabled(client_id: str, disabled: bool) -> bool:
     """Disable or re-enable a client; disabling revokes its grants. False when there is no such client.
     Containers that cached the client notice within CLIENT_CACHE_SECONDS; its grants die at once."""
-    from pynamodb.exceptions import UpdateError
-
     from .grants import revoke_grants_of
 
-    if not client_id:
+    if not client_id or not conditionally(lambda: ClientModel(client_id).update(
+            actions=[ClientModel.disabled.set(disabled), ClientModel.updated_at.set(now())],
+            condition=ClientModel.client_id.exists())):
         return False
-    try:
-        ClientModel(client_id).update(actions=[ClientModel.disabled.set(disabled), ClientModel.updated_at.set(now())],
-                                      condition=ClientModel.client_id.exists())
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
     if disabled:
         revoke_grants_of(client_id=client_id, reason="client disabled")
     return True

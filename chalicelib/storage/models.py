@@ -318,6 +318,20 @@ def transact_write():
     return TransactWrite(connection=_transaction_connection())
 
 
+def conditionally(write) -> bool:
+    """Run one conditional write (a callable doing a save/update/delete with a condition). False
+    when the condition refused it; any other failure (throttling, network) still raises."""
+    from pynamodb.exceptions import DeleteError, PutError, UpdateError
+
+    try:
+        write()
+    except (PutError, UpdateError, DeleteError) as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def reset_connections() -> None:
     """Drop cached pynamodb connections so the next call re-reads AWS_ENDPOINT_URL (tests only)."""
     for model in ALL_MODELS:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import unicodedata
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from ..hashing import new_secret
 from ..log import now
 from ..passwords import hash_password
-from .models import EmailClaimModel, UserModel, transact_write
+from .models import EmailClaimModel, UserModel, conditionally, transact_write
 
 EMAIL_PREFIX = "email#"
 MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3: a 256-octet path, minus its angle brackets
@@ -112,15 +112,10 @@ def find_user_by_email(email: str) -> UserModel | None:
 def set_user_disabled(sub: str, disabled: bool) -> bool:
     """Disable or re-enable a user; False when there is no such user. Disabling also revokes every
     grant (refresh-token family) of the user; re-enabling does not bring them back."""
-    if not sub or sub.startswith(EMAIL_PREFIX):
+    if not sub or sub.startswith(EMAIL_PREFIX) or not conditionally(lambda: UserModel(pk=sub).update(
+            actions=[UserModel.disabled.set(disabled), UserModel.updated_at.set(now())],
+            condition=UserModel.pk.exists())):
         return False
-    try:
-        UserModel(pk=sub).update(actions=[UserModel.disabled.set(disabled), UserModel.updated_at.set(now())],
-                                 condition=UserModel.pk.exists())
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
     if disabled:
         from .grants import revoke_grants_of
 
