@@ -70,21 +70,15 @@ def register():
 
 @route(bp, "/register/{client_id}", ["GET", "PUT", "DELETE"], content_types=JSON, cors=REGISTRATION_CORS)
 def manage(client_id):
-    from pynamodb.exceptions import UpdateError
-
     from ..oauth import registration
     from ..storage.clients import delete_client
 
     request = bp.current_request
     s = settings()
     client = registration.authorize_management(client_id, _registration_token(request))
-    try:
-        if request.method == "DELETE":
-            delete_client(client.client_id)
-            return Response(body="", status_code=204, headers={"Cache-Control": "no-store"})
-        if request.method == "PUT":
-            return json_response(registration.update(client, _json_body(request), s))
-        return json_response(registration.information(client, s, registration.rotate_token(client)))
-    except UpdateError:
-        # Another request rotated the registration token first: this one's token is spent.
-        raise InvalidToken("the registration access token is not valid for this client") from None
+    if request.method == "DELETE":
+        delete_client(client.client_id)
+        return Response(body="", status_code=204, headers={"Cache-Control": "no-store"})
+    if request.method == "PUT":
+        return json_response(registration.update(client, _json_body(request), s))
+    return json_response(registration.information(client, s, registration.rotate_token(client)))

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from pynamodb.exceptions import DeleteError
-
 from ..config import Settings
 from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType
 from ..hashing import new_secret, sha256_hex
@@ -26,6 +24,7 @@ from ..storage.models import (
     ConsentModel,
     GrantModel,
     SessionModel,
+    conditionally,
     transact_write,
 )
 from . import pkce, redirect_uris, resources, scopes
@@ -173,11 +172,7 @@ def load_pending(request_id: str | None) -> AuthorizationRequestModel | None:
 
 def finish_request(request: AuthorizationRequestModel) -> bool:
     """Delete a pending request exactly once; False when another tab already finished it."""
-    try:
-        request.delete(condition=AuthorizationRequestModel.request_id.exists())
-    except DeleteError:
-        return False
-    return True
+    return conditionally(lambda: request.delete(condition=AuthorizationRequestModel.request_id.exists()))
 
 
 def _consent_key(sub: str, client_id: str) -> str:

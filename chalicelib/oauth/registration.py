@@ -24,7 +24,7 @@ from ..config import Settings
 from ..errors import InvalidClientMetadata, InvalidRedirectUri, InvalidToken
 from ..hashing import matches_hash, new_secret, sha256_hex
 from ..log import get_logger, now
-from ..storage.models import ClientModel
+from ..storage.models import ClientModel, conditionally
 from .resources import IDENTITY_SCOPES
 
 log = get_logger("idp.registration")
@@ -182,7 +182,10 @@ def rotate_token(client: ClientModel, **updates) -> str:
     actions = [ClientModel.registration_token_hash.set(sha256_hex(new_token)), ClientModel.updated_at.set(now())]
     actions += [getattr(ClientModel, name).set(value) if value is not None else getattr(ClientModel, name).remove()
                 for name, value in updates.items()]
-    client.update(actions=actions, condition=ClientModel.registration_token_hash == client.registration_token_hash)
+    if not conditionally(lambda: client.update(
+            actions=actions, condition=ClientModel.registration_token_hash == client.registration_token_hash)):
+        # Another request rotated the registration token first: this one's token is spent.
+        raise InvalidToken("the registration access token is not valid for this client")
     return new_token
 
 

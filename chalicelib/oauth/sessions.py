@@ -15,9 +15,7 @@ import hmac
 from ..config import Settings
 from ..hashing import new_secret, sha256_hex
 from ..log import now
-from pynamodb.exceptions import UpdateError
-
-from ..storage.models import SessionModel
+from ..storage.models import SessionModel, conditionally
 
 
 def cookie_name(settings: Settings) -> str:
@@ -90,9 +88,7 @@ def end(cookie_value: str | None) -> None:
     if not cookie_value:
         return
     session_hash = sha256_hex(cookie_value)
-    try:
-        SessionModel(session_hash=session_hash).update(
-            actions=[SessionModel.revoked.set(True)], condition=SessionModel.session_hash.exists())
-    except UpdateError:
+    if not conditionally(lambda: SessionModel(session_hash=session_hash).update(
+            actions=[SessionModel.revoked.set(True)], condition=SessionModel.session_hash.exists())):
         return  # anonymous or already gone: nothing to end
     revoke_grants_of(session_hash=session_hash, reason="signed out")

@@ -1,10 +1,8 @@
 """Grant (refresh-token family) revocation: one conditional update per grant."""
 from __future__ import annotations
 
-from pynamodb.exceptions import UpdateError
-
 from ..log import get_logger, now
-from .models import GrantModel
+from .models import GrantModel, conditionally
 
 log = get_logger("idp.grants")
 
@@ -12,11 +10,9 @@ log = get_logger("idp.grants")
 def revoke_grant(grant_id: str, *, reason: str) -> bool:
     """Revoke a grant: its refresh tokens stop rotating and its access tokens stop being accepted
     by /userinfo and /introspect. False when it was already revoked or never existed."""
-    try:
-        GrantModel(grant_id=grant_id).update(
+    if not conditionally(lambda: GrantModel(grant_id=grant_id).update(
             actions=[GrantModel.status.set("revoked"), GrantModel.revoked_at.set(now())],
-            condition=GrantModel.grant_id.exists() & (GrantModel.status == "active"))
-    except UpdateError:
+            condition=GrantModel.grant_id.exists() & (GrantModel.status == "active"))):
         return False
     log.warning("grant revoked", extra={"grant_id": grant_id, "reason": reason})
     return True

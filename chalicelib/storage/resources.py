@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DoesNotExist
 
 from ..log import now
 from .cache import ContainerCache
-from .models import ResourceModel
+from .models import ResourceModel, conditionally
 
 # RFC 6749 §3.3 scope-token syntax.
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
@@ -76,8 +76,4 @@ def list_resources() -> list[ResourceModel]:
 
 
 def delete_resource(uri: str) -> bool:
-    try:
-        ResourceModel(resource=uri).delete(condition=ResourceModel.resource.exists())
-    except DeleteError:
-        return False
-    return True
+    return conditionally(lambda: ResourceModel(resource=uri).delete(condition=ResourceModel.resource.exists()))

@@ -1,0 +1,45 @@
+"""A conditional write that loses to its condition is an answer; any other failure is an error.
+
+Revocation and sign-out used to treat every write failure as "already done", so a throttled
+DynamoDB call would silently leave a grant or session alive."""
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.storage.models import GrantModel, conditionally
+
+
+def failure(code: str) -> UpdateError:
+    return UpdateError("write failed", cause=ClientError({"Error": {"Code": code, "Message": code}}, "UpdateItem"))
+
+
+def test_a_lost_condition_is_false():
+    def write():
+        raise failure("ConditionalCheckFailedException")
+
+    assert conditionally(write) is False
+
+
+def test_revocation_does_not_swallow_a_throttled_write(monkeypatch):
+    from chalicelib.storage.grants import revoke_grant
+
+    def throttled(self, *args, **kwargs):
+        raise failure("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(GrantModel, "update", throttled)
+    with pytest.raises(UpdateError):
+        revoke_grant("g1", reason="test")
+
+
+def test_sign_out_does_not_swallow_a_throttled_write(monkeypatch):
+    from chalicelib.oauth import sessions
+    from chalicelib.storage.models import SessionModel
+
+    def throttled(self, *args, **kwargs):
+        raise failure("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(SessionModel, "update", throttled)
+    with pytest.raises(UpdateError):
+        sessions.end("a-session-cookie-value")
