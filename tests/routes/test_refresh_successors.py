@@ -57,8 +57,8 @@ def unrecognised_count(grant_id: str) -> int:
 
 def test_an_old_consumed_token_does_not_yield_the_family_s_current_token_offline(
         browser, http, refreshing_client, alice):
-    chain = rotations(http, refreshing_client.client_id, first_tokens(browser, http, refreshing_client)["refresh_token"],
-                      times=3)
+    first = first_tokens(browser, http, refreshing_client)["refresh_token"]
+    chain = rotations(http, refreshing_client.client_id, first, times=3)
     stolen, current = chain[0], chain[-1]
     candidates = [old_derivation(stolen)]
     for _ in range(9):
@@ -110,7 +110,8 @@ def test_a_tampered_seal_does_not_open_and_the_retry_is_reuse(browser, http, ref
     successor = json.loads(refresh(http, refreshing_client.client_id, token).body)["refresh_token"]
     record = RefreshTokenModel.get(sha256_hex(successor))
     seal = record.retry_seal
-    record.update(actions=[RefreshTokenModel.retry_seal.set(seal[:20] + ("A" if seal[20] != "A" else "B") + seal[21:])])
+    altered = seal[:20] + ("A" if seal[20] != "A" else "B") + seal[21:]
+    record.update(actions=[RefreshTokenModel.retry_seal.set(altered)])
 
     retry = refresh(http, refreshing_client.client_id, token)
     assert retry.status_code == 400 and json.loads(retry.body)["error"] == "invalid_grant"
@@ -125,8 +126,8 @@ def test_the_table_and_an_old_token_open_no_seal_of_the_family(browser, http, re
     from chalicelib.oauth.refresh_tokens import RETRY_SEAL_PURPOSE
     from chalicelib.storage.models import RefreshTokenModel
 
-    chain = rotations(http, refreshing_client.client_id, first_tokens(browser, http, refreshing_client)["refresh_token"],
-                      times=3)
+    first = first_tokens(browser, http, refreshing_client)["refresh_token"]
+    chain = rotations(http, refreshing_client.client_id, first, times=3)
     sealed = [r for r in RefreshTokenModel.scan() if r.retry_seal]
     assert len(sealed) == 1
 
@@ -141,7 +142,8 @@ def test_the_table_and_an_old_token_open_no_seal_of_the_family(browser, http, re
 def test_no_seal_is_stored_while_the_grace_window_is_off(browser, http, refreshing_client, alice):
     from chalicelib.storage.models import RefreshTokenModel
 
-    rotations(http, refreshing_client.client_id, first_tokens(browser, http, refreshing_client)["refresh_token"], times=2)
+    first = first_tokens(browser, http, refreshing_client)["refresh_token"]
+    rotations(http, refreshing_client.client_id, first, times=2)
     assert [r.retry_seal for r in RefreshTokenModel.scan()] == [None, None, None]
 
 
