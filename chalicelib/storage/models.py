@@ -246,6 +246,10 @@ class RefreshTokenModel(Model):
     expires_at = NumberAttribute()
     consumed_at = NumberAttribute(null=True)
     successor_hash = UnicodeAttribute(null=True)
+    #: This token sealed under its predecessor (chalicelib/sealing.py), so that a retry of the
+    #: predecessor within REFRESH_GRACE_SECONDS gets it back; removed when this token is consumed.
+    #: Absent when the grace window is off, and on records written before it existed.
+    retry_seal = UnicodeAttribute(null=True)
 
 
 class ResourceModel(Model):
