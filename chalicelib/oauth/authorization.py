@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..config import Settings
-from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType
+from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType, echo
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.models import (
@@ -109,7 +109,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
     try:
         for name, value in params.items():
             if any(len(v) > MAX_PARAM_LENGTH for v in (value if isinstance(value, list) else [value])):
-                raise InvalidRequest(f"parameter {name} is too long")
+                raise InvalidRequest(f"parameter {echo(name)} is too long")
         if "request" in params:
             raise RequestNotSupported("request objects are not supported")
         if "request_uri" in params:
