@@ -11,6 +11,21 @@ import json
 
 #: RFC 6749 §5.1 / RFC 6750 §3: error responses must not be cached.
 NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: Longest error_description sent. Ours are a sentence; anything longer can only be an echo of the
+#: request, and a request must not get back (or redirect a browser with) an unbounded copy of itself.
+MAX_DESCRIPTION = 256
+#: Longest piece of a request quoted in a description (`echo`).
+MAX_ECHO = 40
+
+
+def echo(value: object, limit: int = MAX_ECHO) -> str:
+    """A value from the request, fit to quote in an error_description: cut to `limit` characters
+    (marked with "..."), and every character RFC 6749 §5.2 does not allow there (outside %x20-21 /
+    %x23-5B / %x5D-7E) replaced by "?". Descriptions are for developers; they never need more."""
+    text = str(value)
+    cut = text[:limit]
+    cleaned = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in cut)
+    return cleaned + ("..." if len(text) > limit else "")
 
 
 class OAuthError(Exception):
@@ -18,6 +33,8 @@ class OAuthError(Exception):
     status = 400
 
     def __init__(self, description: str = "", *, detail: str = "", headers: dict | None = None):
+        if len(description) > MAX_DESCRIPTION:
+            description = description[:MAX_DESCRIPTION - 3] + "..."
         super().__init__(description or self.error)
         self.description = description
         self.detail = detail

@@ -12,7 +12,7 @@ import uuid
 
 from chalice import Response
 
-from .errors import NO_STORE_HEADERS, InvalidRequest, MethodNotAllowed, OAuthError, ServerError
+from .errors import NO_STORE_HEADERS, InvalidRequest, MethodNotAllowed, OAuthError, ServerError, echo
 from .log import get_logger, request_id
 
 log = get_logger("idp.web")
@@ -131,7 +131,7 @@ def _unique(pairs) -> dict:
         if name in REPEATABLE:
             result.setdefault(name, []).append(value)
         elif name in result:
-            raise InvalidRequest(f"parameter {name} is repeated")
+            raise InvalidRequest(f"parameter {echo(name)} is repeated")
         else:
             result[name] = value
     return result

@@ -152,6 +152,24 @@ def browser(http):
 
 
 @pytest.fixture
+def idp_log(caplog):
+    """The IdP's log as operators get it: a callable returning the JSON objects logged so far, each
+    with its request_id. The "idp" logger does not propagate, so pytest's handler is attached to it
+    directly; it formats each record as it is emitted, while the request id is still bound."""
+    import json
+    import logging
+
+    from chalicelib.log import JsonFormatter, get_logger
+
+    logger = get_logger("idp")
+    caplog.handler.setFormatter(JsonFormatter())
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="idp")
+    yield lambda: [json.loads(line) for line in caplog.text.splitlines()]
+    logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
 def api_resources(aws):
     """Two registered APIs (RFC 8707 resources) with their own scopes."""
     from chalicelib.storage.resources import register_resource

@@ -6,6 +6,7 @@ session cookie and the request's Origin / Sec-Fetch-Site.
 """
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlencode, urlsplit
 
 from chalice import Blueprint, Response
@@ -13,9 +14,12 @@ from chalice import Blueprint, Response
 from .. import pages
 from ..config import settings
 from ..errors import AccessDenied, OAuthError
+from ..log import get_logger, request_id as current_request_id
+from ..pages import messages
 from ..web import FORM, client_ip, cookie, form_params, query_params, route
 
 bp = Blueprint(__name__)
+log = get_logger("idp.pages")
 
 FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
 
@@ -39,8 +43,42 @@ def _page(template: str, status: int = 200, *, form_targets=None, cookies=(), **
     return Response(body=pages.render(template, base=_base(), **context), status_code=status, headers=headers)
 
 
-def error_page(error: str, description: str, status: int = 400, title: str = "We couldn't continue") -> Response:
-    return _page("error.html", status, error=error, description=description, title=title)
+def error_page(message: str, error: str, status: int = 400, *, description: str = "", detail: str = "",
+               cookies=()) -> Response:
+    """The error page: the fixed text of `message` (an id in chalicelib/pages/messages.py), the OAuth
+    error code, and the request id as a reference for support.
+
+    `description` and `detail` say what went wrong and may quote the request or a client's document:
+    they are logged under that same request id, never shown. A page on our domain must not say
+    what a stranger chose.
+    """
+    log.info("error page", extra={"page": message, "error": error, "status": status, "description": description,
+                                  "detail": detail})
+    return _page("error.html", status, cookies=cookies, message=messages.MESSAGES[message], error=error,
+                 reference=current_request_id.get())
+
+
+def _exception_page(exc: OAuthError) -> Response:
+    """The page for an error found before the request can be redirected: what an UntrustedRequest's
+    kind calls for, and anything else (a repeated parameter, a body that is not a form) is malformed."""
+    from ..oauth.authorization import UntrustedRequest
+
+    message = exc.kind if isinstance(exc, UntrustedRequest) else messages.MALFORMED_REQUEST
+    return error_page(message, exc.error, exc.status, description=exc.description, detail=exc.detail)
+
+
+def _shows_errors(view):
+    """A hosted page answers a malformed request with the error page: the JSON error of the API
+    endpoints would be shown to the user as text, quoting the request."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except OAuthError as exc:
+            return _exception_page(exc)
+
+    return wrapper
 
 
 def _redirect(location: str, cookies=()) -> Response:
@@ -97,13 +135,13 @@ def _trusted_post(cookie_value: str | None, purpose: str, form: dict) -> bool:
 
 
 def _forbidden_post() -> Response:
-    return error_page("access_denied", "This form was submitted from another site or has expired. "
-                                       "Go back to the app and start again.", status=403)
+    return error_page(messages.FORBIDDEN_POST, "access_denied", 403,
+                      description="cross-site form post or CSRF token not valid for this browser")
 
 
 def _expired() -> Response:
-    return error_page("invalid_request", "This sign-in request has expired or was already used. "
-                                         "Go back to the app and start again.")
+    return error_page(messages.EXPIRED_REQUEST, "invalid_request",
+                      description="authorization request unknown, expired or already finished")
 
 
 def _client_of(pending):
@@ -153,7 +191,7 @@ def authorize():
         params = query_params(request) if request.method == "GET" else form_params(request)
         client, redirect_uri = authorization.trusted_client_and_redirect(params, s)
     except OAuthError as exc:
-        return error_page(exc.error, exc.description or "The request is invalid.")
+        return _exception_page(exc)
     try:
         pending = authorization.validate(params, client, redirect_uri, s)
     except authorization.RedirectableError as exc:
@@ -170,11 +208,14 @@ def _login_page(pending, browser_value, cookies, *, status=200, message=None, us
     client = _client_of(pending)
     return _page("login.html", status, cookies=cookies, form_targets=[_origin(pending.redirect_uri)],
                  client_name=client.client_name if client else pending.client_id, request_id=pending.request_id,
+                 # Whoever registered or published a client chose its name: marked as on the consent page.
+                 unverified=client is None or client.registered_dynamically,
                  csrf_token=sessions.csrf_token(browser_value, "login"), message=message,
                  login_hint=username if username is not None else pending.login_hint)
 
 
 @route(bp, "/login", ["GET", "POST"], content_types=FORM_OR_NONE)
+@_shows_errors
 def login():
     from ..oauth import authorization, login as login_core, sessions
 
@@ -210,6 +251,7 @@ def login():
 # Consent ------------------------------------------------------------------------------------------
 
 @route(bp, "/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
+@_shows_errors
 def consent():
     from ..oauth import authorization, scopes, sessions
     from ..oauth.client_documents import is_document_client_id
@@ -262,6 +304,7 @@ def consent():
 # Sign-out -----------------------------------------------------------------------------------------
 
 @route(bp, "/logout", ["GET", "POST"], content_types=FORM_OR_NONE)
+@_shows_errors
 def logout():
     from ..oauth import sessions
 

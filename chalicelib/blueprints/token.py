@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, CORSConfig
 
 from ..config import settings
-from ..errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from ..errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType, echo
 from ..web import FORM, form_params, json_response, route
 
 bp = Blueprint(__name__)
@@ -35,7 +35,7 @@ def token():
         raise InvalidRequest("grant_type is required")
     handler = HANDLERS.get(grant_type)
     if handler is None:
-        raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")
+        raise UnsupportedGrantType(f"grant_type {echo(grant_type)} is not supported")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
     return json_response(handler(form, client, settings()))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..config import Settings
-from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType
+from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType, echo
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.models import (
@@ -37,9 +37,20 @@ MAX_PARAM_LENGTH = 2048
 
 
 class UntrustedRequest(OAuthError):
-    """An error found before the client and redirect URI are trusted: rendered, never redirected."""
+    """An error found before the client and redirect URI are trusted: rendered, never redirected.
+
+    The page says what `kind` names, in fixed words (chalicelib/pages/messages.py); the description
+    and detail, which may quote the request or a client's document, are for the log only.
+    """
 
     error = "invalid_request"
+    #: The kinds, each a message id of the error page.
+    KINDS = ("missing_client_id", "unknown_client", "unverified_client", "missing_redirect_uri",
+             "unregistered_redirect_uri")
+
+    def __init__(self, kind: str, description: str, **kwargs):
+        super().__init__(description, **kwargs)
+        self.kind = kind
 
 
 class RedirectableError(Exception):
@@ -83,22 +94,24 @@ def trusted_client_and_redirect(params: dict, settings: Settings) -> tuple[Clien
 
     client_id = params.get("client_id")
     if not client_id:
-        raise UntrustedRequest("client_id is required")
+        raise UntrustedRequest("missing_client_id", "client_id is required")
     if len(client_id) > MAX_PARAM_LENGTH:
-        raise UntrustedRequest("client_id is too long")
+        raise UntrustedRequest("unknown_client", "client_id is too long", detail=f"{len(client_id)} characters")
     try:
         client = find_client(client_id, settings)
     except DocumentError as exc:
-        raise UntrustedRequest(f"the client could not be verified: {exc}", detail=client_id) from None
+        # The reason may quote the document or the fetch: the log gets it, the page does not.
+        raise UntrustedRequest("unverified_client", "the client could not be verified",
+                               detail=f"client_id={client_id!r}: {exc}") from None
     if client is None:
-        raise UntrustedRequest("unknown client", detail=f"client_id={client_id!r}")
+        raise UntrustedRequest("unknown_client", "unknown client", detail=f"client_id={client_id!r}")
     redirect_uri = params.get("redirect_uri")
     # OAuth 2.1 lets a client with one registered URI omit it; OIDC Core §3.1.2.1 requires it.
     # Stricter reading: always required, so the code is bound to a URI the client stated.
     if not redirect_uri:
-        raise UntrustedRequest("redirect_uri is required")
+        raise UntrustedRequest("missing_redirect_uri", "redirect_uri is required")
     if not redirect_uris.matches(redirect_uri, list(client.redirect_uris)):
-        raise UntrustedRequest("redirect_uri is not registered for this client",
+        raise UntrustedRequest("unregistered_redirect_uri", "redirect_uri is not registered for this client",
                                detail=f"client {client_id} redirect_uri={redirect_uri!r}")
     return client, redirect_uri
 
@@ -109,7 +122,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
     try:
         for name, value in params.items():
             if any(len(v) > MAX_PARAM_LENGTH for v in (value if isinstance(value, list) else [value])):
-                raise InvalidRequest(f"parameter {name} is too long")
+                raise InvalidRequest(f"parameter {echo(name)} is too long")
         if "request" in params:
             raise RequestNotSupported("request objects are not supported")
         if "request_uri" in params:
@@ -141,7 +154,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
     return AuthorizationRequestModel(
         request_id=new_secret(), client_id=client.client_id, redirect_uri=redirect_uri, scopes=granted,
         state=state, nonce=params.get("nonce"), code_challenge=params["code_challenge"],
-        code_challenge_method=method, prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"),
+        code_challenge_method=method, prompt=prompt, max_age=max_age, login_hint=_login_hint(params.get("login_hint")),
         resources=[r.resource for r in targets], client_public=client.client_type == "public",
         created_at=at, expires_at=at + settings.request_ttl,
     )
@@ -153,6 +166,21 @@ def _max_age(raw: str | None) -> int | None:
     if not re.fullmatch(r"[0-9]{1,9}", raw):
         raise InvalidRequest("max_age must be a non-negative integer (seconds)")
     return int(raw)
+
+
+#: An email address (our usernames): no spaces or control characters, one "@", a dot in the domain.
+_EMAIL_SHAPED = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+
+
+def _login_hint(raw: str | None) -> str | None:
+    """OIDC Core §3.1.2.1: login_hint is a hint the server may ignore. It prefills the sign-in form
+    on our domain, so only an email address is kept: free text from a crafted link ("Your account
+    is locked, call ...") must not appear on our page."""
+    from ..storage.users import MAX_EMAIL_LENGTH
+
+    if raw and len(raw) <= MAX_EMAIL_LENGTH and _EMAIL_SHAPED.fullmatch(raw):
+        return raw
+    return None
 
 
 def store(request: AuthorizationRequestModel) -> None:

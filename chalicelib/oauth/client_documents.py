@@ -39,7 +39,8 @@ _EMBEDDED_IPV4 = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::
 
 
 class DocumentError(Exception):
-    """The client ID metadata document could not be used; the message says why (safe to show)."""
+    """The client ID metadata document could not be used; the message says why, and may quote the
+    document or the fetch, so it goes to the log, never onto a page."""
 
 
 def is_document_client_id(client_id: str | None) -> bool:

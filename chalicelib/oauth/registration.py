@@ -21,7 +21,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from ..config import Settings
-from ..errors import InvalidClientMetadata, InvalidRedirectUri, InvalidToken
+from ..errors import InvalidClientMetadata, InvalidRedirectUri, InvalidToken, echo
 from ..hashing import matches_hash, new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.models import ClientModel, conditionally
@@ -54,16 +54,16 @@ def _redirect_uri(uri: str) -> str:
     try:
         parts = urlsplit(uri)
     except ValueError:
-        raise InvalidRedirectUri(f"redirect URI is malformed: {uri!r}") from None
+        raise InvalidRedirectUri(f"redirect URI is malformed: '{echo(uri)}'") from None
     if "#" in uri or "*" in uri or any(c.isspace() or unicodedata.category(c) == "Cc" for c in uri):
-        raise InvalidRedirectUri(f"redirect URI must be exact: no fragment, wildcard or whitespace: {uri!r}")
+        raise InvalidRedirectUri(f"redirect URI must be exact: no fragment, wildcard or whitespace: '{echo(uri)}'")
     if parts.username or parts.password:
-        raise InvalidRedirectUri(f"redirect URI must not contain credentials: {uri!r}")
+        raise InvalidRedirectUri(f"redirect URI must not contain credentials: '{echo(uri)}'")
     if parts.scheme == "https" and parts.hostname:
         return uri
     if parts.scheme == "http" and parts.hostname in _LOOPBACK:
         return uri
-    raise InvalidRedirectUri(f"redirect URI must use https, or http on a loopback host: {uri!r}")
+    raise InvalidRedirectUri(f"redirect URI must use https, or http on a loopback host: '{echo(uri)}'")
 
 
 def _optional_https_url(metadata: dict, name: str) -> str | None:

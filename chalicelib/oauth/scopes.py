@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from ..errors import InvalidScope
+from ..pages.messages import N_
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
@@ -14,12 +15,12 @@ SCOPE_CLAIMS = {
     "email": ("email", "email_verified"),
 }
 
-#: Plain-language descriptions shown on the consent page.
+#: Plain-language descriptions shown on the consent page (translated when rendered).
 SCOPE_DESCRIPTIONS = {
-    "openid": "Sign you in and know who you are",
-    "profile": "See your name",
-    "email": "See your email address",
-    "offline_access": "Stay signed in and access your data when you are not using the app",
+    "openid": N_("Sign you in and know who you are"),
+    "profile": N_("See your name"),
+    "email": N_("See your email address"),
+    "offline_access": N_("Stay signed in and access your data when you are not using the app"),
 }
 
 
@@ -48,5 +49,7 @@ def require_subset(requested: list[str], allowed: list[str]) -> list[str]:
     return requested
 
 
-def describe(scopes: list[str]) -> list[tuple[str, str]]:
-    return [(s, SCOPE_DESCRIPTIONS.get(s, f"Access “{s}”")) for s in scopes]
+def describe(scopes: list[str]) -> list[tuple[str, str | None]]:
+    """(scope, description) for the consent page; None for a scope without one, which the page
+    names inside a fixed sentence (so the sentence can be translated and the name escaped)."""
+    return [(s, SCOPE_DESCRIPTIONS.get(s)) for s in scopes]

@@ -1,4 +1,5 @@
-"""Hosted HTML pages: Jinja2 templates (autoescaped) and the security headers every page carries."""
+"""Hosted HTML pages: Jinja2 templates (autoescaped, every string translatable) and the security headers
+every page carries. What the pages may say when something goes wrong is in `messages`."""
 from __future__ import annotations
 
 import functools
@@ -12,8 +13,13 @@ def _environment():
     # Imported on first render only: discovery, token and JWKS requests never pay for Jinja2.
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                       trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
+    # Every visible string goes through gettext (`_()`, `{% trans %}`), English for now; a Babel
+    # catalog can replace the null translations later. New-style gettext escapes the values
+    # formatted into a translated string, like any other autoescaped output.
+    env.install_null_translations(newstyle=True)
+    return env
 
 
 def security_headers(form_targets: list[str] | None = None) -> dict:

@@ -19,6 +19,18 @@ def hidden(body: bytes, name: str) -> str:
     return match.group(1)
 
 
+def reference(body: bytes) -> str:
+    """The request id an error page shows for support ("Reference: <id>")."""
+    match = re.search(r"Reference: ([0-9a-f-]+)</p>", body.decode())
+    assert match, "no reference on the page"
+    return match.group(1)
+
+
+def error_page_logs(entries: list[dict]) -> list[dict]:
+    """The log entries of error pages (see the idp_log fixture)."""
+    return [entry for entry in entries if entry["msg"] == "error page"]
+
+
 def query_of(location: str) -> dict:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 

@@ -1,11 +1,34 @@
 """The authorization endpoint and hosted pages, attacked through the HTTP layer."""
 from __future__ import annotations
 
+import re
+from urllib.parse import urlencode
+
 import pytest
 
-from tests.routes.flow import REDIRECT_URI, authorize_query, hidden, query_of, sign_in_and_consent
+from chalicelib.errors import echo
+from tests.routes.flow import (
+    FORM,
+    REDIRECT_URI,
+    authorize_query,
+    error_page_logs,
+    hidden,
+    query_of,
+    reference,
+    sign_in_and_consent,
+)
 
 ISS = "http://127.0.0.1:8000"
+MALFORMED = b"The link or form that brought you here is malformed."
+#: What an attacker wants our domain to say; none of it may appear on our pages.
+ATTACKER_TEXT = "<script>Buy now at evil.example</script>"
+LONG_ATTACKER_TEXT = "Your account is locked. Call +1 555 0100 to unlock it. " * 40
+ATTACKER_FRAGMENTS = ("Buy now", "evil.example", "+1 555 0100", "account is locked")
+
+
+def shows_attacker_text(body: bytes) -> bool:
+    # Escaping would not help: these fragments read the same escaped or not.
+    return any(fragment in body.decode() for fragment in ATTACKER_FRAGMENTS)
 
 
 def test_full_flow_returns_code_state_and_iss(browser, public_client, alice):
@@ -41,7 +64,72 @@ def test_repeated_parameters_are_refused_on_the_error_page(browser, public_clien
     query = authorize_query(public_client.client_id) + "&redirect_uri=https://evil.example/cb"
     response = browser.get("/authorize?" + query)
     assert response.status_code == 400 and "Location" not in response.headers
-    assert b"repeated" in response.body
+    assert MALFORMED in response.body and b"evil.example" not in response.body
+
+
+@pytest.mark.parametrize("name", [ATTACKER_TEXT, LONG_ATTACKER_TEXT], ids=["markup", "long"])
+def test_a_parameter_name_chosen_by_an_attacker_never_appears_on_the_error_page(browser, public_client, idp_log,
+                                                                                name):
+    """The page once said "parameter <name> is repeated": any text, on our domain. It now says a
+    fixed sentence and a reference; the log has the detail under that reference."""
+    query = authorize_query(public_client.client_id) + "&" + urlencode([(name, "1"), (name, "2")])
+    response = browser.get("/authorize?" + query)
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert not shows_attacker_text(response.body)
+    assert MALFORMED in response.body and b"Error code: <code>invalid_request</code>" in response.body
+    [entry] = error_page_logs(idp_log())
+    assert entry["request_id"] == reference(response.body)
+    assert entry["page"] == "malformed_request" and entry["error"] == "invalid_request"
+    assert entry["description"] == f"parameter {echo(name)} is repeated"
+
+
+@pytest.mark.parametrize("path", ["/login?request_id=x", "/consent?request_id=x"])
+def test_hosted_pages_answer_a_malformed_query_with_the_error_page_not_quoting_it(browser, idp_log, path):
+    """A browser shows a JSON error as text: on a page URL it would quote the attacker too."""
+    response = browser.get(path + "&" + urlencode([(ATTACKER_TEXT, "1"), (ATTACKER_TEXT, "2")]))
+    assert response.status_code == 400 and response.headers["Content-Type"].startswith("text/html")
+    assert not shows_attacker_text(response.body) and MALFORMED in response.body
+    [entry] = error_page_logs(idp_log())
+    assert entry["request_id"] == reference(response.body) and "Buy now" in entry["description"]
+
+
+@pytest.mark.parametrize("path", ["/login", "/consent", "/logout"])
+def test_hosted_pages_answer_a_malformed_form_with_the_error_page_not_quoting_it(browser, path):
+    body = urlencode([("csrf_token", "x"), (ATTACKER_TEXT, "1"), (ATTACKER_TEXT, "2")]).encode()
+    response = browser.http.post(path, body=body, headers={**FORM, "Origin": ISS})
+    assert response.status_code == 400 and response.headers["Content-Type"].startswith("text/html")
+    assert not shows_attacker_text(response.body) and MALFORMED in response.body
+
+
+def test_a_login_hint_that_is_not_an_email_address_is_not_put_on_the_sign_in_page(browser, public_client):
+    """login_hint prefills the form: only an address is kept, never free text from a crafted link."""
+    def prefilled(login_hint):
+        location = browser.get("/authorize?" + authorize_query(public_client.client_id, login_hint=login_hint))
+        page = browser.get(location.headers["Location"])
+        return re.search(r'name="username"[^>]* value="([^"]*)"', page.body.decode()).group(1), page.body
+
+    value, body = prefilled("Your account is locked. Call +1 555 0100 to unlock it.")
+    assert value == "" and not shows_attacker_text(body)
+    assert prefilled("alice@example.com")[0] == "alice@example.com"
+
+
+def test_a_scope_without_a_description_is_named_escaped_inside_a_fixed_sentence(browser, alice):
+    """Translated strings are trusted markup: a scope name must be a value formatted into one."""
+    from chalicelib.storage.clients import create_client
+    from chalicelib.storage.resources import register_resource
+
+    register_resource("https://notes.example.com/api", "Notes API", ["notes:<b>"])
+    client, _ = create_client(client_name="Web", client_type="public", redirect_uris=[REDIRECT_URI],
+                              scopes=["openid", "notes:<b>"])
+    location = browser.get("/authorize?" + authorize_query(client.client_id, scope="openid notes:<b>"))
+    page = browser.get(location.headers["Location"])
+    signed_in = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
+                                        "csrf_token": hidden(page.body, "csrf_token"),
+                                        "username": "alice@example.com", "password": "correct horse battery"})
+    consent = browser.get(signed_in.headers["Location"]).body.decode()
+    assert '<li data-scope="notes:&lt;b&gt;">Access “notes:&lt;b&gt;”</li>' in consent
+    assert "<b>" not in consent
 
 
 @pytest.mark.parametrize("overrides, error", [

@@ -10,9 +10,19 @@ import pytest
 from chalicelib.config import load_settings
 from chalicelib.oauth import client_documents
 from chalicelib.oauth.client_documents import DocumentError
-from tests.routes.flow import authorize_query, hidden, query_of, redeem, sign_in_and_consent
+from tests.routes.flow import (
+    authorize_query,
+    error_page_logs,
+    hidden,
+    query_of,
+    redeem,
+    reference,
+    sign_in_and_consent,
+)
 
 PROD = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
+#: The one thing the page says about any unusable document: why is in the log.
+UNVERIFIED = b"so the app could not be verified."
 
 
 class DocumentServer:
@@ -59,7 +69,7 @@ def test_document_client_signs_in_and_redeems_its_code(browser, http, documents,
     client_id = documents.publish("/agent.json", {"grant_types": ["authorization_code"]})
     location = browser.get("/authorize?" + authorize_query(client_id, scope="openid email")).headers["Location"]
     page = browser.get(location)
-    assert b"Agent Smith" in page.body
+    assert b"Agent Smith" in page.body and b"This app is unverified." in page.body
     consent = browser.get(browser.post("/login", {
         "request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
         "username": "alice@example.com", "password": "correct horse battery"}).headers["Location"])
@@ -68,31 +78,47 @@ def test_document_client_signs_in_and_redeems_its_code(browser, http, documents,
     assert redeem(http, client_id, code).status_code == 200
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"client_id": "https://someone-else.example/agent.json"}, b"not the URL it was fetched from"),
-    ({"client_name": None}, b"needs a client_name"),
-    ({"redirect_uris": ["http://127.0.0.1/other"]}, b"redirect_uri is not registered"),
-    ({"token_endpoint_auth_method": "client_secret_basic"}, b"public clients"),
-    ({"redirect_uris": ["http://evil.example/cb"]}, b"invalid"),
+@pytest.mark.parametrize("change, shown, logged", [
+    ({"client_id": "https://someone-else.example/agent.json"}, UNVERIFIED, "not the URL it was fetched from"),
+    ({"client_name": None}, UNVERIFIED, "needs a client_name"),
+    ({"redirect_uris": ["http://127.0.0.1/other"]}, b"redirect_uri is not registered", "redirect_uri="),
+    ({"token_endpoint_auth_method": "client_secret_basic"}, UNVERIFIED, "public clients"),
+    ({"redirect_uris": ["http://evil.example/cb"]}, UNVERIFIED, "invalid"),
 ])
-def test_bad_documents_are_shown_as_errors_never_redirected(browser, documents, change, message):
+def test_bad_documents_are_shown_as_errors_never_redirected(browser, documents, idp_log, change, shown, logged):
     client_id = documents.publish("/agent.json", {k: v for k, v in change.items()})
     response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
     assert response.status_code == 400 and "Location" not in response.headers
-    assert message in response.body
+    assert shown in response.body
+    [entry] = error_page_logs(idp_log())
+    assert logged in entry["detail"] and entry["request_id"] == reference(response.body)
 
 
-def test_oversized_documents_are_refused(browser, documents):
+def test_a_documents_contents_never_appear_on_the_error_page(browser, documents, idp_log):
+    """Its validation error quotes the document; the page once showed that quote on our domain."""
+    client_id = documents.publish("/agent.json", {"redirect_uris": ["http://evil.example/<b>Buy now</b>"]})
+    response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert b"evil.example" not in response.body and b"Buy now" not in response.body
+    assert UNVERIFIED in response.body and b"Error code: <code>invalid_request</code>" in response.body
+    [entry] = error_page_logs(idp_log())
+    assert entry["page"] == "unverified_client" and entry["request_id"] == reference(response.body)
+    assert client_id in entry["detail"] and "http://evil.example/<b>Buy now" in entry["detail"]
+
+
+def test_oversized_documents_are_refused(browser, documents, idp_log):
     client_id = documents.publish("/big.json", {"padding": "x" * 6000})
     response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
-    assert response.status_code == 400 and b"larger than 5120 bytes" in response.body
+    assert response.status_code == 400 and UNVERIFIED in response.body
+    assert "larger than 5120 bytes" in error_page_logs(idp_log())[0]["detail"]
 
 
-def test_redirects_are_not_followed(browser, documents):
+def test_redirects_are_not_followed(browser, documents, idp_log):
     target = documents.publish("/real.json")
     client_id = documents.publish("/moved.json", status=302, headers={"Location": target}, raw=b"")
     response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
-    assert response.status_code == 400 and b"HTTP 302" in response.body
+    assert response.status_code == 400 and UNVERIFIED in response.body and b"HTTP 302" not in response.body
+    assert "HTTP 302" in error_page_logs(idp_log())[0]["detail"]
     assert documents.hits == ["/moved.json"]
 
 

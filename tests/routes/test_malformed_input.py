@@ -65,3 +65,27 @@ def test_an_overlong_username_is_just_a_failed_sign_in(browser, public_client, a
                                        "csrf_token": hidden(page.body, "csrf_token"),
                                        "username": "a" * 3000 + "@example.com", "password": "whatever1"})
     assert response.status_code == 401
+
+
+LONG = "Call +1 555 0100 to unlock your account " * 250  # 10,000 characters
+
+
+@pytest.mark.parametrize("pairs, description", [
+    ([("client_id", "CID"), (LONG, "1"), (LONG, "2")],
+     "parameter Call +1 555 0100 to unlock your account ... is repeated"),
+    ([("client_id", "CID"), ("grant_type", LONG)],
+     "grant_type Call +1 555 0100 to unlock your account ... is not supported"),
+], ids=["repeated-name", "grant-type"])
+def test_json_errors_never_echo_long_input_whole(http, public_client, pairs, description):
+    body = urlencode([(k, public_client.client_id if v == "CID" else v) for k, v in pairs]).encode()
+    response = http.post("/token", body=body, headers=FORM)
+    assert response.status_code == 400 and json.loads(response.body)["error_description"] == description
+
+
+def test_an_overlong_parameter_is_named_briefly_in_the_redirected_error(browser, public_client):
+    """The client's page may show error_description: it gets a short, RFC 6749 §5.2-clean name."""
+    query = authorize_query(public_client.client_id) + "&" + urlencode({"<b>" + LONG: "v" * 3000})
+    response = browser.get("/authorize?" + query)
+    params = query_of(response.headers["Location"])
+    assert params["error"] == "invalid_request"
+    assert params["error_description"] == "parameter <b>Call +1 555 0100 to unlock your accou... is too long"

@@ -201,6 +201,17 @@ def test_registered_client_completes_a_flow_and_shows_as_unverified(browser, htt
     assert redeem(http, registered["client_id"], code).status_code == 200
 
 
+def test_the_sign_in_page_marks_a_self_registered_client_as_unverified(browser, http, public_client, keys):
+    """Whoever registered the client chose its name ("Your Bank"): the sign-in page, like the consent
+    page, says the app is unverified. An admin-created client is not marked."""
+    registered = json.loads(register(http, {**MCP_STYLE, "client_name": "Your Bank",
+                                            "redirect_uris": ["http://127.0.0.1/cb"]}).body)
+    for client_id, marked in ((registered["client_id"], True), (public_client.client_id, False)):
+        location = browser.get("/authorize?" + authorize_query(client_id, scope="openid")).headers["Location"]
+        page = browser.get(location)
+        assert (b"This app is unverified." in page.body) is marked
+
+
 def test_discovery_advertises_registration(http):
     assert json.loads(http.get("/.well-known/openid-configuration").body)["registration_endpoint"] == \
         "http://127.0.0.1:8000/register"

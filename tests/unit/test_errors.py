@@ -47,3 +47,20 @@ def test_bearer_errors_carry_error_and_scope_in_www_authenticate():
 def test_bearer_header_values_cannot_break_out_of_quotes():
     _, _, headers = errors.InvalidToken('bad "token"').to_response()
     assert 'error_description="bad \'token\'"' in headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("value, quoted", [
+    ("scope", "scope"),
+    ("x" * 41, "x" * 40 + "..."),
+    ('say "hi"\\', "say ?hi??"),
+    ("caf\u00e9\n\x00", "caf???"),
+])
+def test_echoes_of_the_request_are_short_and_in_the_rfc6749_description_charset(value, quoted):
+    assert errors.echo(value) == quoted
+
+
+def test_no_error_description_is_longer_than_the_cap():
+    """Whatever a description quotes, the response never carries an unbounded copy of the request."""
+    _, body, _ = errors.InvalidRequest("parameter " + "a" * 100_000 + " is bad").to_response()
+    description = json.loads(body)["error_description"]
+    assert len(description) == errors.MAX_DESCRIPTION and description.endswith("...")

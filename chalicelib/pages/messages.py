@@ -1,0 +1,61 @@
+"""What the hosted pages may say when something goes wrong: fixed text, chosen by the kind of error.
+
+A page on the IdP's domain carries the IdP's authority, so it must never say what a stranger chose:
+a parameter name in a crafted /authorize link, or the contents of a client ID metadata document
+("parameter <Call +1 555 0100 to unlock your account> is repeated" would read as our own words).
+Views pick a message by its id (the kind of error, never the exception's text), the page shows the
+request id as "Reference", and the detail goes to the log under the same request id.
+
+Every text is marked with `N_` (gettext's no-op marker): a Babel catalog extracts them with
+`pybabel extract -k N_ -k _`, and the templates translate them when rendering (`_(message.body)`).
+Only these fixed strings may be passed to `_()`: with autoescaping, gettext output is trusted markup.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def N_(text: str) -> str:
+    """Mark `text` for translation without translating it here (it is translated when rendered)."""
+    return text
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+
+
+_STOPPED = N_("We couldn't continue")
+
+# Message ids. UntrustedRequest.kind (chalicelib/oauth/authorization.py) names one of the first five.
+MISSING_CLIENT_ID = "missing_client_id"
+UNKNOWN_CLIENT = "unknown_client"
+UNVERIFIED_CLIENT = "unverified_client"
+MISSING_REDIRECT_URI = "missing_redirect_uri"
+UNREGISTERED_REDIRECT_URI = "unregistered_redirect_uri"
+MALFORMED_REQUEST = "malformed_request"
+EXPIRED_REQUEST = "expired_request"
+FORBIDDEN_POST = "forbidden_post"
+
+#: The developer-facing words in parentheses are fixed too; they tell an app's developer what to fix.
+MESSAGES = {
+    MISSING_CLIENT_ID: Message(_STOPPED, N_(
+        "The link that brought you here does not say which app it is for (client_id is required).")),
+    UNKNOWN_CLIENT: Message(N_("Unknown app"), N_(
+        "The app that sent you here is not registered with this sign-in service (unknown client).")),
+    UNVERIFIED_CLIENT: Message(N_("We couldn't verify this app"), N_(
+        "The app that sent you here names a web address that should describe it, but that description "
+        "could not be fetched or is not valid, so the app could not be verified.")),
+    MISSING_REDIRECT_URI: Message(_STOPPED, N_(
+        "The link that brought you here does not say where to send you back (redirect_uri is required).")),
+    UNREGISTERED_REDIRECT_URI: Message(_STOPPED, N_(
+        "The app asked to send you back to an address it has not registered, so we stopped here "
+        "(redirect_uri is not registered for this client).")),
+    MALFORMED_REQUEST: Message(_STOPPED, N_(
+        "The link or form that brought you here is malformed.")),
+    EXPIRED_REQUEST: Message(_STOPPED, N_(
+        "This sign-in request has expired or was already used. Go back to the app and start again.")),
+    FORBIDDEN_POST: Message(_STOPPED, N_(
+        "This form was submitted from another site or has expired. Go back to the app and start again.")),
+}

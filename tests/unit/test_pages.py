@@ -1,0 +1,55 @@
+"""Hosted pages: every visible string is translatable, and error pages say only fixed text."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from jinja2 import Environment, FileSystemLoader
+
+from chalicelib import pages
+from chalicelib.oauth.authorization import UntrustedRequest
+from chalicelib.pages.messages import MESSAGES, Message
+
+DYNAMIC = "@@"  # every value the views pass in; whatever remains besides it must be translated
+
+CONTEXTS = [
+    ("error.html", {"message": message, "error": DYNAMIC, "reference": DYNAMIC}) for message in MESSAGES.values()
+] + [
+    ("login.html", {"client_name": DYNAMIC, "unverified": True, "message": "Incorrect email or password.",
+                    "request_id": DYNAMIC, "csrf_token": DYNAMIC, "login_hint": DYNAMIC}),
+    ("consent.html", {"client_name": DYNAMIC, "unverified": True, "client_host": DYNAMIC,
+                      "scopes": [("openid", "Sign you in and know who you are"), (DYNAMIC, None)],
+                      "resources": [DYNAMIC, DYNAMIC], "redirect_host": DYNAMIC, "email": DYNAMIC,
+                      "request_id": DYNAMIC, "csrf_token": DYNAMIC}),
+    ("logout.html", {"signed_out": False, "csrf_token": DYNAMIC}),
+    ("logout.html", {"signed_out": True}),
+]
+
+
+def _pseudo_translated(template: str, context: dict) -> str:
+    """Render with a gettext that brackets what it translates, as a translation catalog would see it."""
+    env = Environment(loader=FileSystemLoader(pages.TEMPLATES), autoescape=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(lambda s: f"[[{s}]]", lambda s, p, n: f"[[{s if n == 1 else p}]]", newstyle=True)
+    return env.get_template(template).render(base="", **context)
+
+
+@pytest.mark.parametrize("template, context", CONTEXTS, ids=[t for t, _ in CONTEXTS])
+def test_every_visible_string_of_every_template_goes_through_gettext(template, context):
+    html = _pseudo_translated(template, context)
+    untranslated = re.sub(r"\[\[.*?\]\]", "", html, flags=re.S)
+    text = re.sub(r"<[^>]*>", "", untranslated).replace(DYNAMIC, "")
+    assert re.fullmatch(r"[\s,]*", text), f"text outside gettext: {text.split()}"
+
+
+def test_every_template_is_covered():
+    assert {t for t, _ in CONTEXTS} == {p.name for p in pages.TEMPLATES.glob("*.html")} - {"base.html"}
+
+
+def test_every_kind_of_untrusted_request_has_a_fixed_message():
+    assert set(UntrustedRequest.KINDS) <= set(MESSAGES)
+    assert all(isinstance(m, Message) and m.title and m.body for m in MESSAGES.values())
+
+
+def test_fixed_messages_have_no_format_markers():
+    """New-style gettext formats every string it translates: a stray % would break the page."""
+    assert not any("%" in m.title + m.body for m in MESSAGES.values())
