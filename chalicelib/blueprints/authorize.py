@@ -221,7 +221,7 @@ def login():
     except login_core.LoginFailed:
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message="Incorrect email or password.")
-    raw, session = sessions.start(s, user.pk, ["pwd"])
+    raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation)
     if "login" in pending.prompt:  # only prompt=login asks which session signed in for the request
         authorization.mark_signed_in(pending, session)
     return _advance(pending, session, just_signed_in=True,
