@@ -47,8 +47,8 @@ def refresh(http, client, token):
 def silent(browser, client) -> dict:
     """prompt=none: what the client hears back (this loopback client is asked to consent every time,
     so a live session answers consent_required and a dead one login_required)."""
-    return query_of(browser.get("/authorize?" + authorize_query(client.client_id, prompt="none",
-                                                               scope="openid email offline_access")).headers["Location"])
+    query = authorize_query(client.client_id, prompt="none", scope="openid email offline_access")
+    return query_of(browser.get("/authorize?" + query).headers["Location"])
 
 
 def error_of(response) -> str:
