@@ -137,16 +137,45 @@ def _unique(pairs) -> dict:
     return result
 
 
-def cookie(request, name: str) -> str | None:
-    from http.cookies import CookieError, SimpleCookie
+def parse_cookie_header(header: str | None) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a Cookie header, in the order sent.
 
-    jar = SimpleCookie()
-    try:
-        jar.load(request.headers.get("cookie") or "")
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel else None
+    Parsed the way RFC 6265 §5.2 parses a cookie's name-value-pair, applied to each pair of the
+    Cookie header (§4.2.1: `cookie-pair *( ";" SP cookie-pair )`): split on ";" only, split each
+    pair at its first "=", trim whitespace around name and value, and skip a pair with no "=" or
+    an empty name. Whitespace inside a value is part of the value: `a=x idp_session=S` is one
+    cookie named `a` (http.cookies split it into two, letting a cookie set by a sibling subdomain
+    smuggle in a second session cookie), and a nameless pair does not spoil the rest of the header.
+    """
+    pairs = []
+    for part in (header or "").split(";"):
+        name, eq, value = part.partition("=")
+        name = name.strip(" \t")
+        if eq and name:
+            pairs.append((name, value.strip(" \t")))
+    return pairs
+
+
+def _cookie_header(request) -> str:
+    """Every Cookie header field of the request, joined as RFC 9113 §8.2.3 prescribes. API Gateway
+    keeps only the last of repeated headers in `headers`, but all of them in `multiValueHeaders`."""
+    fields = [value for name, values in (request.to_original_event().get("multiValueHeaders") or {}).items()
+              if name.lower() == "cookie" for value in values or ()]
+    return "; ".join(fields) if fields else (request.headers.get("cookie") or "")
+
+
+def cookie_values(request, name: str) -> list[str]:
+    """Every value the request carries for cookie `name`. A browser sends several when other
+    cookies of that name exist for a longer path or a parent domain (RFC 6265 §5.4); which one is
+    ours cannot be told from the header."""
+    return [value for key, value in parse_cookie_header(_cookie_header(request)) if key == name]
+
+
+def cookie(request, name: str) -> str | None:
+    """The value of cookie `name`, or None when it is absent or ambiguous (sent more than once):
+    never guess which of two same-named cookies is ours."""
+    values = cookie_values(request, name)
+    return values[0] if len(values) == 1 else None
 
 
 def client_ip(request) -> str:

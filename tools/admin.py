@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     command(users, "disable", users_disable, "disable a user").add_argument("user", metavar="SUB_OR_EMAIL")
     command(users, "enable", users_enable, "re-enable a user").add_argument("user", metavar="SUB_OR_EMAIL")
+    command(users, "signout", users_signout, "end every session and refresh token of a user").add_argument(
+        "user", metavar="SUB_OR_EMAIL")
     command(users, "list", users_list, "list users")
 
     registration = groups.add_parser("registration", help="dynamic client registration (RFC 7591)",
@@ -250,13 +252,28 @@ def users_create(args):
     return {"sub": user.pk, "email": user.email}
 
 
-def _set_disabled(who: str, disabled: bool) -> dict:
-    from chalicelib.storage.users import find_user_by_email, get_user, set_user_disabled
+def _find_user(who: str):
+    from chalicelib.storage.users import find_user_by_email, get_user
 
-    user = find_user_by_email(who) if "@" in who else get_user(who)
+    return find_user_by_email(who) if "@" in who else get_user(who)
+
+
+def _set_disabled(who: str, disabled: bool) -> dict:
+    from chalicelib.storage.users import set_user_disabled
+
+    user = _find_user(who)
     if user is None or not set_user_disabled(user.pk, disabled):
         raise BadInput(f"no user with sub or email {who!r}")
     return {"sub": user.pk, "email": user.email, "disabled": disabled}
+
+
+def users_signout(args):
+    from chalicelib.storage.users import end_all_sessions
+
+    user = _find_user(args.user)
+    if user is None or not end_all_sessions(user.pk):
+        raise BadInput(f"no user with sub or email {args.user!r}")
+    return {"sub": user.pk, "email": user.email, "signed_out": True}
 
 
 def users_disable(args):

@@ -16,7 +16,7 @@ from ..config import settings
 from ..errors import AccessDenied, OAuthError
 from ..log import get_logger, request_id as current_request_id
 from ..pages import messages
-from ..web import FORM, client_ip, cookie, form_params, query_params, route
+from ..web import FORM, client_ip, cookie_values, form_params, query_params, route
 
 bp = Blueprint(__name__)
 log = get_logger("idp.pages")
@@ -96,12 +96,31 @@ def _origin(uri: str) -> str:
 
 # Browser helpers ----------------------------------------------------------------------------------
 
-def _browser_cookie():
-    """(cookie value, Set-Cookie headers): an anonymous secret is minted on first visit."""
+def _session_cookie():
+    """(our cookie's value or None, Set-Cookie headers).
+
+    Our cookie's name sent twice means another cookie of that name (a parent domain's, a longer
+    path's, or a browser quirk) travels with ours, and the header cannot say which is which.
+    Neither is trusted: the request has no session and ours is cleared. Picking one would let
+    whoever planted the other sign the browser in as themselves (login CSRF).
+    """
     from ..oauth import sessions
 
     s = settings()
-    value = cookie(bp.current_request, sessions.cookie_name(s))
+    values = cookie_values(bp.current_request, sessions.cookie_name(s))
+    if len(values) > 1:
+        return None, [sessions.clear_cookie_header(s)]
+    return (values[0] if values else None), []
+
+
+def _browser_cookie():
+    """(cookie value, Set-Cookie headers): an anonymous secret is minted on first visit, and
+    whenever the cookie is ambiguous, since CSRF tokens are keyed by it and a planted value is
+    known to whoever planted it. The new cookie replaces ours."""
+    from ..oauth import sessions
+
+    s = settings()
+    value, _ = _session_cookie()
     if value and 20 <= len(value) <= 100:
         return value, []
     value = sessions.new_browser_secret()
@@ -134,8 +153,8 @@ def _trusted_post(cookie_value: str | None, purpose: str, form: dict) -> bool:
     return _same_origin_post() and sessions.csrf_valid(cookie_value, purpose, form.get("csrf_token"))
 
 
-def _forbidden_post() -> Response:
-    return error_page(messages.FORBIDDEN_POST, "access_denied", 403,
+def _forbidden_post(cookies=()) -> Response:
+    return error_page(messages.FORBIDDEN_POST, "access_denied", 403, cookies=cookies,
                       description="cross-site form post or CSRF token not valid for this browser")
 
 
@@ -196,8 +215,9 @@ def authorize():
         pending = authorization.validate(params, client, redirect_uri, s)
     except authorization.RedirectableError as exc:
         return _redirect(authorization.error_location(exc, s))
-    session = sessions.load(cookie(request, sessions.cookie_name(s)))
-    return _advance(pending, session, just_signed_in=False, stored=False)
+    cookie_value, cleared = _session_cookie()
+    session = sessions.load(cookie_value)
+    return _advance(pending, session, just_signed_in=False, stored=False, cookies=cleared)
 
 
 # Sign-in ------------------------------------------------------------------------------------------
@@ -241,7 +261,7 @@ def login():
     except login_core.LoginFailed:
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message="Incorrect email or password.")
-    raw, session = sessions.start(s, user.pk, ["pwd"])
+    raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation)
     if "login" in pending.prompt:  # only prompt=login asks which session signed in for the request
         authorization.mark_signed_in(pending, session)
     return _advance(pending, session, just_signed_in=True,
@@ -259,14 +279,14 @@ def consent():
 
     request = bp.current_request
     s = settings()
-    cookie_value = cookie(request, sessions.cookie_name(s))
+    cookie_value, cleared = _session_cookie()
     session = sessions.load(cookie_value)
     if request.method == "GET":
         pending = authorization.load_pending(query_params(request).get("request_id"))
         if pending is None:
             return _expired()
         if not authorization.may_consent(pending, session):
-            return _redirect(_page_url("/login", pending.request_id))
+            return _redirect(_page_url("/login", pending.request_id), cleared)
         client = _client_of(pending)
         user = get_user(session.sub)
         return _page("consent.html", form_targets=[_origin(pending.redirect_uri)],
@@ -282,7 +302,7 @@ def consent():
 
     form = form_params(request)
     if session is None or not _trusted_post(cookie_value, "consent", form):
-        return _forbidden_post()
+        return _forbidden_post(cleared)
     pending = authorization.load_pending(form.get("request_id"))
     if pending is None:
         return _expired()

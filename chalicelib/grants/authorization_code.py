@@ -39,12 +39,16 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         _reject(record, "redirect_uri mismatch")
     if not pkce.verify(form.get("code_verifier"), record.code_challenge):
         _reject(record, "PKCE verification failed")
-    if active_grant(record.grant_id) is None:
+    grant = active_grant(record.grant_id)
+    if grant is None:
         # Signed out, replayed or revoked since the code was issued: nothing may come of it.
         raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
     user = get_user(record.sub)
     if user is None or user.disabled:
         _reject(record, "user disabled or deleted since the code was issued")
+    if grant.session_generation < user.session_generation:
+        # Signed out everywhere (or disabled) after the session signed in, even if re-enabled since.
+        _reject(record, "user signed out everywhere since the session signed in")
     try:
         granted_resources = narrow(requested_resources, list(record.resources))
     except InvalidTarget:

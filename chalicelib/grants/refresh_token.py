@@ -30,6 +30,10 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     if user is None or user.disabled:
         revoke_grant(grant.grant_id, reason="user disabled or deleted")
         raise InvalidGrant(refresh_tokens.GENERIC, detail="user disabled")
+    if grant.session_generation < user.session_generation:
+        # Signed out everywhere after this family began: the by_sub index may have missed it.
+        revoke_grant(grant.grant_id, reason="user signed out everywhere")
+        raise InvalidGrant(refresh_tokens.GENERIC, detail="grant older than the user's session generation")
     granted_scopes = requested_scopes or list(grant.scopes)
     resources = narrow(requested_resources, list(grant.resources))
     # OIDC Core §12.2: a refreshed ID token keeps auth_time and carries no nonce.

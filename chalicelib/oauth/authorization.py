@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from pynamodb.exceptions import TransactWriteError
+
 from ..config import Settings
 from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType, echo
 from ..hashing import new_secret, sha256_hex
@@ -277,6 +279,11 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
 
     The code is 256 bits of randomness, stored as its SHA-256, bound to everything the token
     request must match. A stored request is finished first so a double submit yields one code.
+
+    The same transaction checks that the session is still live: signing out between loading the
+    session and this write would otherwise leave a grant that sign-out, which revokes the grants it
+    can find, never saw. The grant records the session's `session_generation`, so signing the user
+    out everywhere meanwhile makes it unredeemable (grants/authorization_code.py).
     """
     if stored and not finish_request(request):
         raise RedirectableError(InvalidRequest("this authorization request was already completed"),
@@ -284,7 +291,8 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
     code = new_secret()
     at = now()
     grant = GrantModel(grant_id=new_grant_id(), sub=session.sub, client_id=request.client_id,
-                       session_hash=session.session_hash, auth_time=session.auth_time, scopes=list(request.scopes),
+                       session_hash=session.session_hash, auth_time=session.auth_time,
+                       session_generation=session.session_generation, scopes=list(request.scopes),
                        resources=list(request.resources), created_at=at,
                        expires_at=at + settings.refresh_token_absolute_ttl)
     record = AuthorizationCodeModel(
@@ -294,9 +302,19 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
         auth_time=session.auth_time, session_hash=session.session_hash, grant_id=grant.grant_id,
         created_at=at, expires_at=at + settings.code_ttl,
     )
-    with transact_write() as tx:
-        tx.save(grant, condition=GrantModel.grant_id.does_not_exist())
-        tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
+    try:
+        with transact_write() as tx:
+            live = SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+            tx.condition_check(SessionModel, session.session_hash, condition=live & (SessionModel.expires_at > at))
+            tx.save(grant, condition=GrantModel.grant_id.does_not_exist())
+            tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            log.info("session ended before the code was issued", extra={"client_id": request.client_id})
+            raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
+                                    request.state) from None
+        raise
     log.info("authorization code issued", extra={"client_id": request.client_id, "grant_id": grant.grant_id})
     return redirect_location(request.redirect_uri, settings, code=code, state=request.state)
 

@@ -53,7 +53,8 @@ def csrf_valid(cookie_value: str | None, purpose: str, token: str | None) -> boo
 
 def load(cookie_value: str | None) -> SessionModel | None:
     """The signed-in session behind a cookie, or None (anonymous, unknown, revoked, expired, or its
-    user has since been disabled or deleted)."""
+    user has since been disabled, deleted or signed out everywhere: a session from an older
+    `session_generation` stays dead even after the user is re-enabled)."""
     from ..storage.users import get_user
 
     if not cookie_value or len(cookie_value) > 100:
@@ -65,17 +66,20 @@ def load(cookie_value: str | None) -> SessionModel | None:
     if session.revoked or session.expires_at <= now():
         return None
     user = get_user(session.sub)
-    if user is None or user.disabled:
+    if user is None or user.disabled or session.session_generation < user.session_generation:
         return None
     return session
 
 
-def start(settings: Settings, sub: str, amr: list[str]) -> tuple[str, SessionModel]:
-    """Create a signed-in session under a new cookie value (session fixation defence)."""
+def start(settings: Settings, sub: str, amr: list[str], *, generation: int) -> tuple[str, SessionModel]:
+    """Create a signed-in session under a new cookie value (session fixation defence).
+
+    `generation` is the user's `session_generation` as read when they signed in: if the user is
+    signed out everywhere meanwhile, the session is born dead rather than surviving it."""
     raw = new_secret()
     at = now()
     session = SessionModel(session_hash=sha256_hex(raw), sub=sub, auth_time=at, amr=amr, created_at=at,
-                           expires_at=at + settings.session_ttl)
+                           expires_at=at + settings.session_ttl, session_generation=generation)
     session.save(condition=SessionModel.session_hash.does_not_exist())
     return raw, session
 

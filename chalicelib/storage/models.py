@@ -82,6 +82,10 @@ class UserModel(Model):
     name = UnicodeAttribute(null=True)
     password_hash = UnicodeAttribute()
     disabled = BooleanAttribute(default=False)
+    #: Bumped (atomic ADD) to end every session and grant of the user at once: sessions and grants
+    #: record it when made, and one older than this is dead for good (see storage/users.py). Items
+    #: written before the attribute existed read as 0, like the sessions and grants of their time.
+    session_generation = NumberAttribute(default=0)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
 
@@ -109,6 +113,8 @@ class SessionModel(Model):
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     revoked = BooleanAttribute(default=False)
+    #: The user's `session_generation` at sign-in.
+    session_generation = NumberAttribute(default=0)
 
 
 class AuthorizationRequestModel(Model):
@@ -197,6 +203,8 @@ class GrantModel(Model):
     client_id = UnicodeAttribute()
     session_hash = UnicodeAttribute(null=True)
     auth_time = NumberAttribute(null=True)
+    #: The user's `session_generation` when the session that made this grant signed in.
+    session_generation = NumberAttribute(default=0)
     scopes = _strings(default=list)
     resources = _strings(default=list)
     status = UnicodeAttribute(default="active")  # "active" | "revoked"

@@ -1,4 +1,4 @@
-"""End users: creation with a unique email, lookup by subject or email, and disabling.
+"""End users: creation with a unique email, lookup by subject or email, disabling, signing out everywhere.
 
 Email uniqueness is enforced by an EmailClaimModel item ("email#<email>" -> sub) written in the same
 DynamoDB transaction as the user, each with attribute_not_exists: a duplicate fails as a whole and
@@ -109,18 +109,38 @@ def find_user_by_email(email: str) -> UserModel | None:
     return get_user(claim.sub)
 
 
-def set_user_disabled(sub: str, disabled: bool) -> bool:
-    """Disable or re-enable a user; False when there is no such user. Disabling also revokes every
-    grant (refresh-token family) of the user; re-enabling does not bring them back."""
-    if not sub or sub.startswith(EMAIL_PREFIX) or not conditionally(lambda: UserModel(pk=sub).update(
-            actions=[UserModel.disabled.set(disabled), UserModel.updated_at.set(now())],
-            condition=UserModel.pk.exists())):
-        return False
-    if disabled:
-        from .grants import revoke_grants_of
+def _update_user(sub: str, actions: list) -> bool:
+    """One conditional update of an existing user; False when there is no such user."""
+    return bool(sub) and not sub.startswith(EMAIL_PREFIX) and conditionally(lambda: UserModel(pk=sub).update(
+        actions=[*actions, UserModel.updated_at.set(now())], condition=UserModel.pk.exists()))
 
-        revoke_grants_of(sub=sub, reason="user disabled")
+
+def end_all_sessions(sub: str, *, reason: str = "signed out everywhere", actions=()) -> bool:
+    """Sign the user out everywhere, for good: every SSO session and every grant (refresh-token
+    family) ends. False when there is no such user.
+
+    The user's `session_generation` goes up by one (an atomic ADD, with `actions`, e.g. disabling,
+    in the same write). Sessions and grants record the generation they were made under, and the
+    paths that use them already read the user: anything older is refused, including a grant made
+    by a sign-in racing this call, and nothing revives it (re-enabling leaves the count alone).
+    Grants are also revoked through the by_sub index, so their access tokens stop at /userinfo and
+    /introspect; that index is eventually consistent and may miss a grant made a moment ago, which
+    the generation check then refuses at its first refresh.
+    """
+    from .grants import revoke_grants_of
+
+    if not _update_user(sub, [*actions, UserModel.session_generation.add(1)]):
+        return False
+    revoke_grants_of(sub=sub, reason=reason)
     return True
+
+
+def set_user_disabled(sub: str, disabled: bool) -> bool:
+    """Disable or re-enable a user; False when there is no such user. Disabling also ends every
+    session and grant of the user (`end_all_sessions`); re-enabling brings none of them back."""
+    if disabled:
+        return end_all_sessions(sub, reason="user disabled", actions=[UserModel.disabled.set(True)])
+    return _update_user(sub, [UserModel.disabled.set(False)])
 
 
 def list_users() -> list[UserModel]:

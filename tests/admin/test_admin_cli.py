@@ -185,6 +185,24 @@ def test_disable_and_enable_by_email_or_sub(run, monkeypatch):
     assert item_count(UserModel) == 2
 
 
+def test_users_signout_by_email_or_sub_and_unknown_users(run, monkeypatch):
+    """Each sign-out moves the user's session generation on (what ends every session and grant,
+    see tests/routes/test_sign_out_everywhere.py); an unknown user exits 2 and changes nothing."""
+    stdin(monkeypatch, "correct horse\n")
+    sub = json.loads(run("users", "create", "--email", "alice@example.com", "--password-stdin")[1])["sub"]
+
+    assert run("users", "signout", "Alice@Example.com") == (
+        0, json.dumps({"sub": sub, "email": "alice@example.com", "signed_out": True}, indent=2) + "\n", "")
+    assert run("users", "signout", sub)[0] == 0
+    assert get_user(sub).session_generation == 2
+
+    before = get_user(sub).updated_at
+    for who in ("bob@example.com", "u_missing", "email#alice@example.com", ""):
+        assert run("users", "signout", who) == (2, "", f"error: no user with sub or email {who!r}\n")
+    assert get_user(sub).session_generation == 2 and get_user(sub).updated_at == before
+    assert item_count(UserModel) == 2
+
+
 def test_users_list_never_shows_password_hashes(run, monkeypatch):
     stdin(monkeypatch, "correct horse\n")
     sub = json.loads(run("users", "create", "--email", "alice@example.com", "--password-stdin")[1])["sub"]

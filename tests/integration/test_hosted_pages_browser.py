@@ -364,3 +364,39 @@ def test_cross_site_form_post_to_login_is_refused(tab, registered, loopback, att
     # Nobody was signed in: the same browser going through /authorize is asked to sign in again.
     page.goto(request.url)
     assert page.url.startswith(f"{base}/login?request_id="), page.url
+
+
+def test_a_tossed_cookie_does_not_sign_the_victim_in_as_the_attacker(chromium, tab, registered, loopback):
+    """Cookie tossing: a site sharing our cookies (a sibling subdomain; here, any port of 127.0.0.1)
+    plants `a=x idp_session=<attacker's session>`. Chromium accepts it and sends it after ours;
+    parsed on whitespace, as http.cookies does, it would sign the victim in as the attacker."""
+    from chalicelib.storage.users import create_user
+
+    page, base = tab.page, registered.stack.base_url
+    attacker_email = f"mallory-{secrets.token_hex(4)}@example.com"
+    create_user(attacker_email, PASSWORD)
+    attacker = chromium.new_context()
+    attacker.set_default_timeout(TIMEOUT_MS)
+    attacker_tab = Tab(attacker.new_page(), [])
+    open_sign_in(attacker_tab, registered)
+    sign_in(attacker_tab, Registered(registered.stack, registered.client_id, attacker_email, registered.redirect_uri))
+    assert attacker_tab.page.url.startswith(f"{base}/consent?"), "the attacker holds a real session"
+    [attacker_session] = [c["value"] for c in attacker.cookies() if c["name"] == "idp_session"]
+    attacker.close()
+
+    def toss(name: str) -> None:
+        page.context.add_cookies([{"name": name, "value": f"x idp_session={attacker_session}",
+                                   "domain": "127.0.0.1", "path": "/"}])
+
+    toss("a")
+    with page.expect_request(lambda r: r.url.startswith(f"{base}/authorize?")) as sent:
+        request = open_sign_in(tab, registered)  # not the attacker's consent page: asked to sign in
+    assert f"a=x idp_session={attacker_session}" in sent.value.all_headers()["cookie"], "the toss travelled"
+
+    sign_in(tab, registered)
+    toss("b")  # tossed again after the victim's own cookie, so it is sent last
+    page.goto(request.url)
+    assert page.url.startswith(f"{base}/consent?"), page.url
+    assert f"Signed in as {registered.email}" in page.locator("main").inner_text()
+    assert attacker_email not in page.content()
+    assert not loopback.hits

@@ -1,0 +1,195 @@
+"""Ending a user's sessions for good (disable, `users signout`) and ending one session (sign-out),
+including the races with a sign-in or a code being issued at the same moment."""
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.routes.flow import FORM, Browser, authorize_query, hidden, query_of, redeem, sign_in_and_consent
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def refreshing_client(aws):
+    from chalicelib.storage.clients import create_client
+
+    client, _ = create_client(client_name="Agent", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
+                              grant_types=["authorization_code", "refresh_token"],
+                              scopes=["openid", "email", "offline_access"])
+    return client
+
+
+@pytest.fixture
+def bob(aws):
+    from chalicelib.storage.users import create_user
+
+    return create_user("bob@example.com", PASSWORD)
+
+
+def tokens_for(http, client, email="alice@example.com", browser=None):
+    """Sign in (in a new browser unless given one) and redeem the code: (browser, token response)."""
+    browser = browser or Browser(http)
+    code = query_of(sign_in_and_consent(browser, client.client_id, email=email, scope="openid email offline_access"))
+    response = redeem(http, client.client_id, code["code"])
+    assert response.status_code == 200, response.body
+    return browser, json.loads(response.body)
+
+
+def refresh(http, client, token):
+    return http.post("/token", headers=FORM, body=urlencode(
+        {"grant_type": "refresh_token", "refresh_token": token, "client_id": client.client_id}).encode())
+
+
+def silent(browser, client) -> dict:
+    """prompt=none: what the client hears back (this loopback client is asked to consent every time,
+    so a live session answers consent_required and a dead one login_required)."""
+    query = authorize_query(client.client_id, prompt="none", scope="openid email offline_access")
+    return query_of(browser.get("/authorize?" + query).headers["Location"])
+
+
+def error_of(response) -> str:
+    assert response.status_code == 400, response.body
+    return json.loads(response.body)["error"]
+
+
+def consent_page(browser, client):
+    """A signed-in browser's consent page for a new request (asked every time for this client)."""
+    page = browser.get("/authorize?" + authorize_query(client.client_id, scope="openid offline_access"))
+    assert page.headers["Location"].startswith("/consent?")
+    return browser.get(page.headers["Location"])
+
+
+def allow(browser, page):
+    return browser.post("/consent", {"request_id": hidden(page.body, "request_id"),
+                                     "csrf_token": hidden(page.body, "csrf_token"), "decision": "allow"})
+
+
+def signout_cli(who: str) -> int:
+    from tools import admin
+
+    return admin.main(["users", "signout", who], environ=dict(os.environ))
+
+
+def test_re_enabling_a_user_does_not_revive_their_sessions_or_refresh_tokens(http, refreshing_client, alice):
+    from chalicelib.storage.users import set_user_disabled
+
+    browser, tokens = tokens_for(http, refreshing_client)
+    assert silent(browser, refreshing_client)["error"] == "consent_required", "signed in"
+    set_user_disabled(alice.pk, True)
+    set_user_disabled(alice.pk, False)
+
+    assert silent(browser, refreshing_client)["error"] == "login_required"
+    assert error_of(refresh(http, refreshing_client, tokens["refresh_token"])) == "invalid_grant"
+    # The user may sign in again and gets a working session.
+    browser, tokens = tokens_for(http, refreshing_client, browser=browser)
+    assert silent(browser, refreshing_client)["error"] == "consent_required"
+    assert refresh(http, refreshing_client, tokens["refresh_token"]).status_code == 200
+
+
+def test_users_signout_ends_every_session_and_refresh_token_of_that_user_only(http, refreshing_client, alice, bob,
+                                                                            capsys):
+    laptop, laptop_tokens = tokens_for(http, refreshing_client)
+    phone, phone_tokens = tokens_for(http, refreshing_client)
+    other, other_tokens = tokens_for(http, refreshing_client, email=bob.email)
+
+    assert signout_cli(alice.email) == 0
+    assert json.loads(capsys.readouterr().out) == {"sub": alice.pk, "email": alice.email, "signed_out": True}
+
+    for browser, tokens in ((laptop, laptop_tokens), (phone, phone_tokens)):
+        assert silent(browser, refreshing_client)["error"] == "login_required"
+        assert error_of(refresh(http, refreshing_client, tokens["refresh_token"])) == "invalid_grant"
+        userinfo = http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert userinfo.status_code == 401
+    assert silent(other, refreshing_client)["error"] == "consent_required", "bob is still signed in"
+    assert refresh(http, refreshing_client, other_tokens["refresh_token"]).status_code == 200
+
+
+def test_sign_out_everywhere_reaches_grants_the_index_has_not_seen_yet(http, refreshing_client, alice, monkeypatch):
+    """The by_sub index is eventually consistent: a grant made just before may be missing from it.
+    The generation check at refresh still refuses that family, and revokes it."""
+    from chalicelib.storage.models import GrantModel
+    from chalicelib.storage.users import end_all_sessions
+
+    _, tokens = tokens_for(http, refreshing_client)
+    grant_id = tokens["refresh_token"].split(".")[0]
+    monkeypatch.setattr(type(GrantModel.by_sub), "query", lambda self, *a, **kw: iter(()))  # index lagging
+    assert end_all_sessions(alice.pk)
+    assert GrantModel.get(grant_id).status == "active", "the revocation sweep missed it"
+
+    assert error_of(refresh(http, refreshing_client, tokens["refresh_token"])) == "invalid_grant"
+    assert GrantModel.get(grant_id).status == "revoked"
+
+
+def test_a_code_issued_while_the_user_is_signed_out_everywhere_is_refused(http, refreshing_client, alice,
+                                                                        monkeypatch):
+    """Race: /authorize loads a live session, then the admin signs the user out everywhere (whose
+    sweep cannot see a grant that does not exist yet), then the code and grant are written."""
+    from chalicelib.oauth import sessions
+    from chalicelib.storage.users import end_all_sessions
+
+    browser, _ = tokens_for(http, refreshing_client)
+    page = consent_page(browser, refreshing_client)
+    real_load = sessions.load
+
+    def load_then_sign_out_everywhere(cookie_value):
+        session = real_load(cookie_value)
+        assert end_all_sessions(session.sub)
+        return session
+
+    monkeypatch.setattr(sessions, "load", load_then_sign_out_everywhere)
+    code = query_of(allow(browser, page).headers["Location"])["code"]
+    assert error_of(redeem(http, refreshing_client.client_id, code)) == "invalid_grant"
+
+
+def test_a_sign_in_racing_sign_out_everywhere_yields_a_dead_session(http, public_client, alice, monkeypatch):
+    """Race: the password is checked (the user read), then the user is signed out everywhere, then
+    the session is written. It is born with the old generation: dead, and its code unredeemable."""
+    from chalicelib.oauth import login
+    from chalicelib.storage.users import end_all_sessions
+
+    web_app = "https://app.example.com/cb"  # consent is remembered: the sign-in itself issues the code
+    sign_in_and_consent(Browser(http), public_client.client_id, redirect_uri=web_app)
+    real_authenticate = login.authenticate
+
+    def authenticate_then_sign_out_everywhere(*args):
+        user = real_authenticate(*args)
+        assert end_all_sessions(user.pk)
+        return user
+
+    monkeypatch.setattr(login, "authenticate", authenticate_then_sign_out_everywhere)
+    browser = Browser(http)
+    location = sign_in_and_consent(browser, public_client.client_id, redirect_uri=web_app)
+    code = query_of(location)["code"]
+
+    assert error_of(redeem(http, public_client.client_id, code, redirect_uri=web_app)) == "invalid_grant"
+    again = browser.get("/authorize?" + authorize_query(public_client.client_id, prompt="none", redirect_uri=web_app))
+    assert query_of(again.headers["Location"])["error"] == "login_required"
+
+
+def test_no_code_is_issued_through_a_session_signed_out_meanwhile(http, refreshing_client, alice, monkeypatch):
+    """Race: /authorize loads a live session, the user signs out in another tab (sign-out revokes
+    the session's grants, but this one is not written yet), then the code would be issued. The
+    transaction that writes the grant checks the session is still live, so nothing is issued."""
+    from chalicelib.oauth import sessions
+    from chalicelib.storage.models import GrantModel
+
+    browser, _ = tokens_for(http, refreshing_client)
+    page = consent_page(browser, refreshing_client)
+    grants_before = GrantModel.count()
+    real_load = sessions.load
+
+    def load_then_sign_out(cookie_value):
+        session = real_load(cookie_value)
+        sessions.end(cookie_value)
+        return session
+
+    monkeypatch.setattr(sessions, "load", load_then_sign_out)
+    response = allow(browser, page)
+    assert response.status_code == 302
+    params = query_of(response.headers["Location"])
+    assert params["error"] == "login_required" and params["state"] == "xyz-state" and "code" not in params
+    assert GrantModel.count() == grants_before
