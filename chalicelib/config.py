@@ -177,7 +177,7 @@ def _client_id_documents(env, registration_mode: str) -> str:
     if raw in ("off", "any"):
         return raw
     hosts = [host.strip().lower() for host in raw.split(",")]
-    bad = [host for host in hosts if not _HOST_NAME.fullmatch(host)]
+    bad = [host for host in hosts if not _HOST_NAME.fullmatch(host) or host in ("off", "any")]
     if bad:
         raise ConfigError(f"CLIENT_ID_DOCUMENTS must be 'off', 'any' or comma-separated host names "
                           f"(exact, no scheme, port or wildcard), got {bad[0]!r}")
