@@ -287,3 +287,10 @@ def test_a_server_that_drips_bytes_cannot_hold_the_fetch(monkeypatch):
     assert time.monotonic() - started < 3
     stop.set()
     listener.close()
+
+
+def test_a_document_clients_broken_request_waits_on_the_notice_page(browser, documents):
+    client_id = documents.publish("/agent.json")
+    response = browser.get("/authorize?" + authorize_query(client_id, scope="openid", code_challenge_method="plain"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert b"Continue to 127.0.0.1:5000" in response.body and b"invalid_request" in response.body
