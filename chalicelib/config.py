@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 
 
@@ -18,6 +19,10 @@ class ConfigError(RuntimeError):
 #: Signing algorithms we implement, with the key material each needs.
 SUPPORTED_SIGNING_ALGS = ("ES256", "RS256")
 KEY_BACKENDS = ("secretsmanager", "kms")
+#: A DNS name or IPv4 address in lowercase, as urlsplit() reports a URL's host.
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 def _int(env, name: str, default: int) -> int:
@@ -104,6 +109,15 @@ class Settings:
     registration_token_sha256: str = ""
     #: REGISTRATION_MAX_PER_IP: registrations per client IP per hour before 429. Default 20.
     registration_max_per_ip: int = 20
+    #: CLIENT_ID_DOCUMENTS: which https URLs may be used as a client_id (client ID metadata
+    #: documents): "off", "any", or a comma-separated allow-list of exact host names (a listed
+    #: "example.com" does not admit "agents.example.com"). Default: "any" when REGISTRATION_MODE is
+    #: "open", else "off": a document is a self-registration, so it is allowed no more widely.
+    client_id_documents: str = "any"
+    #: UNVERIFIED_CLIENT_SCOPES: space-separated scopes that clients nobody vetted (registered at
+    #: /register or described by a client ID metadata document) may ask for. Default (unset): the
+    #: identity scopes plus the scopes of resources registered with --public.
+    unverified_client_scopes: tuple[str, ...] | None = None
     #: KEY_ROTATION_INTERVAL: the scheduled rotation (chalicelib/keys/rotation.py) promotes the next
     #: key once the current one has been signing this long. Default 2592000 (30 days).
     key_rotation_interval: int = 2592000
@@ -133,6 +147,13 @@ class Settings:
     def https(self) -> bool:
         return self.issuer.startswith("https://")
 
+    @property
+    def client_id_document_hosts(self) -> frozenset[str]:
+        """The CLIENT_ID_DOCUMENTS allow-list (empty for "off" and "any")."""
+        if self.client_id_documents in ("off", "any"):
+            return frozenset()
+        return frozenset(self.client_id_documents.split(","))
+
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}-{name}"
 
@@ -149,6 +170,29 @@ def _validate_issuer(issuer: str, stage: str) -> str:
         # local stage on a loopback address.
         raise ConfigError(f"ISSUER must use https outside the local stage: {issuer!r}")
     return issuer.rstrip("/")
+
+
+def _client_id_documents(env, registration_mode: str) -> str:
+    raw = env.get("CLIENT_ID_DOCUMENTS") or ("any" if registration_mode == "open" else "off")
+    if raw in ("off", "any"):
+        return raw
+    hosts = [host.strip().lower() for host in raw.split(",")]
+    bad = [host for host in hosts if not _HOST_NAME.fullmatch(host) or host in ("off", "any")]
+    if bad:
+        raise ConfigError(f"CLIENT_ID_DOCUMENTS must be 'off', 'any' or comma-separated host names "
+                          f"(exact, no scheme, port or wildcard), got {bad[0]!r}")
+    return ",".join(dict.fromkeys(hosts))
+
+
+def _scopes(env, name: str) -> tuple[str, ...] | None:
+    raw = env.get(name)
+    if not raw or not raw.strip():
+        return None
+    scopes = raw.split()
+    bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+    if bad:
+        raise ConfigError(f"{name} must be space-separated scopes (RFC 6749 §3.3), got {bad[0]!r}")
+    return tuple(dict.fromkeys(scopes))
 
 
 def table_prefix(env=None) -> str:
@@ -175,7 +219,8 @@ def load_settings(env=None) -> Settings:
     if signing_alg not in SUPPORTED_SIGNING_ALGS:
         raise ConfigError(f"SIGNING_ALG must be one of {SUPPORTED_SIGNING_ALGS}, got {signing_alg!r}")
     registration_token = env.get("REGISTRATION_TOKEN_SHA256", "")
-    if env.get("REGISTRATION_MODE") == "token" and len(registration_token) != 64:
+    registration_mode = _choice(env, "REGISTRATION_MODE", ("open", "token", "off"), "open")
+    if registration_mode == "token" and len(registration_token) != 64:
         raise ConfigError("REGISTRATION_MODE=token needs REGISTRATION_TOKEN_SHA256 (64 hex characters)")
     return Settings(
         stage=stage,
@@ -201,9 +246,11 @@ def load_settings(env=None) -> Settings:
         refresh_token_absolute_ttl=_int(env, "REFRESH_TOKEN_ABSOLUTE_TTL", 7776000),
         refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 0),
         client_cache_seconds=_int(env, "CLIENT_CACHE_SECONDS", 60),
-        registration_mode=_choice(env, "REGISTRATION_MODE", ("open", "token", "off"), "open"),
+        registration_mode=registration_mode,
         registration_token_sha256=env.get("REGISTRATION_TOKEN_SHA256", "").lower(),
         registration_max_per_ip=_int(env, "REGISTRATION_MAX_PER_IP", 20),
+        client_id_documents=_client_id_documents(env, registration_mode),
+        unverified_client_scopes=_scopes(env, "UNVERIFIED_CLIENT_SCOPES"),
         key_rotation_interval=_int(env, "KEY_ROTATION_INTERVAL", 2592000),
         secrets_kms_key_id=env.get("SECRETS_KMS_KEY_ID", ""),
         kms_signer_role_name=env.get("KMS_SIGNER_ROLE_NAME", ""),

@@ -43,8 +43,10 @@ def metadata(settings: Settings) -> dict:
         # RFC 9207: every authorization response carries `iss`.
         "authorization_response_iss_parameter_supported": True,
     }
-    # draft-ietf-oauth-client-id-metadata-document: an https URL may be used as client_id.
-    document["client_id_metadata_document_supported"] = True
+    if settings.client_id_documents != "off":
+        # draft-ietf-oauth-client-id-metadata-document: an https URL may be used as client_id
+        # (with an allow-list, only one on a listed host).
+        document["client_id_metadata_document_supported"] = True
     if settings.registration_mode != "off":
         document["registration_endpoint"] = f"{issuer}/register"
     return document

@@ -179,6 +179,14 @@ def api_resources(aws):
 
 
 @pytest.fixture
+def public_api(aws):
+    """An API registered with --public: open to unverified (self-registered) clients."""
+    from chalicelib.storage.resources import register_resource
+
+    return register_resource("https://mcp.example.com/mcp", "Notes MCP", ["mcp:read", "mcp:write"], public=True)
+
+
+@pytest.fixture
 def service_client(aws, api_resources):
     """A confidential client with client_credentials (a backend job)."""
     from chalicelib.storage.clients import create_client

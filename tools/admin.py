@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--uri", required=True, help="absolute https URI identifying the API")
     register.add_argument("--name", required=True)
     register.add_argument("--scope", action="append", default=[], metavar="SCOPE", help="repeatable")
+    register.add_argument("--public", action="store_true",
+                          help="open to unverified (self-registered, metadata-document) clients: they may target "
+                               "it and ask for its scopes (default: admin-created clients only)")
     command(resources, "list", resources_list, "list resources")
     command(resources, "delete", resources_delete, "delete a resource").add_argument("uri")
 
@@ -213,13 +216,13 @@ def clients_enable(args):
 
 def _resource_json(resource) -> dict:
     return {"resource": resource.resource, "name": resource.name, "scopes": list(resource.scopes),
-            "created_at": resource.created_at}
+            "public": resource.public, "created_at": resource.created_at}
 
 
 def resources_register(args):
     from chalicelib.storage.resources import register_resource
 
-    return _resource_json(register_resource(args.uri, args.name, args.scope))
+    return _resource_json(register_resource(args.uri, args.name, args.scope, public=args.public))
 
 
 def resources_list(args):

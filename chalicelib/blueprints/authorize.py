@@ -89,6 +89,28 @@ def _redirect(location: str, cookies=()) -> Response:
     return Response(body="", status_code=302, headers=headers)
 
 
+def _deliver_error(exc, *, hold: bool, cookies=()) -> Response:
+    """Send an authorization error to the client's (validated) redirect URI: at once, or, with
+    `hold`, through a notice page on our domain that names the host and waits for a click.
+
+    RFC 9700 §4.11.2: anyone may register (or publish a document for) a client whose redirect URI
+    is their own site, then send people to /authorize with a broken request: an immediate error
+    redirect would make our domain an open redirector to it. So errors of unverified clients found
+    before the user interacted are held; admin-created clients, and errors after the user acted
+    (Deny on the consent page), get the immediate redirect of RFC 6749 §4.1.2.1. The page is fixed
+    text: nothing the requester chose appears on it but the host (escaped) and the link itself.
+    """
+    from ..oauth import authorization
+
+    location = authorization.error_location(exc, settings())
+    if not hold:
+        return _redirect(location, cookies)
+    # A link, not a form: CSP form-action does not govern it, and a GET form would drop the
+    # query string that carries the error, state and iss.
+    return _page("redirect_notice.html", 400, cookies=cookies, location=location, error=exc.oauth_error.error,
+                 host=urlsplit(location).netloc)
+
+
 def _origin(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
@@ -180,8 +202,10 @@ def _resource_names(pending) -> list[str]:
     return [getattr(get_resource(uri), "name", None) or uri for uri in pending.resources]
 
 
-def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, cookies=()) -> Response:
-    """Redirect to the client, or store the request (if new) and send the browser to a page."""
+def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, cookies=(),
+             hold_errors: bool = False) -> Response:
+    """Redirect to the client, or store the request (if new) and send the browser to a page.
+    `hold_errors`: show errors on the notice page rather than redirecting (see _deliver_error)."""
     from ..oauth import authorization
 
     s = settings()
@@ -190,7 +214,7 @@ def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, coo
     except authorization.RedirectableError as exc:
         if stored:
             authorization.finish_request(pending)
-        return _redirect(authorization.error_location(exc, s), cookies)
+        return _deliver_error(exc, hold=hold_errors, cookies=cookies)
     if decision.action == "redirect":
         return _redirect(decision.location, cookies)
     if not stored:
@@ -214,10 +238,12 @@ def authorize():
     try:
         pending = authorization.validate(params, client, redirect_uri, s)
     except authorization.RedirectableError as exc:
-        return _redirect(authorization.error_location(exc, s))
+        return _deliver_error(exc, hold=client.registered_dynamically)
     cookie_value, cleared = _session_cookie()
     session = sessions.load(cookie_value)
-    return _advance(pending, session, just_signed_in=False, stored=False, cookies=cleared)
+    # Errors here (prompt=none's login_required, consent_required) come before any interaction.
+    return _advance(pending, session, just_signed_in=False, stored=False, cookies=cleared,
+                    hold_errors=client.registered_dynamically)
 
 
 # Sign-in ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..errors import InvalidScope, UnauthorizedClient
 from ..oauth import scopes
+from ..oauth.clients import allowed_scopes
 from ..oauth.resources import IDENTITY_SCOPES, audience, check_scopes, default_scopes, resolve
 from ..storage.models import ClientModel
 from ..tokens.issue import issue_tokens
@@ -16,7 +17,7 @@ from ..tokens.issue import issue_tokens
 def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     if client.client_type != "confidential":
         raise UnauthorizedClient("client_credentials is for confidential clients only")
-    allowed = [s for s in client.scopes if s not in IDENTITY_SCOPES]
+    allowed = [s for s in allowed_scopes(client, settings) if s not in IDENTITY_SCOPES]
     requested = scopes.parse(form.get("scope"))
     if any(s in IDENTITY_SCOPES for s in requested):
         raise InvalidScope("identity scopes need a user; client_credentials has none")

@@ -1,10 +1,13 @@
 """grant_type=refresh_token (RFC 6749 §6): rotate, then issue. Scope and resources may be narrowed,
-never widened; both are checked before the token is consumed so a bad request costs nothing."""
+never widened; both are checked before the token is consumed so a bad request costs nothing.
+Refreshed tokens also stay within what the client may ask for now (oauth/clients.allowed_scopes):
+a scope withdrawn from unverified clients is not refreshed into new tokens."""
 from __future__ import annotations
 
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..oauth import refresh_tokens, scopes
+from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, narrow
 from ..storage.grants import active_grant, revoke_grant
 from ..storage.models import ClientModel
@@ -18,6 +21,8 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         raise InvalidRequest("refresh_token is required")
     requested_scopes = scopes.parse(form.get("scope"))
     requested_resources = form.get("resource", [])
+    allowed = allowed_scopes(client, settings)
+    scopes.require_subset(requested_scopes, allowed)
     if requested_scopes or requested_resources:
         grant_id, _ = refresh_tokens.split(token)
         current = active_grant(grant_id)
@@ -34,7 +39,7 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         # Signed out everywhere after this family began: the by_sub index may have missed it.
         revoke_grant(grant.grant_id, reason="user signed out everywhere")
         raise InvalidGrant(refresh_tokens.GENERIC, detail="grant older than the user's session generation")
-    granted_scopes = requested_scopes or list(grant.scopes)
+    granted_scopes = requested_scopes or [s for s in grant.scopes if s in allowed]
     resources = narrow(requested_resources, list(grant.resources))
     # OIDC Core §12.2: a refreshed ID token keeps auth_time and carries no nonce.
     return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,

@@ -30,6 +30,7 @@ from ..storage.models import (
     transact_write,
 )
 from . import pkce, redirect_uris, resources, scopes
+from .clients import allowed_scopes
 
 log = get_logger("idp.authorize")
 
@@ -138,9 +139,10 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
         method = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         requested = scopes.parse(params.get("scope"))
         targets = resources.resolve(params.get("resource", []), client)
-        # RFC 6749 §3.3: without a scope we apply a default, the client's registered scopes.
-        granted = (scopes.require_subset(requested, list(client.scopes)) if requested
-                   else resources.default_scopes(list(client.scopes), targets))
+        # RFC 6749 §3.3: without a scope we apply a default, the scopes the client may ask for.
+        allowed = allowed_scopes(client, settings)
+        granted = (scopes.require_subset(requested, allowed) if requested
+                   else resources.default_scopes(allowed, targets))
         if not granted:
             raise InvalidScope("no scope requested and the client has no default scopes")
         resources.check_scopes(granted, targets)

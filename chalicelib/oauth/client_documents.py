@@ -168,6 +168,7 @@ def _cache_seconds(cache_control: str) -> int:
 def to_client(url: str, document, settings: Settings) -> ClientModel:
     """Validate a document and express it as an (unsaved) public client."""
     from ..errors import InvalidClientMetadata, InvalidRedirectUri
+    from .clients import unverified_scope_ceiling
     from .registration import validate
 
     if not isinstance(document, dict):
@@ -179,7 +180,8 @@ def to_client(url: str, document, settings: Settings) -> ClientModel:
     if document.get("token_endpoint_auth_method", "none") != "none":
         raise DocumentError("client_id documents are supported for public clients (auth method none) only")
     try:
-        fields = validate({"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"})
+        fields = validate({"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"},
+                          unverified_scope_ceiling(settings))
     except (InvalidClientMetadata, InvalidRedirectUri) as exc:
         raise DocumentError(f"the client_id document is invalid: {exc.description}") from None
     fields.pop("client_type")
@@ -187,8 +189,24 @@ def to_client(url: str, document, settings: Settings) -> ClientModel:
                        created_at=now(), updated_at=now(), **fields)
 
 
-def resolve(url: str, settings: Settings) -> ClientModel:
-    """The client a document URL describes: from the cache while fresh, else fetched."""
+def allowed_by_policy(url: str, settings: Settings) -> bool:
+    """CLIENT_ID_DOCUMENTS: "any", "off", or an allow-list of exact hosts (no subdomains: a listed
+    host does not vouch for every name under it). A document client is self-registered, so the
+    default follows REGISTRATION_MODE: with registration closed, a URL must not open it again."""
+    if settings.client_id_documents in ("any", "off"):
+        return settings.client_id_documents == "any"
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host in settings.client_id_document_hosts
+
+
+def resolve(url: str, settings: Settings) -> ClientModel | None:
+    """The client a document URL describes: from the cache while fresh, else fetched. None when
+    CLIENT_ID_DOCUMENTS does not allow the URL: checked first, so nothing is read or fetched."""
+    if not allowed_by_policy(url, settings):
+        return None
     _check_url(url, settings)  # before any lookup: the URL is also the cache's DynamoDB key
     at = now()
     try:

@@ -1,5 +1,5 @@
 """Finding the client a request names: a registered client by id, or a client ID metadata document
-by URL (chalicelib/oauth/client_documents.py)."""
+by URL (chalicelib/oauth/client_documents.py); and what scopes a client may ask for."""
 from __future__ import annotations
 
 from ..config import Settings
@@ -7,8 +7,9 @@ from ..storage.models import ClientModel
 
 
 def find_client(client_id: str | None, settings: Settings, *, cache_seconds: int = 0) -> ClientModel | None:
-    """The active client for `client_id`, or None. Raises client_documents.DocumentError when the
-    id is a document URL that cannot be used (the reason is safe to show)."""
+    """The active client for `client_id`, or None. A document URL that CLIENT_ID_DOCUMENTS does not
+    allow is None too (an unknown client). Raises client_documents.DocumentError when the id is an
+    allowed document URL that cannot be used (the reason is safe to show)."""
     from ..storage.clients import get_client, get_client_cached
     from .client_documents import is_document_client_id, resolve
 
@@ -18,3 +19,28 @@ def find_client(client_id: str | None, settings: Settings, *, cache_seconds: int
         return resolve(client_id, settings)
     client = get_client_cached(client_id, cache_seconds) if cache_seconds else get_client(client_id)
     return None if client is None or client.disabled else client
+
+
+def unverified_scope_ceiling(settings: Settings) -> tuple[str, ...]:
+    """Every scope an unverified client may ask for: UNVERIFIED_CLIENT_SCOPES, else the identity
+    scopes and those of public resources (from this container's cache, not a Scan per request)."""
+    from ..storage.resources import public_scopes
+    from .resources import IDENTITY_SCOPES
+
+    if settings.unverified_client_scopes is not None:
+        return settings.unverified_client_scopes
+    return tuple(dict.fromkeys([*IDENTITY_SCOPES, *public_scopes(settings.client_cache_seconds)]))
+
+
+def allowed_scopes(client: ClientModel, settings: Settings) -> list[str]:
+    """The scopes `client` may ask for, wherever a request or a grant is checked against them.
+
+    An admin-created client may ask for its registered scopes. A client nobody vetted (registered
+    at /register or described by a metadata document: `registered_dynamically`) may ask for the
+    unverified-client ceiling as it is now, whatever it was registered with: MCP clients step up to
+    scopes beyond their first request, publishing an API reaches agents already registered, and
+    withdrawing one (or registrations made before the ceiling existed) takes effect at once.
+    """
+    if client.registered_dynamically:
+        return list(unverified_scope_ceiling(settings))
+    return list(client.scopes)

@@ -7,10 +7,13 @@ ask for:
 - grant_types ⊆ {authorization_code, refresh_token}, response_types ⊆ {code}, consistent.
 - token_endpoint_auth_method: none (public: native apps and agents), client_secret_basic
   (the RFC 7591 default) or client_secret_post.
-- scope: optional (Claude-style requests omit it); every scope named must be one this server knows
-  (identity scopes or a registered resource's). The client is registered for every known scope
-  either way: MCP clients step up to scopes beyond their first request (a 403 insufficient_scope
-  names them), and the user's consent, not the registration, is what grants a scope.
+- scope: optional (Claude-style requests omit it); every scope named must be within the
+  unverified-client ceiling (UNVERIFIED_CLIENT_SCOPES, by default the identity scopes and those of
+  resources registered with --public). A scope outside it gets the same error whether or not any
+  API defines it, and the response lists only the ceiling, so anonymous callers cannot enumerate
+  the scopes of private APIs. The client is allowed the whole ceiling either way (the live one,
+  see oauth/clients.allowed_scopes): MCP clients step up to scopes beyond their first request (a
+  403 insufficient_scope names them), and the user's consent, not the registration, grants a scope.
 The registration access token is 256-bit random, stored as its SHA-256, and rotated on every
 read or update (RFC 7592 §3 lets the server issue a new one; we cannot return the old one).
 """
@@ -25,7 +28,6 @@ from ..errors import InvalidClientMetadata, InvalidRedirectUri, InvalidToken, ec
 from ..hashing import matches_hash, new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.models import ClientModel, conditionally
-from .resources import IDENTITY_SCOPES
 
 log = get_logger("idp.registration")
 
@@ -35,12 +37,6 @@ AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def known_scopes() -> list[str]:
-    from ..storage.resources import list_resources
-
-    return list(dict.fromkeys([*IDENTITY_SCOPES, *(s for r in list_resources() for s in r.scopes)]))
 
 
 def _strings(metadata: dict, name: str, default: list[str]) -> list[str]:
@@ -81,8 +77,9 @@ def _optional_https_url(metadata: dict, name: str) -> str | None:
     return value
 
 
-def validate(metadata) -> dict:
-    """RFC 7591 §2 metadata -> ClientModel fields. Raises InvalidClientMetadata / InvalidRedirectUri."""
+def validate(metadata, ceiling: tuple[str, ...]) -> dict:
+    """RFC 7591 §2 metadata -> ClientModel fields, with `ceiling` (the scopes an unverified client
+    may ask for) as its scopes. Raises InvalidClientMetadata / InvalidRedirectUri."""
     if not isinstance(metadata, dict):
         raise InvalidClientMetadata("the registration request must be a JSON object")
     method = metadata.get("token_endpoint_auth_method", "client_secret_basic")  # RFC 7591 §2 default
@@ -108,14 +105,14 @@ def validate(metadata) -> dict:
     if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 200
                              or any(unicodedata.category(c) == "Cc" for c in name)):
         raise InvalidClientMetadata("client_name must be 1 to 200 printable characters")
-    known = known_scopes()
     scope = metadata.get("scope")
     if scope is not None:
         if not isinstance(scope, str):
             raise InvalidClientMetadata("scope must be a space-separated string")
-        unknown = [s for s in scope.split(" ") if s and (not _SCOPE_TOKEN.fullmatch(s) or s not in known)]
-        if unknown:
-            raise InvalidClientMetadata(f"unknown scope: {unknown[0]!r}")
+        # One message for a scope no API defines and a private API's scope: no existence oracle.
+        refused = [s for s in scope.split(" ") if s and (not _SCOPE_TOKEN.fullmatch(s) or s not in ceiling)]
+        if refused:
+            raise InvalidClientMetadata(f"scope not available to self-registered clients: {refused[0]!r}")
     return {
         "client_name": (name or "").strip() or f"App at {urlsplit(redirect_uris[0]).hostname}",
         "client_type": "public" if method == "none" else "confidential",
@@ -123,14 +120,16 @@ def validate(metadata) -> dict:
         "redirect_uris": redirect_uris,
         "grant_types": grant_types,
         "response_types": response_types,
-        "scopes": known,
+        "scopes": list(ceiling),
         "client_uri": _optional_https_url(metadata, "client_uri"),
     }
 
 
 def register(metadata, settings: Settings) -> dict:
     """Create a client; the response carries its secret and registration token, shown once."""
-    fields = validate(metadata)
+    from .clients import unverified_scope_ceiling
+
+    fields = validate(metadata, unverified_scope_ceiling(settings))
     secret = new_secret() if fields["client_type"] == "confidential" else None
     registration_token = new_secret()
     at = now()
@@ -147,6 +146,8 @@ def register(metadata, settings: Settings) -> dict:
 
 def information(client: ClientModel, settings: Settings, registration_token: str) -> dict:
     """RFC 7591 §3.2.1 / RFC 7592 §3 client information response."""
+    from .clients import allowed_scopes
+
     info = {
         "client_id": client.client_id,
         "client_id_issued_at": client.created_at,
@@ -155,7 +156,7 @@ def information(client: ClientModel, settings: Settings, registration_token: str
         "grant_types": list(client.grant_types),
         "response_types": list(client.response_types),
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        "scope": " ".join(client.scopes),
+        "scope": " ".join(allowed_scopes(client, settings)),
         "registration_access_token": registration_token,
         "registration_client_uri": f"{settings.issuer}/register/{client.client_id}",
     }
@@ -195,7 +196,9 @@ def update(client: ClientModel, metadata, settings: Settings) -> dict:
         raise InvalidClientMetadata("the request must carry this client's client_id")
     if "client_secret" in metadata and not matches_hash(str(metadata["client_secret"]), client.secret_hash):
         raise InvalidClientMetadata("client_secret does not match")
-    fields = validate(metadata)
+    from .clients import unverified_scope_ceiling
+
+    fields = validate(metadata, unverified_scope_ceiling(settings))
     if fields["client_type"] != client.client_type:
         raise InvalidClientMetadata("token_endpoint_auth_method cannot switch between public and confidential")
     token = rotate_token(client, **{k: v for k, v in fields.items() if k != "client_type"})

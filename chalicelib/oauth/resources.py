@@ -14,7 +14,12 @@ IDENTITY_SCOPES = ("openid", "profile", "email", "offline_access")
 
 
 def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> list:
-    """The registered resources for `requested`; `max_age` > 0 allows this container's cached copy."""
+    """The registered resources for `requested`; `max_age` > 0 allows this container's cached copy.
+
+    A client nobody vetted (dynamically registered or a metadata document) may target public
+    resources only, and a private one is "unknown resource" to it, exactly like one that does not
+    exist: otherwise it could get tokens whose `aud` is a private API (carrying identity scopes)
+    and learn which private APIs exist."""
     from ..storage.resources import InvalidResource, check_resource_uri, get_resource, get_resource_cached
 
     lookup = (lambda uri: get_resource_cached(uri, max_age)) if max_age else get_resource
@@ -25,7 +30,7 @@ def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> l
         except InvalidResource as exc:
             raise InvalidTarget(str(exc)) from None
         resource = lookup(uri)
-        if resource is None:
+        if resource is None or (client.registered_dynamically and not resource.public):
             raise InvalidTarget("unknown resource", detail=uri)
         if client.resources and uri not in client.resources:
             raise InvalidTarget("this client may not request that resource", detail=uri)

@@ -267,6 +267,9 @@ class ResourceModel(Model):
     resource = UnicodeAttribute(hash_key=True)  # absolute URI, no fragment
     name = UnicodeAttribute()
     scopes = _strings(default=list)
+    #: Open to clients nobody vetted (dynamically registered, client ID metadata documents): they may
+    #: target it and ask for its scopes (unless UNVERIFIED_CLIENT_SCOPES says otherwise).
+    public = BooleanAttribute(default=False)
     created_at = NumberAttribute()
 
 

@@ -36,7 +36,8 @@ def check_resource_uri(uri: str) -> str:
     return uri
 
 
-def register_resource(uri: str, name: str, scopes: list[str]) -> ResourceModel:
+def register_resource(uri: str, name: str, scopes: list[str], *, public: bool = False) -> ResourceModel:
+    """Register (or replace) a resource. `public` opens it to unverified clients."""
     check_resource_uri(uri)
     name = (name or "").strip()
     if not 1 <= len(name) <= 200:
@@ -45,8 +46,9 @@ def register_resource(uri: str, name: str, scopes: list[str]) -> ResourceModel:
     bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
     if bad:
         raise InvalidResource(f"invalid scope {bad[0]!r}")
-    resource = ResourceModel(resource=uri, name=name, scopes=scopes, created_at=now())
-    resource.save()  # re-registering replaces name and scopes
+    resource = ResourceModel(resource=uri, name=name, scopes=scopes, public=public, created_at=now())
+    resource.save()  # re-registering replaces name, scopes and the public flag
+    forget_cached_resources()
     return resource
 
 
@@ -67,8 +69,24 @@ def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
     return _cache.get(uri, max_age)
 
 
+def _load_public_scopes(_key: str) -> tuple[str, ...]:
+    public = ResourceModel.scan(ResourceModel.public == True, consistent_read=True)  # noqa: E712 (pynamodb)
+    return tuple(dict.fromkeys(s for r in sorted(public, key=lambda r: r.resource) for s in r.scopes))
+
+
+_public_scopes: ContainerCache[tuple[str, ...]] = ContainerCache(_load_public_scopes)
+
+
+def public_scopes(max_age: int) -> tuple[str, ...]:
+    """The scopes of every public resource. A Scan, so each container reuses its answer for up to
+    `max_age` seconds: /authorize and /token for unverified clients must not scan the table."""
+    return _public_scopes.get("public", max_age)
+
+
 def forget_cached_resources() -> None:
+    """Forget this container's resources and public scopes (tests; and after a local change)."""
     _cache.clear()
+    _public_scopes.clear()
 
 
 def list_resources() -> list[ResourceModel]:
@@ -76,4 +94,6 @@ def list_resources() -> list[ResourceModel]:
 
 
 def delete_resource(uri: str) -> bool:
-    return conditionally(lambda: ResourceModel(resource=uri).delete(condition=ResourceModel.resource.exists()))
+    deleted = conditionally(lambda: ResourceModel(resource=uri).delete(condition=ResourceModel.resource.exists()))
+    forget_cached_resources()
+    return deleted

@@ -3,11 +3,12 @@
 Run it against `make run`:
 
     ./idp-admin resources register --uri http://127.0.0.1:8200/mcp --name "Notes MCP" \\
-        --scope notes:read --scope notes:write
+        --scope notes:read --scope notes:write --public
     IDP_ISSUER=http://127.0.0.1:8000 MCP_RESOURCE=http://127.0.0.1:8200/mcp \\
         PYTHONPATH=. .venv/bin/python -m examples.mcp_server.server      # serves http://127.0.0.1:8200/mcp
 
-then point any MCP client that speaks the MCP authorization spec at http://127.0.0.1:8200/mcp: it gets
+(--public: clients that register themselves may ask for its scopes). Then point any MCP client that
+speaks the MCP authorization spec at http://127.0.0.1:8200/mcp: it gets
 a 401 naming our RFC 9728 metadata, discovers the IdP from it, registers itself (RFC 7591) or uses a
 client ID metadata document, signs the user in and calls the tools with a token whose `aud` is
 exactly MCP_RESOURCE.

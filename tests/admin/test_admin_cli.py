@@ -304,12 +304,21 @@ def test_registration_token_prints_the_token_and_only_the_hash_to_configure(run)
 def test_resources_register_list_and_delete(run):
     status, out, _ = run("resources", "register", "--uri", "https://api.example.com/v1", "--name", "API",
                          "--scope", "api:read")
-    assert status == 0 and json.loads(out)["scopes"] == ["api:read"]
+    assert status == 0 and json.loads(out)["scopes"] == ["api:read"] and json.loads(out)["public"] is False
     assert [r["resource"] for r in json.loads(run("resources", "list")[1])] == ["https://api.example.com/v1"]
     status, _, err = run("resources", "register", "--uri", "https://api.example.com/v1#frag", "--name", "API")
     assert status == 2 and "fragment" in err
     assert run("resources", "delete", "https://api.example.com/v1")[0] == 0
     assert run("resources", "delete", "https://api.example.com/v1")[0] == 2
+
+
+def test_resources_register_public_opens_a_resource_to_unverified_clients(run):
+    status, out, _ = run("resources", "register", "--uri", "https://mcp.example.com/mcp", "--name", "MCP",
+                         "--scope", "mcp:read", "--public")
+    assert status == 0 and json.loads(out)["public"] is True
+    assert [r["public"] for r in json.loads(run("resources", "list")[1])] == [True]
+    status, out, _ = run("resources", "register", "--uri", "https://mcp.example.com/mcp", "--name", "MCP")
+    assert json.loads(out)["public"] is False, "re-registering without --public closes it again"
 
 
 def test_disabling_a_client_from_the_cli(run):

@@ -85,11 +85,12 @@ def mcp_server(idp):
 
 
 def register_mcp_resource(stack, use_stack, resource: str):
-    """Register the MCP server as a resource of `stack`; returns a fresh user's email."""
+    """Register the MCP server as a public resource of `stack` (self-registered and metadata-document
+    clients may use it); returns a fresh user's email."""
     from chalicelib.storage.resources import register_resource
 
     use_stack(stack)
-    register_resource(resource, "Notes MCP", NOTES_SCOPES)
+    register_resource(resource, "Notes MCP", NOTES_SCOPES, public=True)
     return new_user()[1]
 
 

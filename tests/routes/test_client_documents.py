@@ -180,6 +180,101 @@ def test_discovery_advertises_document_support(http):
         "client_id_metadata_document_supported"] is True
 
 
+def configure(monkeypatch, **env):
+    from chalicelib.config import settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.cache_clear()
+
+
+@pytest.fixture
+def no_fetching(monkeypatch):
+    """Fails the test if a document is fetched (or its cache read): the policy comes first."""
+    from chalicelib.storage.models import ClientDocumentModel
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a client_id document was fetched or looked up")
+
+    monkeypatch.setattr(client_documents, "fetch", refuse)
+    monkeypatch.setattr(ClientDocumentModel, "get", refuse)
+
+
+@pytest.mark.parametrize("env", [
+    {"REGISTRATION_MODE": "off"},
+    {"REGISTRATION_MODE": "token", "REGISTRATION_TOKEN_SHA256": "0" * 64},
+    {"CLIENT_ID_DOCUMENTS": "off"},
+])
+def test_with_registration_closed_a_document_client_id_is_an_unknown_client(browser, documents, no_fetching,
+                                                                            monkeypatch, env):
+    client_id = documents.publish("/agent.json")
+    configure(monkeypatch, **env)
+    response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert b"unknown client" in response.body
+    assert documents.hits == []
+
+
+def test_with_registration_closed_a_document_client_is_invalid_client_at_the_token_endpoint(
+        http, documents, no_fetching, monkeypatch):
+    from urllib.parse import urlencode
+
+    client_id = documents.publish("/agent.json")
+    configure(monkeypatch, REGISTRATION_MODE="off")
+    response = http.post("/token", headers={"Content-Type": "application/x-www-form-urlencoded"}, body=urlencode(
+        {"grant_type": "authorization_code", "code": "x" * 43, "client_id": client_id,
+         "redirect_uri": "http://127.0.0.1/cb", "code_verifier": "v" * 43}).encode())
+    assert response.status_code == 401 and json.loads(response.body)["error"] == "invalid_client"
+    assert documents.hits == []
+
+
+def test_discovery_advertises_documents_only_when_they_are_allowed(http, monkeypatch):
+    configure(monkeypatch, REGISTRATION_MODE="off")
+    assert "client_id_metadata_document_supported" not in json.loads(
+        http.get("/.well-known/oauth-authorization-server").body)
+    configure(monkeypatch, CLIENT_ID_DOCUMENTS="agents.example.com")
+    assert json.loads(http.get("/.well-known/oauth-authorization-server").body)[
+        "client_id_metadata_document_supported"] is True
+
+
+def test_an_allow_list_admits_only_the_listed_hosts(browser, documents, monkeypatch, alice):
+    allowed = documents.publish("/agent.json")
+    configure(monkeypatch, CLIENT_ID_DOCUMENTS="agents.example.com, 127.0.0.1")
+    assert browser.get("/authorize?" + authorize_query(allowed, scope="openid")).status_code == 302
+    assert documents.hits == ["/agent.json"]
+
+    configure(monkeypatch, CLIENT_ID_DOCUMENTS="agents.example.com")
+    refused = documents.publish("/other.json")
+    response = browser.get("/authorize?" + authorize_query(refused, scope="openid"))
+    assert response.status_code == 400 and b"unknown client" in response.body
+    assert documents.hits == ["/agent.json"]
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("https://agents.example.com/a.json", True),
+    ("https://AGENTS.example.com/a.json", True),  # host names are case-insensitive
+    ("https://evil.agents.example.com/a.json", False),  # exact hosts: no subdomains
+    ("https://agents.example.com.evil.test/a.json", False),
+    ("https://example.com/a.json", False),
+    ("https://agents.example.com@evil.test/a.json", False),
+    ("https://[::1/a.json", False),
+])
+def test_the_allow_list_matches_exact_hosts(url, allowed):
+    settings = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com",
+                              "CLIENT_ID_DOCUMENTS": "agents.example.com"})
+    assert client_documents.allowed_by_policy(url, settings) is allowed
+
+
+@pytest.mark.parametrize("scope", ["notes:read", "no-such:scope"])
+def test_a_document_asking_for_a_private_scope_fails_like_one_asking_for_a_missing_scope(
+        browser, documents, api_resources, scope):
+    client_id = documents.publish("/agent.json", {"scope": f"openid {scope}"})
+    response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert f"scope not available to self-registered clients: {scope!r}".encode() in response.body.replace(
+        b"&#39;", b"'")
+
+
 @pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1"])
 def test_ipv6_forms_that_embed_ipv4_are_not_public(address):
     assert not client_documents.allowed_address(address, PROD)
@@ -218,3 +313,10 @@ def test_a_server_that_drips_bytes_cannot_hold_the_fetch(monkeypatch):
     assert time.monotonic() - started < 3
     stop.set()
     listener.close()
+
+
+def test_a_document_clients_broken_request_waits_on_the_notice_page(browser, documents):
+    client_id = documents.publish("/agent.json")
+    response = browser.get("/authorize?" + authorize_query(client_id, scope="openid", code_challenge_method="plain"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert b"Continue to 127.0.0.1:5000" in response.body and b"invalid_request" in response.body

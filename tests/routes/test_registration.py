@@ -23,7 +23,7 @@ def register(http, metadata, headers=None):
 
 
 @pytest.fixture
-def registered(http, api_resources):
+def registered(http, api_resources, public_api):
     response = register(http, MCP_STYLE)
     assert response.status_code == 201, response.body
     return json.loads(response.body)
@@ -36,8 +36,38 @@ def test_open_registration_of_an_mcp_style_public_client(registered):
     assert isinstance(registered["client_id_issued_at"], int)
     assert registered["registration_client_uri"] == f"http://127.0.0.1:8000/register/{registered['client_id']}"
     assert len(registered["registration_access_token"]) >= 43
-    # No scope requested: every scope the server knows, identity and registered resources'.
-    assert set(registered["scope"].split()) >= {"openid", "offline_access", "notes:read", "billing:read"}
+    # No scope requested: the unverified-client ceiling, identity scopes and public resources' only.
+    assert registered["scope"].split() == ["openid", "profile", "email", "offline_access", "mcp:read", "mcp:write"]
+
+
+@pytest.mark.parametrize("scope", ["notes:read", "no-such:scope"])
+def test_a_private_apis_scope_is_refused_exactly_like_one_that_does_not_exist(http, api_resources, public_api, scope):
+    """Anonymous callers must not learn which scopes private APIs define from /register."""
+    from chalicelib.storage.models import ClientModel
+
+    response = register(http, {**MCP_STYLE, "scope": f"openid {scope}"})
+    assert response.status_code == 400
+    assert json.loads(response.body) == {"error": "invalid_client_metadata",
+                                         "error_description": f"scope not available to self-registered clients: "
+                                                              f"{scope!r}"}
+    assert ClientModel.count() == 0
+
+
+def test_a_public_apis_scope_may_be_requested_at_registration(http, api_resources, public_api):
+    response = register(http, {**MCP_STYLE, "scope": "openid mcp:read"})
+    assert response.status_code == 201, response.body
+    assert "notes:read" not in json.loads(response.body)["scope"].split()
+
+
+def test_unverified_client_scopes_setting_replaces_the_default_ceiling(http, api_resources, public_api, monkeypatch):
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("UNVERIFIED_CLIENT_SCOPES", "openid notes:read")
+    settings.cache_clear()
+    body = json.loads(register(http, MCP_STYLE).body)
+    assert body["scope"] == "openid notes:read"
+    refused = register(http, {**MCP_STYLE, "scope": "mcp:read"})
+    assert json.loads(refused.body)["error"] == "invalid_client_metadata"
 
 
 def test_confidential_registration_gets_a_secret_stored_as_a_hash(http, keys):
@@ -187,9 +217,9 @@ def test_delete_removes_the_client(http, registered):
     assert manage(http, "get", registered).status_code == 401
 
 
-def test_registered_client_completes_a_flow_and_shows_as_unverified(browser, http, api_resources, alice):
+def test_registered_client_completes_a_flow_and_shows_as_unverified(browser, http, public_api, alice):
     registered = json.loads(register(http, {**MCP_STYLE, "redirect_uris": ["http://127.0.0.1/cb"]}).body)
-    location = browser.get("/authorize?" + authorize_query(registered["client_id"], scope="openid notes:read"))
+    location = browser.get("/authorize?" + authorize_query(registered["client_id"], scope="openid mcp:read"))
     location = location.headers["Location"]
     page = browser.get(location)
     response = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
@@ -197,7 +227,7 @@ def test_registered_client_completes_a_flow_and_shows_as_unverified(browser, htt
                                        "username": "alice@example.com", "password": "correct horse battery"})
     consent = browser.get(response.headers["Location"])
     assert b"unverified" in consent.body
-    code = query_of(sign_in_and_consent(browser, registered["client_id"], scope="openid notes:read"))["code"]
+    code = query_of(sign_in_and_consent(browser, registered["client_id"], scope="openid mcp:read"))["code"]
     assert redeem(http, registered["client_id"], code).status_code == 200
 
 
