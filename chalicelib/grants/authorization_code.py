@@ -16,7 +16,7 @@ from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..oauth import pkce
 from ..oauth.refresh_tokens import mint
-from ..oauth.resources import audience, narrow, narrowed_scopes
+from ..oauth.resources import audience, narrow, registered, token_scopes
 from ..storage.grants import active_grant, revoke_grant
 from ..storage.models import AuthorizationCodeModel, ClientModel, conditionally
 from ..storage.users import get_user
@@ -49,7 +49,7 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     try:
         granted_resources = narrow(requested_resources, list(record.resources))
         if requested_resources:
-            scopes = narrowed_scopes(scopes, granted_resources, max_age=settings.client_cache_seconds)
+            scopes = token_scopes(scopes, registered(granted_resources, max_age=settings.client_cache_seconds))
     except (InvalidTarget, InvalidScope) as exc:
         # The code is already consumed; as for every failure after that, nothing may come of it.
         revoke_grant(record.grant_id, reason=f"token request could not narrow the resources: {exc.description}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..oauth import refresh_tokens, scopes
-from ..oauth.resources import audience, narrow, narrowed_scopes
+from ..oauth.resources import audience, narrow, registered, token_scopes
 from ..storage.grants import active_grant, revoke_grant
 from ..storage.models import ClientModel
 from ..storage.users import get_user
@@ -47,5 +47,5 @@ def _narrowed(requested_scopes: list[str], requested_resources: list[str], grant
     resources = narrow(requested_resources, list(grant.resources))
     granted_scopes = requested_scopes or list(grant.scopes)
     if resources and (requested_scopes or requested_resources):
-        granted_scopes = narrowed_scopes(granted_scopes, resources, max_age=settings.client_cache_seconds)
+        granted_scopes = token_scopes(granted_scopes, registered(resources, max_age=settings.client_cache_seconds))
     return granted_scopes, resources

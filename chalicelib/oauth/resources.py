@@ -88,15 +88,16 @@ def token_scopes(scopes: list[str], resources: list) -> list[str]:
     return kept
 
 
-def narrowed_scopes(scopes: list[str], audience_resources: list[str], *, max_age: int) -> list[str]:
-    """`token_scopes` for resource URIs. Registrations come from this container's cache (`max_age`,
-    CLIENT_CACHE_SECONDS), so a warm token endpoint makes no extra DynamoDB call. A resource deleted
-    since the grant is `invalid_target`: nothing says any more what that API understands."""
+def registered(uris: list[str], *, max_age: int) -> list:
+    """The registrations of resources granted earlier (a pending request's, a grant's), from this
+    container's cache for up to `max_age` seconds (CLIENT_CACHE_SECONDS), so warm paths make no
+    DynamoDB call for them. One deleted since is `invalid_target`: nothing says any more which
+    scopes it defines."""
     from ..storage.resources import get_resource_cached
 
-    uris = list(dict.fromkeys(audience_resources))
-    targets = [get_resource_cached(uri, max_age) for uri in uris]
-    gone = [uri for uri, target in zip(uris, targets) if target is None]
+    uris = list(dict.fromkeys(uris))
+    found = [get_resource_cached(uri, max_age) for uri in uris]
+    gone = [uri for uri, resource in zip(uris, found) if resource is None]
     if gone:
         raise InvalidTarget("resource is no longer registered", detail=" ".join(gone))
-    return token_scopes(scopes, targets)
+    return found
