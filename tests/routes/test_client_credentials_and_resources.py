@@ -189,3 +189,14 @@ def test_refresh_asking_an_api_for_none_of_its_scopes_is_invalid_scope_and_keeps
     response = refresh(http, two_api_agent.client_id, tokens["refresh_token"], resource=NOTES, scope="billing:read")
     assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_scope"
     assert refresh(http, two_api_agent.client_id, tokens["refresh_token"]).status_code == 200
+
+
+def test_client_credentials_get_no_token_for_an_api_none_of_whose_scopes_the_client_has(http, keys, api_resources):
+    """Without `scope` the default is the client's scopes that Billing defines: none, so no token
+    for Billing (it used to be a token for Billing with an empty scope)."""
+    from chalicelib.storage.clients import create_client
+
+    client, secret = create_client(client_name="Notes job", grant_types=["client_credentials"], scopes=["notes:read"])
+    response = token_request(http, client, secret, resource=BILLING)
+    assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_scope"
+    assert token_request(http, client, secret, resource=NOTES).status_code == 200
