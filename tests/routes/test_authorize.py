@@ -414,12 +414,14 @@ def test_consent_to_write_at_one_api_is_not_consent_to_write_at_another(browser,
 def test_consent_remembered_before_pairs_is_not_trusted(browser, alice, overlapping_apis):
     """An item from the scopes-plus-resources era cannot say which scope went to which API, so it
     covers nothing: the user is asked once more."""
+    from chalicelib.aws import client
     from chalicelib.storage.models import ConsentModel
 
     client_id = overlapping_apis.client_id
     sign_in_and_consent(browser, client_id, redirect_uri=WEB_APP, scope="openid read", resource=DOCS)
-    ConsentModel._get_connection().put_item(f"{alice.pk}#{client_id}", attributes={
-        "scopes": {"SS": ["openid", "read", "write"]}, "resources": {"SS": [DOCS, PHOTOS]}, "updated_at": {"N": "1"}})
+    client("dynamodb").put_item(TableName=ConsentModel.Meta.table_name, Item={  # the old shape of the item
+        "pk": {"S": f"{alice.pk}#{client_id}"}, "scopes": {"SS": ["openid", "read", "write"]},
+        "resources": {"SS": [DOCS, PHOTOS]}, "updated_at": {"N": "1"}})
     silent = browser.get("/authorize?" + authorize_query(client_id, redirect_uri=WEB_APP, prompt="none",
                                                          scope="openid read", resource=DOCS))
     assert query_of(silent.headers["Location"])["error"] == "consent_required"
