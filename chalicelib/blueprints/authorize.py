@@ -196,12 +196,6 @@ def _client_of(pending):
         return None
 
 
-def _resource_names(pending) -> list[str]:
-    from ..storage.resources import get_resource
-
-    return [getattr(get_resource(uri), "name", None) or uri for uri in pending.resources]
-
-
 def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, cookies=(),
              hold_errors: bool = False) -> Response:
     """Redirect to the client, or store the request (if new) and send the browser to a page.
@@ -296,10 +290,18 @@ def login():
 
 # Consent ------------------------------------------------------------------------------------------
 
+def _ended(pending, exc) -> Response:
+    """A pending request that can no longer go on: finish it and tell the client why."""
+    from ..oauth import authorization
+
+    authorization.finish_request(pending)
+    return _redirect(authorization.error_location(exc, settings()))
+
+
 @route(bp, "/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
 @_shows_errors
 def consent():
-    from ..oauth import authorization, scopes, sessions
+    from ..oauth import authorization, consent as consent_core, scopes, sessions
     from ..oauth.client_documents import is_document_client_id
     from ..storage.users import get_user
 
@@ -313,6 +315,11 @@ def consent():
             return _expired()
         if not authorization.may_consent(pending, session):
             return _redirect(_page_url("/login", pending.request_id), cleared)
+        try:
+            targets = authorization.requested_resources(pending, s)
+        except authorization.RedirectableError as exc:
+            return _ended(pending, exc)
+        about_you, apis = consent_core.page_sections(list(pending.scopes), targets)
         client = _client_of(pending)
         user = get_user(session.sub)
         return _page("consent.html", form_targets=[_origin(pending.redirect_uri)],
@@ -321,7 +328,8 @@ def consent():
                      # A metadata-document client is whoever controls this host (the draft's §6).
                      client_host=urlsplit(pending.client_id).hostname if is_document_client_id(pending.client_id)
                      else None,
-                     scopes=scopes.describe(list(pending.scopes)), resources=_resource_names(pending),
+                     scopes=scopes.describe(about_you),
+                     apis=[(name, scopes.describe(granted)) for name, granted in apis],
                      redirect_host=urlsplit(pending.redirect_uri).netloc or pending.redirect_uri,
                      email=user.email if user else session.sub, request_id=pending.request_id,
                      csrf_token=sessions.csrf_token(cookie_value, "consent"))
@@ -339,7 +347,11 @@ def consent():
         denied = authorization.RedirectableError(
             AccessDenied("the user denied the request"), pending.redirect_uri, pending.state)
         return _redirect(authorization.error_location(denied, s))
-    authorization.remember_consent(session.sub, pending.client_id, list(pending.scopes), list(pending.resources))
+    try:
+        wanted = authorization.consent_wanted(pending, s)
+    except authorization.RedirectableError as exc:
+        return _ended(pending, exc)
+    authorization.remember_consent(session.sub, pending.client_id, wanted)
     try:
         location = authorization.issue_code(pending, session, s)
     except authorization.RedirectableError as exc:

@@ -11,12 +11,12 @@ import hmac
 
 
 from ..config import Settings
-from ..errors import InvalidGrant, InvalidRequest, InvalidTarget
+from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..oauth import pkce
 from ..oauth.refresh_tokens import mint
-from ..oauth.resources import audience, narrow
+from ..oauth.resources import audience, narrow, registered, token_scopes
 from ..storage.grants import active_grant, revoke_grant
 from ..storage.models import AuthorizationCodeModel, ClientModel, conditionally
 from ..storage.users import get_user
@@ -49,12 +49,15 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     if grant.session_generation < user.session_generation:
         # Signed out everywhere (or disabled) after the session signed in, even if re-enabled since.
         _reject(record, "user signed out everywhere since the session signed in")
+    scopes = list(record.scopes)
     try:
         granted_resources = narrow(requested_resources, list(record.resources))
-    except InvalidTarget:
-        revoke_grant(record.grant_id, reason="token request widened the resources")
+        if requested_resources:
+            scopes = token_scopes(scopes, registered(granted_resources, max_age=settings.client_cache_seconds))
+    except (InvalidTarget, InvalidScope) as exc:
+        # The code is already consumed; as for every failure after that, nothing may come of it.
+        revoke_grant(record.grant_id, reason=f"token request could not narrow the resources: {exc.description}")
         raise
-    scopes = list(record.scopes)
     refresh_token = mint(settings, record.grant_id, client.client_id) if wants_refresh_token(client, scopes) else None
     return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,
                         auth_time=record.auth_time, nonce=record.nonce, user=user, refresh_token=refresh_token,

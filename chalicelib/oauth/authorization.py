@@ -16,7 +16,15 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from pynamodb.exceptions import TransactWriteError
 
 from ..config import Settings
-from ..errors import InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient, UnsupportedResponseType, echo
+from ..errors import (
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+    echo,
+)
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.models import (
@@ -29,7 +37,7 @@ from ..storage.models import (
     conditionally,
     transact_write,
 )
-from . import pkce, redirect_uris, resources, scopes
+from . import consent, pkce, redirect_uris, resources, scopes
 from .clients import allowed_scopes
 
 log = get_logger("idp.authorize")
@@ -138,7 +146,8 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
             raise InvalidRequest("only response_mode=query is supported")
         method = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         requested = scopes.parse(params.get("scope"))
-        targets = resources.resolve(params.get("resource", []), client)
+        # Cached like the token endpoint's lookups: decide() reads the same registrations again.
+        targets = resources.resolve(params.get("resource", []), client, max_age=settings.client_cache_seconds)
         # RFC 6749 §3.3: without a scope we apply a default, the scopes the client may ask for.
         allowed = allowed_scopes(client, settings)
         granted = (scopes.require_subset(requested, allowed) if requested
@@ -211,21 +220,36 @@ def _consent_key(sub: str, client_id: str) -> str:
     return f"{sub}#{client_id}"
 
 
-def has_consent(sub: str, client_id: str, scopes_wanted: list[str], resources_wanted: list[str]) -> bool:
-    """Consent covers a request when the user already allowed these scopes and these resources."""
+def requested_resources(request: AuthorizationRequestModel, settings: Settings) -> list:
+    """The registrations of the request's resources, from this container's cache (on /authorize
+    validate() has just read them). One deleted since the request was validated ends it."""
     try:
-        consent = ConsentModel.get(_consent_key(sub, client_id), consistent_read=True)
+        return resources.registered(list(request.resources), max_age=settings.client_cache_seconds)
+    except InvalidTarget as exc:
+        raise RedirectableError(exc, request.redirect_uri, request.state) from None
+
+
+def consent_wanted(request: AuthorizationRequestModel, settings: Settings) -> dict[str, list[str]]:
+    """Audience -> scopes this request asks the user to allow (see oauth/consent.py)."""
+    return consent.per_audience(list(request.scopes), requested_resources(request, settings),
+                                settings.default_audience)
+
+
+def has_consent(sub: str, client_id: str, wanted: dict[str, list[str]]) -> bool:
+    """Consent covers a request when the user already allowed every (audience, scope) pair of it.
+    Items from before pairs were stored have none and cover nothing: those users are asked once more."""
+    try:
+        remembered = ConsentModel.get(_consent_key(sub, client_id), consistent_read=True)
     except ConsentModel.DoesNotExist:
         return False
-    return set(scopes_wanted) <= set(consent.scopes) and set(resources_wanted) <= set(consent.resources or ())
+    return consent.pairs(wanted) <= set(remembered.audience_scopes or ())
 
 
-def remember_consent(sub: str, client_id: str, scopes_granted: list[str], resources_granted: list[str]) -> None:
-    """Record consent; DynamoDB's set ADD grows the remembered scopes and resources atomically."""
-    actions = [ConsentModel.scopes.add(set(scopes_granted)), ConsentModel.updated_at.set(now())]
-    if resources_granted:
-        actions.append(ConsentModel.resources.add(set(resources_granted)))
-    ConsentModel(pk=_consent_key(sub, client_id)).update(actions=actions)
+def remember_consent(sub: str, client_id: str, granted: dict[str, list[str]]) -> None:
+    """Record consent; DynamoDB's set ADD grows the remembered pairs atomically, so two grants at
+    once both land and neither widens the other."""
+    ConsentModel(pk=_consent_key(sub, client_id)).update(
+        actions=[ConsentModel.audience_scopes.add(consent.pairs(granted)), ConsentModel.updated_at.set(now())])
 
 
 def always_ask(request: AuthorizationRequestModel) -> bool:
@@ -268,7 +292,7 @@ def decide(request: AuthorizationRequestModel, session: SessionModel | None, *, 
             raise RedirectableError(LoginRequired("the user must sign in"), request.redirect_uri, request.state)
         return Decision("login", request)
     if ("consent" in prompt or always_ask(request)
-            or not has_consent(session.sub, request.client_id, list(request.scopes), list(request.resources))):
+            or not has_consent(session.sub, request.client_id, consent_wanted(request, settings))):
         if "none" in prompt:
             raise RedirectableError(ConsentRequired("the user must consent"), request.redirect_uri, request.state)
         return Decision("consent", request)

@@ -2,7 +2,8 @@
 
 A requested resource must be registered, allowed for the client (when the client lists resources),
 and an absolute URI without fragment; anything else is `invalid_target`. At the token endpoint a
-client may narrow the audience to resources granted at authorization, never widen it.
+client may narrow the audience to resources granted at authorization, never widen it, and the
+narrowed token carries only the scopes its audience defines (plus the identity scopes).
 """
 from __future__ import annotations
 
@@ -40,22 +41,34 @@ def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> l
 
 def check_scopes(scopes: list[str], resources: list) -> None:
     """With resources named, every non-identity scope must be defined by one of them, so a token
-    never carries a scope its audience does not understand."""
+    never carries a scope its audience does not understand; and every resource must receive at least
+    one scope (identity scopes count), so no audience rides along in a token without its own scope
+    (and, at /authorize, without the user's consent to it: consent is remembered per audience)."""
     if not resources:
         return
     defined = {s for r in resources for s in r.scopes}
     foreign = [s for s in scopes if s not in IDENTITY_SCOPES and s not in defined]
     if foreign:
         raise InvalidScope(f"scope not defined by the requested resource: {' '.join(foreign)}")
+    idle = [r.resource for r in resources if not scopes_for_audience(scopes, [r])]
+    if idle:
+        raise InvalidScope(f"no requested scope is for the resource: {' '.join(idle)}")
+
+
+def scopes_for_audience(scopes: list[str], resources: list) -> list[str]:
+    """What a token whose audience is `resources` may carry: the identity scopes and the scopes one
+    of them defines (RFC 8707 §2: an access token is restricted to its audience). Without resources
+    the audience is the default one, which defines no scopes of its own, so nothing is dropped."""
+    if not resources:
+        return list(scopes)
+    defined = {s for r in resources for s in r.scopes}
+    return [s for s in scopes if s in IDENTITY_SCOPES or s in defined]
 
 
 def default_scopes(allowed: list[str], resources: list) -> list[str]:
     """RFC 6749 §3.3 default when no scope was requested: the client's scopes, limited to those the
     requested resources define (identity scopes always apply)."""
-    if not resources:
-        return list(allowed)
-    defined = {s for r in resources for s in r.scopes}
-    return [s for s in allowed if s in IDENTITY_SCOPES or s in defined]
+    return scopes_for_audience(allowed, resources)
 
 
 def narrow(requested: list[str], granted: list[str]) -> list[str]:
@@ -68,3 +81,28 @@ def narrow(requested: list[str], granted: list[str]) -> list[str]:
 
 def audience(resources: list[str], default: str) -> list[str]:
     return list(resources) if resources else [default]
+
+
+def token_scopes(scopes: list[str], resources: list) -> list[str]:
+    """The scopes of a token for `resources` after the client narrowed its audience (RFC 8707
+    §2.2) or its scope (RFC 6749 §6) at the token endpoint. A grant for Notes and Billing keeps
+    each API's scopes side by side, so a token for Notes alone sheds Billing's; and a token for an
+    API left with none of its scopes is refused rather than issued empty-handed."""
+    kept = scopes_for_audience(scopes, resources)
+    check_scopes(kept, resources)
+    return kept
+
+
+def registered(uris: list[str], *, max_age: int) -> list:
+    """The registrations of resources granted earlier (a pending request's, a grant's), from this
+    container's cache for up to `max_age` seconds (CLIENT_CACHE_SECONDS), so warm paths make no
+    DynamoDB call for them. One deleted since is `invalid_target`: nothing says any more which
+    scopes it defines."""
+    from ..storage.resources import get_resource_cached
+
+    uris = list(dict.fromkeys(uris))
+    found = [get_resource_cached(uri, max_age) for uri in uris]
+    gone = [uri for uri, resource in zip(uris, found) if resource is None]
+    if gone:
+        raise InvalidTarget("resource is no longer registered", detail=" ".join(gone))
+    return found

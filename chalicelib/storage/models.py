@@ -150,9 +150,9 @@ class ConsentModel(Model):
 
     Meta = _meta("consents")
     pk = UnicodeAttribute(hash_key=True)
-    scopes = UnicodeSetAttribute()
-    #: RFC 8707 resources the user agreed the client may reach (absent: none beyond the default).
-    resources = UnicodeSetAttribute(null=True)
+    #: (audience, scope) pairs allowed, each "<scope> <audience>" (oauth/consent.py). Items written
+    #: before pairs, with separate `scopes` and `resources` sets, have none and so cover nothing.
+    audience_scopes = UnicodeSetAttribute(null=True)
     updated_at = NumberAttribute()
 
 

@@ -466,3 +466,104 @@ def test_parallel_guesses_cannot_outrun_the_throttle(aws, alice):
     with ThreadPoolExecutor(max_workers=12) as pool:
         outcomes = list(pool.map(guess, range(12)))
     assert outcomes.count("failed") <= 5 and outcomes.count("throttled") >= 7, outcomes
+
+
+DOCS, PHOTOS = "https://docs.example.com/api", "https://photos.example.com/api"
+
+
+@pytest.fixture
+def overlapping_apis(aws):
+    """Two APIs that both name their scopes plainly `read` and `write`."""
+    from chalicelib.storage.clients import create_client
+    from chalicelib.storage.resources import register_resource
+
+    register_resource(DOCS, "Docs API", ["read", "write"])
+    register_resource(PHOTOS, "Photos API", ["read", "write"])
+    client, _ = create_client(client_name="Web", client_type="public", redirect_uris=[WEB_APP],
+                              scopes=["openid", "read", "write"])
+    return client
+
+
+def test_consent_to_write_at_one_api_is_not_consent_to_write_at_another(browser, alice, overlapping_apis):
+    """Consent is remembered as (audience, scope) pairs: `read write` for Docs plus `read` for Photos
+    must not add up to `write` for Photos."""
+    client_id = overlapping_apis.client_id
+    sign_in_and_consent(browser, client_id, redirect_uri=WEB_APP, scope="openid read write", resource=DOCS)
+    sign_in_and_consent(browser, client_id, redirect_uri=WEB_APP, scope="openid read", resource=PHOTOS)
+    remembered = browser.get("/authorize?" + authorize_query(client_id, redirect_uri=WEB_APP, prompt="none",
+                                                             scope="openid read", resource=PHOTOS))
+    assert "code" in query_of(remembered.headers["Location"])
+    silent = browser.get("/authorize?" + authorize_query(client_id, redirect_uri=WEB_APP, prompt="none",
+                                                         scope="openid read write", resource=PHOTOS))
+    params = query_of(silent.headers["Location"])
+    assert params["error"] == "consent_required" and "code" not in params
+
+
+def test_consent_remembered_before_pairs_is_not_trusted(browser, alice, overlapping_apis):
+    """An item from the scopes-plus-resources era cannot say which scope went to which API, so it
+    covers nothing: the user is asked once more."""
+    from chalicelib.aws import client
+    from chalicelib.storage.models import ConsentModel
+
+    client_id = overlapping_apis.client_id
+    sign_in_and_consent(browser, client_id, redirect_uri=WEB_APP, scope="openid read", resource=DOCS)
+    client("dynamodb").put_item(TableName=ConsentModel.Meta.table_name, Item={  # the old shape of the item
+        "pk": {"S": f"{alice.pk}#{client_id}"}, "scopes": {"SS": ["openid", "read", "write"]},
+        "resources": {"SS": [DOCS, PHOTOS]}, "updated_at": {"N": "1"}})
+    silent = browser.get("/authorize?" + authorize_query(client_id, redirect_uri=WEB_APP, prompt="none",
+                                                         scope="openid read", resource=DOCS))
+    assert query_of(silent.headers["Location"])["error"] == "consent_required"
+    sign_in_and_consent(browser, client_id, redirect_uri=WEB_APP, scope="openid read", resource=DOCS)
+    again = browser.get("/authorize?" + authorize_query(client_id, redirect_uri=WEB_APP, prompt="none",
+                                                        scope="openid read", resource=DOCS))
+    assert "code" in query_of(again.headers["Location"])
+
+
+def test_consent_page_says_which_scopes_go_to_which_api(browser, alice, overlapping_apis):
+    from chalicelib.storage.resources import register_resource
+
+    register_resource(PHOTOS, "Photos API", ["read"])
+    response = browser.get("/authorize?" + authorize_query(overlapping_apis.client_id, redirect_uri=WEB_APP,
+                                                           scope="openid read write", resource=[DOCS, PHOTOS]))
+    page = browser.get(browser.post("/login", _login_form(browser, response.headers["Location"])).headers["Location"])
+    body = page.body.decode()
+    docs, photos = body.index("<strong>Docs API</strong>"), body.index("<strong>Photos API</strong>")
+    assert 'data-scope="openid"' in body[:docs]
+    assert 'data-scope="read"' in body[docs:photos] and 'data-scope="write"' in body[docs:photos]
+    assert 'data-scope="read"' in body[photos:] and 'data-scope="write"' not in body[photos:]
+
+
+def _login_form(browser, location):
+    page = browser.get(location)
+    return {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
+            "username": "alice@example.com", "password": "correct horse battery"}
+
+
+def test_an_api_cannot_ride_along_in_a_request_without_a_scope_for_it(browser, http, alice, api_resources):
+    """Consent to Billing alone must not let a silent request add Notes to the token's audience by
+    asking only for Billing's scope: every named API needs a scope of its own, and so the user's."""
+    from chalicelib.storage.clients import create_client
+
+    client, _ = create_client(client_name="Web", client_type="public", redirect_uris=[WEB_APP],
+                              scopes=["notes:read", "billing:read"])
+    notes, billing = "https://notes.example.com/api", "https://billing.example.com/api"
+    sign_in_and_consent(browser, client.client_id, redirect_uri=WEB_APP, scope="billing:read", resource=billing)
+    silent = browser.get("/authorize?" + authorize_query(client.client_id, redirect_uri=WEB_APP, prompt="none",
+                                                         scope="billing:read", resource=[notes, billing]))
+    params = query_of(silent.headers["Location"])
+    assert params["error"] == "invalid_scope" and "code" not in params
+
+
+def test_a_resource_deleted_while_the_user_decides_ends_the_request(browser, alice, overlapping_apis):
+    from chalicelib.storage.resources import delete_resource, forget_cached_resources
+
+    response = browser.get("/authorize?" + authorize_query(overlapping_apis.client_id, redirect_uri=WEB_APP,
+                                                           scope="openid read", resource=DOCS))
+    consent_url = browser.post("/login", _login_form(browser, response.headers["Location"])).headers["Location"]
+    page = browser.get(consent_url)
+    delete_resource(DOCS)
+    forget_cached_resources()  # a container whose copy has aged out
+    allowed = browser.post("/consent", {"request_id": hidden(page.body, "request_id"), "decision": "allow",
+                                        "csrf_token": hidden(page.body, "csrf_token")})
+    assert query_of(allowed.headers["Location"])["error"] == "invalid_target"
+    assert browser.get(consent_url).status_code == 400, "the request is finished"

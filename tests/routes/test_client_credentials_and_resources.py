@@ -119,3 +119,84 @@ def test_token_for_resource_a_is_rejected_by_the_verifier_of_resource_b(http, ke
     assert notes.verify(token, required_scopes=["notes:read"])["aud"] == NOTES
     with pytest.raises(InvalidToken, match="not meant for this resource"):
         billing.verify(token)
+
+
+@pytest.fixture
+def two_api_agent(aws, api_resources):
+    """A client that asks for both APIs at once and keeps a refresh token."""
+    from chalicelib.storage.clients import create_client
+
+    client, _ = create_client(client_name="Agent", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
+                              grant_types=["authorization_code", "refresh_token"],
+                              scopes=["openid", "offline_access", "notes:read", "notes:write", "billing:read"])
+    return client
+
+
+def both_apis_tokens(browser, http, client, **extra):
+    """Consent to notes:write at Notes and billing:read at Billing in one request, then redeem."""
+    location = sign_in_and_consent(browser, client.client_id, scope="openid offline_access notes:write billing:read",
+                                   resource=[NOTES, BILLING])
+    return redeem(http, client.client_id, query_of(location)["code"], extra=extra)
+
+
+def refresh(http, client_id, token, **params):
+    body = {"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id, **params}
+    return http.post("/token", body=urlencode(body, doseq=True).encode(), headers=FORM)
+
+
+def test_narrowing_the_audience_at_redemption_drops_the_other_apis_scopes(browser, http, two_api_agent, alice):
+    """RFC 8707 §2.2: a token for Notes carries identity scopes and Notes's scopes, never Billing's."""
+    response = both_apis_tokens(browser, http, two_api_agent, resource=NOTES)
+    assert response.status_code == 200, response.body
+    claims = claims_of(response)
+    assert claims["aud"] == NOTES
+    assert claims["scope"] == json.loads(response.body)["scope"] == "openid offline_access notes:write"
+
+
+def test_without_narrowing_the_token_keeps_both_audiences_and_their_scopes(browser, http, two_api_agent, alice):
+    response = both_apis_tokens(browser, http, two_api_agent)
+    claims = claims_of(response)
+    assert sorted(claims["aud"]) == sorted([NOTES, BILLING])
+    assert claims["scope"] == "openid offline_access notes:write billing:read"
+
+
+def test_narrowing_the_audience_at_refresh_drops_the_other_apis_scopes(browser, http, two_api_agent, alice):
+    tokens = json.loads(both_apis_tokens(browser, http, two_api_agent).body)
+    billing = refresh(http, two_api_agent.client_id, tokens["refresh_token"], resource=BILLING)
+    assert billing.status_code == 200, billing.body
+    assert claims_of(billing)["aud"] == BILLING
+    assert claims_of(billing)["scope"] == "openid offline_access billing:read"
+    notes = refresh(http, two_api_agent.client_id, json.loads(billing.body)["refresh_token"], resource=NOTES)
+    assert claims_of(notes)["scope"] == "openid offline_access notes:write"
+    both = refresh(http, two_api_agent.client_id, json.loads(notes.body)["refresh_token"])
+    assert claims_of(both)["scope"] == "openid offline_access notes:write billing:read", "the grant is unchanged"
+
+
+def test_refresh_scope_and_resource_narrowed_together_keep_only_what_that_api_defines(browser, http, two_api_agent,
+                                                                                       alice):
+    tokens = json.loads(both_apis_tokens(browser, http, two_api_agent).body)
+    response = refresh(http, two_api_agent.client_id, tokens["refresh_token"], resource=NOTES,
+                       scope="offline_access notes:write billing:read")
+    assert response.status_code == 200, response.body
+    assert claims_of(response)["scope"] == "offline_access notes:write"
+
+
+def test_refresh_asking_an_api_for_none_of_its_scopes_is_invalid_scope_and_keeps_the_token(browser, http,
+                                                                                           two_api_agent, alice):
+    """A token for Notes carrying only Billing's scope would be a token for Notes the user never
+    scoped: refused before the refresh token is used, so the client can still refresh."""
+    tokens = json.loads(both_apis_tokens(browser, http, two_api_agent).body)
+    response = refresh(http, two_api_agent.client_id, tokens["refresh_token"], resource=NOTES, scope="billing:read")
+    assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_scope"
+    assert refresh(http, two_api_agent.client_id, tokens["refresh_token"]).status_code == 200
+
+
+def test_client_credentials_get_no_token_for_an_api_none_of_whose_scopes_the_client_has(http, keys, api_resources):
+    """Without `scope` the default is the client's scopes that Billing defines: none, so no token
+    for Billing (it used to be a token for Billing with an empty scope)."""
+    from chalicelib.storage.clients import create_client
+
+    client, secret = create_client(client_name="Notes job", grant_types=["client_credentials"], scopes=["notes:read"])
+    response = token_request(http, client, secret, resource=BILLING)
+    assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_scope"
+    assert token_request(http, client, secret, resource=NOTES).status_code == 200

@@ -19,9 +19,10 @@ CONTEXTS = [
                     "request_id": DYNAMIC, "csrf_token": DYNAMIC, "login_hint": DYNAMIC}),
     ("consent.html", {"client_name": DYNAMIC, "unverified": True, "client_host": DYNAMIC,
                       "scopes": [("openid", "Sign you in and know who you are"), (DYNAMIC, None)],
-                      "resources": [DYNAMIC, DYNAMIC], "redirect_host": DYNAMIC, "email": DYNAMIC,
+                      "apis": [(DYNAMIC, [("notes:read", None)]), (DYNAMIC, [])], "redirect_host": DYNAMIC, "email": DYNAMIC,
                       "request_id": DYNAMIC, "csrf_token": DYNAMIC}),
     ("logout.html", {"signed_out": False, "csrf_token": DYNAMIC}),
+    ("redirect_notice.html", {"host": DYNAMIC, "error": DYNAMIC, "location": DYNAMIC}),
     ("logout.html", {"signed_out": True}),
 ]
 
