@@ -77,7 +77,8 @@ class Decision:
     location: str | None = None
 
 
-def trusted_client_and_redirect(params: dict, settings: Settings) -> tuple[ClientModel, str]:
+def trusted_client_and_redirect(params: dict, settings: Settings, *,
+                                source_ip: str | None = None) -> tuple[ClientModel, str]:
     from .client_documents import DocumentError
     from .clients import find_client
 
@@ -87,7 +88,7 @@ def trusted_client_and_redirect(params: dict, settings: Settings) -> tuple[Clien
     if len(client_id) > MAX_PARAM_LENGTH:
         raise UntrustedRequest("client_id is too long")
     try:
-        client = find_client(client_id, settings)
+        client = find_client(client_id, settings, source_ip=source_ip)
     except DocumentError as exc:
         raise UntrustedRequest(f"the client could not be verified: {exc}", detail=client_id) from None
     if client is None:
