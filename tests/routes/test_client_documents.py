@@ -364,6 +364,16 @@ def _limited(per_ip=100, per_host=100):
                           "CLIENT_DOCUMENT_FETCHES_PER_HOST": str(per_host)})
 
 
+@pytest.fixture(autouse=True)
+def one_rate_window(monkeypatch):
+    """Counters are per fixed minute: a test that straddles a minute boundary would start over."""
+    from chalicelib.log import now
+    from chalicelib.oauth import throttle
+
+    frozen = now()
+    monkeypatch.setattr(throttle, "now", lambda: frozen)
+
+
 @pytest.fixture
 def fetcher(monkeypatch):
     """Stands in for the network: records each fetch and serves a valid document."""
