@@ -274,7 +274,9 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
     def time_left(self) -> None:
         """Before each read: the socket may wait only for what is left of the deadline."""
-        self.live_socket.settimeout(_remaining(self._deadline))
+        left = _remaining(self._deadline)
+        if self.live_socket.fileno() != -1:  # http.client closes it as soon as a body is complete
+            self.live_socket.settimeout(left)
 
 
 class _PinnedHTTPSConnection(_PinnedHTTPConnection, http.client.HTTPSConnection):
@@ -297,7 +299,7 @@ def _abort(connection: _PinnedHTTPConnection) -> None:
             pass
 
 
-def _get(connection: _PinnedHTTPConnection, target) -> tuple[int, bytes, str]:
+def _get(connection: _PinnedHTTPConnection, target, deadline: float) -> tuple[int, bytes, str]:
     """GET the target: (status, at most MAX_DOCUMENT_BYTES + 1 bytes of body, Cache-Control)."""
     connection.request("GET", (target.path or "/") + (f"?{target.query}" if target.query else ""),
                        headers={"Accept": "application/json", "User-Agent": "serverless-idp"})
@@ -308,7 +310,7 @@ def _get(connection: _PinnedHTTPConnection, target) -> tuple[int, bytes, str]:
     connection.time_left()
     body = response.read(MAX_DOCUMENT_BYTES + 1)
     # The watchdog may have cut the body short: what was still arriving at the deadline is not used.
-    connection.time_left()
+    _remaining(deadline)
     return response.status, body, response.getheader("Cache-Control") or ""
 
 
@@ -325,7 +327,7 @@ def fetch(url: str, settings: Settings) -> tuple[dict, int]:
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _abort, args=(connection,))
     watchdog.start()
     try:
-        status, body, cache_control = _get(connection, urlsplit(url))
+        status, body, cache_control = _get(connection, urlsplit(url), deadline)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         log.info("client document fetch failed", extra={"url": url, "reason": repr(exc)})
         raise DocumentError(UNFETCHABLE) from None

@@ -13,6 +13,7 @@ from chalicelib.oauth.client_documents import DocumentError
 from tests.routes.flow import authorize_query, hidden, query_of, redeem, sign_in_and_consent
 
 PROD = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
+LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000"})
 
 
 class DocumentServer:
@@ -159,6 +160,55 @@ def test_ipv6_forms_that_embed_ipv4_are_not_public(address):
     assert not client_documents.allowed_address(address, PROD)
 
 
+# Over TLS ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def tls_documents(tmp_path, monkeypatch):
+    """A DocumentServer behind TLS with a certificate for 127.0.0.1 that the fetcher is made to trust."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = DocumentServer()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_file, key_file)
+    server.server.socket = server_context.wrap_socket(server.server.socket, server_side=True)
+    server.base = server.base.replace("http://", "https://")
+    trusting = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: trusting(cafile=str(cert_file)))
+    yield server
+    server.server.shutdown()
+
+
+def test_a_document_is_fetched_over_verified_tls_from_a_server_that_closes_the_connection(tls_documents):
+    """With a Content-Length and a closing connection, http.client closes the socket as soon as the
+    body is complete, under the fetcher's feet."""
+    url = tls_documents.base + "/tls.json"
+    body = json.dumps({"client_id": url, "client_name": "Agent Smith", "redirect_uris": ["http://127.0.0.1/cb"]})
+    tls_documents.publish("/tls.json", raw=body.encode(),
+                          headers={"Cache-Control": "max-age=600", "Content-Length": str(len(body))})
+    document, max_age = client_documents.fetch(url, LOCAL)
+    assert document["client_id"] == url and max_age == 600 and tls_documents.hits == ["/tls.json"]
+
+
 # Fixed error texts: no oracle for what the target answered -------------------------------------
 
 def test_what_the_target_answered_is_never_shown(browser, documents):
@@ -270,8 +320,6 @@ def slow_server():
     for server in servers:
         server.close()
 
-
-LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000"})
 
 
 def _fetch_timed(url, settings=LOCAL):
