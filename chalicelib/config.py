@@ -100,6 +100,12 @@ class Settings:
     #: CLIENT_CACHE_SECONDS: how long a container reuses a client's registration without reading
     #: DynamoDB. Disabling a client takes effect within this window. Default 60.
     client_cache_seconds: int = 60
+    #: CLIENT_DOCUMENT_FETCHES_PER_IP: client ID metadata documents fetched per minute on behalf of one
+    #: client IP (an IPv6 client: its /64), counting real fetches only, not cache hits. Default 10.
+    client_document_fetches_per_ip: int = 10
+    #: CLIENT_DOCUMENT_FETCHES_PER_HOST: client ID metadata documents fetched per minute from one host,
+    #: whoever asks; bounds what many addresses together can make us send one site. Default 60.
+    client_document_fetches_per_host: int = 60
     #: REGISTRATION_MODE: dynamic client registration (RFC 7591) at /register: "open" (anyone, the
     #: MCP default), "token" (an initial access token is required, see REGISTRATION_TOKEN_SHA256)
     #: or "off". Default "open".
@@ -246,6 +252,8 @@ def load_settings(env=None) -> Settings:
         refresh_token_absolute_ttl=_int(env, "REFRESH_TOKEN_ABSOLUTE_TTL", 7776000),
         refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 0),
         client_cache_seconds=_int(env, "CLIENT_CACHE_SECONDS", 60),
+        client_document_fetches_per_ip=_int(env, "CLIENT_DOCUMENT_FETCHES_PER_IP", 10),
+        client_document_fetches_per_host=_int(env, "CLIENT_DOCUMENT_FETCHES_PER_HOST", 60),
         registration_mode=registration_mode,
         registration_token_sha256=env.get("REGISTRATION_TOKEN_SHA256", "").lower(),
         registration_max_per_ip=_int(env, "REGISTRATION_MAX_PER_IP", 20),

@@ -191,7 +191,7 @@ def _client_of(pending):
     from ..oauth.clients import find_client
 
     try:
-        return find_client(pending.client_id, settings())
+        return find_client(pending.client_id, settings(), source_ip=client_ip(bp.current_request))
     except DocumentError:
         return None
 
@@ -226,7 +226,7 @@ def authorize():
     s = settings()
     try:
         params = query_params(request) if request.method == "GET" else form_params(request)
-        client, redirect_uri = authorization.trusted_client_and_redirect(params, s)
+        client, redirect_uri = authorization.trusted_client_and_redirect(params, s, source_ip=client_ip(request))
     except OAuthError as exc:
         return _exception_page(exc)
     try:

@@ -6,7 +6,7 @@ from chalice import Blueprint, CORSConfig
 
 from ..config import settings
 from ..errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType, echo
-from ..web import FORM, form_params, json_response, route
+from ..web import FORM, client_ip, form_params, json_response, route
 
 bp = Blueprint(__name__)
 
@@ -21,7 +21,7 @@ def _authenticated_form():
 
     request = bp.current_request
     form = form_params(request)
-    client, method = client_auth.authenticate(request.headers, form, settings())
+    client, method = client_auth.authenticate(request.headers, form, settings(), source_ip=client_ip(request))
     return form, client, method
 
 

@@ -99,7 +99,8 @@ class Decision:
     location: str | None = None
 
 
-def trusted_client_and_redirect(params: dict, settings: Settings) -> tuple[ClientModel, str]:
+def trusted_client_and_redirect(params: dict, settings: Settings, *,
+                                source_ip: str | None = None) -> tuple[ClientModel, str]:
     from .client_documents import DocumentError
     from .clients import find_client
 
@@ -109,7 +110,7 @@ def trusted_client_and_redirect(params: dict, settings: Settings) -> tuple[Clien
     if len(client_id) > MAX_PARAM_LENGTH:
         raise UntrustedRequest("unknown_client", "client_id is too long", detail=f"{len(client_id)} characters")
     try:
-        client = find_client(client_id, settings)
+        client = find_client(client_id, settings, source_ip=source_ip)
     except DocumentError as exc:
         # The reason may quote the document or the fetch: the log gets it, the page does not.
         raise UntrustedRequest("unverified_client", "the client could not be verified",

@@ -27,8 +27,9 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def authenticate(headers, form: dict, settings) -> tuple[ClientModel, str]:
-    """Return (client, method used). Raises InvalidClient / InvalidRequest."""
+def authenticate(headers, form: dict, settings, *, source_ip: str | None = None) -> tuple[ClientModel, str]:
+    """Return (client, method used). Raises InvalidClient / InvalidRequest. `source_ip` (the caller's
+    address) rate-limits fetching a client ID metadata document."""
     authorization = headers.get("authorization") or ""
     uses_basic = authorization[:6].lower() == "basic "
     if authorization and not uses_basic:
@@ -46,7 +47,7 @@ def authenticate(headers, form: dict, settings) -> tuple[ClientModel, str]:
         client_id, secret, method, scheme = form.get("client_id"), None, "none", None
     if not client_id:
         raise InvalidClient("client authentication is required", scheme=scheme)
-    client = _find(client_id, settings)
+    client = _find(client_id, settings, source_ip)
     if method == "none":
         if client is None or client.token_endpoint_auth_method != "none":
             raise InvalidClient("client authentication failed", detail=f"client {client_id} needs a secret")
@@ -58,11 +59,11 @@ def authenticate(headers, form: dict, settings) -> tuple[ClientModel, str]:
     return client, method
 
 
-def _find(client_id: str, settings) -> ClientModel | None:
+def _find(client_id: str, settings, source_ip: str | None) -> ClientModel | None:
     from .client_documents import DocumentError
     from .clients import find_client
 
     try:
-        return find_client(client_id, settings, cache_seconds=settings.client_cache_seconds)
+        return find_client(client_id, settings, cache_seconds=settings.client_cache_seconds, source_ip=source_ip)
     except DocumentError:
         return None

@@ -26,3 +26,17 @@ def add(key: str, window_seconds: int, amount: int = 1) -> int:
     item = ThrottleModel(pk=key)
     item.update(actions=[ThrottleModel.failures.add(amount), ThrottleModel.expires_at.set(now() + 2 * window_seconds)])
     return item.failures
+
+
+def address_subject(ip: str) -> str:
+    """What a per-address counter counts: an IPv4 address, or the /64 of an IPv6 address. One IPv6
+    host usually holds a whole /64 (RFC 7421 §1), so counting single IPv6 addresses would count nothing."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6 and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((int(address), 64), strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)

@@ -23,6 +23,7 @@ from tests.routes.flow import (
 PROD = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
 #: The one thing the page says about any unusable document: why is in the log.
 UNVERIFIED = b"so the app could not be verified."
+LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000"})
 
 
 class DocumentServer:
@@ -109,8 +110,8 @@ def test_a_documents_contents_never_appear_on_the_error_page(browser, documents,
 def test_oversized_documents_are_refused(browser, documents, idp_log):
     client_id = documents.publish("/big.json", {"padding": "x" * 6000})
     response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
-    assert response.status_code == 400 and UNVERIFIED in response.body
-    assert "larger than 5120 bytes" in error_page_logs(idp_log())[0]["detail"]
+    assert response.status_code == 400 and UNVERIFIED in response.body and b"5120" not in response.body
+    assert client_documents.UNFETCHABLE in error_page_logs(idp_log())[0]["detail"]
 
 
 def test_redirects_are_not_followed(browser, documents, idp_log):
@@ -118,7 +119,7 @@ def test_redirects_are_not_followed(browser, documents, idp_log):
     client_id = documents.publish("/moved.json", status=302, headers={"Location": target}, raw=b"")
     response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
     assert response.status_code == 400 and UNVERIFIED in response.body and b"HTTP 302" not in response.body
-    assert "HTTP 302" in error_page_logs(idp_log())[0]["detail"]
+    assert client_documents.UNFETCHABLE in error_page_logs(idp_log())[0]["detail"]
     assert documents.hits == ["/moved.json"]
 
 
@@ -282,39 +283,367 @@ def test_ipv6_forms_that_embed_ipv4_are_not_public(address):
     assert not client_documents.allowed_address(address, PROD)
 
 
-def test_a_server_that_drips_bytes_cannot_hold_the_fetch(monkeypatch):
-    """FETCH_TIMEOUT bounds the whole fetch, not just each read."""
+# Over TLS ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def tls_documents(tmp_path, monkeypatch):
+    """A DocumentServer behind TLS with a certificate for 127.0.0.1 that the fetcher is made to trust."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = DocumentServer()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_file, key_file)
+    server.server.socket = server_context.wrap_socket(server.server.socket, server_side=True)
+    server.base = server.base.replace("http://", "https://")
+    trusting = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: trusting(cafile=str(cert_file)))
+    yield server
+    server.server.shutdown()
+
+
+def test_a_document_is_fetched_over_verified_tls_from_a_server_that_closes_the_connection(tls_documents):
+    """With a Content-Length and a closing connection, http.client closes the socket as soon as the
+    body is complete, under the fetcher's feet."""
+    url = tls_documents.base + "/tls.json"
+    body = json.dumps({"client_id": url, "client_name": "Agent Smith", "redirect_uris": ["http://127.0.0.1/cb"]})
+    tls_documents.publish("/tls.json", raw=body.encode(),
+                          headers={"Cache-Control": "max-age=600", "Content-Length": str(len(body))})
+    document, max_age = client_documents.fetch(url, LOCAL)
+    assert document["client_id"] == url and max_age == 600 and tls_documents.hits == ["/tls.json"]
+
+
+# Fixed error texts: no oracle for what the target answered -------------------------------------
+
+def test_what_the_target_answered_is_never_shown(browser, documents, idp_log):
+    """A stranger's client_id must not tell them a URL's status, size or contents: every such answer
+    gets the same page, word for word."""
+    answers = [(404, b"{}"), (500, b"{}"), (401, b"{}"), (301, b""), (200, b"<html>not json</html>"),
+               (200, b"[" + b"1," * 3000 + b"1]")]
+    pages = set()
+    for n, (status, raw) in enumerate(answers):
+        client_id = documents.publish(f"/answer-{n}.json", status=status, raw=raw)
+        response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
+        assert response.status_code == 400 and "Location" not in response.headers
+        pages.add(response.body.replace(client_id.encode(), b"<client_id>").replace(
+            reference(response.body).encode(), b"<reference>"))
+    assert len(pages) == 1 and UNVERIFIED in pages.pop()
+    # The log under each reference names the rule, in the same fixed words whatever the target said.
+    assert {entry["detail"].split(": ", 1)[1] for entry in error_page_logs(idp_log())} == {client_documents.UNFETCHABLE}
+
+
+def test_a_host_that_does_not_resolve_and_a_private_host_get_the_same_answer(monkeypatch):
+    """Otherwise the error would tell which internal names exist."""
+    import socket
+
+    def resolver(host, *_args, **_kwargs):
+        if host == "missing.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    messages = set()
+    for host in ("missing.example", "internal.example"):
+        with pytest.raises(DocumentError) as refused:
+            client_documents.fetch(f"https://{host}/agent.json", PROD)
+        messages.add(str(refused.value))
+    assert messages == {client_documents.NOT_PUBLIC}
+
+
+# Never from ourselves -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", [
+    "https://login.example.com/authorize?client_id=https://login.example.com/authorize",
+    "https://LOGIN.example.com./agent.json",
+    "https://login.example.com:443/agent.json",
+    "https://abc123defg.execute-api.eu-west-1.amazonaws.com/api/authorize?client_id=x",
+])
+def test_document_urls_on_our_own_host_are_refused(url, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: pytest.fail("looked up"))
+    with pytest.raises(DocumentError, match="must not point at this server"):
+        client_documents.fetch(url, PROD)
+
+
+def test_authorize_will_not_fetch_a_document_from_itself(browser, documents, idp_log, monkeypatch):
+    """/authorize?client_id=<our own /authorize?client_id=...> would have each level fetch the next."""
+    import socket
+
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("connected"))
+    for own in ("http://127.0.0.1:8000", "http://localhost:8000"):
+        nested = f"{own}/authorize?" + authorize_query(documents.publish("/inner.json"), scope="openid")
+        response = browser.get("/authorize?" + authorize_query(nested, scope="openid"))
+        assert response.status_code == 400 and UNVERIFIED in response.body
+        assert "must not point at this server" in error_page_logs(idp_log())[-1]["detail"]
+
+
+# One deadline over DNS, connect, TLS and every read -------------------------------------------
+
+#: Wall-clock bounds below are a guard against hanging, not a measurement: each attack, unchecked,
+#: holds the fetch far longer than FETCH_TIMEOUT + GUARD.
+GUARD = 1.0
+
+
+class SlowServer:
+    """A loopback TCP listener that runs `behave(connection)` for each connection, for fetches that
+    must be cut short. Stops whatever it is doing when the test ends."""
+
+    def __init__(self, behave):
+        import socket
+
+        self.stop = threading.Event()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+
+        def serve():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    behave(conn, self.stop)
+                except OSError:
+                    pass
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def slow_server():
+    servers = []
+
+    def start(behave):
+        servers.append(SlowServer(behave))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+
+def _fetch_timed(url, settings=LOCAL):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(DocumentError) as refused:
+        client_documents.fetch(url, settings)
+    return str(refused.value), time.monotonic() - started
+
+
+def test_a_dns_lookup_that_hangs_is_cut_at_the_deadline(monkeypatch):
+    """getaddrinfo takes no timeout: a name server that never answers must not hold the Lambda."""
+    import socket
+
+    released = threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: released.wait(30) and [])
+    monkeypatch.setattr(client_documents, "FETCH_TIMEOUT", 0.5)
+    try:
+        message, elapsed = _fetch_timed("https://slow-dns.example/agent.json", PROD)
+    finally:
+        released.set()
+    assert message == client_documents.NOT_PUBLIC
+    assert elapsed < 0.5 + GUARD
+
+
+def test_a_tls_handshake_that_never_completes_is_cut_at_the_same_deadline(monkeypatch, slow_server):
+    """The time DNS took is not given again to the handshake: one deadline covers both."""
     import socket
     import time
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    stop = threading.Event()
+    server = slow_server(lambda conn, stop: conn.recv(4096) and stop.wait(30))  # reads the hello, never answers
+    answer = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]
 
-    def drip():
-        conn, _ = listener.accept()
+    getaddrinfo = socket.getaddrinfo
+
+    def slow_resolver(host, *args, **kwargs):
+        if host != "slow-tls.example":
+            return getaddrinfo(host, *args, **kwargs)
+        time.sleep(1.3)
+        return answer
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    monkeypatch.setattr(client_documents, "FETCH_TIMEOUT", 1.5)
+    message, elapsed = _fetch_timed(f"https://slow-tls.example:{server.port}/agent.json")
+    assert message in (client_documents.UNFETCHABLE, client_documents.NOT_PUBLIC)
+    assert elapsed < 1.5 + GUARD
+
+
+def test_a_server_that_drips_its_body_cannot_hold_the_fetch(monkeypatch, slow_server):
+    """Once the headers say the connection will close, http.client lets go of the socket; the
+    deadline must still cut the body read."""
+
+    def drip_body(conn, stop):
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n"
+                     b"Connection: close\r\n\r\n{")
+        for _ in range(100):  # 10 s at most
+            if stop.wait(0.1):
+                return
+            conn.sendall(b" ")
+
+    server = slow_server(drip_body)
+    monkeypatch.setattr(client_documents, "FETCH_TIMEOUT", 1.0)
+    message, elapsed = _fetch_timed(f"http://127.0.0.1:{server.port}/slow.json")
+    assert message == client_documents.UNFETCHABLE
+    assert elapsed < 1.0 + GUARD
+
+
+def test_a_server_that_drips_its_headers_cannot_hold_the_fetch(monkeypatch, slow_server):
+    def drip_headers(conn, stop):
         conn.recv(4096)
         for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
-            if stop.is_set():
-                break
-            try:
-                conn.sendall(bytes([byte]))
-            except OSError:
-                break
-            time.sleep(0.2)
-        conn.close()
+            if stop.wait(0.2):
+                return
+            conn.sendall(bytes([byte]))
 
-    threading.Thread(target=drip, daemon=True).start()
+    server = slow_server(drip_headers)
     monkeypatch.setattr(client_documents, "FETCH_TIMEOUT", 1.0)
-    local = load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000"})
-    started = time.monotonic()
-    with pytest.raises(DocumentError, match="could not be fetched"):
-        client_documents.fetch(f"http://127.0.0.1:{port}/slow.json", local)
-    assert time.monotonic() - started < 3
-    stop.set()
-    listener.close()
+    message, elapsed = _fetch_timed(f"http://127.0.0.1:{server.port}/slow.json")
+    assert message == client_documents.UNFETCHABLE
+    assert elapsed < 1.0 + GUARD
+
+
+# Rate limits: real fetches per client address and per host -------------------------------------
+
+def _limited(per_ip=100, per_host=100):
+    return load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000",
+                          "CLIENT_DOCUMENT_FETCHES_PER_IP": str(per_ip),
+                          "CLIENT_DOCUMENT_FETCHES_PER_HOST": str(per_host)})
+
+
+@pytest.fixture(autouse=True)
+def one_rate_window(monkeypatch):
+    """Counters are per fixed minute: a test that straddles a minute boundary would start over."""
+    from chalicelib.log import now
+    from chalicelib.oauth import throttle
+
+    frozen = now()
+    monkeypatch.setattr(throttle, "now", lambda: frozen)
+
+
+@pytest.fixture
+def fetcher(monkeypatch):
+    """Stands in for the network: records each fetch and serves a valid document."""
+    fetched = []
+
+    def fake_fetch(url, _settings):
+        fetched.append(url)
+        return {"client_id": url, "client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"]}, 300
+
+    monkeypatch.setattr(client_documents, "fetch", fake_fetch)
+    return fetched
+
+
+def test_fetches_past_the_per_ip_limit_are_refused_before_fetching(aws, fetcher):
+    limited = _limited(per_ip=3)
+    for n in range(3):
+        client_documents.resolve(f"https://host{n}.example/agent.json", limited, source_ip="198.51.100.7")
+    with pytest.raises(DocumentError, match="too many client_id documents"):
+        client_documents.resolve("https://host3.example/agent.json", limited, source_ip="198.51.100.7")
+    assert len(fetcher) == 3
+    client_documents.resolve("https://host3.example/agent.json", limited, source_ip="198.51.100.8")
+    assert len(fetcher) == 4, "another address has its own budget"
+
+
+def test_an_ipv6_client_cannot_escape_the_limit_by_changing_addresses_within_its_64(aws, fetcher):
+    limited = _limited(per_ip=2)
+    client_documents.resolve("https://a.example/agent.json", limited, source_ip="2001:db8:7:7::1")
+    client_documents.resolve("https://b.example/agent.json", limited, source_ip="2001:db8:7:7::2")
+    with pytest.raises(DocumentError, match="too many client_id documents"):
+        client_documents.resolve("https://c.example/agent.json", limited, source_ip="2001:db8:7:7:ffff::3")
+    assert len(fetcher) == 2
+
+
+def test_fetches_past_the_per_host_limit_are_refused_whoever_asks(aws, fetcher):
+    limited = _limited(per_host=3)
+    for n in range(3):
+        client_documents.resolve(f"https://target.example/{n}.json", limited, source_ip=f"198.51.100.{n}")
+    with pytest.raises(DocumentError, match="too many client_id documents"):
+        client_documents.resolve("https://TARGET.example./3.json", limited, source_ip="198.51.100.99")
+    assert len(fetcher) == 3
+    client_documents.resolve("https://other.example/3.json", limited, source_ip="198.51.100.99")
+    assert len(fetcher) == 4, "another host has its own budget"
+
+
+def test_cached_documents_do_not_count_against_the_limits(aws, fetcher):
+    limited = _limited(per_ip=1, per_host=1)
+    for _ in range(5):
+        client = client_documents.resolve("https://cached.example/agent.json", limited, source_ip="198.51.100.7")
+    assert client.client_name == "Agent" and len(fetcher) == 1
+
+
+def test_each_browser_address_has_its_own_fetch_budget_at_authorize(browser, documents, idp_log, monkeypatch):
+    """The request's source IP reaches the limiter (chalice's local gateway reports LOCAL_SOURCE_IP)."""
+    from chalice.local import LambdaEventConverter
+
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("CLIENT_DOCUMENT_FETCHES_PER_IP", "1")
+    settings.cache_clear()
+    answers = []
+    for n, address in enumerate(["198.51.100.1", "198.51.100.2", "198.51.100.1"]):
+        monkeypatch.setattr(LambdaEventConverter, "LOCAL_SOURCE_IP", address)
+        client_id = documents.publish(f"/agent-{n}.json")
+        answers.append(browser.get("/authorize?" + authorize_query(client_id, scope="openid")))
+    assert [a.status_code for a in answers] == [302, 302, 400]
+    assert UNVERIFIED in answers[2].body
+    assert "too many client_id documents" in error_page_logs(idp_log())[-1]["detail"]
+    assert documents.hits == ["/agent-0.json", "/agent-1.json"]
+
+
+def test_each_caller_address_has_its_own_fetch_budget_at_token(http, documents, monkeypatch):
+    """Client authentication at /token may fetch a document too, limited by the caller's address."""
+    from chalice.local import LambdaEventConverter
+
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("CLIENT_DOCUMENT_FETCHES_PER_IP", "1")
+    settings.cache_clear()
+    answers = []
+    for n, address in enumerate(["198.51.100.1", "198.51.100.2", "198.51.100.1"]):
+        monkeypatch.setattr(LambdaEventConverter, "LOCAL_SOURCE_IP", address)
+        answers.append(json.loads(redeem(http, documents.publish(f"/agent-{n}.json"), "no-such-code").body))
+    assert [a["error"] for a in answers] == ["invalid_grant", "invalid_grant", "invalid_client"]
+    assert documents.hits == ["/agent-0.json", "/agent-1.json"]
+
+
+def test_a_throttled_document_client_at_token_gets_invalid_client_not_a_server_error(http, documents, monkeypatch):
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("CLIENT_DOCUMENT_FETCHES_PER_IP", "0")
+    settings.cache_clear()
+    response = redeem(http, documents.publish("/agent.json"), "some-code")
+    assert response.status_code == 401 and response.headers["Cache-Control"] == "no-store"
+    assert json.loads(response.body)["error"] == "invalid_client"
+    assert documents.hits == []
 
 
 def test_a_document_clients_broken_request_waits_on_the_notice_page(browser, documents):
