@@ -200,11 +200,11 @@ def cost(calls, evaluations, send):
 
 
 @pytest.mark.parametrize("email, password", [
-    ("nobody@example.com", "wrong password"),
-    ("bob@example.com", "bob's right password"),  # disabled
-    ("", "wrong password"),
-    ("not an email", "wrong password"),
-    ("a" * 300 + "@example.com", "wrong password"),
+    pytest.param("nobody@example.com", "wrong password", id="unknown email"),
+    pytest.param("bob@example.com", "bob's right password", id="disabled user, right password"),
+    pytest.param("", "wrong password", id="empty email"),
+    pytest.param("not an email", "wrong password", id="not an email"),
+    pytest.param("a" * 300 + "@example.com", "wrong password", id="overlong email"),
 ])
 def test_every_failed_sign_in_costs_what_a_wrong_password_costs(browser, public_client, alice, dynamodb_calls,
                                                                  argon2_evaluations, email, password):
@@ -240,3 +240,16 @@ def test_a_refusal_costs_the_same_whether_or_not_the_account_exists(http, public
         assert_refused(response)
     assert costs["alice@example.com"] == costs["nobody@example.com"]
     assert costs["alice@example.com"].count(("GetItem", "idp-test-users")) == 2
+
+
+def test_a_device_cookie_costs_nothing_while_the_account_is_under_its_limit(http, public_client, alice,
+                                                                             dynamodb_calls):
+    """The device record is read only when the account is over its limit."""
+    owner, stranger = known_device(http, public_client.client_id), Browser(http)
+    costs = []
+    for browser in (owner, stranger, owner):  # the first one warms
+        form = login_form(browser, public_client.client_id, "alice@example.com")
+        response, calls, _ = cost(dynamodb_calls, [], lambda: browser.post("/login", {**form, "password": "wrong"}))
+        assert response.status_code == 401
+        costs.append(calls)
+    assert costs[1] == costs[2]
