@@ -5,8 +5,8 @@ password is checked and taken back on success, so they count failures (and refus
 under parallel guessing. The account counter is keyed by the normalised email even when no such
 account exists, so being refused says nothing about whether it does.
 
-Per client IP the limit is hard: past LOGIN_MAX_FAILURES_PER_IP every attempt from that address
-is refused until the window ends.
+Per client IP (IPv6 by its /64, see throttle.address_key) the limit is hard: past
+LOGIN_MAX_FAILURES_PER_IP every attempt from that address is refused until the window ends.
 
 Per account a hard limit would let anyone lock anyone out: a few wrong guesses for alice's email
 would refuse alice's right password. So past LOGIN_MAX_FAILURES_PER_ACCOUNT the account asks for
@@ -19,18 +19,20 @@ keeps signing in from a device used before; an owner on a new device waits for t
 The device record is read only when the account is over its limit, so ordinary sign-ins do not
 pay for it.
 
-No progressive delay. Sleeping bills Lambda wall time and lets an attacker hold our concurrency
-with cheap requests. A lockout growing across windows (refusal-until plus Retry-After) would need
-one more counter read and write on every attempt, and under a sustained attack it would lengthen
-only the wait of an owner on a new device: the attacker's rate is already bounded by the account
-limit per window, and by the IP limit per address.
+No progressive delay. Sleeping bills Lambda wall time and lets an attacker tie up our concurrency
+with cheap requests. A lockout growing across windows (refusal-until plus Retry-After) would cut
+an attacker's guesses further, but needs state that outlives a window, one more read and write on
+every attempt, and under a sustained attack it would lengthen the wait of an owner on a new
+device. Guessing stays bounded by the account limit per window (480 a day at the defaults) and by
+the IP limit per address, each guess costing an argon2id evaluation.
 
 Same cost, same answer: every attempt that reaches the password check costs two counter ADDs, two
 users-table GetItems (chalicelib/storage/users.find_user_by_email) and one argon2id evaluation
 (chalicelib/passwords.py), whether the email is known, unknown, disabled or malformed, and every
-failure says the same thing. Refusals by the throttle skip the users table and argon2id: their
-429 already says what happened, their cost depends only on counters and on the caller's own device
-cookie, never on whether the account exists, and refusing cheaply is what a throttle is for.
+failure says the same thing. Refusals by the throttle skip argon2id: their 429 already says what
+happened, and refusing cheaply is what a throttle is for. What a refusal costs depends on the
+counters and the caller's own device cookie (a valid one makes us look up the typed account, at
+the same two GetItems), never on whether the account exists.
 """
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, i
     window = settings.login_throttle_window
     return [
         (throttle.window_key("account", sha256_hex(email), window, at), settings.login_max_failures_per_account),
-        (throttle.window_key("ip", ip, window, at), settings.login_max_failures_per_ip),
+        (throttle.window_key("ip", throttle.address_key(ip), window, at), settings.login_max_failures_per_ip),
     ]
 
 

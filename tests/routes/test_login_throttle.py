@@ -253,3 +253,34 @@ def test_a_device_cookie_costs_nothing_while_the_account_is_under_its_limit(http
         assert response.status_code == 401
         costs.append(calls)
     assert costs[1] == costs[2]
+
+
+def test_the_per_ip_limit_counts_an_ipv6_attacker_by_the_64_they_rotate_through(browser, public_client, alice,
+                                                                                monkeypatch):
+    """One subscriber holds a whole /64: a new address per guess must not reset the IP limit."""
+    from chalicelib.blueprints import authorize
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "3")
+    settings.cache_clear()
+    addresses = iter(f"2001:db8:aa:bb::{i:x}" for i in range(1, 100))
+    monkeypatch.setattr(authorize, "client_ip", lambda request: next(addresses))
+    form = login_form(browser, public_client.client_id, "alice@example.com")
+    for i in range(3):
+        form["username"] = f"user{i}@example.com"
+        assert browser.post("/login", {**form, "password": "wrong password"}).status_code == 401
+    assert_refused(browser.post("/login", {**form, "username": "alice@example.com", "password": PASSWORD}),
+                   TOO_MANY_FROM_IP)
+
+
+@pytest.mark.parametrize("ip, counted_as", [
+    ("203.0.113.9", "203.0.113.9"),
+    ("2001:db8:aa:bb:1:2:3:4", "2001:db8:aa:bb::/64"),
+    ("2001:DB8:AA:BB::1", "2001:db8:aa:bb::/64"),
+    ("::ffff:203.0.113.9", "203.0.113.9"),
+    ("unknown", "unknown"),
+])
+def test_ip_limits_count_ipv4_addresses_and_ipv6_64s(ip, counted_as):
+    from chalicelib.oauth.throttle import address_key
+
+    assert address_key(ip) == counted_as
