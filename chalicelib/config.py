@@ -83,10 +83,14 @@ class Settings:
     request_ttl: int = 600
     #: LOGIN_THROTTLE_WINDOW: seconds over which failed sign-ins are counted. Default 900.
     login_throttle_window: int = 900
-    #: LOGIN_MAX_FAILURES_PER_ACCOUNT: failed sign-ins per account per window before refusing. Default 5.
+    #: LOGIN_MAX_FAILURES_PER_ACCOUNT: failed sign-ins per account per window before refusing browsers
+    #: that are not a known device of that account (chalicelib/oauth/login.py). Default 5.
     login_max_failures_per_account: int = 5
     #: LOGIN_MAX_FAILURES_PER_IP: failed sign-ins per client IP per window before refusing. Default 20.
     login_max_failures_per_ip: int = 20
+    #: KNOWN_DEVICE_TTL: seconds a browser stays a "known device" after its last successful sign-in;
+    #: past LOGIN_MAX_FAILURES_PER_ACCOUNT only known devices may still try. Default 7776000 (90 days).
+    known_device_ttl: int = 7776000
     #: DEFAULT_AUDIENCE: `aud` of access tokens requested without a resource. Default: the issuer.
     default_audience: str = ""
     #: REFRESH_TOKEN_IDLE_TTL: a refresh token unused this long expires. Default 1209600 (14 days).
@@ -247,6 +251,7 @@ def load_settings(env=None) -> Settings:
         login_throttle_window=_int(env, "LOGIN_THROTTLE_WINDOW", 900),
         login_max_failures_per_account=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
         login_max_failures_per_ip=_int(env, "LOGIN_MAX_FAILURES_PER_IP", 20),
+        known_device_ttl=_int(env, "KNOWN_DEVICE_TTL", 7776000),
         default_audience=env.get("DEFAULT_AUDIENCE") or _validate_issuer(issuer, stage),
         refresh_token_idle_ttl=_int(env, "REFRESH_TOKEN_IDLE_TTL", 1209600),
         refresh_token_absolute_ttl=_int(env, "REFRESH_TOKEN_ABSOLUTE_TTL", 7776000),

@@ -274,18 +274,28 @@ def login():
         return _expired()
     username = form.get("username", "")
     try:
-        user = login_core.authenticate(s, username, form.get("password", ""), client_ip(request))
-    except login_core.LoginThrottled:
-        return _login_page(pending, browser_value, cookies, status=429, username=username,
-                           message="Too many attempts. Wait a few minutes and try again.")
+        user = login_core.authenticate(s, username, form.get("password", ""), client_ip(request),
+                                       cookie(request, login_core.device_cookie_name(s)))
+    except login_core.LoginThrottled as exc:
+        if exc.scope == "account":
+            message = ("Too many attempts for this account. Signing in from a device you have used "
+                       "before still works; otherwise wait a few minutes and try again.")
+        else:
+            message = "Too many attempts. Wait a few minutes and try again."
+        response = _login_page(pending, browser_value, cookies, status=429, username=username, message=message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except login_core.LoginFailed:
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message="Incorrect email or password.")
     raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation)
     if "login" in pending.prompt:  # only prompt=login asks which session signed in for the request
         authorization.mark_signed_in(pending, session)
+    # This browser becomes (again) a known device of the user: it may still sign in while someone
+    # else's guesses hold the account over its limit (chalicelib/oauth/login.py).
+    device = login_core.device_cookie_header(s, login_core.remember_device(s, user))
     return _advance(pending, session, just_signed_in=True,
-                    cookies=[sessions.cookie_header(s, raw, max_age=s.session_ttl)])
+                    cookies=[sessions.cookie_header(s, raw, max_age=s.session_ttl), device])
 
 
 # Consent ------------------------------------------------------------------------------------------

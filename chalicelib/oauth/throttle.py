@@ -14,6 +14,23 @@ def window_key(prefix: str, subject: str, window_seconds: int, at: int | None = 
     return f"{prefix}#{subject}#{at // window_seconds}"
 
 
+def address_key(ip: str) -> str:
+    """What a per-IP limit counts: the address for IPv4, its /64 for IPv6. One subscriber is
+    usually handed a whole /64 (RFC 6177), so counting single IPv6 addresses would let one attacker
+    rotate through 2^64 of them."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped:  # ::ffff:a.b.c.d is an IPv4 client
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
+
+
 def count(key: str) -> int:
     try:
         return ThrottleModel.get(key, consistent_read=True).failures

@@ -312,10 +312,23 @@ class SigningKeyModel(Model):
     publish_until = NumberAttribute(null=True)
 
 
+class KnownDeviceModel(Model):
+    """A browser that has signed in as `sub` (chalicelib/storage/devices.py). It shares the sessions
+    table (and its TTL) the way EmailClaimModel shares the users table: its key is "device#<SHA-256
+    of the cookie value>" in the table's key attribute, never a bare hex hash like a session's."""
+
+    Meta = _meta("sessions", ttl="expires_at")
+    session_hash = UnicodeAttribute(hash_key=True)
+    sub = UnicodeAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+
+
 #: Every model, in bootstrap order. Two models may share a table (users).
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
               ThrottleModel, GrantModel, AuthorizationCodeModel, RefreshTokenModel, ResourceModel, RevokedTokenModel,
-              ClientDocumentModel, SigningKeyModel)
+              ClientDocumentModel, SigningKeyModel,
+              KnownDeviceModel)
 
 
 @functools.lru_cache(maxsize=1)

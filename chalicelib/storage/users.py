@@ -98,15 +98,29 @@ def get_user(sub: str) -> UserModel | None:
         return None
 
 
+#: Read instead of a user when there is no email claim: no item has this key (subjects are "u_...").
+NO_SUCH_USER = "nobody#"
+
+
 def find_user_by_email(email: str) -> UserModel | None:
+    """The user with this email, or None.
+
+    Always exactly two consistent GetItems on the users table, the email claim then the user,
+    whether the email belongs to a user, to nobody, or is not an email at all: sign-in calls this
+    on whatever was typed, and a missing second read would tell an attacker which emails have an
+    account (an unknown email would answer one DynamoDB round trip sooner).
+    """
     email = normalise_email(email)
-    if not email or len(email.encode("utf-8")) > 254:  # RFC 5321's limit; also keeps the key small
-        return None
+    # RFC 5321's limit also keeps the key small; "email#" alone is a claim no valid email makes.
+    valid = email and len(email.encode("utf-8")) <= MAX_EMAIL_LENGTH
     try:
-        claim = EmailClaimModel.get(EMAIL_PREFIX + email, consistent_read=True)
+        sub = EmailClaimModel.get(EMAIL_PREFIX + (email if valid else ""), consistent_read=True).sub
+    except DoesNotExist:
+        sub = NO_SUCH_USER
+    try:
+        return UserModel.get(sub, consistent_read=True)
     except DoesNotExist:
         return None
-    return get_user(claim.sub)
 
 
 def _update_user(sub: str, actions: list) -> bool:

@@ -1,0 +1,286 @@
+"""Sign-in throttling, attacked through POST /login: nobody can lock an owner out of a device they
+have signed in from before, the per-IP limit stays hard, and no failure costs (in DynamoDB calls
+or argon2id evaluations) something that tells whether the account exists."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.hashing import new_secret, sha256_hex
+from tests.routes.flow import Browser, authorize_query, hidden, sign_in_and_consent
+
+PASSWORD = "correct horse battery"
+MALLORY = "mallory's own password"
+WINDOW = 900
+#: Frozen sign-in clock: 300 s into a throttle window, so Retry-After is exactly 600.
+FROZEN = 2_000_000 * WINDOW + 300
+TOO_MANY_FOR_ACCOUNT = (b"Too many attempts for this account. Signing in from a device you have used before still "
+                        b"works; otherwise wait a few minutes and try again.")
+TOO_MANY_FROM_IP = b"Too many attempts. Wait a few minutes and try again."
+
+
+@pytest.fixture(autouse=True)
+def frozen_sign_in_clock(monkeypatch):
+    """The throttle's windows never roll over mid-test."""
+    from chalicelib.oauth import login
+
+    monkeypatch.setattr(login, "now", lambda: FROZEN)
+
+
+def login_form(browser: Browser, client_id: str, email: str) -> dict:
+    """Open the sign-in page (prompt=login, so a signed-in browser gets it too)."""
+    location = browser.get("/authorize?" + authorize_query(client_id, prompt="login")).headers["Location"]
+    page = browser.get(location)
+    return {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
+            "username": email}
+
+
+def sign_in(browser: Browser, client_id: str, email: str = "alice@example.com", password: str = PASSWORD):
+    return browser.post("/login", {**login_form(browser, client_id, email), "password": password})
+
+
+def lock_out(http, client_id: str, email: str = "alice@example.com") -> None:
+    """The attack: N+1 wrong guesses from the attacker's own browser."""
+    from chalicelib.config import settings
+
+    attacker = Browser(http)
+    form = login_form(attacker, client_id, email)
+    limit = settings().login_max_failures_per_account
+    assert [attacker.post("/login", {**form, "password": f"guess {i}"}).status_code for i in range(limit + 1)] == \
+        [401] * limit + [429]
+
+
+def known_device(http, client_id: str, email: str = "alice@example.com", password: str = PASSWORD) -> Browser:
+    """A browser that has signed in as `email` before."""
+    browser = Browser(http)
+    sign_in_and_consent(browser, client_id, email=email, password=password)
+    assert "idp_device" in browser.cookies
+    return browser
+
+
+def assert_refused(response, message: bytes = TOO_MANY_FOR_ACCOUNT) -> None:
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "600", "the seconds left in the window"
+    assert message in response.body
+
+
+def test_a_known_device_signs_in_while_the_account_is_under_attack(http, public_client, alice):
+    owner = known_device(http, public_client.client_id)
+    lock_out(http, public_client.client_id)
+    response = sign_in(owner, public_client.client_id)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent")
+
+
+def test_a_new_browser_is_refused_with_retry_after_while_the_account_is_under_attack(http, public_client, alice):
+    lock_out(http, public_client.client_id)
+    assert_refused(sign_in(Browser(http), public_client.client_id))
+
+
+def test_another_users_known_device_does_not_unlock_the_account(http, public_client, alice):
+    from chalicelib.storage.users import create_user
+
+    create_user("mallory@example.com", MALLORY)
+    mallory = known_device(http, public_client.client_id, "mallory@example.com", MALLORY)
+    lock_out(http, public_client.client_id)
+    assert_refused(sign_in(mallory, public_client.client_id))
+
+
+@pytest.mark.parametrize("forge", ["random", "stored hash", "overlong"])
+def test_a_forged_device_cookie_does_not_unlock_the_account(http, public_client, alice, forge):
+    owner = known_device(http, public_client.client_id)
+    lock_out(http, public_client.client_id)
+    stolen_hash = sha256_hex(owner.cookies["idp_device"])  # what the table holds, read from a backup say
+    forged = {"random": new_secret(), "stored hash": stolen_hash, "overlong": owner.cookies["idp_device"] * 3}[forge]
+    attacker = Browser(http, cookies={"idp_device": forged})
+    assert_refused(sign_in(attacker, public_client.client_id))
+
+
+def test_an_expired_known_device_does_not_unlock_the_account(http, public_client, alice, monkeypatch):
+    """DynamoDB's TTL deletes late (moto never): the expiry is checked when the record is read."""
+    from chalicelib.config import settings
+    from chalicelib.log import now as real_now
+    from chalicelib.storage import devices
+
+    owner = known_device(http, public_client.client_id)
+    lock_out(http, public_client.client_id)
+    monkeypatch.setattr(devices, "now", lambda: real_now() + settings().known_device_ttl + 1)
+    assert_refused(sign_in(owner, public_client.client_id))
+
+
+def test_a_known_device_still_needs_the_password_and_its_guesses_count(http, public_client, alice):
+    from chalicelib.oauth import throttle
+
+    owner = known_device(http, public_client.client_id)
+    lock_out(http, public_client.client_id)
+    key = throttle.window_key("account", sha256_hex("alice@example.com"), WINDOW, FROZEN)
+    before = throttle.count(key)
+    wrong = sign_in(owner, public_client.client_id, password="not the password")
+    assert wrong.status_code == 401 and b"Incorrect email or password." in wrong.body
+    assert throttle.count(key) == before + 1
+
+
+def test_the_per_ip_limit_refuses_even_a_known_device(http, public_client, alice, monkeypatch):
+    from chalicelib.config import settings
+
+    owner = known_device(http, public_client.client_id)
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "3")
+    settings.cache_clear()
+    attacker = Browser(http)  # chalice's test client: every request comes from one address
+    for i in range(3):
+        form = login_form(attacker, public_client.client_id, f"user{i}@example.com")
+        assert attacker.post("/login", {**form, "password": "wrong password"}).status_code == 401
+    assert_refused(sign_in(owner, public_client.client_id), TOO_MANY_FROM_IP)
+
+
+def test_sign_in_sets_a_long_lived_device_cookie_stored_only_as_its_hash(http, public_client, alice):
+    from chalicelib.aws import client
+    from chalicelib.storage.models import KnownDeviceModel
+
+    browser = Browser(http)
+    response = sign_in(browser, public_client.client_id)
+    assert response.status_code == 302
+    header = next(c for c in response.headers["Set-Cookie"] if c.startswith("idp_device="))
+    raw = browser.cookies["idp_device"]
+    assert header == f"idp_device={raw}; Path=/; HttpOnly; SameSite=Strict; Max-Age=7776000"
+    assert len(raw) >= 43, "256 bits"
+    items = client("dynamodb").scan(TableName=KnownDeviceModel.Meta.table_name, ConsistentRead=True)["Items"]
+    device = next(i for i in items if i["session_hash"]["S"].startswith("device#"))
+    assert device["session_hash"]["S"] == "device#" + sha256_hex(raw) and device["sub"]["S"] == alice.pk
+    assert raw not in repr(items)
+
+
+def test_the_device_cookie_is_host_prefixed_and_secure_on_https():
+    from chalicelib.config import load_settings
+    from chalicelib.oauth.login import device_cookie_header
+
+    s = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
+    assert device_cookie_header(s, "v") == "__Host-idp_device=v; Path=/; HttpOnly; SameSite=Strict; Max-Age=7776000; Secure"
+
+
+# What a failure costs -----------------------------------------------------------------------------
+
+@pytest.fixture
+def dynamodb_calls(aws):
+    """Every DynamoDB call, as (operation, table), through a botocore hook (as bench/dynamodb_calls.py)."""
+    from chalicelib.storage.models import ALL_MODELS, _transaction_connection
+
+    calls: list[tuple[str, str | None]] = []
+
+    def record(params, model, **_kwargs):
+        calls.append((model.name, params.get("TableName")))
+
+    clients = {id(c): c for c in [m._get_connection().connection.client for m in ALL_MODELS]
+               + [_transaction_connection().client]}
+    for c in clients.values():
+        c.meta.events.register("before-parameter-build.dynamodb", record, unique_id="test-login-cost")
+    yield calls
+    for c in clients.values():
+        c.meta.events.unregister("before-parameter-build.dynamodb", unique_id="test-login-cost")
+
+
+@pytest.fixture
+def argon2_evaluations(monkeypatch):
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    evaluations = []
+    original = Argon2id.verify_phc_encoded
+
+    def counting(*args):
+        evaluations.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(Argon2id, "verify_phc_encoded", staticmethod(counting))
+    return evaluations
+
+
+def cost(calls, evaluations, send):
+    calls.clear()
+    evaluations.clear()
+    response = send()
+    return response, list(calls), len(evaluations)
+
+
+@pytest.mark.parametrize("email, password", [
+    pytest.param("nobody@example.com", "wrong password", id="unknown email"),
+    pytest.param("bob@example.com", "bob's right password", id="disabled user, right password"),
+    pytest.param("", "wrong password", id="empty email"),
+    pytest.param("not an email", "wrong password", id="not an email"),
+    pytest.param("a" * 300 + "@example.com", "wrong password", id="overlong email"),
+])
+def test_every_failed_sign_in_costs_what_a_wrong_password_costs(browser, public_client, alice, dynamodb_calls,
+                                                                 argon2_evaluations, email, password):
+    from chalicelib.storage.users import create_user, set_user_disabled
+
+    set_user_disabled(create_user("bob@example.com", "bob's right password").pk, True)
+    form = login_form(browser, public_client.client_id, "alice@example.com")
+    browser.post("/login", {**form, "password": "warm the caches"})
+    wrong, baseline, baseline_argon2 = cost(dynamodb_calls, argon2_evaluations,
+                                            lambda: browser.post("/login", {**form, "password": "wrong password"}))
+    other, calls, argon2 = cost(dynamodb_calls, argon2_evaluations, lambda: browser.post(
+        "/login", {**form, "username": email, "password": password}))
+    assert wrong.status_code == other.status_code == 401
+    assert b"Incorrect email or password." in other.body
+    assert calls == baseline and ("GetItem", "idp-test-users") in calls
+    assert argon2 == baseline_argon2 == 1
+
+
+def test_a_refusal_costs_the_same_whether_or_not_the_account_exists(http, public_client, alice, dynamodb_calls):
+    """Over the limit, a device cookie of another account leads to a lookup of the typed account:
+    it costs the same for an account that does not exist."""
+    from chalicelib.storage.users import create_user
+
+    create_user("mallory@example.com", MALLORY)
+    mallory = known_device(http, public_client.client_id, "mallory@example.com", MALLORY)
+    lock_out(http, public_client.client_id, "alice@example.com")
+    lock_out(http, public_client.client_id, "nobody@example.com")
+    costs = {}
+    for email in ("alice@example.com", "nobody@example.com", "alice@example.com"):  # the first one warms
+        form = login_form(mallory, public_client.client_id, email)
+        response, costs[email], _ = cost(dynamodb_calls, [], lambda: mallory.post("/login", {**form,
+                                                                                           "password": PASSWORD}))
+        assert_refused(response)
+    assert costs["alice@example.com"] == costs["nobody@example.com"]
+    assert costs["alice@example.com"].count(("GetItem", "idp-test-users")) == 2
+
+
+def test_a_device_cookie_costs_nothing_while_the_account_is_under_its_limit(http, public_client, alice,
+                                                                             dynamodb_calls):
+    """The device record is read only when the account is over its limit."""
+    owner, stranger = known_device(http, public_client.client_id), Browser(http)
+    costs = []
+    for browser in (owner, stranger, owner):  # the first one warms
+        form = login_form(browser, public_client.client_id, "alice@example.com")
+        response, calls, _ = cost(dynamodb_calls, [], lambda: browser.post("/login", {**form, "password": "wrong"}))
+        assert response.status_code == 401
+        costs.append(calls)
+    assert costs[1] == costs[2]
+
+
+def test_the_per_ip_limit_counts_an_ipv6_attacker_by_the_64_they_rotate_through(browser, public_client, alice,
+                                                                                monkeypatch):
+    """One subscriber holds a whole /64: a new address per guess must not reset the IP limit."""
+    from chalicelib.blueprints import authorize
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "3")
+    settings.cache_clear()
+    addresses = iter(f"2001:db8:aa:bb::{i:x}" for i in range(1, 100))
+    monkeypatch.setattr(authorize, "client_ip", lambda request: next(addresses))
+    form = login_form(browser, public_client.client_id, "alice@example.com")
+    for i in range(3):
+        form["username"] = f"user{i}@example.com"
+        assert browser.post("/login", {**form, "password": "wrong password"}).status_code == 401
+    assert_refused(browser.post("/login", {**form, "username": "alice@example.com", "password": PASSWORD}),
+                   TOO_MANY_FROM_IP)
+
+
+@pytest.mark.parametrize("ip, counted_as", [
+    ("203.0.113.9", "203.0.113.9"),
+    ("2001:db8:aa:bb:1:2:3:4", "2001:db8:aa:bb::/64"),
+    ("2001:DB8:AA:BB::1", "2001:db8:aa:bb::/64"),
+    ("::ffff:203.0.113.9", "203.0.113.9"),
+    ("unknown", "unknown"),
+])
+def test_ip_limits_count_ipv4_addresses_and_ipv6_64s(ip, counted_as):
+    from chalicelib.oauth.throttle import address_key
+
+    assert address_key(ip) == counted_as
