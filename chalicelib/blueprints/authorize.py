@@ -16,7 +16,7 @@ from ..config import settings
 from ..errors import AccessDenied, OAuthError
 from ..log import get_logger, request_id as current_request_id
 from ..pages import messages
-from ..web import FORM, client_ip, cookie_values, form_params, query_params, route
+from ..web import FORM, client_ip, cookie, cookie_values, form_params, query_params, route
 
 bp = Blueprint(__name__)
 log = get_logger("idp.pages")
@@ -277,17 +277,13 @@ def login():
         user = login_core.authenticate(s, username, form.get("password", ""), client_ip(request),
                                        cookie(request, login_core.device_cookie_name(s)))
     except login_core.LoginThrottled as exc:
-        if exc.scope == "account":
-            message = ("Too many attempts for this account. Signing in from a device you have used "
-                       "before still works; otherwise wait a few minutes and try again.")
-        else:
-            message = "Too many attempts. Wait a few minutes and try again."
+        message = messages.ACCOUNT_UNDER_ATTACK if exc.scope == "account" else messages.TOO_MANY_ATTEMPTS
         response = _login_page(pending, browser_value, cookies, status=429, username=username, message=message)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except login_core.LoginFailed:
         return _login_page(pending, browser_value, cookies, status=401, username=username,
-                           message="Incorrect email or password.")
+                           message=messages.WRONG_CREDENTIALS)
     raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation)
     if "login" in pending.prompt:  # only prompt=login asks which session signed in for the request
         authorization.mark_signed_in(pending, session)

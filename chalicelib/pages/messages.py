@@ -59,3 +59,9 @@ MESSAGES = {
     FORBIDDEN_POST: Message(_STOPPED, N_(
         "This form was submitted from another site or has expired. Go back to the app and start again.")),
 }
+
+#: Sign-in form alerts (login.html), fixed like the rest.
+WRONG_CREDENTIALS = N_("Incorrect email or password.")
+TOO_MANY_ATTEMPTS = N_("Too many attempts. Wait a few minutes and try again.")
+ACCOUNT_UNDER_ATTACK = N_("Too many attempts for this account. Signing in from a device you have used before "
+                          "still works; otherwise wait a few minutes and try again.")
