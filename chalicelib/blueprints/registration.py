@@ -52,7 +52,8 @@ def _check_registration_allowed(request, s) -> None:
         presented = _registration_token(request)
         if not hmac.compare_digest(sha256_hex(presented), s.registration_token_sha256):
             raise InvalidToken("the initial access token is not valid")
-    key = throttle.window_key("register", client_ip(request), RATE_WINDOW)
+    # An IPv6 client is counted by its /64: it could otherwise rotate addresses within its own prefix.
+    key = throttle.window_key("register", throttle.address_key(client_ip(request)), RATE_WINDOW)
     if throttle.add(key, RATE_WINDOW) > s.registration_max_per_ip:
         raise TooManyRequests("too many registrations from this address; try again later",
                               headers={"Retry-After": str(RATE_WINDOW)})

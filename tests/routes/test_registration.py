@@ -132,6 +132,20 @@ def test_registrations_are_rate_limited_per_ip(http, keys, monkeypatch):
     assert [register(http, MCP_STYLE).status_code for _ in range(4)] == [201, 201, 201, 429]
 
 
+def test_an_ipv6_client_cannot_escape_the_registration_limit_by_rotating_within_its_64(http, keys, monkeypatch):
+    from chalice.local import LambdaEventConverter
+
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("REGISTRATION_MAX_PER_IP", "2")
+    settings.cache_clear()
+    answers = []
+    for address in ("2001:db8:7:7::1", "2001:db8:7:7::2", "2001:db8:7:7:ffff::3", "2001:db8:7:8::1"):
+        monkeypatch.setattr(LambdaEventConverter, "LOCAL_SOURCE_IP", address)
+        answers.append(register(http, MCP_STYLE).status_code)
+    assert answers == [201, 201, 429, 201], "the third address shares the /64; the fourth is another /64"
+
+
 def test_initial_access_token_mode(http, keys, monkeypatch):
     from chalicelib.config import settings
     from chalicelib.hashing import sha256_hex
