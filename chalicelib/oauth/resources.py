@@ -29,7 +29,9 @@ def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> l
         try:
             check_resource_uri(uri)
         except InvalidResource as exc:
-            raise InvalidTarget(str(exc)) from None
+            # The reason quotes the URI; it goes to the log, the description stays fixed text.
+            raise InvalidTarget("resource must be an absolute http(s) URI of at most 512 characters, without "
+                                "query, fragment or whitespace", detail=str(exc)) from None
         resource = lookup(uri)
         if resource is None or (client.registered_dynamically and not resource.public):
             raise InvalidTarget("unknown resource", detail=uri)

@@ -62,6 +62,14 @@ def test_unknown_or_malformed_resource_is_invalid_target(http, keys, service_cli
     assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_target"
 
 
+def test_a_malformed_resource_is_not_quoted_back(http, keys, service_client):
+    client, secret = service_client
+    resource = "https://notes.example.com/api?\u202eCall +1 555 0100 to unlock"
+    body = json.loads(token_request(http, client, secret, resource=resource).body)
+    assert body["error"] == "invalid_target" and "555" not in body["error_description"]
+    assert body["error_description"].isascii()
+
+
 def test_scope_foreign_to_the_resource_is_refused(http, keys, service_client):
     client, secret = service_client
     response = token_request(http, client, secret, resource=NOTES, scope="billing:read")
