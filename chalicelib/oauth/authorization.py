@@ -307,10 +307,13 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
     The code is 256 bits of randomness, stored as its SHA-256, bound to everything the token
     request must match. A stored request is finished first so a double submit yields one code.
 
-    The same transaction checks that the session is still live: signing out between loading the
-    session and this write would otherwise leave a grant that sign-out, which revokes the grants it
-    can find, never saw. The grant records the session's `session_generation`, so signing the user
-    out everywhere meanwhile makes it unredeemable (grants/authorization_code.py).
+    The same transaction adds the grant to the session's `grant_ids` under the condition that the
+    session is still live. Sign-out revokes the session with one update that returns that set, so
+    the two serialise on the session item: a grant is either in the set sign-out reads back, or
+    its transaction fails because the session was revoked first. (The by_session index alone could
+    miss a grant created a moment before sign-out.) The grant records the session's
+    `session_generation`, so signing the user out everywhere meanwhile makes it unredeemable
+    (grants/authorization_code.py).
     """
     if stored and not finish_request(request):
         raise RedirectableError(InvalidRequest("this authorization request was already completed"),
@@ -332,12 +335,15 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
     try:
         with transact_write() as tx:
             live = SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
-            tx.condition_check(SessionModel, session.session_hash, condition=live & (SessionModel.expires_at > at))
             tx.save(grant, condition=GrantModel.grant_id.does_not_exist())
             tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
+            tx.update(SessionModel(session_hash=session.session_hash),
+                      actions=[SessionModel.grant_ids.add({grant.grant_id})],
+                      condition=live & (SessionModel.expires_at > at))
     except TransactWriteError as exc:
         reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+        # pynamodb sends condition checks, deletes, puts, then updates: the session's update is last.
+        if reasons and reasons[-1] is not None and reasons[-1].code == "ConditionalCheckFailed":
             log.info("session ended before the code was issued", extra={"client_id": request.client_id})
             raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
                                     request.state) from None

@@ -87,12 +87,19 @@ def start(settings: Settings, sub: str, amr: list[str], *, generation: int) -> t
 def end(cookie_value: str | None) -> None:
     """Sign out: the session ends, and so does every grant issued through it (their refresh tokens
     and access tokens). Grants from other sessions of the same user are left alone."""
-    from ..storage.grants import revoke_grants_of
+    from ..storage.grants import revoke_grant, revoke_grants_of
 
     if not cookie_value:
         return
     session_hash = sha256_hex(cookie_value)
-    if not conditionally(lambda: SessionModel(session_hash=session_hash).update(
-            actions=[SessionModel.revoked.set(True)], condition=SessionModel.session_hash.exists())):
+    session = SessionModel(session_hash=session_hash)
+    # The update returns the item as written (pynamodb reads ALL_NEW back into `session`): every
+    # grant issued through the session is in `grant_ids`, since issuing one needs the session
+    # unrevoked in the same transaction (oauth/authorization.issue_code).
+    if not conditionally(lambda: session.update(actions=[SessionModel.revoked.set(True)],
+                                                condition=SessionModel.session_hash.exists())):
         return  # anonymous or already gone: nothing to end
+    for grant_id in sorted(session.grant_ids or ()):
+        revoke_grant(grant_id, reason="signed out")
+    # Sessions signed in before grant_ids existed are found through the index.
     revoke_grants_of(session_hash=session_hash, reason="signed out")

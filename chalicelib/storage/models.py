@@ -115,6 +115,10 @@ class SessionModel(Model):
     revoked = BooleanAttribute(default=False)
     #: The user's `session_generation` at sign-in.
     session_generation = NumberAttribute(default=0)
+    #: Grants issued through this session, added by the transaction that creates each grant under
+    #: the condition that the session is live; sign-out reads them back from its own update, so it
+    #: finds every one (the by_session index is eventually consistent and may not list a new grant).
+    grant_ids = UnicodeSetAttribute(null=True)
 
 
 class AuthorizationRequestModel(Model):
