@@ -808,3 +808,15 @@ def test_which_host_answers_are_outages(browser, documents, monkeypatch, status,
     later = now() + 301
     monkeypatch.setattr(client_documents, "now", lambda: later)
     assert browser.get("/authorize?" + authorize_query(client_id, scope="openid")).status_code == code
+
+
+def test_a_fetch_under_way_when_the_url_is_blocked_does_not_overwrite_the_block(aws, monkeypatch):
+    from chalicelib.storage.client_documents import block_document_client, cached_document
+
+    def fetch_while_an_operator_blocks(url, _settings):
+        block_document_client(url)
+        return {"client_id": url, "client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"]}, 300
+
+    monkeypatch.setattr(client_documents, "fetch", fetch_while_an_operator_blocks)
+    assert client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50") is None
+    assert cached_document(LEGIT).blocked is True
