@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     command(clients, "list", clients_list, "list clients")
     command(clients, "show", clients_show, "show one client").add_argument("client_id")
     command(clients, "delete", clients_delete, "delete a client and revoke its grants").add_argument("client_id")
-    command(clients, "disable", clients_disable, "disable a client and revoke its grants").add_argument("client_id")
-    command(clients, "enable", clients_enable, "re-enable a client").add_argument("client_id")
+    command(clients, "disable", clients_disable,
+            "disable a client and revoke its grants; a client_id document URL is blocked").add_argument("client_id")
+    command(clients, "enable", clients_enable, "re-enable a client (or unblock a document URL)").add_argument(
+        "client_id")
 
     resources = groups.add_parser("resources", help="protected resources (RFC 8707)", allow_abbrev=False)
     resources = resources.add_subparsers(dest="command", required=True)
@@ -191,19 +193,42 @@ def clients_show(args):
 
 
 def clients_delete(args):
+    from chalicelib.oauth.client_documents import is_document_client_id
     from chalicelib.storage.clients import delete_client
 
+    if is_document_client_id(args.client_id):
+        # Nothing of it is stored to delete (its document lives at its URL and would just be fetched
+        # again): saying "deleted" would leave an operator believing the client was stopped.
+        raise BadInput(f"{args.client_id!r} is a client_id metadata document URL, not a stored client: "
+                       f"block it with `clients disable {args.client_id}`")
     if not delete_client(args.client_id):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     return {"deleted": args.client_id}
 
 
 def _set_client_disabled(client_id: str, disabled: bool) -> dict:
+    from chalicelib.oauth.client_documents import is_document_client_id
     from chalicelib.storage.clients import set_client_disabled
 
+    if is_document_client_id(client_id):
+        return _set_document_client_blocked(client_id, disabled)
     if not set_client_disabled(client_id, disabled):
         raise BadInput(f"no client with client_id {client_id!r}")
     return {"client_id": client_id, "disabled": disabled}
+
+
+def _set_document_client_blocked(url: str, blocked: bool) -> dict:
+    """A document client has no stored registration to disable: the block goes on its URL, which the
+    server reads before it would fetch (chalicelib/storage/client_documents.py)."""
+    from chalicelib.storage.client_documents import block_document_client, unblock_document_client
+
+    if blocked:
+        if len(url) > 1024 or not url.isascii():  # never a client_id the server accepts; too long a key
+            raise BadInput(f"not a client_id document URL: {url!r}")
+        return {"client_id": url, "disabled": True, "grants_revoked": block_document_client(url)}
+    if not unblock_document_client(url):
+        raise BadInput(f"the document client {url!r} is not blocked")
+    return {"client_id": url, "disabled": False}
 
 
 def clients_disable(args):

@@ -17,6 +17,18 @@ forgery risk, so the fetcher:
 - says only which rule failed, never what the target answered (its status, size or body go to the
   log): the error must not turn us into an oracle for hosts the caller cannot reach itself.
 Documents are cached in DynamoDB for the response's max-age, clamped to [MIN_CACHE, MAX_CACHE].
+
+A cached copy past its lifetime is refreshed; if the refresh cannot happen (the fetch budget is spent,
+the host is unreachable, times out or answers 5xx/429: DocumentUnavailable), the stale copy is served
+for up to MAX_STALE more seconds, retried at most every STALE_RETRY seconds, and logged. Otherwise
+anyone could lock a document client out by spending its host's fetch budget on junk URLs just as its
+copy expires. What the host deliberately answers is final: a 404 or 410 (the client withdrew its
+document), any other non-200, or a document that is now invalid ends the client at once and drops the
+copy. A refresh of a URL we hold a copy of is also counted apart from first fetches, so junk URLs
+(which never get cached) cannot spend the budget that keeps a host's real clients fresh.
+
+An operator blocks a document client with `idp-admin clients disable URL`
+(chalicelib/storage/client_documents.py): the block lives in the same item, so it costs no extra read.
 """
 from __future__ import annotations
 
@@ -33,7 +45,8 @@ from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..log import get_logger, now
-from ..storage.models import ClientDocumentModel, ClientModel
+from ..storage import client_documents as cache
+from ..storage.models import ClientModel
 
 log = get_logger("idp.client_documents")
 
@@ -42,6 +55,10 @@ FETCH_TIMEOUT = 3.0
 MIN_CACHE, MAX_CACHE = 300, 86400
 #: Fetch rate limits count per minute (CLIENT_DOCUMENT_FETCHES_PER_IP / _PER_HOST).
 FETCH_RATE_WINDOW = 60
+#: How long past its lifetime a cached copy may stand in for a refresh that could not happen, and how
+#: often such a refresh is tried again meanwhile. One day: long enough to ride out an outage or a
+#: fetch-budget attack, short enough that a client that lost its host does not live on for long.
+MAX_STALE, STALE_RETRY = 86400, FETCH_RATE_WINDOW
 
 UNFETCHABLE = (f"the client_id document could not be fetched: its URL must answer HTTP 200 with at most "
                f"{MAX_DOCUMENT_BYTES} bytes of JSON, without redirects, within {FETCH_TIMEOUT:g} seconds")
@@ -53,6 +70,11 @@ class DocumentError(Exception):
     """The client ID metadata document could not be used. The message is fixed text naming the rule
     that failed; what the target answered, or anything quoted from the document, is logged, never
     put on a page."""
+
+
+class DocumentUnavailable(DocumentError):
+    """The document could not be fetched just now (fetch budget spent, DNS or network failure, timeout,
+    HTTP 5xx or 429): says nothing about the client, so a recently cached copy may stand in."""
 
 
 def is_document_client_id(client_id: str | None) -> bool:
@@ -250,7 +272,7 @@ def _resolve(host: str, port: int, settings: Settings, deadline: float) -> str:
         infos = _getaddrinfo(host, port, deadline)
     except (OSError, UnicodeError) as exc:  # gaierror, TimeoutError, IDNA errors
         log.info("client document host did not resolve", extra={"host": host, "reason": repr(exc)})
-        raise DocumentError(NOT_PUBLIC) from None
+        raise DocumentUnavailable(NOT_PUBLIC) from None
     addresses = [info[4][0] for info in infos]
     # Every answer must be acceptable: otherwise a round-robin name could slip a private one in.
     if not addresses or not all(allowed_address(a, settings) for a in addresses):
@@ -331,10 +353,13 @@ def fetch(url: str, settings: Settings) -> tuple[dict, int]:
         status, body, cache_control = _get(connection, urlsplit(url), deadline)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         log.info("client document fetch failed", extra={"url": url, "reason": repr(exc)})
-        raise DocumentError(UNFETCHABLE) from None
+        raise DocumentUnavailable(UNFETCHABLE) from None
     finally:
         watchdog.cancel()
         connection.close()
+    if status >= 500 or status == 429:  # the host is failing or busy, not disowning the document
+        log.info("client document host unavailable", extra={"url": url, "status": status})
+        raise DocumentUnavailable(UNFETCHABLE)
     if status != 200 or len(body) > MAX_DOCUMENT_BYTES:
         log.info("client document refused", extra={"url": url, "status": status, "bytes": len(body)})
         raise DocumentError(UNFETCHABLE)
@@ -346,21 +371,24 @@ def fetch(url: str, settings: Settings) -> tuple[dict, int]:
     return document, _cache_seconds(cache_control)
 
 
-def _limit_fetches(url: str, source_ip: str | None, settings: Settings) -> None:
+def _limit_fetches(url: str, source_ip: str | None, settings: Settings, *, refresh: bool = False) -> None:
     """Count a real fetch (never a cache hit) against the caller's address and the target host; refuse
     past either limit, before any DNS lookup or connection. Without this, anyone could make us send
-    requests wherever they like, as fast as they like."""
+    requests wherever they like, as fast as they like. Refreshes of URLs we hold a copy of have a
+    host budget of their own: first fetches of URLs nobody has seen (junk that never gets cached)
+    cannot spend it."""
     from . import throttle
 
     host = urlsplit(url).hostname.rstrip(".")
     subject = throttle.address_subject(source_ip or "unknown")
     for key, limit in ((throttle.window_key("docfetch-ip", subject, FETCH_RATE_WINDOW),
                         settings.client_document_fetches_per_ip),
-                       (throttle.window_key("docfetch-host", host, FETCH_RATE_WINDOW),
+                       (throttle.window_key("docrefresh-host" if refresh else "docfetch-host", host,
+                                            FETCH_RATE_WINDOW),
                         settings.client_document_fetches_per_host)):
         if throttle.add(key, FETCH_RATE_WINDOW) > limit:
             log.warning("client document fetches throttled", extra={"key": key, "url": url})
-            raise DocumentError(TOO_MANY_FETCHES)
+            raise DocumentUnavailable(TOO_MANY_FETCHES)
 
 
 def _cache_seconds(cache_control: str) -> int:
@@ -409,21 +437,57 @@ def allowed_by_policy(url: str, settings: Settings) -> bool:
 
 
 def resolve(url: str, settings: Settings, *, source_ip: str | None = None) -> ClientModel | None:
-    """The client a document URL describes: from the cache while fresh, else fetched. None when
-    CLIENT_ID_DOCUMENTS does not allow the URL: checked first, so nothing is read or fetched."""
+    """The client a document URL describes: from the cache while fresh, else fetched (or, when the
+    fetch cannot happen, from a stale copy: see the module docstring). None when CLIENT_ID_DOCUMENTS
+    does not allow the URL (checked first, so nothing is read or fetched) or an operator blocked it
+    (known from the one read that also finds the cached copy, before any fetch)."""
     if not allowed_by_policy(url, settings):
         return None
     _check_url(url, settings)  # before any lookup: the URL is also the cache's DynamoDB key
     at = now()
+    cached = cache.cached_document(url)
+    if cached is not None and cached.blocked:
+        log.info("blocked document client refused", extra={"url": url})
+        return None
+    copy = cached if cached is not None and cached.document is not None else None
+    if copy is not None and _fresh_until(copy) > at:
+        return to_client(url, json.loads(copy.document), settings)
     try:
-        cached = ClientDocumentModel.get(url, consistent_read=False)
-        if cached.expires_at > at:
-            return to_client(url, json.loads(cached.document), settings)
-    except ClientDocumentModel.DoesNotExist:
-        pass
-    _limit_fetches(url, source_ip, settings)  # source_ip: the address of the request that needs it
-    document, max_age = fetch(url, settings)
-    client = to_client(url, document, settings)
-    ClientDocumentModel(url=url, document=json.dumps(document), fetched_at=at, expires_at=at + max_age).save()
+        _limit_fetches(url, source_ip, settings, refresh=copy is not None)  # source_ip: the requester's
+        document, max_age = fetch(url, settings)
+    except DocumentUnavailable as exc:
+        if copy is None or (copy.expires_at or 0) <= at:
+            raise
+        return _serve_stale(url, copy, at, exc, settings)
+    except DocumentError:
+        if copy is not None:
+            cache.forget_document(copy)  # withdrawn or refused: no later outage may bring it back
+        raise
+    try:
+        client = to_client(url, document, settings)
+    except DocumentError:
+        if copy is not None:
+            cache.forget_document(copy)
+        raise
+    if not cache.save_document(url, json.dumps(document), fetched_at=at, fresh_until=at + max_age,
+                               keep_until=at + max_age + MAX_STALE):
+        log.warning("document client blocked while its document was fetched", extra={"url": url})
+        return None
     log.info("client document fetched", extra={"url": url, "cache_seconds": max_age})
+    return client
+
+
+def _fresh_until(copy) -> int:
+    # Copies cached before fresh_until existed are fresh until expires_at and have no stale time.
+    return copy.fresh_until if copy.fresh_until is not None else (copy.expires_at or 0)
+
+
+def _serve_stale(url: str, copy, at: int, reason: DocumentError, settings: Settings) -> ClientModel:
+    """The cached copy, past its lifetime, while a refresh cannot happen; bounded by its expires_at
+    (MAX_STALE past the lifetime its last successful fetch gave it)."""
+    client = to_client(url, json.loads(copy.document), settings)
+    log.warning("stale client document served", extra={
+        "url": url, "reason": str(reason), "stale_seconds": at - _fresh_until(copy),
+        "served_until": copy.expires_at})
+    cache.postpone_refresh(copy, min(at + STALE_RETRY, copy.expires_at))
     return client

@@ -279,13 +279,19 @@ class ResourceModel(Model):
 
 class ClientDocumentModel(Model):
     """A fetched client ID metadata document (the client_id is its https URL), cached per its HTTP
-    cache headers within bounds; `expires_at` is also the TTL attribute."""
+    cache headers within bounds, or an operator's block on that URL (chalicelib/storage/client_documents.py).
+
+    `fresh_until` ends the cache's lifetime; past it a failed refresh may still serve the copy until
+    `expires_at`, the TTL attribute (items written before `fresh_until` existed are fresh until
+    `expires_at`). A blocked item has no `expires_at`, so TTL never deletes the block."""
 
     Meta = _meta("client_documents", ttl="expires_at")
     url = UnicodeAttribute(hash_key=True)
-    document = UnicodeAttribute()  # the validated JSON text
-    fetched_at = NumberAttribute()
-    expires_at = NumberAttribute()
+    document = UnicodeAttribute(null=True)  # the validated JSON text; none on a block set before any fetch
+    fetched_at = NumberAttribute(null=True)
+    fresh_until = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+    blocked = BooleanAttribute(null=True)
 
 
 class RevokedTokenModel(Model):

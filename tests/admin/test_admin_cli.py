@@ -327,3 +327,78 @@ def test_disabling_a_client_from_the_cli(run):
     assert status == 0 and json.loads(out) == {"client_id": created["client_id"], "disabled": True}
     assert get_client(created["client_id"]).disabled is True
     assert run("clients", "disable", "no-such-client")[0] == 2
+
+
+# document clients (client ID metadata documents): nothing stored to disable, so the URL is blocked
+
+PHISH = "https://phish.example/oauth/client.json"
+
+
+@pytest.fixture
+def phishing_document(monkeypatch):
+    """A document client anyone may publish; records every fetch of its document."""
+    from chalicelib.oauth import client_documents
+
+    fetched = []
+
+    def fetch(url, _settings):
+        fetched.append(url)
+        return {"client_id": url, "client_name": "Totally Legit", "redirect_uris": ["http://127.0.0.1/cb"],
+                "grant_types": ["authorization_code", "refresh_token"]}, 300
+
+    monkeypatch.setattr(client_documents, "fetch", fetch)
+    return fetched
+
+
+def _refresh(http, token):
+    from urllib.parse import urlencode
+
+    from tests.routes.flow import FORM
+
+    body = {"grant_type": "refresh_token", "refresh_token": token, "client_id": PHISH}
+    return http.post("/token", body=urlencode(body).encode(), headers=FORM)
+
+
+def test_disabling_a_document_client_url_blocks_it_before_any_fetch_and_ends_its_grants(
+        run, browser, http, alice, phishing_document):
+    from chalicelib.storage.models import ClientDocumentModel
+    from tests.routes.flow import authorize_query, query_of, redeem, sign_in_and_consent
+
+    code = query_of(sign_in_and_consent(browser, PHISH, scope="openid offline_access"))["code"]
+    tokens = json.loads(redeem(http, PHISH, code).body)
+
+    assert run("clients", "disable", PHISH) == (
+        0, json.dumps({"client_id": PHISH, "disabled": True, "grants_revoked": 1}, indent=2) + "\n", "")
+    response = browser.get("/authorize?" + authorize_query(PHISH, scope="openid"))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert b"unknown client" in response.body
+    refreshed = _refresh(http, tokens["refresh_token"])
+    assert refreshed.status_code == 401 and json.loads(refreshed.body)["error"] == "invalid_client"
+    assert phishing_document == [PHISH], "a blocked URL is never fetched"
+    assert ClientDocumentModel.get(PHISH).expires_at is None, "no TTL lifts the block"
+
+    assert run("clients", "enable", PHISH) == (
+        0, json.dumps({"client_id": PHISH, "disabled": False}, indent=2) + "\n", "")
+    assert browser.get("/authorize?" + authorize_query(PHISH, scope="openid")).status_code == 302
+    assert phishing_document == [PHISH, PHISH], "fetched afresh once unblocked"
+    assert json.loads(_refresh(http, tokens["refresh_token"]).body)["error"] == "invalid_grant", \
+        "grants revoked by the block stay revoked"
+
+
+def test_a_document_client_url_never_fetched_can_be_blocked_in_advance(run, browser, phishing_document):
+    from tests.routes.flow import authorize_query
+
+    assert run("clients", "disable", PHISH)[0] == 0
+    response = browser.get("/authorize?" + authorize_query(PHISH, scope="openid"))
+    assert response.status_code == 400 and b"unknown client" in response.body
+    assert phishing_document == []
+
+
+def test_deleting_a_document_client_url_is_refused_with_the_command_that_blocks_it(run, phishing_document):
+    from chalicelib.storage.models import ClientDocumentModel
+
+    assert run("clients", "delete", PHISH) == (
+        2, "", f"error: {PHISH!r} is a client_id metadata document URL, not a stored client: "
+               f"block it with `clients disable {PHISH}`\n")
+    assert run("clients", "enable", PHISH) == (2, "", f"error: the document client {PHISH!r} is not blocked\n")
+    assert item_count(ClientDocumentModel) == 0

@@ -651,3 +651,172 @@ def test_a_document_clients_broken_request_waits_on_the_notice_page(browser, doc
     response = browser.get("/authorize?" + authorize_query(client_id, scope="openid", code_challenge_method="plain"))
     assert response.status_code == 400 and "Location" not in response.headers
     assert b"Continue to 127.0.0.1:5000" in response.body and b"invalid_request" in response.body
+
+
+# Stale copies: a refresh that cannot happen must not lock a document client out ---------------
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The document cache's clock (the rate windows stay frozen by one_rate_window)."""
+    from chalicelib.log import now
+
+    class Clock:
+        at = now()
+
+        def advance(self, seconds):
+            self.at += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(client_documents, "now", lambda: clock.at)
+    return clock
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """A document host whose answers the test decides: a valid document, or an error per URL."""
+    class Host:
+        fetched: list = []
+        failures: dict = {}
+
+        def fetch(self, url, _settings):
+            self.fetched.append(url)
+            if url in self.failures:
+                raise self.failures[url]
+            if "junk" in url:
+                raise DocumentError(client_documents.UNFETCHABLE)  # a 404: the host has no such document
+            return {"client_id": url, "client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"]}, 300
+
+    served = Host()
+    served.fetched, served.failures = [], {}
+    monkeypatch.setattr(client_documents, "fetch", served.fetch)
+    return served
+
+
+LEGIT = "https://claude.example/oauth/client.json"
+
+
+def _spend_junk_budget(limited, count):
+    """The attack: a few addresses ask for junk URLs on the real client's host, each a cache miss."""
+    for n in range(count):
+        with pytest.raises(DocumentError):
+            client_documents.resolve(f"https://claude.example/junk{n}", limited, source_ip=f"198.51.100.{n // 10}")
+
+
+def test_junk_urls_on_a_host_cannot_spend_the_budget_that_refreshes_its_real_clients(aws, host, clock):
+    limited = _limited(per_ip=10, per_host=60)
+    client_documents.resolve(LEGIT, limited, source_ip="203.0.113.50")
+    _spend_junk_budget(limited, 61)
+    assert len(host.fetched) == 60, "the host's budget is spent: the last junk fetches were refused"
+    clock.advance(301)  # the real client's copy expires
+    client = client_documents.resolve(LEGIT, limited, source_ip="192.0.2.77")
+    assert client.client_id == LEGIT and host.fetched[-1] == LEGIT, "refreshed from its host, not refused"
+
+
+def test_a_spent_refresh_budget_serves_the_stale_copy_instead_of_locking_the_client_out(aws, host, clock, idp_log):
+    from chalicelib.oauth import throttle
+
+    limited = _limited(per_host=5)
+    client_documents.resolve(LEGIT, limited, source_ip="203.0.113.50")
+    _spend_junk_budget(limited, 6)
+    # Even the refreshes' own budget spent (say by documents an attacker can publish on a shared host):
+    throttle.add(throttle.window_key("docrefresh-host", "claude.example", client_documents.FETCH_RATE_WINDOW),
+                 client_documents.FETCH_RATE_WINDOW, amount=5)
+    clock.advance(301)
+    fetches = len(host.fetched)
+    for address in ("192.0.2.77", "192.0.2.78"):
+        assert client_documents.resolve(LEGIT, limited, source_ip=address).client_name == "Agent"
+    assert len(host.fetched) == fetches
+    stale = [e for e in idp_log() if e.get("msg") == "stale client document served"]
+    assert len(stale) == 1, "the second request used the copy without trying (and counting) a refresh again"
+    assert stale[0]["url"] == LEGIT and stale[0]["reason"] == client_documents.TOO_MANY_FETCHES
+
+
+@pytest.mark.parametrize("failure", [
+    client_documents.DocumentUnavailable(client_documents.UNFETCHABLE),  # timeout, reset, 5xx, 429
+    client_documents.DocumentUnavailable(client_documents.NOT_PUBLIC),  # DNS did not answer
+])
+def test_a_host_that_is_down_serves_the_stale_copy_for_at_most_max_stale(aws, host, clock, failure):
+    client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+    host.failures[LEGIT] = failure
+    clock.advance(300 + client_documents.MAX_STALE - 1)
+    assert client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50").client_id == LEGIT
+    clock.advance(1)
+    with pytest.raises(client_documents.DocumentUnavailable):
+        client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+
+
+def test_a_stale_copy_is_retried_once_a_minute_and_replaced_when_the_host_is_back(aws, host, clock):
+    client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+    host.failures[LEGIT] = client_documents.DocumentUnavailable(client_documents.UNFETCHABLE)
+    clock.advance(301)
+    client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+    clock.advance(client_documents.STALE_RETRY - 1)
+    client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+    assert host.fetched == [LEGIT, LEGIT]
+    del host.failures[LEGIT]
+    clock.advance(1)
+    client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+    assert host.fetched == [LEGIT] * 3
+    clock.advance(299 + client_documents.MAX_STALE)
+    host.failures[LEGIT] = client_documents.DocumentUnavailable(client_documents.UNFETCHABLE)
+    assert client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50").client_id == LEGIT, \
+        "the stale time counts from the last successful fetch"
+
+
+@pytest.mark.parametrize("answer", [
+    DocumentError(client_documents.UNFETCHABLE),  # 404 or 410: the client withdrew its document
+    {"client_id": "https://elsewhere.example/client.json", "client_name": "Agent",
+     "redirect_uris": ["http://127.0.0.1/cb"]},  # fetched fine, and invalid now
+])
+def test_a_withdrawn_or_invalid_document_ends_the_client_at_once_and_no_outage_revives_it(
+        aws, host, clock, monkeypatch, answer):
+    client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+    clock.advance(301)
+    if isinstance(answer, Exception):
+        host.failures[LEGIT] = answer
+    else:
+        monkeypatch.setattr(client_documents, "fetch", lambda url, _s: (answer, 300))
+    with pytest.raises(DocumentError) as refused:
+        client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+    assert not isinstance(refused.value, client_documents.DocumentUnavailable)
+    monkeypatch.setattr(client_documents, "fetch", host.fetch)
+    host.failures[LEGIT] = client_documents.DocumentUnavailable(client_documents.UNFETCHABLE)
+    with pytest.raises(client_documents.DocumentUnavailable):
+        client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50")
+
+
+def test_a_document_host_answering_503_keeps_its_signed_in_users_working(browser, documents, alice, monkeypatch):
+    """Through /authorize, against a real (local) host: 503 is an outage, so the stale copy is used."""
+    from chalicelib.log import now
+
+    client_id = documents.publish("/agent.json")
+    assert browser.get("/authorize?" + authorize_query(client_id, scope="openid")).status_code == 302
+    documents.documents["/agent.json"] = (503, {}, b"")
+    later = now() + 301
+    monkeypatch.setattr(client_documents, "now", lambda: later)
+    response = browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
+    assert response.status_code == 302 and documents.hits == ["/agent.json", "/agent.json"]
+
+
+@pytest.mark.parametrize("status, code", [(503, 302), (429, 302), (404, 400), (410, 400), (403, 400)])
+def test_which_host_answers_are_outages(browser, documents, monkeypatch, status, code):
+    from chalicelib.log import now
+
+    client_id = documents.publish("/agent.json")
+    browser.get("/authorize?" + authorize_query(client_id, scope="openid"))
+    documents.documents["/agent.json"] = (status, {}, b"")
+    later = now() + 301
+    monkeypatch.setattr(client_documents, "now", lambda: later)
+    assert browser.get("/authorize?" + authorize_query(client_id, scope="openid")).status_code == code
+
+
+def test_a_fetch_under_way_when_the_url_is_blocked_does_not_overwrite_the_block(aws, monkeypatch):
+    from chalicelib.storage.client_documents import block_document_client, cached_document
+
+    def fetch_while_an_operator_blocks(url, _settings):
+        block_document_client(url)
+        return {"client_id": url, "client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"]}, 300
+
+    monkeypatch.setattr(client_documents, "fetch", fetch_while_an_operator_blocks)
+    assert client_documents.resolve(LEGIT, LOCAL, source_ip="203.0.113.50") is None
+    assert cached_document(LEGIT).blocked is True
