@@ -236,9 +236,8 @@ def requested_resources(request: AuthorizationRequestModel, settings: Settings) 
 
 def consent_wanted(request: AuthorizationRequestModel, settings: Settings) -> dict[str, list[str]]:
     """Audience -> scopes this request asks the user to allow (see oauth/consent.py). Without
-    resources the audience is the one the token endpoint will issue for this client (the issuer for
-    an unverified client), recorded when the request was validated; a request stored before that
-    was recorded has the default audience it was validated under."""
+    resources, the audience the token endpoint will issue for this client (the issuer for an
+    unverified one), recorded at validation, so consent is remembered for the `aud` actually issued."""
     return consent.per_audience(list(request.scopes), requested_resources(request, settings),
                                 request.resource_less_audience or settings.default_audience)
 
