@@ -91,7 +91,8 @@ class Settings:
     #: KNOWN_DEVICE_TTL: seconds a browser stays a "known device" after its last successful sign-in;
     #: past LOGIN_MAX_FAILURES_PER_ACCOUNT only known devices may still try. Default 7776000 (90 days).
     known_device_ttl: int = 7776000
-    #: DEFAULT_AUDIENCE: `aud` of access tokens requested without a resource. Default: the issuer.
+    #: DEFAULT_AUDIENCE: `aud` of access tokens requested without a resource by admin-created clients
+    #: (unverified clients always get the issuer, oauth/resources.resource_less_audience). Default: the issuer.
     default_audience: str = ""
     #: REFRESH_TOKEN_IDLE_TTL: a refresh token unused this long expires. Default 1209600 (14 days).
     refresh_token_idle_ttl: int = 1209600

@@ -16,7 +16,7 @@ from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..oauth import pkce
 from ..oauth.refresh_tokens import mint
-from ..oauth.resources import audience, narrow, registered, token_scopes
+from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage.grants import active_grant, revoke_grant
 from ..storage.models import AuthorizationCodeModel, ClientModel, conditionally
 from ..storage.users import get_user
@@ -49,19 +49,23 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     if grant.session_generation < user.session_generation:
         # Signed out everywhere (or disabled) after the session signed in, even if re-enabled since.
         _reject(record, "user signed out everywhere since the session signed in")
-    scopes = list(record.scopes)
     try:
-        granted_resources = narrow(requested_resources, list(record.resources))
-        if requested_resources:
-            scopes = token_scopes(scopes, registered(granted_resources, max_age=settings.client_cache_seconds))
+        # Resolved again like /authorize's: the registrations may have changed since the code was
+        # issued (deleted, made private, scopes withdrawn). From this container's cache: /authorize
+        # has just read them, so a warm container makes no DynamoDB call here.
+        targets = resolve(narrow(requested_resources, list(record.resources)), client,
+                          max_age=settings.client_cache_seconds)
+        scopes = token_scopes(list(record.scopes), targets, unverified=client.registered_dynamically)
     except (InvalidTarget, InvalidScope) as exc:
         # The code is already consumed; as for every failure after that, nothing may come of it.
-        revoke_grant(record.grant_id, reason=f"token request could not narrow the resources: {exc.description}")
-        raise
+        revoke_grant(record.grant_id, reason=f"the code's audience no longer allows a token: {exc.description}")
+        if requested_resources:
+            raise  # the client narrowed: its resource or scope is what is wrong
+        raise InvalidGrant(GENERIC, detail=f"audience check failed: {exc.description}") from None
     refresh_token = mint(settings, record.grant_id, client.client_id) if wants_refresh_token(client, scopes) else None
     return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,
                         auth_time=record.auth_time, nonce=record.nonce, user=user, refresh_token=refresh_token,
-                        audience=audience(granted_resources, settings.default_audience))
+                        audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))
 
 
 def wants_refresh_token(client: ClientModel, scopes: list[str]) -> bool:

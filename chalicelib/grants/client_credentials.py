@@ -9,7 +9,8 @@ from ..config import Settings
 from ..errors import InvalidScope, UnauthorizedClient
 from ..oauth import scopes
 from ..oauth.clients import allowed_scopes
-from ..oauth.resources import IDENTITY_SCOPES, audience, check_scopes, default_scopes, resolve
+from ..oauth.resources import (IDENTITY_SCOPES, audience, check_scopes, default_scopes, resolve,
+                               resource_less_audience)
 from ..storage.models import ClientModel
 from ..tokens.issue import issue_tokens
 
@@ -22,8 +23,12 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     if any(s in IDENTITY_SCOPES for s in requested):
         raise InvalidScope("identity scopes need a user; client_credentials has none")
     targets = resolve(form.get("resource", []), client, max_age=settings.client_cache_seconds)
-    granted = scopes.require_subset(requested, allowed) if requested else default_scopes(allowed, targets)
-    check_scopes(granted, targets)
+    # Only admin-created clients get here (registration and documents offer no client_credentials);
+    # `unverified` keeps the rule of oauth/resources.resource_less_audience should that change.
+    unverified = client.registered_dynamically
+    granted = (scopes.require_subset(requested, allowed) if requested
+               else default_scopes(allowed, targets, unverified=unverified))
+    check_scopes(granted, targets, unverified=unverified)
     return issue_tokens(settings, client=client, sub=client.client_id, scopes=granted, grant_id=None,
                         auth_time=None, nonce=None,
-                        audience=audience([t.resource for t in targets], settings.default_audience))
+                        audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))

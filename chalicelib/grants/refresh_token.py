@@ -1,14 +1,17 @@
 """grant_type=refresh_token (RFC 6749 §6): rotate, then issue. Scope and resources may be narrowed,
 never widened; both are checked before the token is consumed so a bad request costs nothing.
 Refreshed tokens also stay within what the client may ask for now (oauth/clients.allowed_scopes):
-a scope withdrawn from unverified clients is not refreshed into new tokens."""
+a scope withdrawn from unverified clients is not refreshed into new tokens; and within what is
+registered now: every refresh resolves the grant's resources again as /authorize would (deleted,
+made private to an unverified client, or off the client's list: refused), and each audience keeps
+only the scopes it still defines."""
 from __future__ import annotations
 
 from ..config import Settings
-from ..errors import InvalidGrant, InvalidRequest, InvalidScope
+from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from ..oauth import refresh_tokens, scopes
 from ..oauth.clients import allowed_scopes
-from ..oauth.resources import audience, narrow, registered, token_scopes
+from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage.grants import active_grant, revoke_grant
 from ..storage.models import ClientModel
 from ..storage.users import get_user
@@ -28,7 +31,7 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         current = active_grant(grant_id)
         if current is None or current.client_id != client.client_id:
             raise InvalidGrant(refresh_tokens.GENERIC, detail="grant inactive before rotation")
-        _narrowed(requested_scopes, requested_resources, current, settings, allowed)
+        _narrowed(requested_scopes, requested_resources, current, client, settings, allowed)
     grant, successor = refresh_tokens.rotate(settings, token, client.client_id)
     user = get_user(grant.sub)
     if user is None or user.disabled:
@@ -38,24 +41,34 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         # Signed out everywhere after this family began: the by_sub index may have missed it.
         revoke_grant(grant.grant_id, reason="user signed out everywhere")
         raise InvalidGrant(refresh_tokens.GENERIC, detail="grant older than the user's session generation")
-    granted_scopes, resources = _narrowed(requested_scopes, requested_resources, grant, settings, allowed)
+    try:
+        granted_scopes, resources = _narrowed(requested_scopes, requested_resources, grant, client, settings,
+                                              allowed)
+    except (InvalidTarget, InvalidScope) as exc:
+        # Rotation is one blind transaction, so for a plain refresh this is the first look at the
+        # registrations (a narrowing request was checked before it). The grant's audience is gone,
+        # private to this unverified client, off its list, or left without a scope: a plain refresh
+        # asks for exactly that audience, so the family cannot yield a valid token any more, and the
+        # successor just minted must not outlive this answer. End the family; the client starts over.
+        revoke_grant(grant.grant_id, reason=f"the grant's audience no longer allows a token: {exc.description}")
+        raise InvalidGrant(refresh_tokens.GENERIC, detail=f"audience check failed: {exc.description}") from None
     # OIDC Core §12.2: a refreshed ID token keeps auth_time and carries no nonce.
     return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,
                         auth_time=grant.auth_time, nonce=None, user=user, refresh_token=successor,
-                        audience=audience(resources, settings.default_audience))
+                        audience=audience([r.resource for r in resources], resource_less_audience(client, settings)))
 
 
-def _narrowed(requested_scopes: list[str], requested_resources: list[str], grant, settings: Settings,
-              allowed: list[str]):
-    """(scopes, resources) of the new token: what was asked for, within the grant and within what
-    the client may ask for now (`allowed`). A narrowed token carries only the scopes its audience
-    defines (RFC 8707 §2.2); a plain refresh keeps the grant's scopes and needs no registration lookup."""
+def _narrowed(requested_scopes: list[str], requested_resources: list[str], grant, client: ClientModel,
+              settings: Settings, allowed: list[str]):
+    """(scopes, resource registrations) of the new token: what was asked for, within the grant,
+    within what the client may ask for now (`allowed`) and within what is registered now. The
+    resources are resolved like /authorize's, from this container's cache (no DynamoDB call on a
+    warm container), and the token carries only the scopes its audience defines (RFC 8707 §2.2)."""
     wider = [s for s in requested_scopes if s not in grant.scopes]
     if wider:
         # RFC 6749 §6: the requested scope "MUST NOT include any scope not originally granted".
         raise InvalidScope(f"scope exceeds the original grant: {' '.join(wider)}")
-    resources = narrow(requested_resources, list(grant.resources))
+    targets = resolve(narrow(requested_resources, list(grant.resources)), client,
+                      max_age=settings.client_cache_seconds)
     granted_scopes = requested_scopes or [s for s in grant.scopes if s in allowed]
-    if resources and (requested_scopes or requested_resources):
-        granted_scopes = token_scopes(granted_scopes, registered(resources, max_age=settings.client_cache_seconds))
-    return granted_scopes, resources
+    return token_scopes(granted_scopes, targets, unverified=client.registered_dynamically), targets

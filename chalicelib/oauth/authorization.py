@@ -151,11 +151,14 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
         targets = resources.resolve(params.get("resource", []), client, max_age=settings.client_cache_seconds)
         # RFC 6749 §3.3: without a scope we apply a default, the scopes the client may ask for.
         allowed = allowed_scopes(client, settings)
+        unverified = client.registered_dynamically
         granted = (scopes.require_subset(requested, allowed) if requested
-                   else resources.default_scopes(allowed, targets))
+                   else resources.default_scopes(allowed, targets, unverified=unverified))
         if not granted:
             raise InvalidScope("no scope requested and the client has no default scopes")
-        resources.check_scopes(granted, targets)
+        # An unverified client naming no resource gets the issuer as audience, so identity scopes
+        # only (resources.resource_less_audience): never a token for DEFAULT_AUDIENCE.
+        resources.check_scopes(granted, targets, unverified=unverified)
         prompt = params.get("prompt", "").split()
         if any(p not in PROMPTS for p in prompt):
             raise InvalidRequest("unsupported prompt value")
@@ -170,6 +173,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
         state=state, nonce=params.get("nonce"), code_challenge=params["code_challenge"],
         code_challenge_method=method, prompt=prompt, max_age=max_age, login_hint=_login_hint(params.get("login_hint")),
         resources=[r.resource for r in targets], client_public=client.client_type == "public",
+        resource_less_audience=None if targets else resources.resource_less_audience(client, settings),
         created_at=at, expires_at=at + settings.request_ttl,
     )
 
@@ -231,9 +235,11 @@ def requested_resources(request: AuthorizationRequestModel, settings: Settings) 
 
 
 def consent_wanted(request: AuthorizationRequestModel, settings: Settings) -> dict[str, list[str]]:
-    """Audience -> scopes this request asks the user to allow (see oauth/consent.py)."""
+    """Audience -> scopes this request asks the user to allow (see oauth/consent.py). Without
+    resources, the audience the token endpoint will issue for this client (the issuer for an
+    unverified one), recorded at validation, so consent is remembered for the `aud` actually issued."""
     return consent.per_audience(list(request.scopes), requested_resources(request, settings),
-                                settings.default_audience)
+                                request.resource_less_audience or settings.default_audience)
 
 
 def has_consent(sub: str, client_id: str, wanted: dict[str, list[str]]) -> bool:

@@ -41,12 +41,17 @@ def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> l
     return found
 
 
-def check_scopes(scopes: list[str], resources: list) -> None:
+def check_scopes(scopes: list[str], resources: list, *, unverified: bool = False) -> None:
     """With resources named, every non-identity scope must be defined by one of them, so a token
     never carries a scope its audience does not understand; and every resource must receive at least
     one scope (identity scopes count), so no audience rides along in a token without its own scope
-    (and, at /authorize, without the user's consent to it: consent is remembered per audience)."""
+    (and, at /authorize, without the user's consent to it: consent is remembered per audience).
+    Without resources an `unverified` client's audience is the issuer (`resource_less_audience`),
+    which defines the identity scopes only: an API's scope needs the API named."""
     if not resources:
+        foreign = [s for s in scopes if s not in scopes_for_audience(scopes, [], unverified=unverified)]
+        if foreign:
+            raise InvalidScope(f"scope needs the resource parameter naming its API: {' '.join(foreign)}")
         return
     defined = {s for r in resources for s in r.scopes}
     foreign = [s for s in scopes if s not in IDENTITY_SCOPES and s not in defined]
@@ -57,20 +62,22 @@ def check_scopes(scopes: list[str], resources: list) -> None:
         raise InvalidScope(f"no requested scope is for the resource: {' '.join(idle)}")
 
 
-def scopes_for_audience(scopes: list[str], resources: list) -> list[str]:
+def scopes_for_audience(scopes: list[str], resources: list, *, unverified: bool = False) -> list[str]:
     """What a token whose audience is `resources` may carry: the identity scopes and the scopes one
     of them defines (RFC 8707 §2: an access token is restricted to its audience). Without resources
-    the audience is the default one, which defines no scopes of its own, so nothing is dropped."""
+    the audience is the default one (DEFAULT_AUDIENCE), which the operator points at whatever API
+    they like, so nothing is dropped; for an `unverified` client it is the issuer, which defines
+    the identity scopes only."""
     if not resources:
-        return list(scopes)
+        return [s for s in scopes if s in IDENTITY_SCOPES] if unverified else list(scopes)
     defined = {s for r in resources for s in r.scopes}
     return [s for s in scopes if s in IDENTITY_SCOPES or s in defined]
 
 
-def default_scopes(allowed: list[str], resources: list) -> list[str]:
+def default_scopes(allowed: list[str], resources: list, *, unverified: bool = False) -> list[str]:
     """RFC 6749 §3.3 default when no scope was requested: the client's scopes, limited to those the
     requested resources define (identity scopes always apply)."""
-    return scopes_for_audience(allowed, resources)
+    return scopes_for_audience(allowed, resources, unverified=unverified)
 
 
 def narrow(requested: list[str], granted: list[str]) -> list[str]:
@@ -85,13 +92,30 @@ def audience(resources: list[str], default: str) -> list[str]:
     return list(resources) if resources else [default]
 
 
-def token_scopes(scopes: list[str], resources: list) -> list[str]:
-    """The scopes of a token for `resources` after the client narrowed its audience (RFC 8707
-    §2.2) or its scope (RFC 6749 §6) at the token endpoint. A grant for Notes and Billing keeps
-    each API's scopes side by side, so a token for Notes alone sheds Billing's; and a token for an
-    API left with none of its scopes is refused rather than issued empty-handed."""
-    kept = scopes_for_audience(scopes, resources)
-    check_scopes(kept, resources)
+def resource_less_audience(client: ClientModel, settings) -> str:
+    """The `aud` of a token requested without a resource, at /authorize (consent is remembered for
+    it) and at /token alike.
+
+    DEFAULT_AUDIENCE is the operator's choice for the clients they vetted, and may well be a private
+    API. A client nobody vetted (`registered_dynamically`) must never reach a private API (`resolve`
+    refuses it them by name), so it gets the issuer instead, never DEFAULT_AUDIENCE: its
+    resource-less tokens are for /userinfo, and carry identity scopes only (`scopes_for_audience`).
+    Stricter of the two readings: an API's scope is not merely kept out of DEFAULT_AUDIENCE's
+    token, it needs the API named with `resource` (RFC 8707), so the token's `aud` is that API."""
+    return settings.issuer if client.registered_dynamically else settings.default_audience
+
+
+def token_scopes(scopes: list[str], resources: list, *, unverified: bool = False) -> list[str]:
+    """The scopes of a token for `resources`, checked again at every redemption and refresh because
+    the registrations may have changed since the grant (RFC 8707 §2.2, RFC 6749 §6). A grant for
+    Notes and Billing keeps each API's scopes side by side, so a token for Notes alone sheds
+    Billing's, and a token for an API that no longer defines a granted scope sheds it; a token for
+    an API left with none of its scopes, or with no scope at all, is refused rather than issued
+    empty-handed."""
+    kept = scopes_for_audience(scopes, resources, unverified=unverified)
+    check_scopes(kept, resources, unverified=unverified)
+    if not kept:
+        raise InvalidScope("no granted scope is for the token's audience")
     return kept
 
 

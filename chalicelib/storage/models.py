@@ -143,6 +143,9 @@ class AuthorizationRequestModel(Model):
     login_hint = UnicodeAttribute(null=True)
     #: A public client cannot prove who it is at the token endpoint (RFC 8252 §8.6).
     client_public = BooleanAttribute(default=False)
+    #: The `aud` the token will have when no resource is named (oauth/resources.resource_less_audience):
+    #: consent is remembered for the audience actually issued.
+    resource_less_audience = UnicodeAttribute(null=True)
     #: The session that signed in for this very request (prompt=login is satisfied only by it).
     login_session_hash = UnicodeAttribute(null=True)
     created_at = NumberAttribute()

@@ -8,6 +8,7 @@ import pytest
 from tests.routes.flow import authorize_query, hidden, query_of, redeem, sign_in_and_consent
 
 JSON = {"Content-Type": "application/json"}
+MCP = "https://mcp.example.com/mcp"
 MCP_STYLE = {  # what an MCP client sends: no scope, public, loopback redirect
     "client_name": "Claude Desktop",
     "redirect_uris": ["http://127.0.0.1:33418/oauth/callback"],
@@ -233,7 +234,8 @@ def test_delete_removes_the_client(http, registered):
 
 def test_registered_client_completes_a_flow_and_shows_as_unverified(browser, http, public_api, alice):
     registered = json.loads(register(http, {**MCP_STYLE, "redirect_uris": ["http://127.0.0.1/cb"]}).body)
-    location = browser.get("/authorize?" + authorize_query(registered["client_id"], scope="openid mcp:read"))
+    location = browser.get("/authorize?" + authorize_query(registered["client_id"], scope="openid mcp:read",
+                                                           resource=MCP))
     location = location.headers["Location"]
     page = browser.get(location)
     response = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
@@ -241,7 +243,8 @@ def test_registered_client_completes_a_flow_and_shows_as_unverified(browser, htt
                                        "username": "alice@example.com", "password": "correct horse battery"})
     consent = browser.get(response.headers["Location"])
     assert b"unverified" in consent.body
-    code = query_of(sign_in_and_consent(browser, registered["client_id"], scope="openid mcp:read"))["code"]
+    code = query_of(sign_in_and_consent(browser, registered["client_id"], scope="openid mcp:read",
+                                        resource=MCP))["code"]
     assert redeem(http, registered["client_id"], code).status_code == 200
 
 

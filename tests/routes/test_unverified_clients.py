@@ -56,7 +56,8 @@ def test_a_self_registered_client_asking_for_a_private_apis_scope_gets_invalid_s
 
 
 def test_a_self_registered_client_may_ask_for_public_and_identity_scopes(browser, agent):
-    response = browser.get("/authorize?" + authorize_query(agent, scope="openid offline_access mcp:read mcp:write"))
+    response = browser.get("/authorize?" + authorize_query(agent, scope="openid offline_access mcp:read mcp:write",
+                                                           resource=MCP))
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
 
 
@@ -104,13 +105,14 @@ def test_a_self_registered_client_may_target_a_public_api(browser, agent):
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
 
 
-def test_refresh_drops_scopes_withdrawn_from_unverified_clients(browser, http, agent, alice):
-    from chalicelib.storage.resources import register_resource
+def test_refresh_drops_scopes_withdrawn_from_unverified_clients(browser, http, agent, alice, monkeypatch):
+    from chalicelib.config import settings
 
-    code = query_of(sign_in_and_consent(browser, agent, scope="openid offline_access mcp:read"))["code"]
+    code = query_of(sign_in_and_consent(browser, agent, scope="openid offline_access mcp:read", resource=MCP))["code"]
     tokens = json.loads(redeem(http, agent, code).body)
     assert tokens["scope"] == "openid offline_access mcp:read"
-    register_resource(MCP, "Notes MCP", ["mcp:read", "mcp:write"])  # the operator withdraws it
+    monkeypatch.setenv("UNVERIFIED_CLIENT_SCOPES", "openid offline_access")  # the operator withdraws it
+    settings.cache_clear()
 
     def refresh(token, **extra):
         body = {"grant_type": "refresh_token", "refresh_token": token, "client_id": agent, **extra}
@@ -136,7 +138,8 @@ def test_the_ceiling_is_read_once_per_container_not_scanned_per_request(browser,
 
     monkeypatch.setattr(ResourceModel, "scan", counting_scan)
     for _ in range(3):
-        assert browser.get("/authorize?" + authorize_query(agent, scope="openid mcp:read")).status_code == 302
+        assert browser.get("/authorize?" + authorize_query(agent, scope="openid mcp:read",
+                                                           resource=MCP)).status_code == 302
     assert len(scans) == 1
 
 

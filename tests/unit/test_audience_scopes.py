@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.errors import InvalidScope
 from chalicelib.oauth import consent
-from chalicelib.oauth.resources import check_scopes, token_scopes
+from chalicelib.oauth.resources import check_scopes, resource_less_audience, token_scopes
 
 DEFAULT = "https://login.example.com"
 NOTES = SimpleNamespace(resource="https://notes.example.com/api", name="Notes API", scopes=["notes:read", "notes:write"])
@@ -30,6 +30,25 @@ def test_a_scope_name_two_apis_share_stays_with_the_api_that_defines_it():
 
 def test_a_token_without_resources_keeps_every_scope_for_the_default_audience():
     assert token_scopes(["openid", "notes:write"], []) == ["openid", "notes:write"]
+
+
+def test_an_unverified_clients_resource_less_token_carries_identity_scopes_only():
+    assert token_scopes(["openid", "offline_access", "mcp:read"], [], unverified=True) == ["openid", "offline_access"]
+    with pytest.raises(InvalidScope, match="no granted scope is for the token's audience"):
+        token_scopes(["mcp:read"], [], unverified=True)
+
+
+def test_an_unverified_client_must_name_the_api_of_an_api_scope():
+    with pytest.raises(InvalidScope, match="scope needs the resource parameter naming its API: mcp:read"):
+        check_scopes(["openid", "mcp:read"], [], unverified=True)
+    check_scopes(["openid", "email"], [], unverified=True)
+
+
+def test_only_vetted_clients_get_the_default_audience_without_a_resource():
+    settings = SimpleNamespace(issuer=DEFAULT, default_audience="https://private.example.com/api")
+    vetted, unverified = SimpleNamespace(registered_dynamically=False), SimpleNamespace(registered_dynamically=True)
+    assert resource_less_audience(vetted, settings) == "https://private.example.com/api"
+    assert resource_less_audience(unverified, settings) == DEFAULT
 
 
 def test_a_token_for_an_api_left_with_none_of_its_scopes_is_refused():
