@@ -17,7 +17,8 @@ the password check (and is still counted); any other attempt is refused with 429
 Guessing from unknown devices thus stays capped at the account limit per window, while the owner
 keeps signing in from a device used before; an owner on a new device waits for the window to end.
 The device record is read only when the account is over its limit, so ordinary sign-ins do not
-pay for it.
+pay for it. Signing a user out everywhere (or disabling them) forgets all their devices: a device
+counts only if it signed in under the user's current session_generation.
 
 No progressive delay. Sleeping bills Lambda wall time and lets an attacker tie up our concurrency
 with cheap requests. A lockout growing across windows (refusal-until plus Retry-After) would cut
@@ -79,7 +80,7 @@ def remember_device(settings: Settings, user: UserModel) -> str:
     """After a successful sign-in: a new known-device cookie value for this browser."""
     from ..storage.devices import remember_device as remember
 
-    return remember(user.pk, settings.known_device_ttl)
+    return remember(user.pk, settings.known_device_ttl, user.session_generation)
 
 
 def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, int]]:
@@ -91,15 +92,19 @@ def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, i
 
 
 def _known_device_user(email: str, device: str | None) -> UserModel | None:
-    """The typed account's user, if `device` is a known device of it; else None."""
-    from ..storage.devices import device_owner
+    """The typed account's user, if `device` is a known device of it; else None. A device
+    remembered before the user was last signed out everywhere (or disabled) is not known any more:
+    whoever was signed in on it then may be the reason for the sign-out."""
+    from ..storage.devices import find_device
     from ..storage.users import find_user_by_email
 
-    owner = device_owner(device) if device else None
-    if owner is None:
+    record = find_device(device) if device else None
+    if record is None:
         return None
     user = find_user_by_email(email)
-    return user if user is not None and user.pk == owner else None
+    if user is None or user.pk != record.sub or record.session_generation != user.session_generation:
+        return None
+    return user
 
 
 def authenticate(settings: Settings, email: str, password: str, ip: str, device: str | None = None) -> UserModel:

@@ -322,6 +322,9 @@ class KnownDeviceModel(Model):
     sub = UnicodeAttribute()
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
+    #: The user's `session_generation` when this device signed in: signing the user out everywhere
+    #: (or disabling them) moves theirs on, and the device is no longer known.
+    session_generation = NumberAttribute(default=0)
 
 
 #: Every model, in bootstrap order. Two models may share a table (users).

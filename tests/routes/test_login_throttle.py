@@ -106,6 +106,42 @@ def test_an_expired_known_device_does_not_unlock_the_account(http, public_client
     assert_refused(sign_in(owner, public_client.client_id))
 
 
+def sign_out_everywhere_with_the_cli(user) -> None:
+    import os
+
+    from tools import admin
+
+    assert admin.main(["users", "signout", user.email], environ=dict(os.environ)) == 0
+
+
+def disable_and_re_enable(user) -> None:
+    from chalicelib.storage.users import set_user_disabled
+
+    assert set_user_disabled(user.pk, True) and set_user_disabled(user.pk, False)
+
+
+@pytest.mark.parametrize("end_sessions", [sign_out_everywhere_with_the_cli, disable_and_re_enable],
+                         ids=["users signout", "disable then re-enable"])
+def test_signing_a_user_out_everywhere_forgets_their_known_devices(http, public_client, alice, end_sessions):
+    """The device may be the very reason for the sign-out (a stolen laptop): its cookie must not
+    keep getting past the account limit. Signing in again from it is what makes it known again,
+    and over the limit that is refused like any new browser's: the owner waits for the window."""
+    owner = known_device(http, public_client.client_id)
+    end_sessions(alice)
+    lock_out(http, public_client.client_id)
+    assert_refused(sign_in(owner, public_client.client_id))
+
+
+def test_a_device_that_signs_in_again_after_a_sign_out_everywhere_is_known_again(http, public_client, alice):
+    from chalicelib.storage.users import end_all_sessions
+
+    owner = known_device(http, public_client.client_id)
+    end_all_sessions(alice.pk)
+    assert sign_in(owner, public_client.client_id).status_code == 302, "under the limit: a fresh sign-in"
+    lock_out(http, public_client.client_id)
+    assert sign_in(owner, public_client.client_id).headers["Location"].startswith("/consent")
+
+
 def test_a_known_device_still_needs_the_password_and_its_guesses_count(http, public_client, alice):
     from chalicelib.oauth import throttle
 
