@@ -353,7 +353,7 @@ def _limit_fetches(url: str, source_ip: str | None, settings: Settings) -> None:
     from . import throttle
 
     host = urlsplit(url).hostname.rstrip(".")
-    subject = throttle.address_subject(source_ip or "unknown")
+    subject = throttle.address_key(source_ip or "unknown")
     for key, limit in ((throttle.window_key("docfetch-ip", subject, FETCH_RATE_WINDOW),
                         settings.client_document_fetches_per_ip),
                        (throttle.window_key("docfetch-host", host, FETCH_RATE_WINDOW),

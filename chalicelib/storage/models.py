@@ -157,7 +157,7 @@ class ConsentModel(Model):
 
 
 class ThrottleModel(Model):
-    """A failure counter for one key ("account#..." or "ip#...") in one time window."""
+    """A failure counter for one key ("account#...", "ip#..." or "device#...") in one time window."""
 
     Meta = _meta("throttles", ttl="expires_at")
     pk = UnicodeAttribute(hash_key=True)
