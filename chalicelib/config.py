@@ -86,8 +86,15 @@ class Settings:
     #: LOGIN_MAX_FAILURES_PER_ACCOUNT: failed sign-ins per account per window before refusing browsers
     #: that are not a known device of that account (chalicelib/oauth/login.py). Default 5.
     login_max_failures_per_account: int = 5
-    #: LOGIN_MAX_FAILURES_PER_IP: failed sign-ins per client IP per window before refusing. Default 20.
+    #: LOGIN_MAX_FAILURES_PER_IP: failed sign-ins per client IP (an IPv6 client: its /64) per window
+    #: before refusing browsers that are not a known device of the typed account. Default 20.
     login_max_failures_per_ip: int = 20
+    #: LOGIN_MAX_FAILURES_PER_NETWORK: failed sign-ins per IPv6 /48 per window, the same way; bounds an
+    #: attacker who rotates through the 65,536 /64s of a /48. Not counted for IPv4. Default 100.
+    login_max_failures_per_network: int = 100
+    #: LOGIN_MAX_FAILURES_PER_DEVICE: sign-in attempts per window from one known device while its
+    #: address or account is over a limit above; past it that device is refused too. Default 10.
+    login_max_failures_per_device: int = 10
     #: KNOWN_DEVICE_TTL: seconds a browser stays a "known device" after its last successful sign-in;
     #: past LOGIN_MAX_FAILURES_PER_ACCOUNT only known devices may still try. Default 7776000 (90 days).
     known_device_ttl: int = 7776000
@@ -252,6 +259,8 @@ def load_settings(env=None) -> Settings:
         login_throttle_window=_int(env, "LOGIN_THROTTLE_WINDOW", 900),
         login_max_failures_per_account=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
         login_max_failures_per_ip=_int(env, "LOGIN_MAX_FAILURES_PER_IP", 20),
+        login_max_failures_per_network=_int(env, "LOGIN_MAX_FAILURES_PER_NETWORK", 100),
+        login_max_failures_per_device=_int(env, "LOGIN_MAX_FAILURES_PER_DEVICE", 10),
         known_device_ttl=_int(env, "KNOWN_DEVICE_TTL", 7776000),
         default_audience=env.get("DEFAULT_AUDIENCE") or _validate_issuer(issuer, stage),
         refresh_token_idle_ttl=_int(env, "REFRESH_TOKEN_IDLE_TTL", 1209600),

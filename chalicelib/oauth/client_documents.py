@@ -380,7 +380,7 @@ def _limit_fetches(url: str, source_ip: str | None, settings: Settings, *, refre
     from . import throttle
 
     host = urlsplit(url).hostname.rstrip(".")
-    subject = throttle.address_subject(source_ip or "unknown")
+    subject = throttle.address_key(source_ip or "unknown")
     for key, limit in ((throttle.window_key("docfetch-ip", subject, FETCH_RATE_WINDOW),
                         settings.client_document_fetches_per_ip),
                        (throttle.window_key("docrefresh-host" if refresh else "docfetch-host", host,

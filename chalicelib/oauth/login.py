@@ -5,9 +5,6 @@ password is checked and taken back on success, so they count failures (and refus
 under parallel guessing. The account counter is keyed by the normalised email even when no such
 account exists, so being refused says nothing about whether it does.
 
-Per client IP (IPv6 by its /64, see throttle.address_key) the limit is hard: past
-LOGIN_MAX_FAILURES_PER_IP every attempt from that address is refused until the window ends.
-
 Per account a hard limit would let anyone lock anyone out: a few wrong guesses for alice's email
 would refuse alice's right password. So past LOGIN_MAX_FAILURES_PER_ACCOUNT the account asks for
 one more proof instead of refusing outright: a *known device*, a browser that has signed in to
@@ -16,18 +13,30 @@ chalicelib/storage/devices.py). An attempt from a known device of the typed acco
 the password check (and is still counted); any other attempt is refused with 429 and Retry-After.
 Guessing from unknown devices thus stays capped at the account limit per window, while the owner
 keeps signing in from a device used before; an owner on a new device waits for the window to end.
-The device record is read only when the account is over its limit, so ordinary sign-ins do not
-pay for it.
+Signing a user out everywhere (or disabling them) forgets all their devices: a device counts only
+if it signed in under the user's current session_generation.
+
+Per client address the same: a hard limit would let one attacker behind a NAT, a carrier-grade
+NAT or a company's egress lock out everyone there. Past LOGIN_MAX_FAILURES_PER_IP for an IPv4
+address or an IPv6 /64, or LOGIN_MAX_FAILURES_PER_NETWORK for an IPv6 /48 (a subscriber is often
+handed a /48, RFC 6177 §2: counting /64s alone would give it 65,536 times the budget), only known
+devices of the typed account may still try. IPv4 clients have no coarser tier and pay no call
+for one.
+
+A known device past a limit is held by its own counter instead (LOGIN_MAX_FAILURES_PER_DEVICE, a
+hard limit, counted only while a limit above is exceeded), so a stolen device cookie buys a few
+more guesses per window at one account, never an open door. The device record is read only when
+the account or the address is over its limit, so ordinary sign-ins do not pay for it.
 
 No progressive delay. Sleeping bills Lambda wall time and lets an attacker tie up our concurrency
 with cheap requests. A lockout growing across windows (refusal-until plus Retry-After) would cut
 an attacker's guesses further, but needs state that outlives a window, one more read and write on
 every attempt, and under a sustained attack it would lengthen the wait of an owner on a new
-device. Guessing stays bounded by the account limit per window (480 a day at the defaults) and by
-the IP limit per address, each guess costing an argon2id evaluation.
+device. Guessing stays bounded by the account limit per window (480 a day at the defaults) plus the
+device limit of each known device the attacker holds, each guess costing an argon2id evaluation.
 
-Same cost, same answer: every attempt that reaches the password check costs two counter ADDs, two
-users-table GetItems (chalicelib/storage/users.find_user_by_email) and one argon2id evaluation
+Same cost, same answer: every attempt that reaches the password check costs two counter ADDs
+(three from IPv6), two users-table GetItems (chalicelib/storage/users.find_user_by_email) and one argon2id evaluation
 (chalicelib/passwords.py), whether the email is known, unknown, disabled or malformed, and every
 failure says the same thing. Refusals by the throttle skip argon2id: their 429 already says what
 happened, and refusing cheaply is what a throttle is for. What a refusal costs depends on the
@@ -55,7 +64,8 @@ class LoginThrottled(Exception):
 
     def __init__(self, scope: str, retry_after: int):
         super().__init__(scope)
-        #: "ip" (nothing helps but waiting) or "account" (a known device of the account still may try).
+        #: "account" or "ip" (a known device of the account still may try), or "device" (that known
+        #: device has used up its own attempts).
         self.scope = scope
         #: Seconds until the window ends (HTTP Retry-After, RFC 9110 §10.2.3).
         self.retry_after = retry_after
@@ -79,27 +89,39 @@ def remember_device(settings: Settings, user: UserModel) -> str:
     """After a successful sign-in: a new known-device cookie value for this browser."""
     from ..storage.devices import remember_device as remember
 
-    return remember(user.pk, settings.known_device_ttl)
+    return remember(user.pk, settings.known_device_ttl, user.session_generation)
 
 
-def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, int]]:
+#: The coarser IPv6 tier: one subscriber's allocation (RFC 6177 §2).
+NETWORK_PREFIX = 48
+
+
+def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, str, int]]:
+    """(scope, counter key, limit) of every counter one attempt adds to."""
     window = settings.login_throttle_window
-    return [
-        (throttle.window_key("account", sha256_hex(email), window, at), settings.login_max_failures_per_account),
-        (throttle.window_key("ip", throttle.address_key(ip), window, at), settings.login_max_failures_per_ip),
-    ]
+    address, network = throttle.address_key(ip), throttle.address_key(ip, NETWORK_PREFIX)
+    keys = [("account", throttle.window_key("account", sha256_hex(email), window, at),
+             settings.login_max_failures_per_account),
+            ("ip", throttle.window_key("ip", address, window, at), settings.login_max_failures_per_ip)]
+    if network != address:  # IPv6 only: an IPv4 address has no coarser tier
+        keys.append(("ip", throttle.window_key("ip", network, window, at), settings.login_max_failures_per_network))
+    return keys
 
 
 def _known_device_user(email: str, device: str | None) -> UserModel | None:
-    """The typed account's user, if `device` is a known device of it; else None."""
-    from ..storage.devices import device_owner
+    """The typed account's user, if `device` is a known device of it; else None. A device
+    remembered before the user was last signed out everywhere (or disabled) is not known any more:
+    whoever was signed in on it then may be the reason for the sign-out."""
+    from ..storage.devices import find_device
     from ..storage.users import find_user_by_email
 
-    owner = device_owner(device) if device else None
-    if owner is None:
+    record = find_device(device) if device else None
+    if record is None:
         return None
     user = find_user_by_email(email)
-    return user if user is not None and user.pk == owner else None
+    if user is None or user.pk != record.sub or record.session_generation != user.session_generation:
+        return None
+    return user
 
 
 def authenticate(settings: Settings, email: str, password: str, ip: str, device: str | None = None) -> UserModel:
@@ -113,21 +135,29 @@ def authenticate(settings: Settings, email: str, password: str, ip: str, device:
     retry_after = window - at % window
     # Count the attempt before checking the password, then take it back if it succeeds: a check
     # followed by a later increment would let parallel guesses all pass the check.
-    (account_count, account_limit), (ip_count, ip_limit) = [(throttle.add(key, window), limit) for key, limit in keys]
-    if ip_count > ip_limit:
-        log.warning("sign-in throttled", extra={"ip": ip, "scope": "ip"})
-        raise LoginThrottled("ip", retry_after)
-    if account_count > account_limit:
+    over = set()
+    for scope, key, limit in keys:
+        if throttle.add(key, window) > limit:
+            over.add(scope)
+    if over:
         user = _known_device_user(email, device)
         if user is None:
-            log.warning("sign-in throttled", extra={"ip": ip, "scope": "account"})
-            raise LoginThrottled("account", retry_after)
+            scope = "ip" if "ip" in over else "account"
+            log.warning("sign-in throttled", extra={"ip": ip, "scope": scope})
+            raise LoginThrottled(scope, retry_after)
+        # A known device of the typed account: others' guesses from its address or at its account
+        # do not refuse it, its own attempts do. Never taken back: a successful sign-in gives the
+        # browser a new device cookie, so this counter is not consulted for it again.
+        device_key = throttle.window_key("device", sha256_hex(device), window, at)
+        if throttle.add(device_key, window) > settings.login_max_failures_per_device:
+            log.warning("sign-in throttled", extra={"ip": ip, "scope": "device"})
+            raise LoginThrottled("device", retry_after)
     else:
         user = find_user_by_email(email)
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or user.disabled:
         log.info("sign-in failed", extra={"ip": ip, "reason": "disabled" if ok and user else "credentials"})
         raise LoginFailed()
-    for key, _ in keys:
+    for _, key, _ in keys:
         throttle.add(key, window, -1)
     return user

@@ -14,10 +14,11 @@ def window_key(prefix: str, subject: str, window_seconds: int, at: int | None = 
     return f"{prefix}#{subject}#{at // window_seconds}"
 
 
-def address_key(ip: str) -> str:
-    """What a per-IP limit counts: the address for IPv4, its /64 for IPv6. One subscriber is
-    usually handed a whole /64 (RFC 6177), so counting single IPv6 addresses would let one attacker
-    rotate through 2^64 of them."""
+def address_key(ip: str, ipv6_prefix: int = 64) -> str:
+    """What a per-address counter counts: an IPv4 address (also written ::ffff:a.b.c.d), or the
+    network of an IPv6 address, its /64 unless `ipv6_prefix` says otherwise. One subscriber is
+    usually handed a whole /64 (RFC 7421 §1), often a /56 or a /48 (RFC 6177 §2), so counting single
+    IPv6 addresses would let one attacker rotate through 2^64 of them. Not an address: as given."""
     import ipaddress
 
     try:
@@ -26,9 +27,9 @@ def address_key(ip: str) -> str:
         return ip
     if address.version == 4:
         return str(address)
-    if address.ipv4_mapped:  # ::ffff:a.b.c.d is an IPv4 client
+    if address.ipv4_mapped:
         return str(address.ipv4_mapped)
-    return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(ipaddress.IPv6Network((int(address), ipv6_prefix), strict=False))
 
 
 def count(key: str) -> int:
@@ -44,16 +45,3 @@ def add(key: str, window_seconds: int, amount: int = 1) -> int:
     item.update(actions=[ThrottleModel.failures.add(amount), ThrottleModel.expires_at.set(now() + 2 * window_seconds)])
     return item.failures
 
-
-def address_subject(ip: str) -> str:
-    """What a per-address counter counts: an IPv4 address, or the /64 of an IPv6 address. One IPv6
-    host usually holds a whole /64 (RFC 7421 §1), so counting single IPv6 addresses would count nothing."""
-    import ipaddress
-
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if address.version == 6 and address.ipv4_mapped is None:
-        return str(ipaddress.IPv6Network((int(address), 64), strict=False))
-    return str(getattr(address, "ipv4_mapped", None) or address)

@@ -164,7 +164,7 @@ class ConsentModel(Model):
 
 
 class ThrottleModel(Model):
-    """A failure counter for one key ("account#..." or "ip#...") in one time window."""
+    """A failure counter for one key ("account#...", "ip#..." or "device#...") in one time window."""
 
     Meta = _meta("throttles", ttl="expires_at")
     pk = UnicodeAttribute(hash_key=True)
@@ -335,6 +335,9 @@ class KnownDeviceModel(Model):
     sub = UnicodeAttribute()
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
+    #: The user's `session_generation` when this device signed in: signing the user out everywhere
+    #: (or disabling them) moves theirs on, and the device is no longer known.
+    session_generation = NumberAttribute(default=0)
 
 
 #: Every model, in bootstrap order. Two models may share a table (users).

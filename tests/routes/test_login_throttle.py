@@ -1,6 +1,7 @@
-"""Sign-in throttling, attacked through POST /login: nobody can lock an owner out of a device they
-have signed in from before, the per-IP limit stays hard, and no failure costs (in DynamoDB calls
-or argon2id evaluations) something that tells whether the account exists."""
+"""Sign-in throttling, attacked through POST /login: nobody (not even someone sharing the owner's
+address) can lock an owner out of a device they have signed in from before, signing the owner out
+everywhere forgets their devices, and no failure costs (in DynamoDB calls or argon2id evaluations)
+something that tells whether the account exists."""
 from __future__ import annotations
 
 import pytest
@@ -106,6 +107,42 @@ def test_an_expired_known_device_does_not_unlock_the_account(http, public_client
     assert_refused(sign_in(owner, public_client.client_id))
 
 
+def sign_out_everywhere_with_the_cli(user) -> None:
+    import os
+
+    from tools import admin
+
+    assert admin.main(["users", "signout", user.email], environ=dict(os.environ)) == 0
+
+
+def disable_and_re_enable(user) -> None:
+    from chalicelib.storage.users import set_user_disabled
+
+    assert set_user_disabled(user.pk, True) and set_user_disabled(user.pk, False)
+
+
+@pytest.mark.parametrize("end_sessions", [sign_out_everywhere_with_the_cli, disable_and_re_enable],
+                         ids=["users signout", "disable then re-enable"])
+def test_signing_a_user_out_everywhere_forgets_their_known_devices(http, public_client, alice, end_sessions):
+    """The device may be the very reason for the sign-out (a stolen laptop): its cookie must not
+    keep getting past the account limit. Signing in again from it is what makes it known again,
+    and over the limit that is refused like any new browser's: the owner waits for the window."""
+    owner = known_device(http, public_client.client_id)
+    end_sessions(alice)
+    lock_out(http, public_client.client_id)
+    assert_refused(sign_in(owner, public_client.client_id))
+
+
+def test_a_device_that_signs_in_again_after_a_sign_out_everywhere_is_known_again(http, public_client, alice):
+    from chalicelib.storage.users import end_all_sessions
+
+    owner = known_device(http, public_client.client_id)
+    end_all_sessions(alice.pk)
+    assert sign_in(owner, public_client.client_id).status_code == 302, "under the limit: a fresh sign-in"
+    lock_out(http, public_client.client_id)
+    assert sign_in(owner, public_client.client_id).headers["Location"].startswith("/consent")
+
+
 def test_a_known_device_still_needs_the_password_and_its_guesses_count(http, public_client, alice):
     from chalicelib.oauth import throttle
 
@@ -118,16 +155,54 @@ def test_a_known_device_still_needs_the_password_and_its_guesses_count(http, pub
     assert throttle.count(key) == before + 1
 
 
-def test_the_per_ip_limit_refuses_even_a_known_device(http, public_client, alice, monkeypatch):
+def use_up_the_per_ip_limit(http, client_id: str, monkeypatch, limit: int = 3) -> None:
+    """The attack from behind a shared address (NAT, carrier-grade NAT, a company's egress): wrong
+    guesses at other accounts until the address is over its limit. Chalice's test client sends
+    every request from one address."""
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", str(limit))
+    settings.cache_clear()
+    attacker = Browser(http)
+    for i in range(limit):
+        form = login_form(attacker, client_id, f"user{i}@example.com")
+        assert attacker.post("/login", {**form, "password": "wrong password"}).status_code == 401
+
+
+def test_an_attacker_sharing_the_owners_address_does_not_lock_out_the_owners_known_device(http, public_client,
+                                                                                          alice, monkeypatch):
+    """Before, the per-IP limit refused even a known device: one attacker behind a NAT locked out
+    everyone behind it. Now the owner's device gets past it; a new browser there still does not."""
+    owner = known_device(http, public_client.client_id)
+    use_up_the_per_ip_limit(http, public_client.client_id, monkeypatch)
+    assert sign_in(owner, public_client.client_id).headers["Location"].startswith("/consent")
+    assert_refused(sign_in(Browser(http), public_client.client_id), TOO_MANY_FROM_IP)
+
+
+def test_a_known_device_of_another_account_does_not_get_past_the_per_ip_limit(http, public_client, alice,
+                                                                              monkeypatch):
+    from chalicelib.storage.users import create_user
+
+    create_user("mallory@example.com", MALLORY)
+    mallory = known_device(http, public_client.client_id, "mallory@example.com", MALLORY)
+    use_up_the_per_ip_limit(http, public_client.client_id, monkeypatch)
+    assert_refused(sign_in(mallory, public_client.client_id), TOO_MANY_FROM_IP)
+
+
+@pytest.mark.parametrize("over", ["account limit", "per-IP limit"])
+def test_a_known_device_past_a_limit_has_its_own_hard_limit(http, public_client, alice, monkeypatch, over):
+    """A stolen device cookie buys LOGIN_MAX_FAILURES_PER_DEVICE guesses per window, then not even
+    the right password gets through."""
     from chalicelib.config import settings
 
     owner = known_device(http, public_client.client_id)
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "3")
+    if over == "account limit":
+        lock_out(http, public_client.client_id)
+    else:
+        use_up_the_per_ip_limit(http, public_client.client_id, monkeypatch)
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_DEVICE", "2")
     settings.cache_clear()
-    attacker = Browser(http)  # chalice's test client: every request comes from one address
-    for i in range(3):
-        form = login_form(attacker, public_client.client_id, f"user{i}@example.com")
-        assert attacker.post("/login", {**form, "password": "wrong password"}).status_code == 401
+    assert [sign_in(owner, public_client.client_id, password=f"guess {i}").status_code for i in range(2)] == [401] * 2
     assert_refused(sign_in(owner, public_client.client_id), TOO_MANY_FROM_IP)
 
 
@@ -273,6 +348,37 @@ def test_the_per_ip_limit_counts_an_ipv6_attacker_by_the_64_they_rotate_through(
                    TOO_MANY_FROM_IP)
 
 
+def test_the_per_network_limit_counts_an_ipv6_attacker_by_the_48_whose_64s_they_rotate_through(
+        browser, public_client, alice, monkeypatch):
+    """A subscriber is often handed a /48: 65,536 /64s, each with its own per-IP budget."""
+    from chalicelib.blueprints import authorize
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_NETWORK", "3")
+    settings.cache_clear()
+    addresses = iter(f"2001:db8:aa:{i:x}::1" for i in range(1, 100))
+    monkeypatch.setattr(authorize, "client_ip", lambda request: next(addresses))
+    form = login_form(browser, public_client.client_id, "alice@example.com")
+    for i in range(3):
+        form["username"] = f"user{i}@example.com"
+        assert browser.post("/login", {**form, "password": "wrong password"}).status_code == 401
+    assert_refused(browser.post("/login", {**form, "username": "alice@example.com", "password": PASSWORD}),
+                   TOO_MANY_FROM_IP)
+
+
+@pytest.mark.parametrize("ip, counters", [("203.0.113.9", 2), ("::ffff:203.0.113.9", 2), ("2001:db8:aa:bb::1", 3)])
+def test_only_ipv6_clients_pay_for_the_per_network_counter(browser, public_client, alice, dynamodb_calls,
+                                                           monkeypatch, ip, counters):
+    from chalicelib.blueprints import authorize
+    from chalicelib.storage.models import ThrottleModel
+
+    monkeypatch.setattr(authorize, "client_ip", lambda request: ip)
+    form = login_form(browser, public_client.client_id, "alice@example.com")
+    response, calls, _ = cost(dynamodb_calls, [], lambda: browser.post("/login", {**form, "password": "wrong"}))
+    assert response.status_code == 401
+    assert calls.count(("UpdateItem", ThrottleModel.Meta.table_name)) == counters
+
+
 @pytest.mark.parametrize("ip, counted_as", [
     ("203.0.113.9", "203.0.113.9"),
     ("2001:db8:aa:bb:1:2:3:4", "2001:db8:aa:bb::/64"),
@@ -284,3 +390,14 @@ def test_ip_limits_count_ipv4_addresses_and_ipv6_64s(ip, counted_as):
     from chalicelib.oauth.throttle import address_key
 
     assert address_key(ip) == counted_as
+
+
+@pytest.mark.parametrize("ip, counted_as", [
+    ("2001:db8:aa:bb:1:2:3:4", "2001:db8:aa::/48"),
+    ("203.0.113.9", "203.0.113.9"),
+    ("::ffff:203.0.113.9", "203.0.113.9"),
+])
+def test_the_network_tier_counts_an_ipv6_48_and_leaves_ipv4_alone(ip, counted_as):
+    from chalicelib.oauth.throttle import address_key
+
+    assert address_key(ip, 48) == counted_as

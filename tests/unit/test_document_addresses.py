@@ -128,4 +128,4 @@ def test_the_local_stage_allows_nothing_else_that_is_not_public(address):
     ("unknown", "unknown"),
 ])
 def test_per_address_counters_count_an_ipv6_client_by_its_64(source, subject):
-    assert throttle.address_subject(source) == subject
+    assert throttle.address_key(source) == subject
