@@ -42,9 +42,10 @@ run: venv
 test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make bench: the benchmark scripts under bench/
+## make bench: the benchmark scripts under bench/ (cold_start.py: cold first token vs the floor, target <= 1.25)
 bench: venv
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/dynamodb_calls.py
 
 # Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json other than local.
