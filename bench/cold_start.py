@@ -106,7 +106,9 @@ def set_up(moto_url: str) -> dict[str, str]:
     }
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    # As Lambda without SnapStart: `import app` builds the clients at init (chalicelib/runtime.py).
     return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "BENCH_EVENT": json.dumps(event),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "BENCH_TABLE": ClientModel.Meta.table_name, "BENCH_KEY": client.client_id, "BENCH_PEM": pem}
 
 
