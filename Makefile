@@ -42,9 +42,10 @@ run: venv
 test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make bench: the benchmark scripts under bench/
+## make bench: the benchmark scripts under bench/ (cold_start.py: cold first token vs the floor, target <= 1.25)
 bench: venv
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/dynamodb_calls.py
 
 # Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json other than local.
@@ -52,12 +53,12 @@ STAGE ?= prod
 DIST := dist/$(STAGE)
 
 ## make package STAGE=prod: one deployable template, dist/$(STAGE)/sam.json (+ deployment.zip), checked by
-## cfn-lint. No AWS account needed: chalice merges infra/template.py's resources into its own.
+## cfn-lint. No AWS account needed: chalice merges infra/template.py's resources into its own. The zip is
+## built for python3.13 on arm64 and checked on a Python 3.13 (PYTHON313=...; infra/package.py).
 package: venv
 	@rm -rf $(DIST) && mkdir -p $(DIST)
 	$(BIN)/python -m infra.template --stage $(STAGE) > $(DIST)/merge-template.json
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) \
-	  --merge-template $(DIST)/merge-template.json $(DIST)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/python -m infra.package --stage $(STAGE) --dist $(DIST)
 	$(BIN)/cfn-lint $(DIST)/sam.json
 	@echo "package: $(DIST)/sam.json and $(DIST)/deployment.zip are ready; cfn-lint found nothing"
 

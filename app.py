@@ -1,6 +1,7 @@
-"""The IdP's Chalice app: build it and register the blueprints. Nothing else lives here."""
+"""The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
 from chalice import Chalice
 
+from chalicelib import runtime
 from chalicelib.blueprints import authorize, fallback, registration, rotation, token, userinfo, wellknown
 
 app = Chalice(app_name="serverless-idp")
@@ -14,3 +15,6 @@ app.register_blueprint(userinfo.bp)
 app.register_blueprint(registration.bp)
 app.register_blueprint(rotation.bp)
 app.register_blueprint(fallback.bp)
+
+# On Lambda: build the clients and connections at init, register the SnapStart restore hook.
+runtime.initialize()

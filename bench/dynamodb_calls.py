@@ -28,13 +28,10 @@ def count(event_name: str, **_kwargs) -> None:
 
 
 def hook_every_dynamodb_client() -> None:
-    """pynamodb opens one botocore client per model (plus one for transactions): hook them all."""
-    from chalicelib.storage.models import ALL_MODELS, _transaction_connection
+    """Every model and transaction goes through the container's one DynamoDB client."""
+    from chalicelib import aws
 
-    clients = {id(m._get_connection().connection.client): m._get_connection().connection.client for m in ALL_MODELS}
-    clients[id(_transaction_connection().client)] = _transaction_connection().client
-    for client in clients.values():
-        client.meta.events.register("before-call.dynamodb", count)
+    aws.client("dynamodb").meta.events.register("before-call.dynamodb", count)
 
 
 WEB_APP = "https://app.example.com/cb"

@@ -1,26 +1,69 @@
-"""AWS clients, created lazily and once per container.
+"""AWS access for the whole container: one botocore session and one client per service.
 
-boto3 is imported only when a client is first needed, keeping `import app` cheap on cold start.
-Endpoints are never hard-coded: botocore honours AWS_ENDPOINT_URL (set locally to the moto
-server), so the same code talks to real AWS in production.
+Building a client parses the service's model (tens of milliseconds, and a botocore session of its
+own would parse the shared endpoint and partition data again), so the container builds one session
+and, from it, one client per service, and everything shares them: the key backends, table bootstrap
+and every pynamodb model (chalicelib/storage/connection.py). botocore clients are thread-safe once
+built; building them is not, hence the lock. Endpoints are never hard-coded: botocore honours
+AWS_ENDPOINT_URL (set locally to the moto server), so the same code talks to real AWS in production.
 """
 from __future__ import annotations
 
-import functools
+import threading
 
 from .config import region
 
+#: A Lambda request has a hard deadline of its own: fail fast rather than botocore's 60 s defaults.
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 5
+#: botocore's "standard" retry mode: exponential backoff with jitter on throttling and transient
+#: errors, and a retry quota that stops retrying when a service is failing. 4 attempts = 3 retries.
+TOTAL_MAX_ATTEMPTS = 4
 
-@functools.lru_cache(maxsize=None)
+_lock = threading.Lock()
+_session = None
+_clients: dict = {}
+
+
+def session():
+    """The container's botocore session (credentials, region and endpoint resolution)."""
+    global _session
+    if _session is None:
+        with _lock:
+            if _session is None:
+                from botocore.session import get_session
+
+                _session = get_session()
+    return _session
+
+
 def client(service: str):
-    import boto3
+    """The container's client for `service` ("dynamodb", "secretsmanager", "kms")."""
+    found = _clients.get(service)
+    if found is None:
+        botocore_session = session()
+        with _lock:
+            found = _clients.get(service)
+            if found is None:
+                found = _clients[service] = botocore_session.create_client(
+                    service, region_name=region(), config=_config(service))
+    return found
+
+
+def _config(service: str):
     from botocore.config import Config
 
-    # Short timeouts and standard retries: a Lambda request has a hard deadline of its own.
-    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
-    return boto3.session.Session().client(service, region_name=region(), config=config)
+    return Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
+                  retries={"mode": "standard", "total_max_attempts": TOTAL_MAX_ATTEMPTS},
+                  # pynamodb has always turned botocore's request validation off for DynamoDB: its
+                  # requests are built by code, and validating each costs CPU on every call.
+                  parameter_validation=service != "dynamodb")
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests switch endpoints between moto servers)."""
-    client.cache_clear()
+    """Forget the session and its clients, so the next call re-reads AWS_ENDPOINT_URL and the
+    credentials (tests switching moto servers; the SnapStart restore hook, chalicelib/runtime.py)."""
+    global _session
+    with _lock:
+        _clients.clear()
+        _session = None

@@ -11,7 +11,9 @@ Chalice generates the Lambda functions, the REST API and the daily schedule from
   CertificateArn parameter), ISSUER's path its base path mapping, so the issuer and the URL the
   API answers on cannot differ; an optional HostedZoneId adds the Route 53 alias record;
 - overrides of Chalice's function resources: fixed names (so the log groups and policies can name
-  them) and the roles above (config.json sets manage_iam_role: false).
+  them), the roles above (config.json sets manage_iam_role: false), the runtime (Chalice would name
+  the Python that runs it; infra/package.py builds the code for LAMBDA_RUNTIME on arm64), and for the
+  API function SnapStart on a published version behind the alias API_ALIAS, which API Gateway invokes.
 
     .venv/bin/python -m infra.template --stage prod              # the merge template
     .venv/bin/python -m infra.template --stage prod --stateful   # the stateful part alone (moto test)
@@ -30,6 +32,21 @@ ROLES = {"api": "ApiRole", "rotation": "RotationRole"}
 LOG_RETENTION_DAYS = 90
 #: SAM names the REST API's stage resource <api logical id><stage name>Stage.
 SAM_STAGE = "RestAPI{}Stage"
+#: The deployed runtime: python3.13 on arm64 (Graviton: cheaper per GB-second). Chalice names the
+#: Python that runs `chalice package`, so the runtime is set here; infra/package.py builds the
+#: dependencies for it (manylinux aarch64 wheels). Lambda supports SnapStart on python3.12 and later.
+LAMBDA_RUNTIME = "python3.13"
+LAMBDA_ARCHITECTURE = "arm64"
+#: SnapStart snapshots published versions only, never $LATEST: SAM publishes a version of the API
+#: function whenever its code or configuration changes and points this alias at it, and API Gateway
+#: invokes the alias.
+API_ALIAS = "live"
+#: The AWS::Lambda::Alias resource SAM generates for it ("<function>Alias<alias>"). Named directly:
+#: SAM does not resolve "APIHandler.Alias" inside the API's DefinitionBody.
+API_ALIAS_RESOURCE = f"APIHandlerAlias{API_ALIAS}"
+#: API Gateway's Lambda proxy integration URI for the alias (Ref of an alias is its ARN).
+ALIAS_INVOCATION_URI = ("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                        "${%s}/invocations" % API_ALIAS_RESOURCE)
 
 
 def _retain(stage: Stage) -> dict:
@@ -151,14 +168,32 @@ def domain_resources(stage: Stage) -> dict:
     }
 
 
+def snapstart_resources() -> dict:
+    """SnapStart on the API function, and API Gateway invoking its alias (merged into Chalice's)."""
+    from app import app
+
+    paths = {path: {method.lower(): {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": ALIAS_INVOCATION_URI}}}
+                    for method in entry}
+             for path, entry in app.routes.items()}
+    return {
+        "APIHandler": {"Properties": {"SnapStart": {"ApplyOn": "PublishedVersions"}, "AutoPublishAlias": API_ALIAS}},
+        # Invoking an alias needs a permission on the alias itself; one on the function does not cover it.
+        "APIHandlerInvokePermission": {"Properties": {"FunctionName": {"Ref": API_ALIAS_RESOURCE}}},
+        "RestAPI": {"Properties": {"DefinitionBody": {"paths": paths}}},
+    }
+
+
 def merge_template(stage: Stage) -> dict:
     resources = {**stateful_resources(stage), **domain_resources(stage)}
     for logical_id, role in lambda_functions().items():
         # Merged into Chalice's AWS::Serverless::Function: these keys replace Chalice's.
         resources[logical_id] = {
             "DependsOn": [policy.LOG_GROUPS[role]],
-            "Properties": {"FunctionName": stage.function_name(role), "Role": {"Fn::GetAtt": [ROLES[role], "Arn"]}},
+            "Properties": {"FunctionName": stage.function_name(role), "Role": {"Fn::GetAtt": [ROLES[role], "Arn"]},
+                           "Runtime": LAMBDA_RUNTIME, "Architectures": [LAMBDA_ARCHITECTURE]},
         }
+    for logical_id, resource in snapstart_resources().items():
+        resources[logical_id] = _deep_merge(resources.get(logical_id, {}), resource)
     outputs = {
         **stateful_outputs(stage),
         "DiscoveryURL": {"Value": f"{stage.settings.issuer}/.well-known/openid-configuration"},
@@ -187,6 +222,13 @@ def merge_template(stage: Stage) -> dict:
         "Resources": resources,
         "Outputs": outputs,
     }
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def main(argv=None) -> int:

@@ -19,18 +19,17 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
 )
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
 
 from .. import config
+from .connection import Model, SharedClientConnection
 
 
 def _meta(name: str, ttl: str | None = None):
     class Meta:
         table_name = f"{config.table_prefix()}-{name}"
         region = config.region()
-        # Fail fast inside a Lambda's deadline rather than pynamodb's 15 s/30 s defaults.
-        connect_timeout_seconds = 2
-        read_timeout_seconds = 5
+        # Timeouts and retries are the shared client's (chalicelib/aws.py); pynamodb itself reads
+        # only this, to bound its re-sends of a batch write's unprocessed items.
         max_retry_attempts = 3
         #: Read by storage/tables.py to enable DynamoDB TTL; not a pynamodb setting.
         ttl_attribute = ttl
@@ -348,11 +347,8 @@ ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, Authorizati
 
 
 @functools.lru_cache(maxsize=1)
-def _transaction_connection():
-    from pynamodb.connection import Connection
-
-    return Connection(region=config.region(), connect_timeout_seconds=2, read_timeout_seconds=5,
-                      max_retry_attempts=3)
+def _transaction_connection() -> SharedClientConnection:
+    return SharedClientConnection(region=config.region())
 
 
 def transact_write():
@@ -377,7 +373,8 @@ def conditionally(write) -> bool:
 
 
 def reset_connections() -> None:
-    """Drop cached pynamodb connections so the next call re-reads AWS_ENDPOINT_URL (tests only)."""
+    """Drop cached pynamodb connections (tests). They hold no client of their own: the endpoint
+    follows chalicelib.aws, whose reset_clients() re-reads AWS_ENDPOINT_URL."""
     for model in ALL_MODELS:
         model._connection = None
     _transaction_connection.cache_clear()

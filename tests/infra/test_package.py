@@ -62,3 +62,37 @@ def test_no_packaged_policy_grants_dynamodb_kms_or_secrets_manager_on_star(packa
     for statement in scoped:
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         assert all(r != "*" and isinstance(r, dict) for r in resources), statement
+
+
+def test_both_functions_run_python_3_13_on_arm64(packaged):
+    resources = packaged["template"]["Resources"]
+    for name in ("APIHandler", "RotateSigningKeys"):
+        assert resources[name]["Properties"]["Runtime"] == "python3.13", name
+        assert resources[name]["Properties"]["Architectures"] == ["arm64"], name
+
+
+def test_the_api_function_has_snapstart_on_a_published_version_behind_an_alias(packaged):
+    api = packaged["template"]["Resources"]["APIHandler"]["Properties"]
+    assert api["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert api["AutoPublishAlias"] == "live"
+
+
+def test_api_gateway_invokes_the_alias_never_the_unpublished_function(packaged):
+    """SnapStart applies to published versions only: an integration calling ${APIHandler.Arn} would
+    run $LATEST, initialized from scratch on every cold start."""
+    resources = packaged["template"]["Resources"]
+    alias_uri = {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                            "${APIHandlerAliaslive}/invocations"}
+    integrations = [method["x-amazon-apigateway-integration"]
+                    for path in resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"].values()
+                    for method in path.values() if method["x-amazon-apigateway-integration"]["type"] == "aws_proxy"]
+    assert len(integrations) > 10
+    assert all(integration["uri"] == alias_uri for integration in integrations)
+    assert resources["APIHandlerInvokePermission"]["Properties"]["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
+
+
+def test_the_zip_holds_only_aarch64_libraries_and_its_code_was_imported_on_python_3_13(packaged):
+    from infra.package import check_binaries
+
+    assert check_binaries(packaged["dir"] / "deployment.zip") >= 3  # cryptography, cffi, markupsafe
+    assert "all aarch64; the code imports and serves discovery on Python 3.13" in packaged["output"]

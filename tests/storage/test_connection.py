@@ -1,0 +1,71 @@
+"""The container builds one DynamoDB client, and every pynamodb model and transaction uses it
+(chalicelib/storage/connection.py): a second client would cost a cold start ~150 ms."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def created_clients(aws, monkeypatch):
+    """The service name of every botocore client created from now on, by any session."""
+    from botocore.session import Session
+
+    from chalicelib import aws as aws_module
+    from chalicelib.storage.models import reset_connections
+
+    aws_module.reset_clients()
+    reset_connections()
+    created: list[str] = []
+    original = Session.create_client
+
+    def counting(self, service_name, *args, **kwargs):
+        created.append(service_name)
+        return original(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "create_client", counting)
+    return created
+
+
+def test_every_model_and_the_transactions_share_one_dynamodb_client(created_clients):
+    from chalicelib import aws
+    from chalicelib.storage.clients import create_client, get_client
+    from chalicelib.storage.models import ALL_MODELS, ClientModel, ResourceModel, SigningKeyModel, transact_write
+
+    client, _ = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["api:read"])
+    assert get_client(client.client_id).client_name == "Job"
+    assert list(ResourceModel.scan()) == []
+    assert SigningKeyModel.count() == 0
+    with transact_write() as transaction:
+        transaction.update(ClientModel(client.client_id), actions=[ClientModel.disabled.set(True)])
+
+    assert get_client(client.client_id).disabled is True
+    assert created_clients == ["dynamodb"]
+    assert {id(model._get_connection().connection.client) for model in ALL_MODELS} == {id(aws.client("dynamodb"))}
+
+
+def test_the_shared_client_fails_fast_and_retries_in_standard_mode(created_clients):
+    from chalicelib import aws
+
+    config = aws.client("dynamodb").meta.config
+    assert (config.connect_timeout, config.read_timeout) == (2, 5)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 4}
+
+
+def test_every_service_shares_one_botocore_session(created_clients):
+    from chalicelib import aws
+
+    assert aws.client("secretsmanager") is aws.client("secretsmanager")
+    assert aws.client("kms")._loader is aws.client("dynamodb")._loader is aws.session().get_component("data_loader")
+    assert created_clients == ["secretsmanager", "kms", "dynamodb"]
+
+
+def test_a_new_endpoint_is_honoured_after_reset(created_clients, monkeypatch):
+    from chalicelib import aws
+
+    before = aws.client("dynamodb")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    aws.reset_clients()
+    assert aws.client("dynamodb") is not before
+    assert aws.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:9"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    aws.reset_clients()
