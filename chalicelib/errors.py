@@ -109,7 +109,9 @@ class InvalidClientMetadata(OAuthError):
     error = "invalid_client_metadata"
 
 
-class InvalidRedirectUri(OAuthError):
+class InvalidRedirectUri(InvalidClientMetadata):
+    """A redirect URI breaks a rule: its own error code, and still client metadata to any `except`."""
+
     error = "invalid_redirect_uri"
 
 

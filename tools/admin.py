@@ -122,7 +122,7 @@ def _describe(exc: Exception, stage: str, environ) -> tuple[str, int]:
     import botocore.exceptions
 
     from chalicelib.keys.keyring import KeyRingError
-    from chalicelib.storage.clients import InvalidClientMetadata
+    from chalicelib.errors import InvalidClientMetadata
     from chalicelib.storage.resources import InvalidResource
     from chalicelib.storage.users import InvalidUser, UserExists
 

@@ -373,22 +373,22 @@ def _cache_seconds(cache_control: str) -> int:
 
 def to_client(url: str, document, settings: Settings) -> ClientModel:
     """Validate a document and express it as an (unsaved) public client."""
-    from ..errors import InvalidClientMetadata, InvalidRedirectUri
+    from ..errors import InvalidClientMetadata
+    from .client_metadata import validate_registration
     from .clients import unverified_scope_ceiling
-    from .registration import validate
 
     if not isinstance(document, dict):
         raise DocumentError("the client_id document must be a JSON object")
     if document.get("client_id") != url:
         raise DocumentError("the document's client_id is not the URL it was fetched from")
-    if not isinstance(document.get("client_name"), str) or not document.get("client_name", "").strip():
+    if document.get("client_name") is None:  # its value is judged by the shared rules below
         raise DocumentError("the client_id document needs a client_name")
     if document.get("token_endpoint_auth_method", "none") != "none":
         raise DocumentError("client_id documents are supported for public clients (auth method none) only")
     try:
-        fields = validate({"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"},
+        fields = validate_registration({"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"},
                           unverified_scope_ceiling(settings))
-    except (InvalidClientMetadata, InvalidRedirectUri) as exc:
+    except InvalidClientMetadata as exc:  # InvalidRedirectUri too
         raise DocumentError(f"the client_id document is invalid: {exc.description}") from None
     fields.pop("client_type")
     return ClientModel(client_id=url, client_type="public", registered_dynamically=True,
