@@ -11,18 +11,16 @@ import os
 import re
 from dataclasses import dataclass
 
+from .capabilities import LOOPBACK_HOSTS, SCOPE_TOKEN, SIGNING_ALGS
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed. Raised at start-up, never per request."""
 
 
-#: Signing algorithms we implement, with the key material each needs.
-SUPPORTED_SIGNING_ALGS = ("ES256", "RS256")
 KEY_BACKENDS = ("secretsmanager", "kms")
 #: A DNS name or IPv4 address in lowercase, as urlsplit() reports a URL's host.
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 def _int(env, name: str, default: int) -> int:
@@ -174,7 +172,7 @@ def _validate_issuer(issuer: str, stage: str) -> str:
     parts = urlsplit(issuer)
     if parts.query or parts.fragment or not parts.netloc:
         raise ConfigError(f"ISSUER must be an absolute URL without query or fragment: {issuer!r}")
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    loopback = parts.hostname in LOOPBACK_HOSTS
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback and stage == "local"):
         # RFC 8414 §2: the issuer uses the https scheme; plain http is tolerated only for the
         # local stage on a loopback address.
@@ -199,7 +197,7 @@ def _scopes(env, name: str) -> tuple[str, ...] | None:
     if not raw or not raw.strip():
         return None
     scopes = raw.split()
-    bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+    bad = [s for s in scopes if not SCOPE_TOKEN.fullmatch(s)]
     if bad:
         raise ConfigError(f"{name} must be space-separated scopes (RFC 6749 §3.3), got {bad[0]!r}")
     return tuple(dict.fromkeys(scopes))
@@ -226,8 +224,8 @@ def load_settings(env=None) -> Settings:
     if key_backend not in KEY_BACKENDS:
         raise ConfigError(f"KEY_BACKEND must be one of {KEY_BACKENDS}, got {key_backend!r}")
     signing_alg = env.get("SIGNING_ALG", "ES256")
-    if signing_alg not in SUPPORTED_SIGNING_ALGS:
-        raise ConfigError(f"SIGNING_ALG must be one of {SUPPORTED_SIGNING_ALGS}, got {signing_alg!r}")
+    if signing_alg not in SIGNING_ALGS:
+        raise ConfigError(f"SIGNING_ALG must be one of {SIGNING_ALGS}, got {signing_alg!r}")
     registration_token = env.get("REGISTRATION_TOKEN_SHA256", "")
     registration_mode = _choice(env, "REGISTRATION_MODE", ("open", "token", "off"), "open")
     if registration_mode == "token" and len(registration_token) != 64:

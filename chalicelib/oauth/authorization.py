@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pynamodb.exceptions import TransactWriteError
 
+from ..capabilities import PROMPT_VALUES, RESPONSE_TYPES
 from ..config import Settings
 from ..errors import (
     InvalidRequest,
@@ -42,7 +43,6 @@ from .clients import allowed_scopes
 
 log = get_logger("idp.authorize")
 
-PROMPTS = ("none", "login", "consent")
 #: Bound on any single parameter: keeps items small and rejects garbage early.
 MAX_PARAM_LENGTH = 2048
 
@@ -139,7 +139,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
             raise RequestNotSupported("request objects are not supported")
         if "request_uri" in params:
             raise RequestUriNotSupported("request_uri is not supported")
-        if params.get("response_type") != "code":
+        if params.get("response_type") not in RESPONSE_TYPES:
             raise UnsupportedResponseType("only response_type=code is supported")
         if "authorization_code" not in client.grant_types:
             raise UnauthorizedClient("this client may not use the authorization code grant")
@@ -157,7 +157,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
             raise InvalidScope("no scope requested and the client has no default scopes")
         resources.check_scopes(granted, targets)
         prompt = params.get("prompt", "").split()
-        if any(p not in PROMPTS for p in prompt):
+        if any(p not in PROMPT_VALUES for p in prompt):
             raise InvalidRequest("unsupported prompt value")
         if "none" in prompt and len(prompt) > 1:
             raise InvalidRequest("prompt=none cannot be combined with other values")

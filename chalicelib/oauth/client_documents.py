@@ -31,6 +31,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from ..capabilities import LOOPBACK_HOSTS
 from ..config import Settings
 from ..log import get_logger, now
 from ..storage.models import ClientDocumentModel, ClientModel
@@ -64,7 +65,6 @@ def is_document_client_id(client_id: str | None) -> bool:
 #: API Gateway's generated names: our API answers on its execute-api name too, with a valid certificate,
 #: so a document URL there could be us under another name.
 _AWS_API_HOST = re.compile(r"[a-z0-9-]+\.execute-api\.[a-z0-9-]+(\.vpce)?\.amazonaws\.com(\.cn)?")
-_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def _default_port(scheme: str) -> int:
@@ -79,7 +79,7 @@ def _is_this_server(host: str, port: int, settings: Settings) -> bool:
 
     def same_name(name: str) -> str:
         name = name.rstrip(".")
-        return "loopback" if name in _LOOPBACK_NAMES else name
+        return "loopback" if name in LOOPBACK_HOSTS else name
 
     if same_name(host) == same_name(issuer.hostname) and port == (issuer.port or _default_port(issuer.scheme)):
         return True
@@ -96,7 +96,7 @@ def _check_url(url: str, settings: Settings) -> tuple[str, str, int]:
         port = parts.port
     except ValueError:
         raise DocumentError("the client_id is not a valid URL") from None
-    local_http = parts.scheme == "http" and settings.stage == "local" and parts.hostname in ("127.0.0.1", "localhost")
+    local_http = parts.scheme == "http" and settings.stage == "local" and parts.hostname in LOOPBACK_HOSTS
     if parts.scheme != "https" and not local_http:
         raise DocumentError("a client_id URL must use https")
     if not parts.hostname or parts.username or parts.password or parts.fragment:

@@ -1,17 +1,14 @@
 """The resource registry (RFC 8707): APIs clients may ask tokens for, with the scopes they define."""
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from pynamodb.exceptions import DoesNotExist
 
+from ..capabilities import SCOPE_TOKEN
 from ..log import now
 from .cache import ContainerCache
 from .models import ResourceModel, conditionally
-
-# RFC 6749 §3.3 scope-token syntax.
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 class InvalidResource(ValueError):
@@ -43,7 +40,7 @@ def register_resource(uri: str, name: str, scopes: list[str], *, public: bool = 
     if not 1 <= len(name) <= 200:
         raise InvalidResource("name must be 1 to 200 characters")
     scopes = list(dict.fromkeys(scopes))
-    bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+    bad = [s for s in scopes if not SCOPE_TOKEN.fullmatch(s)]
     if bad:
         raise InvalidResource(f"invalid scope {bad[0]!r}")
     resource = ResourceModel(resource=uri, name=name, scopes=scopes, public=public, created_at=now())
