@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 
 from .capabilities import SIGNING_ALGS
-from .errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
+from .errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken, MissingToken, UnknownKey
 
 LEEWAY_SECONDS = 30
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
@@ -66,10 +66,6 @@ def verify_access_token(token: str, *, jwks: dict, issuer: str, audience: str | 
         raise InvalidToken("the access token is not meant for this resource") from None
     except jwt.InvalidTokenError as exc:
         raise InvalidToken("the access token is invalid", detail=str(exc)) from None
-
-
-class UnknownKey(InvalidToken):
-    """The token's kid is not in the JWK Set we hold (maybe a key we have not fetched yet)."""
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -123,8 +123,7 @@ def _describe(exc: Exception, stage: str, environ) -> tuple[str, int]:
     """One line for the operator, and the exit status: 2 for bad input, 1 for everything else."""
     import botocore.exceptions
 
-    from chalicelib.keys.keyring import KeyRingError
-    from chalicelib.errors import InvalidClientMetadata
+    from chalicelib.errors import InvalidClientMetadata, KeyRingError
     from chalicelib.storage.resources import InvalidResource
     from chalicelib.storage.users import InvalidUser, UserExists
 

@@ -14,6 +14,7 @@ import json
 import time
 
 from ..config import settings as get_settings
+from ..errors import KeyRingError
 from ..log import get_logger, now
 from ..storage.models import SigningKeyModel, conditionally, transact_write
 from .backends import Signer, backend_for
@@ -22,10 +23,6 @@ from .jwk import public_jwk
 log = get_logger("idp.keys")
 
 PUBLISHED_STATES = ("next", "current")
-
-
-class KeyRingError(Exception):
-    """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
 
 
 def all_keys() -> list[SigningKeyModel]:

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from ..capabilities import LOOPBACK_HOSTS
 from ..config import Settings
+from ..errors import DocumentError
 from ..log import get_logger, now
 from ..storage.models import ClientDocumentModel, ClientModel
 
@@ -48,12 +49,6 @@ UNFETCHABLE = (f"the client_id document could not be fetched: its URL must answe
                f"{MAX_DOCUMENT_BYTES} bytes of JSON, without redirects, within {FETCH_TIMEOUT:g} seconds")
 NOT_PUBLIC = "the client_id host is not a public address (or does not resolve)"
 TOO_MANY_FETCHES = "too many client_id documents were fetched recently; try again in a minute"
-
-
-class DocumentError(Exception):
-    """The client ID metadata document could not be used. The message is fixed text naming the rule
-    that failed; what the target answered, or anything quoted from the document, is logged, never
-    put on a page."""
 
 
 def is_document_client_id(client_id: str | None) -> bool:

@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from chalicelib.config import load_settings
-from chalicelib.errors import InvalidClientMetadata, InvalidRedirectUri
+from chalicelib.errors import DocumentError, InvalidClientMetadata, InvalidRedirectUri
 from chalicelib.oauth import client_documents
 from chalicelib.oauth.client_metadata import validate_client_metadata, validate_registration
 
@@ -107,7 +107,7 @@ def verdict(call, metadata):
         fields = call(metadata)
     except InvalidClientMetadata as exc:
         return type(exc), exc.description
-    except client_documents.DocumentError as exc:
+    except DocumentError as exc:
         return str(exc)
     return OK, {name: fields[name] for name in ("client_name", "redirect_uris", "grant_types", "response_types",
                                                "token_endpoint_auth_method")}
