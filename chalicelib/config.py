@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from . import caches
 from .capabilities import LOOPBACK_HOSTS, SCOPE_TOKEN, SIGNING_ALGS
 
 
@@ -266,3 +267,6 @@ def load_settings(env=None) -> Settings:
 def settings() -> Settings:
     """The container's settings, read once. Tests call settings.cache_clear() after changing env."""
     return load_settings()
+
+
+caches.register("settings", settings.cache_clear)

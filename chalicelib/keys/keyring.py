@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 
+from .. import caches
 from ..config import settings as get_settings
 from ..errors import KeyRingError
 from ..log import get_logger, now
@@ -154,6 +155,8 @@ def _newest(keys, state):
 # a Secrets Manager key is fetched once per cold start).
 _current_cache: dict = {}
 _signer_cache: dict[str, Signer] = {}
+caches.register("keyring.current", _current_cache.clear)
+caches.register("keyring.signers", _signer_cache.clear)
 
 
 def current_signer() -> Signer:

@@ -10,6 +10,7 @@ import secrets
 
 from pynamodb.exceptions import DoesNotExist
 
+from .. import caches
 from ..hashing import new_secret, sha256_hex
 from ..log import now
 from .cache import ContainerCache
@@ -47,6 +48,7 @@ def get_client(client_id: str) -> ClientModel | None:
 # The token endpoint authenticates the same few clients over and over; caching their registration
 # for CLIENT_CACHE_SECONDS saves a DynamoDB read per request.
 _cache: ContainerCache[ClientModel] = ContainerCache(lambda client_id: get_client(client_id))
+caches.register("clients", _cache.clear)
 
 
 def get_client_cached(client_id: str, max_age: int) -> ClientModel | None:

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from pynamodb.exceptions import DoesNotExist
 
+from .. import caches
 from ..capabilities import SCOPE_TOKEN
 from ..log import now
 from .cache import ContainerCache
@@ -59,6 +60,7 @@ def get_resource(uri: str) -> ResourceModel | None:
 
 
 _cache: ContainerCache[ResourceModel] = ContainerCache(lambda uri: get_resource(uri))
+caches.register("resources", _cache.clear)
 
 
 def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
@@ -72,6 +74,7 @@ def _load_public_scopes(_key: str) -> tuple[str, ...]:
 
 
 _public_scopes: ContainerCache[tuple[str, ...]] = ContainerCache(_load_public_scopes)
+caches.register("public_scopes", _public_scopes.clear)
 
 
 def public_scopes(max_age: int) -> tuple[str, ...]:
