@@ -1,16 +1,14 @@
 """Authorization server metadata (RFC 8414) / OpenID Provider metadata (OIDC Discovery 1.0).
 
 One pure function builds the document; both well-known URLs serve it. Only what is implemented is
-advertised: each later feature adds its fields here together with the code that backs them.
+advertised: each later feature adds its fields here together with the code that backs them, and
+every list comes from chalicelib/capabilities.py, which the endpoints enforce.
 """
 from __future__ import annotations
 
-from .config import SUPPORTED_SIGNING_ALGS, Settings
+from . import capabilities as can
+from .config import Settings
 from .oauth.scopes import SCOPE_CLAIMS
-
-#: Scopes with meaning here (OIDC Core §5.4); clients may be registered with their own API scopes too.
-SCOPES_SUPPORTED = ("openid", "profile", "email", "offline_access")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 
 def metadata(settings: Settings) -> dict:
@@ -23,20 +21,20 @@ def metadata(settings: Settings) -> dict:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "jwks_uri": f"{issuer}/jwks",
-        "scopes_supported": list(SCOPES_SUPPORTED),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        # Scopes with meaning here (OIDC Core §5.4); clients may be registered with their own API scopes too.
+        "scopes_supported": list(can.IDENTITY_SCOPES),
+        "response_types_supported": list(can.RESPONSE_TYPES),
+        "response_modes_supported": list(can.RESPONSE_MODES),
+        "grant_types_supported": list(can.GRANT_TYPES),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": list(SUPPORTED_SIGNING_ALGS),
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
-        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
-        # Introspection is for resource servers, which are confidential clients.
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": list(can.SIGNING_ALGS),
+        "token_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": list(can.INTROSPECTION_AUTH_METHODS),
+        "code_challenge_methods_supported": list(can.PKCE_METHODS),
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash",
                              *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": list(can.PROMPT_VALUES),
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

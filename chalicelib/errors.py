@@ -103,13 +103,33 @@ class InvalidTarget(OAuthError):
     error = "invalid_target"
 
 
+# OIDC Core §3.1.2.6: authorization errors; OIDC Core §6.1/§6.2 request objects ------------------------
+
+class LoginRequired(OAuthError):
+    error = "login_required"
+
+
+class ConsentRequired(OAuthError):
+    error = "consent_required"
+
+
+class RequestNotSupported(OAuthError):
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    error = "request_uri_not_supported"
+
+
 # RFC 7591 §3.2.2: dynamic registration errors -----------------------------------------------------
 
 class InvalidClientMetadata(OAuthError):
     error = "invalid_client_metadata"
 
 
-class InvalidRedirectUri(OAuthError):
+class InvalidRedirectUri(InvalidClientMetadata):
+    """A redirect URI breaks a rule: its own error code, and still client metadata to any `except`."""
+
     error = "invalid_redirect_uri"
 
 
@@ -161,6 +181,10 @@ class MissingToken(InvalidToken):
     challenge_only = True
 
 
+class UnknownKey(InvalidToken):
+    """The token's kid is not in the JWK Set a verifier holds (maybe a key it has not fetched yet)."""
+
+
 class InsufficientScope(BearerError):
     error = "insufficient_scope"
     status = 403
@@ -185,6 +209,68 @@ class MethodNotAllowed(OAuthError):
 class PayloadTooLarge(OAuthError):
     error = "invalid_request"
     status = 413
+
+
+# The authorization endpoint: where an error goes depends on what is trusted (RFC 6749 §4.1.2.1) --------
+
+class UntrustedRequest(OAuthError):
+    """An error found before the client and redirect URI are trusted: rendered, never redirected.
+
+    The page says what `kind` names, in fixed words (chalicelib/pages/messages.py); the description
+    and detail, which may quote the request or a client's document, are for the log only.
+    """
+
+    error = "invalid_request"
+    #: The kinds, each a message id of the error page.
+    KINDS = ("missing_client_id", "unknown_client", "unverified_client", "missing_redirect_uri",
+             "unregistered_redirect_uri")
+
+    def __init__(self, kind: str, description: str, **kwargs):
+        super().__init__(description, **kwargs)
+        self.kind = kind
+
+
+class RedirectableError(Exception):
+    """An OAuth error to deliver to a validated redirect URI."""
+
+    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None):
+        super().__init__(error.error)
+        self.oauth_error = error
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+# Outcomes of the hosted pages and of operator tools: not OAuth errors, never rendered as one ----------
+
+class LoginFailed(Exception):
+    """Wrong email or password (deliberately indistinguishable)."""
+
+
+class LoginThrottled(Exception):
+    """Too many recent failures for this IP, or for this account from a device it does not know."""
+
+    def __init__(self, scope: str, retry_after: int):
+        super().__init__(scope)
+        #: "account" or "ip" (a known device of the account still may try), or "device" (that known
+        #: device has used up its own attempts).
+        self.scope = scope
+        #: Seconds until the window ends (HTTP Retry-After, RFC 9110 §10.2.3).
+        self.retry_after = retry_after
+
+
+class DocumentError(Exception):
+    """The client ID metadata document could not be used. The message is fixed text naming the rule
+    that failed; what the target answered, or anything quoted from the document, is logged, never
+    put on a page."""
+
+
+class DocumentUnavailable(DocumentError):
+    """The document could not be fetched just now (fetch budget spent, DNS or network failure, timeout,
+    HTTP 5xx or 429): says nothing about the client, so a recently cached copy may stand in."""
+
+
+class KeyRingError(Exception):
+    """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
 
 
 def _quote(value: str) -> str:

@@ -30,9 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 
-from .errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
+from .capabilities import SIGNING_ALGS
+from .errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken, MissingToken, UnknownKey
 
-ALLOWED_ALGS = ("ES256", "RS256")
 LEEWAY_SECONDS = 30
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 
@@ -46,7 +46,7 @@ def verify_access_token(token: str, *, jwks: dict, issuer: str, audience: str | 
     except jwt.InvalidTokenError:
         raise InvalidToken("the access token is malformed") from None
     alg = header.get("alg")
-    if alg not in ALLOWED_ALGS:
+    if alg not in SIGNING_ALGS:
         raise InvalidToken("the access token is not signed with an accepted algorithm", detail=f"alg={alg!r}")
     if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
         raise InvalidToken("the token is not an access token", detail=f"typ={header.get('typ')!r}")
@@ -66,10 +66,6 @@ def verify_access_token(token: str, *, jwks: dict, issuer: str, audience: str | 
         raise InvalidToken("the access token is not meant for this resource") from None
     except jwt.InvalidTokenError as exc:
         raise InvalidToken("the access token is invalid", detail=str(exc)) from None
-
-
-class UnknownKey(InvalidToken):
-    """The token's kid is not in the JWK Set we hold (maybe a key we have not fetched yet)."""
 
 
 def bearer_token(authorization: str | None) -> str:

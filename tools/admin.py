@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+from chalicelib.capabilities import CONFIDENTIAL_AUTH_METHODS, GRANT_TYPES
 from tools.stage_env import stage_environment
 
 STAGES = ("local", "dev", "prod")
@@ -40,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--public", action="store_true", help="public client (no secret, PKCE only)")
     create.add_argument("--redirect-uri", action="append", default=[], metavar="URI", help="repeatable")
     create.add_argument("--grant-type", action="append", metavar="TYPE",
-                        help="repeatable: authorization_code (default), refresh_token, client_credentials")
+                        help=f"repeatable: {', '.join(GRANT_TYPES)} (default: {GRANT_TYPES[0]})")
     create.add_argument("--scope", action="append", metavar="SCOPE", help="repeatable (default: openid)")
     create.add_argument("--auth-method", metavar="METHOD",
-                        help="client_secret_basic (default) or client_secret_post; 'none' for public clients")
+                        help=f"{' or '.join(CONFIDENTIAL_AUTH_METHODS)} (default: {CONFIDENTIAL_AUTH_METHODS[0]}); "
+                             "'none' for public clients")
     create.add_argument("--resource", action="append", default=[], metavar="URI",
                         help="repeatable: registered resources this client may request (default: any)")
     create.add_argument("--introspect", action="append", default=[], metavar="URI",
@@ -123,8 +125,7 @@ def _describe(exc: Exception, stage: str, environ) -> tuple[str, int]:
     """One line for the operator, and the exit status: 2 for bad input, 1 for everything else."""
     import botocore.exceptions
 
-    from chalicelib.keys.keyring import KeyRingError
-    from chalicelib.storage.clients import InvalidClientMetadata
+    from chalicelib.errors import InvalidClientMetadata, KeyRingError
     from chalicelib.storage.resources import InvalidResource
     from chalicelib.storage.users import InvalidUser, UserExists
 

@@ -13,7 +13,15 @@ from chalice import Blueprint, Response
 
 from .. import pages
 from ..config import settings
-from ..errors import AccessDenied, OAuthError
+from ..errors import (
+    AccessDenied,
+    DocumentError,
+    LoginFailed,
+    LoginThrottled,
+    OAuthError,
+    RedirectableError,
+    UntrustedRequest,
+)
 from ..log import get_logger, request_id as current_request_id
 from ..pages import messages
 from ..web import FORM, client_ip, cookie, cookie_values, form_params, query_params, route
@@ -61,7 +69,6 @@ def error_page(message: str, error: str, status: int = 400, *, description: str 
 def _exception_page(exc: OAuthError) -> Response:
     """The page for an error found before the request can be redirected: what an UntrustedRequest's
     kind calls for, and anything else (a repeated parameter, a body that is not a form) is malformed."""
-    from ..oauth.authorization import UntrustedRequest
 
     message = exc.kind if isinstance(exc, UntrustedRequest) else messages.MALFORMED_REQUEST
     return error_page(message, exc.error, exc.status, description=exc.description, detail=exc.detail)
@@ -187,7 +194,6 @@ def _expired() -> Response:
 
 def _client_of(pending):
     """The client of a pending request, for display (None if it has gone since)."""
-    from ..oauth.client_documents import DocumentError
     from ..oauth.clients import find_client
 
     try:
@@ -205,7 +211,7 @@ def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, coo
     s = settings()
     try:
         decision = authorization.decide(pending, session, just_signed_in=just_signed_in, settings=s, stored=stored)
-    except authorization.RedirectableError as exc:
+    except RedirectableError as exc:
         if stored:
             authorization.finish_request(pending)
         return _deliver_error(exc, hold=hold_errors, cookies=cookies)
@@ -231,7 +237,7 @@ def authorize():
         return _exception_page(exc)
     try:
         pending = authorization.validate(params, client, redirect_uri, s)
-    except authorization.RedirectableError as exc:
+    except RedirectableError as exc:
         return _deliver_error(exc, hold=client.registered_dynamically)
     cookie_value, cleared = _session_cookie()
     session = sessions.load(cookie_value)
@@ -276,12 +282,12 @@ def login():
     try:
         user = login_core.authenticate(s, username, form.get("password", ""), client_ip(request),
                                        cookie(request, login_core.device_cookie_name(s)))
-    except login_core.LoginThrottled as exc:
+    except LoginThrottled as exc:
         message = messages.ACCOUNT_UNDER_ATTACK if exc.scope == "account" else messages.TOO_MANY_ATTEMPTS
         response = _login_page(pending, browser_value, cookies, status=429, username=username, message=message)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    except login_core.LoginFailed:
+    except LoginFailed:
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message=messages.WRONG_CREDENTIALS)
     raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation)
@@ -323,7 +329,7 @@ def consent():
             return _redirect(_page_url("/login", pending.request_id), cleared)
         try:
             targets = authorization.requested_resources(pending, s)
-        except authorization.RedirectableError as exc:
+        except RedirectableError as exc:
             return _ended(pending, exc)
         about_you, apis = consent_core.page_sections(list(pending.scopes), targets)
         client = _client_of(pending)
@@ -350,17 +356,17 @@ def consent():
         return _redirect(_page_url("/login", pending.request_id))
     if form.get("decision") != "allow":
         authorization.finish_request(pending)
-        denied = authorization.RedirectableError(
+        denied = RedirectableError(
             AccessDenied("the user denied the request"), pending.redirect_uri, pending.state)
         return _redirect(authorization.error_location(denied, s))
     try:
         wanted = authorization.consent_wanted(pending, s)
-    except authorization.RedirectableError as exc:
+    except RedirectableError as exc:
         return _ended(pending, exc)
     authorization.remember_consent(session.sub, pending.client_id, wanted)
     try:
         location = authorization.issue_code(pending, session, s)
-    except authorization.RedirectableError as exc:
+    except RedirectableError as exc:
         return _redirect(authorization.error_location(exc, s))
     return _redirect(location)
 

@@ -5,12 +5,12 @@ resources cached per container, issuing needs no DynamoDB call at all.
 """
 from __future__ import annotations
 
+from ..capabilities import IDENTITY_SCOPES
 from ..config import Settings
 from ..errors import InvalidScope, UnauthorizedClient
 from ..oauth import scopes
 from ..oauth.clients import allowed_scopes
-from ..oauth.resources import (IDENTITY_SCOPES, audience, check_scopes, default_scopes, resolve,
-                               resource_less_audience)
+from ..oauth.resources import audience, check_scopes, default_scopes, resolve, resource_less_audience
 from ..storage.models import ClientModel
 from ..tokens.issue import issue_tokens
 

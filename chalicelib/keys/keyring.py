@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import time
 
+from .. import caches
 from ..config import settings as get_settings
+from ..errors import KeyRingError
 from ..log import get_logger, now
 from ..storage.models import SigningKeyModel, conditionally, transact_write
 from .backends import Signer, backend_for
@@ -22,10 +24,6 @@ from .jwk import public_jwk
 log = get_logger("idp.keys")
 
 PUBLISHED_STATES = ("next", "current")
-
-
-class KeyRingError(Exception):
-    """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
 
 
 def all_keys() -> list[SigningKeyModel]:
@@ -157,6 +155,8 @@ def _newest(keys, state):
 # a Secrets Manager key is fetched once per cold start).
 _current_cache: dict = {}
 _signer_cache: dict[str, Signer] = {}
+caches.register("keyring.current", _current_cache.clear)
+caches.register("keyring.signers", _signer_cache.clear)
 
 
 def current_signer() -> Signer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import settings as get_settings
+from ..errors import KeyRingError
 from ..log import get_logger, now
 from ..storage.models import SigningKeyModel
 from . import keyring
@@ -51,7 +52,7 @@ def rotate_keys(*, when_due: bool = False, force: bool = False, at: int | None =
     before = {k.kid for k in keyring.all_keys() if k.state == "retired"}
     try:
         promoted = keyring.rotate(force=force, at=at)
-    except keyring.KeyRingError as exc:
+    except KeyRingError as exc:
         if not when_due:
             raise
         log.info("signing key rotation waiting", extra={"reason": str(exc)})

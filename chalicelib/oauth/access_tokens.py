@@ -5,11 +5,14 @@ on the deny list (RFC 7009 revocation), or its grant (refresh-token family) has 
 """
 from __future__ import annotations
 
+from .. import caches
 from ..config import Settings
 from ..errors import InvalidToken
 from ..verifier import Verifier
 
 _verifiers: dict = {}
+# A verifier holds no state of its own (it asks the key ring), but its key is the issuer.
+caches.register("verifiers", _verifiers.clear)
 
 
 def _local_verifier(settings: Settings, audience) -> Verifier:

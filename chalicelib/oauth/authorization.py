@@ -15,14 +15,22 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pynamodb.exceptions import TransactWriteError
 
+from ..capabilities import PROMPT_VALUES, RESPONSE_TYPES
 from ..config import Settings
 from ..errors import (
+    ConsentRequired,
+    DocumentError,
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
+    LoginRequired,
     OAuthError,
+    RedirectableError,
+    RequestNotSupported,
+    RequestUriNotSupported,
     UnauthorizedClient,
     UnsupportedResponseType,
+    UntrustedRequest,
     echo,
 )
 from ..hashing import new_secret, sha256_hex
@@ -42,52 +50,8 @@ from .clients import allowed_scopes
 
 log = get_logger("idp.authorize")
 
-PROMPTS = ("none", "login", "consent")
 #: Bound on any single parameter: keeps items small and rejects garbage early.
 MAX_PARAM_LENGTH = 2048
-
-
-class UntrustedRequest(OAuthError):
-    """An error found before the client and redirect URI are trusted: rendered, never redirected.
-
-    The page says what `kind` names, in fixed words (chalicelib/pages/messages.py); the description
-    and detail, which may quote the request or a client's document, are for the log only.
-    """
-
-    error = "invalid_request"
-    #: The kinds, each a message id of the error page.
-    KINDS = ("missing_client_id", "unknown_client", "unverified_client", "missing_redirect_uri",
-             "unregistered_redirect_uri")
-
-    def __init__(self, kind: str, description: str, **kwargs):
-        super().__init__(description, **kwargs)
-        self.kind = kind
-
-
-class RedirectableError(Exception):
-    """An OAuth error to deliver to a validated redirect URI."""
-
-    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None):
-        super().__init__(error.error)
-        self.oauth_error = error
-        self.redirect_uri = redirect_uri
-        self.state = state
-
-
-class LoginRequired(OAuthError):
-    error = "login_required"
-
-
-class ConsentRequired(OAuthError):
-    error = "consent_required"
-
-
-class RequestNotSupported(OAuthError):
-    error = "request_not_supported"
-
-
-class RequestUriNotSupported(OAuthError):
-    error = "request_uri_not_supported"
 
 
 @dataclass
@@ -101,7 +65,6 @@ class Decision:
 
 def trusted_client_and_redirect(params: dict, settings: Settings, *,
                                 source_ip: str | None = None) -> tuple[ClientModel, str]:
-    from .client_documents import DocumentError
     from .clients import find_client
 
     client_id = params.get("client_id")
@@ -139,7 +102,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
             raise RequestNotSupported("request objects are not supported")
         if "request_uri" in params:
             raise RequestUriNotSupported("request_uri is not supported")
-        if params.get("response_type") != "code":
+        if params.get("response_type") not in RESPONSE_TYPES:
             raise UnsupportedResponseType("only response_type=code is supported")
         if "authorization_code" not in client.grant_types:
             raise UnauthorizedClient("this client may not use the authorization code grant")
@@ -160,7 +123,7 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
         # only (resources.resource_less_audience): never a token for DEFAULT_AUDIENCE.
         resources.check_scopes(granted, targets, unverified=unverified)
         prompt = params.get("prompt", "").split()
-        if any(p not in PROMPTS for p in prompt):
+        if any(p not in PROMPT_VALUES for p in prompt):
             raise InvalidRequest("unsupported prompt value")
         if "none" in prompt and len(prompt) > 1:
             raise InvalidRequest("prompt=none cannot be combined with other values")

@@ -60,7 +60,7 @@ def authenticate(headers, form: dict, settings, *, source_ip: str | None = None)
 
 
 def _find(client_id: str, settings, source_ip: str | None) -> ClientModel | None:
-    from .client_documents import DocumentError
+    from ..errors import DocumentError
     from .clients import find_client
 
     try:

@@ -43,7 +43,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from ..capabilities import LOOPBACK_HOSTS
 from ..config import Settings
+from ..errors import DocumentError, DocumentUnavailable
 from ..log import get_logger, now
 from ..storage import client_documents as cache
 from ..storage.models import ClientModel
@@ -66,17 +68,6 @@ NOT_PUBLIC = "the client_id host is not a public address (or does not resolve)"
 TOO_MANY_FETCHES = "too many client_id documents were fetched recently; try again in a minute"
 
 
-class DocumentError(Exception):
-    """The client ID metadata document could not be used. The message is fixed text naming the rule
-    that failed; what the target answered, or anything quoted from the document, is logged, never
-    put on a page."""
-
-
-class DocumentUnavailable(DocumentError):
-    """The document could not be fetched just now (fetch budget spent, DNS or network failure, timeout,
-    HTTP 5xx or 429): says nothing about the client, so a recently cached copy may stand in."""
-
-
 def is_document_client_id(client_id: str | None) -> bool:
     return bool(client_id) and client_id.startswith(("https://", "http://"))
 
@@ -86,7 +77,6 @@ def is_document_client_id(client_id: str | None) -> bool:
 #: API Gateway's generated names: our API answers on its execute-api name too, with a valid certificate,
 #: so a document URL there could be us under another name.
 _AWS_API_HOST = re.compile(r"[a-z0-9-]+\.execute-api\.[a-z0-9-]+(\.vpce)?\.amazonaws\.com(\.cn)?")
-_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def _default_port(scheme: str) -> int:
@@ -101,7 +91,7 @@ def _is_this_server(host: str, port: int, settings: Settings) -> bool:
 
     def same_name(name: str) -> str:
         name = name.rstrip(".")
-        return "loopback" if name in _LOOPBACK_NAMES else name
+        return "loopback" if name in LOOPBACK_HOSTS else name
 
     if same_name(host) == same_name(issuer.hostname) and port == (issuer.port or _default_port(issuer.scheme)):
         return True
@@ -118,7 +108,7 @@ def _check_url(url: str, settings: Settings) -> tuple[str, str, int]:
         port = parts.port
     except ValueError:
         raise DocumentError("the client_id is not a valid URL") from None
-    local_http = parts.scheme == "http" and settings.stage == "local" and parts.hostname in ("127.0.0.1", "localhost")
+    local_http = parts.scheme == "http" and settings.stage == "local" and parts.hostname in LOOPBACK_HOSTS
     if parts.scheme != "https" and not local_http:
         raise DocumentError("a client_id URL must use https")
     if not parts.hostname or parts.username or parts.password or parts.fragment:
@@ -401,22 +391,22 @@ def _cache_seconds(cache_control: str) -> int:
 
 def to_client(url: str, document, settings: Settings) -> ClientModel:
     """Validate a document and express it as an (unsaved) public client."""
-    from ..errors import InvalidClientMetadata, InvalidRedirectUri
+    from ..errors import InvalidClientMetadata
+    from .client_metadata import validate_registration
     from .clients import unverified_scope_ceiling
-    from .registration import validate
 
     if not isinstance(document, dict):
         raise DocumentError("the client_id document must be a JSON object")
     if document.get("client_id") != url:
         raise DocumentError("the document's client_id is not the URL it was fetched from")
-    if not isinstance(document.get("client_name"), str) or not document.get("client_name", "").strip():
+    if document.get("client_name") is None:  # its value is judged by the shared rules below
         raise DocumentError("the client_id document needs a client_name")
     if document.get("token_endpoint_auth_method", "none") != "none":
         raise DocumentError("client_id documents are supported for public clients (auth method none) only")
     try:
-        fields = validate({"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"},
+        fields = validate_registration({"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"},
                           unverified_scope_ceiling(settings))
-    except (InvalidClientMetadata, InvalidRedirectUri) as exc:
+    except InvalidClientMetadata as exc:  # InvalidRedirectUri too
         raise DocumentError(f"the client_id document is invalid: {exc.description}") from None
     fields.pop("client_type")
     return ClientModel(client_id=url, client_type="public", registered_dynamically=True,

@@ -27,7 +27,7 @@ def unverified_scope_ceiling(settings: Settings) -> tuple[str, ...]:
     """Every scope an unverified client may ask for: UNVERIFIED_CLIENT_SCOPES, else the identity
     scopes and those of public resources (from this container's cache, not a Scan per request)."""
     from ..storage.resources import public_scopes
-    from .resources import IDENTITY_SCOPES
+    from ..capabilities import IDENTITY_SCOPES
 
     if settings.unverified_client_scopes is not None:
         return settings.unverified_client_scopes

@@ -23,7 +23,8 @@ contain whitespace either, storage.resources.check_resource_uri.)
 """
 from __future__ import annotations
 
-from .resources import IDENTITY_SCOPES, scopes_for_audience
+from ..capabilities import IDENTITY_SCOPES
+from .resources import scopes_for_audience
 
 SEPARATOR = " "
 

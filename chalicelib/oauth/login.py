@@ -46,6 +46,7 @@ the same two GetItems), never on whether the account exists.
 from __future__ import annotations
 
 from ..config import Settings
+from ..errors import LoginFailed, LoginThrottled
 from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..passwords import verify_password
@@ -53,22 +54,6 @@ from ..storage.models import UserModel
 from . import throttle
 
 log = get_logger("idp.login")
-
-
-class LoginFailed(Exception):
-    """Wrong email or password (deliberately indistinguishable)."""
-
-
-class LoginThrottled(Exception):
-    """Too many recent failures for this IP, or for this account from a device it does not know."""
-
-    def __init__(self, scope: str, retry_after: int):
-        super().__init__(scope)
-        #: "account" or "ip" (a known device of the account still may try), or "device" (that known
-        #: device has used up its own attempts).
-        self.scope = scope
-        #: Seconds until the window ends (HTTP Retry-After, RFC 9110 §10.2.3).
-        self.retry_after = retry_after
 
 
 def device_cookie_name(settings: Settings) -> str:

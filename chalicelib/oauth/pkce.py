@@ -10,9 +10,9 @@ import hashlib
 import hmac
 import re
 
+from ..capabilities import PKCE_METHODS
 from ..errors import InvalidRequest
 
-SUPPORTED_METHODS = ("S256",)
 # RFC 7636 §4.1: code_verifier = 43*128unreserved
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 # RFC 7636 §4.2: S256 challenge = BASE64URL(SHA256(verifier)), 32 bytes -> 43 characters
@@ -27,7 +27,7 @@ def validate_challenge(challenge: str | None, method: str | None) -> str:
     """
     if not challenge:
         raise InvalidRequest("code_challenge is required (PKCE with S256)")
-    if method != "S256":
+    if method not in PKCE_METHODS:
         raise InvalidRequest("code_challenge_method must be S256")
     if not _S256_CHALLENGE.match(challenge):
         raise InvalidRequest("code_challenge is not a valid S256 challenge")

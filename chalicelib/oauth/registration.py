@@ -2,8 +2,9 @@
 
 MCP clients register themselves here with no human involved, so validation is strict and the
 results are marked: such clients show as "unverified" on the consent page. What a registration may
-ask for:
-- redirect_uris: https, or http on a loopback host (RFC 8252 §7.3); no fragments or wildcards.
+ask for (the rules are oauth/client_metadata.py's, shared with admin-created clients):
+- redirect_uris: https, http on a loopback host (RFC 8252 §7.3) or a reverse-domain private-use
+  scheme (RFC 8252 §7.1); no credentials, fragments or wildcards (oauth/redirect_uris.py).
 - grant_types ⊆ {authorization_code, refresh_token}, response_types ⊆ {code}, consistent.
 - token_endpoint_auth_method: none (public: native apps and agents), client_secret_basic
   (the RFC 7591 default) or client_secret_post.
@@ -19,117 +20,23 @@ read or update (RFC 7592 §3 lets the server issue a new one; we cannot return t
 """
 from __future__ import annotations
 
-import re
-import unicodedata
-from urllib.parse import urlsplit
-
 from ..config import Settings
-from ..errors import InvalidClientMetadata, InvalidRedirectUri, InvalidToken, echo
+from ..errors import InvalidClientMetadata, InvalidToken
 from ..hashing import matches_hash, new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.models import ClientModel, conditionally
+from .client_metadata import validate_registration
 
 log = get_logger("idp.registration")
 
 MAX_BODY_BYTES = 8192
-MAX_REDIRECT_URIS = 10
-AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
-GRANT_TYPES = ("authorization_code", "refresh_token")
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def _strings(metadata: dict, name: str, default: list[str]) -> list[str]:
-    value = metadata.get(name, default)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidClientMetadata(f"{name} must be an array of strings")
-    return list(dict.fromkeys(value))
-
-
-def _redirect_uri(uri: str) -> str:
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        raise InvalidRedirectUri(f"redirect URI is malformed: '{echo(uri)}'") from None
-    if "#" in uri or "*" in uri or any(c.isspace() or unicodedata.category(c) == "Cc" for c in uri):
-        raise InvalidRedirectUri(f"redirect URI must be exact: no fragment, wildcard or whitespace: '{echo(uri)}'")
-    if parts.username or parts.password:
-        raise InvalidRedirectUri(f"redirect URI must not contain credentials: '{echo(uri)}'")
-    if parts.scheme == "https" and parts.hostname:
-        return uri
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
-        return uri
-    raise InvalidRedirectUri(f"redirect URI must use https, or http on a loopback host: '{echo(uri)}'")
-
-
-def _optional_https_url(metadata: dict, name: str) -> str | None:
-    value = metadata.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 512:
-        raise InvalidClientMetadata(f"{name} must be a URL of at most 512 characters")
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        raise InvalidClientMetadata(f"{name} is not a valid URL") from None
-    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-        raise InvalidClientMetadata(f"{name} must be an https URL")
-    return value
-
-
-def validate(metadata, ceiling: tuple[str, ...]) -> dict:
-    """RFC 7591 §2 metadata -> ClientModel fields, with `ceiling` (the scopes an unverified client
-    may ask for) as its scopes. Raises InvalidClientMetadata / InvalidRedirectUri."""
-    if not isinstance(metadata, dict):
-        raise InvalidClientMetadata("the registration request must be a JSON object")
-    method = metadata.get("token_endpoint_auth_method", "client_secret_basic")  # RFC 7591 §2 default
-    if method not in AUTH_METHODS:
-        raise InvalidClientMetadata(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
-    grant_types = _strings(metadata, "grant_types", ["authorization_code"])
-    unsupported = [g for g in grant_types if g not in GRANT_TYPES]
-    if unsupported or not grant_types:
-        raise InvalidClientMetadata(f"grant_types must be a non-empty subset of {', '.join(GRANT_TYPES)}")
-    if "authorization_code" not in grant_types:
-        raise InvalidClientMetadata("grant_types must include authorization_code (refresh tokens come from it)")
-    response_types = _strings(metadata, "response_types", ["code"])
-    if response_types != ["code"]:
-        # RFC 7591 §2.1: authorization_code goes with "code", and "code" is all we serve.
-        raise InvalidClientMetadata('response_types must be ["code"] for the authorization_code grant')
-    redirect_uris = _strings(metadata, "redirect_uris", [])
-    if not redirect_uris:
-        raise InvalidRedirectUri("redirect_uris is required")
-    if len(redirect_uris) > MAX_REDIRECT_URIS:
-        raise InvalidRedirectUri(f"at most {MAX_REDIRECT_URIS} redirect URIs may be registered")
-    redirect_uris = [_redirect_uri(uri) for uri in redirect_uris]
-    name = metadata.get("client_name")
-    if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 200
-                             or any(unicodedata.category(c) == "Cc" for c in name)):
-        raise InvalidClientMetadata("client_name must be 1 to 200 printable characters")
-    scope = metadata.get("scope")
-    if scope is not None:
-        if not isinstance(scope, str):
-            raise InvalidClientMetadata("scope must be a space-separated string")
-        # One message for a scope no API defines and a private API's scope: no existence oracle.
-        refused = [s for s in scope.split(" ") if s and (not _SCOPE_TOKEN.fullmatch(s) or s not in ceiling)]
-        if refused:
-            raise InvalidClientMetadata(f"scope not available to self-registered clients: {refused[0]!r}")
-    return {
-        "client_name": (name or "").strip() or f"App at {urlsplit(redirect_uris[0]).hostname}",
-        "client_type": "public" if method == "none" else "confidential",
-        "token_endpoint_auth_method": method,
-        "redirect_uris": redirect_uris,
-        "grant_types": grant_types,
-        "response_types": response_types,
-        "scopes": list(ceiling),
-        "client_uri": _optional_https_url(metadata, "client_uri"),
-    }
 
 
 def register(metadata, settings: Settings) -> dict:
     """Create a client; the response carries its secret and registration token, shown once."""
     from .clients import unverified_scope_ceiling
 
-    fields = validate(metadata, unverified_scope_ceiling(settings))
+    fields = validate_registration(metadata, unverified_scope_ceiling(settings))
     secret = new_secret() if fields["client_type"] == "confidential" else None
     registration_token = new_secret()
     at = now()
@@ -198,7 +105,7 @@ def update(client: ClientModel, metadata, settings: Settings) -> dict:
         raise InvalidClientMetadata("client_secret does not match")
     from .clients import unverified_scope_ceiling
 
-    fields = validate(metadata, unverified_scope_ceiling(settings))
+    fields = validate_registration(metadata, unverified_scope_ceiling(settings))
     if fields["client_type"] != client.client_type:
         raise InvalidClientMetadata("token_endpoint_auth_method cannot switch between public and confidential")
     token = rotate_token(client, **{k: v for k, v in fields.items() if k != "client_type"})

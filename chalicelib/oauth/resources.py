@@ -7,11 +7,9 @@ narrowed token carries only the scopes its audience defines (plus the identity s
 """
 from __future__ import annotations
 
+from ..capabilities import IDENTITY_SCOPES
 from ..errors import InvalidScope, InvalidTarget
 from ..storage.models import ClientModel
-
-#: Scopes that concern the user's identity at this IdP, not any resource.
-IDENTITY_SCOPES = ("openid", "profile", "email", "offline_access")
 
 
 def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> list:

@@ -1,13 +1,9 @@
 """Scope parsing (RFC 6749 §3.3) and what each OpenID scope means (OIDC Core §5.4)."""
 from __future__ import annotations
 
-import re
-
+from ..capabilities import SCOPE_TOKEN
 from ..errors import InvalidScope
 from ..pages.messages import N_
-
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 #: Claims each standard scope releases (OIDC Core §5.4), limited to the user attributes we store.
 SCOPE_CLAIMS = {
@@ -33,7 +29,7 @@ def parse(scope: str | None) -> list[str]:
     for token in tokens:
         if token == "":
             continue
-        if not _SCOPE_TOKEN.match(token):
+        if not SCOPE_TOKEN.fullmatch(token):
             raise InvalidScope("scope contains characters not allowed by RFC 6749 §3.3")
         if token not in result:
             result.append(token)

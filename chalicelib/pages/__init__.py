@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from .. import caches
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -20,6 +22,9 @@ def _environment():
     # formatted into a translated string, like any other autoescaped output.
     env.install_null_translations(newstyle=True)
     return env
+
+
+caches.register("pages", _environment.cache_clear, kind="memo")
 
 
 def security_headers(form_targets: list[str] | None = None) -> dict:

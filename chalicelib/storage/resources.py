@@ -1,17 +1,15 @@
 """The resource registry (RFC 8707): APIs clients may ask tokens for, with the scopes they define."""
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from pynamodb.exceptions import DoesNotExist
 
+from .. import caches
+from ..capabilities import SCOPE_TOKEN
 from ..log import now
 from .cache import ContainerCache
 from .models import ResourceModel, conditionally
-
-# RFC 6749 §3.3 scope-token syntax.
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 class InvalidResource(ValueError):
@@ -43,7 +41,7 @@ def register_resource(uri: str, name: str, scopes: list[str], *, public: bool = 
     if not 1 <= len(name) <= 200:
         raise InvalidResource("name must be 1 to 200 characters")
     scopes = list(dict.fromkeys(scopes))
-    bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+    bad = [s for s in scopes if not SCOPE_TOKEN.fullmatch(s)]
     if bad:
         raise InvalidResource(f"invalid scope {bad[0]!r}")
     resource = ResourceModel(resource=uri, name=name, scopes=scopes, public=public, created_at=now())
@@ -62,6 +60,7 @@ def get_resource(uri: str) -> ResourceModel | None:
 
 
 _cache: ContainerCache[ResourceModel] = ContainerCache(lambda uri: get_resource(uri))
+caches.register("resources", _cache.clear)
 
 
 def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
@@ -75,6 +74,7 @@ def _load_public_scopes(_key: str) -> tuple[str, ...]:
 
 
 _public_scopes: ContainerCache[tuple[str, ...]] = ContainerCache(_load_public_scopes)
+caches.register("public_scopes", _public_scopes.clear)
 
 
 def public_scopes(max_age: int) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import json
 from jwt import PyJWS
 from jwt.algorithms import Algorithm
 
+from .. import caches
 from ..keys.backends import Signer
 
 
@@ -40,6 +41,9 @@ def _jws_for(alg: str) -> PyJWS:
     jws = PyJWS(algorithms=[])
     jws.register_algorithm(alg, _SignerAlgorithm())
     return jws
+
+
+caches.register("jws", _jws_for.cache_clear, kind="memo")
 
 
 def encode(claims: dict, signer: Signer, *, typ: str = "JWT") -> str:

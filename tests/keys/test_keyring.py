@@ -6,6 +6,7 @@ import json
 import jwt
 import pytest
 
+from chalicelib.errors import KeyRingError
 from chalicelib.keys import keyring
 from chalicelib.keys.jwk import thumbprint
 from chalicelib.tokens import jwt as jwt_encode
@@ -72,7 +73,7 @@ def test_jwks_publishes_next_before_it_signs(keys):
 
 
 def test_rotation_refuses_while_next_key_may_be_unknown_to_verifiers(keys):
-    with pytest.raises(keyring.KeyRingError, match="JWKS_MAX_AGE"):
+    with pytest.raises(KeyRingError, match="JWKS_MAX_AGE"):
         keyring.rotate()
     assert sorted(k.state for k in keyring.all_keys()) == ["current", "next"]
 

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.errors import echo
+from chalicelib.errors import LoginFailed, LoginThrottled, echo
 from tests.routes.flow import (
     FORM,
     REDIRECT_URI,
@@ -457,9 +457,9 @@ def test_parallel_guesses_cannot_outrun_the_throttle(aws, alice):
     def guess(i):
         try:
             login.authenticate(settings(), "alice@example.com", f"wrong guess {i}", f"198.51.100.{i}")
-        except login.LoginFailed:
+        except LoginFailed:
             return "failed"
-        except login.LoginThrottled:
+        except LoginThrottled:
             return "throttled"
         return "signed in"
 

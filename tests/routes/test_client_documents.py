@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.config import load_settings
 from chalicelib.oauth import client_documents
-from chalicelib.oauth.client_documents import DocumentError
+from chalicelib.errors import DocumentError
 from tests.routes.flow import (
     authorize_query,
     error_page_logs,

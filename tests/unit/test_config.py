@@ -70,3 +70,76 @@ def test_unverified_client_scopes_default_to_unset_and_parse_space_separated():
 def test_unverified_client_scopes_garbage_fails_at_start_up():
     with pytest.raises(ConfigError, match="UNVERIFIED_CLIENT_SCOPES"):
         load_settings({**BASE, "UNVERIFIED_CLIENT_SCOPES": 'openid "quoted"'})
+
+
+# Each default stated once: the field's metadata; README's Configuration table must agree with it --------
+
+import dataclasses  # noqa: E402
+import pathlib  # noqa: E402
+import re  # noqa: E402
+
+from chalicelib.config import FIELDS, Settings  # noqa: E402
+
+#: README rows that are not settings: the AWS SDK reads them itself.
+NOT_SETTINGS = {"AWS_ENDPOINT_URL"}
+
+
+def readme_configuration() -> dict[str, str]:
+    """Variable -> Default cell of README's Configuration table."""
+    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    return {match["name"]: match["default"].strip()
+            for match in re.finditer(r"^\| `(?P<name>[A-Z0-9_]+)` \|(?P<default>[^|]*)\|", section, re.M)}
+
+
+def documented_default(field: dataclasses.Field) -> str:
+    if field.metadata["derived"]:
+        return field.metadata["derived"]
+    return "unset" if field.default in ("", None) else f"`{field.default}`"
+
+
+def test_every_setting_has_a_readme_row_with_its_default():
+    rows = readme_configuration()
+    assert {f.metadata["env"]: rows.get(f.metadata["env"]) for f in FIELDS.values()} == {
+        f.metadata["env"]: documented_default(f) for f in FIELDS.values()}
+
+
+def test_every_readme_row_names_a_real_setting():
+    assert set(readme_configuration()) - NOT_SETTINGS == {f.metadata["env"] for f in FIELDS.values()}
+
+
+def test_load_settings_reads_every_field_from_its_variable():
+    """Each setting comes from its own variable: a value set there is the value loaded."""
+    special = {"issuer": ("https://other.example.com/", "https://other.example.com"), "key_backend": ("kms", "kms"),
+               "signing_alg": ("RS256", "RS256"), "registration_mode": ("off", "off"),
+               "client_id_documents": ("A.test", "a.test"), "unverified_client_scopes": ("openid x", ("openid", "x")),
+               "registration_token_sha256": ("AB", "ab")}
+    for name, field in FIELDS.items():
+        raw, expected = special.get(name) or (
+            (str(field.default * 2 + 1), field.default * 2 + 1) if field.type == "int" else ("some-value", "some-value"))
+        assert getattr(load_settings({**BASE, field.metadata["env"]: raw}), name) == expected, name
+
+
+def test_defaults_hold_when_nothing_is_set_and_settings_can_be_built_directly():
+    loaded = load_settings(BASE)
+    built = Settings(stage="prod", issuer="https://login.example.com")
+    assert loaded == built
+    assert (built.code_ttl, built.table_prefix, built.secret_prefix, built.default_audience,
+            built.client_id_documents) == (60, "idp-prod", "idp/prod/", "https://login.example.com", "any")
+
+
+def test_the_region_falls_back_to_aws_default_region():
+    assert load_settings({**BASE, "AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert load_settings({**BASE, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-north-1"}).region == "eu-north-1"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"KEY_RETIRE_AFTER": "60"}, r"KEY_RETIRE_AFTER \(60\) must be at least KEY_CACHE_SECONDS"),
+    ({"KEY_ROTATION_INTERVAL": "10"}, r"KEY_ROTATION_INTERVAL \(10\) must be at least JWKS_MAX_AGE \(300\)"),
+    ({"REGISTRATION_MODE": "token"}, "REGISTRATION_MODE=token needs REGISTRATION_TOKEN_SHA256"),
+    ({"REGISTRATION_MODE": "closed"}, "REGISTRATION_MODE must be one of"),
+    ({"CODE_TTL": "1.5"}, "CODE_TTL must be an integer, got '1.5'"),
+])
+def test_cross_field_and_value_checks_fail_at_start_up(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings({**BASE, **env})

@@ -7,7 +7,7 @@ import pytest
 from jinja2 import Environment, FileSystemLoader
 
 from chalicelib import pages
-from chalicelib.oauth.authorization import UntrustedRequest
+from chalicelib.errors import UntrustedRequest
 from chalicelib.pages.messages import MESSAGES, Message
 
 DYNAMIC = "@@"  # every value the views pass in; whatever remains besides it must be translated

@@ -1,0 +1,46 @@
+"""What this server implements: the one table that discovery advertises and every check enforces.
+
+Discovery (RFC 8414 §2 / OIDC Discovery §3) must not promise what the endpoints refuse, nor the
+endpoints accept what discovery leaves out; so the lists live here once, and discovery, dynamic
+registration (RFC 7591), admin client validation, the authorization and token endpoints and the
+admin CLI all read them. tests/unit/test_capabilities.py ties discovery to this table.
+"""
+from __future__ import annotations
+
+import re
+
+#: RFC 6749 §4.1, §6, §4.4: every grant the token endpoint dispatches (chalicelib/grants.HANDLERS).
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+#: The grants a client nobody vetted (RFC 7591 registration, a client ID metadata document) may use:
+#: client_credentials would let a stranger mint tokens with no user involved.
+SELF_REGISTERED_GRANT_TYPES = ("authorization_code", "refresh_token")
+#: RFC 7591 §2.1: "code" goes with authorization_code, and is the only response type (OAuth 2.1 drops
+#: the implicit grant).
+RESPONSE_TYPES = ("code",)
+RESPONSE_MODES = ("query",)
+
+#: RFC 6749 §2.3.1: the secret-based methods; RFC 7591 §2 default first.
+CONFIDENTIAL_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+#: Token and revocation endpoints: confidential methods, and "none" for public clients (PKCE instead).
+TOKEN_ENDPOINT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, "none")
+#: Introspection is for resource servers, which are confidential clients (RFC 7662 §2.1).
+INTROSPECTION_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+#: RFC 7636: S256 only; `plain` protects nothing once the request leaks (RFC 9700 §2.1.1).
+PKCE_METHODS = ("S256",)
+#: OIDC Core §3.1.2.1 prompt values we honour (select_account is not offered).
+PROMPT_VALUES = ("none", "login", "consent")
+#: JWS algorithms of our signing keys (SIGNING_ALG) and all a verifier accepts: never `none` or HMAC,
+#: whose "key" would be our public key (RFC 8725 §2.1, §3.1).
+SIGNING_ALGS = ("ES256", "RS256")
+
+#: Scopes with meaning at this IdP itself (OIDC Core §5.4), not at any resource.
+IDENTITY_SCOPES = ("openid", "profile", "email", "offline_access")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Use with fullmatch().
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+
+#: RFC 8252 §7.3 loopback IP literals, as urlsplit().hostname reports them ("[::1]" -> "::1"). Only
+#: these may change port between registration and request (RFC 8252 §8.3 prefers them to names).
+LOOPBACK_IPS = ("127.0.0.1", "::1")
+#: Hosts where plain http is allowed for redirect URIs: nothing leaves the device.
+LOOPBACK_HOSTS = (*LOOPBACK_IPS, "localhost")

@@ -1,0 +1,211 @@
+"""Client metadata rules (RFC 7591 §2), one set for every way a client comes to exist.
+
+Two entry points share every rule below and the redirect URI rules of oauth/redirect_uris.py:
+- `validate_client_metadata`: an administrator's client (tools/admin.py via storage.clients.create_client);
+  it may be public or confidential, use client_credentials, and name resources and introspection.
+- `validate_registration`: RFC 7591 JSON from a client nobody vetted (POST /register, RFC 7592 updates,
+  and client ID metadata documents); only SELF_REGISTERED_GRANT_TYPES, and its scopes are the
+  unverified-client ceiling.
+On what both accept they give the same verdict (tests/unit/test_client_metadata.py runs each case through
+both). Both return the ClientModel fields they determine and raise InvalidClientMetadata (or its
+InvalidRedirectUri) with a message that says which rule failed and quotes input only through `echo`.
+"""
+from __future__ import annotations
+
+import unicodedata
+from urllib.parse import urlsplit
+
+from ..capabilities import (
+    CONFIDENTIAL_AUTH_METHODS,
+    GRANT_TYPES,
+    LOOPBACK_HOSTS,
+    RESPONSE_TYPES,
+    SCOPE_TOKEN,
+    SELF_REGISTERED_GRANT_TYPES,
+    TOKEN_ENDPOINT_AUTH_METHODS,
+)
+from ..errors import InvalidClientMetadata, echo
+from . import redirect_uris
+
+CLIENT_TYPES = ("confidential", "public")
+MAX_NAME_LENGTH = 200
+MAX_URL_LENGTH = 512
+#: Unicode bidirectional embeddings, overrides and isolates: they reorder the text around them on the
+#: consent page ("App\u202eevil" shows reversed), so a name could pass for another.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def validate_client_metadata(*, client_name: str, client_type: str = "confidential", redirect_uris=(),
+                             grant_types=None, scopes=None, token_endpoint_auth_method=None, resources=(),
+                             introspects=()) -> dict:
+    """An administrator's client: check and normalise its metadata into ClientModel fields."""
+    if client_type not in CLIENT_TYPES:
+        raise InvalidClientMetadata(f"client_type must be one of {', '.join(CLIENT_TYPES)}, got '{echo(client_type)}'")
+    if introspects and client_type != "confidential":
+        # RFC 7662 §2.1: the introspection endpoint requires authorization; only secrets prove it.
+        raise InvalidClientMetadata("only confidential clients may introspect tokens")
+    grants = check_grant_types(client_type, ["authorization_code"] if grant_types is None else grant_types,
+                               supported=GRANT_TYPES)
+    return {
+        "client_name": check_client_name(client_name),
+        "client_type": client_type,
+        "token_endpoint_auth_method": check_auth_method(client_type, token_endpoint_auth_method),
+        "grant_types": grants,
+        "redirect_uris": redirect_uris_for(grants, redirect_uris),
+        "response_types": check_response_types(grants),
+        "scopes": check_scope_tokens(["openid"] if scopes is None else scopes),
+        "resources": _resources(resources),
+        "introspection": bool(introspects),
+        "introspects": _resources(introspects),
+    }
+
+
+def validate_registration(metadata, ceiling: tuple[str, ...]) -> dict:
+    """RFC 7591 §2 metadata of a self-registered client -> ClientModel fields, with `ceiling` (the
+    scopes an unverified client may ask for) as its scopes."""
+    if not isinstance(metadata, dict):
+        raise InvalidClientMetadata("the registration request must be a JSON object")
+    method = metadata.get("token_endpoint_auth_method", "client_secret_basic")  # RFC 7591 §2 default
+    if not isinstance(method, str):
+        raise InvalidClientMetadata("token_endpoint_auth_method must be a string")
+    client_type = "public" if method == "none" else "confidential"
+    grants = check_grant_types(client_type, _strings(metadata, "grant_types", ["authorization_code"]),
+                               supported=SELF_REGISTERED_GRANT_TYPES)
+    uris = redirect_uris_for(grants, _strings(metadata, "redirect_uris", []))
+    name = metadata.get("client_name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidClientMetadata("client_name must be a string")
+    return {
+        "client_name": check_client_name(name) if name is not None else _default_name(uris[0]),
+        "client_type": client_type,
+        "token_endpoint_auth_method": check_auth_method(client_type, method),
+        "redirect_uris": uris,
+        "grant_types": grants,
+        "response_types": check_response_types(grants, _strings(metadata, "response_types", None)),
+        "scopes": _within_ceiling(metadata.get("scope"), ceiling),
+        "client_uri": _optional_web_url(metadata, "client_uri"),
+    }
+
+
+# The rules, shared by both entry points -----------------------------------------------------------
+
+def check_client_name(name: str) -> str:
+    """Shown on the sign-in and consent pages: printable, and trimmed."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise InvalidClientMetadata(f"client_name must be 1 to {MAX_NAME_LENGTH} characters")
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in name):
+        raise InvalidClientMetadata("client_name must not contain control characters")
+    return name
+
+
+def check_auth_method(client_type: str, method: str | None) -> str:
+    """RFC 6749 §2.3.1 / RFC 7591 §2: confidential clients authenticate with their secret; public
+    clients cannot keep one and use "none" (PKCE protects their codes instead)."""
+    if method is not None and method not in TOKEN_ENDPOINT_AUTH_METHODS:
+        raise InvalidClientMetadata(f"token_endpoint_auth_method must be one of "
+                                    f"{', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}, got '{echo(method)}'")
+    if client_type == "public":
+        if method not in (None, "none"):
+            raise InvalidClientMetadata("public clients have no secret: token_endpoint_auth_method must be 'none'")
+        return "none"
+    if method == "none":
+        raise InvalidClientMetadata("confidential clients authenticate with their secret: token_endpoint_auth_method "
+                                    f"must be {' or '.join(CONFIDENTIAL_AUTH_METHODS)}")
+    return method or CONFIDENTIAL_AUTH_METHODS[0]
+
+
+def check_grant_types(client_type: str, grants, *, supported: tuple[str, ...]) -> list[str]:
+    grants = list(dict.fromkeys(grants))
+    if not grants:
+        raise InvalidClientMetadata("at least one grant type is required")
+    unknown = [g for g in grants if g not in supported]
+    if unknown:
+        raise InvalidClientMetadata(f"unsupported grant type '{echo(unknown[0])}'; supported: {', '.join(supported)}")
+    # RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential clients."
+    if client_type == "public" and "client_credentials" in grants:
+        raise InvalidClientMetadata("public clients cannot use the client_credentials grant")
+    # Refresh tokens come only from the code flow (RFC 6749 §4.4.3: not with client_credentials).
+    if "refresh_token" in grants and "authorization_code" not in grants:
+        raise InvalidClientMetadata("the refresh_token grant requires the authorization_code grant")
+    return grants
+
+
+def check_response_types(grants: list[str], requested: list[str] | None = None) -> list[str]:
+    """RFC 7591 §2.1: "code" goes with the authorization_code grant, and nothing else is served."""
+    expected = list(RESPONSE_TYPES) if "authorization_code" in grants else []
+    if requested is not None and requested != expected:
+        raise InvalidClientMetadata('response_types must be ["code"] with the authorization_code grant' if expected
+                                    else "response_types must be empty without the authorization_code grant")
+    return expected
+
+
+def redirect_uris_for(grants: list[str], uris) -> list[str]:
+    return redirect_uris.check_all(list(uris), required="authorization_code" in grants)
+
+
+def check_scope_tokens(scopes) -> list[str]:
+    scopes = list(dict.fromkeys(scopes))
+    for scope in scopes:
+        if not isinstance(scope, str) or not SCOPE_TOKEN.fullmatch(scope):
+            raise InvalidClientMetadata(f"invalid scope '{echo(scope)}': not an RFC 6749 §3.3 scope-token")
+    return scopes
+
+
+# Only for one entry point -------------------------------------------------------------------------
+
+def _strings(metadata: dict, name: str, default: list[str] | None) -> list[str] | None:
+    value = metadata.get(name, default)
+    if value is default:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidClientMetadata(f"{name} must be an array of strings")
+    return list(dict.fromkeys(value))
+
+
+def _default_name(redirect_uri: str) -> str:
+    return f"App at {urlsplit(redirect_uri).hostname or urlsplit(redirect_uri).scheme}"
+
+
+def _within_ceiling(scope, ceiling: tuple[str, ...]) -> list[str]:
+    """The registration's scope (optional: Claude-style requests omit it) must be within the ceiling;
+    the client gets the whole ceiling either way (oauth/clients.allowed_scopes says why)."""
+    if scope is not None:
+        if not isinstance(scope, str):
+            raise InvalidClientMetadata("scope must be a space-separated string")
+        # One message for a scope no API defines and a private API's scope: no existence oracle.
+        refused = [s for s in check_scope_tokens(s for s in scope.split(" ") if s) if s not in ceiling]
+        if refused:
+            raise InvalidClientMetadata(f"scope not available to self-registered clients: '{echo(refused[0])}'")
+    return list(ceiling)
+
+
+def _optional_web_url(metadata: dict, name: str) -> str | None:
+    """RFC 7591 §2 client_uri: a web page about the client; https (http on loopback), no credentials."""
+    value = metadata.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or not value.isascii():
+        raise InvalidClientMetadata(f"{name} must be an ASCII URL of at most {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise InvalidClientMetadata(f"{name} is not a valid URL") from None
+    if "@" in parts.netloc or not (parts.scheme == "https" and parts.hostname
+                                   or parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+        raise InvalidClientMetadata(f"{name} must be an https URL without credentials")
+    return value
+
+
+def _resources(resources) -> list[str]:
+    from ..storage.resources import InvalidResource, check_resource_uri, get_resource
+
+    resources = list(dict.fromkeys(resources))
+    for uri in resources:
+        try:
+            check_resource_uri(uri)
+        except InvalidResource as exc:
+            raise InvalidClientMetadata(str(exc)) from None
+        if get_resource(uri) is None:
+            raise InvalidClientMetadata(f"resource {uri!r} is not registered; register it first")
+    return resources
