@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from . import caches
 from .config import region
 
 #: A Lambda request has a hard deadline of its own: fail fast rather than botocore's 60 s defaults.
@@ -21,31 +22,32 @@ READ_TIMEOUT_SECONDS = 5
 TOTAL_MAX_ATTEMPTS = 4
 
 _lock = threading.Lock()
-_session = None
-_clients: dict = {}
+#: The session (key None) and one client per service name: one dict, so one clear forgets both.
+_state: dict = {}
 
 
 def session():
     """The container's botocore session (credentials, region and endpoint resolution)."""
-    global _session
-    if _session is None:
+    found = _state.get(None)
+    if found is None:
         with _lock:
-            if _session is None:
+            found = _state.get(None)
+            if found is None:
                 from botocore.session import get_session
 
-                _session = get_session()
-    return _session
+                found = _state[None] = get_session()
+    return found
 
 
 def client(service: str):
     """The container's client for `service` ("dynamodb", "secretsmanager", "kms")."""
-    found = _clients.get(service)
+    found = _state.get(service)
     if found is None:
         botocore_session = session()
         with _lock:
-            found = _clients.get(service)
+            found = _state.get(service)
             if found is None:
-                found = _clients[service] = botocore_session.create_client(
+                found = _state[service] = botocore_session.create_client(
                     service, region_name=region(), config=_config(service))
     return found
 
@@ -62,8 +64,9 @@ def _config(service: str):
 
 def reset_clients() -> None:
     """Forget the session and its clients, so the next call re-reads AWS_ENDPOINT_URL and the
-    credentials (tests switching moto servers; the SnapStart restore hook, chalicelib/runtime.py)."""
-    global _session
+    credentials (tests switching moto servers)."""
     with _lock:
-        _clients.clear()
-        _session = None
+        _state.clear()
+
+
+caches.register("aws.session_and_clients", _state.clear, kind="connection")

@@ -65,18 +65,15 @@ def after_restore() -> None:
     - Python's `random`: the IdP draws every secret from `secrets`/os.urandom, which the kernel
       keeps unique per restored VM, but botocore's retry backoff jitters with `random`; seeded
       alike in every restored container, their retries would fall in step. Re-seeded from os.urandom.
-    - Time-based per-container caches (current signing key, clients, resources): their ages are
-      measured with time.monotonic(), which does not count the time a snapshot spent on the shelf,
-      and the key may have rotated since. Emptied; the next request reads them again.
+    - Per-container data caches (chalicelib/caches.py, kind "data": settings, current signing key,
+      clients, resources): their ages are measured with time.monotonic(), which does not count the
+      time a snapshot spent on the shelf, and the key may have rotated since. Emptied; the next
+      request reads them again. Connections (kind "connection") stay: they hold no state to renew.
     """
-    from .keys import keyring
-    from .storage.clients import forget_cached_clients
-    from .storage.resources import forget_cached_resources
+    from . import caches
 
     random.seed()
-    keyring.clear_caches()
-    forget_cached_clients()
-    forget_cached_resources()
+    caches.clear_all(("data",))
 
 
 def register_hooks() -> bool:

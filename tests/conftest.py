@@ -37,14 +37,9 @@ def reset_process_state(*, endpoint_changed: bool = True) -> None:
     """Forget per-container caches (chalicelib/caches.py): what was read always; AWS clients and
     pynamodb connections only when the endpoint changes (building them re-parses botocore's service
     models, ~50 ms)."""
-    from chalicelib import aws, caches
-    from chalicelib.storage.models import reset_connections
+    from chalicelib import caches
 
     caches.clear_all(("data", "connection") if endpoint_changed else ("data",))
-    if endpoint_changed:
-        # Until aws.py and storage/models.py register their clients as "connection" caches.
-        aws.reset_clients()
-        reset_connections()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
-from .. import config
+from .. import caches, config
 from .connection import Model, SharedClientConnection
 
 
@@ -378,3 +378,7 @@ def reset_connections() -> None:
     for model in ALL_MODELS:
         model._connection = None
     _transaction_connection.cache_clear()
+
+
+caches.register("pynamodb.connections", reset_connections, kind="connection")
+caches.register("pynamodb.transaction_connection", _transaction_connection.cache_clear, kind="connection")

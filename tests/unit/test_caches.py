@@ -8,12 +8,8 @@ import chalicelib
 from chalicelib import caches
 from chalicelib.storage.cache import ContainerCache
 
-#: Not registered yet, and why. The runtime work (issue 10, items 3-4) owns these modules: on merge they
-#: register as kind "connection" and tests/conftest.reset_process_state stops calling them by name.
-NOT_YET_REGISTERED = {
-    "chalicelib.aws.client",
-    "chalicelib.storage.models._transaction_connection",
-}
+#: Module-level caches deliberately left out of the registry (none).
+NOT_YET_REGISTERED: set[str] = set()
 
 
 def module_level_caches() -> dict[str, object]:

@@ -97,7 +97,7 @@ def test_a_snapstart_init_builds_the_clients_and_every_module_without_calling_aw
 
     runtime.initialize()
 
-    assert set(aws_module._clients) == {"dynamodb", "secretsmanager"}
+    assert set(aws_module._state) == {None, "dynamodb", "secretsmanager"}  # the session, then its clients
     assert "chalicelib.oauth.login" in sys.modules and "chalicelib.grants.refresh_token" in sys.modules
     assert lambda_hooks == [runtime.after_restore]
     assert calls == []
@@ -111,4 +111,4 @@ def test_off_lambda_import_builds_nothing(aws, monkeypatch):
     monkeypatch.delenv(runtime.INITIALIZATION_TYPE, raising=False)
     aws_module.reset_clients()
     runtime.initialize()
-    assert aws_module._clients == {}
+    assert aws_module._state == {}
