@@ -107,3 +107,14 @@ def redeem(http, client_id, code, *, verifier=VERIFIER, redirect_uri=REDIRECT_UR
     headers = {**FORM, **({"Authorization": auth} if auth else {})}
     return http.post("/token", body=urlencode({k: v for k, v in body.items() if v is not None}).encode(),
                      headers=headers)
+
+
+def register_public_agent(http, **metadata) -> dict:
+    """Self-register (RFC 7591) a public agent with a loopback redirect; returns the response body."""
+    import json
+
+    body = {"client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"], **metadata}
+    response = http.post("/register", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.body
+    return json.loads(response.body)

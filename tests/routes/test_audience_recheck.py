@@ -12,20 +12,13 @@ import jwt
 import pytest
 
 from tests.routes.flow import FORM, ISSUER, authorize_query, query_of, redeem, sign_in_and_consent
+from tests.routes.flow import register_public_agent as register
 
 NOTES, MCP = "https://notes.example.com/api", "https://mcp.example.com/mcp"
 
 
 def claims(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})
-
-
-def register(http, **metadata) -> dict:
-    body = {"client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"], **metadata}
-    response = http.post("/register", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    assert response.status_code == 201, response.body
-    return json.loads(response.body)
 
 
 def refresh(http, client_id: str, token: str, **extra):

@@ -330,34 +330,21 @@ def test_a_device_cookie_costs_nothing_while_the_account_is_under_its_limit(http
     assert costs[1] == costs[2]
 
 
-def test_the_per_ip_limit_counts_an_ipv6_attacker_by_the_64_they_rotate_through(browser, public_client, alice,
-                                                                                monkeypatch):
-    """One subscriber holds a whole /64: a new address per guess must not reset the IP limit."""
+@pytest.mark.parametrize("setting, addresses", [
+    # One subscriber holds a whole /64: a new address per guess must not reset the IP limit.
+    ("LOGIN_MAX_FAILURES_PER_IP", "2001:db8:aa:bb::{:x}"),
+    # A subscriber is often handed a /48: 65,536 /64s, each with its own per-IP budget.
+    ("LOGIN_MAX_FAILURES_PER_NETWORK", "2001:db8:aa:{:x}::1"),
+], ids=["per-64", "per-48"])
+def test_an_ipv6_attacker_rotating_addresses_within_their_prefix_is_counted_as_one(
+        browser, public_client, alice, monkeypatch, setting, addresses):
     from chalicelib.blueprints import authorize
     from chalicelib.config import settings
 
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "3")
+    monkeypatch.setenv(setting, "3")
     settings.cache_clear()
-    addresses = iter(f"2001:db8:aa:bb::{i:x}" for i in range(1, 100))
-    monkeypatch.setattr(authorize, "client_ip", lambda request: next(addresses))
-    form = login_form(browser, public_client.client_id, "alice@example.com")
-    for i in range(3):
-        form["username"] = f"user{i}@example.com"
-        assert browser.post("/login", {**form, "password": "wrong password"}).status_code == 401
-    assert_refused(browser.post("/login", {**form, "username": "alice@example.com", "password": PASSWORD}),
-                   TOO_MANY_FROM_IP)
-
-
-def test_the_per_network_limit_counts_an_ipv6_attacker_by_the_48_whose_64s_they_rotate_through(
-        browser, public_client, alice, monkeypatch):
-    """A subscriber is often handed a /48: 65,536 /64s, each with its own per-IP budget."""
-    from chalicelib.blueprints import authorize
-    from chalicelib.config import settings
-
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_NETWORK", "3")
-    settings.cache_clear()
-    addresses = iter(f"2001:db8:aa:{i:x}::1" for i in range(1, 100))
-    monkeypatch.setattr(authorize, "client_ip", lambda request: next(addresses))
+    rotating = iter(addresses.format(i) for i in range(1, 100))
+    monkeypatch.setattr(authorize, "client_ip", lambda request: next(rotating))
     form = login_form(browser, public_client.client_id, "alice@example.com")
     for i in range(3):
         form["username"] = f"user{i}@example.com"

@@ -10,17 +10,10 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.routes.flow import FORM, REDIRECT_URI, authorize_query, hidden, query_of, redeem, sign_in_and_consent
+from tests.routes.flow import register_public_agent as register
 
 EVIL = "https://evil.example/cb"
 NOTES, BILLING, MCP = "https://notes.example.com/api", "https://billing.example.com/api", "https://mcp.example.com/mcp"
-
-
-def register(http, **metadata) -> dict:
-    body = {"client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"], **metadata}
-    response = http.post("/register", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    assert response.status_code == 201, response.body
-    return json.loads(response.body)
 
 
 def continue_link(page) -> str:
