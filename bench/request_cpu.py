@@ -119,8 +119,15 @@ def measure_all(runs: int) -> list:
         browser = Browser(http)
         sign_in_and_consent(browser, public.client_id, scope=scope, redirect_uri=WEB_APP)  # session + consent
 
+        issuers = [Browser(http), 0]
+
         def new_code():
-            return query_of(sign_in_and_consent(browser, public.client_id, scope=scope, redirect_uri=WEB_APP))["code"]
+            # Inputs come from their own sessions, a fresh one every 100 codes (a session carries its grants).
+            if issuers[1] % 100 == 0:
+                issuers[0] = Browser(http)
+            issuers[1] += 1
+            return query_of(sign_in_and_consent(issuers[0], public.client_id, scope=scope,
+                                                redirect_uri=WEB_APP))["code"]
 
         def redeem_code(code):
             return redeem(http, public.client_id, code, redirect_uri=WEB_APP)
