@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,11 @@ def main() -> None:
         rows = measure_all(runs)
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a moto server holding many items can be slow to exit
+            server.kill()
+            server.wait()
     print(f"warm requests, median handler CPU of {runs} in-process invocations (moto server in another process)")
     print(f"{'request':50s} {'calls':>5s} {'target':>6s} {'CPU ms':>7s} {'target':>6s}  by operation")
     for label, calls, detail, cpu, extra in rows:
