@@ -30,7 +30,8 @@ from infra.tables import logical_id, specs_by_suffix
 #: scans, batch gets, transactions).
 TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                  "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"]
-#: The key ring on its table: scan, create (conditional put), promote (transaction), refresh, prune.
+#: The key ring on its table: scan, create, promote, prune (transactions of puts, updates and deletes
+#: with the summary item), refresh.
 SIGNING_KEY_TABLE_ACTIONS = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                              "dynamodb:DeleteItem"]
 #: Logs: the log groups are stack resources, so the functions only write to them.
@@ -76,8 +77,9 @@ def api_policy(stage) -> dict:
         _logs("api"),
         {"Sid": "Tables", "Effect": "Allow", "Action": TABLE_ACTIONS,
          "Resource": [_table_arn(suffix) for suffix in table_suffixes() if suffix != SIGNING_KEY_TABLE]},
-        # Requests only read the key ring (current key, /jwks); changing it is the rotation role's job.
-        {"Sid": "SigningKeyTable", "Effect": "Allow", "Action": ["dynamodb:Scan"],
+        # Requests only read the key ring (current key, /jwks: the summary item); changing it is the
+        # rotation role's job. Scan: only until the rotation role has built the summary (storage/signing_keys.py).
+        {"Sid": "SigningKeyTable", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Scan"],
          "Resource": _table_arn(SIGNING_KEY_TABLE)},
     ]
     if _index_arns():

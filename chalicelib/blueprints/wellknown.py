@@ -49,7 +49,10 @@ def openid_configuration_for_path(suffix):
 
 @route(bp, "/jwks", ["GET"], cors=PUBLIC_CORS)
 def jwks():
+    """RFC 7517 §5 JWK Set, from this container's copy of the key ring (KEY_CACHE_SECONDS): a warm
+    request makes no DynamoDB call. A key is published JWKS_MAX_AGE before it signs, so the copy's
+    age never hides a signing key from a verifier."""
     from ..keys import keyring
 
-    return json_response(keyring.jwks(), max_age=settings().jwks_max_age,
+    return json_response(keyring.cached_jwks(), max_age=settings().jwks_max_age,
                          headers={"Content-Type": "application/jwk-set+json"})

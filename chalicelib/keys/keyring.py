@@ -6,7 +6,9 @@ Lifecycle (state in SigningKeyModel): next -> current -> retired.
 - "current" signs. Promotion happens only after the next key was published for JWKS_MAX_AGE.
 - "retired" stays published for KEY_RETIRE_AFTER so tokens it signed keep verifying, then is pruned.
 State changes are one DynamoDB transaction conditioned on the states they expect, so two rotations
-running at once cannot both promote (one fails its condition and changes nothing).
+running at once cannot both promote (one fails its condition and changes nothing). The same
+transaction updates the key-ring summary item (chalicelib/storage/signing_keys.py), which is all a
+request reads: one GetItem per KEY_CACHE_SECONDS per container for the current key and /jwks together.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from .. import caches
 from ..config import settings as get_settings
 from ..errors import KeyRingError
 from ..log import get_logger, now
-from ..storage.models import SigningKeyModel, conditionally, transact_write
+from ..storage import signing_keys
+from ..storage.models import SigningKeyModel, transact_write
 from .backends import Signer, backend_for
 from .jwk import public_jwk
 
@@ -27,8 +30,9 @@ PUBLISHED_STATES = ("next", "current")
 
 
 def all_keys() -> list[SigningKeyModel]:
-    # The table holds a handful of items; a consistent scan is cheap and sees the latest rotation.
-    return list(SigningKeyModel.scan(consistent_read=True))
+    """The key items, for the rotation and the admin CLI (a consistent Scan of a handful of items).
+    Requests read the summary instead (request_keys)."""
+    return signing_keys.scan_keys()
 
 
 def is_published(key: SigningKeyModel, at: int) -> bool:
@@ -40,7 +44,7 @@ def is_published(key: SigningKeyModel, at: int) -> bool:
 def jwks(keys: list[SigningKeyModel] | None = None, at: int | None = None) -> dict:
     """RFC 7517 §5 JWK Set of every published key, current first."""
     at = now() if at is None else at
-    keys = all_keys() if keys is None else keys
+    keys = signing_keys.request_keys() if keys is None else keys
     order = {"current": 0, "next": 1, "retired": 2}
     published = sorted((k for k in keys if is_published(k, at)), key=lambda k: (order[k.state], -k.created_at))
     return {"keys": [json.loads(k.public_jwk) for k in published]}
@@ -57,7 +61,11 @@ def create_key(state: str, *, alg: str | None = None, backend: str | None = None
         kid=jwk["kid"], alg=alg, backend=store.name, key_ref=created.key_ref, public_jwk=json.dumps(jwk),
         state=state, created_at=at, activated_at=at if state == "current" else None,
     )
-    record.save(condition=SigningKeyModel.kid.does_not_exist())
+    try:
+        signing_keys.change_keys(lambda change: change.create(record))
+    except Exception:
+        store.destroy(created.key_ref)  # nothing refers to it: the transaction wrote nothing
+        raise
     log.info("signing key created", extra={"kid": record.kid, "state": state, "backend": store.name, "alg": alg})
     return record
 
@@ -70,12 +78,13 @@ def ensure_keys() -> list[SigningKeyModel]:
     """
     settings = get_settings()
     created = []
+    signing_keys.ensure_key_ring()  # before any change: a deployment from before the summary
     keys = all_keys()
     for key in keys:
         if key.state in PUBLISHED_STATES and not backend_for(key.backend, settings).exists(key.key_ref):
             log.warning("signing key material missing; retiring", extra={"kid": key.kid})
-            key.update(actions=[SigningKeyModel.state.set("retired"), SigningKeyModel.retired_at.set(now()),
-                                SigningKeyModel.publish_until.set(now())])
+            signing_keys.change_keys(lambda change, key=key: change.change(
+                key, expected_state=key.state, state="retired", retired_at=now(), publish_until=now()))
     states = {k.state for k in all_keys()}
     if "current" not in states:
         created.append(create_key("current"))
@@ -102,14 +111,14 @@ def rotate(*, force: bool = False, at: int | None = None) -> SigningKeyModel:
         wait = settings.jwks_max_age - (at - nxt.created_at)
         raise KeyRingError(f"next key {nxt.kid} has been published for less than JWKS_MAX_AGE; retry in {wait}s")
     new_next = create_key("next")
+    def promote(change):
+        change.change(nxt, expected_state="next", state="current", activated_at=at)
+        if current is not None:
+            change.change(current, expected_state="current", state="retired", retired_at=at,
+                          publish_until=at + settings.key_retire_after)
+
     try:
-        with transact_write() as tx:
-            tx.update(nxt, actions=[SigningKeyModel.state.set("current"), SigningKeyModel.activated_at.set(at)],
-                      condition=SigningKeyModel.state == "next")
-            if current is not None:
-                tx.update(current, actions=[SigningKeyModel.state.set("retired"), SigningKeyModel.retired_at.set(at),
-                                            SigningKeyModel.publish_until.set(at + settings.key_retire_after)],
-                          condition=SigningKeyModel.state == "current")
+        signing_keys.change_keys(promote, transaction=transact_write)
     except Exception:
         # Another rotation won the race (or DynamoDB failed): drop the spare key we just made,
         # unless a concurrent forced rotation has promoted it meanwhile.
@@ -130,7 +139,8 @@ def prune(*, at: int | None = None) -> list[str]:
     pruned = []
     for key in all_keys():
         if key.state == "retired" and (key.publish_until or 0) <= at:
-            key.delete(condition=SigningKeyModel.state == "retired")
+            if not signing_keys.change_keys_if(lambda change, key=key: change.delete(key, expected_state="retired")):
+                continue  # a concurrent prune took it
             if backend_for(key.backend, settings).exists(key.key_ref):
                 backend_for(key.backend, settings).destroy(key.key_ref)
             pruned.append(key.kid)
@@ -138,7 +148,7 @@ def prune(*, at: int | None = None) -> list[str]:
 
 
 def _delete_if_next(key: SigningKeyModel) -> bool:
-    return conditionally(lambda: key.delete(condition=SigningKeyModel.state == "next"))
+    return signing_keys.change_keys_if(lambda change: change.delete(key, expected_state="next"))
 
 
 def _oldest(keys, state):
@@ -151,24 +161,30 @@ def _newest(keys, state):
     return max(matching, key=lambda k: (k.activated_at or 0, k.created_at)) if matching else None
 
 
-# Per-container caches: which key is current (briefly), and signers by kid (for the container's life:
-# a Secrets Manager key is fetched once per cold start).
+# Per-container caches: the key ring and the JWKS made from it (for KEY_CACHE_SECONDS: one GetItem
+# serves the token endpoints and /jwks), and signers by kid (for the container's life: a Secrets
+# Manager key is fetched once per cold start).
 _current_cache: dict = {}
 _signer_cache: dict[str, Signer] = {}
 caches.register("keyring.current", _current_cache.clear)
 caches.register("keyring.signers", _signer_cache.clear)
 
 
+def _cached_key_ring(refresh: bool = False) -> tuple[SigningKeyModel | None, dict]:
+    """(current key, JWKS) as this container last read them, read again after KEY_CACHE_SECONDS."""
+    cached = _current_cache.get("ring")
+    if refresh or cached is None or time.monotonic() - cached[0] > get_settings().key_cache_seconds:
+        keys = signing_keys.request_keys()
+        cached = (time.monotonic(), _newest(keys, "current"), jwks(keys))
+        _current_cache["ring"] = cached
+    return cached[1], cached[2]
+
+
 def current_signer() -> Signer:
     settings = get_settings()
-    cached = _current_cache.get("current")
-    if cached is None or time.monotonic() - cached[0] > settings.key_cache_seconds:
-        key = _newest(all_keys(), "current")
-        if key is None:
-            raise KeyRingError("no current signing key; run the bootstrap (keys ensure)")
-        cached = (time.monotonic(), key)
-        _current_cache["current"] = cached
-    key = cached[1]
+    key, _ = _cached_key_ring()
+    if key is None:
+        raise KeyRingError("no current signing key; run the bootstrap (keys ensure)")
     if key.kid not in _signer_cache:
         _signer_cache[key.kid] = backend_for(key.backend, settings).signer(key.kid, key.alg, key.key_ref)
     return _signer_cache[key.kid]
@@ -177,11 +193,7 @@ def current_signer() -> Signer:
 def cached_jwks(*, refresh: bool = False) -> dict:
     """/jwks as this container last read it; refreshed after KEY_CACHE_SECONDS or on demand
     (a verifier that meets an unknown kid asks once, see chalicelib/blueprints/userinfo.py)."""
-    cached = _current_cache.get("jwks")
-    if refresh or cached is None or time.monotonic() - cached[0] > get_settings().key_cache_seconds:
-        cached = (time.monotonic(), jwks())
-        _current_cache["jwks"] = cached
-    return cached[1]
+    return _cached_key_ring(refresh)[1]
 
 
 def clear_caches() -> None:

@@ -14,6 +14,7 @@ import functools
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -279,6 +280,18 @@ class ResourceModel(Model):
     created_at = NumberAttribute()
 
 
+class PublicScopesModel(Model):
+    """The public resources' scopes in one item, so the unverified-client ceiling is one GetItem, not a
+    Scan (chalicelib/storage/resources.py). It shares the resources table under a key that is never a
+    resource (not an absolute URI); every registration and deletion changes its entry in the same
+    transaction as the resource, and listings skip it."""
+
+    Meta = _meta("resources")
+    resource = UnicodeAttribute(hash_key=True)
+    #: resource URI -> JSON list of its scopes, for each public resource.
+    scopes_by_resource = MapAttribute(default=dict)
+
+
 class ClientDocumentModel(Model):
     """A fetched client ID metadata document (the client_id is its https URL), cached per its HTTP
     cache headers within bounds, or an operator's block on that URL (chalicelib/storage/client_documents.py).
@@ -324,6 +337,19 @@ class SigningKeyModel(Model):
     publish_until = NumberAttribute(null=True)
 
 
+class KeyRingModel(Model):
+    """Every signing key's record in one item, so requests read the key ring (current key, /jwks)
+    with one GetItem instead of a Scan (chalicelib/storage/signing_keys.py). It shares the
+    signing_keys table under a key that is never a kid (kids are base64url thumbprints); every
+    transaction that creates, promotes, retires or deletes a key changes its entry too, and
+    listings skip it."""
+
+    Meta = _meta("signing_keys")
+    kid = UnicodeAttribute(hash_key=True)
+    #: kid -> JSON text of the key's SigningKeyModel attributes.
+    records = MapAttribute(default=dict)
+
+
 class KnownDeviceModel(Model):
     """A browser that has signed in as `sub` (chalicelib/storage/devices.py). It shares the sessions
     table (and its TTL) the way EmailClaimModel shares the users table: its key is "device#<SHA-256
@@ -343,7 +369,7 @@ class KnownDeviceModel(Model):
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
               ThrottleModel, GrantModel, AuthorizationCodeModel, RefreshTokenModel, ResourceModel, RevokedTokenModel,
               ClientDocumentModel, SigningKeyModel,
-              KnownDeviceModel)
+              KnownDeviceModel, KeyRingModel, PublicScopesModel)
 
 
 @functools.lru_cache(maxsize=1)
@@ -370,6 +396,15 @@ def conditionally(write) -> bool:
             return False
         raise
     return True
+
+
+def transaction_refused(exc: Exception) -> bool:
+    """A write transaction cancelled because one of its conditions did not hold (rather than a
+    throttle, a conflict with a concurrent transaction, or a network failure)."""
+    from pynamodb.exceptions import TransactWriteError
+
+    return (isinstance(exc, TransactWriteError) and exc.cause_response_code == "TransactionCanceledException"
+            and any(r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons))
 
 
 def reset_connections() -> None:

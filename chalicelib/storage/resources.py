@@ -1,6 +1,12 @@
-"""The resource registry (RFC 8707): APIs clients may ask tokens for, with the scopes they define."""
+"""The resource registry (RFC 8707): APIs clients may ask tokens for, with the scopes they define.
+
+The public resources' scopes (the ceiling of clients nobody vetted) are also kept in one summary
+item of the same table (PublicScopesModel, key PUBLIC_SCOPES), changed in the same transaction as
+each resource, so a request reads them with one GetItem instead of scanning the table.
+"""
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 from pynamodb.exceptions import DoesNotExist
@@ -9,7 +15,10 @@ from .. import caches
 from ..capabilities import SCOPE_TOKEN
 from ..log import now
 from .cache import ContainerCache
-from .models import ResourceModel, conditionally
+from .models import PublicScopesModel, ResourceModel, conditionally, transact_write, transaction_refused
+
+#: The summary's key: never a resource, which is an absolute http(s) URI (check_resource_uri).
+PUBLIC_SCOPES = "#public-scopes"
 
 
 class InvalidResource(ValueError):
@@ -45,13 +54,20 @@ def register_resource(uri: str, name: str, scopes: list[str], *, public: bool = 
     if bad:
         raise InvalidResource(f"invalid scope {bad[0]!r}")
     resource = ResourceModel(resource=uri, name=name, scopes=scopes, public=public, created_at=now())
-    resource.save()  # re-registering replaces name, scopes and the public flag
+    entry = PublicScopesModel.scopes_by_resource[uri]
+    _ensure_public_scopes()
+    # One transaction: concurrent registrations of other resources change other entries of the
+    # summary, and DynamoDB serialises transactions on one item, so no registration is lost.
+    with transact_write() as tx:
+        tx.save(resource)  # re-registering replaces name, scopes and the public flag
+        tx.update(PublicScopesModel(PUBLIC_SCOPES), actions=[entry.set(json.dumps(scopes)) if public else entry.remove()],
+                  condition=PublicScopesModel.resource.exists())
     forget_cached_resources()
     return resource
 
 
 def get_resource(uri: str) -> ResourceModel | None:
-    if len(uri.encode("utf-8")) > 1024:
+    if len(uri.encode("utf-8")) > 1024 or uri == PUBLIC_SCOPES:
         return None
     try:
         return ResourceModel.get(uri)
@@ -69,8 +85,35 @@ def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
 
 
 def _load_public_scopes(_key: str) -> tuple[str, ...]:
+    by_resource = _read_public_scopes()
+    if by_resource is None:
+        by_resource = _ensure_public_scopes()
+    return tuple(dict.fromkeys(s for uri in sorted(by_resource) for s in by_resource[uri]))
+
+
+def _read_public_scopes() -> dict[str, list[str]] | None:
+    from pynamodb.exceptions import DoesNotExist
+
+    try:
+        summary = PublicScopesModel.get(PUBLIC_SCOPES, consistent_read=True)
+    except DoesNotExist:
+        return None
+    return {uri: json.loads(text) for uri, text in summary.scopes_by_resource.as_dict().items()}
+
+
+def _ensure_public_scopes() -> dict[str, list[str]]:
+    """The summary, built from one Scan if it does not exist yet (a deployment from before it: once).
+    A conditional put, and every change is conditioned on the summary existing, so no registration
+    can slip in between the Scan and the put."""
+    found = _read_public_scopes()
+    if found is not None:
+        return found
     public = ResourceModel.scan(ResourceModel.public == True, consistent_read=True)  # noqa: E712 (pynamodb)
-    return tuple(dict.fromkeys(s for r in sorted(public, key=lambda r: r.resource) for s in r.scopes))
+    by_resource = {r.resource: list(r.scopes) for r in public if r.resource != PUBLIC_SCOPES}
+    summary = PublicScopesModel(PUBLIC_SCOPES, scopes_by_resource={u: json.dumps(s) for u, s in by_resource.items()})
+    if conditionally(lambda: summary.save(condition=PublicScopesModel.resource.does_not_exist())):
+        return by_resource
+    return _read_public_scopes() or {}
 
 
 _public_scopes: ContainerCache[tuple[str, ...]] = ContainerCache(_load_public_scopes)
@@ -78,8 +121,8 @@ caches.register("public_scopes", _public_scopes.clear)
 
 
 def public_scopes(max_age: int) -> tuple[str, ...]:
-    """The scopes of every public resource. A Scan, so each container reuses its answer for up to
-    `max_age` seconds: /authorize and /token for unverified clients must not scan the table."""
+    """The scopes of every public resource: one GetItem, which each container reuses for up to
+    `max_age` seconds."""
     return _public_scopes.get("public", max_age)
 
 
@@ -90,10 +133,23 @@ def forget_cached_resources() -> None:
 
 
 def list_resources() -> list[ResourceModel]:
-    return sorted(ResourceModel.scan(consistent_read=True), key=lambda r: r.resource)
+    return sorted(ResourceModel.scan(ResourceModel.resource != PUBLIC_SCOPES, consistent_read=True),
+                  key=lambda r: r.resource)
 
 
 def delete_resource(uri: str) -> bool:
-    deleted = conditionally(lambda: ResourceModel(resource=uri).delete(condition=ResourceModel.resource.exists()))
-    forget_cached_resources()
-    return deleted
+    if uri == PUBLIC_SCOPES:
+        return False
+    _ensure_public_scopes()
+    try:
+        with transact_write() as tx:
+            tx.delete(ResourceModel(resource=uri), condition=ResourceModel.resource.exists())
+            tx.update(PublicScopesModel(PUBLIC_SCOPES), actions=[PublicScopesModel.scopes_by_resource[uri].remove()],
+                      condition=PublicScopesModel.resource.exists())
+    except Exception as exc:
+        if not transaction_refused(exc):
+            raise
+        return False
+    finally:
+        forget_cached_resources()
+    return True

@@ -11,6 +11,7 @@ from chalicelib.config import ConfigError, load_settings
 from chalicelib.keys import keyring
 from chalicelib.keys.rotation import rotate_keys
 from chalicelib.log import now
+from tests.keys.test_keyring import summary_matches_items
 
 DAY = 86400
 EVENT = {"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events", "account": "1",
@@ -137,6 +138,7 @@ def test_two_rotations_racing_against_the_moto_server_promote_exactly_once(aws_s
     assert next(k for k in keys if k.state == "current").kid == nxt.kid
     secrets = client("secretsmanager").list_secrets(IncludePlannedDeletion=False)["SecretList"]
     assert sorted(s["Name"] for s in secrets) == sorted(k.key_ref for k in keys)
+    assert summary_matches_items(), "the summary follows the winner and the loser's cleanup"
 
 
 def test_rotation_promotes_the_next_key_published_longest(keys):
@@ -154,16 +156,21 @@ def test_rotation_promotes_the_next_key_published_longest(keys):
 
 def test_a_losing_rotation_keeps_its_spare_key_when_a_concurrent_forced_run_promoted_it(keys, monkeypatch):
     from chalicelib.aws import client
-    from chalicelib.storage.models import SigningKeyModel
 
     current = next(k for k in keyring.all_keys() if k.state == "current")
     before = {k.kid for k in keyring.all_keys()}
     real_transact_write = keyring.transact_write
 
     def forced_run_promotes_the_spare_first():
+        from chalicelib.storage.signing_keys import change_keys
+
         spare = next(k for k in keyring.all_keys() if k.kid not in before)
-        spare.update(actions=[SigningKeyModel.state.set("current")])
-        current.update(actions=[SigningKeyModel.state.set("retired"), SigningKeyModel.publish_until.set(now() + DAY)])
+
+        def promote(change):  # the concurrent run's transaction: the key items and the summary
+            change.change(spare, expected_state="next", state="current")
+            change.change(current, expected_state="current", state="retired", publish_until=now() + DAY)
+
+        change_keys(promote)
         forced_run_promotes_the_spare_first.spare = spare
         return real_transact_write()
 
@@ -173,6 +180,7 @@ def test_a_losing_rotation_keeps_its_spare_key_when_a_concurrent_forced_run_prom
 
     spare = forced_run_promotes_the_spare_first.spare
     assert {k.kid: k.state for k in keyring.all_keys()}[spare.kid] == "current"
+    assert summary_matches_items()
     assert "DeletedDate" not in client("secretsmanager").describe_secret(SecretId=spare.key_ref)
 
 

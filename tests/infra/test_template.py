@@ -47,7 +47,7 @@ def test_the_api_role_may_do_what_the_storage_layer_does_on_every_table_but_only
                    if r["Type"] == "AWS::DynamoDB::Table"}
     assert {r["Fn::GetAtt"][0] for r in tables["Resource"]} == every_table - {"TableSigningKeys"}
     key_ring = next(s for s in document["Statement"] if s["Sid"] == "SigningKeyTable")
-    assert (key_ring["Action"], key_ring["Resource"]) == (["dynamodb:Scan"], {"Fn::GetAtt": ["TableSigningKeys", "Arn"]})
+    assert (key_ring["Action"], key_ring["Resource"]) == (["dynamodb:GetItem", "dynamodb:Scan"], {"Fn::GetAtt": ["TableSigningKeys", "Arn"]})
 
 def test_the_api_role_may_query_each_index_by_name():
     indexes = next(s for s in policy.api_policy(load("prod"))["Statement"] if s["Sid"] == "Indexes")

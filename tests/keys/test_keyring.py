@@ -145,3 +145,39 @@ def test_secrets_manager_stores_no_private_key_in_dynamodb(keys):
     for key in keyring.all_keys():
         stored = json.loads(key.public_jwk)
         assert set(stored) <= {"kty", "crv", "x", "y", "n", "e", "kid", "use", "alg"}
+
+
+def summary_matches_items() -> bool:
+    """The key-ring summary (what requests read) says exactly what the key items say."""
+    from chalicelib.storage.signing_keys import read_key_ring
+
+    return ({k.kid: k.to_simple_dict() for k in read_key_ring()} ==
+            {k.kid: k.to_simple_dict() for k in keyring.all_keys()})
+
+
+def test_the_key_ring_summary_follows_every_state_change(keys):
+    assert summary_matches_items()  # created: current + next
+    nxt = next(k for k in keyring.all_keys() if k.state == "next")
+    rotated_at = nxt.created_at + 300
+    keyring.rotate(at=rotated_at)
+    assert summary_matches_items()  # next -> current, current -> retired, a new next
+    assert keyring.prune(at=rotated_at + 86400 + 1)
+    assert summary_matches_items()  # retired -> removed
+    assert sorted(k.state for k in keyring.all_keys()) == ["current", "next"]
+
+
+def test_retiring_a_key_whose_material_vanished_updates_the_summary(keys):
+    from chalicelib.aws import client
+
+    current = next(k for k in keyring.all_keys() if k.state == "current")
+    client("secretsmanager").delete_secret(SecretId=current.key_ref, ForceDeleteWithoutRecovery=True)
+    keyring.ensure_keys()
+    assert summary_matches_items()
+    assert keyring.current_signer().kid != current.kid
+
+
+def test_the_summary_is_never_listed_as_a_key(keys):
+    from tools.admin import keys_list
+
+    assert sorted(k["state"] for k in keys_list(None)) == ["current", "next"]
+    assert len(keyring.jwks()["keys"]) == 2

@@ -118,22 +118,45 @@ def test_refresh_drops_scopes_withdrawn_from_unverified_clients(browser, http, a
     assert json.loads(refreshed.body)["scope"] == "openid offline_access"
 
 
-def test_the_ceiling_is_read_once_per_container_not_scanned_per_request(browser, agent, monkeypatch):
-    from chalicelib.storage.models import ResourceModel
+def test_the_ceiling_is_one_read_per_container_and_never_a_scan(browser, agent, monkeypatch):
+    from chalicelib.storage.models import PublicScopesModel, ResourceModel
     from chalicelib.storage.resources import forget_cached_resources
 
     forget_cached_resources()  # a cold container
-    scans, original = [], ResourceModel.scan
-
-    def counting_scan(*args, **kwargs):
-        scans.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(ResourceModel, "scan", counting_scan)
+    scans, reads = [], []
+    original_scan, original_get = ResourceModel.scan, PublicScopesModel.get
+    monkeypatch.setattr(ResourceModel, "scan", lambda *a, **k: scans.append(a) or original_scan(*a, **k))
+    monkeypatch.setattr(PublicScopesModel, "get", lambda *a, **k: reads.append(a) or original_get(*a, **k))
     for _ in range(3):
         assert browser.get("/authorize?" + authorize_query(agent, scope="openid mcp:read",
                                                            resource=MCP)).status_code == 302
-    assert len(scans) == 1
+    assert (len(scans), len(reads)) == (0, 1)
+
+
+def test_the_ceiling_follows_registrations_and_deletions_of_public_resources(aws):
+    from chalicelib.storage.resources import delete_resource, forget_cached_resources, public_scopes, register_resource
+
+    register_resource("https://b.example.com", "B", ["b:read", "shared"], public=True)
+    register_resource("https://a.example.com", "A", ["a:read", "shared"], public=True)
+    register_resource("https://private.example.com", "P", ["p:admin"])
+    assert public_scopes(0) == ("a:read", "shared", "b:read")
+    register_resource("https://a.example.com", "A", ["a:read"], public=False)  # no longer public
+    assert public_scopes(0) == ("b:read", "shared")
+    assert delete_resource("https://b.example.com") and not delete_resource("https://b.example.com")
+    forget_cached_resources()
+    assert public_scopes(300) == ()
+
+
+def test_a_deployment_from_before_the_summary_builds_it_from_one_scan_then_reads_it(aws):
+    from chalicelib.storage.models import PublicScopesModel, ResourceModel
+    from chalicelib.storage.resources import PUBLIC_SCOPES, list_resources, public_scopes
+
+    ResourceModel(resource="https://old.example.com", name="Old", scopes=["old:read"], public=True,
+                  created_at=1).save()  # written by a version without the summary
+    assert public_scopes(0) == ("old:read",)
+    assert PublicScopesModel.get(PUBLIC_SCOPES).scopes_by_resource.as_dict() == {
+        "https://old.example.com": '["old:read"]'}
+    assert [r.resource for r in list_resources()] == ["https://old.example.com"], "the summary is no resource"
 
 
 # Authorization errors of unverified clients wait on our page ---------------------------------------

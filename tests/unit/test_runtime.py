@@ -19,11 +19,16 @@ def lambda_hooks(monkeypatch):
 
 
 def _promote_next_key_as_another_container_would():
-    from chalicelib.storage.models import SigningKeyModel
+    """The rotation's transaction (key items and the key-ring summary), without this process's cache reset."""
+    from chalicelib.storage.signing_keys import change_keys, scan_keys
 
-    keys = {k.state: k for k in SigningKeyModel.scan(consistent_read=True)}
-    keys["current"].update(actions=[SigningKeyModel.state.set("retired")])
-    keys["next"].update(actions=[SigningKeyModel.state.set("current")])
+    keys = {k.state: k for k in scan_keys()}
+
+    def promote(change):
+        change.change(keys["current"], expected_state="current", state="retired")
+        change.change(keys["next"], expected_state="next", state="current")
+
+    change_keys(promote)
     return keys["next"].kid
 
 
