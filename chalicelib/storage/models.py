@@ -378,10 +378,18 @@ def _transaction_connection() -> SharedClientConnection:
 
 
 def transact_write():
-    """A DynamoDB write transaction (all-or-nothing, each item's condition checked atomically)."""
+    """A DynamoDB write transaction (all-or-nothing, each item's condition checked atomically).
+
+    Each carries its own ClientRequestToken, which makes it idempotent for ten minutes: botocore
+    retries a transaction whose response was lost (a timeout, a 5xx) with the same parameters, and
+    without the token the retry of one that did succeed fails on its own writes' conditions
+    ("does not exist"), turning a success into an error. With it, DynamoDB answers the retry with
+    the first outcome."""
+    import uuid
+
     from pynamodb.transactions import TransactWrite
 
-    return TransactWrite(connection=_transaction_connection())
+    return TransactWrite(connection=_transaction_connection(), client_request_token=uuid.uuid4().hex)
 
 
 def conditionally(write) -> bool:
