@@ -208,3 +208,33 @@ def test_sign_out_reaches_a_grant_the_session_index_has_not_seen_yet(http, refre
     assert browser.post("/logout", {"csrf_token": hidden(page.body, "csrf_token")}).status_code == 200
     assert GrantModel.get(grant_id).status == "revoked"
     assert error_of(refresh(http, refreshing_client, tokens["refresh_token"])) == "invalid_grant"
+
+
+def test_a_code_issued_while_another_is_written_through_the_same_session_is_retried_not_an_error(
+        http, refreshing_client, alice, monkeypatch):
+    """Signing in to two apps at once writes the session item twice; DynamoDB cancels one of the two
+    transactions with TransactionConflict. That one is tried again, not answered with a 500."""
+    from types import SimpleNamespace
+
+    from chalicelib import aws
+
+    conflicts = []
+
+    def conflict_once(**_):
+        if conflicts:
+            return None  # send the request for real
+        conflicts.append(1)
+        parsed = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                  "CancellationReasons": [{"Code": "None"}, {"Code": "None"}, {"Code": "TransactionConflict"}],
+                  "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return SimpleNamespace(status_code=400, headers={}), parsed
+
+    browser, _ = tokens_for(http, refreshing_client)
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", conflict_once)
+    try:  # signed in already: straight to consent, whose Allow writes the grant, the code and the session
+        location = sign_in_and_consent(browser, refreshing_client.client_id, scope="openid email offline_access")
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", conflict_once)
+    assert conflicts, "the conflict was injected"
+    assert "code" in query_of(location), location
