@@ -52,22 +52,18 @@ from ..log import get_logger, now
 from ..passwords import verify_password
 from ..storage.models import UserModel
 from . import throttle
+from .sessions import host_cookie_header, host_cookie_name
 
 log = get_logger("idp.login")
 
 
 def device_cookie_name(settings: Settings) -> str:
-    # As the session cookie: __Host- makes the browser refuse it unless Secure, Path=/, host-only.
-    return "__Host-idp_device" if settings.https else "idp_device"
+    return host_cookie_name(settings, "idp_device")
 
 
 def device_cookie_header(settings: Settings, value: str) -> str:
     # SameSite=Strict: only our own sign-in form post ever needs it.
-    parts = [f"{device_cookie_name(settings)}={value}", "Path=/", "HttpOnly", "SameSite=Strict",
-             f"Max-Age={settings.known_device_ttl}"]
-    if settings.https:
-        parts.append("Secure")
-    return "; ".join(parts)
+    return host_cookie_header(settings, "idp_device", value, same_site="Strict", max_age=settings.known_device_ttl)
 
 
 def remember_device(settings: Settings, user: UserModel) -> str:

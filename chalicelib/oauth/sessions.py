@@ -18,18 +18,29 @@ from ..log import now
 from ..storage.models import SessionModel, conditionally
 
 
-def cookie_name(settings: Settings) -> str:
+def host_cookie_name(settings: Settings, name: str) -> str:
     # The __Host- prefix makes the browser refuse the cookie unless it is Secure, Path=/, host-only.
-    return "__Host-idp_session" if settings.https else "idp_session"
+    return f"__Host-{name}" if settings.https else name
+
+
+def host_cookie_header(settings: Settings, name: str, value: str, *, same_site: str,
+                       max_age: int | None = None) -> str:
+    """Set-Cookie for one of our cookies: host-only, every path, never readable by script, and
+    Secure (hence __Host-) whenever the issuer is https."""
+    parts = [f"{host_cookie_name(settings, name)}={value}", "Path=/", "HttpOnly", f"SameSite={same_site}"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    if settings.https:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def cookie_name(settings: Settings) -> str:
+    return host_cookie_name(settings, "idp_session")
 
 
 def cookie_header(settings: Settings, value: str, *, max_age: int | None = None) -> str:
-    parts = [f"{cookie_name(settings)}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
-    if settings.https:
-        parts.append("Secure")
-    if max_age is not None:
-        parts.append(f"Max-Age={max_age}")
-    return "; ".join(parts)
+    return host_cookie_header(settings, "idp_session", value, same_site="Lax", max_age=max_age)
 
 
 def clear_cookie_header(settings: Settings) -> str:

@@ -44,4 +44,3 @@ def add(key: str, window_seconds: int, amount: int = 1) -> int:
     item = ThrottleModel(pk=key)
     item.update(actions=[ThrottleModel.failures.add(amount), ThrottleModel.expires_at.set(now() + 2 * window_seconds)])
     return item.failures
-
