@@ -404,8 +404,9 @@ def to_client(url: str, document, settings: Settings) -> ClientModel:
     if document.get("token_endpoint_auth_method", "none") != "none":
         raise DocumentError("client_id documents are supported for public clients (auth method none) only")
     try:
-        fields = validate_registration({"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"},
-                          unverified_scope_ceiling(settings))
+        fields = validate_registration(
+            {"grant_types": ["authorization_code"], **document, "token_endpoint_auth_method": "none"},
+            unverified_scope_ceiling(settings))
     except InvalidClientMetadata as exc:  # InvalidRedirectUri too
         raise DocumentError(f"the client_id document is invalid: {exc.description}") from None
     fields.pop("client_type")
@@ -445,19 +446,14 @@ def resolve(url: str, settings: Settings, *, source_ip: str | None = None) -> Cl
     try:
         _limit_fetches(url, source_ip, settings, refresh=copy is not None)  # source_ip: the requester's
         document, max_age = fetch(url, settings)
+        client = to_client(url, document, settings)
     except DocumentUnavailable as exc:
         if copy is None or (copy.expires_at or 0) <= at:
             raise
         return _serve_stale(url, copy, at, exc, settings)
     except DocumentError:
         if copy is not None:
-            cache.forget_document(copy)  # withdrawn or refused: no later outage may bring it back
-        raise
-    try:
-        client = to_client(url, document, settings)
-    except DocumentError:
-        if copy is not None:
-            cache.forget_document(copy)
+            cache.forget_document(copy)  # withdrawn, refused or now invalid: no later outage may bring it back
         raise
     if not cache.save_document(url, json.dumps(document), fetched_at=at, fresh_until=at + max_age,
                                keep_until=at + max_age + MAX_STALE):
