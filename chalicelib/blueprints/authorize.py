@@ -355,10 +355,8 @@ def consent():
     if not authorization.may_consent(pending, session):
         return _redirect(_page_url("/login", pending.request_id))
     if form.get("decision") != "allow":
-        authorization.finish_request(pending)
-        denied = RedirectableError(
-            AccessDenied("the user denied the request"), pending.redirect_uri, pending.state)
-        return _redirect(authorization.error_location(denied, s))
+        return _ended(pending, RedirectableError(
+            AccessDenied("the user denied the request"), pending.redirect_uri, pending.state))
     try:
         wanted = authorization.consent_wanted(pending, s)
     except RedirectableError as exc:
