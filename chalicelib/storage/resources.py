@@ -85,9 +85,7 @@ def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
 
 
 def _load_public_scopes(_key: str) -> tuple[str, ...]:
-    by_resource = _read_public_scopes()
-    if by_resource is None:
-        by_resource = _ensure_public_scopes()
+    by_resource = _ensure_public_scopes()
     return tuple(dict.fromkeys(s for uri in sorted(by_resource) for s in by_resource[uri]))
 
 
