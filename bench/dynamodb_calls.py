@@ -5,7 +5,6 @@ the calls one more request makes. Run: make bench  (or .venv/bin/python bench/dy
 """
 from __future__ import annotations
 
-import base64
 import collections
 import json
 import os
@@ -34,9 +33,6 @@ def hook_every_dynamodb_client() -> None:
     aws.client("dynamodb").meta.events.register("before-call.dynamodb", count)
 
 
-WEB_APP = "https://app.example.com/cb"
-
-
 def measure(label: str, request) -> tuple[str, int, dict]:
     calls.clear()
     response = request()
@@ -54,35 +50,19 @@ def main() -> None:
         from chalice.test import Client
 
         from app import app
-        from chalicelib.keys import keyring
-        from chalicelib.storage.clients import create_client
-        from chalicelib.storage.resources import register_resource
-        from chalicelib.storage.tables import bootstrap_tables
-        from chalicelib.storage.users import create_user
+        from bench.scenario import API, EMAIL, PASSWORD, SCOPE, WEB_APP, basic, seed
         from tests.routes.flow import (FORM, Browser, authorize_query, hidden, query_of, redeem,
                                        sign_in_and_consent)
 
-        bootstrap_tables()
-        keyring.ensure_keys()
-        register_resource("https://api.example.com", "API", ["api:read"])
-        # An https redirect, so remembered consent applies (loopback public clients are asked every time).
-        public, _ = create_client(client_name="App", client_type="public", redirect_uris=[WEB_APP],
-                                  grant_types=["authorization_code", "refresh_token"],
-                                  scopes=["openid", "email", "offline_access"])
-        service, secret = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["api:read"])
-        rs, rs_secret = create_client(client_name="API", grant_types=["client_credentials"], scopes=[],
-                                      introspects=["https://api.example.com"])
-        create_user("alice@example.com", "correct horse battery")
+        scenario = seed()
+        public = scenario.public
         hook_every_dynamodb_client()
-
-        def basic(client_id, client_secret):
-            return {**FORM, "Authorization": "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()}
 
         rows = []
         with Client(app, stage_name="local") as client:
             http = client.http
             browser = Browser(http)
-            scope = "openid email offline_access"
+            scope = SCOPE
 
             def new_code():
                 return query_of(sign_in_and_consent(browser, public.client_id, scope=scope,
@@ -94,8 +74,9 @@ def main() -> None:
             def new_refresh_token():
                 return json.loads(redeem_code(new_code()).body)["refresh_token"]
 
-            cc = urlencode({"grant_type": "client_credentials", "resource": "https://api.example.com"}).encode()
-            service_auth, rs_auth = basic(service.client_id, secret), basic(rs.client_id, rs_secret)
+            cc = urlencode({"grant_type": "client_credentials", "resource": API}).encode()
+            service_auth = basic(scenario.service.client_id, scenario.service_secret)
+            rs_auth = basic(scenario.api.client_id, scenario.api_secret)
             requests = {
                 "GET /authorize (signed in, consented)": lambda: browser.get(
                     "/authorize?" + authorize_query(public.client_id, scope=scope, redirect_uri=WEB_APP)),
@@ -131,7 +112,7 @@ def main() -> None:
                 page_row = measure(f"GET /login [{run}]", lambda: visitor.get(location))
                 page = visitor.get(location)
                 form = {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token"),
-                        "username": "alice@example.com", "password": "correct horse battery"}
+                        "username": EMAIL, "password": PASSWORD}
                 rows.extend([start, page_row, measure(f"POST /login (consent remembered) [{run}]",
                                                       lambda: visitor.post("/login", form))])
 

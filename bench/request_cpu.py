@@ -10,7 +10,6 @@ Run: make bench   (or .venv/bin/python bench/request_cpu.py [N], default 200)
 """
 from __future__ import annotations
 
-import base64
 import collections
 import json
 import os
@@ -35,7 +34,6 @@ TARGETS = {
     "POST /introspect": (1, 1.5),
     "GET /jwks": (0, 0.1),
 }
-WEB_APP = "https://app.example.com/cb"
 
 
 def main() -> None:
@@ -70,25 +68,13 @@ def measure_all(runs: int) -> list:
 
     chalice_compat.install()
     from app import app
+    from bench.scenario import API, EMAIL, PASSWORD, SCOPE, WEB_APP, basic, seed
     from chalicelib import aws
-    from chalicelib.keys import keyring
     from chalicelib.oauth import login
-    from chalicelib.storage.clients import create_client
-    from chalicelib.storage.resources import register_resource
-    from chalicelib.storage.tables import bootstrap_tables
-    from chalicelib.storage.users import create_user
     from tests.routes.flow import FORM, Browser, authorize_query, hidden, query_of, redeem, sign_in_and_consent
 
-    bootstrap_tables()
-    keyring.ensure_keys()
-    register_resource("https://api.example.com", "API", ["api:read"])
-    public, _ = create_client(client_name="App", client_type="public", redirect_uris=[WEB_APP],
-                              grant_types=["authorization_code", "refresh_token"],
-                              scopes=["openid", "email", "offline_access"])
-    service, secret = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["api:read"])
-    rs, rs_secret = create_client(client_name="API", grant_types=["client_credentials"], scopes=[],
-                                  introspects=["https://api.example.com"])
-    create_user("alice@example.com", "correct horse battery")
+    scenario = seed()
+    public = scenario.public
 
     calls: collections.Counter = collections.Counter()
     aws.client("dynamodb").meta.events.register(
@@ -114,31 +100,31 @@ def measure_all(runs: int) -> list:
     Chalice.__call__ = timed_call
     login.verify_password = timed_verify
 
-    def basic(client_id, client_secret):
-        return {**FORM, "Authorization": "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()}
-
     rows = []
-    scope = "openid email offline_access"
+    scope = SCOPE
     with Client(app, stage_name="local") as client:
         http = client.http
-        browser = Browser(http)
-        sign_in_and_consent(browser, public.client_id, scope=scope, redirect_uri=WEB_APP)  # session + consent
+        sessions = [None, 0]
 
-        issuers = [Browser(http), 0]
+        def signed_in_browser():
+            # A browser signed in and consented, a fresh session every 100 uses: a session carries
+            # the ids of the grants issued through it, and inputs should not grow one without bound.
+            if sessions[1] % 100 == 0:
+                sessions[0] = Browser(http)
+                sign_in_and_consent(sessions[0], public.client_id, scope=scope, redirect_uri=WEB_APP)
+            sessions[1] += 1
+            return sessions[0]
 
         def new_code():
-            # Inputs come from their own sessions, a fresh one every 100 codes (a session carries its grants).
-            if issuers[1] % 100 == 0:
-                issuers[0] = Browser(http)
-            issuers[1] += 1
-            return query_of(sign_in_and_consent(issuers[0], public.client_id, scope=scope,
+            return query_of(sign_in_and_consent(signed_in_browser(), public.client_id, scope=scope,
                                                 redirect_uri=WEB_APP))["code"]
 
         def redeem_code(code):
             return redeem(http, public.client_id, code, redirect_uri=WEB_APP)
 
-        cc = urlencode({"grant_type": "client_credentials", "resource": "https://api.example.com"}).encode()
-        service_auth, rs_auth = basic(service.client_id, secret), basic(rs.client_id, rs_secret)
+        cc = urlencode({"grant_type": "client_credentials", "resource": API}).encode()
+        service_auth = basic(scenario.service.client_id, scenario.service_secret)
+        rs_auth = basic(scenario.api.client_id, scenario.api_secret)
 
         def login_form():
             visitor = Browser(http)
@@ -147,7 +133,7 @@ def measure_all(runs: int) -> list:
             page = visitor.get(location)
             return visitor, {"request_id": hidden(page.body, "request_id"),
                              "csrf_token": hidden(page.body, "csrf_token"),
-                             "username": "alice@example.com", "password": "correct horse battery"}
+                             "username": EMAIL, "password": PASSWORD}
 
         paths = {
             "POST /token client_credentials": (None, lambda _: http.post("/token", body=cc, headers=service_auth)),
@@ -156,7 +142,7 @@ def measure_all(runs: int) -> list:
                                           lambda token: http.post("/token", headers=FORM, body=urlencode(
                                               {"grant_type": "refresh_token", "refresh_token": token,
                                                "client_id": public.client_id}).encode())),
-            "GET /authorize (signed in, consented)": (None, lambda _: browser.get(
+            "GET /authorize (signed in, consented)": (signed_in_browser, lambda browser: browser.get(
                 "/authorize?" + authorize_query(public.client_id, scope=scope, redirect_uri=WEB_APP))),
             "POST /login (returning user, consent remembered)": (login_form, lambda v: v[0].post("/login", v[1])),
             "GET /userinfo": (lambda: json.loads(redeem_code(new_code()).body)["access_token"],

@@ -195,3 +195,19 @@ def basic_auth(client_id: str, secret: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+@pytest.fixture
+def argon2_evaluations(monkeypatch):
+    """Every argon2id verification made from now on: each entry is one evaluation's arguments."""
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    evaluations = []
+    original = Argon2id.verify_phc_encoded
+
+    def counting(*args):
+        evaluations.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(Argon2id, "verify_phc_encoded", staticmethod(counting))
+    return evaluations

@@ -252,21 +252,6 @@ def dynamodb_calls(aws):
         c.meta.events.unregister("before-parameter-build.dynamodb", unique_id="test-login-cost")
 
 
-@pytest.fixture
-def argon2_evaluations(monkeypatch):
-    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
-    evaluations = []
-    original = Argon2id.verify_phc_encoded
-
-    def counting(*args):
-        evaluations.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(Argon2id, "verify_phc_encoded", staticmethod(counting))
-    return evaluations
-
-
 def cost(calls, evaluations, send):
     calls.clear()
     evaluations.clear()
