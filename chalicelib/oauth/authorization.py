@@ -10,7 +10,6 @@ Validation happens in two phases, because errors must never be sent to an unvali
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -44,6 +43,7 @@ from ..storage.models import (
     GrantModel,
     SessionModel,
     conditionally,
+    retrying_conflicts,
     transact_write,
 )
 from . import consent, pkce, redirect_uris, resources, scopes
@@ -304,30 +304,26 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
         auth_time=session.auth_time, session_hash=session.session_hash, grant_id=grant.grant_id,
         created_at=at, expires_at=at + settings.code_ttl,
     )
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with transact_write() as tx:
-                live = SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
-                tx.save(grant, condition=GrantModel.grant_id.does_not_exist())
-                tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
-                tx.update(SessionModel(session_hash=session.session_hash),
-                          actions=[SessionModel.grant_ids.add({grant.grant_id})],
-                          condition=live & (SessionModel.expires_at > at))
-            break
-        except TransactWriteError as exc:
-            reasons = [r.code if r else None for r in exc.cancellation_reasons] \
-                if exc.cause_response_code == "TransactionCanceledException" else []
-            # Two codes issued at once through one session (SSO into two apps) both write the session
-            # item; DynamoDB cancels one with TransactionConflict rather than queueing it: try again.
-            if "TransactionConflict" in reasons and attempt + 1 < CONFLICT_RETRIES:
-                time.sleep(0.02 * (attempt + 1))
-                continue
-            # pynamodb sends condition checks, deletes, puts, then updates: the session's update is last.
-            if reasons and reasons[-1] == "ConditionalCheckFailed":
-                log.info("session ended before the code was issued", extra={"client_id": request.client_id})
-                raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
-                                        request.state) from None
-            raise
+    def write():
+        with transact_write() as tx:
+            live = SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+            tx.save(grant, condition=GrantModel.grant_id.does_not_exist())
+            tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
+            tx.update(SessionModel(session_hash=session.session_hash),
+                      actions=[SessionModel.grant_ids.add({grant.grant_id})],
+                      condition=live & (SessionModel.expires_at > at))
+
+    try:
+        # Two codes issued at once through one session (SSO into two apps) both write the session item.
+        retrying_conflicts(write, CONFLICT_RETRIES)
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
+        # pynamodb sends condition checks, deletes, puts, then updates: the session's update is last.
+        if reasons and reasons[-1] is not None and reasons[-1].code == "ConditionalCheckFailed":
+            log.info("session ended before the code was issued", extra={"client_id": request.client_id})
+            raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
+                                    request.state) from None
+        raise
     log.info("authorization code issued", extra={"client_id": request.client_id, "grant_id": grant.grant_id})
     return redirect_location(request.redirect_uri, settings, code=code, state=request.state)
 

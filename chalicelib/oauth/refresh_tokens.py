@@ -35,7 +35,6 @@ anyone who saw one could then revoke the family at will.
 from __future__ import annotations
 
 import re
-import time
 
 from pynamodb.exceptions import TransactWriteError
 
@@ -45,7 +44,7 @@ from ..errors import InvalidGrant
 from ..hashing import matches_hash, new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.grants import active_grant, revoke_grant
-from ..storage.models import GrantModel, RefreshTokenModel, transact_write
+from ..storage.models import GrantModel, RefreshTokenModel, retrying_conflicts, transact_write
 from . import throttle
 
 log = get_logger("idp.refresh")
@@ -85,18 +84,12 @@ def mint(settings: Settings, grant_id: str, client_id: str) -> str:
 def rotate(settings: Settings, token: str, client_id: str) -> tuple[GrantModel, str]:
     """Consume `token` and return (its grant, the successor token). Raises InvalidGrant."""
     grant_id, _ = _split(token)
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            return _rotate_once(settings, token, grant_id, client_id)
-        except TransactWriteError as exc:
-            reasons = [r.code if r else None for r in exc.cancellation_reasons]
-            if "TransactionConflict" in reasons and attempt + 1 < CONFLICT_RETRIES:
-                time.sleep(0.02 * (attempt + 1))
-                continue
-            if exc.cause_response_code != "TransactionCanceledException":
-                raise
-            return _after_failed_rotation(settings, token, grant_id, client_id)
-    raise AssertionError("unreachable")
+    try:
+        return retrying_conflicts(lambda: _rotate_once(settings, token, grant_id, client_id), CONFLICT_RETRIES)
+    except TransactWriteError as exc:
+        if exc.cause_response_code != "TransactionCanceledException":
+            raise
+        return _after_failed_rotation(settings, token, grant_id, client_id)
 
 
 def _rotate_once(settings: Settings, token: str, grant_id: str, client_id: str) -> tuple[GrantModel, str]:

@@ -406,6 +406,26 @@ def conditionally(write) -> bool:
     return True
 
 
+def retrying_conflicts(write, attempts: int):
+    """Run `write()` (one transaction) and return its result, running it again, after a short pause,
+    while DynamoDB cancels it with TransactionConflict: another request was writing one of the same
+    items at that moment, and DynamoDB refuses rather than queues. The last attempt's error, and
+    any other error, is raised."""
+    import time
+
+    from pynamodb.exceptions import TransactWriteError
+
+    for attempt in range(attempts):
+        try:
+            return write()
+        except TransactWriteError as exc:
+            reasons = [r.code if r else None for r in exc.cancellation_reasons]
+            if "TransactionConflict" not in reasons or attempt + 1 == attempts:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def transaction_refused(exc: Exception) -> bool:
     """A write transaction cancelled because one of its conditions did not hold (rather than a
     throttle, a conflict with a concurrent transaction, or a network failure)."""
