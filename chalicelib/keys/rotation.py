@@ -75,4 +75,6 @@ def _lost_race(exc: Exception) -> bool:
     """The promotion transaction was cancelled because a key's state had changed under us."""
     from pynamodb.exceptions import TransactWriteError
 
-    return isinstance(exc, TransactWriteError) and exc.cause_response_code == "TransactionCanceledException"
+    from ..storage.models import error_code
+
+    return isinstance(exc, TransactWriteError) and error_code(exc) == "TransactionCanceledException"

@@ -42,6 +42,7 @@ from ..storage.models import (
     ConsentModel,
     GrantModel,
     SessionModel,
+    cancellation_codes,
     conditionally,
     retrying_conflicts,
     transact_write,
@@ -317,9 +318,9 @@ def issue_code(request: AuthorizationRequestModel, session: SessionModel, settin
         # Two codes issued at once through one session (SSO into two apps) both write the session item.
         retrying_conflicts(write, CONFLICT_RETRIES)
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
+        reasons = cancellation_codes(exc)
         # pynamodb sends condition checks, deletes, puts, then updates: the session's update is last.
-        if reasons and reasons[-1] is not None and reasons[-1].code == "ConditionalCheckFailed":
+        if reasons and reasons[-1] == "ConditionalCheckFailed":
             log.info("session ended before the code was issued", extra={"client_id": request.client_id})
             raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
                                     request.state) from None

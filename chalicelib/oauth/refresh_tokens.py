@@ -44,7 +44,7 @@ from ..errors import InvalidGrant
 from ..hashing import matches_hash, new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.grants import active_grant, revoke_grant
-from ..storage.models import GrantModel, RefreshTokenModel, retrying_conflicts, transact_write
+from ..storage.models import GrantModel, RefreshTokenModel, error_code, retrying_conflicts, transact_write
 from . import throttle
 
 log = get_logger("idp.refresh")
@@ -87,7 +87,7 @@ def rotate(settings: Settings, token: str, client_id: str) -> tuple[GrantModel, 
     try:
         return retrying_conflicts(lambda: _rotate_once(settings, token, grant_id, client_id), CONFLICT_RETRIES)
     except TransactWriteError as exc:
-        if exc.cause_response_code != "TransactionCanceledException":
+        if error_code(exc) != "TransactionCanceledException":
             raise
         return _after_failed_rotation(settings, token, grant_id, client_id)
 

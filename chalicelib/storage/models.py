@@ -392,6 +392,24 @@ def transact_write():
     return TransactWrite(connection=_transaction_connection(), client_request_token=uuid.uuid4().hex)
 
 
+def error_code(exc: Exception) -> str | None:
+    """DynamoDB's error code behind a pynamodb error ("ConditionalCheckFailedException",
+    "TransactionCanceledException", ...); None when DynamoDB never answered (a timeout, a refused
+    connection). pynamodb's own `cause_response_code` raises AttributeError for those: botocore's
+    connection errors carry `response=None`."""
+    response = getattr(getattr(exc, "cause", None), "response", None)
+    return (response or {}).get("Error", {}).get("Code")
+
+
+def cancellation_codes(exc: Exception) -> list[str | None]:
+    """For a transaction DynamoDB cancelled, each item's reason ("ConditionalCheckFailed",
+    "TransactionConflict", or None for an item that was not a reason), in the order pynamodb sent
+    the items: condition checks, deletes, puts, then updates. [] for any other failure."""
+    if error_code(exc) != "TransactionCanceledException":
+        return []
+    return [r.code if r else None for r in exc.cancellation_reasons]
+
+
 def conditionally(write) -> bool:
     """Run one conditional write (a callable doing a save/update/delete with a condition). False
     when the condition refused it; any other failure (throttling, network) still raises."""
@@ -400,7 +418,7 @@ def conditionally(write) -> bool:
     try:
         write()
     except (PutError, UpdateError, DeleteError) as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             return False
         raise
     return True
@@ -419,8 +437,7 @@ def retrying_conflicts(write, attempts: int):
         try:
             return write()
         except TransactWriteError as exc:
-            reasons = [r.code if r else None for r in exc.cancellation_reasons]
-            if "TransactionConflict" not in reasons or attempt + 1 == attempts:
+            if "TransactionConflict" not in cancellation_codes(exc) or attempt + 1 == attempts:
                 raise
             time.sleep(0.02 * (attempt + 1))
     raise AssertionError("unreachable")
@@ -431,8 +448,7 @@ def transaction_refused(exc: Exception) -> bool:
     throttle, a conflict with a concurrent transaction, or a network failure)."""
     from pynamodb.exceptions import TransactWriteError
 
-    return (isinstance(exc, TransactWriteError) and exc.cause_response_code == "TransactionCanceledException"
-            and any(r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons))
+    return isinstance(exc, TransactWriteError) and "ConditionalCheckFailed" in cancellation_codes(exc)
 
 
 def reset_connections() -> None:

@@ -13,7 +13,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from ..hashing import new_secret
 from ..log import now
 from ..passwords import hash_password
-from .models import EmailClaimModel, UserModel, conditionally, transact_write
+from .models import EmailClaimModel, UserModel, cancellation_codes, conditionally, transact_write
 
 EMAIL_PREFIX = "email#"
 MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3: a 256-octet path, minus its angle brackets
@@ -81,8 +81,8 @@ def create_user(email: str, password: str, name: str | None = None) -> UserModel
             tx.save(user, condition=UserModel.pk.does_not_exist())
             tx.save(claim, condition=EmailClaimModel.pk.does_not_exist())
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
-        if reasons and reasons[-1] is not None and reasons[-1].code == "ConditionalCheckFailed":
+        reasons = cancellation_codes(exc)
+        if reasons and reasons[-1] == "ConditionalCheckFailed":
             raise UserExists(f"a user with email {email!r} already exists") from None
         raise
     return user

@@ -43,3 +43,23 @@ def test_sign_out_does_not_swallow_a_throttled_write(monkeypatch):
     monkeypatch.setattr(SessionModel, "update", throttled)
     with pytest.raises(UpdateError):
         sessions.end("a-session-cookie-value")
+
+
+def test_a_write_that_timed_out_is_an_error_not_a_crash_in_the_error_handling():
+    """botocore's connection errors carry response=None, on which pynamodb's cause_response_code
+    itself raises AttributeError: a timed-out write must surface as the write's own error."""
+    from botocore.exceptions import ReadTimeoutError
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.storage.models import cancellation_codes, error_code, transaction_refused
+
+    timeout = ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    def write():
+        raise UpdateError("write failed", cause=timeout)
+
+    with pytest.raises(UpdateError):
+        conditionally(write)
+    cancelled_by_timeout = TransactWriteError("transaction failed", cause=timeout)
+    assert error_code(cancelled_by_timeout) is None and cancellation_codes(cancelled_by_timeout) == []
+    assert not transaction_refused(cancelled_by_timeout)
