@@ -135,17 +135,37 @@ def measure_all(runs: int) -> list:
                              "csrf_token": hidden(page.body, "csrf_token"),
                              "username": EMAIL, "password": PASSWORD}
 
+        # Inputs that may be used again are, so a run needs few codes: a moto server slows down as
+        # items pile up (past about 600 codes a transaction took over botocore's 5 s read timeout).
+        refresh_chain = {}
+
+        def refresh_token_input():
+            # Each refresh hands out the successor: the next run presents it, one family throughout.
+            return refresh_chain.get("token") or json.loads(redeem_code(new_code()).body)["refresh_token"]
+
+        def refresh(token):
+            response = http.post("/token", headers=FORM, body=urlencode(
+                {"grant_type": "refresh_token", "refresh_token": token, "client_id": public.client_id}).encode())
+            refresh_chain["token"] = json.loads(response.body).get("refresh_token")
+            return response
+
+        access_tokens = [None, 0]
+
+        def user_access_token():
+            # One access token serves 100 runs (it is not single use), well inside its lifetime.
+            if access_tokens[1] % 100 == 0:
+                access_tokens[0] = json.loads(redeem_code(new_code()).body)["access_token"]
+            access_tokens[1] += 1
+            return access_tokens[0]
+
         paths = {
             "POST /token client_credentials": (None, lambda _: http.post("/token", body=cc, headers=service_auth)),
             "POST /token authorization_code": (new_code, redeem_code),
-            "POST /token refresh_token": (lambda: json.loads(redeem_code(new_code()).body)["refresh_token"],
-                                          lambda token: http.post("/token", headers=FORM, body=urlencode(
-                                              {"grant_type": "refresh_token", "refresh_token": token,
-                                               "client_id": public.client_id}).encode())),
+            "POST /token refresh_token": (refresh_token_input, refresh),
             "GET /authorize (signed in, consented)": (signed_in_browser, lambda browser: browser.get(
                 "/authorize?" + authorize_query(public.client_id, scope=scope, redirect_uri=WEB_APP))),
             "POST /login (returning user, consent remembered)": (login_form, lambda v: v[0].post("/login", v[1])),
-            "GET /userinfo": (lambda: json.loads(redeem_code(new_code()).body)["access_token"],
+            "GET /userinfo": (user_access_token,
                               lambda token: http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})),
             "POST /introspect": (lambda: json.loads(http.post("/token", body=cc, headers=service_auth).body)
                                  ["access_token"],
