@@ -240,7 +240,8 @@ def authorize():
     except RedirectableError as exc:
         return _deliver_error(exc, hold=client.registered_dynamically)
     cookie_value, cleared = _session_cookie()
-    session = sessions.load(cookie_value)
+    # The user behind the session is checked by the write that issues the code (or before a page).
+    session = sessions.load(cookie_value, check_user=False)
     # Errors here (prompt=none's login_required, consent_required) come before any interaction.
     return _advance(pending, session, just_signed_in=False, stored=False, cookies=cleared,
                     hold_errors=client.registered_dynamically)
@@ -290,7 +291,10 @@ def login():
     except LoginFailed:
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message=messages.WRONG_CREDENTIALS)
-    raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation)
+    from ..tokens.issue import user_attributes
+
+    raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation,
+                                  user_claims=user_attributes(user))
     if "login" in pending.prompt:  # only prompt=login asks which session signed in for the request
         authorization.mark_signed_in(pending, session)
     # This browser becomes (again) a known device of the user: it may still sign in while someone

@@ -29,20 +29,23 @@ def bearer_token(request) -> str:
 
 @route(bp, "/userinfo", ["GET", "POST"], content_types=[FORM, "application/json"], cors=TOKEN_CORS)
 def userinfo():
+    """One DynamoDB call: the token's grant and its user, together (storage/grants.with_user)."""
     from ..oauth import access_tokens
-    from ..storage.users import get_user
+    from ..storage import grants
     from ..tokens.claims import user_claims
     from ..tokens.issue import user_attributes
 
     s = settings()
     claims = access_tokens.verify(bearer_token(bp.current_request), s,
-                                  audience=sorted({s.issuer, s.default_audience}))
+                                  audience=sorted({s.issuer, s.default_audience}), check_revocation=False)
     scopes = claims.get("scope", "").split()
     if "openid" not in scopes:
         raise InsufficientScope("the access token lacks the openid scope", scope="openid")
     if "grant_id" not in claims:
         raise InvalidToken("the access token is not bound to a user's grant")
-    user = get_user(claims["sub"])
+    grant, user = grants.with_user(claims["sub"], claims["grant_id"])
+    if not access_tokens.grant_allows(claims, grant):
+        raise InvalidToken("the access token has been revoked", detail=f"jti={claims.get('jti')}")
     if user is None or user.disabled:
         raise InvalidToken("the access token is no longer valid", detail="user disabled or deleted")
     return json_response({"sub": claims["sub"], **user_claims(user_attributes(user), scopes)})

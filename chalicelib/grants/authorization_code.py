@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import hmac
 
-
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
-from ..hashing import sha256_hex
 from ..log import get_logger, now
-from ..oauth import pkce
-from ..oauth.refresh_tokens import mint
+from ..oauth import pkce, refresh_tokens
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
-from ..storage.grants import active_grant, revoke_grant
-from ..storage.models import AuthorizationCodeModel, ClientModel, conditionally
-from ..storage.users import get_user
+from ..storage import codes, grants
 from ..tokens.issue import issue_tokens
 
 log = get_logger("idp.grants.authorization_code")
@@ -27,28 +22,25 @@ log = get_logger("idp.grants.authorization_code")
 GENERIC = "the authorization code is invalid, expired, or was already used"
 
 
-def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
+def handle(form: dict, client, settings: Settings) -> dict:
+    """Two DynamoDB calls: the code's conditional consumption (which returns everything the response
+    needs) and the grant's conditional update (active; it records the family's first refresh token).
+    The user is not read: the transaction that issued the code checked them, and disabling a user or
+    signing them out everywhere revokes their grants (chalicelib/storage/grants.revoke_all_of_user)."""
     code = form.get("code")
     if not code:
         raise InvalidRequest("code is required")
     if not form.get("redirect_uri"):
         raise InvalidRequest("redirect_uri is required")
     requested_resources = form.get("resource", [])
-    record = consume(code, client.client_id)
+    at = now()
+    record = codes.consume(code, client.client_id, at)
+    if isinstance(record, codes.Refused):
+        _refused(record)
     if not hmac.compare_digest(record.redirect_uri.encode(), form["redirect_uri"].encode()):
         _reject(record, "redirect_uri mismatch")
     if not pkce.verify(form.get("code_verifier"), record.code_challenge):
         _reject(record, "PKCE verification failed")
-    grant = active_grant(record.grant_id)
-    if grant is None:
-        # Signed out, replayed or revoked since the code was issued: nothing may come of it.
-        raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
-    user = get_user(record.sub)
-    if user is None or user.disabled:
-        _reject(record, "user disabled or deleted since the code was issued")
-    if grant.session_generation < user.session_generation:
-        # Signed out everywhere (or disabled) after the session signed in, even if re-enabled since.
-        _reject(record, "user signed out everywhere since the session signed in")
     try:
         # Resolved again like /authorize's: the registrations may have changed since the code was
         # issued (deleted, made private, scopes withdrawn). From this container's cache: /authorize
@@ -58,17 +50,27 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
         scopes = token_scopes(list(record.scopes), targets, unverified=client.registered_dynamically)
     except (InvalidTarget, InvalidScope) as exc:
         # The code is already consumed; as for every failure after that, nothing may come of it.
-        revoke_grant(record.grant_id, reason=f"the code's audience no longer allows a token: {exc.description}")
+        grants.revoke(record.sub, record.grant_id,
+                      reason=f"the code's audience no longer allows a token: {exc.description}")
         if requested_resources:
             raise  # the client narrowed: its resource or scope is what is wrong
         raise InvalidGrant(GENERIC, detail=f"audience check failed: {exc.description}") from None
-    refresh_token = mint(settings, record.grant_id, client.client_id) if wants_refresh_token(client, scopes) else None
+    refresh_token = refresh_tokens.new_token(record.sub, record.grant_id) \
+        if wants_refresh_token(client, scopes) else None
+    grant = grants.start_family(
+        record.sub, record.grant_id, client.client_id, at=at,
+        token_hash=refresh_tokens.token_hash(refresh_token) if refresh_token else None,
+        token_expires_at=at + settings.refresh_token_idle_ttl if refresh_token else None)
+    if grant is None:
+        # Signed out, replayed or revoked since the code was issued: nothing may come of it.
+        raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
     return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,
-                        auth_time=record.auth_time, nonce=record.nonce, user=user, refresh_token=refresh_token,
+                        auth_time=record.auth_time, nonce=record.nonce, user_claims=record.user_claims,
+                        refresh_token=refresh_token,
                         audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))
 
 
-def wants_refresh_token(client: ClientModel, scopes: list[str]) -> bool:
+def wants_refresh_token(client, scopes: list[str]) -> bool:
     """Refresh tokens go to clients allowed the grant; for OpenID requests only when the user granted
     offline_access (OIDC Core §11), which the consent page spells out."""
     if "refresh_token" not in client.grant_types:
@@ -76,37 +78,18 @@ def wants_refresh_token(client: ClientModel, scopes: list[str]) -> bool:
     return "openid" not in scopes or "offline_access" in scopes
 
 
-def consume(code: str, client_id: str) -> AuthorizationCodeModel:
-    code_hash = sha256_hex(code)
-    at = now()
-    record = AuthorizationCodeModel(code_hash=code_hash)
-    consumed = conditionally(lambda: record.update(
-            actions=[AuthorizationCodeModel.consumed_at.set(at)],
-            condition=(AuthorizationCodeModel.code_hash.exists()
-                       & AuthorizationCodeModel.consumed_at.does_not_exist()
-                       & (AuthorizationCodeModel.expires_at > at)
-                       & (AuthorizationCodeModel.client_id == client_id)),
-    ))
-    if not consumed:
-        _explain_failure(code_hash, client_id, at)
-    return record
-
-
-def _explain_failure(code_hash: str, client_id: str, at: int):
-    """The write failed: find out why, for the log, and revoke on replay. Always raises."""
-    try:
-        existing = AuthorizationCodeModel.get(code_hash, consistent_read=True)
-    except AuthorizationCodeModel.DoesNotExist:
-        raise InvalidGrant(GENERIC, detail="unknown code") from None
-    if existing.client_id != client_id:
-        raise InvalidGrant(GENERIC, detail=f"code issued to {existing.client_id}, presented by {client_id}")
-    if existing.consumed_at is not None:
-        revoke_grant(existing.grant_id, reason="authorization code replay")
+def _refused(refusal: codes.Refused):
+    """Why the code was not consumed, for the log; a replay revokes the grant. Always raises."""
+    if refusal.reason == "replayed":
+        grants.revoke(refusal.code.sub, refusal.code.grant_id, reason="authorization code replay")
         raise InvalidGrant(GENERIC, detail="code replayed; grant revoked")
-    raise InvalidGrant(GENERIC, detail="code expired")
+    detail = {"unknown": "unknown code", "expired": "code expired"}.get(refusal.reason)
+    if refusal.reason == "other_client":
+        detail = f"code issued to {refusal.code.client_id}"
+    raise InvalidGrant(GENERIC, detail=detail)
 
 
-def _reject(record: AuthorizationCodeModel, reason: str):
+def _reject(record: codes.Code, reason: str):
     # The code is already consumed; make sure nothing issued from it survives either.
-    revoke_grant(record.grant_id, reason=reason)
+    grants.revoke(record.sub, record.grant_id, reason=reason)
     raise InvalidGrant(GENERIC, detail=reason)

@@ -12,13 +12,15 @@ from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from ..oauth import refresh_tokens, scopes
 from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
-from ..storage.grants import active_grant, revoke_grant
-from ..storage.models import ClientModel
-from ..storage.users import get_user
+from ..storage import grants
 from ..tokens.issue import issue_tokens
 
 
-def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
+def handle(form: dict, client, settings: Settings) -> dict:
+    """One DynamoDB call for a plain refresh (the rotation's conditional update returns the grant).
+    The user is not read: disabling a user or signing them out everywhere revokes every grant of
+    theirs (a strongly consistent query, storage/grants.revoke_all_of_user), and a grant is never
+    created for a user already disabled (storage/codes.issue checks the user in its transaction)."""
     token = form.get("refresh_token")
     if not token:
         raise InvalidRequest("refresh_token is required")
@@ -27,38 +29,32 @@ def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
     allowed = allowed_scopes(client, settings)
     scopes.require_subset(requested_scopes, allowed)
     if requested_scopes or requested_resources:
-        grant_id, _ = refresh_tokens.split(token)
-        current = active_grant(grant_id)
+        sub, grant_id, _ = refresh_tokens.parse(token)
+        current = grants.active(sub, grant_id)
         if current is None or current.client_id != client.client_id:
             raise InvalidGrant(refresh_tokens.GENERIC, detail="grant inactive before rotation")
         _narrowed(requested_scopes, requested_resources, current, client, settings, allowed)
     grant, successor = refresh_tokens.rotate(settings, token, client.client_id)
-    user = get_user(grant.sub)
-    if user is None or user.disabled:
-        revoke_grant(grant.grant_id, reason="user disabled or deleted")
-        raise InvalidGrant(refresh_tokens.GENERIC, detail="user disabled")
-    if grant.session_generation < user.session_generation:
-        # Signed out everywhere after this family began: the by_sub index may have missed it.
-        revoke_grant(grant.grant_id, reason="user signed out everywhere")
-        raise InvalidGrant(refresh_tokens.GENERIC, detail="grant older than the user's session generation")
     try:
         granted_scopes, resources = _narrowed(requested_scopes, requested_resources, grant, client, settings,
                                               allowed)
     except (InvalidTarget, InvalidScope) as exc:
-        # Rotation is one blind transaction, so for a plain refresh this is the first look at the
+        # Rotation is one blind update, so for a plain refresh this is the first look at the
         # registrations (a narrowing request was checked before it). The grant's audience is gone,
         # private to this unverified client, off its list, or left without a scope: a plain refresh
         # asks for exactly that audience, so the family cannot yield a valid token any more, and the
         # successor just minted must not outlive this answer. End the family; the client starts over.
-        revoke_grant(grant.grant_id, reason=f"the grant's audience no longer allows a token: {exc.description}")
+        grants.revoke(grant.sub, grant.grant_id,
+                      reason=f"the grant's audience no longer allows a token: {exc.description}")
         raise InvalidGrant(refresh_tokens.GENERIC, detail=f"audience check failed: {exc.description}") from None
     # OIDC Core §12.2: a refreshed ID token keeps auth_time and carries no nonce.
     return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,
-                        auth_time=grant.auth_time, nonce=None, user=user, refresh_token=successor,
+                        auth_time=grant.auth_time, nonce=None, user_claims=grant.user_claims,
+                        refresh_token=successor,
                         audience=audience([r.resource for r in resources], resource_less_audience(client, settings)))
 
 
-def _narrowed(requested_scopes: list[str], requested_resources: list[str], grant, client: ClientModel,
+def _narrowed(requested_scopes: list[str], requested_resources: list[str], grant, client,
               settings: Settings, allowed: list[str]):
     """(scopes, resource registrations) of the new token: what was asked for, within the grant,
     within what the client may ask for now (`allowed`) and within what is registered now. The

@@ -27,28 +27,36 @@ def _local_verifier(settings: Settings, audience) -> Verifier:
     return _verifiers[key]
 
 
-def verify(token: str, settings: Settings, *, audience) -> dict:
-    """Claims of a token we issued and have not revoked; raises InvalidToken otherwise."""
+def verify(token: str, settings: Settings, *, audience, check_revocation: bool = True) -> dict:
+    """Claims of a token we issued and have not revoked; raises InvalidToken otherwise.
+    `check_revocation=False`: the caller reads the grant itself (with other data, in one call)
+    and must then apply `grant_allows`."""
     claims = _local_verifier(settings, audience).verify(token)
-    if is_revoked(claims, settings):
+    if check_revocation and is_revoked(claims, settings):
         raise InvalidToken("the access token has been revoked", detail=f"jti={claims.get('jti')}")
     return claims
 
 
+def grant_allows(claims: dict, grant) -> bool:
+    """A user's access token lives while its grant is active and it was not revoked on its own."""
+    from ..log import now
+
+    return (grant is not None and grant.is_active(now()) and grant.client_id == claims.get("client_id")
+            and claims.get("jti") not in grant.revoked_jtis)
+
+
 def is_revoked(claims: dict, settings: Settings) -> bool:
+    """One DynamoDB call: the grant of a user's token (its state and the jtis revoked one by one), or
+    the deny list for a client's own token (client_credentials), whose client must also still be
+    registered and enabled (from this container's cache)."""
+    from ..storage import grants, revoked_tokens
     from ..storage.clients import get_client_cached
-    from ..storage.grants import active_grant
-    from ..storage.models import RevokedTokenModel
     from .client_documents import is_document_client_id
 
-    try:
-        RevokedTokenModel.get(claims["jti"], consistent_read=True)
-        return True
-    except RevokedTokenModel.DoesNotExist:
-        pass
     if "grant_id" in claims:
-        return active_grant(claims["grant_id"]) is None
-    # No grant (client_credentials): the token lives as long as its client stays registered and enabled.
+        return not grant_allows(claims, grants.get(claims.get("sub"), claims["grant_id"]))
+    if revoked_tokens.is_denied(claims["jti"]):
+        return True
     if is_document_client_id(claims["client_id"]):
         return False
     client = get_client_cached(claims["client_id"], settings.client_cache_seconds)
@@ -56,7 +64,13 @@ def is_revoked(claims: dict, settings: Settings) -> bool:
 
 
 def revoke(claims: dict) -> None:
-    """Deny-list the token's jti until it would have expired anyway (the item's TTL)."""
-    from ..storage.models import RevokedTokenModel
+    """RFC 7009 for an access token. A user's token goes on its grant's own list (bounded: past it
+    the whole grant is revoked, which is what the client gets for revoking that many); a client's
+    own token on the deny list until it would have expired anyway (the item's TTL)."""
+    from ..storage import grants, revoked_tokens
 
-    RevokedTokenModel(jti=claims["jti"], expires_at=int(claims["exp"])).save()
+    if "grant_id" in claims:
+        if not grants.deny_access_token(claims["sub"], claims["grant_id"], claims["jti"]):
+            grants.revoke(claims["sub"], claims["grant_id"], reason="too many access tokens revoked one by one")
+        return
+    revoked_tokens.deny(claims["jti"], int(claims["exp"]))

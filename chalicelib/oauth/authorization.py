@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from pynamodb.exceptions import TransactWriteError
-
 from ..capabilities import PROMPT_VALUES, RESPONSE_TYPES
 from ..config import Settings
 from ..errors import (
@@ -36,26 +34,19 @@ from ..errors import (
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.models import (
-    AuthorizationCodeModel,
     AuthorizationRequestModel,
     ClientModel,
     ConsentModel,
-    GrantModel,
     SessionModel,
-    cancellation_codes,
     conditionally,
-    retrying_conflicts,
-    transact_write,
 )
-from . import consent, pkce, redirect_uris, resources, scopes
+from . import consent, pkce, redirect_uris, resources, scopes, sessions
 from .clients import allowed_scopes
 
 log = get_logger("idp.authorize")
 
 #: Bound on any single parameter: keeps items small and rejects garbage early.
 MAX_PARAM_LENGTH = 2048
-#: Transaction conflicts (another request writing the same session item) are retried a few times.
-CONFLICT_RETRIES = 3
 
 
 @dataclass
@@ -209,16 +200,6 @@ def consent_wanted(request: AuthorizationRequestModel, settings: Settings) -> di
                                 request.resource_less_audience or settings.default_audience)
 
 
-def has_consent(sub: str, client_id: str, wanted: dict[str, list[str]]) -> bool:
-    """Consent covers a request when the user already allowed every (audience, scope) pair of it.
-    Items from before pairs were stored have none and cover nothing: those users are asked once more."""
-    try:
-        remembered = ConsentModel.get(_consent_key(sub, client_id), consistent_read=True)
-    except ConsentModel.DoesNotExist:
-        return False
-    return consent.pairs(wanted) <= set(remembered.audience_scopes or ())
-
-
 def remember_consent(sub: str, client_id: str, granted: dict[str, list[str]]) -> None:
     """Record consent; DynamoDB's set ADD grows the remembered pairs atomically, so two grants at
     once both land and neither widens the other."""
@@ -255,78 +236,91 @@ def session_satisfies(request: AuthorizationRequestModel, session: SessionModel 
     return True
 
 
-def decide(request: AuthorizationRequestModel, session: SessionModel | None, *, just_signed_in: bool,
+def decide(request: AuthorizationRequestModel, session, *, just_signed_in: bool,
            settings: Settings, stored: bool = True) -> Decision:
     """Next step for a request given the browser's session. A request that needs no page is
-    answered at once and never stored (`stored=False`): fewer writes on the SSO fast path."""
+    answered at once and never stored (`stored=False`): fewer writes on the SSO fast path.
+
+    Whether consent is remembered is not read first: the transaction that issues the code checks it
+    (with the session and the user), so a signed-in, consented request costs the session read and
+    that one write; a refusal names what failed and the request goes to the page it needs."""
     prompt = list(request.prompt)
     needs_login = not session_satisfies(request, session) or ("login" in prompt and not just_signed_in)
+    if not needs_login and not ("consent" in prompt or always_ask(request)):
+        outcome = issue_code(request, session, settings, stored=stored,
+                             consent_pairs=consent.pairs(consent_wanted(request, settings)))
+        if isinstance(outcome, str):
+            return Decision("redirect", request, outcome)
+        needs_login = outcome.reason in ("session", "user")
+    elif not needs_login and not session.user_checked and not sessions.user_allows(session):
+        needs_login = True  # the page would be shown to a session its user no longer backs
     if needs_login:
         if "none" in prompt:
             raise RedirectableError(LoginRequired("the user must sign in"), request.redirect_uri, request.state)
         return Decision("login", request)
-    if ("consent" in prompt or always_ask(request)
-            or not has_consent(session.sub, request.client_id, consent_wanted(request, settings))):
-        if "none" in prompt:
-            raise RedirectableError(ConsentRequired("the user must consent"), request.redirect_uri, request.state)
-        return Decision("consent", request)
-    return Decision("redirect", request, issue_code(request, session, settings, stored=stored))
+    if "none" in prompt:
+        raise RedirectableError(ConsentRequired("the user must consent"), request.redirect_uri, request.state)
+    return Decision("consent", request)
 
 
-def issue_code(request: AuthorizationRequestModel, session: SessionModel, settings: Settings, *,
-               stored: bool = True) -> str:
-    """Create the grant and its code in one transaction; return the redirect Location.
+def issue_code(request: AuthorizationRequestModel, session, settings: Settings, *, stored: bool = True,
+               consent_pairs: set[str] | None = None):
+    """Create the grant and its code in one transaction; return the redirect Location, or the
+    storage refusal (codes.NotIssued) for "consent" and "user", which decide() turns into a page.
 
     The code is 256 bits of randomness, stored as its SHA-256, bound to everything the token
-    request must match. A stored request is finished first so a double submit yields one code.
-
-    The same transaction adds the grant to the session's `grant_ids` under the condition that the
-    session is still live. Sign-out revokes the session with one update that returns that set, so
-    the two serialise on the session item: a grant is either in the set sign-out reads back, or
-    its transaction fails because the session was revoked first. (The by_session index alone could
-    miss a grant created a moment before sign-out.) The grant records the session's
-    `session_generation`, so signing the user out everywhere meanwhile makes it unredeemable
-    (grants/authorization_code.py).
+    request must match and carrying everything the token response needs. The transaction
+    (chalicelib/storage/codes.issue) finishes a stored request (so a double submit yields one
+    code), adds the grant to the session's `grant_ids` under the condition that the session is still
+    live (sign-out reads that set back from the update that revokes the session, so a grant is
+    either in it or was never made), and checks that the user is enabled and not signed out
+    everywhere since the session signed in (so a grant never outlives a disable or a sign-out
+    everywhere that revoked its user's grants first). `consent_pairs`: remembered consent must
+    cover these (None: the user has just consented on the page).
     """
-    if stored and not finish_request(request):
-        raise RedirectableError(InvalidRequest("this authorization request was already completed"),
-                                request.redirect_uri, request.state)
+    from ..storage import codes, grants
+
     code = new_secret()
     at = now()
-    grant = GrantModel(grant_id=new_grant_id(), sub=session.sub, client_id=request.client_id,
-                       session_hash=session.session_hash, auth_time=session.auth_time,
-                       session_generation=session.session_generation, scopes=list(request.scopes),
-                       resources=list(request.resources), created_at=at,
-                       expires_at=at + settings.refresh_token_absolute_ttl)
-    record = AuthorizationCodeModel(
+    user_claims = _user_claims(session)
+    grant = grants.Grant(sub=session.sub, grant_id=new_grant_id(), client_id=request.client_id,
+                         scopes=tuple(request.scopes), resources=tuple(request.resources), created_at=at,
+                         expires_at=at + settings.refresh_token_absolute_ttl, auth_time=session.auth_time,
+                         session_hash=session.session_hash, session_generation=session.session_generation,
+                         user_claims=user_claims)
+    record = codes.Code(
         code_hash=sha256_hex(code), client_id=request.client_id, redirect_uri=request.redirect_uri,
         code_challenge=request.code_challenge, code_challenge_method=request.code_challenge_method,
-        scopes=list(request.scopes), resources=list(request.resources), nonce=request.nonce, sub=session.sub,
+        scopes=tuple(request.scopes), resources=tuple(request.resources), nonce=request.nonce, sub=session.sub,
         auth_time=session.auth_time, session_hash=session.session_hash, grant_id=grant.grant_id,
-        created_at=at, expires_at=at + settings.code_ttl,
-    )
-    def write():
-        with transact_write() as tx:
-            live = SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
-            tx.save(grant, condition=GrantModel.grant_id.does_not_exist())
-            tx.save(record, condition=AuthorizationCodeModel.code_hash.does_not_exist())
-            tx.update(SessionModel(session_hash=session.session_hash),
-                      actions=[SessionModel.grant_ids.add({grant.grant_id})],
-                      condition=live & (SessionModel.expires_at > at))
+        user_claims=user_claims, created_at=at, expires_at=at + settings.code_ttl)
+    refused = codes.issue(record, grant, session_hash=session.session_hash,
+                          session_generation=session.session_generation, consent_pairs=consent_pairs,
+                          request_id=request.request_id if stored else None, at=at)
+    if refused is None:
+        log.info("authorization code issued", extra={"client_id": request.client_id, "grant_id": grant.grant_id})
+        return redirect_location(request.redirect_uri, settings, code=code, state=request.state)
+    log.info("code not issued", extra={"client_id": request.client_id, "reason": refused.reason})
+    if refused.reason == "request":
+        raise RedirectableError(InvalidRequest("this authorization request was already completed"),
+                                request.redirect_uri, request.state)
+    if refused.reason == "session" or (refused.reason == "user" and consent_pairs is None):
+        raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
+                                request.state)
+    return refused
 
-    try:
-        # Two codes issued at once through one session (SSO into two apps) both write the session item.
-        retrying_conflicts(write, CONFLICT_RETRIES)
-    except TransactWriteError as exc:
-        reasons = cancellation_codes(exc)
-        # pynamodb sends condition checks, deletes, puts, then updates: the session's update is last.
-        if reasons and reasons[-1] == "ConditionalCheckFailed":
-            log.info("session ended before the code was issued", extra={"client_id": request.client_id})
-            raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
-                                    request.state) from None
-        raise
-    log.info("authorization code issued", extra={"client_id": request.client_id, "grant_id": grant.grant_id})
-    return redirect_location(request.redirect_uri, settings, code=code, state=request.state)
+
+def _user_claims(session) -> dict:
+    """The ID-token claims of the session's user, as kept with the session at sign-in; sessions from
+    before that read the user once here."""
+    from ..storage.users import get_user
+    from ..tokens.issue import user_attributes
+
+    claims = getattr(session, "user_claims", None)
+    if claims is not None:
+        return dict(claims)
+    user = get_user(session.sub)
+    return user_attributes(user) if user is not None else {}
 
 
 def new_grant_id() -> str:

@@ -15,7 +15,7 @@ import hmac
 from ..config import Settings
 from ..hashing import new_secret, sha256_hex
 from ..log import now
-from ..storage.models import SessionModel, conditionally
+from ..storage.models import SessionModel
 
 
 def host_cookie_name(settings: Settings, name: str) -> str:
@@ -62,55 +62,68 @@ def csrf_valid(cookie_value: str | None, purpose: str, token: str | None) -> boo
     return hmac.compare_digest(csrf_token(cookie_value, purpose), token)
 
 
-def load(cookie_value: str | None) -> SessionModel | None:
-    """The signed-in session behind a cookie, or None (anonymous, unknown, revoked, expired, or its
-    user has since been disabled, deleted or signed out everywhere: a session from an older
-    `session_generation` stays dead even after the user is re-enabled)."""
-    from ..storage.users import get_user
+def load(cookie_value: str | None, *, check_user: bool = True):
+    """The signed-in session behind a cookie, or None (anonymous, unknown, revoked or expired).
+
+    With `check_user` (the default) also None when its user has since been disabled, deleted or
+    signed out everywhere: a session from an older `session_generation` stays dead even after the
+    user is re-enabled. That costs a read of the user; /authorize's fast path skips it
+    (`check_user=False`, the record says `user_checked=False`) because the transaction that issues
+    its code checks the same thing (chalicelib/storage/codes.issue)."""
+    from dataclasses import replace
+
+    from ..storage import sessions as session_store
 
     if not cookie_value or len(cookie_value) > 100:
         return None
-    try:
-        session = SessionModel.get(sha256_hex(cookie_value), consistent_read=True)
-    except SessionModel.DoesNotExist:
+    session = session_store.get(sha256_hex(cookie_value))
+    if session is None or session.revoked or session.expires_at <= now():
         return None
-    if session.revoked or session.expires_at <= now():
-        return None
+    if not check_user:
+        return session
+    return replace(session, user_checked=True) if user_allows(session) else None
+
+
+def user_allows(session) -> bool:
+    """The session's user still exists, is enabled and has not been signed out everywhere since."""
+    from ..storage.users import get_user
+
     user = get_user(session.sub)
-    if user is None or user.disabled or session.session_generation < user.session_generation:
-        return None
-    return session
+    return not (user is None or user.disabled or session.session_generation < user.session_generation)
 
 
-def start(settings: Settings, sub: str, amr: list[str], *, generation: int) -> tuple[str, SessionModel]:
-    """Create a signed-in session under a new cookie value (session fixation defence).
+def start(settings: Settings, sub: str, amr: list[str], *, generation: int, user_claims: dict | None = None):
+    """Create a signed-in session under a new cookie value (session fixation defence); returns the
+    raw value and the session record.
 
     `generation` is the user's `session_generation` as read when they signed in: if the user is
-    signed out everywhere meanwhile, the session is born dead rather than surviving it."""
+    signed out everywhere meanwhile, the session is born dead rather than surviving it.
+    `user_claims` (tokens.issue.user_attributes) travel with the session into its codes and grants."""
+    import json
+
+    from ..storage import sessions as session_store
+
     raw = new_secret()
     at = now()
     session = SessionModel(session_hash=sha256_hex(raw), sub=sub, auth_time=at, amr=amr, created_at=at,
-                           expires_at=at + settings.session_ttl, session_generation=generation)
+                           expires_at=at + settings.session_ttl, session_generation=generation,
+                           user_claims=json.dumps(user_claims, separators=(",", ":")) if user_claims else None)
     session.save(condition=SessionModel.session_hash.does_not_exist())
-    return raw, session
+    return raw, session_store.from_model(session)
 
 
 def end(cookie_value: str | None) -> None:
     """Sign out: the session ends, and so does every grant issued through it (their refresh tokens
     and access tokens). Grants from other sessions of the same user are left alone."""
-    from ..storage.grants import revoke_grant, revoke_grants_of
+    from ..storage import grants, sessions as session_store
 
     if not cookie_value:
         return
-    session_hash = sha256_hex(cookie_value)
-    session = SessionModel(session_hash=session_hash)
-    # The update returns the item as written (pynamodb reads ALL_NEW back into `session`): every
-    # grant issued through the session is in `grant_ids`, since issuing one needs the session
-    # unrevoked in the same transaction (oauth/authorization.issue_code).
-    if not conditionally(lambda: session.update(actions=[SessionModel.revoked.set(True)],
-                                                condition=SessionModel.session_hash.exists())):
+    # The update returns the item as written: every grant issued through the session is in
+    # `grant_ids`, since issuing one needs the session unrevoked in the same transaction
+    # (storage/codes.issue), so the two serialise on the session item.
+    session = session_store.end(sha256_hex(cookie_value))
+    if session is None:
         return  # anonymous or already gone: nothing to end
-    for grant_id in sorted(session.grant_ids or ()):
-        revoke_grant(grant_id, reason="signed out")
-    # Sessions signed in before grant_ids existed are found through the index.
-    revoke_grants_of(session_hash=session_hash, reason="signed out")
+    for grant_id in sorted(session.grant_ids):
+        grants.revoke(session.sub, grant_id, reason="signed out")

@@ -1,15 +1,15 @@
 """Revocation (RFC 7009) and introspection (RFC 7662) of the tokens we issue.
 
 Shapes tell the two kinds apart: an access token is a JWS (three dot-separated parts), a refresh
-token is "<grant_id>.<secret>" (two). `token_type_hint` is therefore not needed (RFC 7009 §2.1 and
+token is "<sub>~<grant_id>~<n>.<secret>" (two). `token_type_hint` is therefore not needed (RFC 7009 §2.1 and
 RFC 7662 §2.1 let the server ignore it).
 """
 from __future__ import annotations
 
 from ..config import Settings
 from ..errors import InvalidToken, UnauthorizedClient
-from ..log import get_logger, now
-from ..storage.models import ClientModel
+from ..hashing import matches_hash
+from ..log import get_logger
 from . import access_tokens, refresh_tokens
 
 log = get_logger("idp.token_management")
@@ -21,9 +21,9 @@ def _is_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-def revoke(token: str, client: ClientModel, settings: Settings) -> None:
+def revoke(token: str, client, settings: Settings) -> None:
     """RFC 7009 §2.1. Unknown, invalid or expired tokens are not an error (§2.2)."""
-    from ..storage.grants import revoke_grant
+    from ..storage import grants
 
     if _is_jwt(token):
         try:
@@ -34,29 +34,34 @@ def revoke(token: str, client: ClientModel, settings: Settings) -> None:
         access_tokens.revoke(claims)
         log.info("access token revoked", extra={"jti": claims["jti"], "client_id": client.client_id})
         return
-    record = refresh_tokens.find(token)
-    if record is None:
+    if not refresh_tokens.looks_like(token):
         return
-    _check_owner(record.client_id, client)
-    # A refresh token takes its whole family with it, access tokens included (RFC 7009 §2.1).
-    revoke_grant(record.grant_id, reason="revoked by client")
+    sub, grant_id, _ = refresh_tokens.parse(token)
+    # A refresh token takes its whole family with it, access tokens included (RFC 7009 §2.1): one
+    # conditional write, on condition that the token is the family's current or previous one.
+    if grants.revoke_by_refresh_token(sub, grant_id, client.client_id, refresh_tokens.token_hash(token)):
+        return
+    grant = grants.get(sub, grant_id)
+    if grant is not None and grant.client_id != client.client_id and (
+            matches_hash(token, grant.token_hash) or matches_hash(token, grant.previous_hash)):
+        _check_owner(grant.client_id, client)
 
 
-def _check_owner(owner: str, client: ClientModel) -> None:
+def _check_owner(owner: str, client) -> None:
     # RFC 7009 §2.1: the server "verifies whether the token was issued to the client making the
     # revocation request. If this validation fails, the request is refused".
     if owner != client.client_id:
         raise UnauthorizedClient("the token was not issued to this client", detail=f"owner {owner}")
 
 
-def introspect(token: str, caller: ClientModel, settings: Settings) -> dict:
+def introspect(token: str, caller, settings: Settings) -> dict:
     """RFC 7662 §2.2: `{"active": false}` for anything the caller may not know about."""
     if _is_jwt(token):
         return _introspect_access_token(token, caller, settings)
     return _introspect_refresh_token(token, caller)
 
 
-def _introspect_access_token(token: str, caller: ClientModel, settings: Settings) -> dict:
+def _introspect_access_token(token: str, caller, settings: Settings) -> dict:
     try:
         claims = access_tokens.verify(token, settings, audience=None)
     except InvalidToken:
@@ -70,15 +75,10 @@ def _introspect_access_token(token: str, caller: ClientModel, settings: Settings
     return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in fields if k in claims}}
 
 
-def _introspect_refresh_token(token: str, caller: ClientModel) -> dict:
-    from ..storage.grants import active_grant
-
-    record = refresh_tokens.find(token)
-    if record is None or record.client_id != caller.client_id:
-        return INACTIVE
-    grant = active_grant(record.grant_id)
-    if grant is None or record.consumed_at is not None or record.expires_at <= now():
+def _introspect_refresh_token(token: str, caller) -> dict:
+    grant = refresh_tokens.current_grant(token)
+    if grant is None or grant.client_id != caller.client_id:
         return INACTIVE
     return {"active": True, "token_type": "refresh_token", "scope": " ".join(grant.scopes),
-            "client_id": record.client_id, "sub": grant.sub, "iat": record.created_at,
-            "exp": min(record.expires_at, grant.expires_at)}
+            "client_id": grant.client_id, "sub": grant.sub, "iat": grant.rotated_at or grant.last_used_at,
+            "exp": min(grant.token_expires_at, grant.expires_at)}

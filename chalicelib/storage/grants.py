@@ -1,37 +1,214 @@
-"""Grant (refresh-token family) revocation: one conditional update per grant."""
+"""Grants (refresh-token families): what the core may ask of the grants table, each in one round trip.
+
+A grant is keyed by (sub, grant_id) (see GrantModel). The core holds `Grant` records, never models;
+every function here is one DynamoDB call unless it says otherwise, and returns a record or an
+outcome, never an OAuth error: deciding what a refusal means to a client is the core's job.
+
+Why each hot operation is a single call:
+- `start_family` (code redemption) and `rotate` (refresh) are one conditional UpdateItem with
+  ReturnValues=ALL_NEW: the condition checks that the grant is active, unexpired and the client's
+  (and for rotation that the presented token is the family's current one and not idle), and the
+  answer is the grant the token response needs. A refused condition is `None`; `get` then tells why,
+  off the hot path.
+- `revoke_all_of_user` queries the table itself, strongly consistent: a grant created an instant
+  before the user was disabled is found (code issuance checks the user in the same transaction
+  that creates the grant, so none is created after).
+"""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+
+from pynamodb.expressions.condition import size
+
 from ..log import get_logger, now
-from .models import GrantModel, conditionally
+from .models import GrantModel, UserModel, conditionally
 
 log = get_logger("idp.grants")
 
+#: Access tokens of one grant revoked one by one (RFC 7009) before the grant itself is revoked
+#: instead: bounds the item (and what one client can make us store) at a few kilobytes.
+MAX_REVOKED_JTIS = 100
+#: The last this many tokens a family consumed are remembered (truncated hashes, in slots), so
+#: presenting one of them again is recognised as reuse: about 2.5 KB at most per grant.
+CONSUMED_SLOTS = 64
 
-def revoke_grant(grant_id: str, *, reason: str) -> bool:
+
+def consumed_mark(token_hash: str) -> str:
+    """What a slot keeps of a consumed token's SHA-256 (hex): its first 128 bits, plenty to tell
+    tokens apart and half the bytes written on every rotation."""
+    return token_hash[:32]
+
+
+@dataclass(frozen=True)
+class Grant:
+    sub: str
+    grant_id: str
+    client_id: str
+    scopes: tuple[str, ...]
+    resources: tuple[str, ...]
+    created_at: int
+    expires_at: int
+    auth_time: int | None = None
+    session_hash: str | None = None
+    session_generation: int = 0
+    user_claims: dict = field(default_factory=dict)
+    status: str = "active"
+    last_used_at: int | None = None
+    token_hash: str | None = None
+    token_expires_at: int | None = None
+    previous_hash: str | None = None
+    rotated_at: int | None = None
+    retry_seal: str | None = None
+    consumed: frozenset = frozenset()  # consumed_mark of each remembered consumed token
+    revoked_jtis: frozenset = frozenset()
+
+    def is_active(self, at: int) -> bool:
+        """Not revoked and within its absolute lifetime (TTL deletion lags, so it is checked here)."""
+        return self.status == "active" and self.expires_at > at
+
+
+def from_model(item: GrantModel) -> Grant:
+    return Grant(sub=item.sub, grant_id=item.grant_id, client_id=item.client_id, scopes=tuple(item.scopes or ()),
+                 resources=tuple(item.resources or ()), created_at=int(item.created_at),
+                 expires_at=int(item.expires_at), auth_time=_int(item.auth_time), session_hash=item.session_hash,
+                 session_generation=int(item.session_generation or 0),
+                 user_claims=json.loads(item.user_claims) if item.user_claims else {}, status=item.status,
+                 last_used_at=_int(item.last_used_at), token_hash=item.token_hash,
+                 token_expires_at=_int(item.token_expires_at), previous_hash=item.previous_hash,
+                 rotated_at=_int(item.rotated_at), retry_seal=item.retry_seal,
+                 consumed=frozenset(item.consumed.as_dict().values()) if item.consumed else frozenset(),
+                 revoked_jtis=frozenset(item.revoked_jtis or ()))
+
+
+def to_model(grant: Grant) -> GrantModel:
+    return GrantModel(sub=grant.sub, grant_id=grant.grant_id, client_id=grant.client_id, scopes=list(grant.scopes),
+                      resources=list(grant.resources), created_at=grant.created_at, expires_at=grant.expires_at,
+                      auth_time=grant.auth_time, session_hash=grant.session_hash,
+                      session_generation=grant.session_generation,
+                      user_claims=json.dumps(grant.user_claims, separators=(",", ":")) if grant.user_claims else None,
+                      status=grant.status, token_hash=grant.token_hash, token_expires_at=grant.token_expires_at,
+                      consumed={})
+
+
+def _int(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def _valid_key(sub: str | None, grant_id: str | None) -> bool:
+    return bool(sub) and bool(grant_id) and len(sub) <= 128 and len(grant_id) <= 128
+
+
+def get(sub: str | None, grant_id: str | None) -> Grant | None:
+    """The grant as stored (active or not), strongly consistent; None when there is none."""
+    if not _valid_key(sub, grant_id):
+        return None
+    try:
+        return from_model(GrantModel.get(sub, grant_id, consistent_read=True))
+    except GrantModel.DoesNotExist:
+        return None
+
+
+def active(sub: str | None, grant_id: str | None) -> Grant | None:
+    grant = get(sub, grant_id)
+    return grant if grant is not None and grant.is_active(now()) else None
+
+
+def _live(client_id: str, at: int):
+    return (GrantModel.grant_id.exists() & (GrantModel.status == "active") & (GrantModel.expires_at > at)
+            & (GrantModel.client_id == client_id))
+
+
+def start_family(sub: str, grant_id: str, client_id: str, *, token_hash: str | None, token_expires_at: int | None,
+                 at: int) -> Grant | None:
+    """At code redemption: mark the grant used and, when a refresh token is issued, make it the
+    family's current token. None when the grant is no longer active (signed out, revoked, replayed)."""
+    item = GrantModel(sub=sub, grant_id=grant_id)
+    actions = [GrantModel.last_used_at.set(at)]
+    if token_hash is not None:
+        actions += [GrantModel.token_hash.set(token_hash), GrantModel.token_expires_at.set(token_expires_at)]
+    if not conditionally(lambda: item.update(actions=actions, condition=_live(client_id, at))):
+        return None
+    return from_model(item)
+
+
+def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rotation: int, successor_hash: str,
+           token_expires_at: int, retry_seal: str | None, at: int) -> Grant | None:
+    """Refresh rotation in one conditional UpdateItem: the presented token must be the family's
+    current, unexpired one; it becomes the previous token and the successor the current one. Two
+    concurrent rotations of one token cannot both pass (the second sees another current hash).
+    `rotation` numbers the presented token in its family (the condition on its hash vouches for it);
+    its slot remembers the presented token as consumed. None when refused; the caller reads the
+    grant (`get`) to learn why."""
+    item = GrantModel(sub=sub, grant_id=grant_id)
+    actions = [GrantModel.previous_hash.set(presented_hash), GrantModel.rotated_at.set(at),
+               GrantModel.token_hash.set(successor_hash), GrantModel.token_expires_at.set(token_expires_at),
+               GrantModel.last_used_at.set(at),
+               GrantModel.consumed[str(rotation % CONSUMED_SLOTS)].set(consumed_mark(presented_hash)),
+               GrantModel.retry_seal.set(retry_seal) if retry_seal else GrantModel.retry_seal.remove()]
+    condition = (_live(client_id, at) & (GrantModel.token_hash == presented_hash)
+                 & (GrantModel.token_expires_at > at))
+    if not conditionally(lambda: item.update(actions=actions, condition=condition)):
+        return None
+    return from_model(item)
+
+
+def revoke(sub: str, grant_id: str, *, reason: str) -> bool:
     """Revoke a grant: its refresh tokens stop rotating and its access tokens stop being accepted
     by /userinfo and /introspect. False when it was already revoked or never existed."""
-    if not conditionally(lambda: GrantModel(grant_id=grant_id).update(
-            actions=[GrantModel.status.set("revoked"), GrantModel.revoked_at.set(now())],
+    if not _valid_key(sub, grant_id):
+        return False
+    if not conditionally(lambda: GrantModel(sub=sub, grant_id=grant_id).update(
+            actions=[GrantModel.status.set("revoked"), GrantModel.revoked_at.set(now()),
+                     GrantModel.retry_seal.remove()],
             condition=GrantModel.grant_id.exists() & (GrantModel.status == "active"))):
         return False
     log.warning("grant revoked", extra={"grant_id": grant_id, "reason": reason})
     return True
 
 
-def revoke_grants_of(*, sub: str | None = None, client_id: str | None = None, session_hash: str | None = None,
-                     reason: str) -> int:
-    """Revoke every grant of a user, a client or an SSO session (through the grants table's GSIs)."""
-    index, key = next((i, k) for i, k in ((GrantModel.by_sub, sub), (GrantModel.by_client, client_id),
-                                          (GrantModel.by_session, session_hash)) if k)
-    return sum(revoke_grant(item.grant_id, reason=reason) for item in index.query(key))
+def revoke_by_refresh_token(sub: str, grant_id: str, client_id: str, token_hash: str) -> bool:
+    """RFC 7009 for a refresh token: revoke its family, only if the token is the family's current or
+    previous one and was issued to `client_id`, in the one conditional write. False otherwise."""
+    if not _valid_key(sub, grant_id):
+        return False
+    holds_token = (GrantModel.token_hash == token_hash) | (GrantModel.previous_hash == token_hash)
+    revoked = conditionally(lambda: GrantModel(sub=sub, grant_id=grant_id).update(
+        actions=[GrantModel.status.set("revoked"), GrantModel.revoked_at.set(now()), GrantModel.retry_seal.remove()],
+        condition=GrantModel.grant_id.exists() & (GrantModel.status == "active")
+        & (GrantModel.client_id == client_id) & holds_token))
+    if revoked:
+        log.warning("grant revoked", extra={"grant_id": grant_id, "reason": "refresh token revoked by client"})
+    return revoked
 
 
-def active_grant(grant_id: str | None) -> GrantModel | None:
-    """The grant if it exists, is active and within its absolute lifetime."""
-    if not grant_id or len(grant_id) > 128:
-        return None
-    try:
-        grant = GrantModel.get(grant_id, consistent_read=True)
-    except GrantModel.DoesNotExist:
-        return None
-    return grant if grant.status == "active" and grant.expires_at > now() else None
+def deny_access_token(sub: str, grant_id: str, jti: str) -> bool:
+    """Record one access token of the grant as revoked. False when the grant already holds
+    MAX_REVOKED_JTIS of them (or is gone): the caller then revokes the whole grant instead."""
+    return conditionally(lambda: GrantModel(sub=sub, grant_id=grant_id).update(
+        actions=[GrantModel.revoked_jtis.add({jti})],
+        condition=GrantModel.grant_id.exists()
+        & (GrantModel.revoked_jtis.does_not_exist() | (size(GrantModel.revoked_jtis) < MAX_REVOKED_JTIS))))
+
+
+def revoke_all_of_user(sub: str, *, reason: str) -> int:
+    """Revoke every active grant of a user: one strongly consistent Query (paged), then one
+    update per active grant."""
+    keys = [item.grant_id for item in GrantModel.query(sub, consistent_read=True,
+                                                       filter_condition=GrantModel.status == "active",
+                                                       attributes_to_get=["grant_id"])]
+    return sum(revoke(sub, grant_id, reason=reason) for grant_id in keys)
+
+
+def revoke_grants_of(*, client_id: str, reason: str) -> int:
+    """Revoke every grant of a client (through the by_client index: disabling or deleting a client
+    also stops its token requests, so a grant the index has not caught up with is unusable anyway)."""
+    return sum(revoke(item.sub, item.grant_id, reason=reason) for item in GrantModel.by_client.query(client_id))
+
+
+def with_user(sub: str, grant_id: str) -> tuple[Grant | None, UserModel | None]:
+    """The grant and its user in one strongly consistent BatchGetItem (/userinfo)."""
+    from .batch import get_many
+
+    grant, user = get_many([(GrantModel, (sub, grant_id)), (UserModel, (sub,))])
+    return (from_model(grant) if grant is not None else None), user

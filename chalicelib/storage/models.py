@@ -117,8 +117,11 @@ class SessionModel(Model):
     session_generation = NumberAttribute(default=0)
     #: Grants issued through this session, added by the transaction that creates each grant under
     #: the condition that the session is live; sign-out reads them back from its own update, so it
-    #: finds every one (the by_session index is eventually consistent and may not list a new grant).
+    #: finds every one.
     grant_ids = UnicodeSetAttribute(null=True)
+    #: The user's ID-token claims at sign-in (JSON text of name, email, email_verified): codes issued
+    #: through the session carry them, so /authorize need not read the user (see GrantModel).
+    user_claims = UnicodeAttribute(null=True)
 
 
 class AuthorizationRequestModel(Model):
@@ -172,14 +175,6 @@ class ThrottleModel(Model):
     expires_at = NumberAttribute()
 
 
-class GrantsBySub(GlobalSecondaryIndex):
-    class Meta:
-        index_name = "by_sub"
-        projection = KeysOnlyProjection()
-
-    sub = UnicodeAttribute(hash_key=True)
-
-
 class GrantsByClient(GlobalSecondaryIndex):
     class Meta:
         index_name = "by_client"
@@ -188,25 +183,23 @@ class GrantsByClient(GlobalSecondaryIndex):
     client_id = UnicodeAttribute(hash_key=True)
 
 
-class GrantsBySession(GlobalSecondaryIndex):
-    class Meta:
-        index_name = "by_session"
-        projection = KeysOnlyProjection()
-
-    session_hash = UnicodeAttribute(hash_key=True)
-
-
 class GrantModel(Model):
-    """An authorization grant: what a user allowed a client. It is the refresh-token family: every
-    refresh token and access token issued under it dies when it is revoked.
+    """An authorization grant: what a user allowed a client, and its refresh-token family. Every
+    refresh token and access token issued under it dies when it is revoked (chalicelib/storage/grants.py).
 
-    Indexed by user, client and SSO session so that disabling a user or client, or signing out,
-    can revoke their grants.
+    Keyed by (sub, grant_id), so that every grant of a user is one strongly consistent Query on the
+    table itself: disabling a user or signing them out everywhere finds a grant made a moment ago,
+    which an (eventually consistent) index could miss. Indexed by client for disabling a client.
+
+    The family's state lives here too, so rotation is ONE conditional UpdateItem of this item: the
+    current token's hash and idle expiry, the previous token's hash and when it was rotated (to tell
+    a retry within the grace window from reuse), and the current token sealed under the previous one
+    for that retry (chalicelib/sealing.py).
     """
 
     Meta = _meta("grants", ttl="expires_at")
-    grant_id = UnicodeAttribute(hash_key=True)
-    sub = UnicodeAttribute()
+    sub = UnicodeAttribute(hash_key=True)
+    grant_id = UnicodeAttribute(range_key=True)
     client_id = UnicodeAttribute()
     session_hash = UnicodeAttribute(null=True)
     auth_time = NumberAttribute(null=True)
@@ -214,19 +207,37 @@ class GrantModel(Model):
     session_generation = NumberAttribute(default=0)
     scopes = _strings(default=list)
     resources = _strings(default=list)
+    #: The user's ID-token claims when the session signed in (name, email, email_verified), JSON
+    #: text: refreshed ID tokens carry them without reading the user (OIDC Core §12.2 does not ask
+    #: for fresh ones; /userinfo reads the user).
+    user_claims = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="active")  # "active" | "revoked"
     created_at = NumberAttribute()
     last_used_at = NumberAttribute(null=True)
     revoked_at = NumberAttribute(null=True)
     #: Absolute lifetime of the family (REFRESH_TOKEN_ABSOLUTE_TTL).
     expires_at = NumberAttribute()
-    by_sub = GrantsBySub()
+    #: SHA-256 of the family's current refresh token, and when it goes idle (REFRESH_TOKEN_IDLE_TTL).
+    token_hash = UnicodeAttribute(null=True)
+    token_expires_at = NumberAttribute(null=True)
+    #: SHA-256 of the token rotated into the current one, and when: presenting it again is a retry
+    #: within REFRESH_GRACE_SECONDS, reuse after.
+    previous_hash = UnicodeAttribute(null=True)
+    rotated_at = NumberAttribute(null=True)
+    #: The current token sealed under the previous one (only while the grace window is on).
+    retry_seal = UnicodeAttribute(null=True)
+    #: Reuse detection beyond the previous token: slot (rotation number mod
+    #: storage.grants.CONSUMED_SLOTS) -> the first 128 bits (hex) of the SHA-256 of the token consumed
+    #: by that rotation. A fixed number of slots keeps the item (and each rotation's write) small.
+    consumed = MapAttribute(default=dict)
+    #: `jti`s of this grant's access tokens revoked one by one (RFC 7009); bounded, see storage/grants.py.
+    revoked_jtis = UnicodeSetAttribute(null=True)
     by_client = GrantsByClient()
-    by_session = GrantsBySession()
 
 
 class AuthorizationCodeModel(Model):
-    """RFC 6749 §4.1.2: single use, short-lived, bound to everything the token request must repeat."""
+    """RFC 6749 §4.1.2: single use, short-lived, bound to everything the token request must repeat,
+    and carrying everything the token response needs, so redeeming it is one UpdateItem (ALL_NEW)."""
 
     Meta = _meta("codes", ttl="expires_at")
     code_hash = UnicodeAttribute(hash_key=True)
@@ -241,30 +252,11 @@ class AuthorizationCodeModel(Model):
     auth_time = NumberAttribute()
     session_hash = UnicodeAttribute(null=True)
     grant_id = UnicodeAttribute()
+    #: The ID-token claims of the user (JSON text), from the session (see GrantModel.user_claims).
+    user_claims = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     consumed_at = NumberAttribute(null=True)
-
-
-class RefreshTokenModel(Model):
-    """One refresh token of a family (`grant_id`); consumed exactly once when rotated.
-
-    `expires_at` is the idle limit (REFRESH_TOKEN_IDLE_TTL from issue); the family's absolute
-    limit is the grant's `expires_at`.
-    """
-
-    Meta = _meta("refresh_tokens", ttl="expires_at")
-    token_hash = UnicodeAttribute(hash_key=True)
-    grant_id = UnicodeAttribute()
-    client_id = UnicodeAttribute()
-    created_at = NumberAttribute()
-    expires_at = NumberAttribute()
-    consumed_at = NumberAttribute(null=True)
-    successor_hash = UnicodeAttribute(null=True)
-    #: This token sealed under its predecessor (chalicelib/sealing.py), so that a retry of the
-    #: predecessor within REFRESH_GRACE_SECONDS gets it back; removed when this token is consumed.
-    #: Absent when the grace window is off, and on records written before it existed.
-    retry_seal = UnicodeAttribute(null=True)
 
 
 class ResourceModel(Model):
@@ -367,7 +359,7 @@ class KnownDeviceModel(Model):
 
 #: Every model, in bootstrap order. Two models may share a table (users).
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
-              ThrottleModel, GrantModel, AuthorizationCodeModel, RefreshTokenModel, ResourceModel, RevokedTokenModel,
+              ThrottleModel, GrantModel, AuthorizationCodeModel, ResourceModel, RevokedTokenModel,
               ClientDocumentModel, SigningKeyModel,
               KnownDeviceModel, KeyRingModel, PublicScopesModel)
 

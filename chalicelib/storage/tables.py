@@ -18,7 +18,8 @@ def table_specs() -> list[dict]:
         spec = {
             "TableName": name,
             "AttributeDefinitions": schema["attribute_definitions"],
-            "KeySchema": schema["key_schema"],
+            # DynamoDB (and cfn-lint) want the HASH element first; pynamodb lists them as it finds them.
+            "KeySchema": sorted(schema["key_schema"], key=lambda k: k["KeyType"] != "HASH"),
             "BillingMode": "PAY_PER_REQUEST",
             "TtlAttribute": getattr(model.Meta, "ttl_attribute", None),
         }

@@ -134,18 +134,18 @@ def end_all_sessions(sub: str, *, reason: str = "signed out everywhere", actions
     family) ends. False when there is no such user.
 
     The user's `session_generation` goes up by one (an atomic ADD, with `actions`, e.g. disabling,
-    in the same write). Sessions and grants record the generation they were made under, and the
-    paths that use them already read the user: anything older is refused, including a grant made
-    by a sign-in racing this call, and nothing revives it (re-enabling leaves the count alone).
-    Grants are also revoked through the by_sub index, so their access tokens stop at /userinfo and
-    /introspect; that index is eventually consistent and may miss a grant made a moment ago, which
-    the generation check then refuses at its first refresh.
+    in the same write). Sessions record the generation they were made under and are refused when
+    older, and nothing revives them (re-enabling leaves the count alone). Then every active grant of
+    the user is revoked, found by a strongly consistent query (storage/grants.revoke_all_of_user):
+    a grant committed before the update above is found, and one whose transaction comes after it
+    fails, because issuing a code checks the user's generation in the same transaction
+    (storage/codes.issue). So refresh and redemption need not read the user.
     """
-    from .grants import revoke_grants_of
+    from .grants import revoke_all_of_user
 
     if not _update_user(sub, [*actions, UserModel.session_generation.add(1)]):
         return False
-    revoke_grants_of(sub=sub, reason=reason)
+    revoke_all_of_user(sub, reason=reason)
     return True
 
 

@@ -12,7 +12,8 @@ from . import claims, jwt
 
 def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: list[str],
                  grant_id: str | None, auth_time: int | None, nonce: str | None, audience: list[str],
-                 refresh_token: str | None = None, user: UserModel | None = None) -> dict:
+                 refresh_token: str | None = None, user_claims: dict | None = None) -> dict:
+    """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant."""
     signer = keyring.current_signer()
     iat = now()
     access_claims = claims.access_token_claims(
@@ -27,11 +28,11 @@ def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: l
     }
     if refresh_token is not None:
         response["refresh_token"] = refresh_token
-    if "openid" in scopes and user is not None:
+    if "openid" in scopes and user_claims is not None:
         id_claims = claims.id_token_claims(
             issuer=settings.issuer, sub=sub, client_id=client.client_id, iat=iat, ttl=settings.id_token_ttl,
             auth_time=auth_time, nonce=nonce, access_token=access_token, alg=signer.alg,
-            user=user_attributes(user), scopes=scopes)
+            user=user_claims, scopes=scopes)
         response["id_token"] = jwt.encode(id_claims, signer, typ="JWT")
     return response
 

@@ -118,7 +118,7 @@ def test_the_stack_created_every_table_the_models_use_and_the_functions_created_
     suffixes = {spec["TableName"].split("-", 2)[2] for spec in table_specs()}
     assert set(tables) == {f"idp-prod-{suffix}" for suffix in suffixes}
     grants = boto("dynamodb", deployed["endpoint"]).describe_table(TableName="idp-prod-grants")["Table"]
-    assert {i["IndexName"] for i in grants["GlobalSecondaryIndexes"]} == {"by_sub", "by_client", "by_session"}
+    assert {i["IndexName"] for i in grants["GlobalSecondaryIndexes"]} == {"by_client"}
     operations = {c["operation"] for step in deployed["steps"].values() for c in step["calls"]}
     assert not operations & {"CreateTable", "UpdateTable", "UpdateTimeToLive", "CreateKey"}
 

@@ -53,7 +53,7 @@ def test_the_api_role_may_query_each_index_by_name():
     indexes = next(s for s in policy.api_policy(load("prod"))["Statement"] if s["Sid"] == "Indexes")
     assert indexes["Action"] == ["dynamodb:Query"]
     assert {r["Fn::Sub"] for r in indexes["Resource"]} == {
-        "${TableGrants.Arn}/index/by_sub", "${TableGrants.Arn}/index/by_client", "${TableGrants.Arn}/index/by_session"}
+        "${TableGrants.Arn}/index/by_client"}
 
 
 def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them():

@@ -31,10 +31,10 @@ def error_of(response) -> tuple[int, str]:
 
 
 def grant_is_active(token: str) -> bool:
-    from chalicelib.oauth.refresh_tokens import split
-    from chalicelib.storage.grants import active_grant
+    from chalicelib.oauth.refresh_tokens import parse
+    from chalicelib.storage.grants import active
 
-    return active_grant(split(token)[0]) is not None
+    return active(*parse(token)[:2]) is not None
 
 
 def made_private():
@@ -197,14 +197,16 @@ def test_an_unverified_clients_older_resource_less_grant_refreshes_to_identity_s
     from chalicelib.config import settings
     from chalicelib.log import now
     from chalicelib.oauth.authorization import new_grant_id
-    from chalicelib.oauth.refresh_tokens import mint
+    from chalicelib.oauth.refresh_tokens import new_token, token_hash
     from chalicelib.storage.models import GrantModel
 
     grant = GrantModel(grant_id=new_grant_id(), sub=alice.pk, client_id=agent, auth_time=now(),
                        scopes=["openid", "offline_access", "mcp:read"], resources=[], created_at=now(),
                        expires_at=now() + 3600)
+    token = new_token(alice.pk, grant.grant_id)
+    grant.token_hash, grant.token_expires_at = token_hash(token), now() + settings().refresh_token_idle_ttl
     grant.save()
-    refreshed = refresh(http, agent, mint(settings(), grant.grant_id, agent))
+    refreshed = refresh(http, agent, token)
     assert refreshed.status_code == 200, refreshed.body
     body = json.loads(refreshed.body)
     assert (claims(body["access_token"])["aud"], body["scope"]) == (ISSUER, "openid offline_access")

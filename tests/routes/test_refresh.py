@@ -144,19 +144,21 @@ def test_idle_and_absolute_lifetimes_are_enforced(browser, http, refreshing_clie
 
     monkeypatch.setattr(module, "now", real_now)
     tokens = first_tokens(browser, http, refreshing_client)
+    from chalicelib.oauth.refresh_tokens import parse
     from chalicelib.storage.models import GrantModel
 
-    grant_id = tokens["refresh_token"].split(".")[0]
-    GrantModel(grant_id=grant_id).update(actions=[GrantModel.expires_at.set(real_now() - 1)])  # absolute passed
+    sub, grant_id, _ = parse(tokens["refresh_token"])
+    GrantModel(sub=sub, grant_id=grant_id).update(actions=[GrantModel.expires_at.set(real_now() - 1)])  # absolute passed
     assert refresh(http, refreshing_client.client_id, tokens["refresh_token"]).status_code == 400
 
 
 def test_refresh_tokens_are_stored_only_as_hashes(browser, http, refreshing_client, alice):
-    from chalicelib.storage.models import RefreshTokenModel
+    from chalicelib.storage.models import GrantModel
 
     token = first_tokens(browser, http, refreshing_client)["refresh_token"]
-    secret = token.split(".", 1)[1]
-    assert all(secret not in json.dumps(item.attribute_values, default=str) for item in RefreshTokenModel.scan())
+    successor = json.loads(refresh(http, refreshing_client.client_id, token).body)["refresh_token"]
+    stored = [json.dumps(item.attribute_values, default=str) for item in GrantModel.scan()]
+    assert stored and all(t.split(".", 1)[1] not in item for t in (token, successor) for item in stored)
 
 
 def test_sign_out_revokes_families_of_that_session(browser, http, refreshing_client, alice):

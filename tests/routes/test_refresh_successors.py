@@ -15,11 +15,32 @@ from tests.routes.test_refresh import first_tokens, refresh, refreshing_client  
 
 
 def old_derivation(token: str) -> str:
-    """The successor as this server once derived it: HMAC(presented secret, label). Anyone holding
-    the token can compute it; that is the attack."""
-    grant_id, secret = token.split(".", 1)
+    """The successor as this server once derived it: HMAC(presented secret, label), here with the
+    next rotation number. Anyone holding the token can compute it; that is the attack."""
+    family, secret = token.split(".", 1)
+    sub, grant_id, n = family.split("~")
     mac = hmac.new(secret.encode("ascii"), b"refresh-token-successor", hashlib.sha256).digest()
-    return f"{grant_id}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode('ascii')}"
+    return f"{sub}~{grant_id}~{int(n) + 1}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode('ascii')}"
+
+
+def family(token: str) -> tuple[str, str]:
+    """(sub, grant_id): the grant item's key a refresh token names."""
+    sub, grant_id, _ = token.split(".", 1)[0].split("~")
+    return sub, grant_id
+
+
+def grant_item(token: str):
+    from chalicelib.storage.models import GrantModel
+
+    return GrantModel.get(*family(token), consistent_read=True)
+
+
+def forged(token: str, n: int = 0) -> str:
+    """A well-formed token of `token`'s family that was never issued."""
+    from chalicelib.hashing import new_secret
+
+    sub, grant_id = family(token)
+    return f"{sub}~{grant_id}~{n}.{new_secret()}"
 
 
 def rotations(http, client_id, token, times):
@@ -78,19 +99,18 @@ def test_the_successor_is_not_a_function_of_the_presented_token(browser, http, r
     from chalicelib.config import settings
     from chalicelib.hashing import sha256_hex
     from chalicelib.oauth import refresh_tokens
-    from chalicelib.storage.models import RefreshTokenModel
+    from chalicelib.storage.models import GrantModel
 
     token = first_tokens(browser, http, refreshing_client)["refresh_token"]
     first = refresh_tokens.rotate(settings(), token, refreshing_client.client_id)[1]
     # Put the family back exactly as it was before the rotation, and rotate again.
-    RefreshTokenModel.get(sha256_hex(first)).delete()
-    RefreshTokenModel(token_hash=sha256_hex(token)).update(
-        actions=[RefreshTokenModel.consumed_at.remove(), RefreshTokenModel.successor_hash.remove()])
+    grant_item(token).update(actions=[GrantModel.token_hash.set(sha256_hex(token)), GrantModel.previous_hash.remove(),
+                                      GrantModel.consumed.set({})])
     second = refresh_tokens.rotate(settings(), token, refreshing_client.client_id)[1]
 
     assert first != second
     assert old_derivation(token) not in (first, second)
-    assert first.split(".")[0] == second.split(".")[0] == token.split(".")[0], "the family is still named"
+    assert family(first) == family(second) == family(token), "the family is still named"
 
 
 def test_a_retry_within_the_grace_window_gets_the_successor_back_from_its_seal(
@@ -103,15 +123,14 @@ def test_a_retry_within_the_grace_window_gets_the_successor_back_from_its_seal(
 
 
 def test_a_tampered_seal_does_not_open_and_the_retry_is_reuse(browser, http, refreshing_client, alice, grace):
-    from chalicelib.hashing import sha256_hex
-    from chalicelib.storage.models import RefreshTokenModel
+    from chalicelib.storage.models import GrantModel
 
     token = first_tokens(browser, http, refreshing_client)["refresh_token"]
     successor = json.loads(refresh(http, refreshing_client.client_id, token).body)["refresh_token"]
-    record = RefreshTokenModel.get(sha256_hex(successor))
+    record = grant_item(successor)
     seal = record.retry_seal
     altered = seal[:20] + ("A" if seal[20] != "A" else "B") + seal[21:]
-    record.update(actions=[RefreshTokenModel.retry_seal.set(altered)])
+    record.update(actions=[GrantModel.retry_seal.set(altered)])
 
     retry = refresh(http, refreshing_client.client_id, token)
     assert retry.status_code == 400 and json.loads(retry.body)["error"] == "invalid_grant"
@@ -120,15 +139,15 @@ def test_a_tampered_seal_does_not_open_and_the_retry_is_reuse(browser, http, ref
 
 
 def test_the_table_and_an_old_token_open_no_seal_of_the_family(browser, http, refreshing_client, alice, grace):
-    """Only the current token's record carries a seal (removed once it is consumed), so a table
-    dump plus any older token opens nothing; only its immediate predecessor opens it."""
+    """The grant keeps one seal, the current token's (replaced at every rotation), so a table dump
+    plus any older token opens nothing; only its immediate predecessor opens it."""
     from chalicelib import sealing
     from chalicelib.oauth.refresh_tokens import RETRY_SEAL_PURPOSE
-    from chalicelib.storage.models import RefreshTokenModel
+    from chalicelib.storage.models import GrantModel
 
     first = first_tokens(browser, http, refreshing_client)["refresh_token"]
     chain = rotations(http, refreshing_client.client_id, first, times=3)
-    sealed = [r for r in RefreshTokenModel.scan() if r.retry_seal]
+    sealed = [r for r in GrantModel.scan() if r.retry_seal]
     assert len(sealed) == 1
 
     def opens(token):
@@ -140,23 +159,21 @@ def test_the_table_and_an_old_token_open_no_seal_of_the_family(browser, http, re
 
 
 def test_no_seal_is_stored_while_the_grace_window_is_off(browser, http, refreshing_client, alice):
-    from chalicelib.storage.models import RefreshTokenModel
+    from chalicelib.storage.models import GrantModel
 
     first = first_tokens(browser, http, refreshing_client)["refresh_token"]
     rotations(http, refreshing_client.client_id, first, times=2)
-    assert [r.retry_seal for r in RefreshTokenModel.scan()] == [None, None, None]
+    assert [r.retry_seal for r in GrantModel.scan()] == [None]
 
 
 def test_an_unknown_token_of_a_known_family_is_warned_about_and_counted_without_revoking(
         browser, http, refreshing_client, alice, warnings_of_refresh):
-    from chalicelib.hashing import new_secret
-
     token = first_tokens(browser, http, refreshing_client)["refresh_token"]
-    grant_id = token.split(".")[0]
+    grant_id = family(token)[1]
     for attempt in (1, 2):
-        forged = refresh(http, refreshing_client.client_id, f"{grant_id}.{new_secret()}")
-        assert forged.status_code == 400
-        assert json.loads(forged.body) == {"error": "invalid_grant",
+        response = refresh(http, refreshing_client.client_id, forged(token, n=attempt))
+        assert response.status_code == 400
+        assert json.loads(response.body) == {"error": "invalid_grant",
                                            "error_description": "the refresh token is invalid, expired or revoked"}
         assert unrecognised_count(grant_id) == attempt
 
@@ -164,7 +181,7 @@ def test_an_unknown_token_of_a_known_family_is_warned_about_and_counted_without_
     assert [r.getMessage() for r in records] == ["refresh token of a known family not recognised"] * 2
     assert (records[-1].grant_id, records[-1].client_id, records[-1].count) == \
         (grant_id, refreshing_client.client_id, 2)
-    # grant_id is in every access token, so a guess must not be able to revoke the family.
+    # sub and grant_id are in every access token, so a guess must not be able to revoke the family.
     assert refresh(http, refreshing_client.client_id, token).status_code == 200
 
 
@@ -175,9 +192,11 @@ def test_an_unknown_token_naming_no_live_family_of_this_client_is_not_reported(
 
     other, _ = create_client(client_name="Other", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                              grant_types=["authorization_code", "refresh_token"], scopes=["openid", "offline_access"])
-    grant_id = first_tokens(browser, http, refreshing_client)["refresh_token"].split(".")[0]
-    for client_id, named in ((refreshing_client.client_id, "no-such-grant"), (other.client_id, grant_id)):
-        response = refresh(http, client_id, f"{named}.{new_secret()}")
+    token = first_tokens(browser, http, refreshing_client)["refresh_token"]
+    sub, grant_id = family(token)
+    for client_id, presented in ((refreshing_client.client_id, f"{sub}~no-such-grant~0.{new_secret()}"),
+                                 (other.client_id, forged(token))):
+        response = refresh(http, client_id, presented)
         assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_grant"
     assert warnings_of_refresh() == []
     assert unrecognised_count(grant_id) == unrecognised_count("no-such-grant") == 0
@@ -189,11 +208,10 @@ def test_an_unknown_token_of_a_family_idle_past_its_lifetime_is_not_reported(
     coming back late is not an attack."""
     import chalicelib.oauth.refresh_tokens as module
     from chalicelib.config import settings
-    from chalicelib.hashing import new_secret
 
-    grant_id = first_tokens(browser, http, refreshing_client)["refresh_token"].split(".")[0]
+    token = first_tokens(browser, http, refreshing_client)["refresh_token"]
     real_now = module.now
     monkeypatch.setattr(module, "now", lambda: real_now() + settings().refresh_token_idle_ttl + 1)
-    response = refresh(http, refreshing_client.client_id, f"{grant_id}.{new_secret()}")
+    response = refresh(http, refreshing_client.client_id, forged(token))
     assert response.status_code == 400 and json.loads(response.body)["error"] == "invalid_grant"
     assert warnings_of_refresh() == []

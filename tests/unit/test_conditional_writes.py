@@ -23,14 +23,14 @@ def test_a_lost_condition_is_false():
 
 
 def test_revocation_does_not_swallow_a_throttled_write(monkeypatch):
-    from chalicelib.storage.grants import revoke_grant
+    from chalicelib.storage.grants import revoke
 
     def throttled(self, *args, **kwargs):
         raise failure("ProvisionedThroughputExceededException")
 
     monkeypatch.setattr(GrantModel, "update", throttled)
     with pytest.raises(UpdateError):
-        revoke_grant("g1", reason="test")
+        revoke("u_1", "g1", reason="test")
 
 
 def test_sign_out_does_not_swallow_a_throttled_write(monkeypatch):

@@ -1,0 +1,172 @@
+"""Authorization codes: issued with their grant in one transaction, redeemed with one UpdateItem.
+
+`issue` is the single write of /authorize's answer: the grant, the code, the session's list of its
+grants and, as conditions, everything that must still hold when they are written (the session is
+live, the user's generation is the session's and the user is enabled, the remembered consent covers
+every (audience, scope) pair asked for, the stored request is unfinished). A request that needs no
+page therefore costs one read (the session) and this one write; a refused condition comes back as
+an outcome naming what no longer holds.
+
+`consume` is the single read-and-write of redemption: one conditional UpdateItem whose answer
+(ALL_NEW) carries everything the token response needs.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..hashing import sha256_hex
+from . import grants as grant_store
+from .models import (
+    AuthorizationCodeModel,
+    AuthorizationRequestModel,
+    ConsentModel,
+    GrantModel,
+    SessionModel,
+    UserModel,
+    cancellation_codes,
+    conditionally,
+    retrying_conflicts,
+    transact_write,
+)
+
+#: Transaction conflicts (another request writing the same session item) are retried a few times.
+CONFLICT_RETRIES = 3
+#: Consent pairs checked inside the transaction; a request asking for more is refused as "consent"
+#: (asked again), which keeps the condition expression far below DynamoDB's 4 KB limit.
+MAX_CONSENT_PAIRS = 40
+
+
+@dataclass(frozen=True)
+class Code:
+    code_hash: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    code_challenge_method: str
+    scopes: tuple[str, ...]
+    resources: tuple[str, ...]
+    sub: str
+    auth_time: int
+    grant_id: str
+    created_at: int
+    expires_at: int
+    nonce: str | None = None
+    session_hash: str | None = None
+    user_claims: dict | None = None
+    consumed_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a code was not redeemed: "unknown", "other_client", "replayed" or "expired"."""
+
+    reason: str
+    code: Code | None = None
+
+
+@dataclass(frozen=True)
+class NotIssued:
+    """Why a code was not issued: "session" (ended), "user" (disabled or signed out everywhere),
+    "consent" (not remembered for every pair) or "request" (already finished in another tab)."""
+
+    reason: str
+
+
+def _from_model(item: AuthorizationCodeModel) -> Code:
+    return Code(code_hash=item.code_hash, client_id=item.client_id, redirect_uri=item.redirect_uri,
+                code_challenge=item.code_challenge, code_challenge_method=item.code_challenge_method,
+                scopes=tuple(item.scopes or ()), resources=tuple(item.resources or ()), sub=item.sub,
+                auth_time=int(item.auth_time), grant_id=item.grant_id, created_at=int(item.created_at),
+                expires_at=int(item.expires_at), nonce=item.nonce, session_hash=item.session_hash,
+                user_claims=json.loads(item.user_claims) if item.user_claims else None,
+                consumed_at=None if item.consumed_at is None else int(item.consumed_at))
+
+
+def _to_model(code: Code) -> AuthorizationCodeModel:
+    return AuthorizationCodeModel(
+        code_hash=code.code_hash, client_id=code.client_id, redirect_uri=code.redirect_uri,
+        code_challenge=code.code_challenge, code_challenge_method=code.code_challenge_method,
+        scopes=list(code.scopes), resources=list(code.resources), nonce=code.nonce, sub=code.sub,
+        auth_time=code.auth_time, session_hash=code.session_hash, grant_id=code.grant_id,
+        user_claims=json.dumps(code.user_claims, separators=(",", ":")) if code.user_claims is not None else None,
+        created_at=code.created_at, expires_at=code.expires_at)
+
+
+def issue(code: Code, grant: grant_store.Grant, *, session_hash: str, session_generation: int,
+          consent_pairs: set[str] | None, request_id: str | None, at: int) -> NotIssued | None:
+    """Write the grant and its code, in one transaction, if everything named still holds.
+
+    `consent_pairs`: the remembered consent must contain each (None: consent was just given on the
+    page, and is written by the caller first). `request_id`: the stored request to finish (None: it
+    was never stored)."""
+    if consent_pairs is not None and len(consent_pairs) > MAX_CONSENT_PAIRS:
+        return NotIssued("consent")
+    # pynamodb sends condition checks, deletes, puts, then updates; the reasons come back in that order.
+    checked = ["user"] + (["consent"] if consent_pairs is not None else []) + (["request"] if request_id else [])
+    checked += ["grant", "code", "session"]
+
+    def write():
+        with transact_write() as tx:
+            tx.condition_check(UserModel, grant.sub, condition=_user_unchanged(session_generation))
+            if consent_pairs is not None:
+                condition = ConsentModel.pk.exists()
+                for pair in sorted(consent_pairs):
+                    condition &= ConsentModel.audience_scopes.contains(pair)
+                tx.condition_check(ConsentModel, f"{grant.sub}#{grant.client_id}", condition=condition)
+            if request_id:
+                tx.delete(AuthorizationRequestModel(request_id=request_id),
+                          condition=AuthorizationRequestModel.request_id.exists())
+            tx.save(grant_store.to_model(grant), condition=GrantModel.grant_id.does_not_exist())
+            tx.save(_to_model(code), condition=AuthorizationCodeModel.code_hash.does_not_exist())
+            tx.update(SessionModel(session_hash=session_hash),
+                      actions=[SessionModel.grant_ids.add({grant.grant_id})],
+                      condition=SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+                      & (SessionModel.expires_at > at))
+
+    from pynamodb.exceptions import TransactWriteError
+
+    try:
+        # Two codes issued at once through one session (SSO into two apps) both write the session item.
+        retrying_conflicts(write, CONFLICT_RETRIES)
+    except TransactWriteError as exc:
+        reasons = cancellation_codes(exc)
+        failed = [name for name, reason in zip(checked, reasons) if reason == "ConditionalCheckFailed"]
+        # The session first: an ended session needs a sign-in whatever else changed meanwhile.
+        for name in ("session", "user", "request", "consent"):
+            if name in failed:
+                return NotIssued(name)
+        raise
+    return None
+
+
+def _user_unchanged(session_generation: int):
+    """The user exists, is enabled, and has not been signed out everywhere since the session began."""
+    enabled = UserModel.pk.exists() & (UserModel.disabled.does_not_exist() | (UserModel.disabled == False))  # noqa: E712
+    if session_generation:
+        return enabled & (UserModel.session_generation == session_generation)
+    # Users written before the counter existed have none; it reads as 0.
+    return enabled & (UserModel.session_generation.does_not_exist() | (UserModel.session_generation == 0))
+
+
+def consume(code: str, client_id: str, at: int) -> Code | Refused:
+    """Redeem a code: one conditional UpdateItem (exists, this client's, unused, unexpired) that
+    returns the code. On refusal one consistent read says why (a replay must revoke the grant)."""
+    code_hash = sha256_hex(code)
+    item = AuthorizationCodeModel(code_hash=code_hash)
+    if conditionally(lambda: item.update(
+            actions=[AuthorizationCodeModel.consumed_at.set(at)],
+            condition=(AuthorizationCodeModel.code_hash.exists()
+                       & AuthorizationCodeModel.consumed_at.does_not_exist()
+                       & (AuthorizationCodeModel.expires_at > at)
+                       & (AuthorizationCodeModel.client_id == client_id)))):
+        return _from_model(item)
+    try:
+        existing = _from_model(AuthorizationCodeModel.get(code_hash, consistent_read=True))
+    except AuthorizationCodeModel.DoesNotExist:
+        return Refused("unknown")
+    if existing.client_id != client_id:
+        return Refused("other_client", existing)
+    if existing.consumed_at is not None:
+        return Refused("replayed", existing)
+    return Refused("expired", existing)

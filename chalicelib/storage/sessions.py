@@ -1,0 +1,56 @@
+"""Signed-in (SSO) sessions as the core sees them: records read by the hash of the cookie value.
+
+Creating a session belongs to sign-in (chalicelib/oauth/login.py and oauth/sessions.start); this
+module reads and ends them, one DynamoDB call each.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .models import SessionModel, conditionally
+
+
+@dataclass(frozen=True)
+class Session:
+    session_hash: str
+    sub: str
+    auth_time: int
+    expires_at: int
+    amr: tuple[str, ...] = ()
+    session_generation: int = 0
+    revoked: bool = False
+    grant_ids: frozenset = frozenset()
+    #: ID-token claims of the user at sign-in (None on sessions from before they were kept).
+    user_claims: dict | None = None
+    #: False when the user's state (enabled, generation) has not been read with the session: the
+    #: write that relies on it must check it (chalicelib/storage/codes.issue does).
+    user_checked: bool = True
+
+
+def from_model(item: SessionModel, *, user_checked: bool = True) -> Session:
+    return Session(session_hash=item.session_hash, sub=item.sub, auth_time=int(item.auth_time),
+                   expires_at=int(item.expires_at), amr=tuple(item.amr or ()),
+                   session_generation=int(item.session_generation or 0), revoked=bool(item.revoked),
+                   grant_ids=frozenset(item.grant_ids or ()),
+                   user_claims=json.loads(item.user_claims) if item.user_claims else None,
+                   user_checked=user_checked)
+
+
+def get(session_hash: str) -> Session | None:
+    """The session item (live or not), strongly consistent: a sign-out must be seen at once."""
+    try:
+        return from_model(SessionModel.get(session_hash, consistent_read=True), user_checked=False)
+    except SessionModel.DoesNotExist:
+        return None
+
+
+def end(session_hash: str) -> Session | None:
+    """Mark the session revoked and return it as written (with every grant issued through it,
+    since issuing one needs the session unrevoked in the same transaction); None when there is
+    no such session."""
+    item = SessionModel(session_hash=session_hash)
+    if not conditionally(lambda: item.update(actions=[SessionModel.revoked.set(True)],
+                                             condition=SessionModel.session_hash.exists())):
+        return None
+    return from_model(item)
