@@ -9,6 +9,7 @@ from chalicelib.hashing import matches_hash, sha256_hex
 from chalicelib.storage import clients
 from chalicelib.errors import InvalidClientMetadata
 from chalicelib.oauth.client_metadata import validate_client_metadata
+from chalicelib.oauth.clients import create_client
 from chalicelib.storage.models import ClientModel
 
 APP = "https://app.example.com/cb"
@@ -112,7 +113,7 @@ def test_client_credentials_only_client_needs_no_redirect_uri_and_has_no_respons
 
 
 def test_confidential_client_secret_is_stored_only_as_its_hash(aws):
-    client, secret = clients.create_client(client_name="App", redirect_uris=[APP])
+    client, secret = create_client(client_name="App", redirect_uris=[APP])
 
     assert len(secret) >= 43  # 256 bits, base64url
     [item] = stored_items()
@@ -124,26 +125,26 @@ def test_confidential_client_secret_is_stored_only_as_its_hash(aws):
 
 
 def test_public_client_gets_no_secret(aws):
-    client, secret = clients.create_client(client_name="SPA", client_type="public", redirect_uris=[APP])
+    client, secret = create_client(client_name="SPA", client_type="public", redirect_uris=[APP])
     assert secret is None
     assert clients.get_client(client.client_id).secret_hash is None
 
 
 def test_invalid_client_writes_nothing(aws):
     with pytest.raises(InvalidClientMetadata):
-        clients.create_client(client_name="App", redirect_uris=["http://app.example.com/cb"])
+        create_client(client_name="App", redirect_uris=["http://app.example.com/cb"])
     assert stored_items() == []
 
 
 def test_client_ids_are_unique_and_all_clients_are_listed(aws):
-    first, _ = clients.create_client(client_name="One", redirect_uris=[APP])
-    second, _ = clients.create_client(client_name="Two", redirect_uris=[APP])
+    first, _ = create_client(client_name="One", redirect_uris=[APP])
+    second, _ = create_client(client_name="Two", redirect_uris=[APP])
     assert first.client_id != second.client_id
     assert {c.client_id for c in clients.list_clients()} == {first.client_id, second.client_id}
 
 
 def test_delete_removes_the_client_and_reports_a_missing_one(aws):
-    client, _ = clients.create_client(client_name="App", redirect_uris=[APP])
+    client, _ = create_client(client_name="App", redirect_uris=[APP])
     assert clients.delete_client(client.client_id) is True
     assert clients.get_client(client.client_id) is None
     assert clients.delete_client(client.client_id) is False
