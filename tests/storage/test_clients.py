@@ -1,6 +1,7 @@
 """Client registration: metadata rules (RFC 6749, RFC 8252), secrets stored only as a hash, deletion."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -149,3 +150,55 @@ def test_delete_removes_the_client_and_reports_a_missing_one(aws):
     assert clients.get_client(client.client_id) is None
     assert clients.delete_client(client.client_id) is False
     assert stored_items() == []
+
+
+def test_clients_are_read_as_frozen_records_that_a_cache_can_share(aws):
+    created, _ = create_client(client_name="App", redirect_uris=[APP], scopes=["openid", "email"])
+    stored = clients.get_client(created.client_id)
+
+    assert stored == created and isinstance(stored, clients.Client)
+    assert stored.redirect_uris == (APP,) and stored.scopes == ("openid", "email")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stored.disabled = True
+    assert clients.list_clients() == [stored]
+
+
+def test_adding_a_client_under_a_taken_client_id_writes_nothing(aws):
+    first = clients.Client(client_id="taken", client_name="First", client_type="public",
+                           token_endpoint_auth_method="none", created_at=1, updated_at=1)
+    assert clients.add_client(first) is True
+    assert clients.add_client(dataclasses.replace(first, client_name="Second")) is False
+    assert clients.get_client("taken").client_name == "First"
+
+
+def self_registered(token_hash: str = "hash-1") -> clients.Client:
+    client = clients.Client(client_id="agent", client_name="Agent", client_type="public",
+                            token_endpoint_auth_method="none", client_uri="https://agent.example.com",
+                            registered_dynamically=True, registration_token_hash=token_hash,
+                            redirect_uris=(APP,), created_at=1, updated_at=1)
+    assert clients.add_client(client)
+    return client
+
+
+def test_rotating_the_registration_token_returns_the_client_as_written(aws):
+    """RFC 7592: one conditional UpdateItem swaps the hash and applies the update; None removes."""
+    self_registered()
+
+    written = clients.rotate_registration_token("agent", expected_hash="hash-1", new_hash="hash-2",
+                                                client_name="Agent 2", redirect_uris=("https://b.example.com/cb",),
+                                                client_uri=None)
+
+    assert written == clients.get_client("agent")
+    assert (written.registration_token_hash, written.client_name, written.client_uri) == ("hash-2", "Agent 2", None)
+    assert written.redirect_uris == ("https://b.example.com/cb",)
+    assert written.updated_at > 1
+
+
+@pytest.mark.parametrize("client_id", ["agent", "no-such-client"])
+def test_a_registration_token_rotated_meanwhile_is_missing_and_nothing_is_written(aws, client_id):
+    before = self_registered(token_hash="hash-2")
+
+    assert clients.rotate_registration_token(client_id, expected_hash="hash-1", new_hash="hash-3",
+                                             client_name="Hijacked") is None
+    assert clients.get_client("agent") == before
+    assert clients.get_client("no-such-client") is None
