@@ -6,7 +6,7 @@ import json
 import jwt
 import pytest
 
-from chalicelib.errors import KeyRingError
+from chalicelib.errors import KeyRingChanged, KeyRingError
 from chalicelib.keys import keyring
 from chalicelib.keys.jwk import thumbprint
 from chalicelib.tokens import jwt as jwt_encode
@@ -108,7 +108,7 @@ def test_a_losing_concurrent_rotation_changes_nothing(keys):
     original = keyring.all_keys
     keyring.all_keys = lambda: list(stale_view)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(KeyRingChanged):
             keyring.rotate(at=nxt.created_at + 301)
     finally:
         keyring.all_keys = original

@@ -202,3 +202,8 @@ def test_a_registration_token_rotated_meanwhile_is_missing_and_nothing_is_writte
                                              client_name="Hijacked") is None
     assert clients.get_client("agent") == before
     assert clients.get_client("no-such-client") is None
+
+
+def test_the_record_has_every_attribute_of_the_item_and_no_other():
+    """A new ClientModel attribute must reach the core, or it is silently dropped on every read."""
+    assert {f.name for f in dataclasses.fields(clients.Client)} == set(ClientModel.get_attributes())

@@ -93,3 +93,11 @@ def test_a_cancellation_for_another_reason_is_raised_not_reported_as_a_lost_race
 
     with pytest.raises(TransactWriteError):
         signing_keys.change_keys(lambda change: change.create(key("k1", "next")))
+
+
+def test_the_record_has_every_attribute_of_the_item_and_no_other():
+    import dataclasses
+
+    from chalicelib.storage.models import SigningKeyModel
+
+    assert {f.name for f in dataclasses.fields(SigningKey)} == set(SigningKeyModel.get_attributes())
