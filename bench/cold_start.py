@@ -83,7 +83,7 @@ def set_up(moto_url: str) -> dict[str, str]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from chalicelib.keys import keyring
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
     from chalicelib.storage.models import ClientModel
     from chalicelib.storage.resources import register_resource
     from chalicelib.storage.tables import bootstrap_tables

@@ -26,7 +26,7 @@ class Scenario:
 def seed() -> Scenario:
     """Tables, signing keys, the API, the clients and the user."""
     from chalicelib.keys import keyring
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
     from chalicelib.storage.resources import register_resource
     from chalicelib.storage.tables import bootstrap_tables
     from chalicelib.storage.users import create_user

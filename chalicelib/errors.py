@@ -273,6 +273,11 @@ class KeyRingError(Exception):
     """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
 
 
+class KeyRingChanged(KeyRingError):
+    """A concurrent change to the key ring (another rotation, a prune) committed first, so this
+    change's transaction was cancelled and wrote nothing. Retrying reads the new state."""
+
+
 def _quote(value: str) -> str:
     # RFC 6750 §3: error_description and scope are quoted-strings; keep them to safe characters.
     return value.replace("\\", "\\\\").replace('"', "'")

@@ -122,7 +122,7 @@ def alice(aws):
 
 @pytest.fixture
 def public_client(aws):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Notes App", client_type="public",
                               redirect_uris=["http://127.0.0.1/cb", "https://app.example.com/cb"],
@@ -132,7 +132,7 @@ def public_client(aws):
 
 @pytest.fixture
 def confidential_client(aws):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(client_name="Billing", client_type="confidential",
                                    redirect_uris=["http://127.0.0.1/cb"], scopes=["openid", "email", "profile"])
@@ -184,7 +184,7 @@ def public_api(aws):
 @pytest.fixture
 def service_client(aws, api_resources):
     """A confidential client with client_credentials (a backend job)."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(client_name="Nightly job", grant_types=["client_credentials"],
                                    scopes=["notes:read", "notes:write", "billing:read"])

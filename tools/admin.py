@@ -165,7 +165,7 @@ def _key_json(key) -> dict:
 
 
 def clients_create(args):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(
         client_name=args.name, client_type="public" if args.public else "confidential",

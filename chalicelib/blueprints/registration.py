@@ -72,14 +72,14 @@ def register():
 @route(bp, "/register/{client_id}", ["GET", "PUT", "DELETE"], content_types=JSON, cors=REGISTRATION_CORS)
 def manage(client_id):
     from ..oauth import registration
-    from ..storage.clients import delete_client
 
     request = bp.current_request
     s = settings()
     client = registration.authorize_management(client_id, _registration_token(request))
     if request.method == "DELETE":
-        delete_client(client.client_id)
+        registration.delete(client)
         return Response(body="", status_code=204, headers={"Cache-Control": "no-store"})
     if request.method == "PUT":
         return json_response(registration.update(client, _json_body(request), s))
-    return json_response(registration.information(client, s, registration.rotate_token(client)))
+    client, token = registration.rotate_token(client)  # RFC 7592 §3: every read rotates the token
+    return json_response(registration.information(client, s, token))

@@ -5,17 +5,21 @@ resources cached per container, issuing needs no DynamoDB call at all.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..capabilities import IDENTITY_SCOPES
 from ..config import Settings
 from ..errors import InvalidScope, UnauthorizedClient
 from ..oauth import scopes
 from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, check_scopes, default_scopes, resolve, resource_less_audience
-from ..storage.models import ClientModel
 from ..tokens.issue import issue_tokens
 
+if TYPE_CHECKING:
+    from ..storage.clients import Client
 
-def handle(form: dict, client: ClientModel, settings: Settings) -> dict:
+
+def handle(form: dict, client: Client, settings: Settings) -> dict:
     if client.client_type != "confidential":
         raise UnauthorizedClient("client_credentials is for confidential clients only")
     allowed = [s for s in allowed_scopes(client, settings) if s not in IDENTITY_SCOPES]

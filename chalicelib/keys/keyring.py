@@ -1,6 +1,6 @@
 """The key ring: which keys exist, which one signs, what /jwks publishes, and rotation.
 
-Lifecycle (state in SigningKeyModel): next -> current -> retired.
+Lifecycle (state in storage.signing_keys.SigningKey): next -> current -> retired.
 - "next" is published in /jwks before it ever signs, so a verifier that cached /jwks for up to
   JWKS_MAX_AGE already knows its kid when it is promoted.
 - "current" signs. Promotion happens only after the next key was published for JWKS_MAX_AGE.
@@ -17,10 +17,10 @@ import time
 
 from .. import caches
 from ..config import settings as get_settings
-from ..errors import KeyRingError
+from ..errors import KeyRingChanged, KeyRingError
 from ..log import get_logger, now
 from ..storage import signing_keys
-from ..storage.models import SigningKeyModel, transact_write
+from ..storage.signing_keys import SigningKey
 from .backends import Signer, backend_for
 from .jwk import public_jwk
 
@@ -29,19 +29,19 @@ log = get_logger("idp.keys")
 PUBLISHED_STATES = ("next", "current")
 
 
-def all_keys() -> list[SigningKeyModel]:
+def all_keys() -> list[SigningKey]:
     """The key items, for the rotation and the admin CLI (a consistent Scan of a handful of items).
     Requests read the summary instead (request_keys)."""
     return signing_keys.scan_keys()
 
 
-def is_published(key: SigningKeyModel, at: int) -> bool:
+def is_published(key: SigningKey, at: int) -> bool:
     if key.state in PUBLISHED_STATES:
         return True
     return key.state == "retired" and (key.publish_until or 0) > at
 
 
-def jwks(keys: list[SigningKeyModel] | None = None, at: int | None = None) -> dict:
+def jwks(keys: list[SigningKey] | None = None, at: int | None = None) -> dict:
     """RFC 7517 §5 JWK Set of every published key, current first."""
     at = now() if at is None else at
     keys = signing_keys.request_keys() if keys is None else keys
@@ -50,27 +50,31 @@ def jwks(keys: list[SigningKeyModel] | None = None, at: int | None = None) -> di
     return {"keys": [json.loads(k.public_jwk) for k in published]}
 
 
-def create_key(state: str, *, alg: str | None = None, backend: str | None = None) -> SigningKeyModel:
+def create_key(state: str, *, alg: str | None = None, backend: str | None = None) -> SigningKey:
     settings = get_settings()
     alg = alg or settings.signing_alg
     store = backend_for(backend or settings.key_backend, settings)
     created = store.create(alg, lambda public_key: public_jwk(public_key, alg)["kid"])
     jwk = public_jwk(created.public_key, alg)
     at = now()
-    record = SigningKeyModel(
+    record = SigningKey(
         kid=jwk["kid"], alg=alg, backend=store.name, key_ref=created.key_ref, public_jwk=json.dumps(jwk),
         state=state, created_at=at, activated_at=at if state == "current" else None,
     )
+    committed = False
     try:
-        signing_keys.change_keys(lambda change: change.create(record))
-    except Exception:
-        store.destroy(created.key_ref)  # nothing refers to it: the transaction wrote nothing
-        raise
+        committed = signing_keys.change_keys(lambda change: change.create(record))
+    finally:
+        if not committed:
+            store.destroy(created.key_ref)  # nothing refers to it: the transaction wrote nothing
+    if not committed:
+        raise KeyRingChanged(f"the key ring changed while key {record.kid} was created: its transaction was "
+                             "cancelled; retry")
     log.info("signing key created", extra={"kid": record.kid, "state": state, "backend": store.name, "alg": alg})
     return record
 
 
-def ensure_keys() -> list[SigningKeyModel]:
+def ensure_keys() -> list[SigningKey]:
     """Bootstrap: make sure a usable current key and a next key exist. Idempotent.
 
     A key whose backing secret or KMS key has vanished (e.g. moto replay gives KMS keys new ids)
@@ -83,8 +87,9 @@ def ensure_keys() -> list[SigningKeyModel]:
     for key in keys:
         if key.state in PUBLISHED_STATES and not backend_for(key.backend, settings).exists(key.key_ref):
             log.warning("signing key material missing; retiring", extra={"kid": key.kid})
-            signing_keys.change_keys(lambda change, key=key: change.change(
-                key, expected_state=key.state, state="retired", retired_at=now(), publish_until=now()))
+            if not signing_keys.change_keys(lambda change, key=key: change.change(
+                    key, expected_state=key.state, state="retired", retired_at=now(), publish_until=now())):
+                raise KeyRingChanged(f"key {key.kid} changed state while the bootstrap retired it; run it again")
     states = {k.state for k in all_keys()}
     if "current" not in states:
         created.append(create_key("current"))
@@ -93,7 +98,7 @@ def ensure_keys() -> list[SigningKeyModel]:
     return created
 
 
-def rotate(*, force: bool = False, at: int | None = None) -> SigningKeyModel:
+def rotate(*, force: bool = False, at: int | None = None) -> SigningKey:
     """Promote next -> current, retire the old current, create a new next. Returns the new current.
 
     Refuses (unless `force`) while the next key has been published for less than JWKS_MAX_AGE,
@@ -111,25 +116,29 @@ def rotate(*, force: bool = False, at: int | None = None) -> SigningKeyModel:
         wait = settings.jwks_max_age - (at - nxt.created_at)
         raise KeyRingError(f"next key {nxt.kid} has been published for less than JWKS_MAX_AGE; retry in {wait}s")
     new_next = create_key("next")
+    promoted = []
+
     def promote(change):
-        change.change(nxt, expected_state="next", state="current", activated_at=at)
+        promoted.append(change.change(nxt, expected_state="next", state="current", activated_at=at))
         if current is not None:
             change.change(current, expected_state="current", state="retired", retired_at=at,
                           publish_until=at + settings.key_retire_after)
 
+    committed = False
     try:
-        signing_keys.change_keys(promote, transaction=transact_write)
-    except Exception:
+        committed = signing_keys.change_keys(promote)
+    finally:
         # Another rotation won the race (or DynamoDB failed): drop the spare key we just made,
         # unless a concurrent forced rotation has promoted it meanwhile.
-        if _delete_if_next(new_next):
+        if not committed and _delete_if_next(new_next):
             backend_for(new_next.backend, settings).destroy(new_next.key_ref)
-        raise
+    if not committed:
+        raise KeyRingChanged(f"a concurrent rotation changed the key ring first: the promotion of {nxt.kid} "
+                             "was cancelled by its transaction's conditions and wrote nothing")
     prune(at=at)
     clear_caches()
     log.info("signing key rotated", extra={"kid": nxt.kid, "retired": current.kid if current else None})
-    nxt.refresh(consistent_read=True)
-    return nxt
+    return promoted[0]
 
 
 def prune(*, at: int | None = None) -> list[str]:
@@ -139,7 +148,7 @@ def prune(*, at: int | None = None) -> list[str]:
     pruned = []
     for key in all_keys():
         if key.state == "retired" and (key.publish_until or 0) <= at:
-            if not signing_keys.change_keys_if(lambda change, key=key: change.delete(key, expected_state="retired")):
+            if not signing_keys.change_keys(lambda change, key=key: change.delete(key, expected_state="retired")):
                 continue  # a concurrent prune took it
             if backend_for(key.backend, settings).exists(key.key_ref):
                 backend_for(key.backend, settings).destroy(key.key_ref)
@@ -147,8 +156,8 @@ def prune(*, at: int | None = None) -> list[str]:
     return pruned
 
 
-def _delete_if_next(key: SigningKeyModel) -> bool:
-    return signing_keys.change_keys_if(lambda change: change.delete(key, expected_state="next"))
+def _delete_if_next(key: SigningKey) -> bool:
+    return signing_keys.change_keys(lambda change: change.delete(key, expected_state="next"))
 
 
 def _oldest(keys, state):
@@ -170,7 +179,7 @@ caches.register("keyring.current", _current_cache.clear)
 caches.register("keyring.signers", _signer_cache.clear)
 
 
-def _cached_key_ring(refresh: bool = False) -> tuple[SigningKeyModel | None, dict]:
+def _cached_key_ring(refresh: bool = False) -> tuple[SigningKey | None, dict]:
     """(current key, JWKS) as this container last read them, read again after KEY_CACHE_SECONDS."""
     cached = _current_cache.get("ring")
     if refresh or cached is None or time.monotonic() - cached[0] > get_settings().key_cache_seconds:

@@ -13,12 +13,15 @@ Each run moves the key ring at most one step forward and is safe to repeat or to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..config import settings as get_settings
-from ..errors import KeyRingError
+from ..errors import KeyRingChanged, KeyRingError
 from ..log import get_logger, now
-from ..storage.models import SigningKeyModel
 from . import keyring
+
+if TYPE_CHECKING:
+    from ..storage.signing_keys import SigningKey
 
 log = get_logger("idp.keys.rotation")
 
@@ -28,7 +31,7 @@ class RotationResult:
     #: "rotated", "not_due" (current key younger than KEY_ROTATION_INTERVAL), "waiting" (next key not
     #: yet published for JWKS_MAX_AGE) or "lost_race" (a concurrent run promoted first).
     outcome: str
-    current: SigningKeyModel | None
+    current: SigningKey | None
     pruned: tuple[str, ...] = ()
     detail: str = ""
 
@@ -52,29 +55,21 @@ def rotate_keys(*, when_due: bool = False, force: bool = False, at: int | None =
     before = {k.kid for k in keyring.all_keys() if k.state == "retired"}
     try:
         promoted = keyring.rotate(force=force, at=at)
+    except KeyRingChanged as exc:
+        if not when_due:
+            raise
+        log.info("signing key rotation lost the race to a concurrent run", extra={"error": str(exc)})
+        return RotationResult("lost_race", _current(), (), str(exc))
     except KeyRingError as exc:
         if not when_due:
             raise
         log.info("signing key rotation waiting", extra={"reason": str(exc)})
         return RotationResult("waiting", _current(), (), str(exc))
-    except Exception as exc:
-        if not when_due or not _lost_race(exc):
-            raise
-        log.info("signing key rotation lost the race to a concurrent run", extra={"error": str(exc)})
-        return RotationResult("lost_race", _current(), (), str(exc))
     pruned = tuple(sorted(before - {k.kid for k in keyring.all_keys()}))
     return RotationResult("rotated", promoted, pruned)
 
 
-def _current() -> SigningKeyModel | None:
+def _current() -> SigningKey | None:
     keys = [k for k in keyring.all_keys() if k.state == "current"]
     return max(keys, key=lambda k: (k.activated_at or 0, k.created_at)) if keys else None
 
-
-def _lost_race(exc: Exception) -> bool:
-    """The promotion transaction was cancelled because a key's state had changed under us."""
-    from pynamodb.exceptions import TransactWriteError
-
-    from ..storage.models import error_code
-
-    return isinstance(exc, TransactWriteError) and error_code(exc) == "TransactionCanceledException"

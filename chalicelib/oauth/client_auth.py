@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from ..errors import InvalidClient, InvalidRequest
 from ..hashing import matches_hash, sha256_hex
-from ..storage.models import ClientModel
+
+if TYPE_CHECKING:
+    from ..storage.clients import Client
 
 #: A hash no secret matches, compared against for unknown clients so they cost the same.
 _NO_SECRET_HASH = sha256_hex("")
@@ -27,7 +30,7 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def authenticate(headers, form: dict, settings, *, source_ip: str | None = None) -> tuple[ClientModel, str]:
+def authenticate(headers, form: dict, settings, *, source_ip: str | None = None) -> tuple[Client, str]:
     """Return (client, method used). Raises InvalidClient / InvalidRequest. `source_ip` (the caller's
     address) rate-limits fetching a client ID metadata document."""
     authorization = headers.get("authorization") or ""
@@ -59,7 +62,7 @@ def authenticate(headers, form: dict, settings, *, source_ip: str | None = None)
     return client, method
 
 
-def _find(client_id: str, settings, source_ip: str | None) -> ClientModel | None:
+def _find(client_id: str, settings, source_ip: str | None) -> Client | None:
     from ..errors import DocumentError
     from .clients import find_client
 

@@ -48,7 +48,7 @@ from ..config import Settings
 from ..errors import DocumentError, DocumentUnavailable
 from ..log import get_logger, now
 from ..storage import client_documents as cache
-from ..storage.models import ClientModel
+from ..storage.clients import Client
 
 log = get_logger("idp.client_documents")
 
@@ -389,7 +389,7 @@ def _cache_seconds(cache_control: str) -> int:
     return min(MAX_CACHE, max(MIN_CACHE, int(match.group(1)) if match else MIN_CACHE))
 
 
-def to_client(url: str, document, settings: Settings) -> ClientModel:
+def to_client(url: str, document, settings: Settings) -> Client:
     """Validate a document and express it as an (unsaved) public client."""
     from ..errors import InvalidClientMetadata
     from .client_metadata import validate_registration
@@ -410,8 +410,9 @@ def to_client(url: str, document, settings: Settings) -> ClientModel:
     except InvalidClientMetadata as exc:  # InvalidRedirectUri too
         raise DocumentError(f"the client_id document is invalid: {exc.description}") from None
     fields.pop("client_type")
-    return ClientModel(client_id=url, client_type="public", registered_dynamically=True,
-                       created_at=now(), updated_at=now(), **fields)
+    return Client(client_id=url, client_type="public", registered_dynamically=True, created_at=now(),
+                  updated_at=now(), **{name: tuple(value) if isinstance(value, list) else value
+                                       for name, value in fields.items()})
 
 
 def allowed_by_policy(url: str, settings: Settings) -> bool:
@@ -427,7 +428,7 @@ def allowed_by_policy(url: str, settings: Settings) -> bool:
     return host in settings.client_id_document_hosts
 
 
-def resolve(url: str, settings: Settings, *, source_ip: str | None = None) -> ClientModel | None:
+def resolve(url: str, settings: Settings, *, source_ip: str | None = None) -> Client | None:
     """The client a document URL describes: from the cache while fresh, else fetched (or, when the
     fetch cannot happen, from a stale copy: see the module docstring). None when CLIENT_ID_DOCUMENTS
     does not allow the URL (checked first, so nothing is read or fetched) or an operator blocked it
@@ -468,7 +469,7 @@ def _fresh_until(copy) -> int:
     return copy.fresh_until if copy.fresh_until is not None else (copy.expires_at or 0)
 
 
-def _serve_stale(url: str, copy, at: int, reason: DocumentError, settings: Settings) -> ClientModel:
+def _serve_stale(url: str, copy, at: int, reason: DocumentError, settings: Settings) -> Client:
     """The cached copy, past its lifetime, while a refresh cannot happen; bounded by its expires_at
     (MAX_STALE past the lifetime its last successful fetch gave it)."""
     client = to_client(url, json.loads(copy.document), settings)

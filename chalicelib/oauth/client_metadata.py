@@ -1,7 +1,7 @@
 """Client metadata rules (RFC 7591 §2), one set for every way a client comes to exist.
 
 Two entry points share every rule below and the redirect URI rules of oauth/redirect_uris.py:
-- `validate_client_metadata`: an administrator's client (tools/admin.py via storage.clients.create_client);
+- `validate_client_metadata`: an administrator's client (tools/admin.py via oauth.clients.create_client);
   it may be public or confidential, use client_credentials, and name resources and introspection.
 - `validate_registration`: RFC 7591 JSON from a client nobody vetted (POST /register, RFC 7592 updates,
   and client ID metadata documents); only SELF_REGISTERED_GRANT_TYPES, and its scopes are the

@@ -1,13 +1,50 @@
 """Finding the client a request names: a registered client by id, or a client ID metadata document
-by URL (chalicelib/oauth/client_documents.py); and what scopes a client may ask for."""
+by URL (chalicelib/oauth/client_documents.py); what scopes a client may ask for; and adding a client,
+the administrator's (tools/admin.py) or a self-registered one (oauth/registration.py)."""
 from __future__ import annotations
 
+import secrets
+from typing import TYPE_CHECKING
+
 from ..config import Settings
-from ..storage.models import ClientModel
+from ..hashing import new_secret, sha256_hex
+from ..log import now
+
+if TYPE_CHECKING:
+    from ..storage.clients import Client
+
+
+def create_client(**metadata) -> tuple[Client, str | None]:
+    """Register an administrator's client (arguments as for client_metadata.validate_client_metadata,
+    whose InvalidClientMetadata it raises before anything is written).
+
+    Returns the stored client and, for a confidential client, its raw secret: shown once, never stored.
+    """
+    from .client_metadata import validate_client_metadata
+
+    fields = validate_client_metadata(**metadata)
+    # An opaque public identifier (RFC 6749 §2.2); hex never starts with "-", so it is safe as a CLI argument.
+    return add_client(secrets.token_hex(16), fields)
+
+
+def add_client(client_id: str, fields: dict, **stored) -> tuple[Client, str | None]:
+    """Store a client whose metadata `fields` were validated (plus `stored` attributes such as
+    registered_dynamically); returns it and, for a confidential client, its new raw secret."""
+    from ..storage.clients import Client, add_client as store
+
+    secret = new_secret() if fields["client_type"] == "confidential" else None
+    at = now()
+    client = Client(client_id=client_id, secret_hash=sha256_hex(secret) if secret else None,
+                    created_at=at, updated_at=at, **stored,
+                    **{name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()})
+    if not store(client):
+        # 128 random bits: never in practice, and then a server error rather than two clients in one.
+        raise RuntimeError("a freshly generated client_id is already taken")
+    return client, secret
 
 
 def find_client(client_id: str | None, settings: Settings, *, cache_seconds: int = 0,
-                source_ip: str | None = None) -> ClientModel | None:
+                source_ip: str | None = None) -> Client | None:
     """The active client for `client_id`, or None. A document URL that CLIENT_ID_DOCUMENTS does not
     allow is None too (an unknown client). Raises client_documents.DocumentError when the id is an
     allowed document URL that cannot be used (the reason is logged, never shown). `source_ip` is the
@@ -34,7 +71,7 @@ def unverified_scope_ceiling(settings: Settings) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*IDENTITY_SCOPES, *public_scopes(settings.client_cache_seconds)]))
 
 
-def allowed_scopes(client: ClientModel, settings: Settings) -> list[str]:
+def allowed_scopes(client: Client, settings: Settings) -> list[str]:
     """The scopes `client` may ask for, wherever a request or a grant is checked against them.
 
     An admin-created client may ask for its registered scopes. A client nobody vetted (registered

@@ -20,12 +20,16 @@ read or update (RFC 7592 §3 lets the server issue a new one; we cannot return t
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import Settings
 from ..errors import InvalidClientMetadata, InvalidToken
 from ..hashing import matches_hash, new_secret, sha256_hex
-from ..log import get_logger, now
-from ..storage.models import ClientModel, conditionally
+from ..log import get_logger
 from .client_metadata import validate_registration
+
+if TYPE_CHECKING:
+    from ..storage.clients import Client
 
 log = get_logger("idp.registration")
 
@@ -34,16 +38,12 @@ MAX_BODY_BYTES = 8192
 
 def register(metadata, settings: Settings) -> dict:
     """Create a client; the response carries its secret and registration token, shown once."""
-    from .clients import unverified_scope_ceiling
+    from .clients import add_client, unverified_scope_ceiling
 
     fields = validate_registration(metadata, unverified_scope_ceiling(settings))
-    secret = new_secret() if fields["client_type"] == "confidential" else None
     registration_token = new_secret()
-    at = now()
-    client = ClientModel(client_id=new_secret(16), secret_hash=sha256_hex(secret) if secret else None,
-                         registered_dynamically=True, registration_token_hash=sha256_hex(registration_token),
-                         created_at=at, updated_at=at, **fields)
-    client.save(condition=ClientModel.client_id.does_not_exist())
+    client, secret = add_client(new_secret(16), fields, registered_dynamically=True,
+                                registration_token_hash=sha256_hex(registration_token))
     log.info("client registered", extra={"client_id": client.client_id, "auth": fields["token_endpoint_auth_method"]})
     response = information(client, settings, registration_token)
     if secret:
@@ -51,7 +51,7 @@ def register(metadata, settings: Settings) -> dict:
     return response
 
 
-def information(client: ClientModel, settings: Settings, registration_token: str) -> dict:
+def information(client: Client, settings: Settings, registration_token: str) -> dict:
     """RFC 7591 §3.2.1 / RFC 7592 §3 client information response."""
     from .clients import allowed_scopes
 
@@ -72,7 +72,7 @@ def information(client: ClientModel, settings: Settings, registration_token: str
     return info
 
 
-def authorize_management(client_id: str, token: str) -> ClientModel:
+def authorize_management(client_id: str, token: str) -> Client:
     """RFC 7592 §2: the registration access token must match (constant time); any failure is the
     same 401 invalid_token, so client ids cannot be probed."""
     from ..storage.clients import get_client
@@ -84,20 +84,29 @@ def authorize_management(client_id: str, token: str) -> ClientModel:
     return client
 
 
-def rotate_token(client: ClientModel, **updates) -> str:
-    """Swap the registration token (and apply `updates`) only if nobody rotated it meanwhile."""
+def rotate_token(client: Client, **updates) -> tuple[Client, str]:
+    """Swap the registration token (and apply `updates`, None removing an attribute) only if nobody
+    rotated it meanwhile: one conditional write (storage.clients.rotate_registration_token). Returns
+    the client as written and the new token."""
+    from ..storage.clients import rotate_registration_token
+
     new_token = new_secret()
-    actions = [ClientModel.registration_token_hash.set(sha256_hex(new_token)), ClientModel.updated_at.set(now())]
-    actions += [getattr(ClientModel, name).set(value) if value is not None else getattr(ClientModel, name).remove()
-                for name, value in updates.items()]
-    if not conditionally(lambda: client.update(
-            actions=actions, condition=ClientModel.registration_token_hash == client.registration_token_hash)):
+    written = rotate_registration_token(client.client_id, expected_hash=client.registration_token_hash,
+                                        new_hash=sha256_hex(new_token), **updates)
+    if written is None:
         # Another request rotated the registration token first: this one's token is spent.
         raise InvalidToken("the registration access token is not valid for this client")
-    return new_token
+    return written, new_token
 
 
-def update(client: ClientModel, metadata, settings: Settings) -> dict:
+def delete(client: Client) -> None:
+    """RFC 7592 §2.3: deprovision the client; its grants are revoked with it."""
+    from ..storage.clients import delete_client
+
+    delete_client(client.client_id)
+
+
+def update(client: Client, metadata, settings: Settings) -> dict:
     """RFC 7592 §2.2: the request replaces the metadata; client_id must match, a secret must match."""
     if not isinstance(metadata, dict) or metadata.get("client_id") != client.client_id:
         raise InvalidClientMetadata("the request must carry this client's client_id")
@@ -108,6 +117,5 @@ def update(client: ClientModel, metadata, settings: Settings) -> dict:
     fields = validate_registration(metadata, unverified_scope_ceiling(settings))
     if fields["client_type"] != client.client_type:
         raise InvalidClientMetadata("token_endpoint_auth_method cannot switch between public and confidential")
-    token = rotate_token(client, **{k: v for k, v in fields.items() if k != "client_type"})
-    client.refresh(consistent_read=True)
-    return information(client, settings, token)
+    written, token = rotate_token(client, **{k: v for k, v in fields.items() if k != "client_type"})
+    return information(written, settings, token)

@@ -7,12 +7,17 @@ narrowed token carries only the scopes its audience defines (plus the identity s
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..capabilities import IDENTITY_SCOPES
 from ..errors import InvalidScope, InvalidTarget
-from ..storage.models import ClientModel
+
+if TYPE_CHECKING:
+    from ..storage.clients import Client
+    from ..storage.resources import Resource
 
 
-def resolve(requested: list[str], client: ClientModel, *, max_age: int = 0) -> list:
+def resolve(requested: list[str], client: Client, *, max_age: int = 0) -> list[Resource]:
     """The registered resources for `requested`; `max_age` > 0 allows this container's cached copy.
 
     A client nobody vetted (dynamically registered or a metadata document) may target public
@@ -90,7 +95,7 @@ def audience(resources: list[str], default: str) -> list[str]:
     return list(resources) if resources else [default]
 
 
-def resource_less_audience(client: ClientModel, settings) -> str:
+def resource_less_audience(client: Client, settings) -> str:
     """The `aud` of a token requested without a resource, at /authorize (consent is remembered for
     it) and at /token alike.
 
@@ -117,7 +122,7 @@ def token_scopes(scopes: list[str], resources: list, *, unverified: bool = False
     return kept
 
 
-def registered(uris: list[str], *, max_age: int) -> list:
+def registered(uris: list[str], *, max_age: int) -> list[Resource]:
     """The registrations of resources granted earlier (a pending request's, a grant's), from this
     container's cache for up to `max_age` seconds (CLIENT_CACHE_SECONDS), so warm paths make no
     DynamoDB call for them. One deleted since is `invalid_target`: nothing says any more which

@@ -1,57 +1,87 @@
-"""OAuth client registry (RFC 6749 §2): the ClientModel repository.
+"""OAuth client registry (RFC 6749 §2): the clients table, read and written as `Client` records.
 
 Metadata names follow RFC 7591 §2 (client_name, redirect_uris, grant_types, response_types,
-token_endpoint_auth_method); their rules live in chalicelib/oauth/client_metadata.py. A confidential client's secret is a 256-bit random value stored only
-as its SHA-256 (chalicelib/hashing.py); the raw secret is returned once, by create_client.
+token_endpoint_auth_method); their rules are the core's (chalicelib/oauth/client_metadata.py), which
+validates before anything reaches this module. A confidential client's secret is stored only as its
+SHA-256 (chalicelib/hashing.py), and so is a self-registered client's RFC 7592 registration token.
 """
 from __future__ import annotations
 
-import secrets
+from dataclasses import dataclass, fields
 
 from pynamodb.exceptions import DoesNotExist
 
 from .. import caches
-from ..hashing import new_secret, sha256_hex
 from ..log import now
 from .cache import ContainerCache
 from .models import ClientModel, conditionally
 
 
-def create_client(**metadata) -> tuple[ClientModel, str | None]:
-    """Register an administrator's client (arguments as for oauth.client_metadata.validate_client_metadata,
-    whose InvalidClientMetadata it raises before anything is written).
+@dataclass(frozen=True)
+class Client:
+    """A registered client as the core sees it (the ClientModel item, or a client ID metadata document
+    expressed as a client, which is never stored). Frozen, with tuples: a cached record is shared by
+    every request a container serves, so nothing may change it in place."""
 
-    Returns the stored client and, for a confidential client, its raw secret: shown once, never stored.
-    """
-    from ..oauth.client_metadata import validate_client_metadata  # the rules are the core's, not storage's
+    client_id: str
+    client_name: str
+    client_type: str  # "confidential" | "public"
+    token_endpoint_auth_method: str
+    secret_hash: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ()
+    response_types: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    #: RFC 8707 resources this client may request; empty means any registered resource.
+    resources: tuple[str, ...] = ()
+    #: May call /introspect, for tokens whose audience is one of `introspects`.
+    introspection: bool = False
+    introspects: tuple[str, ...] = ()
+    #: Nobody vetted it (POST /register, or a metadata document): "unverified" on the consent page.
+    registered_dynamically: bool = False
+    registration_token_hash: str | None = None
+    client_uri: str | None = None
+    disabled: bool = False
+    created_at: int = 0
+    updated_at: int = 0
 
-    fields = validate_client_metadata(**metadata)
-    secret = new_secret() if fields["client_type"] == "confidential" else None
-    at = now()
-    # An opaque public identifier (RFC 6749 §2.2); hex never starts with "-", so it is safe as a CLI argument.
-    client = ClientModel(client_id=secrets.token_hex(16), secret_hash=sha256_hex(secret) if secret else None,
-                         created_at=at, updated_at=at, **fields)
-    client.save(condition=ClientModel.client_id.does_not_exist())
-    return client, secret
+
+_FIELDS = tuple(f.name for f in fields(Client))
 
 
-def get_client(client_id: str) -> ClientModel | None:
+def _record(item: ClientModel) -> Client:
+    values = {name: getattr(item, name) for name in _FIELDS}
+    return Client(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items()})
+
+
+def _item_values(client: Client) -> dict:
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in
+            ((name, getattr(client, name)) for name in _FIELDS)}
+
+
+def add_client(client: Client) -> bool:
+    """Store a new client; False (nothing written) when its client_id is taken."""
+    item = ClientModel(**_item_values(client))
+    return conditionally(lambda: item.save(condition=ClientModel.client_id.does_not_exist()))
+
+
+def get_client(client_id: str) -> Client | None:
     # DynamoDB refuses keys over 2048 bytes with an error; such an id is simply unknown.
     if not client_id or len(client_id.encode("utf-8")) > 1024:
         return None
     try:
-        return ClientModel.get(client_id, consistent_read=True)
+        return _record(ClientModel.get(client_id, consistent_read=True))
     except DoesNotExist:
         return None
 
 
 # The token endpoint authenticates the same few clients over and over; caching their registration
 # for CLIENT_CACHE_SECONDS saves a DynamoDB read per request.
-_cache: ContainerCache[ClientModel] = ContainerCache(lambda client_id: get_client(client_id))
+_cache: ContainerCache[Client] = ContainerCache(lambda client_id: get_client(client_id))
 caches.register("clients", _cache.clear)
 
 
-def get_client_cached(client_id: str, max_age: int) -> ClientModel | None:
+def get_client_cached(client_id: str, max_age: int) -> Client | None:
     """A client as this container last read it, at most `max_age` seconds ago."""
     return _cache.get(client_id, max_age)
 
@@ -60,8 +90,26 @@ def forget_cached_clients() -> None:
     _cache.clear()
 
 
-def list_clients() -> list[ClientModel]:
-    return sorted(ClientModel.scan(consistent_read=True), key=lambda c: (c.created_at, c.client_id))
+def list_clients() -> list[Client]:
+    return sorted((_record(item) for item in ClientModel.scan(consistent_read=True)),
+                  key=lambda c: (c.created_at, c.client_id))
+
+
+def rotate_registration_token(client_id: str, *, expected_hash: str | None, new_hash: str,
+                              **updates) -> Client | None:
+    """RFC 7592: swap the registration token's hash from `expected_hash` to `new_hash` and apply
+    `updates` (attribute -> value; None removes it), as one conditional UpdateItem, which returns the
+    client as written. None (nothing written) when the stored hash is no longer `expected_hash`: a
+    concurrent request rotated it first, or the client is gone."""
+    actions = [ClientModel.registration_token_hash.set(new_hash), ClientModel.updated_at.set(now())]
+    actions += [getattr(ClientModel, name).set(list(value) if isinstance(value, tuple) else value)
+                if value is not None else getattr(ClientModel, name).remove()
+                for name, value in updates.items()]
+    item = ClientModel(client_id)
+    if not conditionally(lambda: item.update(
+            actions=actions, condition=ClientModel.registration_token_hash == expected_hash)):
+        return None
+    return _record(item)  # pynamodb read the item as written (ALL_NEW) back into `item`
 
 
 def delete_client(client_id: str) -> bool:

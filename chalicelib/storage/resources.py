@@ -7,6 +7,7 @@ each resource, so a request reads them with one GetItem instead of scanning the 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pynamodb.exceptions import DoesNotExist
@@ -23,6 +24,23 @@ PUBLIC_SCOPES = "#public-scopes"
 
 class InvalidResource(ValueError):
     """A resource registration breaks a rule; the message says which."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A protected resource (RFC 8707 resource indicator) and the scopes it defines."""
+
+    resource: str  # absolute URI, no fragment
+    name: str
+    scopes: tuple[str, ...] = ()
+    #: Open to clients nobody vetted (see ResourceModel.public).
+    public: bool = False
+    created_at: int = 0
+
+
+def _record(item: ResourceModel) -> Resource:
+    return Resource(resource=item.resource, name=item.name, scopes=tuple(item.scopes), public=bool(item.public),
+                    created_at=item.created_at)
 
 
 def check_resource_uri(uri: str) -> str:
@@ -43,7 +61,7 @@ def check_resource_uri(uri: str) -> str:
     return uri
 
 
-def register_resource(uri: str, name: str, scopes: list[str], *, public: bool = False) -> ResourceModel:
+def register_resource(uri: str, name: str, scopes: list[str], *, public: bool = False) -> Resource:
     """Register (or replace) a resource. `public` opens it to unverified clients."""
     check_resource_uri(uri)
     name = (name or "").strip()
@@ -63,23 +81,23 @@ def register_resource(uri: str, name: str, scopes: list[str], *, public: bool = 
         tx.update(PublicScopesModel(PUBLIC_SCOPES), actions=[entry.set(json.dumps(scopes)) if public else entry.remove()],
                   condition=PublicScopesModel.resource.exists())
     forget_cached_resources()
-    return resource
+    return _record(resource)
 
 
-def get_resource(uri: str) -> ResourceModel | None:
+def get_resource(uri: str) -> Resource | None:
     if len(uri.encode("utf-8")) > 1024 or uri == PUBLIC_SCOPES:
         return None
     try:
-        return ResourceModel.get(uri)
+        return _record(ResourceModel.get(uri))
     except DoesNotExist:
         return None
 
 
-_cache: ContainerCache[ResourceModel] = ContainerCache(lambda uri: get_resource(uri))
+_cache: ContainerCache[Resource] = ContainerCache(lambda uri: get_resource(uri))
 caches.register("resources", _cache.clear)
 
 
-def get_resource_cached(uri: str, max_age: int) -> ResourceModel | None:
+def get_resource_cached(uri: str, max_age: int) -> Resource | None:
     """Like get_resource, reusing this container's copy for up to `max_age` seconds."""
     return _cache.get(uri, max_age)
 
@@ -130,8 +148,9 @@ def forget_cached_resources() -> None:
     _public_scopes.clear()
 
 
-def list_resources() -> list[ResourceModel]:
-    return sorted(ResourceModel.scan(ResourceModel.resource != PUBLIC_SCOPES, consistent_read=True),
+def list_resources() -> list[Resource]:
+    return sorted((_record(item) for item in ResourceModel.scan(ResourceModel.resource != PUBLIC_SCOPES,
+                                                                consistent_read=True)),
                   key=lambda r: r.resource)
 
 

@@ -14,9 +14,10 @@ then a request falls back to that Scan, without writing (the API role cannot cha
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields, replace
 
 from ..log import get_logger
-from .models import KeyRingModel, SigningKeyModel, conditionally, transact_write, transaction_refused
+from .models import KeyRingModel, SigningKeyModel, cancellation_codes, conditionally, transact_write
 
 log = get_logger("idp.keys")
 
@@ -24,25 +25,56 @@ log = get_logger("idp.keys")
 KEY_RING = "#key-ring"
 
 
-def scan_keys() -> list[SigningKeyModel]:
+@dataclass(frozen=True)
+class SigningKey:
+    """Metadata of a signing key (see SigningKeyModel); the private part lives in its backend (`key_ref`).
+
+    state: "next" (published, not yet signing) -> "current" (signing) -> "retired" (published
+    until `publish_until`)."""
+
+    kid: str
+    alg: str
+    backend: str
+    key_ref: str
+    public_jwk: str  # JSON text of the public JWK, served verbatim in /jwks
+    state: str
+    created_at: int
+    activated_at: int | None = None
+    retired_at: int | None = None
+    publish_until: int | None = None
+
+
+_FIELDS = tuple(f.name for f in fields(SigningKey))
+
+
+def _from_item(item: SigningKeyModel) -> SigningKey:
+    return SigningKey(**{name: getattr(item, name) for name in _FIELDS})
+
+
+def _values(key: SigningKey) -> dict:
+    """The key's attributes without the unset ones: the item's attributes, and the summary's record
+    (the JSON pynamodb's to_simple_dict wrote before records had a type of their own)."""
+    return {name: getattr(key, name) for name in _FIELDS if getattr(key, name) is not None}
+
+
+def scan_keys() -> list[SigningKey]:
     """Every key item (the control plane: rotation, admin CLI); a handful, read consistently."""
-    return list(SigningKeyModel.scan(SigningKeyModel.kid != KEY_RING, consistent_read=True))
+    return [_from_item(item) for item in SigningKeyModel.scan(SigningKeyModel.kid != KEY_RING, consistent_read=True)]
 
 
-def _record(key: SigningKeyModel) -> str:
-    return json.dumps(key.to_simple_dict(), sort_keys=True)
+def _record(key: SigningKey) -> str:
+    return json.dumps(_values(key), sort_keys=True)
 
 
-def _from_records(records: dict) -> list[SigningKeyModel]:
+def _from_records(records: dict) -> list[SigningKey]:
     keys = []
     for text in records.values():
-        key = SigningKeyModel()
-        key.from_simple_dict(json.loads(text))
-        keys.append(key)
+        values = json.loads(text)
+        keys.append(SigningKey(**{name: values.get(name) for name in _FIELDS}))
     return keys
 
 
-def read_key_ring() -> list[SigningKeyModel] | None:
+def read_key_ring() -> list[SigningKey] | None:
     """Every key as the summary has it: one strongly consistent GetItem (a rotation is seen at once).
     None when the summary does not exist yet."""
     summary = _get_summary()
@@ -58,7 +90,7 @@ def _get_summary() -> KeyRingModel | None:
         return None
 
 
-def request_keys() -> list[SigningKeyModel]:
+def request_keys() -> list[SigningKey]:
     """The keys a request works with: the summary, or (before the rotation role first built it) a Scan."""
     keys = read_key_ring()
     if keys is None:
@@ -87,20 +119,22 @@ class KeyRingChange:
         self._tx = tx
         self._summary_actions: list = []
 
-    def create(self, key: SigningKeyModel) -> None:
-        self._tx.save(key, condition=SigningKeyModel.kid.does_not_exist())
+    def create(self, key: SigningKey) -> None:
+        self._tx.save(SigningKeyModel(**_values(key)), condition=SigningKeyModel.kid.does_not_exist())
         self._summary_actions.append(KeyRingModel.records[key.kid].set(_record(key)))
 
-    def change(self, key: SigningKeyModel, *, expected_state: str, **values) -> None:
-        """Set attributes of `key` if it is still in `expected_state`; `key` is updated in memory."""
-        self._tx.update(key, actions=[getattr(SigningKeyModel, name).set(value) for name, value in values.items()],
+    def change(self, key: SigningKey, *, expected_state: str, **values) -> SigningKey:
+        """Set attributes of `key` if it is still in `expected_state`; returns the key as it will be
+        once the transaction commits."""
+        self._tx.update(SigningKeyModel(key.kid),
+                        actions=[getattr(SigningKeyModel, name).set(value) for name, value in values.items()],
                         condition=SigningKeyModel.state == expected_state)
-        for name, value in values.items():
-            setattr(key, name, value)
-        self._summary_actions.append(KeyRingModel.records[key.kid].set(_record(key)))
+        changed = replace(key, **values)
+        self._summary_actions.append(KeyRingModel.records[key.kid].set(_record(changed)))
+        return changed
 
-    def delete(self, key: SigningKeyModel, *, expected_state: str) -> None:
-        self._tx.delete(key, condition=SigningKeyModel.state == expected_state)
+    def delete(self, key: SigningKey, *, expected_state: str) -> None:
+        self._tx.delete(SigningKeyModel(key.kid), condition=SigningKeyModel.state == expected_state)
         self._summary_actions.append(KeyRingModel.records[key.kid].remove())
 
     def commit(self) -> None:
@@ -109,22 +143,26 @@ class KeyRingChange:
                             condition=KeyRingModel.kid.exists())
 
 
-def change_keys(describe, *, transaction=transact_write) -> None:
+#: Why DynamoDB may cancel a key-ring transaction without anything being wrong with it: a key was not
+#: in the state the change expected, or a concurrent transaction was writing the same items (every
+#: key-ring transaction writes the summary, so two at once always collide).
+_RACE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
+
+
+def change_keys(describe) -> bool:
     """Run `describe(change)` and commit it as one transaction (the summary is built first if missing).
-    Raises pynamodb's TransactWriteError when a condition does not hold: nothing was written."""
+    False when DynamoDB cancelled it because another change got there first (see _RACE_REASONS):
+    nothing was written. Any other failure raises."""
+    from pynamodb.exceptions import TransactWriteError
+
     ensure_key_ring()
-    with transaction() as tx:
-        change = KeyRingChange(tx)
-        describe(change)
-        change.commit()
-
-
-def change_keys_if(describe) -> bool:
-    """Like change_keys, but False (nothing written) when a key was not in the expected state."""
     try:
-        change_keys(describe)
-    except Exception as exc:
-        if transaction_refused(exc):
+        with transact_write() as tx:
+            change = KeyRingChange(tx)
+            describe(change)
+            change.commit()
+    except TransactWriteError as exc:
+        if _RACE_REASONS.intersection(cancellation_codes(exc)):
             return False
         raise
     return True

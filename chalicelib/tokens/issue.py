@@ -2,15 +2,20 @@
 token the grant handler decided on."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import Settings
 from ..hashing import new_secret
 from ..keys import keyring
 from ..log import now
-from ..storage.models import ClientModel, UserModel
 from . import claims, jwt
 
+if TYPE_CHECKING:
+    from ..storage.clients import Client
+    from ..storage.models import UserModel  # storage/users.py has no record type of its own yet
 
-def issue_tokens(settings: Settings, *, client: ClientModel, sub: str, scopes: list[str],
+
+def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[str],
                  grant_id: str | None, auth_time: int | None, nonce: str | None, audience: list[str],
                  refresh_token: str | None = None, user_claims: dict | None = None) -> dict:
     """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant."""

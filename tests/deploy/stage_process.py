@@ -50,7 +50,7 @@ def main(stage: str) -> None:
     from chalicelib.config import settings
     from chalicelib.keys.rotation import rotate_keys
     from chalicelib.log import now
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     s = settings()
     event = {"version": "0", "id": "test", "detail-type": "Scheduled Event", "source": "aws.events",

@@ -110,16 +110,17 @@ def test_two_rotations_racing_against_the_moto_server_promote_exactly_once(aws_s
 
     keyring.ensure_keys()
     nxt = next(k for k in keyring.all_keys() if k.state == "next")
-    nxt.update(actions=[SigningKeyModel.created_at.set(now() - 3600)])  # published an hour ago, as usual
-    # Both runs read the key ring and create their spare next key before either commits.
+    SigningKeyModel(nxt.kid).update(actions=[SigningKeyModel.created_at.set(now() - 3600)])  # published an hour ago, as usual
+    # Both runs read the key ring and create their spare next key before either commits its promotion.
     barrier = threading.Barrier(2, timeout=30)
-    real_transact_write = keyring.transact_write
+    real_create_key = keyring.create_key
 
-    def transact_write_together():
+    def create_spare_together(state, **kwargs):
+        created = real_create_key(state, **kwargs)
         barrier.wait()
-        return real_transact_write()
+        return created
 
-    monkeypatch.setattr(keyring, "transact_write", transact_write_together)
+    monkeypatch.setattr(keyring, "create_key", create_spare_together)
     at = now() + 31 * DAY
     results = [None, None]
 
@@ -145,7 +146,7 @@ def test_rotation_promotes_the_next_key_published_longest(keys):
     from chalicelib.storage.models import SigningKeyModel
 
     older = next(k for k in keyring.all_keys() if k.state == "next")
-    older.update(actions=[SigningKeyModel.created_at.set(now() - DAY)])
+    SigningKeyModel(older.kid).update(actions=[SigningKeyModel.created_at.set(now() - DAY)])
     newer = keyring.create_key("next")  # e.g. another run's spare, published a moment ago
 
     promoted = keyring.rotate(force=True)
@@ -158,23 +159,23 @@ def test_a_losing_rotation_keeps_its_spare_key_when_a_concurrent_forced_run_prom
     from chalicelib.aws import client
 
     current = next(k for k in keyring.all_keys() if k.state == "current")
-    before = {k.kid for k in keyring.all_keys()}
-    real_transact_write = keyring.transact_write
+    real_create_key = keyring.create_key
 
-    def forced_run_promotes_the_spare_first():
+    def forced_run_promotes_the_spare_first(state, **kwargs):
+        """Between this rotation creating its spare and committing its promotion."""
         from chalicelib.storage.signing_keys import change_keys
 
-        spare = next(k for k in keyring.all_keys() if k.kid not in before)
+        spare = real_create_key(state, **kwargs)
 
         def promote(change):  # the concurrent run's transaction: the key items and the summary
             change.change(spare, expected_state="next", state="current")
             change.change(current, expected_state="current", state="retired", publish_until=now() + DAY)
 
-        change_keys(promote)
+        assert change_keys(promote)
         forced_run_promotes_the_spare_first.spare = spare
-        return real_transact_write()
+        return spare
 
-    monkeypatch.setattr(keyring, "transact_write", forced_run_promotes_the_spare_first)
+    monkeypatch.setattr(keyring, "create_key", forced_run_promotes_the_spare_first)
     with pytest.raises(Exception, match="[Tt]ransaction"):
         keyring.rotate(force=True)
 

@@ -60,7 +60,7 @@ def new_user(name: str = "Alice Liddell"):
 def new_client(client_type: str = "public", auth_method: str | None = None,
                scopes=("openid", "email", "profile"), grant_types=("authorization_code",)):
     """A fresh client in the stack's tables (use_stack first); returns (client, secret or None)."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     return create_client(client_name=f"Interop {client_type} {auth_method or ''}".strip(), client_type=client_type,
                          redirect_uris=[REDIRECT_URI], scopes=list(scopes), grant_types=list(grant_types),

@@ -77,7 +77,7 @@ def token_from_the_running_server_verifies(stack) -> str:
     with the key the server publishes in /jwks. Returns the signing kid."""
     import base64
 
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["jobs:run"])
     basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()

@@ -30,7 +30,7 @@ def notes_api(idp, monkeypatch):
 @pytest.fixture
 def job(idp, use_stack):
     use_stack(idp)
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
     from chalicelib.storage.resources import register_resource
 
     register_resource(NOTES, "Notes API", ["notes:read", "notes:write"])

@@ -173,7 +173,7 @@ class Registered:
 @pytest.fixture
 def registered(idp, use_stack, loopback) -> Registered:
     """A public client whose redirect URI is the loopback server, and a user with a unique email."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
     from chalicelib.storage.users import create_user
 
     use_stack(idp)

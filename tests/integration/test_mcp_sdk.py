@@ -244,7 +244,7 @@ def mcp_headers(token: str | None = None) -> dict:
 
 
 def client_credentials_token(stack, use_stack, resource: str, scope: str) -> str:
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
     from chalicelib.storage.resources import register_resource
 
     use_stack(stack)

@@ -74,7 +74,7 @@ def test_ensure_keys_replaces_a_current_key_whose_material_vanished(backend):
     keyring.ensure_keys()
     lost = next(k for k in keyring.all_keys() if k.state == "current")
     # What a restarted local stack sees for KMS: the row survives, the key it names does not.
-    lost.update(actions=[SigningKeyModel.key_ref.set(MISSING_KEY_REFS[backend])])
+    SigningKeyModel(lost.kid).update(actions=[SigningKeyModel.key_ref.set(MISSING_KEY_REFS[backend])])
     keyring.clear_caches()
 
     created = keyring.ensure_keys()

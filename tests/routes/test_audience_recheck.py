@@ -53,7 +53,7 @@ def agent(http, api_resources, public_api):
 @pytest.fixture
 def notes_app(aws, api_resources):
     """An admin-created client of the private Notes API."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Notes app", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                               grant_types=["authorization_code", "refresh_token"],

@@ -116,7 +116,7 @@ def test_a_login_hint_that_is_not_an_email_address_is_not_put_on_the_sign_in_pag
 
 def test_a_scope_without_a_description_is_named_escaped_inside_a_fixed_sentence(browser, alice):
     """Translated strings are trusted markup: a scope name must be a value formatted into one."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
     from chalicelib.storage.resources import register_resource
 
     register_resource("https://notes.example.com/api", "Notes API", ["notes:<b>"])
@@ -431,7 +431,7 @@ def test_max_age_cannot_be_skipped_through_the_consent_page(browser, public_clie
 
 
 def test_consent_covers_resources_too(browser, http, alice, api_resources):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Web", client_type="public", redirect_uris=[WEB_APP],
                               scopes=["openid", "notes:read", "billing:read"])
@@ -474,7 +474,7 @@ DOCS, PHOTOS = "https://docs.example.com/api", "https://photos.example.com/api"
 @pytest.fixture
 def overlapping_apis(aws):
     """Two APIs that both name their scopes plainly `read` and `write`."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
     from chalicelib.storage.resources import register_resource
 
     register_resource(DOCS, "Docs API", ["read", "write"])
@@ -542,7 +542,7 @@ def _login_form(browser, location):
 def test_an_api_cannot_ride_along_in_a_request_without_a_scope_for_it(browser, http, alice, api_resources):
     """Consent to Billing alone must not let a silent request add Notes to the token's audience by
     asking only for Billing's scope: every named API needs a scope of its own, and so the user's."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Web", client_type="public", redirect_uris=[WEB_APP],
                               scopes=["notes:read", "billing:read"])

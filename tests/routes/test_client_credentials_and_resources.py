@@ -77,7 +77,7 @@ def test_scope_foreign_to_the_resource_is_refused(http, keys, service_client):
 
 
 def test_client_restricted_to_some_resources(http, keys, api_resources):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(client_name="Notes job", grant_types=["client_credentials"],
                                    scopes=["notes:read", "billing:read"], resources=[NOTES])
@@ -87,7 +87,7 @@ def test_client_restricted_to_some_resources(http, keys, api_resources):
 
 @pytest.fixture
 def api_client(aws, api_resources):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Notes app", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                               scopes=["openid", "notes:read", "billing:read"])
@@ -132,7 +132,7 @@ def test_token_for_resource_a_is_rejected_by_the_verifier_of_resource_b(http, ke
 @pytest.fixture
 def two_api_agent(aws, api_resources):
     """A client that asks for both APIs at once and keeps a refresh token."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Agent", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                               grant_types=["authorization_code", "refresh_token"],
@@ -202,7 +202,7 @@ def test_refresh_asking_an_api_for_none_of_its_scopes_is_invalid_scope_and_keeps
 def test_client_credentials_get_no_token_for_an_api_none_of_whose_scopes_the_client_has(http, keys, api_resources):
     """Without `scope` the default is the client's scopes that Billing defines: none, so no token
     for Billing (it used to be a token for Billing with an empty scope)."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(client_name="Notes job", grant_types=["client_credentials"], scopes=["notes:read"])
     response = token_request(http, client, secret, resource=BILLING)

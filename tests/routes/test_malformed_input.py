@@ -41,7 +41,7 @@ def test_odd_max_age_is_invalid_request(browser, public_client, max_age):
 def test_malformed_refresh_tokens_are_invalid_grant_even_when_narrowing(http, public_client, token):
     from chalicelib.storage.models import ClientModel
 
-    public_client.update(actions=[ClientModel.grant_types.set(["authorization_code", "refresh_token"])])
+    ClientModel(public_client.client_id).update(actions=[ClientModel.grant_types.set(["authorization_code", "refresh_token"])])
     for extra in ({}, {"scope": "openid"}):
         body = urlencode({"grant_type": "refresh_token", "refresh_token": token,
                           "client_id": public_client.client_id, **extra}).encode()

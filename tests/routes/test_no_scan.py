@@ -59,7 +59,7 @@ def test_no_token_request_scans_a_table_cold_or_warm(http, browser, alice, publi
 
 
 def test_a_refresh_scans_nothing_in_a_cold_container(http, browser, alice, keys, dynamodb_calls):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     app, _ = create_client(client_name="App", client_type="public", redirect_uris=["http://127.0.0.1:5000/cb"],
                            grant_types=["authorization_code", "refresh_token"], scopes=["openid", "offline_access"])

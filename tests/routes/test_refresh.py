@@ -12,7 +12,7 @@ from tests.routes.flow import FORM, query_of, redeem, sign_in_and_consent
 
 @pytest.fixture
 def refreshing_client(aws):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Agent", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                               grant_types=["authorization_code", "refresh_token"],
@@ -45,7 +45,7 @@ def test_refresh_token_is_issued_only_with_offline_access_for_openid(browser, ht
 def test_client_without_the_refresh_grant_gets_no_refresh_token(browser, http, public_client, alice):
     from chalicelib.storage.models import ClientModel
 
-    public_client.update(actions=[ClientModel.scopes.set(["openid", "offline_access"])])
+    ClientModel(public_client.client_id).update(actions=[ClientModel.scopes.set(["openid", "offline_access"])])
     assert "refresh_token" not in first_tokens(browser, http, public_client, scope="openid offline_access")
 
 
@@ -126,7 +126,7 @@ def test_refresh_token_is_bound_to_its_client(browser, http, refreshing_client, 
     other, secret = confidential_client
     from chalicelib.storage.models import ClientModel
 
-    other.update(actions=[ClientModel.grant_types.set(["authorization_code", "refresh_token"])])
+    ClientModel(other.client_id).update(actions=[ClientModel.grant_types.set(["authorization_code", "refresh_token"])])
     basic = "Basic " + base64.b64encode(f"{other.client_id}:{secret}".encode()).decode()
     body = urlencode({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}).encode()
     stolen = http.post("/token", body=body, headers={**FORM, "Authorization": basic})

@@ -188,7 +188,7 @@ def test_an_unknown_token_of_a_known_family_is_warned_about_and_counted_without_
 def test_an_unknown_token_naming_no_live_family_of_this_client_is_not_reported(
         browser, http, refreshing_client, alice, warnings_of_refresh):
     from chalicelib.hashing import new_secret
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     other, _ = create_client(client_name="Other", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                              grant_types=["authorization_code", "refresh_token"], scopes=["openid", "offline_access"])

@@ -16,7 +16,7 @@ NOTES = "https://notes.example.com/api"
 
 @pytest.fixture
 def app_client(aws, api_resources):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(client_name="Notes web", redirect_uris=["http://127.0.0.1/cb"],
                                    grant_types=["authorization_code", "refresh_token"],
@@ -27,7 +27,7 @@ def app_client(aws, api_resources):
 @pytest.fixture
 def notes_rs(aws, api_resources):
     """The Notes API's resource server: allowed to introspect tokens meant for it."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, secret = create_client(client_name="Notes API", grant_types=["client_credentials"], scopes=[],
                                    introspects=[NOTES])
@@ -65,7 +65,7 @@ def test_active_access_token_introspection(http, tokens, notes_rs, app_client, a
 
 
 def test_resource_server_cannot_see_tokens_for_other_audiences(http, tokens, api_resources, aws):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     billing_rs = create_client(client_name="Billing API", grant_types=["client_credentials"], scopes=[],
                                introspects=["https://billing.example.com/api"])
@@ -164,7 +164,7 @@ def test_refresh_token_introspection_is_for_its_owner_only(http, tokens, notes_r
     assert introspect(http, notes_rs, tokens["refresh_token"]) == {"active": False}
     from chalicelib.storage.models import ClientModel
 
-    app_client[0].update(actions=[ClientModel.introspection.set(True)])
+    ClientModel(app_client[0].client_id).update(actions=[ClientModel.introspection.set(True)])
     from chalicelib.storage.clients import forget_cached_clients
 
     forget_cached_clients()
@@ -187,7 +187,7 @@ def test_client_credentials_tokens_die_with_their_client(http, notes_rs, service
 def test_what_a_client_may_request_does_not_widen_what_it_may_introspect(http, tokens, api_resources):
     """A resource server for Billing that may also *request* Notes tokens still cannot introspect
     other clients' Notes tokens."""
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     billing_rs = create_client(client_name="Billing API", grant_types=["client_credentials"], scopes=["notes:read"],
                                resources=[NOTES], introspects=["https://billing.example.com/api"])

@@ -15,7 +15,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def refreshing_client(aws):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Agent", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                               grant_types=["authorization_code", "refresh_token"],

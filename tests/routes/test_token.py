@@ -61,7 +61,7 @@ def test_confidential_client_authenticates_with_its_registered_method(browser, h
     if auth_style == "post":
         from chalicelib.storage.models import ClientModel
 
-        client.update(actions=[ClientModel.token_endpoint_auth_method.set("client_secret_post")])
+        ClientModel(client.client_id).update(actions=[ClientModel.token_endpoint_auth_method.set("client_secret_post")])
     code = code_for(browser, client.client_id)
     if auth_style == "basic":
         response = redeem(http, client.client_id, code, auth=basic(client.client_id, secret))
@@ -183,7 +183,7 @@ def test_client_not_allowed_the_grant_is_unauthorized(browser, http, public_clie
     code = code_for(browser, public_client.client_id)
     from chalicelib.storage.models import ClientModel
 
-    public_client.update(actions=[ClientModel.grant_types.set(["refresh_token"])])
+    ClientModel(public_client.client_id).update(actions=[ClientModel.grant_types.set(["refresh_token"])])
     response = redeem(http, public_client.client_id, code)
     assert json.loads(response.body)["error"] == "unauthorized_client"
 

@@ -55,7 +55,7 @@ def test_a_self_registered_client_may_ask_for_public_and_identity_scopes(browser
 
 
 def test_an_admin_created_client_keeps_its_private_scopes(browser, api_resources):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="Notes", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
                               scopes=["openid", "notes:read"])
@@ -179,7 +179,7 @@ def test_prompt_none_errors_of_an_unverified_client_wait_on_the_notice_page(brow
 
 
 def test_an_admin_created_clients_errors_still_redirect_at_once(browser, aws, keys):
-    from chalicelib.storage.clients import create_client
+    from chalicelib.oauth.clients import create_client
 
     client, _ = create_client(client_name="App", client_type="public", redirect_uris=[EVIL], scopes=["openid"])
     response = browser.get("/authorize?" + authorize_query(client.client_id, redirect_uri=EVIL, response_type="token"))

@@ -1,6 +1,7 @@
 """Client registration: metadata rules (RFC 6749, RFC 8252), secrets stored only as a hash, deletion."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from chalicelib.hashing import matches_hash, sha256_hex
 from chalicelib.storage import clients
 from chalicelib.errors import InvalidClientMetadata
 from chalicelib.oauth.client_metadata import validate_client_metadata
+from chalicelib.oauth.clients import create_client
 from chalicelib.storage.models import ClientModel
 
 APP = "https://app.example.com/cb"
@@ -112,7 +114,7 @@ def test_client_credentials_only_client_needs_no_redirect_uri_and_has_no_respons
 
 
 def test_confidential_client_secret_is_stored_only_as_its_hash(aws):
-    client, secret = clients.create_client(client_name="App", redirect_uris=[APP])
+    client, secret = create_client(client_name="App", redirect_uris=[APP])
 
     assert len(secret) >= 43  # 256 bits, base64url
     [item] = stored_items()
@@ -124,27 +126,84 @@ def test_confidential_client_secret_is_stored_only_as_its_hash(aws):
 
 
 def test_public_client_gets_no_secret(aws):
-    client, secret = clients.create_client(client_name="SPA", client_type="public", redirect_uris=[APP])
+    client, secret = create_client(client_name="SPA", client_type="public", redirect_uris=[APP])
     assert secret is None
     assert clients.get_client(client.client_id).secret_hash is None
 
 
 def test_invalid_client_writes_nothing(aws):
     with pytest.raises(InvalidClientMetadata):
-        clients.create_client(client_name="App", redirect_uris=["http://app.example.com/cb"])
+        create_client(client_name="App", redirect_uris=["http://app.example.com/cb"])
     assert stored_items() == []
 
 
 def test_client_ids_are_unique_and_all_clients_are_listed(aws):
-    first, _ = clients.create_client(client_name="One", redirect_uris=[APP])
-    second, _ = clients.create_client(client_name="Two", redirect_uris=[APP])
+    first, _ = create_client(client_name="One", redirect_uris=[APP])
+    second, _ = create_client(client_name="Two", redirect_uris=[APP])
     assert first.client_id != second.client_id
     assert {c.client_id for c in clients.list_clients()} == {first.client_id, second.client_id}
 
 
 def test_delete_removes_the_client_and_reports_a_missing_one(aws):
-    client, _ = clients.create_client(client_name="App", redirect_uris=[APP])
+    client, _ = create_client(client_name="App", redirect_uris=[APP])
     assert clients.delete_client(client.client_id) is True
     assert clients.get_client(client.client_id) is None
     assert clients.delete_client(client.client_id) is False
     assert stored_items() == []
+
+
+def test_clients_are_read_as_frozen_records_that_a_cache_can_share(aws):
+    created, _ = create_client(client_name="App", redirect_uris=[APP], scopes=["openid", "email"])
+    stored = clients.get_client(created.client_id)
+
+    assert stored == created and isinstance(stored, clients.Client)
+    assert stored.redirect_uris == (APP,) and stored.scopes == ("openid", "email")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stored.disabled = True
+    assert clients.list_clients() == [stored]
+
+
+def test_adding_a_client_under_a_taken_client_id_writes_nothing(aws):
+    first = clients.Client(client_id="taken", client_name="First", client_type="public",
+                           token_endpoint_auth_method="none", created_at=1, updated_at=1)
+    assert clients.add_client(first) is True
+    assert clients.add_client(dataclasses.replace(first, client_name="Second")) is False
+    assert clients.get_client("taken").client_name == "First"
+
+
+def self_registered(token_hash: str = "hash-1") -> clients.Client:
+    client = clients.Client(client_id="agent", client_name="Agent", client_type="public",
+                            token_endpoint_auth_method="none", client_uri="https://agent.example.com",
+                            registered_dynamically=True, registration_token_hash=token_hash,
+                            redirect_uris=(APP,), created_at=1, updated_at=1)
+    assert clients.add_client(client)
+    return client
+
+
+def test_rotating_the_registration_token_returns_the_client_as_written(aws):
+    """RFC 7592: one conditional UpdateItem swaps the hash and applies the update; None removes."""
+    self_registered()
+
+    written = clients.rotate_registration_token("agent", expected_hash="hash-1", new_hash="hash-2",
+                                                client_name="Agent 2", redirect_uris=("https://b.example.com/cb",),
+                                                client_uri=None)
+
+    assert written == clients.get_client("agent")
+    assert (written.registration_token_hash, written.client_name, written.client_uri) == ("hash-2", "Agent 2", None)
+    assert written.redirect_uris == ("https://b.example.com/cb",)
+    assert written.updated_at > 1
+
+
+@pytest.mark.parametrize("client_id", ["agent", "no-such-client"])
+def test_a_registration_token_rotated_meanwhile_is_missing_and_nothing_is_written(aws, client_id):
+    before = self_registered(token_hash="hash-2")
+
+    assert clients.rotate_registration_token(client_id, expected_hash="hash-1", new_hash="hash-3",
+                                             client_name="Hijacked") is None
+    assert clients.get_client("agent") == before
+    assert clients.get_client("no-such-client") is None
+
+
+def test_the_record_has_every_attribute_of_the_item_and_no_other():
+    """A new ClientModel attribute must reach the core, or it is silently dropped on every read."""
+    assert {f.name for f in dataclasses.fields(clients.Client)} == set(ClientModel.get_attributes())

@@ -28,7 +28,8 @@ def created_clients(aws, monkeypatch):
 
 def test_every_model_and_the_transactions_share_one_dynamodb_client(created_clients):
     from chalicelib import aws
-    from chalicelib.storage.clients import create_client, get_client
+    from chalicelib.oauth.clients import create_client
+    from chalicelib.storage.clients import get_client
     from chalicelib.storage.models import ALL_MODELS, ClientModel, ResourceModel, SigningKeyModel, transact_write
 
     client, _ = create_client(client_name="Job", grant_types=["client_credentials"], scopes=["api:read"])
