@@ -68,7 +68,10 @@ def trusted_client_and_redirect(params: dict, settings: Settings, *,
     if len(client_id) > MAX_PARAM_LENGTH:
         raise UntrustedRequest("unknown_client", "client_id is too long", detail=f"{len(client_id)} characters")
     try:
-        client = find_client(client_id, settings, source_ip=source_ip)
+        # From this container's cache, like the token endpoint's: a signed-in request then costs the
+        # session read and the issuing transaction only. A change to a client (disabled, redirect URIs)
+        # reaches every container within CLIENT_CACHE_SECONDS.
+        client = find_client(client_id, settings, cache_seconds=settings.client_cache_seconds, source_ip=source_ip)
     except DocumentError as exc:
         # The reason may quote the document or the fetch: the log gets it, the page does not.
         raise UntrustedRequest("unverified_client", "the client could not be verified",
