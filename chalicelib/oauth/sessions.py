@@ -82,19 +82,6 @@ def load(cookie_value: str | None) -> SessionModel | None:
     return session
 
 
-def start(settings: Settings, sub: str, amr: list[str], *, generation: int) -> tuple[str, SessionModel]:
-    """Create a signed-in session under a new cookie value (session fixation defence).
-
-    `generation` is the user's `session_generation` as read when they signed in: if the user is
-    signed out everywhere meanwhile, the session is born dead rather than surviving it."""
-    raw = new_secret()
-    at = now()
-    session = SessionModel(session_hash=sha256_hex(raw), sub=sub, auth_time=at, amr=amr, created_at=at,
-                           expires_at=at + settings.session_ttl, session_generation=generation)
-    session.save(condition=SessionModel.session_hash.does_not_exist())
-    return raw, session
-
-
 def end(cookie_value: str | None) -> None:
     """Sign out: the session ends, and so does every grant issued through it (their refresh tokens
     and access tokens). Grants from other sessions of the same user are left alone."""

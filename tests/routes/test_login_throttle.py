@@ -235,13 +235,19 @@ def test_the_device_cookie_is_host_prefixed_and_secure_on_https():
 
 @pytest.fixture
 def dynamodb_calls(aws):
-    """Every DynamoDB call, as (operation, table), through a botocore hook (as bench/dynamodb_calls.py)."""
+    """Every DynamoDB call, as (operation, table), through a botocore hook (as bench/dynamodb_calls.py):
+    one entry per key a BatchGetItem reads and per item a TransactWriteItems writes."""
     from chalicelib.storage.models import ALL_MODELS, _transaction_connection
 
     calls: list[tuple[str, str | None]] = []
 
     def record(params, model, **_kwargs):
-        calls.append((model.name, params.get("TableName")))
+        if model.name == "BatchGetItem":
+            calls.extend((model.name, table) for table, read in params["RequestItems"].items() for _ in read["Keys"])
+        elif model.name == "TransactWriteItems":
+            calls.extend((model.name, next(iter(item.values()))["TableName"]) for item in params["TransactItems"])
+        else:
+            calls.append((model.name, params.get("TableName")))
 
     clients = {id(c): c for c in [m._get_connection().connection.client for m in ALL_MODELS]
                + [_transaction_connection().client]}
@@ -299,7 +305,7 @@ def test_a_refusal_costs_the_same_whether_or_not_the_account_exists(http, public
                                                                                            "password": PASSWORD}))
         assert_refused(response)
     assert costs["alice@example.com"] == costs["nobody@example.com"]
-    assert costs["alice@example.com"].count(("GetItem", "idp-test-users")) == 2
+    assert costs["alice@example.com"].count(("BatchGetItem", "idp-test-users")) == 2, "the email claim and the user"
 
 
 def test_a_device_cookie_costs_nothing_while_the_account_is_under_its_limit(http, public_client, alice,
@@ -348,7 +354,7 @@ def test_only_ipv6_clients_pay_for_the_per_network_counter(browser, public_clien
     form = login_form(browser, public_client.client_id, "alice@example.com")
     response, calls, _ = cost(dynamodb_calls, [], lambda: browser.post("/login", {**form, "password": "wrong"}))
     assert response.status_code == 401
-    assert calls.count(("UpdateItem", ThrottleModel.Meta.table_name)) == counters
+    assert calls.count(("TransactWriteItems", ThrottleModel.Meta.table_name)) == counters
 
 
 @pytest.mark.parametrize("ip, counted_as", [
