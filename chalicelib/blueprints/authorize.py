@@ -294,11 +294,11 @@ def login():
     signed_in = login_core.finish(s, attempt, user)
     # This browser becomes (again) a known device of the user: it may still sign in while someone
     # else's guesses hold the account over its limit (chalicelib/oauth/login.py).
-    cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
-               login_core.device_cookie_header(s, signed_in.device_cookie)]
+    signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
+                         login_core.device_cookie_header(s, signed_in.device_cookie)]
     if signed_in.request_finished:  # by another tab while the password was checked: signed in all the same
-        return _expired(cookies)
-    return _advance(pending, signed_in.session, just_signed_in=True, cookies=cookies)
+        return _expired(signed_in_cookies)
+    return _advance(pending, signed_in.session, just_signed_in=True, cookies=signed_in_cookies)
 
 
 # Consent ------------------------------------------------------------------------------------------

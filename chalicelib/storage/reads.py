@@ -12,15 +12,12 @@ import time
 from typing import Sequence
 
 from .. import aws
+from ..errors import StorageIncomplete
 from .connection import Model
 
 #: BatchGetItem may answer only part of a request (UnprocessedKeys) when a table is throttled; the
 #: rest is asked again, after a short pause, a few times before giving up.
 UNPROCESSED_ATTEMPTS = 4
-
-
-class ReadIncomplete(Exception):
-    """DynamoDB left keys unprocessed after every attempt (the tables are throttled)."""
 
 
 def consistent_batch_get(keys: Sequence[tuple[type[Model], str]]) -> list[Model | None]:
@@ -48,7 +45,7 @@ def consistent_batch_get(keys: Sequence[tuple[type[Model], str]]) -> list[Model 
             break
         time.sleep(0.02 * 2 ** attempt)
     else:
-        raise ReadIncomplete(f"keys of {sorted(request)} left unprocessed")
+        raise StorageIncomplete(f"keys of {sorted(request)} left unprocessed")
     items = [found.get((model.Meta.table_name, model._hash_key_attribute().serialize(hash_key)))
              for model, hash_key in keys]
     return [model.from_raw_data(item) if item is not None else None for (model, _), item in zip(keys, items)]
