@@ -456,7 +456,8 @@ def test_parallel_guesses_cannot_outrun_the_throttle(aws, alice):
 
     def guess(i):
         try:
-            login.authenticate(settings(), "alice@example.com", f"wrong guess {i}", f"198.51.100.{i}")
+            attempt = login.begin(settings(), "alice@example.com", f"198.51.100.{i}", request_id=None)
+            login.authenticate(settings(), attempt, f"wrong guess {i}")
         except LoginFailed:
             return "failed"
         except LoginThrottled:
