@@ -18,9 +18,7 @@ the runtime hook of the `snapshot_restore_py` library, which the Lambda Python r
 """
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import random
 
 #: Set by Lambda in every execution environment: "on-demand", "provisioned-concurrency" or "snap-start".
@@ -48,6 +46,9 @@ def prepare() -> None:
 
 def _import_everything() -> None:
     """Import every chalicelib module (views import theirs lazily) and compile every page template."""
+    import importlib
+    import pkgutil  # only here: an on-demand init needs neither
+
     import chalicelib
 
     for module in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):
