@@ -33,13 +33,12 @@ def prepare() -> None:
     """Build what every request needs (called at init on Lambda; see the module docstring)."""
     from . import aws
     from .config import settings
-    from .storage.models import ALL_MODELS
+    from . import storage
 
     backend = settings().key_backend
     aws.client("dynamodb")
     aws.client("kms" if backend == "kms" else "secretsmanager")
-    for model in ALL_MODELS:
-        model._get_connection()
+    storage.prepare()
     if os.environ.get(INITIALIZATION_TYPE) == "snap-start":
         _import_everything()
 

@@ -89,7 +89,7 @@ class Attempt:
     counters: tuple
     #: The subject the typed email's claim names, or one no user has (storage/users.claimed_sub).
     sub: str
-    #: The pending authorization request (storage.models.AuthorizationRequestModel), or None when it
+    #: The pending authorization request (storage.authorization_requests.PendingRequest), or None when it
     #: is unknown, expired or already finished.
     request: object | None
 

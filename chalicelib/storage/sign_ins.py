@@ -15,7 +15,8 @@ from typing import Sequence
 
 from ..hashing import new_secret, sha256_hex
 from ..log import now
-from . import sessions
+from . import authorization_requests, sessions
+from .authorization_requests import PendingRequest
 from .devices import new_device, unexpired
 from .models import (
     AuthorizationRequestModel,
@@ -32,12 +33,11 @@ from .sessions import Session
 from .throttles import taking_back
 from .users import claim_key, claimed_sub
 
-#: Request ids are 43 characters (new_secret()); a much longer one is not ours and is not read.
-MAX_REQUEST_ID_LENGTH = 100
+MAX_REQUEST_ID_LENGTH = authorization_requests.MAX_REQUEST_ID_LENGTH
 CONFLICT_RETRIES = 3
 
 
-def read_attempt(email: str, request_id: str | None) -> tuple[str, AuthorizationRequestModel | None]:
+def read_attempt(email: str, request_id: str | None) -> tuple[str, PendingRequest | None]:
     """(the subject to read for `email`, users.claimed_sub; the pending authorization request
     `request_id`, or None when it is unknown, expired or finished). One strongly consistent
     BatchGetItem whether or not the email has an account (the claim of whatever was typed is read).
@@ -46,9 +46,8 @@ def read_attempt(email: str, request_id: str | None) -> tuple[str, Authorization
     if request_id and len(request_id) <= MAX_REQUEST_ID_LENGTH:
         keys.append((AuthorizationRequestModel, request_id))
     claim, *request = consistent_batch_get(keys)
-    pending = request[0] if request else None
-    # DynamoDB's TTL deletes late (moto never): the expiry is checked here.
-    return claimed_sub(claim), pending if pending is not None and pending.expires_at > now() else None
+    # DynamoDB's TTL deletes late (moto never): from_model checks the expiry.
+    return claimed_sub(claim), authorization_requests.from_model(request[0] if request else None)
 
 
 def read_user_and_device(sub: str, device_key: str) -> tuple[UserModel | None, KnownDeviceModel | None]:
