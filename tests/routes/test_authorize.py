@@ -198,9 +198,9 @@ def test_prompt_login_forces_a_new_sign_in(browser, public_client, alice):
 
 def test_max_age_zero_forces_a_new_sign_in(browser, public_client, alice, monkeypatch):
     sign_in_and_consent(browser, public_client.client_id)
-    import chalicelib.storage.authorization_requests as authorization_requests
+    import chalicelib.oauth.authorization as authorization
 
-    monkeypatch.setattr(authorization_requests, "now", lambda: 10**10)
+    monkeypatch.setattr(authorization, "now", lambda: 10**10)
     response = browser.get("/authorize?" + authorize_query(public_client.client_id, max_age="0"))
     assert response.headers["Location"].startswith("/login")
 
