@@ -16,6 +16,7 @@ Why each hot operation is a single call:
 """
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 
@@ -29,15 +30,17 @@ log = get_logger("idp.grants")
 #: Access tokens of one grant revoked one by one (RFC 7009) before the grant itself is revoked
 #: instead: bounds the item (and what one client can make us store) at a few kilobytes.
 MAX_REVOKED_JTIS = 100
-#: The last this many tokens a family consumed are remembered (truncated hashes, in slots), so
-#: presenting one of them again is recognised as reuse: about 2.5 KB at most per grant.
-CONSUMED_SLOTS = 64
+#: The last this many tokens a family consumed are remembered (hash prefixes, in slots), so
+#: presenting one of them again is recognised as reuse. Bounded so the grant stays about 1 KB: every
+#: rotation writes the whole item (DynamoDB bills writes per KB of the item) and reads it back.
+CONSUMED_SLOTS = 32
 
 
 def consumed_mark(token_hash: str) -> str:
-    """What a slot keeps of a consumed token's SHA-256 (hex): its first 128 bits, plenty to tell
-    tokens apart and half the bytes written on every rotation."""
-    return token_hash[:32]
+    """What a slot keeps of a consumed token's SHA-256 (hex): its first 64 bits, base64url (11
+    characters). Enough to tell a family's tokens apart; matching one by chance, or finding a
+    token that matches one, takes about 2^64 tries."""
+    return base64.urlsafe_b64encode(bytes.fromhex(token_hash[:16])).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)

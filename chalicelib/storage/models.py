@@ -227,8 +227,8 @@ class GrantModel(Model):
     #: The current token sealed under the previous one (only while the grace window is on).
     retry_seal = UnicodeAttribute(null=True)
     #: Reuse detection beyond the previous token: slot (rotation number mod
-    #: storage.grants.CONSUMED_SLOTS) -> the first 128 bits (hex) of the SHA-256 of the token consumed
-    #: by that rotation. A fixed number of slots keeps the item (and each rotation's write) small.
+    #: storage.grants.CONSUMED_SLOTS) -> storage.grants.consumed_mark of the token consumed by that
+    #: rotation. A fixed number of slots keeps the item (and each rotation's write) small.
     consumed = MapAttribute(default=dict)
     #: `jti`s of this grant's access tokens revoked one by one (RFC 7009); bounded, see storage/grants.py.
     revoked_jtis = UnicodeSetAttribute(null=True)

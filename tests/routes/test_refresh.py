@@ -74,7 +74,7 @@ def test_reuse_of_a_rotated_token_revokes_the_whole_family(browser, http, refres
 
 def test_reuse_of_a_token_several_rotations_old_still_revokes_the_whole_family(browser, http, refreshing_client,
                                                                               alice):
-    """The family keeps its last 64 consumed tokens (hash prefixes in slots): a token stolen three
+    """The family keeps its last 32 consumed tokens (hash prefixes in slots): a token stolen three
     rotations ago and replayed is reuse, not an unknown token, and ends the family."""
     chain = [first_tokens(browser, http, refreshing_client)["refresh_token"]]
     for _ in range(3):
