@@ -99,6 +99,11 @@ class MemoryStorage:
     def add_request(self, request_id: str) -> None:
         self.authorization_requests[request_id] = {"request_id": request_id}
 
+    def add_resource(self, uri: str, name: str, scopes: tuple[str, ...], *, public: bool = False) -> None:
+        from chalicelib.storage.resources import Resource
+
+        self.resources[uri] = Resource(resource=uri, name=name, scopes=tuple(scopes), public=public)
+
     def end_all_sessions(self, sub: str) -> None:
         """storage.users.end_all_sessions: the user's generation moves on and their grants are revoked."""
         self.users[sub]["session_generation"] += 1

@@ -57,6 +57,11 @@ class DynamoSeed:
                                   code_challenge="x" * 43, code_challenge_method="S256", created_at=0,
                                   expires_at=now() + 600).save()
 
+    def add_resource(self, uri, name, scopes, *, public=False):
+        from chalicelib.storage.models import ResourceModel
+
+        ResourceModel(resource=uri, name=name, scopes=list(scopes), public=public, created_at=0).save()
+
 
 @pytest.fixture
 def same_on_both(aws, monkeypatch):
@@ -270,6 +275,30 @@ def test_a_grant_and_its_user_together_and_the_deny_list(same_on_both):
 
     trace = same_on_both(scenario)
     assert trace[0].grant_id == "grant-1" and trace[1][0] == SUB and trace[2:] == [None, SUB, True, False]
+
+
+def test_the_reads_and_counters_the_core_makes_alongside(same_on_both):
+    """Users (the consent page's check), resources (narrowing) and the throttle counter (unrecognised
+    refresh tokens)."""
+    from chalicelib.oauth import throttle
+    from chalicelib.storage import resources, users
+
+    def scenario(seed, at):
+        seed.add_user(SUB, session_generation=2, name="Alice")
+        seed.add_resource("https://notes.example.com/api", "Notes", ("notes:read",))
+        user = users.get_user(SUB)
+        return [(user.pk, user.email, user.name, user.email_verified, user.disabled, user.session_generation),
+                users.get_user("u_nobody"), users.get_user(""), users.get_user("email#user@example.com"),
+                resources.get_resource("https://notes.example.com/api"),
+                resources.get_resource_cached("https://notes.example.com/api", 60),
+                resources.get_resource("https://other.example.com/api"),
+                throttle.add("refresh-unknown#grant-1#1", 3600), throttle.add("refresh-unknown#grant-1#1", 3600, 2),
+                throttle.count("refresh-unknown#grant-1#1"), throttle.count("refresh-unknown#grant-2#1")]
+
+    trace = same_on_both(scenario)
+    assert trace[0] == (SUB, "user@example.com", "Alice", False, False, 2) and trace[1:4] == [None, None, None]
+    assert trace[4].scopes == ("notes:read",) and trace[5] == trace[4] and trace[6] is None
+    assert trace[7:] == [1, 3, 3, 0]
 
 
 @pytest.mark.parametrize("state, reason", [

@@ -19,7 +19,6 @@ from chalicelib.storage import codes
 from chalicelib.storage.clients import Client
 from chalicelib.storage.codes import Code
 from chalicelib.storage.grants import Grant
-from chalicelib.storage.resources import Resource
 
 SETTINGS = Settings(stage="local", issuer="http://127.0.0.1:8000")
 GRACE = dataclasses.replace(SETTINGS, refresh_grace_seconds=30)
@@ -77,8 +76,8 @@ def family(memory) -> dict:
 
 @pytest.fixture
 def resources(memory_storage):
-    memory_storage.resources.update({NOTES: Resource(NOTES, "Notes", ("notes:read",)),
-                                     BILLING: Resource(BILLING, "Billing", ("billing:read",))})
+    memory_storage.add_resource(NOTES, "Notes", ("notes:read",))
+    memory_storage.add_resource(BILLING, "Billing", ("billing:read",))
 
 
 # grant_type=authorization_code ---------------------------------------------------------------------
