@@ -42,12 +42,10 @@ run: venv
 test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make bench: the benchmark scripts under bench/ (cold_start.py: cold first token vs the floor, target <= 1.25;
-## request_cpu.py: DynamoDB calls and median handler CPU per warm request next to issue 10's targets)
+## make bench: one table (bench/request_cpu.py): per request path of issue 10, DynamoDB calls and median handler
+## CPU next to the issue's targets and to the floor (a bare Chalice route: Basic auth, SHA-256 compare, ES256 sign),
+## and the cold-first ratio (bench/cold_start.py: fresh interpreter -> first token, app / floor, target <= 1.25)
 bench: venv
-	$(BIN)/python bench/import_time.py
-	$(BIN)/python bench/cold_start.py
-	$(BIN)/python bench/dynamodb_calls.py
 	$(BIN)/python bench/request_cpu.py
 
 # Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json other than local.

@@ -1,192 +1,186 @@
-"""Handler CPU and DynamoDB calls per warm request, next to issue 10's targets.
+"""`make bench`: per warm request path, DynamoDB calls and median handler CPU next to issue 10's
+targets and next to the floor; then the cold-first ratio (bench/cold_start.py). One table.
 
 The real app, DynamoDB and Secrets Manager on the project's moto server in another process (so the
 CPU measured is the handler's own, not moto's). Requests go through chalice.test.Client, and the CPU
-is time.process_time() around the app's own entry (Chalice.__call__, i.e. app.app(event, context));
-the median of N warm invocations per path (inputs such as codes are made outside the timing).
+is time.process_time() around Chalice.__call__ (app.app(event, context), the handler's entry); the
+median of N warm invocations per path (inputs such as codes are made outside the timing; a first,
+unmeasured run fills the per-container caches).
+
+The floor: a bare Chalice route doing what any token endpoint must (HTTP Basic client
+authentication, a SHA-256 constant-time compare of the secret, a pyjwt ES256 signature; no
+DynamoDB), measured by the same loop. Its CPU is this machine's speed: "x floor" reads a path's CPU
+in units of it, which carries over between machines better than milliseconds do.
 POST /login: argon2id (chalicelib.passwords.verify_password) is timed on its own and subtracted, so
 the figure is the handler's CPU without the password hash; the hash's median is printed beside it.
-Run: make bench   (or .venv/bin/python bench/request_cpu.py [N], default 200)
+Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs], defaults 200 and 15;
+cold runs 0 skips the cold start)
 """
 from __future__ import annotations
 
 import collections
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# (calls, CPU ms) targets of issue 10; None: no CPU target (argon2 dominates).
-TARGETS = {
-    "POST /token client_credentials": (0, 0.15),
-    "POST /token authorization_code": (2, 3.0),
-    "POST /token refresh_token": (1, 2.0),
-    "GET /authorize (signed in, consented)": (2, 3.0),
-    "POST /login (returning user, consent remembered)": (5, 5.0),
-    "GET /userinfo": (1, 1.5),
-    "POST /introspect": (1, 1.5),
-    "GET /jwks": (0, 0.1),
-}
+FLOOR = "floor: Basic auth + SHA-256 compare + ES256 sign"
 
 
-def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    from bench.cold_start import ENV, start_moto
+@dataclass
+class Measured:
+    first_calls: dict  # DynamoDB calls by operation of the first (unmeasured) run: the cold caches
+    calls: dict  # ... of a warm run
+    cpu_ms: float  # median handler CPU of the warm runs, argon2id excluded
+    argon2_ms: float  # median argon2id CPU of the warm runs (0 where no password is checked)
+
+
+@contextmanager
+def instrumented():
+    """Count DynamoDB calls by operation, and time Chalice.__call__ and argon2id, while inside."""
+    from chalice import Chalice
+
+    from chalicelib import aws
+    from chalicelib.oauth import login
+
+    probe = {"calls": collections.Counter(), "cpu": [], "argon2": []}
+
+    def count(event_name, **_):
+        probe["calls"][event_name.rsplit(".", 1)[-1]] += 1
+
+    def timed(function, samples):
+        def wrapper(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                samples.append(time.process_time() - start)
+        return wrapper
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb", count)
+    original_call, original_verify = Chalice.__call__, login.verify_password
+    Chalice.__call__ = timed(original_call, probe["cpu"])
+    login.verify_password = timed(original_verify, probe["argon2"])
+    try:
+        yield probe
+    finally:
+        Chalice.__call__, login.verify_password = original_call, original_verify
+        events.unregister("before-call.dynamodb", count)
+
+
+def measure(paths: dict, runs: int) -> dict[str, Measured]:
+    """The measuring loop: for each path, one run to warm the caches, then `runs` measured runs."""
+    results = {}
+    with instrumented() as probe:
+        for label, (make_input, request) in paths.items():
+            cpu, hashes, calls = [], [], []
+            for _ in range(runs + 1):
+                value = make_input() if make_input else None
+                probe["cpu"].clear(), probe["argon2"].clear(), probe["calls"].clear()
+                response = request(value)
+                assert response.status_code in (200, 302), (label, response.status_code, response.body[:300])
+                calls.append(dict(probe["calls"]))
+                # The request's own invocation is the last one (an input may have made others).
+                cpu.append(probe["cpu"][-1] - sum(probe["argon2"]))
+                hashes.append(sum(probe["argon2"]))
+            warm = slice(1, None) if runs else slice(0, None)
+            results[label] = Measured(calls[0], calls[-1], statistics.median(cpu[warm]) * 1000,
+                                      statistics.median(hashes[warm]) * 1000)
+    return results
+
+
+def floor_paths() -> dict:
+    """The floor as a path of its own: a bare Chalice app, one route, the token endpoint's minimum."""
+    import base64
+    import hashlib
+    import hmac
+    import secrets
+
+    import jwt
+    from chalice import Chalice, Response
+    from chalice.test import Client
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    client_id, secret = "job", secrets.token_urlsafe(32)
+    stored = hashlib.sha256(secret.encode()).hexdigest()
+    floor = Chalice(app_name="floor")
+
+    @floor.route("/token", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+    def token():
+        header = floor.current_request.headers.get("authorization", "")
+        presented_id, _, presented = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+        if presented_id != client_id or not hmac.compare_digest(
+                hashlib.sha256(presented.encode()).hexdigest(), stored):
+            return Response({"error": "invalid_client"}, status_code=401)
+        now = int(time.time())
+        access_token = jwt.encode({"iss": "https://floor", "sub": client_id, "aud": "https://api.example.com",
+                                   "iat": now, "exp": now + 300, "jti": secrets.token_urlsafe(16)},
+                                  key, algorithm="ES256", headers={"kid": "floor"})
+        return {"access_token": access_token, "token_type": "Bearer", "expires_in": 300}
+
+    http = Client(floor, stage_name="local").http  # as the app's requests are made
+    auth = {"Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+    return {FLOOR: (None, lambda _: http.post("/token", body=b"grant_type=client_credentials", headers=auth))}
+
+
+def measure_requests(runs: int) -> dict[str, Measured]:
+    """The app's paths (bench/scenario.py) and the floor, on a moto server in another process."""
+    from bench.cold_start import ENV, start_moto, stop
 
     server, url = start_moto()
     try:
         os.environ.update({**ENV, "TABLE_PREFIX": "idp-cpubench", "SECRET_PREFIX": "idp/cpubench/"},
                           AWS_ENDPOINT_URL=url)
-        rows = measure_all(runs)
+        from chalice.test import Client
+
+        from tools import chalice_compat
+
+        chalice_compat.install()
+        from app import app
+        from bench.scenario import paths, seed
+
+        scenario = seed()
+        with Client(app, stage_name="local") as client:
+            results = measure(paths(client.http, scenario), runs)
+        results.update(measure(floor_paths(), runs))
+        return results
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # a moto server holding many items can be slow to exit
-            server.kill()
-            server.wait()
-    print(f"warm requests, median handler CPU of {runs} in-process invocations (moto server in another process)")
-    print(f"{'request':50s} {'calls':>5s} {'target':>6s} {'CPU ms':>7s} {'target':>6s}  by operation")
-    for label, calls, detail, cpu, extra in rows:
-        target_calls, target_cpu = TARGETS[label]
-        print(f"{label:50s} {calls:5d} {'≤ ' + str(target_calls):>6s} {cpu:7.2f} {'≤ ' + str(target_cpu):>6s}  "
-              f"{', '.join(f'{k}={v}' for k, v in sorted(detail.items()))}{extra}")
+        stop(server)
 
 
-def measure_all(runs: int) -> list:
-    from chalice import Chalice
-    from chalice.test import Client
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    cold_runs = int(sys.argv[2]) if len(sys.argv) > 2 else 15
+    from bench import cold_start
+    from bench.scenario import TARGETS
 
-    from tools import chalice_compat
-
-    chalice_compat.install()
-    from app import app
-    from bench.scenario import API, EMAIL, PASSWORD, SCOPE, WEB_APP, basic, seed
-    from chalicelib import aws
-    from chalicelib.oauth import login
-    from tests.routes.flow import FORM, Browser, authorize_query, hidden, query_of, redeem, sign_in_and_consent
-
-    scenario = seed()
-    public = scenario.public
-
-    calls: collections.Counter = collections.Counter()
-    aws.client("dynamodb").meta.events.register(
-        "before-call.dynamodb", lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]]))
-    cpu: list[float] = []
-    argon2: list[float] = []
-    original_call, original_verify = Chalice.__call__, login.verify_password
-
-    def timed_call(self, event, context):
-        start = time.process_time()
-        try:
-            return original_call(self, event, context)
-        finally:
-            cpu.append(time.process_time() - start)
-
-    def timed_verify(*args, **kwargs):
-        start = time.process_time()
-        try:
-            return original_verify(*args, **kwargs)
-        finally:
-            argon2.append(time.process_time() - start)
-
-    Chalice.__call__ = timed_call
-    login.verify_password = timed_verify
-
-    rows = []
-    scope = SCOPE
-    with Client(app, stage_name="local") as client:
-        http = client.http
-        sessions = [None, 0]
-
-        def signed_in_browser():
-            # A browser signed in and consented, a fresh session every 100 uses: a session carries
-            # the ids of the grants issued through it, and inputs should not grow one without bound.
-            if sessions[1] % 100 == 0:
-                sessions[0] = Browser(http)
-                sign_in_and_consent(sessions[0], public.client_id, scope=scope, redirect_uri=WEB_APP)
-            sessions[1] += 1
-            return sessions[0]
-
-        def new_code():
-            return query_of(sign_in_and_consent(signed_in_browser(), public.client_id, scope=scope,
-                                                redirect_uri=WEB_APP))["code"]
-
-        def redeem_code(code):
-            return redeem(http, public.client_id, code, redirect_uri=WEB_APP)
-
-        cc = urlencode({"grant_type": "client_credentials", "resource": API}).encode()
-        service_auth = basic(scenario.service.client_id, scenario.service_secret)
-        rs_auth = basic(scenario.api.client_id, scenario.api_secret)
-
-        def login_form():
-            visitor = Browser(http)
-            location = visitor.get("/authorize?" + authorize_query(public.client_id, scope=scope,
-                                                                   redirect_uri=WEB_APP)).headers["Location"]
-            page = visitor.get(location)
-            return visitor, {"request_id": hidden(page.body, "request_id"),
-                             "csrf_token": hidden(page.body, "csrf_token"),
-                             "username": EMAIL, "password": PASSWORD}
-
-        # Inputs that may be used again are, so a run needs few codes: a moto server slows down as
-        # items pile up (past about 600 codes a transaction took over botocore's 5 s read timeout).
-        refresh_chain = {}
-
-        def refresh_token_input():
-            # Each refresh hands out the successor: the next run presents it, one family throughout.
-            return refresh_chain.get("token") or json.loads(redeem_code(new_code()).body)["refresh_token"]
-
-        def refresh(token):
-            response = http.post("/token", headers=FORM, body=urlencode(
-                {"grant_type": "refresh_token", "refresh_token": token, "client_id": public.client_id}).encode())
-            refresh_chain["token"] = json.loads(response.body).get("refresh_token")
-            return response
-
-        access_tokens = [None, 0]
-
-        def user_access_token():
-            # One access token serves 100 runs (it is not single use), well inside its lifetime.
-            if access_tokens[1] % 100 == 0:
-                access_tokens[0] = json.loads(redeem_code(new_code()).body)["access_token"]
-            access_tokens[1] += 1
-            return access_tokens[0]
-
-        paths = {
-            "POST /token client_credentials": (None, lambda _: http.post("/token", body=cc, headers=service_auth)),
-            "POST /token authorization_code": (new_code, redeem_code),
-            "POST /token refresh_token": (refresh_token_input, refresh),
-            "GET /authorize (signed in, consented)": (signed_in_browser, lambda browser: browser.get(
-                "/authorize?" + authorize_query(public.client_id, scope=scope, redirect_uri=WEB_APP))),
-            "POST /login (returning user, consent remembered)": (login_form, lambda v: v[0].post("/login", v[1])),
-            "GET /userinfo": (user_access_token,
-                              lambda token: http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})),
-            "POST /introspect": (lambda: json.loads(http.post("/token", body=cc, headers=service_auth).body)
-                                 ["access_token"],
-                                 lambda token: http.post("/introspect", body=urlencode({"token": token}).encode(),
-                                                         headers=rs_auth)),
-            "GET /jwks": (None, lambda _: http.get("/jwks")),
-        }
-        for label, (make_input, request) in paths.items():
-            samples, hashes, counted = [], [], None
-            for i in range(runs + 1):  # the first run warms the per-container caches
-                value = make_input() if make_input else None
-                cpu.clear(), argon2.clear(), calls.clear()
-                response = request(value)
-                assert response.status_code in (200, 302), (label, response.status_code, response.body[:300])
-                if i:
-                    samples.append(cpu[-1] - sum(argon2))
-                    hashes.append(sum(argon2))
-                    counted = counted or dict(calls)
-            extra = f"   (+ argon2id {statistics.median(hashes) * 1000:.0f} ms)" if any(hashes) else ""
-            rows.append((label, sum(counted.values()), counted, statistics.median(samples) * 1000, extra))
-    return rows
+    cold = cold_start.measure_apart(cold_runs) if cold_runs else None  # first: fresh interpreters on a quiet moto
+    results = measure_requests(runs)
+    floor = results[FLOOR].cpu_ms
+    print(f"issue 10 benchmark: warm requests, median handler CPU of {runs} in-process invocations "
+          f"(moto server in another process)")
+    print(f"{'request':52s} {'calls':>5s} {'target':>6s} {'CPU ms':>7s} {'target':>7s} {'x floor':>7s}  by operation")
+    for label, measured in results.items():
+        calls = sum(measured.calls.values())
+        target_calls, target_cpu = TARGETS.get(label, ("", ""))
+        target_calls = f"≤ {target_calls}" if target_calls != "" else "—"
+        target_cpu = f"≤ {target_cpu}" if target_cpu != "" else "—"
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(measured.calls.items()))
+        extra = f"   (+ argon2id {measured.argon2_ms:.0f} ms)" if measured.argon2_ms else ""
+        print(f"{label:52s} {calls:5d} {target_calls:>6s} {measured.cpu_ms:7.2f} {target_cpu:>7s} "
+              f"{measured.cpu_ms / floor:7.1f}  {detail}{extra}")
+    if cold:
+        print(f"{'cold first client_credentials token, app / floor':52s} {'':5s} {'':6s} {'':7s} {'≤ 1.25':>7s} "
+              f"{cold.ratio:7.2f}  {cold.describe()}")
 
 
 if __name__ == "__main__":

@@ -278,6 +278,11 @@ class KeyRingChanged(KeyRingError):
     change's transaction was cancelled and wrote nothing. Retrying reads the new state."""
 
 
+class StorageIncomplete(Exception):
+    """DynamoDB kept leaving part of a read undone (BatchGetItem's UnprocessedKeys while a table is
+    throttled), past the retries: an internal failure, answered like any other (server_error)."""
+
+
 def _quote(value: str) -> str:
     # RFC 6750 §3: error_description and scope are quoted-strings; keep them to safe characters.
     return value.replace("\\", "\\\\").replace('"', "'")

@@ -18,9 +18,7 @@ the runtime hook of the `snapshot_restore_py` library, which the Lambda Python r
 """
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import random
 
 #: Set by Lambda in every execution environment: "on-demand", "provisioned-concurrency" or "snap-start".
@@ -35,19 +33,21 @@ def prepare() -> None:
     """Build what every request needs (called at init on Lambda; see the module docstring)."""
     from . import aws
     from .config import settings
-    from .storage.models import ALL_MODELS
+    from . import storage
 
     backend = settings().key_backend
     aws.client("dynamodb")
     aws.client("kms" if backend == "kms" else "secretsmanager")
-    for model in ALL_MODELS:
-        model._get_connection()
+    storage.prepare()
     if os.environ.get(INITIALIZATION_TYPE) == "snap-start":
         _import_everything()
 
 
 def _import_everything() -> None:
     """Import every chalicelib module (views import theirs lazily) and compile every page template."""
+    import importlib
+    import pkgutil  # only here: an on-demand init needs neither
+
     import chalicelib
 
     for module in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):

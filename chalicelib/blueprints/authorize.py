@@ -187,8 +187,8 @@ def _forbidden_post(cookies=()) -> Response:
                       description="cross-site form post or CSRF token not valid for this browser")
 
 
-def _expired() -> Response:
-    return error_page(messages.EXPIRED_REQUEST, "invalid_request",
+def _expired(cookies=()) -> Response:
+    return error_page(messages.EXPIRED_REQUEST, "invalid_request", cookies=cookies,
                       description="authorization request unknown, expired or already finished")
 
 
@@ -276,12 +276,13 @@ def login():
     form = form_params(request)
     if not _trusted_post(browser_value, "login", form):
         return _forbidden_post()
-    pending = authorization.load_pending(form.get("request_id"))
+    username = form.get("username", "")
+    attempt = login_core.begin(s, username, client_ip(request), form.get("request_id"))
+    pending = attempt.request
     if pending is None:
         return _expired()
-    username = form.get("username", "")
     try:
-        user = login_core.authenticate(s, username, form.get("password", ""), client_ip(request),
+        user = login_core.authenticate(s, attempt, form.get("password", ""),
                                        cookie(request, login_core.device_cookie_name(s)))
     except LoginThrottled as exc:
         message = messages.ACCOUNT_UNDER_ATTACK if exc.scope == "account" else messages.TOO_MANY_ATTEMPTS
@@ -291,17 +292,14 @@ def login():
     except LoginFailed:
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message=messages.WRONG_CREDENTIALS)
-    from ..tokens.issue import user_attributes
-
-    raw, session = sessions.start(s, user.pk, ["pwd"], generation=user.session_generation,
-                                  user_claims=user_attributes(user))
-    if "login" in pending.prompt:  # only prompt=login asks which session signed in for the request
-        authorization.mark_signed_in(pending, session)
+    signed_in = login_core.finish(s, attempt, user)
     # This browser becomes (again) a known device of the user: it may still sign in while someone
     # else's guesses hold the account over its limit (chalicelib/oauth/login.py).
-    device = login_core.device_cookie_header(s, login_core.remember_device(s, user))
-    return _advance(pending, session, just_signed_in=True,
-                    cookies=[sessions.cookie_header(s, raw, max_age=s.session_ttl), device])
+    signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
+                         login_core.device_cookie_header(s, signed_in.device_cookie)]
+    if signed_in.request_finished:  # by another tab while the password was checked: signed in all the same
+        return _expired(signed_in_cookies)
+    return _advance(pending, signed_in.session, just_signed_in=True, cookies=signed_in_cookies)
 
 
 # Consent ------------------------------------------------------------------------------------------

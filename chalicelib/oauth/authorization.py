@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..capabilities import PROMPT_VALUES, RESPONSE_TYPES
@@ -33,15 +34,12 @@ from ..errors import (
 )
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
-from ..storage.models import (
-    AuthorizationRequestModel,
-    ClientModel,
-    ConsentModel,
-    SessionModel,
-    conditionally,
-)
+from ..storage.authorization_requests import PendingRequest
 from . import consent, pkce, redirect_uris, resources, scopes, sessions
 from .clients import allowed_scopes
+
+if TYPE_CHECKING:
+    from ..storage.clients import Client
 
 log = get_logger("idp.authorize")
 
@@ -54,12 +52,12 @@ class Decision:
     """What the endpoint should do next with a stored request."""
 
     action: str  # "login" | "consent" | "redirect"
-    request: AuthorizationRequestModel
+    request: PendingRequest
     location: str | None = None
 
 
 def trusted_client_and_redirect(params: dict, settings: Settings, *,
-                                source_ip: str | None = None) -> tuple[ClientModel, str]:
+                                source_ip: str | None = None) -> tuple[Client, str]:
     from .clients import find_client
 
     client_id = params.get("client_id")
@@ -89,7 +87,7 @@ def trusted_client_and_redirect(params: dict, settings: Settings, *,
     return client, redirect_uri
 
 
-def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Settings) -> AuthorizationRequestModel:
+def validate(params: dict, client: Client, redirect_uri: str, settings: Settings) -> PendingRequest:
     """Phase 2. Returns an unsaved request record; raises RedirectableError."""
     state = params.get("state")
     try:
@@ -129,11 +127,12 @@ def validate(params: dict, client: ClientModel, redirect_uri: str, settings: Set
     except OAuthError as exc:
         raise RedirectableError(exc, redirect_uri, state) from None
     at = now()
-    return AuthorizationRequestModel(
-        request_id=new_secret(), client_id=client.client_id, redirect_uri=redirect_uri, scopes=granted,
+    return PendingRequest(
+        request_id=new_secret(), client_id=client.client_id, redirect_uri=redirect_uri, scopes=tuple(granted),
         state=state, nonce=params.get("nonce"), code_challenge=params["code_challenge"],
-        code_challenge_method=method, prompt=prompt, max_age=max_age, login_hint=_login_hint(params.get("login_hint")),
-        resources=[r.resource for r in targets], client_public=client.client_type == "public",
+        code_challenge_method=method, prompt=tuple(prompt), max_age=max_age,
+        login_hint=_login_hint(params.get("login_hint")), resources=tuple(r.resource for r in targets),
+        client_public=client.client_type == "public",
         resource_less_audience=None if targets else resources.resource_less_audience(client, settings),
         created_at=at, expires_at=at + settings.request_ttl,
     )
@@ -162,31 +161,27 @@ def _login_hint(raw: str | None) -> str | None:
     return None
 
 
-def store(request: AuthorizationRequestModel) -> None:
-    request.save(condition=AuthorizationRequestModel.request_id.does_not_exist())
+def store(request: PendingRequest) -> None:
+    from ..storage import authorization_requests
+
+    authorization_requests.store(request)
 
 
-def load_pending(request_id: str | None) -> AuthorizationRequestModel | None:
-    """A stored request that has not expired (TTL deletion lags, so expiry is checked here)."""
-    if not request_id or len(request_id) > 100:
-        return None
-    try:
-        request = AuthorizationRequestModel.get(request_id, consistent_read=True)
-    except AuthorizationRequestModel.DoesNotExist:
-        return None
-    return request if request.expires_at > now() else None
+def load_pending(request_id: str | None) -> PendingRequest | None:
+    """A stored request that has not expired."""
+    from ..storage import authorization_requests
+
+    return authorization_requests.load(request_id)
 
 
-def finish_request(request: AuthorizationRequestModel) -> bool:
+def finish_request(request: PendingRequest) -> bool:
     """Delete a pending request exactly once; False when another tab already finished it."""
-    return conditionally(lambda: request.delete(condition=AuthorizationRequestModel.request_id.exists()))
+    from ..storage import authorization_requests
+
+    return authorization_requests.finish(request.request_id)
 
 
-def _consent_key(sub: str, client_id: str) -> str:
-    return f"{sub}#{client_id}"
-
-
-def requested_resources(request: AuthorizationRequestModel, settings: Settings) -> list:
+def requested_resources(request: PendingRequest, settings: Settings) -> list:
     """The registrations of the request's resources, from this container's cache (on /authorize
     validate() has just read them). One deleted since the request was validated ends it."""
     try:
@@ -195,7 +190,7 @@ def requested_resources(request: AuthorizationRequestModel, settings: Settings) 
         raise RedirectableError(exc, request.redirect_uri, request.state) from None
 
 
-def consent_wanted(request: AuthorizationRequestModel, settings: Settings) -> dict[str, list[str]]:
+def consent_wanted(request: PendingRequest, settings: Settings) -> dict[str, list[str]]:
     """Audience -> scopes this request asks the user to allow (see oauth/consent.py). Without
     resources, the audience the token endpoint will issue for this client (the issuer for an
     unverified one), recorded at validation, so consent is remembered for the `aud` actually issued."""
@@ -204,20 +199,20 @@ def consent_wanted(request: AuthorizationRequestModel, settings: Settings) -> di
 
 
 def remember_consent(sub: str, client_id: str, granted: dict[str, list[str]]) -> None:
-    """Record consent; DynamoDB's set ADD grows the remembered pairs atomically, so two grants at
-    once both land and neither widens the other."""
-    ConsentModel(pk=_consent_key(sub, client_id)).update(
-        actions=[ConsentModel.audience_scopes.add(consent.pairs(granted)), ConsentModel.updated_at.set(now())])
+    """Record consent as (audience, scope) pairs, added to what was remembered before."""
+    from ..storage import consents
+
+    consents.remember(sub, client_id, consent.pairs(granted))
 
 
-def always_ask(request: AuthorizationRequestModel) -> bool:
+def always_ask(request: PendingRequest) -> bool:
     """RFC 8252 §8.6 / RFC 6749 §10.2: a public client whose redirect URI is not an https URL
     (loopback, private-use scheme) could be any program on the device, so consent is asked every
     time rather than remembered."""
     return request.client_public and not request.redirect_uri.startswith("https://")
 
 
-def may_consent(request: AuthorizationRequestModel, session: SessionModel | None) -> bool:
+def may_consent(request: PendingRequest, session) -> bool:
     """Can this session approve the request on the consent page? Only if it meets max_age, and for
     prompt=login only if it is the session that signed in for this request."""
     if not session_satisfies(request, session):
@@ -225,12 +220,7 @@ def may_consent(request: AuthorizationRequestModel, session: SessionModel | None
     return "login" not in request.prompt or request.login_session_hash == session.session_hash
 
 
-def mark_signed_in(request: AuthorizationRequestModel, session: SessionModel) -> None:
-    request.update(actions=[AuthorizationRequestModel.login_session_hash.set(session.session_hash)],
-                   condition=AuthorizationRequestModel.request_id.exists())
-
-
-def session_satisfies(request: AuthorizationRequestModel, session: SessionModel | None) -> bool:
+def session_satisfies(request: PendingRequest, session) -> bool:
     """Can this session be used without signing in again (prompt=login, max_age)?"""
     if session is None:
         return False
@@ -239,7 +229,7 @@ def session_satisfies(request: AuthorizationRequestModel, session: SessionModel 
     return True
 
 
-def decide(request: AuthorizationRequestModel, session, *, just_signed_in: bool,
+def decide(request: PendingRequest, session, *, just_signed_in: bool,
            settings: Settings, stored: bool = True) -> Decision:
     """Next step for a request given the browser's session. A request that needs no page is
     answered at once and never stored (`stored=False`): fewer writes on the SSO fast path.
@@ -266,7 +256,7 @@ def decide(request: AuthorizationRequestModel, session, *, just_signed_in: bool,
     return Decision("consent", request)
 
 
-def issue_code(request: AuthorizationRequestModel, session, settings: Settings, *, stored: bool = True,
+def issue_code(request: PendingRequest, session, settings: Settings, *, stored: bool = True,
                consent_pairs: set[str] | None = None):
     """Create the grant and its code in one transaction; return the redirect Location, or the
     storage refusal (codes.NotIssued) for "consent" and "user", which decide() turns into a page.

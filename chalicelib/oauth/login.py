@@ -1,16 +1,19 @@
 """Password sign-in with throttling per client IP and per account, and known devices.
 
-Counters are DynamoDB atomic ADDs in fixed windows (LOGIN_THROTTLE_WINDOW), counted before the
-password is checked and taken back on success, so they count failures (and refused attempts) even
-under parallel guessing. The account counter is keyed by the normalised email even when no such
-account exists, so being refused says nothing about whether it does.
+Counters are fixed windows (LOGIN_THROTTLE_WINDOW) in DynamoDB. An attempt adds 1 to all of its
+counters in one transaction, each only while it is below its limit, before the password is checked;
+the transaction that records a successful sign-in takes them back. So they count failures even
+under parallel guessing, and an attempt refused by one limit counts at none (refusals check no
+password, so they are not guesses). The account counter is keyed by the normalised email even when
+no such account exists, so being refused says nothing about whether it does.
 
 Per account a hard limit would let anyone lock anyone out: a few wrong guesses for alice's email
 would refuse alice's right password. So past LOGIN_MAX_FAILURES_PER_ACCOUNT the account asks for
 one more proof instead of refusing outright: a *known device*, a browser that has signed in to
 this account before (a long-lived HttpOnly cookie set at every successful sign-in, see
 chalicelib/storage/devices.py). An attempt from a known device of the typed account goes on to
-the password check (and is still counted); any other attempt is refused with 429 and Retry-After.
+the password check (and is still counted, at the account and the address too, over their limits
+or not); any other attempt is refused with 429 and Retry-After.
 Guessing from unknown devices thus stays capped at the account limit per window, while the owner
 keeps signing in from a device used before; an owner on a new device waits for the window to end.
 Signing a user out everywhere (or disabling them) forgets all their devices: a device counts only
@@ -20,13 +23,14 @@ Per client address the same: a hard limit would let one attacker behind a NAT, a
 NAT or a company's egress lock out everyone there. Past LOGIN_MAX_FAILURES_PER_IP for an IPv4
 address or an IPv6 /64, or LOGIN_MAX_FAILURES_PER_NETWORK for an IPv6 /48 (a subscriber is often
 handed a /48, RFC 6177 §2: counting /64s alone would give it 65,536 times the budget), only known
-devices of the typed account may still try. IPv4 clients have no coarser tier and pay no call
-for one.
+devices of the typed account may still try. IPv4 clients have no coarser tier and write no
+counter for one.
 
 A known device past a limit is held by its own counter instead (LOGIN_MAX_FAILURES_PER_DEVICE, a
 hard limit, counted only while a limit above is exceeded), so a stolen device cookie buys a few
 more guesses per window at one account, never an open door. The device record is read only when
-the account or the address is over its limit, so ordinary sign-ins do not pay for it.
+the account or the address is over its limit (with the user, in one BatchGetItem), so ordinary
+sign-ins do not pay for it.
 
 No progressive delay. Sleeping bills Lambda wall time and lets an attacker tie up our concurrency
 with cheap requests. A lockout growing across windows (refusal-until plus Retry-After) would cut
@@ -35,22 +39,26 @@ every attempt, and under a sustained attack it would lengthen the wait of an own
 device. Guessing stays bounded by the account limit per window (480 a day at the defaults) plus the
 device limit of each known device the attacker holds, each guess costing an argon2id evaluation.
 
-Same cost, same answer: every attempt that reaches the password check costs two counter ADDs
-(three from IPv6), two users-table GetItems (chalicelib/storage/users.find_user_by_email) and one argon2id evaluation
-(chalicelib/passwords.py), whether the email is known, unknown, disabled or malformed, and every
-failure says the same thing. Refusals by the throttle skip argon2id: their 429 already says what
-happened, and refusing cheaply is what a throttle is for. What a refusal costs depends on the
-counters and the caller's own device cookie (a valid one makes us look up the typed account, at
-the same two GetItems), never on whether the account exists.
+Same cost, same answer: every attempt that reaches the password check costs one BatchGetItem (the
+typed email's claim, with the authorization request), one counter transaction (two counters, three
+from IPv6), one users-table GetItem (the claim's subject, or a key no user has: storage/users.py)
+and one argon2id evaluation (chalicelib/passwords.py), whether the email is known, unknown,
+disabled or malformed, and every failure says the same thing. Refusals by the throttle skip
+argon2id: their 429 already says what happened, and refusing cheaply is what a throttle is for.
+What a refusal costs depends on the counters and the caller's own device cookie (a well-formed one
+makes us read the typed account's user with the device record), never on whether the account
+exists. A successful sign-in then writes everything it changes in one transaction
+(storage/sign_ins.record_sign_in): the session, the known device, the take-backs, and the request.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ..config import Settings
 from ..errors import LoginFailed, LoginThrottled
 from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..passwords import verify_password
-from ..storage.models import UserModel
 from . import throttle
 from .sessions import host_cookie_header, host_cookie_name
 
@@ -66,79 +74,121 @@ def device_cookie_header(settings: Settings, value: str) -> str:
     return host_cookie_header(settings, "idp_device", value, same_site="Strict", max_age=settings.known_device_ttl)
 
 
-def remember_device(settings: Settings, user: UserModel) -> str:
-    """After a successful sign-in: a new known-device cookie value for this browser."""
-    from ..storage.devices import remember_device as remember
-
-    return remember(user.pk, settings.known_device_ttl, user.session_generation)
-
-
 #: The coarser IPv6 tier: one subscriber's allocation (RFC 6177 §2).
 NETWORK_PREFIX = 48
 
 
-def _keys(settings: Settings, email: str, ip: str, at: int) -> list[tuple[str, str, int]]:
-    """(scope, counter key, limit) of every counter one attempt adds to."""
+@dataclass(frozen=True)
+class Attempt:
+    """One sign-in attempt, as read before anything is counted (`begin`)."""
+
+    email: str  # normalised
+    ip: str
+    at: int
+    #: (scope, storage.throttles.Counter) of every counter the attempt adds to.
+    counters: tuple
+    #: The subject the typed email's claim names, or one no user has (storage/users.claimed_sub).
+    sub: str
+    #: The pending authorization request (storage.authorization_requests.PendingRequest), or None when it
+    #: is unknown, expired or already finished.
+    request: object | None
+
+
+def _counters(settings: Settings, email: str, ip: str, at: int) -> tuple:
+    """(scope, counter) of every counter one attempt adds to, each with its limit."""
+    from ..storage.throttles import Counter
+
     window = settings.login_throttle_window
     address, network = throttle.address_key(ip), throttle.address_key(ip, NETWORK_PREFIX)
-    keys = [("account", throttle.window_key("account", sha256_hex(email), window, at),
-             settings.login_max_failures_per_account),
-            ("ip", throttle.window_key("ip", address, window, at), settings.login_max_failures_per_ip)]
+    counters = [("account", Counter(throttle.window_key("account", sha256_hex(email), window, at),
+                                    settings.login_max_failures_per_account)),
+                ("ip", Counter(throttle.window_key("ip", address, window, at), settings.login_max_failures_per_ip))]
     if network != address:  # IPv6 only: an IPv4 address has no coarser tier
-        keys.append(("ip", throttle.window_key("ip", network, window, at), settings.login_max_failures_per_network))
-    return keys
+        counters.append(("ip", Counter(throttle.window_key("ip", network, window, at),
+                                       settings.login_max_failures_per_network)))
+    return tuple(counters)
 
 
-def _known_device_user(email: str, device: str | None) -> UserModel | None:
-    """The typed account's user, if `device` is a known device of it; else None. A device
-    remembered before the user was last signed out everywhere (or disabled) is not known any more:
-    whoever was signed in on it then may be the reason for the sign-out."""
-    from ..storage.devices import find_device
-    from ..storage.users import find_user_by_email
-
-    record = find_device(device) if device else None
-    if record is None:
-        return None
-    user = find_user_by_email(email)
-    if user is None or user.pk != record.sub or record.session_generation != user.session_generation:
-        return None
-    return user
-
-
-def authenticate(settings: Settings, email: str, password: str, ip: str, device: str | None = None) -> UserModel:
-    """The user, or LoginFailed / LoginThrottled. `device` is the browser's device cookie value."""
-    from ..storage.users import find_user_by_email, normalise_email
+def begin(settings: Settings, email: str, ip: str, request_id: str | None) -> Attempt:
+    """Read what an attempt needs before counting it: the typed email's claim and the pending
+    authorization request `request_id`, in one round trip. Nothing is counted yet, so an attempt
+    for a request that is gone changes nothing."""
+    from ..storage.sign_ins import read_attempt
+    from ..storage.users import normalise_email
 
     email = normalise_email(email)
     at = now()
+    sub, request = read_attempt(email, request_id)
+    return Attempt(email, ip, at, _counters(settings, email, ip, at), sub, request)
+
+
+def _known_device_user(attempt: Attempt, device: str | None):
+    """The typed account's user, if `device` is a known device of it; else None. A device
+    remembered before the user was last signed out everywhere (or disabled) is not known any more:
+    whoever was signed in on it then may be the reason for the sign-out."""
+    from ..storage.devices import device_key
+    from ..storage.sign_ins import read_user_and_device
+
+    key = device_key(device)
+    if key is None:
+        return None
+    user, record = read_user_and_device(attempt.sub, key)
+    if user is None or record is None or user.pk != record.sub or record.session_generation != user.session_generation:
+        return None
+    return user
+
+
+def authenticate(settings: Settings, attempt: Attempt, password: str, device: str | None = None):
+    """The user (storage.models.UserModel), or LoginFailed / LoginThrottled. `device` is the
+    browser's device cookie value."""
+    from ..storage import throttles
+    from ..storage.users import get_user
+
     window = settings.login_throttle_window
-    keys = _keys(settings, email, ip, at)
-    retry_after = window - at % window
+    retry_after = window - attempt.at % window
     # Count the attempt before checking the password, then take it back if it succeeds: a check
     # followed by a later increment would let parallel guesses all pass the check.
-    over = set()
-    for scope, key, limit in keys:
-        if throttle.add(key, window) > limit:
-            over.add(scope)
-    if over:
-        user = _known_device_user(email, device)
+    stopped = throttles.add_to_all([counter for _, counter in attempt.counters], window)
+    if stopped:
+        over = {scope for scope, counter in attempt.counters if counter.key in stopped}
+        user = _known_device_user(attempt, device)
         if user is None:
             scope = "ip" if "ip" in over else "account"
-            log.warning("sign-in throttled", extra={"ip": ip, "scope": scope})
+            log.warning("sign-in throttled", extra={"ip": attempt.ip, "scope": scope})
             raise LoginThrottled(scope, retry_after)
         # A known device of the typed account: others' guesses from its address or at its account
-        # do not refuse it, its own attempts do. Never taken back: a successful sign-in gives the
-        # browser a new device cookie, so this counter is not consulted for it again.
-        device_key = throttle.window_key("device", sha256_hex(device), window, at)
-        if throttle.add(device_key, window) > settings.login_max_failures_per_device:
-            log.warning("sign-in throttled", extra={"ip": ip, "scope": "device"})
+        # do not refuse it, its own attempts do. Its device counter is never taken back: a successful
+        # sign-in gives the browser a new device cookie, so it is not consulted for it again. Its
+        # guesses are failures at the account and the address as much as anyone's: counted there
+        # too, past their limits (and taken back on success, like any attempt's).
+        device_counter = throttles.Counter(throttle.window_key("device", sha256_hex(device), window, attempt.at),
+                                           settings.login_max_failures_per_device)
+        if throttles.add_to_all([device_counter, *(throttles.Counter(c.key) for _, c in attempt.counters)], window):
+            log.warning("sign-in throttled", extra={"ip": attempt.ip, "scope": "device"})
             raise LoginThrottled("device", retry_after)
     else:
-        user = find_user_by_email(email)
+        user = get_user(attempt.sub)
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or user.disabled:
-        log.info("sign-in failed", extra={"ip": ip, "reason": "disabled" if ok and user else "credentials"})
+        log.info("sign-in failed", extra={"ip": attempt.ip, "reason": "disabled" if ok and user else "credentials"})
         raise LoginFailed()
-    for _, key, _ in keys:
-        throttle.add(key, window, -1)
     return user
+
+
+def finish(settings: Settings, attempt: Attempt, user):
+    """Record a successful sign-in for `attempt.request` in one transaction
+    (storage/sign_ins.record_sign_in: a new session under a new cookie value, this browser as a new
+    known device, the attempt's counters taken back); returns its storage.sign_ins.SignedIn."""
+    from ..storage.sign_ins import record_sign_in
+    from ..tokens.issue import user_attributes
+
+    request = attempt.request
+    # The user's ID-token claims travel with the session into its codes and grants, so issuing and
+    # redeeming a code need not read the user again.
+    return record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=settings.session_ttl,
+                          device_ttl=settings.known_device_ttl, request_id=request.request_id,
+                          # Only prompt=login asks which session signed in for the request
+                          # (authorization.may_consent).
+                          mark_request="login" in request.prompt,
+                          take_back=[counter.key for _, counter in attempt.counters],
+                          window_seconds=settings.login_throttle_window)

@@ -15,7 +15,6 @@ import hmac
 from ..config import Settings
 from ..hashing import new_secret, sha256_hex
 from ..log import now
-from ..storage.models import SessionModel
 
 
 def host_cookie_name(settings: Settings, name: str) -> str:
@@ -90,26 +89,6 @@ def user_allows(session) -> bool:
 
     user = get_user(session.sub)
     return not (user is None or user.disabled or session.session_generation < user.session_generation)
-
-
-def start(settings: Settings, sub: str, amr: list[str], *, generation: int, user_claims: dict | None = None):
-    """Create a signed-in session under a new cookie value (session fixation defence); returns the
-    raw value and the session record.
-
-    `generation` is the user's `session_generation` as read when they signed in: if the user is
-    signed out everywhere meanwhile, the session is born dead rather than surviving it.
-    `user_claims` (tokens.issue.user_attributes) travel with the session into its codes and grants."""
-    import json
-
-    from ..storage import sessions as session_store
-
-    raw = new_secret()
-    at = now()
-    session = SessionModel(session_hash=sha256_hex(raw), sub=sub, auth_time=at, amr=amr, created_at=at,
-                           expires_at=at + settings.session_ttl, session_generation=generation,
-                           user_claims=json.dumps(user_claims, separators=(",", ":")) if user_claims else None)
-    session.save(condition=SessionModel.session_hash.does_not_exist())
-    return raw, session_store.from_model(session)
 
 
 def end(cookie_value: str | None) -> None:

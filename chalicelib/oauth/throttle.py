@@ -1,12 +1,17 @@
-"""Fixed-window counters in DynamoDB (atomic ADD), for sign-in failures and registrations.
+"""Fixed-window counters, for sign-in failures, registrations and client document fetches: what
+a counter counts (its key). Counting is chalicelib/storage/throttles.py's.
 
 A counter's key names what is counted and the window, e.g. "ip#203.0.113.9#1795459" for the
-window number `now // window_seconds`; items expire through the table's TTL two windows later.
+window number `now // window_seconds`.
 """
 from __future__ import annotations
 
 from ..log import now
-from ..storage.models import ThrottleModel
+from ..storage.throttles import add, count
+
+# add and count are re-exported: registration, client document fetches and refresh tokens count
+# through this module.
+__all__ = ["add", "address_key", "count", "window_key"]
 
 
 def window_key(prefix: str, subject: str, window_seconds: int, at: int | None = None) -> str:
@@ -30,17 +35,3 @@ def address_key(ip: str, ipv6_prefix: int = 64) -> str:
     if address.ipv4_mapped:
         return str(address.ipv4_mapped)
     return str(ipaddress.IPv6Network((int(address), ipv6_prefix), strict=False))
-
-
-def count(key: str) -> int:
-    try:
-        return ThrottleModel.get(key, consistent_read=True).failures
-    except ThrottleModel.DoesNotExist:
-        return 0
-
-
-def add(key: str, window_seconds: int, amount: int = 1) -> int:
-    """Add atomically (a negative amount takes back); returns the new count."""
-    item = ThrottleModel(pk=key)
-    item.update(actions=[ThrottleModel.failures.add(amount), ThrottleModel.expires_at.set(now() + 2 * window_seconds)])
-    return item.failures

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 
 from ..hashing import sha256_hex
-from . import grants as grant_store
+from . import consents, grants as grant_store
 from .models import (
     AuthorizationCodeModel,
     AuthorizationRequestModel,
@@ -113,7 +113,7 @@ def issue(code: Code, grant: grant_store.Grant, *, session_hash: str, session_ge
                 condition = ConsentModel.pk.exists()
                 for pair in sorted(consent_pairs):
                     condition &= ConsentModel.audience_scopes.contains(pair)
-                tx.condition_check(ConsentModel, f"{grant.sub}#{grant.client_id}", condition=condition)
+                tx.condition_check(ConsentModel, consents.key(grant.sub, grant.client_id), condition=condition)
             if request_id:
                 tx.delete(AuthorizationRequestModel(request_id=request_id),
                           condition=AuthorizationRequestModel.request_id.exists())

@@ -8,7 +8,7 @@ after its last sign-in. What knowing a device allows is decided in chalicelib/oa
 Each record also keeps the user's `session_generation` at that sign-in. "Sign out everywhere" and
 disabling move the user's generation on (storage/users.end_all_sessions) without touching these
 records, so a device counts only while its generation equals the user's: the sign-in path reads
-the user anyway, so this costs nothing.
+the device together with the user (one BatchGetItem, storage/sign_ins.py), so this costs nothing.
 """
 from __future__ import annotations
 
@@ -20,25 +20,25 @@ DEVICE_PREFIX = "device#"
 MAX_COOKIE_LENGTH = 100  # new_secret() is 43 characters; anything much longer is not ours
 
 
-def remember_device(sub: str, ttl: int, generation: int) -> str:
-    """Record a new known device of `sub`, signed in under the user's `session_generation`
-    `generation`; returns the raw cookie value (stored nowhere)."""
+def new_device(sub: str, ttl: int, generation: int) -> tuple[str, KnownDeviceModel]:
+    """A new known device of `sub`, signed in under the user's `session_generation` `generation`:
+    the raw cookie value (stored nowhere) and its record, which the sign-in's transaction writes
+    (storage/sign_ins.py)."""
     raw = new_secret()
     at = now()
-    device = KnownDeviceModel(session_hash=DEVICE_PREFIX + sha256_hex(raw), sub=sub, created_at=at,
-                              expires_at=at + ttl, session_generation=generation)
-    device.save(condition=KnownDeviceModel.session_hash.does_not_exist())
-    return raw
+    return raw, KnownDeviceModel(session_hash=device_key(raw), sub=sub, created_at=at, expires_at=at + ttl,
+                                 session_generation=generation)
 
 
-def find_device(cookie_value: str | None) -> KnownDeviceModel | None:
-    """The unexpired device record of a device cookie, or None (absent, malformed, unknown or
-    expired). One consistent GetItem, only for a well-formed cookie. Whether it still counts for
-    its user (same `session_generation`) is for the caller, who has the user."""
+def device_key(cookie_value: str | None) -> str | None:
+    """The record key a device cookie points at, or None for no cookie or one that is not ours
+    (too long): such a cookie is not worth a read."""
     if not cookie_value or len(cookie_value) > MAX_COOKIE_LENGTH:
         return None
-    try:
-        device = KnownDeviceModel.get(DEVICE_PREFIX + sha256_hex(cookie_value), consistent_read=True)
-    except KnownDeviceModel.DoesNotExist:
-        return None
-    return device if device.expires_at > now() else None
+    return DEVICE_PREFIX + sha256_hex(cookie_value)
+
+
+def unexpired(device: KnownDeviceModel | None) -> KnownDeviceModel | None:
+    """The record if it has not expired (DynamoDB's TTL deletes late, moto never). Whether it still
+    counts for its user (same `session_generation`) is for the caller, who has the user."""
+    return device if device is not None and device.expires_at > now() else None

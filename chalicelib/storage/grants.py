@@ -208,7 +208,7 @@ def revoke_grants_of(*, client_id: str, reason: str) -> int:
 
 def with_user(sub: str, grant_id: str) -> tuple[Grant | None, UserModel | None]:
     """The grant and its user in one strongly consistent BatchGetItem (/userinfo)."""
-    from .batch import get_many
+    from .reads import consistent_batch_get
 
-    grant, user = get_many([(GrantModel, (sub, grant_id)), (UserModel, (sub,))])
+    grant, user = consistent_batch_get([(GrantModel, (sub, grant_id)), (UserModel, sub)])
     return (from_model(grant) if grant is not None else None), user

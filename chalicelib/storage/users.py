@@ -106,21 +106,30 @@ def find_user_by_email(email: str) -> UserModel | None:
     """The user with this email, or None.
 
     Always exactly two consistent GetItems on the users table, the email claim then the user,
-    whether the email belongs to a user, to nobody, or is not an email at all: sign-in calls this
-    on whatever was typed, and a missing second read would tell an attacker which emails have an
-    account (an unknown email would answer one DynamoDB round trip sooner).
+    whether the email belongs to a user, to nobody, or is not an email at all: a missing second read
+    would tell an attacker which emails have an account (an unknown email would answer one DynamoDB
+    round trip sooner). Sign-in reads the claim together with its authorization request
+    (storage/sign_ins.py) under the same rule: `claim_key`, then `get_user(claimed_sub(claim))`.
     """
+    try:
+        claim = EmailClaimModel.get(claim_key(email), consistent_read=True)
+    except DoesNotExist:
+        claim = None
+    return get_user(claimed_sub(claim))
+
+
+def claim_key(email: str) -> str:
+    """The email claim's key to read for whatever was typed as an email."""
     email = normalise_email(email)
     # RFC 5321's limit also keeps the key small; "email#" alone is a claim no valid email makes.
     valid = email and len(email.encode("utf-8")) <= MAX_EMAIL_LENGTH
-    try:
-        sub = EmailClaimModel.get(EMAIL_PREFIX + (email if valid else ""), consistent_read=True).sub
-    except DoesNotExist:
-        sub = NO_SUCH_USER
-    try:
-        return UserModel.get(sub, consistent_read=True)
-    except DoesNotExist:
-        return None
+    return EMAIL_PREFIX + (email if valid else "")
+
+
+def claimed_sub(claim: EmailClaimModel | None) -> str:
+    """The subject to read for an email claim: its user's, or a key no user has when there is no
+    claim, so that an unknown email costs the same read as a known one."""
+    return claim.sub if claim is not None else NO_SUCH_USER
 
 
 def _update_user(sub: str, actions: list) -> bool:

@@ -198,9 +198,9 @@ def test_prompt_login_forces_a_new_sign_in(browser, public_client, alice):
 
 def test_max_age_zero_forces_a_new_sign_in(browser, public_client, alice, monkeypatch):
     sign_in_and_consent(browser, public_client.client_id)
-    import chalicelib.oauth.authorization as authorization
+    import chalicelib.storage.authorization_requests as authorization_requests
 
-    monkeypatch.setattr(authorization, "now", lambda: 10**10)
+    monkeypatch.setattr(authorization_requests, "now", lambda: 10**10)
     response = browser.get("/authorize?" + authorize_query(public_client.client_id, max_age="0"))
     assert response.headers["Location"].startswith("/login")
 
@@ -325,9 +325,9 @@ def test_https_issuer_uses_host_prefixed_secure_cookie(monkeypatch):
 
 def test_expired_or_unknown_request_shows_an_error_page(browser, public_client, alice, monkeypatch):
     location = browser.get("/authorize?" + authorize_query(public_client.client_id)).headers["Location"]
-    import chalicelib.oauth.authorization as authorization
+    import chalicelib.storage.authorization_requests as authorization_requests
 
-    monkeypatch.setattr(authorization, "now", lambda: 10**10)
+    monkeypatch.setattr(authorization_requests, "now", lambda: 10**10)
     page = browser.get(location)
     assert page.status_code == 400 and b"expired" in page.body
     assert browser.get("/login?request_id=made-up").status_code == 400
@@ -456,7 +456,8 @@ def test_parallel_guesses_cannot_outrun_the_throttle(aws, alice):
 
     def guess(i):
         try:
-            login.authenticate(settings(), "alice@example.com", f"wrong guess {i}", f"198.51.100.{i}")
+            attempt = login.begin(settings(), "alice@example.com", f"198.51.100.{i}", request_id=None)
+            login.authenticate(settings(), attempt, f"wrong guess {i}")
         except LoginFailed:
             return "failed"
         except LoginThrottled:

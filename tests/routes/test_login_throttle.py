@@ -235,13 +235,19 @@ def test_the_device_cookie_is_host_prefixed_and_secure_on_https():
 
 @pytest.fixture
 def dynamodb_calls(aws):
-    """Every DynamoDB call, as (operation, table), through a botocore hook (as bench/dynamodb_calls.py)."""
+    """Every DynamoDB call, as (operation, table), through a botocore hook (as bench/dynamodb_calls.py):
+    one entry per key a BatchGetItem reads and per item a TransactWriteItems writes."""
     from chalicelib.storage.models import ALL_MODELS, _transaction_connection
 
     calls: list[tuple[str, str | None]] = []
 
     def record(params, model, **_kwargs):
-        calls.append((model.name, params.get("TableName")))
+        if model.name == "BatchGetItem":
+            calls.extend((model.name, table) for table, read in params["RequestItems"].items() for _ in read["Keys"])
+        elif model.name == "TransactWriteItems":
+            calls.extend((model.name, next(iter(item.values()))["TableName"]) for item in params["TransactItems"])
+        else:
+            calls.append((model.name, params.get("TableName")))
 
     clients = {id(c): c for c in [m._get_connection().connection.client for m in ALL_MODELS]
                + [_transaction_connection().client]}
@@ -299,7 +305,7 @@ def test_a_refusal_costs_the_same_whether_or_not_the_account_exists(http, public
                                                                                            "password": PASSWORD}))
         assert_refused(response)
     assert costs["alice@example.com"] == costs["nobody@example.com"]
-    assert costs["alice@example.com"].count(("GetItem", "idp-test-users")) == 2
+    assert costs["alice@example.com"].count(("BatchGetItem", "idp-test-users")) == 2, "the email claim and the user"
 
 
 def test_a_device_cookie_costs_nothing_while_the_account_is_under_its_limit(http, public_client, alice,
@@ -348,7 +354,7 @@ def test_only_ipv6_clients_pay_for_the_per_network_counter(browser, public_clien
     form = login_form(browser, public_client.client_id, "alice@example.com")
     response, calls, _ = cost(dynamodb_calls, [], lambda: browser.post("/login", {**form, "password": "wrong"}))
     assert response.status_code == 401
-    assert calls.count(("UpdateItem", ThrottleModel.Meta.table_name)) == counters
+    assert calls.count(("TransactWriteItems", ThrottleModel.Meta.table_name)) == counters
 
 
 @pytest.mark.parametrize("ip, counted_as", [
@@ -373,3 +379,139 @@ def test_the_network_tier_counts_an_ipv6_48_and_leaves_ipv4_alone(ip, counted_as
     from chalicelib.oauth.throttle import address_key
 
     assert address_key(ip, 48) == counted_as
+
+
+# What is counted ----------------------------------------------------------------------------------
+
+def counters(email: str = "alice@example.com", ip: str = "127.0.0.1") -> tuple[int, int]:
+    """(account counter, address counter) of this window. Chalice's test client sends from 127.0.0.1."""
+    from chalicelib.oauth import throttle
+
+    return (throttle.count(throttle.window_key("account", sha256_hex(email), WINDOW, FROZEN)),
+            throttle.count(throttle.window_key("ip", ip, WINDOW, FROZEN)))
+
+
+def test_an_attempt_over_a_limit_is_refused_without_a_password_check_and_counts_nowhere(
+        http, public_client, alice, argon2_evaluations):
+    """The right password from a new browser, with the account over its limit: refused before any
+    argon2id evaluation, and the refusal leaves the account at its limit and the address where it
+    was (a refusal checks no password: it is no guess)."""
+    from chalicelib.config import settings
+
+    lock_out(http, public_client.client_id)
+    limit = settings().login_max_failures_per_account
+    before = counters()
+    assert before[0] == limit
+    argon2_evaluations.clear()
+    assert_refused(sign_in(Browser(http), public_client.client_id))
+    assert argon2_evaluations == []
+    assert counters() == before
+
+
+def test_a_sign_in_takes_back_what_its_attempt_counted(http, public_client, alice):
+    browser = Browser(http)
+    assert sign_in(browser, public_client.client_id, password="a wrong guess").status_code == 401
+    assert counters() == (1, 1)
+    assert sign_in(browser, public_client.client_id).status_code == 302
+    assert counters() == (1, 1), "the failure stays counted, the success does not"
+
+
+def test_a_known_device_past_a_limit_is_counted_at_the_account_and_the_address_and_taken_back_on_success(
+        http, public_client, alice):
+    owner = known_device(http, public_client.client_id)
+    lock_out(http, public_client.client_id)
+    account, address = counters()
+    assert sign_in(owner, public_client.client_id, password="not the password").status_code == 401
+    assert counters() == (account + 1, address + 1)
+    assert sign_in(owner, public_client.client_id).status_code == 302
+    assert counters() == (account + 1, address + 1)
+
+
+def test_an_attempt_for_a_request_that_is_gone_changes_no_counter(http, public_client, alice, argon2_evaluations):
+    browser = Browser(http)
+    form = login_form(browser, public_client.client_id, "alice@example.com")
+    for request_id in (new_secret(), "", "x" * 500):
+        response = browser.post("/login", {**form, "request_id": request_id, "password": "a wrong guess"})
+        assert response.status_code == 400 and b"invalid_request" in response.body
+    assert counters() == (0, 0) and argon2_evaluations == []
+
+
+def conflicting(table_part: str, log: list):
+    """A botocore hook answering every TransactWriteItems that writes to a table whose name contains
+    `table_part` as DynamoDB does when another transaction holds its items: cancelled, each item
+    a TransactionConflict."""
+    import json
+    from types import SimpleNamespace
+
+    def hook(params, **_):
+        items = json.loads(params["body"])["TransactItems"]
+        if not any(table_part in next(iter(item.values()))["TableName"] for item in items):
+            return None  # send the request for real
+        log.append(items)
+        parsed = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                  "CancellationReasons": [{"Code": "TransactionConflict"} for _ in items],
+                  "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return SimpleNamespace(status_code=400, headers={}), parsed
+
+    return hook
+
+
+def test_counters_that_stay_contended_refuse_the_attempt_rather_than_check_the_password(
+        http, public_client, alice, argon2_evaluations):
+    """DynamoDB cancels a transaction that meets another one on the same item (parallel guesses at
+    one account or from one address). Tried again, and still contended: refused like an attempt
+    over the limit, never a password check that was not counted."""
+    from chalicelib import aws
+    from chalicelib.storage import throttles
+
+    browser = Browser(http)
+    form = login_form(browser, public_client.client_id, "alice@example.com")
+    conflicts: list = []
+    hook = conflicting("-throttles", conflicts)
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", hook)
+    argon2_evaluations.clear()
+    try:
+        response = browser.post("/login", {**form, "password": PASSWORD})
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", hook)
+    assert len(conflicts) == throttles.CONFLICT_RETRIES, "tried again before giving up"
+    assert_refused(response, TOO_MANY_FROM_IP)
+    assert argon2_evaluations == [] and counters() == (0, 0)
+
+
+def test_a_sign_in_whose_take_backs_stay_contended_is_still_a_sign_in(http, public_client, alice):
+    """The right password, and the counters' items held by other attempts each time the sign-in is
+    written: the sign-in is written without taking its attempt back (it counts as one failure of
+    the window) rather than failing."""
+    import json
+    from types import SimpleNamespace
+
+    from chalicelib import aws
+
+    conflicts = []
+
+    def counters_contended(params, **_):
+        items = json.loads(params["body"])["TransactItems"]
+        tables = [next(iter(item.values()))["TableName"] for item in items]
+        if not any(t.endswith("-sessions") for t in tables) or not any(t.endswith("-throttles") for t in tables):
+            return None  # not the sign-in's write, or written without the counters: send it
+        conflicts.append(1)
+        parsed = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                  "CancellationReasons": [{"Code": "TransactionConflict" if t.endswith("-throttles") else "None"}
+                                          for t in tables],
+                  "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return SimpleNamespace(status_code=400, headers={}), parsed
+
+    browser = Browser(http)
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", counters_contended)
+    try:
+        response = sign_in(browser, public_client.client_id)
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", counters_contended)
+    assert conflicts and response.status_code == 302, response.body
+    assert "idp_device" in browser.cookies
+    assert counters() == (1, 1)
+    location = browser.get("/authorize?" + authorize_query(public_client.client_id)).headers["Location"]
+    assert location.startswith("/consent"), "signed in"

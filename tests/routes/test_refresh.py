@@ -72,6 +72,18 @@ def test_reuse_of_a_rotated_token_revokes_the_whole_family(browser, http, refres
     assert userinfo_status(http, tokens["access_token"]) == 401
 
 
+def test_reuse_of_a_token_several_rotations_old_still_revokes_the_whole_family(browser, http, refreshing_client,
+                                                                              alice):
+    """The family keeps its last 64 consumed tokens (hash prefixes in slots): a token stolen three
+    rotations ago and replayed is reuse, not an unknown token, and ends the family."""
+    chain = [first_tokens(browser, http, refreshing_client)["refresh_token"]]
+    for _ in range(3):
+        chain.append(json.loads(refresh(http, refreshing_client.client_id, chain[-1]).body)["refresh_token"])
+    stolen, current = chain[0], chain[-1]
+    assert json.loads(refresh(http, refreshing_client.client_id, stolen).body)["error"] == "invalid_grant"
+    assert refresh(http, refreshing_client.client_id, current).status_code == 400, "the family is revoked"
+
+
 def test_grace_window_returns_the_same_successor(browser, http, refreshing_client, alice, monkeypatch):
     monkeypatch.setenv("REFRESH_GRACE_SECONDS", "30")
     from chalicelib.config import settings

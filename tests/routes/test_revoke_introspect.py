@@ -123,6 +123,32 @@ def test_revoked_access_token_is_inactive_and_refused_by_userinfo(http, tokens, 
     assert introspect(http, notes_rs, tokens["access_token"]) == {"active": False}
 
 
+def test_revoking_one_access_token_leaves_its_family_and_siblings_alive(http, tokens, notes_rs, app_client):
+    sibling = json.loads(post(http, "/token", app_client, grant_type="refresh_token",
+                              refresh_token=tokens["refresh_token"]).body)
+    assert post(http, "/revoke", app_client, token=tokens["access_token"]).status_code == 200
+    assert introspect(http, notes_rs, tokens["access_token"]) == {"active": False}
+    assert introspect(http, notes_rs, sibling["access_token"])["active"] is True
+    refreshed = post(http, "/token", app_client, grant_type="refresh_token", refresh_token=sibling["refresh_token"])
+    assert refreshed.status_code == 200
+
+
+def test_past_the_per_grant_limit_revoking_access_tokens_ends_the_whole_grant(http, tokens, notes_rs, app_client,
+                                                                              monkeypatch):
+    """Each grant keeps a bounded list of access tokens revoked one by one, so a client cannot grow
+    the item (and every read of it) without end: past the bound the grant itself is revoked."""
+    from chalicelib.storage import grants
+
+    monkeypatch.setattr(grants, "MAX_REVOKED_JTIS", 1)
+    second = json.loads(post(http, "/token", app_client, grant_type="refresh_token",
+                             refresh_token=tokens["refresh_token"]).body)
+    assert post(http, "/revoke", app_client, token=tokens["access_token"]).status_code == 200
+    assert introspect(http, notes_rs, second["access_token"])["active"] is True, "one revocation is within the bound"
+    assert post(http, "/revoke", app_client, token=second["access_token"]).status_code == 200
+    refreshed = post(http, "/token", app_client, grant_type="refresh_token", refresh_token=second["refresh_token"])
+    assert json.loads(refreshed.body)["error"] == "invalid_grant", "past the bound the family ends"
+
+
 def test_revoking_a_refresh_token_revokes_its_family(http, tokens, notes_rs, app_client):
     assert introspect(http, notes_rs, tokens["access_token"])["active"] is True
     response = post(http, "/revoke", app_client, token=tokens["refresh_token"], token_type_hint="refresh_token")

@@ -183,7 +183,10 @@ def test_client_not_allowed_the_grant_is_unauthorized(browser, http, public_clie
     code = code_for(browser, public_client.client_id)
     from chalicelib.storage.models import ClientModel
 
+    from chalicelib.storage.clients import forget_cached_clients
+
     ClientModel(public_client.client_id).update(actions=[ClientModel.grant_types.set(["refresh_token"])])
+    forget_cached_clients()  # as once CLIENT_CACHE_SECONDS have passed since /authorize read it
     response = redeem(http, public_client.client_id, code)
     assert json.loads(response.body)["error"] == "unauthorized_client"
 

@@ -1,0 +1,81 @@
+"""Pending authorization requests: validated at /authorize, waiting for sign-in and consent.
+
+The browser carries only `request_id` (256-bit random) between pages; everything that decides what
+is issued stays in the item, out of the browser's reach. A request answered at once (signed in,
+consent remembered) is never stored. Reading one together with other items is
+storage/sign_ins.read_attempt's; finishing one when its code is issued is storage/codes.issue's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..log import now
+from .models import AuthorizationRequestModel, conditionally
+
+#: Request ids are 43 characters (new_secret()); a much longer one is not ours and is not read.
+MAX_REQUEST_ID_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    request_id: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    code_challenge_method: str
+    created_at: int
+    expires_at: int
+    scopes: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    state: str | None = None
+    nonce: str | None = None
+    prompt: tuple[str, ...] = ()
+    max_age: int | None = None
+    login_hint: str | None = None
+    #: A public client cannot prove who it is at the token endpoint (RFC 8252 §8.6).
+    client_public: bool = False
+    #: The `aud` issued when no resource is named (oauth/resources.resource_less_audience).
+    resource_less_audience: str | None = None
+    #: The session that signed in for this very request (prompt=login is satisfied only by it).
+    login_session_hash: str | None = None
+
+
+def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
+    """The record of an item, or None for no item or an expired one (TTL deletion lags)."""
+    if item is None or item.expires_at <= now():
+        return None
+    return PendingRequest(
+        request_id=item.request_id, client_id=item.client_id, redirect_uri=item.redirect_uri,
+        code_challenge=item.code_challenge, code_challenge_method=item.code_challenge_method,
+        created_at=int(item.created_at), expires_at=int(item.expires_at), scopes=tuple(item.scopes or ()),
+        resources=tuple(item.resources or ()), state=item.state, nonce=item.nonce, prompt=tuple(item.prompt or ()),
+        max_age=None if item.max_age is None else int(item.max_age), login_hint=item.login_hint,
+        client_public=bool(item.client_public), resource_less_audience=item.resource_less_audience,
+        login_session_hash=item.login_session_hash)
+
+
+def store(request: PendingRequest) -> None:
+    AuthorizationRequestModel(
+        request_id=request.request_id, client_id=request.client_id, redirect_uri=request.redirect_uri,
+        code_challenge=request.code_challenge, code_challenge_method=request.code_challenge_method,
+        created_at=request.created_at, expires_at=request.expires_at, scopes=list(request.scopes),
+        resources=list(request.resources), state=request.state, nonce=request.nonce, prompt=list(request.prompt),
+        max_age=request.max_age, login_hint=request.login_hint, client_public=request.client_public,
+        resource_less_audience=request.resource_less_audience,
+    ).save(condition=AuthorizationRequestModel.request_id.does_not_exist())
+
+
+def load(request_id: str | None) -> PendingRequest | None:
+    """A stored request that has not expired, strongly consistent (it is single-use)."""
+    if not request_id or len(request_id) > MAX_REQUEST_ID_LENGTH:
+        return None
+    try:
+        return from_model(AuthorizationRequestModel.get(request_id, consistent_read=True))
+    except AuthorizationRequestModel.DoesNotExist:
+        return None
+
+
+def finish(request_id: str) -> bool:
+    """Delete a pending request exactly once; False when another tab already finished it."""
+    return conditionally(lambda: AuthorizationRequestModel(request_id=request_id).delete(
+        condition=AuthorizationRequestModel.request_id.exists()))

@@ -1,0 +1,138 @@
+"""What a password sign-in reads and writes, in as few round trips as its dependencies allow
+(what it all means is decided in chalicelib/oauth/login.py).
+
+Before the password check: `read_attempt` reads the typed email's claim and the authorization
+request together (one BatchGetItem); the attempt is counted (storage/throttles.add_to_all); the
+user is read by the claim's subject (users.get_user), or, past a limit with a device cookie, the
+user and the device record together (`read_user_and_device`, one BatchGetItem). After it,
+`record_sign_in` writes everything a successful sign-in changes in one TransactWriteItems.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..hashing import new_secret, sha256_hex
+from ..log import now
+from . import authorization_requests, sessions
+from .authorization_requests import PendingRequest
+from .devices import new_device, unexpired
+from .models import (
+    AuthorizationRequestModel,
+    EmailClaimModel,
+    KnownDeviceModel,
+    SessionModel,
+    UserModel,
+    cancellation_codes,
+    retrying_conflicts,
+    transact_write,
+)
+from .reads import consistent_batch_get
+from .sessions import Session
+from .throttles import taking_back
+from .users import claim_key, claimed_sub
+
+MAX_REQUEST_ID_LENGTH = authorization_requests.MAX_REQUEST_ID_LENGTH
+CONFLICT_RETRIES = 3
+
+
+def read_attempt(email: str, request_id: str | None) -> tuple[str, PendingRequest | None]:
+    """(the subject to read for `email`, users.claimed_sub; the pending authorization request
+    `request_id`, or None when it is unknown, expired or finished). One strongly consistent
+    BatchGetItem whether or not the email has an account (the claim of whatever was typed is read).
+    Without a well-formed `request_id` only the claim is read."""
+    keys: list = [(EmailClaimModel, claim_key(email))]
+    if request_id and len(request_id) <= MAX_REQUEST_ID_LENGTH:
+        keys.append((AuthorizationRequestModel, request_id))
+    claim, *request = consistent_batch_get(keys)
+    # DynamoDB's TTL deletes late (moto never): from_model checks the expiry.
+    return claimed_sub(claim), authorization_requests.from_model(request[0] if request else None)
+
+
+def read_user_and_device(sub: str, device_key: str) -> tuple[UserModel | None, KnownDeviceModel | None]:
+    """The user `sub` and the unexpired known-device record `device_key` (devices.device_key), each
+    or None: one strongly consistent BatchGetItem."""
+    user, device = consistent_batch_get([(UserModel, sub), (KnownDeviceModel, device_key)])
+    return user, unexpired(device)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A successful sign-in, written."""
+
+    #: The new session's raw cookie value (stored only as its hash) and record.
+    session_cookie: str
+    session: Session
+    #: The new known-device cookie value (stored only as its hash).
+    device_cookie: str
+    #: The authorization request had been finished meanwhile (in another tab): the sign-in was
+    #: written without it.
+    request_finished: bool = False
+
+
+def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, session_ttl: int, device_ttl: int,
+                   request_id: str, mark_request: bool, take_back: Sequence[str],
+                   window_seconds: int) -> SignedIn:
+    """Write a successful sign-in in one TransactWriteItems: a new session under a new cookie
+    value (session fixation defence: a value planted before sign-in never becomes a session); this
+    browser as a new known device of the user; the take-back (-1) of the counters in `take_back`;
+    and, on authorization request `request_id`, with `mark_request` (prompt=login), the session
+    that signed in for it, else only a check that it still exists. `user_claims` (the user's
+    ID-token claims) are kept with the session for the codes issued through it.
+
+    Session and device record the user's `session_generation` as read before the password check:
+    if the user is signed out everywhere meanwhile, both are born dead rather than surviving it.
+
+    A request finished meanwhile by another tab cancels the transaction; the sign-in is then
+    written without it (`request_finished`). Should concurrent attempts keep conflicting on a
+    counter, the sign-in is written without the take-backs: the success then counts as one failure
+    of this window, rather than failing the sign-in."""
+    from pynamodb.exceptions import TransactWriteError
+
+    raw = new_secret()
+    at = now()
+    session = SessionModel(session_hash=sha256_hex(raw), sub=user.pk, auth_time=at, amr=list(amr), created_at=at,
+                           expires_at=at + session_ttl, session_generation=user.session_generation,
+                           user_claims=json.dumps(user_claims, separators=(",", ":")))
+    device_cookie, device = new_device(user.pk, device_ttl, user.session_generation)
+    with_request, with_take_backs = True, bool(take_back)
+
+    def write():
+        with transact_write() as tx:
+            if with_request and not mark_request:
+                tx.condition_check(AuthorizationRequestModel, request_id,
+                                   condition=AuthorizationRequestModel.request_id.exists())
+            tx.save(device, condition=KnownDeviceModel.session_hash.does_not_exist())
+            tx.save(session, condition=SessionModel.session_hash.does_not_exist())
+            if with_request and mark_request:
+                tx.update(AuthorizationRequestModel(request_id=request_id),
+                          actions=[AuthorizationRequestModel.login_session_hash.set(session.session_hash)],
+                          condition=AuthorizationRequestModel.request_id.exists())
+            if with_take_backs:
+                taking_back(tx, take_back, window_seconds)
+
+    for _ in range(3):  # at most: as asked, without the request, without the take-backs
+        try:
+            retrying_conflicts(write, CONFLICT_RETRIES)
+        except TransactWriteError as exc:
+            sent = _items(with_request and not mark_request, with_request and mark_request,
+                          len(take_back) if with_take_backs else 0)
+            reasons = list(zip(sent, cancellation_codes(exc)))
+            refused = {item for item, reason in reasons if reason == "ConditionalCheckFailed"}
+            contended = {item for item, reason in reasons if reason == "TransactionConflict"}
+            if "request" in refused:
+                with_request = False
+            elif contended == {"counter"} and not refused:
+                with_take_backs = False
+            else:
+                raise
+            continue
+        return SignedIn(raw, sessions.from_model(session), device_cookie, request_finished=not with_request)
+    raise AssertionError("unreachable: each retry drops one part")
+
+
+def _items(request_check: bool, request_update: bool, counters: int) -> list[str]:
+    """What each item of record_sign_in's transaction is, in the order pynamodb sends them
+    (condition checks, deletes, puts, then updates): cancellation reasons come in that order."""
+    return ["request"] * request_check + ["device", "session"] + ["request"] * request_update + ["counter"] * counters
