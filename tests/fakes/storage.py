@@ -10,8 +10,9 @@ for `codes.issue` the same all-or-nothing checks with the same priority of reaso
 tests/storage/test_fake_matches_dynamodb.py runs one scenario list against both and asserts the
 answers are identical; change the two together.
 
-Tables are plain dicts of item dicts (one per table), named like the DynamoDB tables, so a test can
-arrange a state directly (e.g. a refresh token gone idle) and read what was written. Every call
+Each table is one plain dict, named like the DynamoDB table and keyed like it (items are dicts of the
+record's fields, or just the one value that matters), so a test can arrange a state directly (e.g. a
+refresh token gone idle) and read what was written. Every call
 made through the installed functions is recorded in `calls`, in order ("grants.rotate", ...), so a
 test can state how many storage calls a path makes.
 """
@@ -23,7 +24,7 @@ import inspect
 from dataclasses import dataclass, field
 
 from chalicelib.hashing import sha256_hex
-from chalicelib.storage import codes as code_store, grants as grant_store
+from chalicelib.storage import authorization_requests as request_store, codes as code_store, grants as grant_store
 from chalicelib.storage.codes import Code, NotIssued, Refused
 from chalicelib.storage.grants import Grant
 from chalicelib.storage.sessions import Session
@@ -34,6 +35,8 @@ INTERFACE = {
                                   "deny_access_token", "revoke_all_of_user", "revoke_grants_of", "with_user"),
     "chalicelib.storage.codes": ("issue", "consume"),
     "chalicelib.storage.sessions": ("get", "end"),
+    "chalicelib.storage.authorization_requests": ("store", "load", "finish"),
+    "chalicelib.storage.consents": ("remember",),
     "chalicelib.storage.revoked_tokens": ("deny", "is_denied"),
     "chalicelib.storage.users": ("get_user",),
     "chalicelib.storage.resources": ("get_resource", "get_resource_cached"),
@@ -46,9 +49,9 @@ _GRANT_WRITTEN = ("sub", "grant_id", "client_id", "scopes", "resources", "create
                   "session_hash", "session_generation", "user_claims", "status", "token_hash", "token_expires_at")
 
 
-class TransactionCancelled(Exception):
-    """What pynamodb's TransactWriteError is to codes.issue: a cancellation none of its outcomes names
-    (the new grant's or code's key already taken)."""
+class WriteRefused(Exception):
+    """What pynamodb raises when a condition fails that the storage function does not turn into an
+    outcome (a new item's key already taken: codes.issue, authorization_requests.store)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class MemoryStorage:
     sessions: dict = field(default_factory=dict)  # session_hash -> item
     users: dict = field(default_factory=dict)  # sub -> item
     consents: dict = field(default_factory=dict)  # "<sub>#<client_id>" -> set of "<scope> <audience>" pairs
-    authorization_requests: dict = field(default_factory=dict)  # request_id -> item
+    authorization_requests: dict = field(default_factory=dict)  # request_id -> PendingRequest
     revoked_tokens: dict = field(default_factory=dict)  # jti -> expires_at
     throttles: dict = field(default_factory=dict)  # key -> failures
     resources: dict = field(default_factory=dict)  # uri -> storage.resources.Resource
@@ -95,9 +98,6 @@ class MemoryStorage:
 
     def add_consent(self, sub: str, client_id: str, pairs: set[str]) -> None:
         self.consents.setdefault(f"{sub}#{client_id}", set()).update(pairs)
-
-    def add_request(self, request_id: str) -> None:
-        self.authorization_requests[request_id] = {"request_id": request_id}
 
     def add_resource(self, uri: str, name: str, scopes: tuple[str, ...], *, public: bool = False) -> None:
         from chalicelib.storage.resources import Resource
@@ -203,7 +203,7 @@ class MemoryStorage:
             if not holds[name]:
                 return NotIssued(name)
         if (grant.sub, grant.grant_id) in self.grants or code.code_hash in self.codes:
-            raise TransactionCancelled("the grant or the code already exists")
+            raise WriteRefused("the grant or the code already exists")
         self.grants[(grant.sub, grant.grant_id)] = _new_grant_item(grant)
         self.codes[code.code_hash] = {**dataclasses.asdict(code), "consumed_at": None}
         session["grant_ids"].add(grant.grant_id)
@@ -238,6 +238,26 @@ class MemoryStorage:
             return None
         item["revoked"] = True
         return _session(item, user_checked=True)
+
+    # chalicelib.storage.authorization_requests, chalicelib.storage.consents -----------------------
+
+    def authorization_requests_store(self, request):
+        if request.request_id in self.authorization_requests:
+            raise WriteRefused("the request id is taken")
+        # The item has no login_session_hash until a sign-in for it records one.
+        self.authorization_requests[request.request_id] = dataclasses.replace(request, login_session_hash=None)
+
+    def authorization_requests_load(self, request_id):
+        if not request_id or len(request_id) > request_store.MAX_REQUEST_ID_LENGTH:
+            return None
+        request = self.authorization_requests.get(request_id)
+        return request if request is not None and request.expires_at > request_store.now() else None
+
+    def authorization_requests_finish(self, request_id):
+        return self.authorization_requests.pop(request_id, None) is not None
+
+    def consents_remember(self, sub, client_id, pairs):
+        self.consents.setdefault(f"{sub}#{client_id}", set()).update(pairs)
 
     # chalicelib.storage.revoked_tokens -------------------------------------------------------------
 

@@ -14,13 +14,18 @@ import pytest
 
 from chalicelib.hashing import sha256_hex
 from chalicelib.log import now
-from chalicelib.storage import codes, grants, revoked_tokens, sessions
+from chalicelib.storage import authorization_requests, codes, consents, grants, revoked_tokens, sessions
+from chalicelib.storage.authorization_requests import PendingRequest
 from chalicelib.storage.codes import Code, NotIssued, Refused
 from chalicelib.storage.grants import Grant, consumed_mark
 from tests.fakes.storage import forbid_aws, install
 
 SUB, CLIENT, OTHER = "u_alice", "client-1", "client-2"
 SESSION = sha256_hex("session cookie")
+REQUEST = PendingRequest(request_id="request-1", client_id=CLIENT, redirect_uri="https://app.example.com/cb",
+                         code_challenge="c" * 43, code_challenge_method="S256", created_at=0, expires_at=0,
+                         scopes=("openid", "notes:read"), resources=("https://notes.example.com/api",),
+                         state="state-1", nonce="nonce-1", prompt=("consent",), max_age=60, client_public=True)
 PAIRS = {"openid https://notes.example.com/api", "notes:read https://notes.example.com/api"}
 
 
@@ -49,13 +54,6 @@ class DynamoSeed:
         # An empty set cannot be stored: an item without pairs has no attribute at all.
         actions = [ConsentModel.updated_at.set(0)] + ([ConsentModel.audience_scopes.add(set(pairs))] if pairs else [])
         ConsentModel(pk=f"{sub}#{client_id}").update(actions=actions)
-
-    def add_request(self, request_id):
-        from chalicelib.storage.models import AuthorizationRequestModel
-
-        AuthorizationRequestModel(request_id=request_id, client_id=CLIENT, redirect_uri="https://app.example.com/cb",
-                                  code_challenge="x" * 43, code_challenge_method="S256", created_at=0,
-                                  expires_at=now() + 600).save()
 
     def add_resource(self, uri, name, scopes, *, public=False):
         from chalicelib.storage.models import ResourceModel
@@ -301,6 +299,34 @@ def test_the_reads_and_counters_the_core_makes_alongside(same_on_both):
     assert trace[7:] == [1, 3, 3, 0]
 
 
+def test_pending_requests_are_stored_loaded_until_they_expire_and_finished_once(same_on_both):
+    def scenario(seed, at):
+        live, expired = dataclasses.replace(REQUEST, expires_at=at + 600), \
+            dataclasses.replace(REQUEST, request_id="request-2", expires_at=at)
+        authorization_requests.store(dataclasses.replace(live, login_session_hash="ignored until signed in"))
+        authorization_requests.store(expired)
+        loaded = [authorization_requests.load(request_id) for request_id in ("request-1", "request-2", "request-3",
+                                                                             "", "r" * 101)]
+        return loaded + [authorization_requests.finish("request-1"), authorization_requests.finish("request-1"),
+                         authorization_requests.load("request-1")]
+
+    trace = same_on_both(scenario)
+    assert trace[0] == dataclasses.replace(REQUEST, expires_at=trace[0].expires_at)
+    assert trace[1:] == [None, None, None, None, True, False, None]
+
+
+def test_remembered_consent_grows_and_covers_what_a_code_asks(same_on_both):
+    def scenario(seed, at):
+        signed_in(seed, at)
+        first, second = sorted(PAIRS)
+        consents.remember(SUB, CLIENT, {first})
+        refused = issue(at, consent_pairs=PAIRS)
+        consents.remember(SUB, CLIENT, {second})
+        return [refused, issue(at, consent_pairs=PAIRS)]
+
+    assert same_on_both(scenario) == [NotIssued("consent"), None]
+
+
 @pytest.mark.parametrize("state, reason", [
     ({"session": "unknown"}, "session"),
     ({"session": "revoked"}, "session"),
@@ -336,7 +362,7 @@ def test_a_code_is_issued_only_while_everything_still_holds(same_on_both, state,
                              set(sorted(PAIRS)[:1]) if consent == "one pair short" else PAIRS)
         wanted = {f"s{n} https://notes.example.com/api" for n in range(41)} if consent == "too many pairs" else PAIRS
         if state.get("request") != "finished":
-            seed.add_request("request-1")
+            authorization_requests.store(dataclasses.replace(REQUEST, expires_at=at + 600))
         outcome = issue(at, consent_pairs=wanted, request_id="request-1",
                         session_generation=1 if user == "another generation" else 0)
         session = sessions.get(SESSION)

@@ -14,7 +14,7 @@ from chalicelib.hashing import sha256_hex
 from chalicelib.log import now
 from chalicelib.oauth import authorization, consent, pkce, sessions
 from chalicelib.storage import codes
-from chalicelib.storage.models import AuthorizationRequestModel
+from chalicelib.storage.authorization_requests import PendingRequest
 
 SETTINGS = Settings(stage="local", issuer="http://127.0.0.1:8000")
 SUB, CLIENT_ID, COOKIE = "u_alice", "client-1", "the session cookie value"
@@ -25,25 +25,25 @@ USER_CLAIMS = {"name": "Alice", "email": "alice@example.com", "email_verified": 
 ASKED = {f"openid {SETTINGS.default_audience}", f"email {SETTINGS.default_audience}"}
 
 
-def pending(**overrides) -> AuthorizationRequestModel:
-    """A validated request as /authorize keeps it (an unsaved item: building it calls nothing)."""
+def pending(**overrides) -> PendingRequest:
+    """A request as /authorize validated it."""
     at = now()
-    values = dict(request_id="request-1", client_id=CLIENT_ID, redirect_uri=REDIRECT, scopes=["openid", "email"],
-                  resources=[], state="state-1", nonce="nonce-1", code_challenge=pkce.s256("v" * 43),
-                  code_challenge_method="S256", prompt=[], max_age=None, client_public=False, created_at=at,
-                  expires_at=at + SETTINGS.request_ttl)
-    return AuthorizationRequestModel(**{**values, **overrides})
+    values = dict(request_id="request-1", client_id=CLIENT_ID, redirect_uri=REDIRECT, scopes=("openid", "email"),
+                  state="state-1", nonce="nonce-1", code_challenge=pkce.s256("v" * 43), code_challenge_method="S256",
+                  created_at=at, expires_at=at + SETTINGS.request_ttl)
+    return PendingRequest(**{**values, **overrides})
 
 
 @pytest.fixture
 def signed_in(memory_storage):
     """Alice's session as /authorize loads it (without reading the user: the issuing transaction
-    checks it), her consent to exactly what the request asks, and the stored request."""
+    checks it), her consent to exactly what the request asks, and the stored request (each written
+    through the core)."""
     at = now()
     memory_storage.add_user(SUB)
     memory_storage.add_session(SESSION, SUB, auth_time=at - 5, expires_at=at + 600, user_claims=USER_CLAIMS)
-    memory_storage.add_consent(SUB, CLIENT_ID, ASKED)
-    memory_storage.add_request("request-1")
+    authorization.remember_consent(SUB, CLIENT_ID, authorization.consent_wanted(pending(), SETTINGS))
+    authorization.store(pending())
     session = sessions.load(COOKIE, check_user=False)
     memory_storage.calls.clear()
     return session
@@ -112,13 +112,13 @@ def test_consent_to_part_of_the_request_is_not_consent_to_all_of_it(memory_stora
 def test_prompt_none_without_consent_is_consent_required(memory_storage, signed_in):
     memory_storage.consents.clear()
 
-    assert redirected_error(signed_in, pending(prompt=["none"])) == ("consent_required", "state-1")
+    assert redirected_error(signed_in, pending(prompt=("none",))) == ("consent_required", "state-1")
     assert nothing_issued(memory_storage)
 
 
 def test_without_a_session_the_sign_in_page_is_next_and_storage_is_not_asked(memory_storage):
     assert decide(None).action == "login"
-    assert redirected_error(None, pending(prompt=["none"])) == ("login_required", "state-1")
+    assert redirected_error(None, pending(prompt=("none",))) == ("login_required", "state-1")
     assert memory_storage.called() == []
 
 
@@ -132,7 +132,7 @@ def test_a_session_its_user_no_longer_backs_goes_to_sign_in(memory_storage, sign
 
     assert decide(signed_in).action == "login"
     assert memory_storage.called() == ["codes.issue"] and nothing_issued(memory_storage)
-    assert redirected_error(signed_in, pending(prompt=["none"]))[0] == "login_required"
+    assert redirected_error(signed_in, pending(prompt=("none",)))[0] == "login_required"
 
 
 def test_a_session_ended_after_it_was_read_is_login_required_at_the_client(memory_storage, signed_in):
@@ -152,7 +152,7 @@ def test_a_request_finished_in_another_tab_is_invalid_request(memory_storage, si
 
 
 @pytest.mark.parametrize("request_", [
-    pending(prompt=["consent"]),
+    pending(prompt=("consent",)),
     # RFC 8252 §8.6: a public client on a loopback redirect could be any program on the device.
     pending(client_public=True, redirect_uri="http://127.0.0.1/cb"),
 ], ids=["prompt=consent", "always ask"])
@@ -167,7 +167,7 @@ def test_the_consent_page_is_shown_without_attempting_to_issue(memory_storage, s
 
 
 def test_prompt_login_needs_a_sign_in_for_this_very_request(memory_storage, signed_in):
-    request = pending(prompt=["login"])
+    request = pending(prompt=("login",))
 
     assert decide(signed_in, request).action == "login"
     assert memory_storage.called() == []
