@@ -12,9 +12,9 @@ answers are identical; change the two together.
 
 Each table is one plain dict, named like the DynamoDB table and keyed like it (items are dicts of the
 record's fields, or just the one value that matters), so a test can arrange a state directly (e.g. a
-refresh token gone idle) and read what was written. Every call
-made through the installed functions is recorded in `calls`, in order ("grants.rotate", ...), so a
-test can state how many storage calls a path makes.
+refresh token gone idle) and read what was written. Every call made through the installed functions
+is recorded in `calls`, in order ("grants.rotate", ...), so a test can state how many storage calls
+a path makes.
 """
 from __future__ import annotations
 
