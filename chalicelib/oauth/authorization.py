@@ -259,7 +259,8 @@ def decide(request: PendingRequest, session, *, just_signed_in: bool,
 def issue_code(request: PendingRequest, session, settings: Settings, *, stored: bool = True,
                consent_pairs: set[str] | None = None):
     """Create the grant and its code in one transaction; return the redirect Location, or the
-    storage refusal (codes.NotIssued) for "consent" and "user", which decide() turns into a page.
+    storage refusal (codes.NotIssued: "session", "user" or "consent"), which decide() turns into a
+    page; after the consent page (`consent_pairs` None) an ended session is login_required.
 
     The code is 256 bits of randomness, stored as its SHA-256, bound to everything the token
     request must match and carrying everything the token response needs. The transaction
@@ -297,7 +298,8 @@ def issue_code(request: PendingRequest, session, settings: Settings, *, stored: 
     if refused.reason == "request":
         raise RedirectableError(InvalidRequest("this authorization request was already completed"),
                                 request.redirect_uri, request.state)
-    if refused.reason == "session" or (refused.reason == "user" and consent_pairs is None):
+    if consent_pairs is None:
+        # After the consent page: the user acted, and the session (or its user) ended meanwhile.
         raise RedirectableError(LoginRequired("the session ended; sign in again"), request.redirect_uri,
                                 request.state)
     return refused

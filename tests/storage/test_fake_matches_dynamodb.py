@@ -28,6 +28,9 @@ REQUEST = PendingRequest(request_id="request-1", client_id=CLIENT, redirect_uri=
                          state="state-1", nonce="nonce-1", prompt=("consent",), max_age=60, client_public=True)
 PAIRS = {"openid https://notes.example.com/api", "notes:read https://notes.example.com/api"}
 
+#: Token hashes as the core computes them (SHA-256, hex): consumed slots keep a prefix of them.
+H0, H1 = sha256_hex("h0"), sha256_hex("h1")
+
 
 class DynamoSeed:
     """The fake's arranging methods, written to the real tables."""
@@ -171,8 +174,8 @@ def test_a_rotation_stops_at_the_family_s_absolute_lifetime(same_on_both):
     def scenario(seed, at):
         signed_in(seed, at)
         issue(at)
-        started = grants.start_family(SUB, "grant-1", CLIENT, token_hash="h0", token_expires_at=at + 5000, at=at)
-        return [started, grants.rotate(SUB, "grant-1", CLIENT, presented_hash="h0", rotation=0, successor_hash="h1",
+        started = grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 5000, at=at)
+        return [started, grants.rotate(SUB, "grant-1", CLIENT, presented_hash=H0, rotation=0, successor_hash=H1,
                                        token_expires_at=at + 6000, retry_seal=None, at=at + 1000),
                 grants.start_family(SUB, "grant-1", CLIENT, token_hash=None, token_expires_at=None, at=at + 1000),
                 grants.active(SUB, "grant-1")]
@@ -185,7 +188,7 @@ def test_start_family_without_a_refresh_token_and_for_another_client(same_on_bot
     def scenario(seed, at):
         signed_in(seed, at)
         issue(at)
-        return [grants.start_family(SUB, "grant-1", OTHER, token_hash="h0", token_expires_at=at + 9, at=at),
+        return [grants.start_family(SUB, "grant-1", OTHER, token_hash=H0, token_expires_at=at + 9, at=at),
                 grants.start_family(SUB, "grant-1", CLIENT, token_hash=None, token_expires_at=None, at=at + 1),
                 grants.start_family(SUB, "no such grant", CLIENT, token_hash=None, token_expires_at=None, at=at)]
 
@@ -198,34 +201,34 @@ def test_revoked_grants_stay_revoked(same_on_both):
     def scenario(seed, at):
         signed_in(seed, at)
         issue(at)
-        started = grants.start_family(SUB, "grant-1", CLIENT, token_hash="h0", token_expires_at=at + 100, at=at)
+        started = grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 100, at=at)
         return [started, grants.revoke(SUB, "grant-1", reason="test"), grants.revoke(SUB, "grant-1", reason="again"),
                 grants.revoke(SUB, "no such grant", reason="test"), grants.revoke("", "grant-1", reason="test"),
                 grants.revoke(SUB, "x" * 129, reason="test"),
                 grants.start_family(SUB, "grant-1", CLIENT, token_hash="h9", token_expires_at=at + 100, at=at),
-                grants.rotate(SUB, "grant-1", CLIENT, presented_hash="h0", rotation=0, successor_hash="h1",
+                grants.rotate(SUB, "grant-1", CLIENT, presented_hash=H0, rotation=0, successor_hash=H1,
                               token_expires_at=at + 100, retry_seal=None, at=at),
                 grants.active(SUB, "grant-1"), grants.get(SUB, "grant-1")]
 
     trace = same_on_both(scenario)
     assert trace[1:9] == [True, False, False, False, False, None, None, None]
-    assert trace[9].status == "revoked" and trace[9].token_hash == "h0"
+    assert trace[9].status == "revoked" and trace[9].token_hash == H0
 
 
 def test_revocation_by_refresh_token_needs_the_current_or_previous_token_of_the_client(same_on_both):
     def scenario(seed, at):
         signed_in(seed, at)
         trace = []
-        for n, presented in enumerate(["h1", "h0", "h2", "h9"]):
+        for n, presented in enumerate([H1, H0, "h2", "h9"]):
             grant_id = f"grant-{n}"
             issue(at, code=f"code-{n}", grant_id=grant_id)
-            grants.start_family(SUB, grant_id, CLIENT, token_hash="h0", token_expires_at=at + 100, at=at)
-            grants.rotate(SUB, grant_id, CLIENT, presented_hash="h0", rotation=0, successor_hash="h1",
+            grants.start_family(SUB, grant_id, CLIENT, token_hash=H0, token_expires_at=at + 100, at=at)
+            grants.rotate(SUB, grant_id, CLIENT, presented_hash=H0, rotation=0, successor_hash=H1,
                           token_expires_at=at + 100, retry_seal=None, at=at)
             trace += [grants.revoke_by_refresh_token(SUB, grant_id, OTHER, presented),
                       grants.revoke_by_refresh_token(SUB, grant_id, CLIENT, presented)]
-        return trace + [grants.revoke_by_refresh_token(SUB, "grant-0", CLIENT, "h1"),
-                        grants.revoke_by_refresh_token("", "grant-0", CLIENT, "h1")]
+        return trace + [grants.revoke_by_refresh_token(SUB, "grant-0", CLIENT, H1),
+                        grants.revoke_by_refresh_token("", "grant-0", CLIENT, H1)]
 
     assert same_on_both(scenario) == [False, True, False, True, False, False, False, False, False, False]
 

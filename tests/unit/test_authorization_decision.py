@@ -135,13 +135,20 @@ def test_a_session_its_user_no_longer_backs_goes_to_sign_in(memory_storage, sign
     assert redirected_error(signed_in, pending(prompt=("none",)))[0] == "login_required"
 
 
-def test_a_session_ended_after_it_was_read_is_login_required_at_the_client(memory_storage, signed_in):
-    """Signed out in another tab between the read and the write: issue_code raises login_required
-    itself for "session", whatever the prompt (so decide's own handling of "session" is not reached)."""
+def test_a_session_ended_after_it_was_read_sends_the_browser_to_sign_in(memory_storage, signed_in):
+    """Signed out in another tab between the read and the write: nothing is issued, and the user is
+    asked to sign in again (not bounced to the client with an error they did not ask for)."""
     memory_storage.sessions[SESSION]["revoked"] = True
 
-    assert redirected_error(signed_in) == ("login_required", "state-1")
+    assert decide(signed_in).action == "login"
     assert memory_storage.called() == ["codes.issue"] and nothing_issued(memory_storage)
+
+
+def test_with_prompt_none_a_session_ended_after_it_was_read_is_login_required(memory_storage, signed_in):
+    memory_storage.sessions[SESSION]["revoked"] = True
+
+    assert redirected_error(signed_in, pending(prompt=("none",))) == ("login_required", "state-1")
+    assert nothing_issued(memory_storage)
 
 
 def test_a_request_finished_in_another_tab_is_invalid_request(memory_storage, signed_in):
