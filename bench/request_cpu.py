@@ -11,6 +11,9 @@ The floor: a bare Chalice route doing what any token endpoint must (HTTP Basic c
 authentication, a SHA-256 constant-time compare of the secret, a pyjwt ES256 signature; no
 DynamoDB), measured by the same loop. Its CPU is this machine's speed: "x floor" reads a path's CPU
 in units of it, which carries over between machines better than milliseconds do.
+The bare call: the app's own botocore client doing one consistent GetItem against the same moto
+server, timed around the call alone. Each row's "beyond calls" is its CPU minus its calls times
+that: the handler's own work, which the storage layout cannot remove.
 POST /login: argon2id (chalicelib.passwords.verify_password) is timed on its own and subtracted, so
 the figure is the handler's CPU without the password hash; the hash's median is printed beside it.
 Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs], defaults 200 and 15;
@@ -31,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 FLOOR = "floor: Basic auth + SHA-256 compare + ES256 sign"
+BARE_CALL = "one bare DynamoDB call: botocore GetItem, no handler"
 
 
 @dataclass
@@ -152,9 +156,26 @@ def measure_requests(runs: int) -> dict[str, Measured]:
         with Client(app, stage_name="local") as client:
             results = measure(paths(client.http, scenario), runs)
         results.update(measure(floor_paths(), runs))
+        results[BARE_CALL] = Measured({}, {}, bare_call_ms(runs), 0.0)
         return results
     finally:
         stop(server)
+
+
+def bare_call_ms(runs: int) -> float:
+    """Median CPU of one consistent GetItem through the app's own DynamoDB client (its config,
+    its connection pool), with no handler around it."""
+    from chalicelib import aws
+    from chalicelib.storage.models import ClientModel
+
+    dynamodb = aws.client("dynamodb")
+    cpu = []
+    for _ in range(runs + 1):
+        start = time.process_time()
+        dynamodb.get_item(TableName=ClientModel.Meta.table_name, Key={"client_id": {"S": "bench-absent"}},
+                          ConsistentRead=True)
+        cpu.append(time.process_time() - start)
+    return statistics.median(cpu[1:]) * 1000
 
 
 def main() -> None:
@@ -166,18 +187,20 @@ def main() -> None:
     cold = cold_start.measure_apart(cold_runs) if cold_runs else None  # first: fresh interpreters on a quiet moto
     results = measure_requests(runs)
     floor = results[FLOOR].cpu_ms
+    bare = results[BARE_CALL].cpu_ms
     print(f"issue 10 benchmark: warm requests, median handler CPU of {runs} in-process invocations "
           f"(moto server in another process)")
-    print(f"{'request':52s} {'calls':>5s} {'target':>6s} {'CPU ms':>7s} {'target':>7s} {'x floor':>7s}  by operation")
+    print(f"{'request':52s} {'calls':>5s} {'target':>6s} {'CPU ms':>7s} {'target':>7s} {'x floor':>7s} "
+          f"{'beyond calls':>12s}  by operation")
     for label, measured in results.items():
-        calls = sum(measured.calls.values())
+        calls = sum(measured.calls.values()) + (label == BARE_CALL)
         target_calls, target_cpu = TARGETS.get(label, ("", ""))
         target_calls = f"≤ {target_calls}" if target_calls != "" else "—"
         target_cpu = f"≤ {target_cpu}" if target_cpu != "" else "—"
         detail = ", ".join(f"{k}={v}" for k, v in sorted(measured.calls.items()))
         extra = f"   (+ argon2id {measured.argon2_ms:.0f} ms)" if measured.argon2_ms else ""
         print(f"{label:52s} {calls:5d} {target_calls:>6s} {measured.cpu_ms:7.2f} {target_cpu:>7s} "
-              f"{measured.cpu_ms / floor:7.1f}  {detail}{extra}")
+              f"{measured.cpu_ms / floor:7.1f} {measured.cpu_ms - calls * bare:12.2f}  {detail}{extra}")
     if cold:
         print(f"{'cold first client_credentials token, app / floor':52s} {'':5s} {'':6s} {'':7s} {'≤ 1.25':>7s} "
               f"{cold.ratio:7.2f}  {cold.describe()}")

@@ -57,11 +57,11 @@ def handle(form: dict, client, settings: Settings) -> dict:
         raise InvalidGrant(GENERIC, detail=f"audience check failed: {exc.description}") from None
     refresh_token = refresh_tokens.new_token(record.sub, record.grant_id) \
         if wants_refresh_token(client, scopes) else None
-    grant = grants.start_family(
+    started = grants.start_family(
         record.sub, record.grant_id, client.client_id, at=at,
         token_hash=refresh_tokens.token_hash(refresh_token) if refresh_token else None,
         token_expires_at=at + settings.refresh_token_idle_ttl if refresh_token else None)
-    if grant is None:
+    if not started:
         # Signed out, replayed or revoked since the code was issued: nothing may come of it.
         raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
     return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,

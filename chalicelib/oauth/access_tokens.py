@@ -54,7 +54,7 @@ def is_revoked(claims: dict, settings: Settings) -> bool:
     from .client_documents import is_document_client_id
 
     if "grant_id" in claims:
-        return not grant_allows(claims, grants.get(claims.get("sub"), claims["grant_id"]))
+        return not grant_allows(claims, grants.access_state(claims.get("sub"), claims["grant_id"]))
     if revoked_tokens.is_denied(claims["jti"]):
         return True
     if is_document_client_id(claims["client_id"]):

@@ -5,8 +5,8 @@ every function here is one DynamoDB call unless it says otherwise, and returns a
 outcome, never an OAuth error: deciding what a refusal means to a client is the core's job.
 
 Why each hot operation is a single call:
-- `start_family` (code redemption) and `rotate` (refresh) are one conditional UpdateItem with
-  ReturnValues=ALL_NEW: the condition checks that the grant is active, unexpired and the client's
+- `start_family` (code redemption) and `rotate` (refresh) are one conditional UpdateItem (rotate's
+  with ReturnValues=ALL_NEW): the condition checks that the grant is active, unexpired and the client's
   (and for rotation that the presented token is the family's current one and not idle), and the
   answer is the grant the token response needs. A refused condition is `None`; `get` then tells why,
   off the hot path.
@@ -102,6 +102,24 @@ def _valid_key(sub: str | None, grant_id: str | None) -> bool:
     return bool(sub) and bool(grant_id) and len(sub) <= 128 and len(grant_id) <= 128
 
 
+#: What deciding whether an access token of the grant still works needs (oauth/access_tokens.grant_allows):
+#: reading only these leaves the family's token state and consumed slots out of the response.
+ACCESS_STATE = ("client_id", "status", "created_at", "expires_at", "revoked_jtis")
+
+
+def access_state(sub: str | None, grant_id: str | None) -> Grant | None:
+    """The grant's state as far as its access tokens are concerned (status, lifetime, client, the
+    jtis revoked one by one; the other fields are left empty), strongly consistent; None when there
+    is none."""
+    if not _valid_key(sub, grant_id):
+        return None
+    try:
+        return from_model(GrantModel.get(sub, grant_id, consistent_read=True,
+                                         attributes_to_get=["sub", "grant_id", *ACCESS_STATE]))
+    except GrantModel.DoesNotExist:
+        return None
+
+
 def get(sub: str | None, grant_id: str | None) -> Grant | None:
     """The grant as stored (active or not), strongly consistent; None when there is none."""
     if not _valid_key(sub, grant_id):
@@ -123,16 +141,16 @@ def _live(client_id: str, at: int):
 
 
 def start_family(sub: str, grant_id: str, client_id: str, *, token_hash: str | None, token_expires_at: int | None,
-                 at: int) -> Grant | None:
+                 at: int) -> bool:
     """At code redemption: mark the grant used and, when a refresh token is issued, make it the
-    family's current token. None when the grant is no longer active (signed out, revoked, replayed)."""
-    item = GrantModel(sub=sub, grant_id=grant_id)
+    family's current token. False when the grant is no longer active (signed out, revoked,
+    replayed). Nothing is read back (ReturnValues NONE): the code carries what the response needs,
+    and parsing the item back would cost as much CPU as the rest of the write."""
     actions = [GrantModel.last_used_at.set(at)]
     if token_hash is not None:
         actions += [GrantModel.token_hash.set(token_hash), GrantModel.token_expires_at.set(token_expires_at)]
-    if not conditionally(lambda: item.update(actions=actions, condition=_live(client_id, at))):
-        return None
-    return from_model(item)
+    return conditionally(lambda: GrantModel._get_connection().update_item(
+        sub, grant_id, actions=actions, condition=_live(client_id, at)))
 
 
 def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rotation: int, successor_hash: str,
@@ -210,8 +228,10 @@ def revoke_grants_of(*, client_id: str, reason: str) -> int:
 
 
 def with_user(sub: str, grant_id: str) -> tuple[Grant | None, UserModel | None]:
-    """The grant and its user in one strongly consistent BatchGetItem (/userinfo)."""
+    """The grant's access state (as `access_state`) and its user in one strongly consistent
+    BatchGetItem (/userinfo)."""
     from .reads import consistent_batch_get
 
-    grant, user = consistent_batch_get([(GrantModel, (sub, grant_id)), (UserModel, sub)])
+    grant, user = consistent_batch_get([(GrantModel, (sub, grant_id)), (UserModel, sub)],
+                                       projections={GrantModel: ACCESS_STATE})
     return (from_model(grant) if grant is not None else None), user

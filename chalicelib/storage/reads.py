@@ -20,10 +20,12 @@ from .connection import Model
 UNPROCESSED_ATTEMPTS = 4
 
 
-def consistent_batch_get(keys: Sequence[tuple[type[Model], str | tuple[str, str]]]) -> list[Model | None]:
+def consistent_batch_get(keys: Sequence[tuple[type[Model], str | tuple[str, str]]], *,
+                         projections: dict[type[Model], Sequence[str]] | None = None) -> list[Model | None]:
     """The item of each (model, key), or None where there is none, in the order asked: one
     strongly consistent BatchGetItem (more only while DynamoDB leaves keys unprocessed). A key is
-    the hash key, or (hash key, range key) for a table that has one (grants)."""
+    the hash key, or (hash key, range key) for a table that has one (grants). `projections`: only
+    these attributes of that model's items (the key attributes are always read)."""
     names: dict[str, tuple[str, ...]] = {}  # table -> its key attributes (models sharing a table share them)
     wanted: dict[str, list[dict]] = {}
     serialized = []
@@ -36,6 +38,12 @@ def consistent_batch_get(keys: Sequence[tuple[type[Model], str | tuple[str, str]
             table_keys.append(key)
     found: dict[tuple, dict] = {}
     request = {table: {"Keys": table_keys, "ConsistentRead": True} for table, table_keys in wanted.items()}
+    for model, attributes in (projections or {}).items():
+        # Expression names throughout: some attribute names ("status") are DynamoDB reserved words.
+        names_used = dict.fromkeys([*names[model.Meta.table_name], *attributes])
+        request[model.Meta.table_name].update(
+            ProjectionExpression=", ".join(f"#p{i}" for i in range(len(names_used))),
+            ExpressionAttributeNames={f"#p{i}": name for i, name in enumerate(names_used)})
     for attempt in range(UNPROCESSED_ATTEMPTS):
         response = aws.client("dynamodb").batch_get_item(RequestItems=request)
         for table, items in response.get("Responses", {}).items():

@@ -32,7 +32,8 @@ from chalicelib.storage.sessions import Session
 #: module -> the functions of it the fake replaces (method `<module's last name>_<function>`).
 INTERFACE = {
     "chalicelib.storage.grants": ("get", "active", "start_family", "rotate", "revoke", "revoke_by_refresh_token",
-                                  "deny_access_token", "revoke_all_of_user", "revoke_grants_of", "with_user"),
+                                  "deny_access_token", "revoke_all_of_user", "revoke_grants_of", "with_user",
+                                  "access_state"),
     "chalicelib.storage.codes": ("issue", "consume"),
     "chalicelib.storage.sessions": ("get", "end"),
     "chalicelib.storage.authorization_requests": ("store", "load", "finish"),
@@ -131,11 +132,11 @@ class MemoryStorage:
     def grants_start_family(self, sub, grant_id, client_id, *, token_hash, token_expires_at, at):
         item = self._live(sub, grant_id, client_id, at)
         if item is None:
-            return None
+            return False
         item["last_used_at"] = at
         if token_hash is not None:
             item.update(token_hash=token_hash, token_expires_at=token_expires_at)
-        return _grant(item)
+        return True
 
     def grants_rotate(self, sub, grant_id, client_id, *, presented_hash, rotation, successor_hash, token_expires_at,
                       retry_seal, at):
@@ -180,9 +181,19 @@ class MemoryStorage:
         keys = [key for key, item in self.grants.items() if item["client_id"] == client_id]
         return sum(self.grants_revoke(sub, grant_id, reason=reason) for sub, grant_id in keys)
 
-    def grants_with_user(self, sub, grant_id):
+    def grants_access_state(self, sub, grant_id):
+        """storage.grants.access_state: only the key and ACCESS_STATE are read; the rest as absent."""
+        if not grant_store._valid_key(sub, grant_id):
+            return None
         item = self.grants.get((sub, grant_id))
-        return (None if item is None else _grant(item)), self.users_get_user(sub)
+        if item is None:
+            return None
+        return Grant(sub=sub, grant_id=grant_id, client_id=item["client_id"], scopes=(), resources=(),
+                     created_at=item["created_at"], expires_at=item["expires_at"], status=item["status"],
+                     revoked_jtis=frozenset(item["revoked_jtis"]))
+
+    def grants_with_user(self, sub, grant_id):
+        return self.grants_access_state(sub, grant_id), self.users_get_user(sub)
 
     # chalicelib.storage.codes ----------------------------------------------------------------------
 

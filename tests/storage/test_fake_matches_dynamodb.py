@@ -147,7 +147,8 @@ def test_rotation_current_previous_consumed_and_unknown_tokens(same_on_both, mon
     def scenario(seed, at):
         signed_in(seed, at)
         return [issue(at),
-                grants.start_family(SUB, "grant-1", CLIENT, token_hash=h[0], token_expires_at=at + 100, at=at),
+                grants.start_family(SUB, "grant-1", CLIENT, token_hash=h[0], token_expires_at=at + 100, at=at)
+                and grants.get(SUB, "grant-1"),
                 rotate(0, at + 1, client_id=OTHER),  # another client's
                 rotate(0, at + 100),  # gone idle
                 rotate(0, at + 1, seal="sealed 1"),  # the current token
@@ -174,14 +175,15 @@ def test_a_rotation_stops_at_the_family_s_absolute_lifetime(same_on_both):
     def scenario(seed, at):
         signed_in(seed, at)
         issue(at)
-        started = grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 5000, at=at)
-        return [started, grants.rotate(SUB, "grant-1", CLIENT, presented_hash=H0, rotation=0, successor_hash=H1,
-                                       token_expires_at=at + 6000, retry_seal=None, at=at + 1000),
+        assert grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 5000, at=at)
+        return [grants.get(SUB, "grant-1"),
+                grants.rotate(SUB, "grant-1", CLIENT, presented_hash=H0, rotation=0, successor_hash=H1,
+                              token_expires_at=at + 6000, retry_seal=None, at=at + 1000),
                 grants.start_family(SUB, "grant-1", CLIENT, token_hash=None, token_expires_at=None, at=at + 1000),
                 grants.active(SUB, "grant-1")]
 
     trace = same_on_both(scenario)
-    assert trace[1:3] == [None, None] and trace[3] == trace[0]
+    assert trace[1:3] == [None, False] and trace[3] == trace[0]
 
 
 def test_start_family_without_a_refresh_token_and_for_another_client(same_on_both):
@@ -190,11 +192,12 @@ def test_start_family_without_a_refresh_token_and_for_another_client(same_on_bot
         issue(at)
         return [grants.start_family(SUB, "grant-1", OTHER, token_hash=H0, token_expires_at=at + 9, at=at),
                 grants.start_family(SUB, "grant-1", CLIENT, token_hash=None, token_expires_at=None, at=at + 1),
+                grants.get(SUB, "grant-1"),
                 grants.start_family(SUB, "no such grant", CLIENT, token_hash=None, token_expires_at=None, at=at)]
 
     trace = same_on_both(scenario)
-    assert trace[0] is None and trace[2] is None
-    assert (trace[1].token_hash, trace[1].last_used_at) == (None, trace[1].created_at + 1)
+    assert trace[0] is False and trace[1] is True and trace[3] is False
+    assert (trace[2].token_hash, trace[2].last_used_at) == (None, trace[2].created_at + 1)
 
 
 def test_revoked_grants_stay_revoked(same_on_both):
@@ -211,7 +214,7 @@ def test_revoked_grants_stay_revoked(same_on_both):
                 grants.active(SUB, "grant-1"), grants.get(SUB, "grant-1")]
 
     trace = same_on_both(scenario)
-    assert trace[1:9] == [True, False, False, False, False, None, None, None]
+    assert trace[1:9] == [True, False, False, False, False, False, None, None]
     assert trace[9].status == "revoked" and trace[9].token_hash == H0
 
 
@@ -276,6 +279,25 @@ def test_a_grant_and_its_user_together_and_the_deny_list(same_on_both):
 
     trace = same_on_both(scenario)
     assert trace[0].grant_id == "grant-1" and trace[1][0] == SUB and trace[2:] == [None, SUB, True, False]
+    assert trace[0].scopes == () and trace[0].token_hash is None, "only the access state is read"
+
+
+def test_the_access_state_of_a_grant_reads_its_status_lifetime_client_and_revoked_jtis(same_on_both):
+    def scenario(seed, at):
+        signed_in(seed, at)
+        issue(at)
+        assert grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 100, at=at)
+        before = grants.access_state(SUB, "grant-1")
+        grants.deny_access_token(SUB, "grant-1", "jti-1")
+        denied = grants.access_state(SUB, "grant-1")
+        grants.revoke(SUB, "grant-1", reason="test")
+        return [before, denied, grants.access_state(SUB, "grant-1"), grants.access_state(SUB, "no such grant"),
+                grants.access_state("", "grant-1")]
+
+    trace = same_on_both(scenario)
+    assert (trace[0].status, trace[0].client_id, trace[0].revoked_jtis, trace[0].token_hash) == \
+        ("active", CLIENT, frozenset(), None)
+    assert trace[1].revoked_jtis == {"jti-1"} and trace[2].status == "revoked" and trace[3:] == [None, None]
 
 
 def test_the_reads_and_counters_the_core_makes_alongside(same_on_both):

@@ -338,7 +338,7 @@ def test_revoking_access_tokens_denies_each_on_its_grant_and_past_the_bound_revo
 
     token_management.revoke(first["access_token"], CLIENT, SETTINGS)
 
-    assert memory_storage.called() == ["grants.get", "grants.deny_access_token"]
+    assert memory_storage.called() == ["grants.access_state", "grants.deny_access_token"]
     assert access_tokens.is_revoked(claims_of(first["access_token"]), SETTINGS)
     assert not access_tokens.is_revoked(claims_of(second["access_token"]), SETTINGS)
     with pytest.raises(UnauthorizedClient):
