@@ -116,6 +116,8 @@ class Log:
     redemptions: list = field(default_factory=list)  # (code, status, refresh_token or None)
     rotations: list = field(default_factory=list)  # (presented, status, successor or None)
     revocations: list = field(default_factory=list)  # (token, status)
+    #: Redirects back to the app that carried an error instead of a code: "kind: error" -> count.
+    error_redirects: collections.Counter = field(default_factory=collections.Counter)
 
     def time(self, kind: str, started: float, status: int) -> None:
         with self.lock:
@@ -177,7 +179,7 @@ class Worker:
 
     def sign_in(self) -> None:
         from bench.scenario import PASSWORD
-        from tests.routes.flow import Browser, hidden, query_of
+        from tests.routes.flow import Browser, hidden
 
         started = time.perf_counter()
         browser = Browser(self.http)
@@ -187,28 +189,33 @@ class Worker:
                                            "csrf_token": hidden(page.body, "csrf_token"),
                                            "username": self.email, "password": PASSWORD})
         self.log.time("sign-in", started, response.status_code)
-        location = response.headers.get("Location", "")
-        if response.status_code == 302 and location.startswith(self.web_app):
-            self._issued(query_of(location)["code"])
+        if self._issued("sign-in", response):
             self.browser, self.codes_in_session = browser, 0
 
     def authorize(self) -> None:
-        from tests.routes.flow import query_of
-
         if self.browser is None or self.codes_in_session >= CODES_PER_SESSION:
             return self.sign_in()
         started = time.perf_counter()
         response = self.browser.get(self.authorize_path)
         self.log.time("authorize (signed in)", started, response.status_code)
-        location = response.headers.get("Location", "")
-        if response.status_code == 302 and location.startswith(self.web_app):
+        if self._issued("authorize (signed in)", response):
             self.codes_in_session += 1
-            self._issued(query_of(location)["code"])
 
-    def _issued(self, code: str) -> None:
+    def _issued(self, kind: str, response) -> bool:
+        """Pool the code the app was sent back with; False (and the error counted) without one."""
+        from tests.routes.flow import query_of
+
+        location = response.headers.get("Location", "")
+        if response.status_code != 302 or not location.startswith(self.web_app):
+            return False
+        query = query_of(location)
         with self.log.lock:
-            self.log.issued_codes.append(code)
-        self.shared.put_code(code)
+            if "code" not in query:
+                self.log.error_redirects[f"{kind}: {query.get('error')}"] += 1
+                return False
+            self.log.issued_codes.append(query["code"])
+        self.shared.put_code(query["code"])
+        return True
 
     def redeem(self) -> None:
         from tests.routes.flow import redeem
@@ -376,7 +383,8 @@ def report(log: Log, seconds: float, workers: int) -> dict:
         rows[kind] = {"count": len(ms), "per_s": len(ms) / seconds, "p50_ms": statistics.median(ms),
                       "p99_ms": percentile(ms, 0.99), "statuses": dict(sorted(statuses.items()))}
     total = sum(row["count"] for row in rows.values())
-    return {"seconds": seconds, "workers": workers, "operations": total, "per_s": total / seconds, "kinds": rows}
+    return {"seconds": seconds, "workers": workers, "operations": total, "per_s": total / seconds, "kinds": rows,
+            "error_redirects": dict(log.error_redirects)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -444,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind, row in result["kinds"].items():
             print(f"{kind:24} {row['count']:7d} {row['per_s']:7.1f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f}  "
                   f"{row['statuses']}")
+        if result["error_redirects"]:
+            print("redirected with an error instead of a code: " + ", ".join(
+                f"{k} {v}" for k, v in result["error_redirects"].items()))
         print("checked: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
         print("problems: " + ("none" if not problems else "\n  " + "\n  ".join(problems)))
     return 1 if result["problems"] else 0
