@@ -9,7 +9,7 @@ MOTO_PORT ?= 4566
 CHROMIUM ?= /usr/bin/chromium
 export PORT MOTO_PORT CHROMIUM
 
-.PHONY: run test venv browser reset-local bench clean package deploy
+.PHONY: run test venv browser reset-local bench bench-load clean package deploy
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -47,6 +47,14 @@ test: venv browser
 ## and the cold-first ratio (bench/cold_start.py: fresh interpreter -> first token, app / floor, target <= 1.25)
 bench: venv
 	$(BIN)/python bench/request_cpu.py
+
+## make bench-load [DURATION=60] [WORKERS=64]: a sustained concurrency run (bench/concurrency.py): the workers mix
+## sign-ins, code redemptions, refreshes, client_credentials, introspection and revocation against a moto server,
+## then the tables are checked: every code redeemed at most once, every refresh family linear
+DURATION ?= 60
+WORKERS ?= 64
+bench-load: venv
+	$(BIN)/python bench/concurrency.py --duration $(DURATION) --workers $(WORKERS)
 
 # Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json other than local.
 STAGE ?= prod
