@@ -37,23 +37,60 @@ def test_no_function_may_touch_dynamodb_kms_or_secrets_manager_on_a_wildcard_res
             assert "*" not in arn or arn.endswith(f":secret:idp/{stage}/signing-keys/*"), statement
 
 
-def test_the_api_role_may_do_what_the_storage_layer_does_on_every_table_but_only_read_the_key_ring():
-    document = policy.api_policy(load("prod"))
-    tables = next(s for s in document["Statement"] if s["Sid"] == "Tables")
-    assert set(tables["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                     "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query",
-                                     "dynamodb:Scan", "dynamodb:BatchGetItem"}
+def table_actions(document: dict) -> dict[str, set[str]]:
+    """Logical id of a table (or "<table>/index/<name>") -> the DynamoDB actions the policy grants on it."""
+    granted: dict[str, set[str]] = {}
+    for statement in document["Statement"]:
+        for resource in as_list(statement["Resource"]):
+            if "Fn::GetAtt" in resource:
+                name = resource["Fn::GetAtt"][0]
+            else:
+                name = resource["Fn::Sub"].removeprefix("${").replace(".Arn}", "")
+            if name.startswith("Table"):
+                granted.setdefault(name, set()).update(as_list(statement["Action"]))
+    return granted
+
+
+def test_the_api_role_gets_per_table_exactly_what_the_storage_layer_declares():
+    from chalicelib.storage.access import API_INDEX_ACTIONS, API_TABLE_ACTIONS
+    from infra.tables import logical_id
+
+    granted = table_actions(policy.api_policy(load("prod")))
     every_table = {name for name, r in stateful_template(load("prod"))["Resources"].items()
                    if r["Type"] == "AWS::DynamoDB::Table"}
-    assert {r["Fn::GetAtt"][0] for r in tables["Resource"]} == every_table - {"TableSigningKeys"}
-    key_ring = next(s for s in document["Statement"] if s["Sid"] == "SigningKeyTable")
-    assert (key_ring["Action"], key_ring["Resource"]) == (["dynamodb:GetItem", "dynamodb:Scan"], {"Fn::GetAtt": ["TableSigningKeys", "Arn"]})
+    assert {name for name in granted if "/" not in name} == every_table
+    for suffix, actions in API_TABLE_ACTIONS.items():
+        assert granted[logical_id(suffix)] == set(actions), suffix
+    for (suffix, index), actions in API_INDEX_ACTIONS.items():
+        assert granted[f"{logical_id(suffix)}/index/{index}"] == set(actions)
 
-def test_the_api_role_may_query_each_index_by_name():
-    indexes = next(s for s in policy.api_policy(load("prod"))["Statement"] if s["Sid"] == "Indexes")
-    assert indexes["Action"] == ["dynamodb:Query"]
-    assert {r["Fn::Sub"] for r in indexes["Resource"]} == {
-        "${TableGrants.Arn}/index/by_client"}
+
+def test_the_api_role_cannot_scan_the_users_table_or_write_the_key_ring():
+    granted = table_actions(policy.api_policy(load("prod")))
+    assert not {"dynamodb:Scan", "dynamodb:PutItem", "dynamodb:Query"} & granted["TableUsers"]
+    assert granted["TableSigningKeys"] == {"dynamodb:GetItem", "dynamodb:Scan"}
+    batch_read = {name for name, actions in granted.items() if "dynamodb:BatchGetItem" in actions}
+    assert batch_read == {"TableUsers", "TableGrants", "TableAuthorizationRequests", "TableSessions"}
+    queried = {name for name, actions in granted.items() if "dynamodb:Query" in actions}
+    assert queried == {"TableGrants", "TableGrants/index/by_client"}
+    scanned = {name for name, actions in granted.items() if "dynamodb:Scan" in actions}
+    assert scanned == {"TableSigningKeys", "TableResources"}, "only the two summaries' one-off fallbacks scan"
+
+
+def test_a_table_without_declared_api_actions_is_refused(monkeypatch):
+    from chalicelib.storage import access
+
+    monkeypatch.setattr(access, "API_TABLE_ACTIONS", {k: v for k, v in access.API_TABLE_ACTIONS.items()
+                                                      if k != "consents"})
+    monkeypatch.setattr(policy, "API_TABLE_ACTIONS", access.API_TABLE_ACTIONS)
+    with pytest.raises(KeyError, match="consents"):
+        policy.api_policy(load("prod"))
+
+
+def test_the_api_role_may_query_only_the_grants_index_by_name():
+    statements = [s for s in policy.api_policy(load("prod"))["Statement"] if "/index/" in json.dumps(s["Resource"])]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        (["dynamodb:Query"], {"Fn::Sub": "${TableGrants.Arn}/index/by_client"})]
 
 
 def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them():
