@@ -24,7 +24,7 @@ import json
 
 from infra import policy
 from infra.stage import Stage, load
-from infra.tables import cloudformation_resources
+from infra.tables import cloudformation_resources, retention
 
 #: Role of each Chalice function (by function name); a new function must be given one here.
 FUNCTION_ROLES = {"api_handler": "api", "rotate_signing_keys": "rotation"}
@@ -50,9 +50,9 @@ ALIAS_INVOCATION_URI = ("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:
 
 
 def _retain(stage: Stage) -> dict:
-    """Prod keeps its data when the stack (or the resource) goes away; dev cleans up."""
-    policy_ = "Retain" if stage.name == "prod" else "Delete"
-    return {"DeletionPolicy": policy_, "UpdateReplacePolicy": policy_}
+    """Prod keeps its data when the stack (or the resource) goes away, except when its first
+    creation rolls back (infra/tables.py `retention`); dev cleans up."""
+    return retention(stage.name == "prod")
 
 
 def _account_root() -> dict:

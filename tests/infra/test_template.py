@@ -187,11 +187,22 @@ def test_a_stage_the_template_cannot_deploy_is_refused_with_the_fix(tmp_path, ch
 
 
 def test_the_stateful_part_keeps_prod_data_and_lets_dev_go():
-    for stage, policy_ in (("prod", "Retain"), ("dev", "Delete")):
+    for stage, deletion, replacement in (("prod", "RetainExceptOnCreate", "Retain"), ("dev", "Delete", "Delete")):
         resources = stateful_template(load(stage))["Resources"]
         for name in ("TableUsers", "SecretsKey"):
-            assert resources[name]["DeletionPolicy"] == policy_
+            assert resources[name]["DeletionPolicy"] == deletion
+            assert resources[name]["UpdateReplacePolicy"] == replacement
         assert resources["TableUsers"]["Properties"]["DeletionProtectionEnabled"] is (stage == "prod")
+
+
+def test_a_failed_first_create_of_prod_leaves_nothing_behind_that_would_block_a_retry():
+    """Retain would keep fixed-name tables after a first creation that rolled back, and every later
+    attempt would fail with "already exists"; RetainExceptOnCreate deletes them on that rollback only."""
+    resources = stateful_template(load("prod"))["Resources"]
+    kept = {name for name, r in resources.items() if r.get("DeletionPolicy", "Delete") != "Delete"}
+    assert kept == {name for name, r in resources.items()
+                    if r["Type"] in ("AWS::DynamoDB::Table", "AWS::KMS::Key")}
+    assert {resources[name]["DeletionPolicy"] for name in kept} == {"RetainExceptOnCreate"}
 
 
 def test_rendering_does_not_depend_on_this_process_table_prefix():
