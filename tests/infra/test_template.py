@@ -16,7 +16,7 @@ SERVICES = ("dynamodb:", "kms:", "secretsmanager:")
 
 def role_statements(template: dict) -> list[dict]:
     return [statement for resource in template["Resources"].values() if resource.get("Type") == "AWS::IAM::Role"
-            for document in resource["Properties"]["Policies"] for statement in document["PolicyDocument"]["Statement"]]
+            for document in resource["Properties"].get("Policies", []) for statement in document["PolicyDocument"]["Statement"]]
 
 
 def as_list(value):
@@ -224,3 +224,50 @@ def test_the_command_line_renders_json_and_explains_a_bad_stage(capsys, monkeypa
     monkeypatch.setattr(stage_module, "CONFIG", tmp_path / "config.json")
     assert main(["--stage", "prod"]) == 2
     assert "your own domain" in capsys.readouterr().err
+
+
+def test_the_api_stage_is_throttled_logged_and_reachable_only_through_the_custom_domain():
+    stage = load("prod")
+    template = merge_template(stage)
+    api = template["Resources"]["RestAPI"]
+    properties = api["Properties"]
+    assert properties["DisableExecuteApiEndpoint"] is True, "the issuer's domain is the only way in"
+    assert properties["MethodSettings"] == [{"ResourcePath": "/*", "HttpMethod": "*",
+                                             "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                             "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]
+    assert template["Parameters"]["ApiRateLimit"]["Default"] <= template["Parameters"]["ApiBurstLimit"]["Default"]
+    access = properties["AccessLogSetting"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    logged = json.loads(access["Format"])
+    assert {"request_id", "ip", "status", "resource"} <= set(logged)
+    assert not any("querystring" in v.lower() or "header" in v.lower() for v in logged.values()), \
+        "no query strings (state, PKCE challenges) or headers (credentials) in the access log"
+    assert api["DependsOn"] == ["ApiGatewayAccount"]
+    assert properties["Name"] == properties["DefinitionBody"]["info"]["title"] == stage.stack_name
+
+
+def test_reserved_concurrency_is_optional():
+    template = merge_template(load("prod"))
+    reserved = template["Resources"]["APIHandler"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {"Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert template["Parameters"]["ReservedConcurrency"]["Default"] == ""
+
+
+def test_alarms_cover_5xx_throttles_rotation_failures_and_sign_in_spikes_and_notify_the_topic():
+    stage = load("prod")
+    resources = merge_template(stage)["Resources"]
+    alarms = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+    metrics = {name: (a["Namespace"], a["MetricName"], {d["Value"] for d in a.get("Dimensions", [])})
+               for name, a in alarms.items()}
+    assert metrics == {
+        "Api5xxAlarm": ("AWS/ApiGateway", "5XXError", {stage.stack_name, "api"}),
+        "ApiThrottleAlarm": ("AWS/Lambda", "Throttles", {"serverless-idp-prod-api"}),
+        "RotationFailureAlarm": ("AWS/Lambda", "Errors", {"serverless-idp-prod-rotation"}),
+        "SignInFailureAlarm": (stage.stack_name, "SignInFailures", set()),
+    }
+    notify = {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert all(a["AlarmActions"] == a["OKActions"] == notify for a in alarms.values())
+    metric_filter = resources["SignInFailureMetric"]["Properties"]
+    assert metric_filter["LogGroupName"] == {"Ref": "ApiLogGroup"}
+    assert metric_filter["MetricTransformations"][0]["MetricName"] == "SignInFailures"
+    assert resources["APIHandler"]["Properties"]["FunctionName"] == "serverless-idp-prod-api"
