@@ -9,7 +9,7 @@ MOTO_PORT ?= 4566
 CHROMIUM ?= /usr/bin/chromium
 export PORT MOTO_PORT CHROMIUM
 
-.PHONY: run test venv browser reset-local bench bench-load clean package deploy
+.PHONY: run test venv browser reset-local bench bench-load clean package deploy deploy-preflight
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -62,7 +62,8 @@ DIST := dist/$(STAGE)
 
 ## make package STAGE=prod: one deployable template, dist/$(STAGE)/sam.json (+ deployment.zip), checked by
 ## cfn-lint. No AWS account needed: chalice merges infra/template.py's resources into its own. The zip is
-## built for python3.13 on arm64 and checked on a Python 3.13 (PYTHON313=...; infra/package.py).
+## built for python3.13 on arm64 and checked on a Python 3.13 (PYTHON313=...; infra/package.py). Refuses
+## the example ISSUER unless ALLOW_EXAMPLE_ISSUER=1 (a build to check, never to deploy).
 package: venv
 	@rm -rf $(DIST) && mkdir -p $(DIST)
 	$(BIN)/python -m infra.template --stage $(STAGE) > $(DIST)/merge-template.json
@@ -70,10 +71,15 @@ package: venv
 	$(BIN)/cfn-lint $(DIST)/sam.json
 	@echo "package: $(DIST)/sam.json and $(DIST)/deployment.zip are ready; cfn-lint found nothing"
 
-## make deploy STAGE=prod CERTIFICATE_ARN=arn:aws:acm:... [HOSTED_ZONE_ID=Z...] [ARTIFACT_BUCKET=...] [DRY_RUN=1]:
-## package, then create or update the stack with the AWS CLI and your credentials (infra/deploy.py)
-deploy: package
-	$(BIN)/python -m infra.deploy --stage $(STAGE)
+## make deploy STAGE=prod CERTIFICATE_ARN=arn:aws:acm:... [HOSTED_ZONE_ID=Z...] [ARTIFACT_BUCKET=...]
+##   [ALARM_TOPIC_ARN=arn:aws:sns:...] [RESERVED_CONCURRENCY=...] [API_RATE_LIMIT=...] [API_BURST_LIMIT=...] [DRY_RUN=1]:
+## check the AWS CLI (v2) and the stage, package, then upload through the artifact bucket and create or
+## update the stack with your credentials (infra/deploy.py). DRY_RUN=1 prints every command, runs none.
+deploy: deploy-preflight package
+	$(BIN)/python -m infra.deploy --stage $(STAGE) --dist $(DIST)
+
+deploy-preflight: venv
+	$(BIN)/python -m infra.deploy --stage $(STAGE) --preflight
 
 ## make reset-local: forget everything `make run` stored (clients, users, keys)
 reset-local:

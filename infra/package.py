@@ -40,6 +40,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from infra.stage import StageError
 from infra.template import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,11 +76,17 @@ def compile_bytecode(project: Path) -> None:
 
 def count_bytecode(package: Path) -> int:
     """How many of the zip's .py files come with a .pyc of the target's Python; raises PackageError
-    for a chalicelib module without one. (Chalice packages app.py alone, without its __pycache__:
-    that one small module is compiled at each cold start.)"""
+    for a chalicelib module without one, and for any other .pyc: a developer's cpython-311 file
+    (or a legacy one next to its source) is dead weight in every cold start's unzip, and stale
+    code if its source changed. (Chalice packages app.py alone, without its __pycache__: that one
+    small module is compiled at each cold start.)"""
     tag = f"cpython-{PYTHON_VERSION.replace('.', '')}"
     with zipfile.ZipFile(package) as zipped:
         names = set(zipped.namelist())
+    foreign = sorted(n for n in names if n.endswith(".pyc") and not (
+        "/__pycache__/" in f"/{n}" and n.endswith(f".{tag}.pyc")))
+    if foreign:
+        raise PackageError(f"bytecode not built for {tag} in the package: {', '.join(foreign[:5])}")
     def compiled(source: str) -> bool:
         folder, _, file = source.rpartition("/")
         return f"{folder + '/' if folder else ''}__pycache__/{file[:-3]}.{tag}.pyc" in names
@@ -181,6 +188,20 @@ def check_imports(package: Path, stage: str) -> dict:
     return report
 
 
+def check_issuer(stage: str) -> None:
+    """Refuse the example issuer, unless ALLOW_EXAMPLE_ISSUER (or DRY_RUN, for `make deploy
+    DRY_RUN=1`) says the package is only being checked."""
+    from infra.stage import ALLOW_EXAMPLE_ISSUER, load, require_real_issuer
+
+    try:
+        require_real_issuer(load(stage))
+    except StageError as exc:
+        if not any(os.environ.get(flag) not in (None, "", "0") for flag in (ALLOW_EXAMPLE_ISSUER, "DRY_RUN")):
+            raise
+        print(f"warning: {exc}\n  (building anyway for a check: {ALLOW_EXAMPLE_ISSUER} or DRY_RUN is set; "
+              "this package must not be deployed)", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stage", required=True)
@@ -189,6 +210,7 @@ def main(argv=None) -> int:
     dist = args.dist.resolve()
     project = dist / "project"
     try:
+        check_issuer(args.stage)
         shutil.rmtree(project, ignore_errors=True)
         stage_project(project)
         chalice_package(project, args.stage, dist)
@@ -196,7 +218,7 @@ def main(argv=None) -> int:
         binaries = check_binaries(dist / "deployment.zip")
         compiled = count_bytecode(dist / "deployment.zip")
         report = check_imports(dist / "deployment.zip", args.stage)
-    except (PackageError, subprocess.CalledProcessError) as exc:
+    except (PackageError, StageError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"package: {binaries} native libraries, all {MACHINES[LAMBDA_ARCHITECTURE]}; {compiled} modules "

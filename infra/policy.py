@@ -5,7 +5,9 @@ are written here, from the table specs (a new table cannot be forgotten), as Clo
 documents whose resources are references to the stack's own tables, key and log groups (!GetAtt,
 !Sub with AWS::Partition/Region/AccountId). Nothing is "*":
 
-- tables: the table ARNs, and each GSI by name (`<table-arn>/index/<name>`) for Query;
+- tables: per table exactly the actions chalicelib/storage/access.py declares for the role (the
+  storage layer's own list of what it does), on the table's ARN, and on each GSI by name
+  (`<table-arn>/index/<name>`) only what is declared for that index;
 - signing-key secrets: the stage's name prefix `secret:<SECRET_PREFIX>signing-keys/*`, the only
   way to name secrets the key ring creates later (their ARNs end in a random suffix);
 - the secrets' KMS key by ARN, and only when Secrets Manager calls it for us (kms:ViaService);
@@ -14,7 +16,8 @@ documents whose resources are references to the stack's own tables, key and log 
 Two roles: "api" (every HTTP request: only reads the key ring and its secrets) and
 "rotation" (the daily schedule: creates, promotes and deletes signing keys). A DynamoDB
 transaction (TransactWriteItems) is authorised item by item as PutItem/UpdateItem/DeleteItem/
-ConditionCheckItem, so those actions cover it.
+ConditionCheckItem, so those actions cover it. The admin CLI runs with the operator's
+credentials: no role here may Scan the users table.
 
     .venv/bin/python -m infra.policy --stage prod     # print both roles' policies
 """
@@ -22,36 +25,41 @@ from __future__ import annotations
 
 import json
 
+from chalicelib.storage.access import API_INDEX_ACTIONS, API_TABLE_ACTIONS, ROTATION_TABLE_ACTIONS
 from infra.stage import DEPLOYABLE as STAGES
 from infra.stage import load
 from infra.tables import logical_id, specs_by_suffix
 
-#: Everything the storage layer does to a table (pynamodb: get/save/update/delete with conditions,
-#: scans, batch gets, transactions).
-TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                 "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"]
-#: The key ring on its table: scan, create, promote, prune (transactions of puts, updates and deletes
-#: with the summary item), refresh.
-SIGNING_KEY_TABLE_ACTIONS = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                             "dynamodb:DeleteItem"]
 #: Logs: the log groups are stack resources, so the functions only write to them.
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
-SIGNING_KEY_TABLE = "signing_keys"
 SECRETS_KEY = "SecretsKey"
 LOG_GROUPS = {"api": "ApiLogGroup", "rotation": "RotationLogGroup"}
-
-
-def table_suffixes() -> list[str]:
-    return sorted(specs_by_suffix())
 
 
 def _table_arn(suffix: str) -> dict:
     return {"Fn::GetAtt": [logical_id(suffix), "Arn"]}
 
 
-def _index_arns() -> list[dict]:
-    return [{"Fn::Sub": f"${{{logical_id(suffix)}.Arn}}/index/{index['IndexName']}"}
-            for suffix, spec in sorted(specs_by_suffix().items()) for index in spec.get("GlobalSecondaryIndexes", [])]
+def _table_statements(declared: dict[str, tuple[str, ...]], indexes: dict[tuple[str, str], tuple[str, ...]],
+                      *, every_table: bool) -> list[dict]:
+    """One statement per table ("Table<Name>"), and one per declared index ("Table<Name>Index<Index>").
+    With `every_table`, a table of the specs missing from `declared` is an error: a new table
+    must be given its actions (none is a valid answer, an omission is not)."""
+    specs = specs_by_suffix()
+    unknown = (set(declared) | {table for table, _ in indexes}) - set(specs)
+    missing = set(specs) - set(declared) if every_table else set()
+    if unknown or missing:
+        raise KeyError(f"chalicelib/storage/access.py: no such table {sorted(unknown)}" if unknown else
+                       f"chalicelib/storage/access.py: declare the actions on {sorted(missing)}")
+    statements = [{"Sid": logical_id(suffix), "Effect": "Allow", "Action": list(actions),
+                   "Resource": _table_arn(suffix)}
+                  for suffix, actions in sorted(declared.items()) if actions]
+    for (suffix, index), actions in sorted(indexes.items()):
+        if index not in {i["IndexName"] for i in specs[suffix].get("GlobalSecondaryIndexes", [])}:
+            raise KeyError(f"chalicelib/storage/access.py: table {suffix} has no index {index}")
+        statements.append({"Sid": logical_id(suffix) + "Index" + logical_id(index).removeprefix("Table"), "Effect": "Allow", "Action": list(actions),
+                           "Resource": {"Fn::Sub": f"${{{logical_id(suffix)}.Arn}}/index/{index}"}})
+    return statements
 
 
 def _signing_key_secrets(stage) -> dict:
@@ -73,17 +81,7 @@ def _logs(role: str) -> dict:
 
 
 def api_policy(stage) -> dict:
-    statements = [
-        _logs("api"),
-        {"Sid": "Tables", "Effect": "Allow", "Action": TABLE_ACTIONS,
-         "Resource": [_table_arn(suffix) for suffix in table_suffixes() if suffix != SIGNING_KEY_TABLE]},
-        # Requests only read the key ring (current key, /jwks: the summary item); changing it is the
-        # rotation role's job. Scan: only until the rotation role has built the summary (storage/signing_keys.py).
-        {"Sid": "SigningKeyTable", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Scan"],
-         "Resource": _table_arn(SIGNING_KEY_TABLE)},
-    ]
-    if _index_arns():
-        statements.append({"Sid": "Indexes", "Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": _index_arns()})
+    statements = [_logs("api"), *_table_statements(API_TABLE_ACTIONS, API_INDEX_ACTIONS, every_table=True)]
     if stage.settings.key_backend == "secretsmanager":
         statements += [
             {"Sid": "ReadSigningKeySecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
@@ -98,8 +96,7 @@ def rotation_policy(stage) -> dict:
     statements = [_logs("rotation")]
     if stage.settings.key_backend == "secretsmanager":
         statements += [
-            {"Sid": "SigningKeyTable", "Effect": "Allow", "Action": SIGNING_KEY_TABLE_ACTIONS,
-             "Resource": _table_arn(SIGNING_KEY_TABLE)},
+            *_table_statements(ROTATION_TABLE_ACTIONS, {}, every_table=False),
             # CreateSecret with Tags also needs TagResource; DescribeSecret checks a key still exists.
             {"Sid": "ManageSigningKeySecrets", "Effect": "Allow",
              "Action": ["secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DescribeSecret",

@@ -17,6 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
 #: Stages that deploy to AWS ("local" runs on moto only).
 DEPLOYABLE = ("dev", "prod")
+#: Names reserved for examples and tests (RFC 2606, RFC 6761): .chalice/config.json ships with
+#: issuers under example.com, and no real deployment can own one.
+RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+RESERVED_TLDS = ("example", "test", "invalid", "localhost")
+#: Set to package anyway (the test suite and `make deploy DRY_RUN=1` check the build with the
+#: shipped example issuer); nothing built with it may be deployed.
+ALLOW_EXAMPLE_ISSUER = "ALLOW_EXAMPLE_ISSUER"
 
 
 class StageError(ValueError):
@@ -57,6 +64,22 @@ class Stage:
     @property
     def secrets_key_alias(self) -> str | None:
         return self.settings.secrets_kms_key_id if self.settings.key_backend == "secretsmanager" else None
+
+
+def is_example_issuer(stage: Stage) -> bool:
+    host = (stage.domain_name or "").lower().rstrip(".")
+    return (host.rsplit(".", 1)[-1] in RESERVED_TLDS
+            or any(host == domain or host.endswith("." + domain) for domain in RESERVED_DOMAINS))
+
+
+def require_real_issuer(stage: Stage) -> None:
+    """Refuse the example issuer .chalice/config.json ships with: a stack built for it serves
+    tokens no client can verify against a URL anyone can reach, and the issuer must never change."""
+    if is_example_issuer(stage):
+        raise StageError(f"stage {stage.name}: ISSUER is still the example {stage.settings.issuer}: set it to "
+                         f"https://<your IdP's host name> in .chalice/config.json (stages.{stage.name}."
+                         "environment_variables.ISSUER) before packaging or deploying (docs/deploy.md, "
+                         "\"First deploy\")")
 
 
 def load(name: str, config_path: Path | None = None) -> Stage:

@@ -2,7 +2,8 @@
 
 The local bootstrap and the deployed stack read the same `table_specs()`, derived from the pynamodb
 models, so the two cannot drift. Production tables also get point-in-time recovery, server-side
-encryption and (for prod) deletion protection.
+encryption and (for prod) deletion protection, and are kept when the stack is deleted or a table
+replaced (`retention`).
 
     TABLE_PREFIX=idp-prod python -m infra.tables > tables.json
 """
@@ -33,6 +34,19 @@ def specs_by_suffix() -> dict[str, dict]:
     return {table_suffix(spec["TableName"]): spec for spec in table_specs()}
 
 
+def retention(keep: bool) -> dict:
+    """DeletionPolicy/UpdateReplacePolicy of a resource holding data.
+
+    RetainExceptOnCreate, not Retain: a stack whose *first* creation fails rolls back, and Retain
+    would leave the tables (and key) it had made behind, so every retry would fail on the fixed
+    table names; with RetainExceptOnCreate a rollback of the creation deletes them, and once
+    created they are kept like Retain. UpdateReplacePolicy has no such value: Retain keeps the
+    old table when an update replaces it."""
+    if not keep:
+        return {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+    return {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
+
+
 def cloudformation_resources(*, deletion_protection: bool, table_prefix: str | None = None) -> dict:
     """Table resources. With `table_prefix` (a stage's TABLE_PREFIX) tables are named for that stage
     and their logical ids are the prefix-free "Table<Name>" the stack template uses; without it
@@ -55,8 +69,7 @@ def cloudformation_resources(*, deletion_protection: bool, table_prefix: str | N
             properties["TimeToLiveSpecification"] = {"AttributeName": spec["TtlAttribute"], "Enabled": True}
         resources[logical_id(suffix if table_prefix else name)] = {
             "Type": "AWS::DynamoDB::Table",
-            "DeletionPolicy": "Retain" if deletion_protection else "Delete",
-            "UpdateReplacePolicy": "Retain" if deletion_protection else "Delete",
+            **retention(deletion_protection),
             "Properties": properties,
         }
     return resources

@@ -13,7 +13,11 @@ Chalice generates the Lambda functions, the REST API and the daily schedule from
 - overrides of Chalice's function resources: fixed names (so the log groups and policies can name
   them), the roles above (config.json sets manage_iam_role: false), the runtime (Chalice would name
   the Python that runs it; infra/package.py builds the code for LAMBDA_RUNTIME on arm64), and for the
-  API function SnapStart on a published version behind the alias API_ALIAS, which API Gateway invokes.
+  API function SnapStart on a published version behind the alias API_ALIAS, which API Gateway invokes;
+- operations (`operations_resources`): the API stage's throttle and JSON access logs, the
+  execute-api endpoint turned off (the custom domain is the only way in, so the issuer is the only
+  URL), optional reserved concurrency, and CloudWatch alarms to an optional SNS topic: 5xx rate,
+  Lambda throttles, rotation failures, and sign-in failure spikes counted from the JSON logs.
 
     .venv/bin/python -m infra.template --stage prod              # the merge template
     .venv/bin/python -m infra.template --stage prod --stateful   # the stateful part alone (moto test)
@@ -24,7 +28,7 @@ import json
 
 from infra import policy
 from infra.stage import Stage, load
-from infra.tables import cloudformation_resources
+from infra.tables import cloudformation_resources, retention
 
 #: Role of each Chalice function (by function name); a new function must be given one here.
 FUNCTION_ROLES = {"api_handler": "api", "rotate_signing_keys": "rotation"}
@@ -50,9 +54,9 @@ ALIAS_INVOCATION_URI = ("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:
 
 
 def _retain(stage: Stage) -> dict:
-    """Prod keeps its data when the stack (or the resource) goes away; dev cleans up."""
-    policy_ = "Retain" if stage.name == "prod" else "Delete"
-    return {"DeletionPolicy": policy_, "UpdateReplacePolicy": policy_}
+    """Prod keeps its data when the stack (or the resource) goes away, except when its first
+    creation rolls back (infra/tables.py `retention`); dev cleans up."""
+    return retention(stage.name == "prod")
 
 
 def _account_root() -> dict:
@@ -183,6 +187,142 @@ def snapstart_resources() -> dict:
     }
 
 
+#: API Gateway stage throttle defaults (requests per second, and the bucket's burst). The account's
+#: own limit (10,000/s, burst 5,000) is shared by every API of the account and region: the stage
+#: limit keeps one flood from taking all of it, and from scaling Lambda to its concurrency limit.
+API_RATE_LIMIT = 1000
+API_BURST_LIMIT = 2000
+#: Alarm thresholds: 5xx share of the API's requests over 5 minutes; sign-in failures in 5 minutes.
+API_5XX_RATE = 0.05
+SIGN_IN_FAILURES = 100
+#: What the sign-in failure metric counts: chalicelib/oauth/login.py's log lines (chalicelib/log.py
+#: writes one JSON object per line, so the filter reads its `msg` field).
+SIGN_IN_FAILURE_PATTERN = '{ ($.msg = "sign-in failed") || ($.msg = "sign-in throttled") }'
+#: API Gateway access log: one JSON line per request. No query string, no headers: an /authorize
+#: URL carries state and PKCE challenges, a token request credentials.
+ACCESS_LOG_FORMAT = json.dumps({
+    "request_id": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTimeEpoch",
+    "method": "$context.httpMethod", "resource": "$context.resourcePath", "status": "$context.status",
+    "bytes": "$context.responseLength", "latency_ms": "$context.responseLatency",
+    "integration_ms": "$context.integrationLatency", "error": "$context.error.responseType",
+}, separators=(",", ":"))
+
+
+def parameters(stage: Stage) -> dict:
+    return {
+        "CertificateArn": {
+            "Type": "String",
+            "Description": f"ACM certificate for {stage.domain_name}, in the stack's region",
+            "AllowedPattern": r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$",
+            "ConstraintDescription": "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
+        },
+        "HostedZoneId": {
+            "Type": "String", "Default": "",
+            "Description": f"Route 53 hosted zone of {stage.domain_name}: the stack creates the alias record. "
+                           "Leave empty to create the DNS record yourself (output RegionalDomainName)",
+        },
+        "AlarmTopicArn": {
+            "Type": "String", "Default": "",
+            "Description": "SNS topic the alarms notify (alarm and back to OK). Empty: the alarms only show in "
+                           "CloudWatch",
+            "AllowedPattern": r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+)?$",
+        },
+        "ReservedConcurrency": {
+            "Type": "String", "Default": "",
+            "Description": "Reserved concurrent executions of the API function (caps it, and guarantees them out of "
+                           "the account's pool). Empty: none, the function shares the account's pool",
+            "AllowedPattern": r"^\d*$",
+        },
+        "ApiRateLimit": {"Type": "Number", "Default": API_RATE_LIMIT, "MinValue": 1,
+                         "Description": "API stage throttle: steady requests per second"},
+        "ApiBurstLimit": {"Type": "Number", "Default": API_BURST_LIMIT, "MinValue": 1,
+                          "Description": "API stage throttle: burst (token bucket size)"},
+        "SignInFailureAlarmThreshold": {"Type": "Number", "Default": SIGN_IN_FAILURES, "MinValue": 1,
+                                        "Description": "Failed or throttled sign-ins in 5 minutes that raise the "
+                                                       "alarm"},
+    }
+
+
+def _alarm(stage: Stage, name: str, description: str, metric: dict, **settings) -> dict:
+    notify = {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmName": f"{stage.stack_name}-{name}", "AlarmDescription": description, **metric,
+        "EvaluationPeriods": 1, "TreatMissingData": "notBreaching", **settings,
+        "AlarmActions": notify, "OKActions": notify}}
+
+
+def operations_resources(stage: Stage) -> dict:
+    """Throttle, access logs, execute-api off, reserved concurrency and alarms (see the module docstring)."""
+    api = stage.function_name("api")
+    access_log = f"/aws/apigateway/{stage.stack_name}-access"
+    return {
+        "APIHandler": {"Properties": {"ReservedConcurrentExecutions": {
+            "Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}}},
+        "RestAPI": {
+            # The stage must not be created before API Gateway may write the account's logs.
+            "DependsOn": ["ApiGatewayAccount"],
+            "Properties": {
+                # Named for the stack (Chalice would name every stage's API after the app), so its
+                # metrics, which API Gateway keys by name, are this stage's alone.
+                "Name": stage.stack_name,
+                "DefinitionBody": {"info": {"title": stage.stack_name}},
+                "DisableExecuteApiEndpoint": True,
+                "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
+                                    "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                    "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}],
+                "AccessLogSetting": {"DestinationArn": {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]},
+                                     "Format": ACCESS_LOG_FORMAT},
+            }},
+        "ApiAccessLogGroup": {"Type": "AWS::Logs::LogGroup",
+                              "Properties": {"LogGroupName": access_log, "RetentionInDays": LOG_RETENTION_DAYS}},
+        # API Gateway writes logs through one role per account and region. Kept when the stack goes,
+        # because other APIs of the account may log through it by then.
+        "ApiGatewayLogRole": {
+            "Type": "AWS::IAM::Role", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "Description": "API Gateway's account-wide CloudWatch Logs role (set by "
+                               f"{stage.stack_name}, infra/template.py)",
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                     "Action": "sts:AssumeRole"}]},
+                "ManagedPolicyArns": [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                                                  "AmazonAPIGatewayPushToCloudWatchLogs"}],
+            }},
+        "ApiGatewayAccount": {"Type": "AWS::ApiGateway::Account", "DeletionPolicy": "Retain",
+                              "UpdateReplacePolicy": "Retain",
+                              "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLogRole", "Arn"]}}},
+        "SignInFailureMetric": {"Type": "AWS::Logs::MetricFilter", "Properties": {
+            "LogGroupName": {"Ref": policy.LOG_GROUPS["api"]}, "FilterPattern": SIGN_IN_FAILURE_PATTERN,
+            "MetricTransformations": [{"MetricNamespace": stage.stack_name, "MetricName": "SignInFailures",
+                                       "MetricValue": "1", "Unit": "Count"}]}},
+        "Api5xxAlarm": _alarm(
+            stage, "api-5xx", f"More than {API_5XX_RATE:.0%} of requests answered 5xx in 5 minutes: a dependency "
+                              "fault (503) or a bug (500); see the API function's logs",
+            {"Namespace": "AWS/ApiGateway", "MetricName": "5XXError", "Statistic": "Average", "Period": 300,
+             "Dimensions": [{"Name": "ApiName", "Value": stage.stack_name},
+                            {"Name": "Stage", "Value": stage.api_gateway_stage}]},
+            Threshold=API_5XX_RATE, ComparisonOperator="GreaterThanThreshold", EvaluationPeriods=2,
+            DatapointsToAlarm=2),
+        "ApiThrottleAlarm": _alarm(
+            stage, "api-throttles", "Lambda throttled the API function: its concurrency (reserved, or the "
+                                    "account's) is exhausted and requests fail with 5xx",
+            {"Namespace": "AWS/Lambda", "MetricName": "Throttles", "Statistic": "Sum", "Period": 300,
+             "Dimensions": [{"Name": "FunctionName", "Value": api}]},
+            Threshold=0, ComparisonOperator="GreaterThanThreshold"),
+        "RotationFailureAlarm": _alarm(
+            stage, "rotation-failures", "The signing-key rotation function failed; see "
+                                        f"/aws/lambda/{stage.function_name('rotation')}",
+            {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum", "Period": 3600,
+             "Dimensions": [{"Name": "FunctionName", "Value": stage.function_name("rotation")}]},
+            Threshold=0, ComparisonOperator="GreaterThanThreshold"),
+        "SignInFailureAlarm": _alarm(
+            stage, "sign-in-failures", "A spike of failed or throttled sign-ins: password guessing or "
+                                       "credential stuffing (per-account and per-address limits apply)",
+            {"Namespace": stage.stack_name, "MetricName": "SignInFailures", "Statistic": "Sum", "Period": 300},
+            Threshold={"Ref": "SignInFailureAlarmThreshold"}, ComparisonOperator="GreaterThanOrEqualToThreshold"),
+    }
+
+
 def merge_template(stage: Stage) -> dict:
     resources = {**stateful_resources(stage), **domain_resources(stage)}
     for logical_id, role in lambda_functions().items():
@@ -192,7 +332,7 @@ def merge_template(stage: Stage) -> dict:
             "Properties": {"FunctionName": stage.function_name(role), "Role": {"Fn::GetAtt": [ROLES[role], "Arn"]},
                            "Runtime": LAMBDA_RUNTIME, "Architectures": [LAMBDA_ARCHITECTURE]},
         }
-    for logical_id, resource in snapstart_resources().items():
+    for logical_id, resource in [*snapstart_resources().items(), *operations_resources(stage).items()]:
         resources[logical_id] = _deep_merge(resources.get(logical_id, {}), resource)
     outputs = {
         **stateful_outputs(stage),
@@ -205,20 +345,12 @@ def merge_template(stage: Stage) -> dict:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"{stage.stack_name}: OAuth 2.1 / OpenID Provider ({stage.settings.issuer}); "
                       "rendered by infra/template.py and chalice package",
-        "Parameters": {
-            "CertificateArn": {
-                "Type": "String",
-                "Description": f"ACM certificate for {stage.domain_name}, in the stack's region",
-                "AllowedPattern": r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$",
-                "ConstraintDescription": "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
-            },
-            "HostedZoneId": {
-                "Type": "String", "Default": "",
-                "Description": f"Route 53 hosted zone of {stage.domain_name}: the stack creates the alias record. "
-                               "Leave empty to create the DNS record yourself (output RegionalDomainName)",
-            },
+        "Parameters": parameters(stage),
+        "Conditions": {
+            "CreateDnsRecord": {"Fn::Not": [{"Fn::Equals": [{"Ref": "HostedZoneId"}, ""]}]},
+            "NotifyAlarms": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]},
+            "ReserveConcurrency": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]},
         },
-        "Conditions": {"CreateDnsRecord": {"Fn::Not": [{"Fn::Equals": [{"Ref": "HostedZoneId"}, ""]}]}},
         "Resources": resources,
         "Outputs": outputs,
     }

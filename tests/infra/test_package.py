@@ -18,14 +18,56 @@ from infra.template import stateful_template
 ROOT = Path(__file__).resolve().parents[2]
 
 
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0b6f7b1e-1111-2222-3333-444455556666"
+
+
+def without_aws(**extra) -> dict:
+    """This environment without any AWS account, region or flag of `make deploy`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")
+               and k not in ("DRY_RUN", "ALLOW_EXAMPLE_ISSUER", "ARTIFACT_BUCKET", "CERTIFICATE_ARN")}, **extra}
+
+
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory):
+    """`make deploy DRY_RUN=1`: the preflight, the real `make package`, then the deployment's commands."""
+    import compileall
+
+    # What a developer's checkout holds after running the tests: this Python's bytecode next to
+    # the sources. None of it may reach the zip.
+    assert compileall.compile_dir(ROOT / "chalicelib", quiet=1)
     dist = tmp_path_factory.mktemp("dist") / "prod"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no account, no region
-    result = subprocess.run(["make", "--no-print-directory", "package", "STAGE=prod", f"DIST={dist}"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(["make", "--no-print-directory", "deploy", "STAGE=prod", f"DIST={dist}", "DRY_RUN=1",
+                             f"CERTIFICATE_ARN={CERTIFICATE}"], cwd=ROOT, env=without_aws(AWS_REGION="eu-west-1"),
+                            capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return {"dir": dist, "template": json.loads((dist / "sam.json").read_text()), "output": result.stdout}
+    return {"dir": dist, "template": json.loads((dist / "sam.json").read_text()), "output": result.stdout,
+            "errors": result.stderr}
+
+
+def test_make_package_refuses_the_example_issuer_unless_told_it_is_only_a_check(tmp_path):
+    result = subprocess.run(["make", "--no-print-directory", "package", "STAGE=prod", f"DIST={tmp_path / 'prod'}"],
+                            cwd=ROOT, env=without_aws(PYTHON313="/nonexistent"), capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode != 0
+    assert "ISSUER is still the example https://login.example.com" in result.stderr
+    assert not (tmp_path / "prod" / "deployment.zip").exists()
+
+
+def test_make_deploy_dry_run_prints_the_upload_through_the_bucket_and_the_retained_resources(packaged):
+    lines = packaged["output"].splitlines()
+    commands = [line for line in lines if line.startswith("+ aws ")]
+    # make deploy's preflight (before packaging) checks the CLI, and the deployment checks it again.
+    assert [" ".join(c.split()[1:4]) for c in commands] == [
+        "aws --version", "aws --version", "aws sts get-caller-identity", "aws s3api head-bucket", "aws s3api create-bucket",
+        "aws s3api put-public-access-block", "aws s3api put-bucket-encryption", "aws s3api put-bucket-versioning",
+        "aws s3api put-bucket-lifecycle-configuration", "aws cloudformation package", "aws cloudformation deploy",
+        "aws lambda invoke", "aws cloudformation describe-stacks"]
+    deploy = next(c for c in commands if c.startswith("+ aws cloudformation deploy "))
+    assert f"--template-file {packaged['dir'] / 'packaged.json'}" in deploy
+    assert "--s3-bucket 'serverless-idp-artifacts-<account>-eu-west-1'" in deploy
+    assert any(line.startswith("# kept if the stack is deleted") and "RetainExceptOnCreate" in line for line in lines)
+    assert "ISSUER is still the example" in packaged["errors"], "the dry run warns about the example issuer"
+    assert len((packaged["dir"] / "sam.json").read_bytes()) > 51_200, "why the template goes through the bucket"
 
 
 def test_make_package_builds_one_template_and_the_code_and_cfn_lint_finds_nothing(packaged):
@@ -43,7 +85,7 @@ def test_the_packaged_functions_run_with_the_stack_roles_and_the_stage_environme
     assert api["Environment"]["Variables"] == rotation["Environment"]["Variables"] == stage.env
     assert rotation["Handler"] == "chalicelib.blueprints.rotation.rotate_signing_keys"
     assert rotation["Events"]["RotateSigningKeysEvent"]["Properties"]["Schedule"] == "rate(1 day)"
-    assert not any(r.get("Type") == "AWS::IAM::Role" and name not in ("ApiRole", "RotationRole")
+    assert not any(r.get("Type") == "AWS::IAM::Role" and name not in ("ApiRole", "RotationRole", "ApiGatewayLogRole")
                    for name, r in resources.items()), "Chalice made no roles of its own"
 
 
@@ -55,7 +97,7 @@ def test_the_packaged_template_contains_the_stateful_stack_the_moto_test_deploys
 
 def test_no_packaged_policy_grants_dynamodb_kms_or_secrets_manager_on_star(packaged):
     statements = [s for r in packaged["template"]["Resources"].values() if r.get("Type") == "AWS::IAM::Role"
-                  for p in r["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+                  for p in r["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
     scoped = [s for s in statements if any(a.startswith(("dynamodb:", "kms:", "secretsmanager:"))
                                            for a in s["Action"])]
     assert scoped
@@ -97,6 +139,29 @@ def test_the_zip_holds_only_aarch64_libraries_and_its_code_was_imported_on_pytho
     assert check_binaries(packaged["dir"] / "deployment.zip") >= 3  # cryptography, cffi, markupsafe
     assert "all aarch64;" in packaged["output"]
     assert "the code imports and serves discovery on Python 3.13" in packaged["output"]
+
+
+def test_the_zip_carries_no_developer_bytecode(packaged):
+    import zipfile
+
+    with zipfile.ZipFile(packaged["dir"] / "deployment.zip") as zipped:
+        bytecode = [n for n in zipped.namelist() if n.endswith(".pyc")]
+    assert bytecode and all(n.endswith(".cpython-313.pyc") and "/__pycache__/" in f"/{n}" for n in bytecode)
+    assert any((ROOT / "chalicelib" / "__pycache__").glob("*.cpython-311.pyc")), "there was some to leave out"
+
+
+def test_a_zip_with_a_developer_pyc_is_refused(tmp_path):
+    import zipfile
+
+    from infra.package import PackageError, count_bytecode
+
+    package = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(package, "w") as zipped:
+        zipped.writestr("chalicelib/web.py", "")
+        zipped.writestr("chalicelib/__pycache__/web.cpython-313.pyc", b"")
+        zipped.writestr("chalicelib/__pycache__/web.cpython-311.pyc", b"")
+    with pytest.raises(PackageError, match="web.cpython-311.pyc"):
+        count_bytecode(package)
 
 
 def test_the_zip_carries_python_3_13_bytecode_for_the_code_and_its_dependencies(packaged):

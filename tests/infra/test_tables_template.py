@@ -31,6 +31,9 @@ def test_deletion_protection_only_when_asked():
     for resource in cloudformation_resources(deletion_protection=False).values():
         assert resource["Properties"]["DeletionProtectionEnabled"] is False
         assert resource["DeletionPolicy"] == "Delete"
+    for resource in cloudformation_resources(deletion_protection=True).values():
+        assert resource["Properties"]["DeletionProtectionEnabled"] is True
+        assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")
 
 
 def test_rendered_template_passes_cfn_lint(tmp_path):

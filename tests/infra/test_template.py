@@ -16,7 +16,7 @@ SERVICES = ("dynamodb:", "kms:", "secretsmanager:")
 
 def role_statements(template: dict) -> list[dict]:
     return [statement for resource in template["Resources"].values() if resource.get("Type") == "AWS::IAM::Role"
-            for document in resource["Properties"]["Policies"] for statement in document["PolicyDocument"]["Statement"]]
+            for document in resource["Properties"].get("Policies", []) for statement in document["PolicyDocument"]["Statement"]]
 
 
 def as_list(value):
@@ -37,23 +37,60 @@ def test_no_function_may_touch_dynamodb_kms_or_secrets_manager_on_a_wildcard_res
             assert "*" not in arn or arn.endswith(f":secret:idp/{stage}/signing-keys/*"), statement
 
 
-def test_the_api_role_may_do_what_the_storage_layer_does_on_every_table_but_only_read_the_key_ring():
-    document = policy.api_policy(load("prod"))
-    tables = next(s for s in document["Statement"] if s["Sid"] == "Tables")
-    assert set(tables["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                     "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query",
-                                     "dynamodb:Scan", "dynamodb:BatchGetItem"}
+def table_actions(document: dict) -> dict[str, set[str]]:
+    """Logical id of a table (or "<table>/index/<name>") -> the DynamoDB actions the policy grants on it."""
+    granted: dict[str, set[str]] = {}
+    for statement in document["Statement"]:
+        for resource in as_list(statement["Resource"]):
+            if "Fn::GetAtt" in resource:
+                name = resource["Fn::GetAtt"][0]
+            else:
+                name = resource["Fn::Sub"].removeprefix("${").replace(".Arn}", "")
+            if name.startswith("Table"):
+                granted.setdefault(name, set()).update(as_list(statement["Action"]))
+    return granted
+
+
+def test_the_api_role_gets_per_table_exactly_what_the_storage_layer_declares():
+    from chalicelib.storage.access import API_INDEX_ACTIONS, API_TABLE_ACTIONS
+    from infra.tables import logical_id
+
+    granted = table_actions(policy.api_policy(load("prod")))
     every_table = {name for name, r in stateful_template(load("prod"))["Resources"].items()
                    if r["Type"] == "AWS::DynamoDB::Table"}
-    assert {r["Fn::GetAtt"][0] for r in tables["Resource"]} == every_table - {"TableSigningKeys"}
-    key_ring = next(s for s in document["Statement"] if s["Sid"] == "SigningKeyTable")
-    assert (key_ring["Action"], key_ring["Resource"]) == (["dynamodb:GetItem", "dynamodb:Scan"], {"Fn::GetAtt": ["TableSigningKeys", "Arn"]})
+    assert {name for name in granted if "/" not in name} == every_table
+    for suffix, actions in API_TABLE_ACTIONS.items():
+        assert granted[logical_id(suffix)] == set(actions), suffix
+    for (suffix, index), actions in API_INDEX_ACTIONS.items():
+        assert granted[f"{logical_id(suffix)}/index/{index}"] == set(actions)
 
-def test_the_api_role_may_query_each_index_by_name():
-    indexes = next(s for s in policy.api_policy(load("prod"))["Statement"] if s["Sid"] == "Indexes")
-    assert indexes["Action"] == ["dynamodb:Query"]
-    assert {r["Fn::Sub"] for r in indexes["Resource"]} == {
-        "${TableGrants.Arn}/index/by_client"}
+
+def test_the_api_role_cannot_scan_the_users_table_or_write_the_key_ring():
+    granted = table_actions(policy.api_policy(load("prod")))
+    assert not {"dynamodb:Scan", "dynamodb:PutItem", "dynamodb:Query"} & granted["TableUsers"]
+    assert granted["TableSigningKeys"] == {"dynamodb:GetItem", "dynamodb:Scan"}
+    batch_read = {name for name, actions in granted.items() if "dynamodb:BatchGetItem" in actions}
+    assert batch_read == {"TableUsers", "TableGrants", "TableAuthorizationRequests", "TableSessions"}
+    queried = {name for name, actions in granted.items() if "dynamodb:Query" in actions}
+    assert queried == {"TableGrants", "TableGrants/index/by_client"}
+    scanned = {name for name, actions in granted.items() if "dynamodb:Scan" in actions}
+    assert scanned == {"TableSigningKeys", "TableResources"}, "only the two summaries' one-off fallbacks scan"
+
+
+def test_a_table_without_declared_api_actions_is_refused(monkeypatch):
+    from chalicelib.storage import access
+
+    monkeypatch.setattr(access, "API_TABLE_ACTIONS", {k: v for k, v in access.API_TABLE_ACTIONS.items()
+                                                      if k != "consents"})
+    monkeypatch.setattr(policy, "API_TABLE_ACTIONS", access.API_TABLE_ACTIONS)
+    with pytest.raises(KeyError, match="consents"):
+        policy.api_policy(load("prod"))
+
+
+def test_the_api_role_may_query_only_the_grants_index_by_name():
+    statements = [s for s in policy.api_policy(load("prod"))["Statement"] if "/index/" in json.dumps(s["Resource"])]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        (["dynamodb:Query"], {"Fn::Sub": "${TableGrants.Arn}/index/by_client"})]
 
 
 def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them():
@@ -150,11 +187,22 @@ def test_a_stage_the_template_cannot_deploy_is_refused_with_the_fix(tmp_path, ch
 
 
 def test_the_stateful_part_keeps_prod_data_and_lets_dev_go():
-    for stage, policy_ in (("prod", "Retain"), ("dev", "Delete")):
+    for stage, deletion, replacement in (("prod", "RetainExceptOnCreate", "Retain"), ("dev", "Delete", "Delete")):
         resources = stateful_template(load(stage))["Resources"]
         for name in ("TableUsers", "SecretsKey"):
-            assert resources[name]["DeletionPolicy"] == policy_
+            assert resources[name]["DeletionPolicy"] == deletion
+            assert resources[name]["UpdateReplacePolicy"] == replacement
         assert resources["TableUsers"]["Properties"]["DeletionProtectionEnabled"] is (stage == "prod")
+
+
+def test_a_failed_first_create_of_prod_leaves_nothing_behind_that_would_block_a_retry():
+    """Retain would keep fixed-name tables after a first creation that rolled back, and every later
+    attempt would fail with "already exists"; RetainExceptOnCreate deletes them on that rollback only."""
+    resources = stateful_template(load("prod"))["Resources"]
+    kept = {name for name, r in resources.items() if r.get("DeletionPolicy", "Delete") != "Delete"}
+    assert kept == {name for name, r in resources.items()
+                    if r["Type"] in ("AWS::DynamoDB::Table", "AWS::KMS::Key")}
+    assert {resources[name]["DeletionPolicy"] for name in kept} == {"RetainExceptOnCreate"}
 
 
 def test_rendering_does_not_depend_on_this_process_table_prefix():
@@ -176,3 +224,50 @@ def test_the_command_line_renders_json_and_explains_a_bad_stage(capsys, monkeypa
     monkeypatch.setattr(stage_module, "CONFIG", tmp_path / "config.json")
     assert main(["--stage", "prod"]) == 2
     assert "your own domain" in capsys.readouterr().err
+
+
+def test_the_api_stage_is_throttled_logged_and_reachable_only_through_the_custom_domain():
+    stage = load("prod")
+    template = merge_template(stage)
+    api = template["Resources"]["RestAPI"]
+    properties = api["Properties"]
+    assert properties["DisableExecuteApiEndpoint"] is True, "the issuer's domain is the only way in"
+    assert properties["MethodSettings"] == [{"ResourcePath": "/*", "HttpMethod": "*",
+                                             "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                             "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]
+    assert template["Parameters"]["ApiRateLimit"]["Default"] <= template["Parameters"]["ApiBurstLimit"]["Default"]
+    access = properties["AccessLogSetting"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    logged = json.loads(access["Format"])
+    assert {"request_id", "ip", "status", "resource"} <= set(logged)
+    assert not any("querystring" in v.lower() or "header" in v.lower() for v in logged.values()), \
+        "no query strings (state, PKCE challenges) or headers (credentials) in the access log"
+    assert api["DependsOn"] == ["ApiGatewayAccount"]
+    assert properties["Name"] == properties["DefinitionBody"]["info"]["title"] == stage.stack_name
+
+
+def test_reserved_concurrency_is_optional():
+    template = merge_template(load("prod"))
+    reserved = template["Resources"]["APIHandler"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {"Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert template["Parameters"]["ReservedConcurrency"]["Default"] == ""
+
+
+def test_alarms_cover_5xx_throttles_rotation_failures_and_sign_in_spikes_and_notify_the_topic():
+    stage = load("prod")
+    resources = merge_template(stage)["Resources"]
+    alarms = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+    metrics = {name: (a["Namespace"], a["MetricName"], {d["Value"] for d in a.get("Dimensions", [])})
+               for name, a in alarms.items()}
+    assert metrics == {
+        "Api5xxAlarm": ("AWS/ApiGateway", "5XXError", {stage.stack_name, "api"}),
+        "ApiThrottleAlarm": ("AWS/Lambda", "Throttles", {"serverless-idp-prod-api"}),
+        "RotationFailureAlarm": ("AWS/Lambda", "Errors", {"serverless-idp-prod-rotation"}),
+        "SignInFailureAlarm": (stage.stack_name, "SignInFailures", set()),
+    }
+    notify = {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert all(a["AlarmActions"] == a["OKActions"] == notify for a in alarms.values())
+    metric_filter = resources["SignInFailureMetric"]["Properties"]
+    assert metric_filter["LogGroupName"] == {"Ref": "ApiLogGroup"}
+    assert metric_filter["MetricTransformations"][0]["MetricName"] == "SignInFailures"
+    assert resources["APIHandler"]["Properties"]["FunctionName"] == "serverless-idp-prod-api"

@@ -1,0 +1,61 @@
+"""What each Lambda function does to each table, as the IAM actions its role is granted.
+
+infra/policy.py renders the roles' DynamoDB statements from these maps, so the policy is declared
+here, next to the storage modules that make the calls, and a new call is a one-line change in the
+same place. Least privilege (the API role can never read the users table wholesale, only the
+items a request names): tests/routes/conftest.py records every DynamoDB call the route tests'
+requests make and fails the test if these maps do not allow it; tests/infra/test_template.py pins
+what they must never allow.
+
+IAM authorises a TransactWriteItems item by item as PutItem, UpdateItem, DeleteItem or
+ConditionCheckItem on its table, and a BatchGetItem as BatchGetItem on each table it reads.
+Administration (tools/admin.py: creating users and clients, listing, resources) runs with the
+operator's credentials, never with these roles, so nothing here serves it.
+"""
+from __future__ import annotations
+
+GET, PUT, UPDATE, DELETE = "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+CHECK, BATCH_GET, QUERY, SCAN = ("dynamodb:ConditionCheckItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+                                 "dynamodb:Scan")
+
+#: The API function (every HTTP request), by table name without TABLE_PREFIX. Every table is listed.
+API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    # pending /authorize requests: put, read (alone or batched with the email claim at POST /login),
+    # marked signed in, checked and deleted inside the sign-in and code transactions
+    "authorization_requests": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
+    # the cache of client ID metadata documents: read, refreshed, dropped
+    "client_documents": (GET, PUT, UPDATE, DELETE),
+    # dynamic registration (RFC 7591) and its management (RFC 7592) write clients
+    "clients": (GET, PUT, UPDATE, DELETE),
+    # issued inside the /authorize transaction, consumed by one conditional update
+    "codes": (GET, PUT, UPDATE),
+    # remembered with an ADD, checked inside the transaction that issues a code
+    "consents": (UPDATE, CHECK),
+    # a grant and its user in one batch; Query: a user's grants (sign out everywhere), and the
+    # by_client index (INDEX_ACTIONS) for a client's grants when it is deleted
+    "grants": (GET, BATCH_GET, PUT, UPDATE, QUERY),
+    # resource lookups; the public-scopes summary is built once (a Scan of the few resource
+    # registrations) when a deployment from before it has none
+    "resources": (GET, PUT, SCAN),
+    # the deny list of revoked client_credentials tokens
+    "revoked_tokens": (GET, PUT),
+    # sessions and known devices (read with the user in one batch at POST /login)
+    "sessions": (GET, BATCH_GET, PUT, UPDATE),
+    # the key ring is read only; Scan: until the rotation role has built its summary
+    "signing_keys": (GET, SCAN),
+    # fixed-window counters: atomic ADDs, alone or in a transaction
+    "throttles": (UPDATE,),
+    # users and email claims, by key only: never Scan, never Put (users are created by the admin CLI)
+    "users": (GET, BATCH_GET, UPDATE, CHECK),
+}
+
+#: The API function's actions on global secondary indexes: (table, index) -> actions.
+API_INDEX_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("grants", "by_client"): (QUERY,),
+}
+
+#: The rotation function (the daily schedule): the key ring, as KEY_BACKEND=secretsmanager runs it
+#: (scan, create, promote and prune in transactions with the summary item, refresh).
+ROTATION_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "signing_keys": (SCAN, GET, PUT, UPDATE, DELETE),
+}
