@@ -72,7 +72,7 @@ def _client_error(exc) -> str | None:
     if code in THROTTLING_CODES or code in UNAVAILABLE_CODES:
         return f"{service}:{code}"
     if code == "TransactionCanceledException":
-        reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons") or ()]
+        reasons = _cancellation_reasons(exc)
         if reasons and all(reason in TRANSIENT_CANCELLATIONS for reason in reasons) \
                 and any(reason not in (None, "None") for reason in reasons):
             return f"{service}:TransactionCanceled({','.join(r for r in reasons if r not in (None, 'None'))})"
@@ -81,6 +81,14 @@ def _client_error(exc) -> str | None:
     if status >= 500:
         return f"{service}:HTTP {status}"
     return None
+
+
+def _cancellation_reasons(exc) -> list[str | None]:
+    """Each item's reason of a cancelled transaction: botocore keeps them in the response, pynamodb's
+    VerboseClientError (which drops them from its response) as `cancellation_reasons`."""
+    if exc.response.get("CancellationReasons"):
+        return [reason.get("Code") for reason in exc.response["CancellationReasons"]]
+    return [reason.code if reason is not None else None for reason in getattr(exc, "cancellation_reasons", ())]
 
 
 def unavailable(exc: BaseException) -> TemporarilyUnavailable | None:

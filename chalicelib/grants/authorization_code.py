@@ -5,7 +5,7 @@ to this client, is unused and unexpired. Every failure is the same generic `inva
 reason goes to the log. A second redemption revokes the grant, and with it every token issued
 from the code (RFC 6749 §4.1.2, RFC 9700 §4.2.4). So a fault must not make the client's retry one:
 the signer is loaded before the code is consumed, and a failure after it (KMS, DynamoDB) puts the
-code back (chalicelib/grants/undo.py) before the 503.
+code back (chalicelib/undo.py) before the 503.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..oauth import pkce, refresh_tokens
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage import codes, grants
 from ..tokens.issue import issue_tokens
-from .undo import undone_on_failure
+from ..undo import undone_on_failure
 
 log = get_logger("idp.grants.authorization_code")
 

@@ -8,7 +8,7 @@ only the scopes it still defines.
 
 Reuse of a rotated token revokes the family (oauth/refresh_tokens.py), so a fault must not turn the
 client's retry into reuse: the signer is loaded before the rotation, and a failure after it (a KMS
-signature, DynamoDB) puts the family back as it was (chalicelib/grants/undo.py) before the 503."""
+signature, DynamoDB) puts the family back as it was (chalicelib/undo.py) before the 503."""
 from __future__ import annotations
 
 from ..config import Settings
@@ -19,7 +19,7 @@ from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage import grants
 from ..tokens.issue import issue_tokens
-from .undo import undone_on_failure
+from ..undo import undone_on_failure
 
 
 def handle(form: dict, client, settings: Settings) -> dict:

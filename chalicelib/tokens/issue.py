@@ -20,7 +20,7 @@ def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[s
                  refresh_token: str | None = None, user_claims: dict | None = None, signer=None) -> dict:
     """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant.
     `signer`: the key ring's current signer, when the caller acquired it before consuming anything
-    (chalicelib/grants/undo.py)."""
+    (chalicelib/undo.py)."""
     signer = signer or keyring.current_signer()
     iat = now()
     access_claims = claims.access_token_claims(
