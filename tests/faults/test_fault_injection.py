@@ -382,18 +382,16 @@ ENDPOINTS = {
 TOKEN_ENDPOINTS = ("POST /token client_credentials", "POST /token authorization_code", "POST /token refresh_token")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def combination_count(request):
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    by_error = {}
-    for _, _, kind in _combinations:
+def summary() -> str:
+    """What tests/faults/conftest.py prints at the end of the run."""
+    by_error, by_service = {}, {}
+    for _, call, kind in _combinations:
         by_error[kind] = by_error.get(kind, 0) + 1
-    line = (f"fault injection: {len(_combinations)} (endpoint, call, error) combinations exercised, "
-            f"{len({(e, c) for e, c, _ in _combinations})} (endpoint, call) pairs; by error: {by_error}")
-    print(line)
-    if reporter is not None:
-        reporter.write_line(line)
+        service = call.split(":", 1)[1].split(".")[0]
+        by_service[service] = by_service.get(service, 0) + 1
+    return (f"fault injection: {len(_combinations)} (endpoint, call, error) combinations exercised over "
+            f"{len({(e, c) for e, c, _ in _combinations})} (endpoint, call) pairs; by error {by_error}; "
+            f"by service {by_service}")
 
 
 @pytest.fixture(params=["secretsmanager", "kms"])
