@@ -9,17 +9,35 @@ AWS_ENDPOINT_URL (set locally to the moto server), so the same code talks to rea
 """
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 
 from . import caches
 from .config import region
+from .errors import DeadlineExceeded
 
-#: A Lambda request has a hard deadline of its own: fail fast rather than botocore's 60 s defaults.
-CONNECT_TIMEOUT_SECONDS = 2
+# The time budget of a request's AWS calls. The function times out after 10 s (.chalice/config.json
+# lambda_timeout), API Gateway after 29 s; a request cut off by either gets a bare 502/504 and no
+# Retry-After, so every request must answer (with a 503 if need be, chalicelib/faults.py) well
+# inside 10 s:
+#   - an attempt takes at most CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS = 6 s (botocore's
+#     defaults, 60 s each, would outlast the function on a single stuck connection);
+#   - botocore retries (standard mode: backoff with jitter on throttling and transient errors, and a
+#     retry quota that stops retrying a failing service) up to TOTAL_MAX_ATTEMPTS per call;
+#   - no attempt, first or retried, starts once the request has run REQUEST_DEADLINE_SECONDS
+#     (`_check_deadline`): the request answers 503 instead.
+# So the last attempt starts by 3 s and ends by 3 + 6 = 9 s, whatever the number of calls, leaving
+# about a second for CPU after it (argon2id at sign-in runs before the writes that follow it). A
+# healthy DynamoDB, KMS or Secrets Manager call takes milliseconds; the numbers only bound the bad
+# case. Outside a request (admin CLI, key rotation) there is no deadline: only the per-attempt bound.
+CONNECT_TIMEOUT_SECONDS = 1
 READ_TIMEOUT_SECONDS = 5
-#: botocore's "standard" retry mode: exponential backoff with jitter on throttling and transient
-#: errors, and a retry quota that stops retrying when a service is failing. 4 attempts = 3 retries.
-TOTAL_MAX_ATTEMPTS = 4
+TOTAL_MAX_ATTEMPTS = 3
+REQUEST_DEADLINE_SECONDS = 3.0
+
+#: When the current request stops starting AWS attempts (time.monotonic()); None outside requests.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("aws_deadline", default=None)
 
 _lock = threading.Lock()
 #: The session (key None) and one client per service name: one dict, so one clear forgets both.
@@ -47,9 +65,28 @@ def client(service: str):
         with _lock:
             found = _state.get(service)
             if found is None:
-                found = _state[service] = botocore_session.create_client(
-                    service, region_name=region(), config=_config(service))
+                found = botocore_session.create_client(service, region_name=region(), config=_config(service))
+                # before-send: once per attempt, retries included (before-call would see only the first).
+                found.meta.events.register("before-send", _check_deadline)
+                _state[service] = found
     return found
+
+
+def start_deadline() -> contextvars.Token:
+    """Begin a request's budget (chalicelib/web.py): AWS attempts after REQUEST_DEADLINE_SECONDS fail."""
+    return _deadline.set(time.monotonic() + REQUEST_DEADLINE_SECONDS)
+
+
+def end_deadline(token: contextvars.Token) -> None:
+    _deadline.reset(token)
+
+
+def _check_deadline(**_) -> None:
+    """Refuse to start an attempt past the request's deadline. Raised from before-send, which
+    botocore does not retry: the call fails at once with DeadlineExceeded, a dependency fault."""
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded(f"no AWS attempt starts {REQUEST_DEADLINE_SECONDS:g} s into a request")
 
 
 def _config(service: str):

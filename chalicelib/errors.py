@@ -145,6 +145,21 @@ class ServerError(OAuthError):
     status = 500
 
 
+class TemporarilyUnavailable(OAuthError):
+    """A dependency (DynamoDB, Secrets Manager, KMS) throttled, failed or timed out after botocore's
+    retries: 503 with Retry-After (RFC 9110 §15.6.4), and RFC 6749 §4.1.2.1's code for "try again
+    later". Nothing single-use was spent, so the client's retry may succeed (chalicelib/faults.py
+    decides which failures are these)."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self, description: str = "", *, retry_after: int, **kwargs):
+        super().__init__(description, **kwargs)
+        self.retry_after = retry_after
+        self.extra_headers["Retry-After"] = str(retry_after)
+
+
 # RFC 6750 §3.1: bearer-token errors carry the error in WWW-Authenticate too ---------------------
 
 class BearerError(OAuthError):
@@ -278,9 +293,15 @@ class KeyRingChanged(KeyRingError):
     change's transaction was cancelled and wrote nothing. Retrying reads the new state."""
 
 
+class DeadlineExceeded(Exception):
+    """The request's time for AWS calls is spent (chalicelib/aws.py): no further attempt is started,
+    so the answer (a 503) leaves before the Lambda timeout cuts the request off with nothing."""
+
+
 class StorageIncomplete(Exception):
     """DynamoDB kept leaving part of a read undone (BatchGetItem's UnprocessedKeys while a table is
-    throttled), past the retries: an internal failure, answered like any other (server_error)."""
+    throttled), past the retries: a throttle that outlasted them, answered with a 503 like any other
+    dependency fault (chalicelib/faults.py)."""
 
 
 def _quote(value: str) -> str:

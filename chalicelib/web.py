@@ -12,6 +12,7 @@ import uuid
 
 from chalice import Response
 
+from . import aws, faults
 from .errors import NO_STORE_HEADERS, InvalidRequest, MethodNotAllowed, OAuthError, ServerError, echo
 from .log import get_logger, request_id
 
@@ -47,22 +48,34 @@ def _request_id_of(app) -> str:
     return rid or uuid.uuid4().hex
 
 
-def endpoint(app):
-    """Wrap a view: bind the request id to logs, render OAuthErrors, hide unexpected exceptions."""
+def endpoint(app, *, unavailable_page=None):
+    """Wrap a view: bind the request id to logs and the request's deadline to AWS calls, render
+    OAuthErrors, answer a dependency fault with a 503 (chalicelib/faults.py decides which failures
+    are one), hide every other unexpected exception behind a 500.
+
+    `unavailable_page(exc)`: how a hosted page renders the 503 (the HTML error page); API endpoints
+    answer JSON."""
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             token = request_id.set(_request_id_of(app))
+            deadline = aws.start_deadline()
             try:
                 return view(*args, **kwargs)
             except OAuthError as exc:
                 log.info("oauth error", extra={"error": exc.error, "status": exc.status, "detail": exc.detail})
                 return error_response(exc)
-            except Exception:
-                log.exception("unhandled exception")
-                return error_response(ServerError("the server encountered an unexpected condition"))
+            except Exception as exc:
+                unavailable = faults.unavailable(exc)
+                if unavailable is None:
+                    log.exception("unhandled exception")
+                    return error_response(ServerError("the server encountered an unexpected condition"))
+                log.warning("dependency fault", extra={"error": unavailable.error, "status": unavailable.status,
+                                                       "detail": unavailable.detail})
+                return unavailable_page(unavailable) if unavailable_page else error_response(unavailable)
             finally:
+                aws.end_deadline(deadline)
                 request_id.reset(token)
 
         return wrapper
@@ -70,15 +83,16 @@ def endpoint(app):
     return decorate
 
 
-def route(app, path: str, methods: list[str], **route_kwargs):
+def route(app, path: str, methods: list[str], *, unavailable_page=None, **route_kwargs):
     """Register `view` for `methods`, and a JSON 405 with `Allow` for every other method.
 
     API Gateway (and chalice local, which emulates it) would otherwise answer an undeclared method
     with a 403 "Missing Authentication Token" that is neither OAuth-shaped nor truthful.
+    `unavailable_page`: see `endpoint`.
     """
 
     def decorate(view):
-        wrapped = endpoint(app)(view)
+        wrapped = endpoint(app, unavailable_page=unavailable_page)(view)
         app.route(path, methods=methods, **route_kwargs)(wrapped)
         others = [m for m in ALL_METHODS if m not in methods]
         if others:

@@ -20,6 +20,7 @@ from ..errors import (
     LoginThrottled,
     OAuthError,
     RedirectableError,
+    TemporarilyUnavailable,
     UntrustedRequest,
 )
 from ..log import get_logger, request_id as current_request_id
@@ -64,6 +65,20 @@ def error_page(message: str, error: str, status: int = 400, *, description: str 
                                   "detail": detail})
     return _page("error.html", status, cookies=cookies, message=messages.MESSAGES[message], error=error,
                  reference=current_request_id.get())
+
+
+def _unavailable_page(exc: TemporarilyUnavailable) -> Response:
+    """A dependency fault on a hosted page (chalicelib/web.py calls this): the error page, 503 with
+    Retry-After. Nothing single-use was spent, so reloading or going back to the app works."""
+    response = error_page(messages.TEMPORARILY_UNAVAILABLE, exc.error, exc.status, description=exc.description,
+                          detail=exc.detail)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _page_route(path: str, methods: list[str], **kwargs):
+    """A hosted page's route: as web.route, with the HTML page for a 503."""
+    return route(bp, path, methods, unavailable_page=_unavailable_page, **kwargs)
 
 
 def _exception_page(exc: OAuthError) -> Response:
@@ -224,7 +239,7 @@ def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, coo
 
 # /authorize ---------------------------------------------------------------------------------------
 
-@route(bp, "/authorize", ["GET", "POST"], content_types=FORM_OR_NONE)
+@_page_route("/authorize", ["GET", "POST"], content_types=FORM_OR_NONE)
 def authorize():
     from ..oauth import authorization, sessions
 
@@ -261,7 +276,7 @@ def _login_page(pending, browser_value, cookies, *, status=200, message=None, us
                  login_hint=username if username is not None else pending.login_hint)
 
 
-@route(bp, "/login", ["GET", "POST"], content_types=FORM_OR_NONE)
+@_page_route("/login", ["GET", "POST"], content_types=FORM_OR_NONE)
 @_shows_errors
 def login():
     from ..oauth import authorization, login as login_core, sessions
@@ -312,7 +327,7 @@ def _ended(pending, exc) -> Response:
     return _redirect(authorization.error_location(exc, settings()))
 
 
-@route(bp, "/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
+@_page_route("/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
 @_shows_errors
 def consent():
     from ..oauth import authorization, consent as consent_core, scopes, sessions
@@ -373,7 +388,7 @@ def consent():
 
 # Sign-out -----------------------------------------------------------------------------------------
 
-@route(bp, "/logout", ["GET", "POST"], content_types=FORM_OR_NONE)
+@_page_route("/logout", ["GET", "POST"], content_types=FORM_OR_NONE)
 @_shows_errors
 def logout():
     from ..oauth import sessions

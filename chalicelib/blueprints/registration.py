@@ -81,5 +81,4 @@ def manage(client_id):
         return Response(body="", status_code=204, headers={"Cache-Control": "no-store"})
     if request.method == "PUT":
         return json_response(registration.update(client, _json_body(request), s))
-    client, token = registration.rotate_token(client)  # RFC 7592 §3: every read rotates the token
-    return json_response(registration.information(client, s, token))
+    return json_response(registration.read(client, s))  # RFC 7592 §3: every read rotates the token

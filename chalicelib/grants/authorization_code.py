@@ -3,7 +3,9 @@
 The code is consumed by one conditional UpdateItem: it succeeds only if the code exists, was issued
 to this client, is unused and unexpired. Every failure is the same generic `invalid_grant`; the
 reason goes to the log. A second redemption revokes the grant, and with it every token issued
-from the code (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
+from the code (RFC 6749 §4.1.2, RFC 9700 §4.2.4). So a fault must not make the client's retry one:
+the signer is loaded before the code is consumed, and a failure after it (KMS, DynamoDB) puts the
+code back (chalicelib/undo.py) before the 503.
 """
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ import hmac
 
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from ..keys import keyring
 from ..log import get_logger, now
 from ..oauth import pkce, refresh_tokens
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage import codes, grants
 from ..tokens.issue import issue_tokens
+from ..undo import undone_on_failure
 
 log = get_logger("idp.grants.authorization_code")
 
@@ -33,6 +37,8 @@ def handle(form: dict, client, settings: Settings) -> dict:
     if not form.get("redirect_uri"):
         raise InvalidRequest("redirect_uri is required")
     requested_resources = form.get("resource", [])
+    # Before the code is spent: a Secrets Manager fault here costs the client nothing.
+    signer = keyring.current_signer()
     at = now()
     record = codes.consume(code, client.client_id, at)
     if isinstance(record, codes.Refused):
@@ -41,6 +47,17 @@ def handle(form: dict, client, settings: Settings) -> dict:
         _reject(record, "redirect_uri mismatch")
     if not pkce.verify(form.get("code_verifier"), record.code_challenge):
         _reject(record, "PKCE verification failed")
+    # Minted before anything can fail, so that undoing the redemption knows the family it started.
+    refresh_token = refresh_tokens.new_token(record.sub, record.grant_id)
+    # Anything failing from here on but a refusal (a KMS signature, DynamoDB) puts the code back.
+    with undone_on_failure(lambda: codes.restore(record, family_token_hash=refresh_tokens.token_hash(refresh_token)),
+                           what="authorization code", grant_id=record.grant_id):
+        return _redeemed(record, client, settings, signer, requested_resources, at, refresh_token)
+
+
+def _redeemed(record: codes.Code, client, settings: Settings, signer, requested_resources: list[str], at: int,
+              refresh_token: str | None) -> dict:
+    """The token response of a consumed code: audience, the grant's family, the tokens."""
     try:
         # Resolved again like /authorize's: the registrations may have changed since the code was
         # issued (deleted, made private, scopes withdrawn). From this container's cache: /authorize
@@ -55,8 +72,7 @@ def handle(form: dict, client, settings: Settings) -> dict:
         if requested_resources:
             raise  # the client narrowed: its resource or scope is what is wrong
         raise InvalidGrant(GENERIC, detail=f"audience check failed: {exc.description}") from None
-    refresh_token = refresh_tokens.new_token(record.sub, record.grant_id) \
-        if wants_refresh_token(client, scopes) else None
+    refresh_token = refresh_token if wants_refresh_token(client, scopes) else None
     started = grants.start_family(
         record.sub, record.grant_id, client.client_id, at=at,
         token_hash=refresh_tokens.token_hash(refresh_token) if refresh_token else None,
@@ -66,7 +82,7 @@ def handle(form: dict, client, settings: Settings) -> dict:
         raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
     return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,
                         auth_time=record.auth_time, nonce=record.nonce, user_claims=record.user_claims,
-                        refresh_token=refresh_token,
+                        refresh_token=refresh_token, signer=signer,
                         audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))
 
 

@@ -4,16 +4,22 @@ Refreshed tokens also stay within what the client may ask for now (oauth/clients
 a scope withdrawn from unverified clients is not refreshed into new tokens; and within what is
 registered now: every refresh resolves the grant's resources again as /authorize would (deleted,
 made private to an unverified client, or off the client's list: refused), and each audience keeps
-only the scopes it still defines."""
+only the scopes it still defines.
+
+Reuse of a rotated token revokes the family (oauth/refresh_tokens.py), so a fault must not turn the
+client's retry into reuse: the signer is loaded before the rotation, and a failure after it (a KMS
+signature, DynamoDB) puts the family back as it was (chalicelib/undo.py) before the 503."""
 from __future__ import annotations
 
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from ..keys import keyring
 from ..oauth import refresh_tokens, scopes
 from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage import grants
 from ..tokens.issue import issue_tokens
+from ..undo import undone_on_failure
 
 
 def handle(form: dict, client, settings: Settings) -> dict:
@@ -34,7 +40,17 @@ def handle(form: dict, client, settings: Settings) -> dict:
         if current is None or current.client_id != client.client_id:
             raise InvalidGrant(refresh_tokens.GENERIC, detail="grant inactive before rotation")
         _narrowed(requested_scopes, requested_resources, current, client, settings, allowed)
+    # Before the token is spent: a Secrets Manager fault here costs the client nothing.
+    signer = keyring.current_signer()
     grant, successor = refresh_tokens.rotate(settings, token, client.client_id)
+    # Anything failing from here on but a refusal (a KMS signature) puts the family back as it was.
+    with undone_on_failure(lambda: grants.undo_rotation(grant), what="refresh token", grant_id=grant.grant_id):
+        return _rotated(grant, successor, signer, requested_scopes, requested_resources, client, settings, allowed)
+
+
+def _rotated(grant: grants.Grant, successor: str, signer, requested_scopes: list[str],
+             requested_resources: list[str], client, settings: Settings, allowed: list[str]) -> dict:
+    """The token response of a rotated family: audience, scopes, the tokens."""
     try:
         granted_scopes, resources = _narrowed(requested_scopes, requested_resources, grant, client, settings,
                                               allowed)
@@ -50,7 +66,7 @@ def handle(form: dict, client, settings: Settings) -> dict:
     # OIDC Core §12.2: a refreshed ID token keeps auth_time and carries no nonce.
     return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,
                         auth_time=grant.auth_time, nonce=None, user_claims=grant.user_claims,
-                        refresh_token=successor,
+                        refresh_token=successor, signer=signer,
                         audience=audience([r.resource for r in resources], resource_less_audience(client, settings)))
 
 

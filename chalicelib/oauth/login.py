@@ -59,6 +59,7 @@ from ..errors import LoginFailed, LoginThrottled
 from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..passwords import verify_password
+from ..undo import undone_on_failure
 from . import throttle
 from .sessions import host_cookie_header, host_cookie_name
 
@@ -142,13 +143,33 @@ def authenticate(settings: Settings, attempt: Attempt, password: str, device: st
     """The user (storage.models.UserModel), or LoginFailed / LoginThrottled. `device` is the
     browser's device cookie value."""
     from ..storage import throttles
-    from ..storage.users import get_user
 
     window = settings.login_throttle_window
     retry_after = window - attempt.at % window
     # Count the attempt before checking the password, then take it back if it succeeds: a check
     # followed by a later increment would let parallel guesses all pass the check.
     stopped = throttles.add_to_all([counter for _, counter in attempt.counters], window)
+    if stopped:  # counted nowhere (a refused attempt is not a guess), so nothing to take back
+        return _checked(settings, attempt, password, device, stopped, retry_after)
+    # From here a fault (not a wrong password: that is a counted failure) takes the attempt back.
+    with undone_on_failure(lambda: _take_back(settings, attempt), what="sign-in attempt",
+                           refusals=(LoginFailed, LoginThrottled)):
+        return _checked(settings, attempt, password, device, stopped, retry_after)
+
+
+def _take_back(settings: Settings, attempt: Attempt) -> bool:
+    from ..storage import throttles
+
+    return throttles.take_back([counter.key for _, counter in attempt.counters], settings.login_throttle_window)
+
+
+def _checked(settings: Settings, attempt: Attempt, password: str, device: str | None, stopped: frozenset,
+             retry_after: int):
+    """The user, once the attempt is counted: its throttle, its known device, its password."""
+    from ..storage import throttles
+    from ..storage.users import get_user
+
+    window = settings.login_throttle_window
     if stopped:
         over = {scope for scope, counter in attempt.counters if counter.key in stopped}
         user = _known_device_user(attempt, device)
@@ -179,12 +200,18 @@ def finish(settings: Settings, attempt: Attempt, user):
     """Record a successful sign-in for `attempt.request` in one transaction
     (storage/sign_ins.record_sign_in: a new session under a new cookie value, this browser as a new
     known device, the attempt's counters taken back); returns its storage.sign_ins.SignedIn."""
+    request = attempt.request
+    # The user's ID-token claims travel with the session into its codes and grants, so issuing and
+    # redeeming a code need not read the user again. A fault here leaves the attempt counted
+    # unless taken back (chalicelib/undo.py).
+    with undone_on_failure(lambda: _take_back(settings, attempt), what="sign-in attempt"):
+        return _record(settings, attempt, user, request)
+
+
+def _record(settings: Settings, attempt: Attempt, user, request):
     from ..storage.sign_ins import record_sign_in
     from ..tokens.issue import user_attributes
 
-    request = attempt.request
-    # The user's ID-token claims travel with the session into its codes and grants, so issuing and
-    # redeeming a code need not read the user again.
     return record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=settings.session_ttl,
                           device_ttl=settings.known_device_ttl, request_id=request.request_id,
                           # Only prompt=login asks which session signed in for the request

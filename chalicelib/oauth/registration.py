@@ -51,8 +51,9 @@ def register(metadata, settings: Settings) -> dict:
     return response
 
 
-def information(client: Client, settings: Settings, registration_token: str) -> dict:
-    """RFC 7591 §3.2.1 / RFC 7592 §3 client information response."""
+def information(client: Client, settings: Settings, registration_token: str, scopes: list[str] | None = None) -> dict:
+    """RFC 7591 §3.2.1 / RFC 7592 §3 client information response. `scopes`: the client's allowed
+    scopes, when read before the registration token was rotated (`read`, `update`)."""
     from .clients import allowed_scopes
 
     info = {
@@ -63,7 +64,7 @@ def information(client: Client, settings: Settings, registration_token: str) -> 
         "grant_types": list(client.grant_types),
         "response_types": list(client.response_types),
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        "scope": " ".join(allowed_scopes(client, settings)),
+        "scope": " ".join(scopes if scopes is not None else allowed_scopes(client, settings)),
         "registration_access_token": registration_token,
         "registration_client_uri": f"{settings.issuer}/register/{client.client_id}",
     }
@@ -82,6 +83,18 @@ def authorize_management(client_id: str, token: str) -> Client:
     if not matches_hash(token, stored) or client.disabled:
         raise InvalidToken("the registration access token is not valid for this client")
     return client
+
+
+def read(client: Client, settings: Settings) -> dict:
+    """RFC 7592 §2.1: the client's information, under a new registration token (§3: every read
+    rotates it). Whatever the answer needs is read before the rotation: once the old token is
+    replaced, a fault that kept the answer (and so the new token) from the client would leave it
+    with no token that works."""
+    from .clients import allowed_scopes
+
+    scopes = allowed_scopes(client, settings)
+    written, token = rotate_token(client)
+    return information(written, settings, token, scopes)
 
 
 def rotate_token(client: Client, **updates) -> tuple[Client, str]:
@@ -117,5 +130,10 @@ def update(client: Client, metadata, settings: Settings) -> dict:
     fields = validate_registration(metadata, unverified_scope_ceiling(settings))
     if fields["client_type"] != client.client_type:
         raise InvalidClientMetadata("token_endpoint_auth_method cannot switch between public and confidential")
+    from .clients import allowed_scopes
+
+    # Read before the rotation (see `read`). The update keeps the client dynamically registered, and
+    # such a client's allowed scopes are the live ceiling, not its registration's.
+    scopes = allowed_scopes(client, settings)
     written, token = rotate_token(client, **{k: v for k, v in fields.items() if k != "client_type"})
-    return information(written, settings, token)
+    return information(written, settings, token, scopes)

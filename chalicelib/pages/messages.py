@@ -37,6 +37,7 @@ UNREGISTERED_REDIRECT_URI = "unregistered_redirect_uri"
 MALFORMED_REQUEST = "malformed_request"
 EXPIRED_REQUEST = "expired_request"
 FORBIDDEN_POST = "forbidden_post"
+TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
 
 #: The developer-facing words in parentheses are fixed too; they tell an app's developer what to fix.
 MESSAGES = {
@@ -58,6 +59,9 @@ MESSAGES = {
         "This sign-in request has expired or was already used. Go back to the app and start again.")),
     FORBIDDEN_POST: Message(_STOPPED, N_(
         "This form was submitted from another site or has expired. Go back to the app and start again.")),
+    TEMPORARILY_UNAVAILABLE: Message(N_("Please try again"), N_(
+        "The sign-in service is busy right now. Wait a moment, then reload this page or go back to the app "
+        "and try again.")),
 }
 
 #: Sign-in form alerts (login.html), fixed like the rest.

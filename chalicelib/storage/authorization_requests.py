@@ -55,14 +55,22 @@ def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
 
 
 def store(request: PendingRequest) -> None:
-    AuthorizationRequestModel(
+    """Write a new pending request (its id is 256-bit random, so the key is never taken by another).
+
+    When botocore sends the PutItem again because the answer to the first was lost, the second finds
+    the item the first wrote: on a refusal the item is read (only then), and finding exactly this
+    request means it was stored, by us."""
+    item = AuthorizationRequestModel(
         request_id=request.request_id, client_id=request.client_id, redirect_uri=request.redirect_uri,
         code_challenge=request.code_challenge, code_challenge_method=request.code_challenge_method,
         created_at=request.created_at, expires_at=request.expires_at, scopes=list(request.scopes),
         resources=list(request.resources), state=request.state, nonce=request.nonce, prompt=list(request.prompt),
         max_age=request.max_age, login_hint=request.login_hint, client_public=request.client_public,
         resource_less_audience=request.resource_less_audience,
-    ).save(condition=AuthorizationRequestModel.request_id.does_not_exist())
+    )
+    if not conditionally(lambda: item.save(condition=AuthorizationRequestModel.request_id.does_not_exist())) \
+            and load(request.request_id) != request:
+        raise RuntimeError(f"authorization request id {request.request_id} is already taken")
 
 
 def load(request_id: str | None) -> PendingRequest | None:

@@ -60,9 +60,15 @@ def _item_values(client: Client) -> dict:
 
 
 def add_client(client: Client) -> bool:
-    """Store a new client; False (nothing written) when its client_id is taken."""
+    """Store a new client; False (nothing written) when its client_id is taken.
+
+    When botocore sends the PutItem again because the answer to the first was lost, the second
+    finds the client the first wrote: on a refusal the item is read (only then), and finding
+    exactly this client means it was written, by us."""
     item = ClientModel(**_item_values(client))
-    return conditionally(lambda: item.save(condition=ClientModel.client_id.does_not_exist()))
+    if conditionally(lambda: item.save(condition=ClientModel.client_id.does_not_exist())):
+        return True
+    return get_client(client.client_id) == client
 
 
 def get_client(client_id: str) -> Client | None:
@@ -108,7 +114,11 @@ def rotate_registration_token(client_id: str, *, expected_hash: str | None, new_
     item = ClientModel(client_id)
     if not conditionally(lambda: item.update(
             actions=actions, condition=ClientModel.registration_token_hash == expected_hash)):
-        return None
+        # Refused: another request rotated first, or this one did and botocore re-sent the write
+        # after its answer was lost. Only we know `new_hash` (a fresh random token's): finding it
+        # stored means the write was ours. Read only on this refusal path.
+        current = get_client(client_id)
+        return current if current is not None and current.registration_token_hash == new_hash else None
     return _record(item)  # pynamodb read the item as written (ALL_NEW) back into `item`
 
 

@@ -8,14 +8,15 @@ page therefore costs one read (the session) and this one write; a refused condit
 an outcome naming what no longer holds.
 
 `consume` is the single read-and-write of redemption: one conditional UpdateItem whose answer
-(ALL_NEW) carries everything the token response needs.
+(ALL_NEW) carries everything the token response needs. `restore` undoes a redemption whose token
+response could not be made (a fault after the code was consumed), on that failure path only.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..hashing import sha256_hex
+from ..hashing import new_secret, sha256_hex
 from . import consents, grants as grant_store
 from .models import (
     AuthorizationCodeModel,
@@ -55,6 +56,8 @@ class Code:
     session_hash: str | None = None
     user_claims: dict | None = None
     consumed_at: int | None = None
+    #: The random id of the redemption that consumed it (see AuthorizationCodeModel.redemption).
+    redemption: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def _from_model(item: AuthorizationCodeModel) -> Code:
                 auth_time=int(item.auth_time), grant_id=item.grant_id, created_at=int(item.created_at),
                 expires_at=int(item.expires_at), nonce=item.nonce, session_hash=item.session_hash,
                 user_claims=json.loads(item.user_claims) if item.user_claims else None,
-                consumed_at=None if item.consumed_at is None else int(item.consumed_at))
+                consumed_at=None if item.consumed_at is None else int(item.consumed_at),
+                redemption=item.redemption)
 
 
 def _to_model(code: Code) -> AuthorizationCodeModel:
@@ -151,11 +155,17 @@ def _user_unchanged(session_generation: int):
 
 def consume(code: str, client_id: str, at: int) -> Code | Refused:
     """Redeem a code: one conditional UpdateItem (exists, this client's, unused, unexpired) that
-    returns the code. On refusal one consistent read says why (a replay must revoke the grant)."""
+    returns the code. On refusal one consistent read says why (a replay must revoke the grant).
+
+    The write records a random redemption id. botocore sends a write again when its response was
+    lost (a read timeout, a 5xx after DynamoDB applied it); that second attempt is refused, since the
+    code is now consumed, and without the id the refusal would read as a replay and revoke the
+    sign-in. With it, finding our own id on the code means the first attempt consumed it for us."""
     code_hash = sha256_hex(code)
+    redemption = new_secret(12)
     item = AuthorizationCodeModel(code_hash=code_hash)
     if conditionally(lambda: item.update(
-            actions=[AuthorizationCodeModel.consumed_at.set(at)],
+            actions=[AuthorizationCodeModel.consumed_at.set(at), AuthorizationCodeModel.redemption.set(redemption)],
             condition=(AuthorizationCodeModel.code_hash.exists()
                        & AuthorizationCodeModel.consumed_at.does_not_exist()
                        & (AuthorizationCodeModel.expires_at > at)
@@ -165,8 +175,44 @@ def consume(code: str, client_id: str, at: int) -> Code | Refused:
         existing = _from_model(AuthorizationCodeModel.get(code_hash, consistent_read=True))
     except AuthorizationCodeModel.DoesNotExist:
         return Refused("unknown")
+    if existing.redemption == redemption:
+        return existing  # our own write, its answer lost and the write retried by botocore
     if existing.client_id != client_id:
         return Refused("other_client", existing)
     if existing.consumed_at is not None:
         return Refused("replayed", existing)
     return Refused("expired", existing)
+
+
+def restore(code: Code, *, family_token_hash: str | None) -> bool:
+    """Undo the redemption that returned `code`, when its token response could not be made (a
+    fault after the code was consumed: a KMS signature, a resource read, the grant's write): the
+    code is unused again and its grant's family unstarted, so the client's retry redeems it as if
+    nothing had happened, instead of looking like a replay that revokes the sign-in.
+
+    One transaction, on the failure path only: the code loses consumed_at and its redemption id on
+    condition the id is this redemption's (nobody else consumed it, and nothing else can have); the
+    grant loses what `grants.start_family` wrote (last_used_at and the family's first refresh token,
+    which was never delivered) on condition that token is absent or this redemption's. Before the
+    redemption the grant had none of them: it is created with its code (`issue`). Its status is left
+    alone: a grant revoked meanwhile stays revoked, and the retry then gets invalid_grant. False
+    when a condition failed (nothing written)."""
+    from pynamodb.exceptions import TransactWriteError
+
+    family = GrantModel.token_hash.does_not_exist()
+    if family_token_hash is not None:
+        family |= GrantModel.token_hash == family_token_hash
+    try:
+        with transact_write() as tx:
+            tx.update(AuthorizationCodeModel(code_hash=code.code_hash),
+                      actions=[AuthorizationCodeModel.consumed_at.remove(), AuthorizationCodeModel.redemption.remove()],
+                      condition=AuthorizationCodeModel.redemption == code.redemption)
+            tx.update(GrantModel(sub=code.sub, grant_id=code.grant_id),
+                      actions=[GrantModel.last_used_at.remove(), GrantModel.token_hash.remove(),
+                               GrantModel.token_expires_at.remove()],
+                      condition=GrantModel.grant_id.exists() & family)
+    except TransactWriteError as exc:
+        if "ConditionalCheckFailed" in cancellation_codes(exc):
+            return False
+        raise
+    return True

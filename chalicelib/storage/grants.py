@@ -6,10 +6,11 @@ outcome, never an OAuth error: deciding what a refusal means to a client is the 
 
 Why each hot operation is a single call:
 - `start_family` (code redemption) and `rotate` (refresh) are one conditional UpdateItem (rotate's
-  with ReturnValues=ALL_NEW): the condition checks that the grant is active, unexpired and the client's
+  with ReturnValues=ALL_OLD, from which the new state follows): the condition checks that the grant is active, unexpired and the client's
   (and for rotation that the presented token is the family's current one and not idle), and the
   answer is the grant the token response needs. A refused condition is `None`; `get` then tells why,
-  off the hot path.
+  off the hot path. `undo_rotation` puts a family back when the answer of its rotation could not
+  be made (a fault after the write), one more conditional UpdateItem on that failure path only.
 - `revoke_all_of_user` queries the table itself, strongly consistent: a grant created an instant
   before the user was disabled is found (code issuance checks the user in the same transaction
   that creates the grant, so none is created after).
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pynamodb.expressions.condition import size
 
@@ -44,6 +45,21 @@ def consumed_mark(token_hash: str) -> str:
 
 
 @dataclass(frozen=True)
+class FamilyState:
+    """The family's attributes a rotation overwrites, as they were before it (None: absent), and
+    the consumed slot it wrote: what `undo_rotation` writes back."""
+
+    token_hash: str | None
+    token_expires_at: int | None
+    previous_hash: str | None
+    rotated_at: int | None
+    retry_seal: str | None
+    last_used_at: int | None
+    slot: str
+    slot_mark: str | None
+
+
+@dataclass(frozen=True)
 class Grant:
     sub: str
     grant_id: str
@@ -65,6 +81,9 @@ class Grant:
     retry_seal: str | None = None
     consumed: frozenset = frozenset()  # consumed_mark of each remembered consumed token
     revoked_jtis: frozenset = frozenset()
+    #: After `rotate`: the family as it was before, so that a rotation whose answer could not be
+    #: made can be undone (`undo_rotation`). Not part of the grant's value.
+    replaced: FamilyState | None = field(default=None, compare=False, repr=False)
 
     def is_active(self, at: int) -> bool:
         """Not revoked and within its absolute lifetime (TTL deletion lags, so it is checked here)."""
@@ -161,17 +180,59 @@ def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rota
     `rotation` numbers the presented token in its family (the condition on its hash vouches for it);
     its slot remembers the presented token as consumed. None when refused; the caller reads the
     grant (`get`) to learn why."""
-    item = GrantModel(sub=sub, grant_id=grant_id)
+    slot, mark = str(rotation % CONSUMED_SLOTS), consumed_mark(presented_hash)
     actions = [GrantModel.previous_hash.set(presented_hash), GrantModel.rotated_at.set(at),
                GrantModel.token_hash.set(successor_hash), GrantModel.token_expires_at.set(token_expires_at),
-               GrantModel.last_used_at.set(at),
-               GrantModel.consumed[str(rotation % CONSUMED_SLOTS)].set(consumed_mark(presented_hash)),
+               GrantModel.last_used_at.set(at), GrantModel.consumed[slot].set(mark),
                GrantModel.retry_seal.set(retry_seal) if retry_seal else GrantModel.retry_seal.remove()]
     condition = (_live(client_id, at) & (GrantModel.token_hash == presented_hash)
                  & (GrantModel.token_expires_at > at))
-    if not conditionally(lambda: item.update(actions=actions, condition=condition)):
+    answer = {}
+
+    def write():
+        # ALL_OLD rather than ALL_NEW, same size: the new state is the old one plus these actions,
+        # and the old one is what an undo must write back (`undo_rotation`).
+        answer.update(GrantModel._get_connection().update_item(
+            sub, grant_id, actions=actions, condition=condition, return_values="ALL_OLD"))
+
+    if not conditionally(write):
         return None
-    return from_model(item)
+    old = GrantModel.from_raw_data(answer["Attributes"])
+    before = from_model(old)
+    slots = old.consumed.as_dict() if old.consumed else {}
+    replaced = FamilyState(token_hash=before.token_hash, token_expires_at=before.token_expires_at,
+                           previous_hash=before.previous_hash, rotated_at=before.rotated_at,
+                           retry_seal=before.retry_seal, last_used_at=before.last_used_at, slot=slot,
+                           slot_mark=slots.get(slot))
+    return replace(before, previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
+                   token_expires_at=token_expires_at, last_used_at=at, retry_seal=retry_seal or None,
+                   consumed=frozenset({**slots, slot: mark}.values()), replaced=replaced)
+
+
+def undo_rotation(grant: Grant) -> bool:
+    """Put the family back as it was before the rotation that returned `grant`, when the token
+    response could not be made after it (a KMS fault while signing): the presented token is the
+    current one again, so the client's retry rotates it as if nothing had happened, instead of
+    looking like reuse and revoking the family. One conditional UpdateItem, on condition that the
+    successor minted by that rotation is still current: it was never delivered, so nothing else can
+    have rotated it, and a family revoked meanwhile stays revoked (only the family state is written).
+    False when the condition failed or the rotation left nothing to undo with."""
+    state = grant.replaced
+    if state is None:
+        return False
+
+    def put_back(attribute, value):
+        return attribute.set(value) if value is not None else attribute.remove()
+
+    actions = [put_back(GrantModel.token_hash, state.token_hash),
+               put_back(GrantModel.token_expires_at, state.token_expires_at),
+               put_back(GrantModel.previous_hash, state.previous_hash),
+               put_back(GrantModel.rotated_at, state.rotated_at), put_back(GrantModel.retry_seal, state.retry_seal),
+               put_back(GrantModel.last_used_at, state.last_used_at),
+               put_back(GrantModel.consumed[state.slot], state.slot_mark)]
+    return conditionally(lambda: GrantModel._get_connection().update_item(
+        grant.sub, grant.grant_id, actions=actions,
+        condition=GrantModel.grant_id.exists() & (GrantModel.token_hash == grant.token_hash)))
 
 
 def revoke(sub: str, grant_id: str, *, reason: str) -> bool:

@@ -257,6 +257,9 @@ class AuthorizationCodeModel(Model):
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     consumed_at = NumberAttribute(null=True)
+    #: A random id of the redemption that consumed the code: tells that redemption's own write, seen
+    #: again after a lost response, from another's (storage/codes.consume), and what `restore` undoes.
+    redemption = UnicodeAttribute(null=True)
 
 
 class ResourceModel(Model):

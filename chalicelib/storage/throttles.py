@@ -76,3 +76,11 @@ def taking_back(tx, keys: Sequence[str], window_seconds: int) -> None:
     not a failure."""
     for key in keys:
         tx.update(ThrottleModel(pk=key), actions=_adding(-1, window_seconds))
+
+
+def take_back(keys: Sequence[str], window_seconds: int) -> bool:
+    """Take back (-1) each counter in one TransactWriteItems: an attempt that a fault cut short
+    (before its sign-in was recorded) is no failure. Only on that failure path. True when written."""
+    with transact_write() as tx:
+        taking_back(tx, keys, window_seconds)
+    return True

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 
 def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[str],
                  grant_id: str | None, auth_time: int | None, nonce: str | None, audience: list[str],
-                 refresh_token: str | None = None, user_claims: dict | None = None) -> dict:
-    """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant."""
-    signer = keyring.current_signer()
+                 refresh_token: str | None = None, user_claims: dict | None = None, signer=None) -> dict:
+    """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant.
+    `signer`: the key ring's current signer, when the caller acquired it before consuming anything
+    (chalicelib/undo.py)."""
+    signer = signer or keyring.current_signer()
     iat = now()
     access_claims = claims.access_token_claims(
         issuer=settings.issuer, sub=sub, client_id=client.client_id, audience=audience, scopes=scopes,

@@ -31,10 +31,10 @@ from chalicelib.storage.sessions import Session
 
 #: module -> the functions of it the fake replaces (method `<module's last name>_<function>`).
 INTERFACE = {
-    "chalicelib.storage.grants": ("get", "active", "start_family", "rotate", "revoke", "revoke_by_refresh_token",
-                                  "deny_access_token", "revoke_all_of_user", "revoke_grants_of", "with_user",
-                                  "access_state"),
-    "chalicelib.storage.codes": ("issue", "consume"),
+    "chalicelib.storage.grants": ("get", "active", "start_family", "rotate", "undo_rotation", "revoke",
+                                  "revoke_by_refresh_token", "deny_access_token", "revoke_all_of_user",
+                                  "revoke_grants_of", "with_user", "access_state"),
+    "chalicelib.storage.codes": ("issue", "consume", "restore"),
     "chalicelib.storage.sessions": ("get", "end"),
     "chalicelib.storage.authorization_requests": ("store", "load", "finish"),
     "chalicelib.storage.consents": ("remember",),
@@ -44,7 +44,8 @@ INTERFACE = {
     "chalicelib.oauth.throttle": ("add", "count"),
 }
 
-_GRANT_FIELDS = tuple(f.name for f in dataclasses.fields(Grant))
+#: The grant's stored fields (`replaced` is what a rotation returns of the state before it).
+_GRANT_FIELDS = tuple(f.name for f in dataclasses.fields(Grant) if f.name != "replaced")
 #: What storage.grants.to_model writes of a new grant; the rest starts at the model's defaults.
 _GRANT_WRITTEN = ("sub", "grant_id", "client_id", "scopes", "resources", "created_at", "expires_at", "auth_time",
                   "session_hash", "session_generation", "user_claims", "status", "token_hash", "token_expires_at")
@@ -143,10 +144,29 @@ class MemoryStorage:
         item = self._live(sub, grant_id, client_id, at)
         if item is None or item["token_hash"] != presented_hash or not (item["token_expires_at"] or 0) > at:
             return None
+        slot = str(rotation % grant_store.CONSUMED_SLOTS)
+        replaced = grant_store.FamilyState(
+            token_hash=item["token_hash"], token_expires_at=item["token_expires_at"],
+            previous_hash=item["previous_hash"], rotated_at=item["rotated_at"], retry_seal=item["retry_seal"],
+            last_used_at=item["last_used_at"], slot=slot, slot_mark=item["consumed"].get(slot))
         item.update(previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
                     token_expires_at=token_expires_at, last_used_at=at, retry_seal=retry_seal or None)
-        item["consumed"][str(rotation % grant_store.CONSUMED_SLOTS)] = grant_store.consumed_mark(presented_hash)
-        return _grant(item)
+        item["consumed"][slot] = grant_store.consumed_mark(presented_hash)
+        return dataclasses.replace(_grant(item), replaced=replaced)
+
+    def grants_undo_rotation(self, grant):
+        state = grant.replaced
+        item = self.grants.get((grant.sub, grant.grant_id))
+        if state is None or item is None or item["token_hash"] != grant.token_hash:
+            return False
+        item.update(token_hash=state.token_hash, token_expires_at=state.token_expires_at,
+                    previous_hash=state.previous_hash, rotated_at=state.rotated_at, retry_seal=state.retry_seal,
+                    last_used_at=state.last_used_at)
+        if state.slot_mark is None:
+            item["consumed"].pop(state.slot, None)
+        else:
+            item["consumed"][state.slot] = state.slot_mark
+        return True
 
     def _revoke_if(self, sub, grant_id, reason, holds) -> bool:
         item = self.grants.get((sub, grant_id)) if grant_store._valid_key(sub, grant_id) else None
@@ -227,7 +247,7 @@ class MemoryStorage:
         if item is None:
             return Refused("unknown")
         if item["client_id"] == client_id and item["consumed_at"] is None and item["expires_at"] > at:
-            item["consumed_at"] = at
+            item.update(consumed_at=at, redemption=code_store.new_secret(12))
             return _code(item)
         # As the consistent read after a refused update tells it, in this order.
         existing = _code(item)
@@ -236,6 +256,16 @@ class MemoryStorage:
         if existing.consumed_at is not None:
             return Refused("replayed", existing)
         return Refused("expired", existing)
+
+    def codes_restore(self, code, *, family_token_hash):
+        item = self.codes.get(code.code_hash)
+        grant = self.grants.get((code.sub, code.grant_id))
+        if item is None or item["redemption"] is None or item["redemption"] != code.redemption or grant is None \
+                or grant["token_hash"] not in (None, family_token_hash):
+            return False
+        item.update(consumed_at=None, redemption=None)
+        grant.update(last_used_at=None, token_hash=None, token_expires_at=None)
+        return True
 
     # chalicelib.storage.sessions -------------------------------------------------------------------
 

@@ -48,8 +48,21 @@ def test_the_shared_client_fails_fast_and_retries_in_standard_mode(created_clien
     from chalicelib import aws
 
     config = aws.client("dynamodb").meta.config
-    assert (config.connect_timeout, config.read_timeout) == (2, 5)
-    assert config.retries == {"mode": "standard", "total_max_attempts": 4}
+    assert (config.connect_timeout, config.read_timeout) == (aws.CONNECT_TIMEOUT_SECONDS, aws.READ_TIMEOUT_SECONDS)
+    assert config.retries == {"mode": "standard", "total_max_attempts": aws.TOTAL_MAX_ATTEMPTS}
+
+
+def test_a_request_answers_inside_the_lambda_timeout_and_api_gateways_29_seconds():
+    """No attempt starts after the request's deadline, and an attempt lasts at most connect + read:
+    the last one ends with a second to spare for the answer."""
+    import json
+    from pathlib import Path
+
+    from chalicelib import aws
+
+    lambda_timeout = json.loads((Path(__file__).parents[2] / ".chalice" / "config.json").read_text())["lambda_timeout"]
+    last_attempt_ends = aws.REQUEST_DEADLINE_SECONDS + aws.CONNECT_TIMEOUT_SECONDS + aws.READ_TIMEOUT_SECONDS
+    assert last_attempt_ends + 1 <= lambda_timeout <= 29
 
 
 def test_every_service_shares_one_botocore_session(created_clients):
