@@ -51,7 +51,9 @@ sys.path.insert(0, str(ROOT))
 ENV = {"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_PREFIX": "idp-loadbench",
        "SECRET_PREFIX": "idp/loadbench/", "KEY_BACKEND": "secretsmanager", "SIGNING_ALG": "ES256",
        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-       "AWS_REGION": "us-east-1", "LOG_LEVEL": "CRITICAL"}
+       "AWS_REGION": "us-east-1", "LOG_LEVEL": "CRITICAL",
+       # As the local stage: a moto server serialising 64 workers is slow, and no Lambda timeout applies.
+       "AWS_DEADLINE_SECONDS": "0"}
 
 #: Operation -> weight in the mix.
 MIX = {"sign-in": 3, "authorize": 12, "redeem": 12, "refresh": 30, "client_credentials": 20, "introspect": 15,

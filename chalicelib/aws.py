@@ -25,8 +25,8 @@ from .errors import DeadlineExceeded
 #     defaults, 60 s each, would outlast the function on a single stuck connection);
 #   - botocore retries (standard mode: backoff with jitter on throttling and transient errors, and a
 #     retry quota that stops retrying a failing service) up to TOTAL_MAX_ATTEMPTS per call;
-#   - no attempt, first or retried, starts once the request has run REQUEST_DEADLINE_SECONDS
-#     (`_check_deadline`): the request answers 503 instead.
+#   - no attempt, first or retried, starts once the request has run AWS_DEADLINE_SECONDS (3 by
+#     default; `_check_deadline`): the request answers 503 instead.
 # So the last attempt starts by 3 s and ends by 3 + 6 = 9 s, whatever the number of calls, leaving
 # about a second for CPU after it (argon2id at sign-in runs before the writes that follow it). A
 # healthy DynamoDB, KMS or Secrets Manager call takes milliseconds; the numbers only bound the bad
@@ -34,7 +34,6 @@ from .errors import DeadlineExceeded
 CONNECT_TIMEOUT_SECONDS = 1
 READ_TIMEOUT_SECONDS = 5
 TOTAL_MAX_ATTEMPTS = 3
-REQUEST_DEADLINE_SECONDS = 3.0
 
 #: When the current request stops starting AWS attempts (time.monotonic()); None outside requests.
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("aws_deadline", default=None)
@@ -73,8 +72,12 @@ def client(service: str):
 
 
 def start_deadline() -> contextvars.Token:
-    """Begin a request's budget (chalicelib/web.py): AWS attempts after REQUEST_DEADLINE_SECONDS fail."""
-    return _deadline.set(time.monotonic() + REQUEST_DEADLINE_SECONDS)
+    """Begin a request's budget (chalicelib/web.py): AWS attempts after AWS_DEADLINE_SECONDS fail
+    (none when it is 0)."""
+    from .config import settings
+
+    seconds = settings().aws_deadline_seconds
+    return _deadline.set(time.monotonic() + seconds if seconds else None)
 
 
 def end_deadline(token: contextvars.Token) -> None:
@@ -86,7 +89,7 @@ def _check_deadline(**_) -> None:
     botocore does not retry: the call fails at once with DeadlineExceeded, a dependency fault."""
     deadline = _deadline.get()
     if deadline is not None and time.monotonic() > deadline:
-        raise DeadlineExceeded(f"no AWS attempt starts {REQUEST_DEADLINE_SECONDS:g} s into a request")
+        raise DeadlineExceeded("no AWS attempt starts past the request's deadline (AWS_DEADLINE_SECONDS)")
 
 
 def _config(service: str):

@@ -145,6 +145,11 @@ class Settings:
     #: How long a container reuses a client's registration without reading DynamoDB. Disabling a
     #: client takes effect within this window.
     client_cache_seconds: int = setting("CLIENT_CACHE_SECONDS", 60, parse=_int)
+    #: Seconds into a request after which no AWS attempt starts (the request answers 503), so that
+    #: every answer leaves inside the function's 10 s timeout (chalicelib/aws.py has the budget).
+    #: 0 turns the deadline off: the local stage, where no Lambda timeout applies and a loaded
+    #: moto server may be slow.
+    aws_deadline_seconds: int = setting("AWS_DEADLINE_SECONDS", 3, parse=_int)
     #: Client ID metadata documents fetched per minute on behalf of one client IP (an IPv6 client:
     #: its /64), counting real fetches only, not cache hits.
     client_document_fetches_per_ip: int = setting("CLIENT_DOCUMENT_FETCHES_PER_IP", 10, parse=_int)

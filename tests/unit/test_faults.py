@@ -67,14 +67,34 @@ def test_refusals_and_our_own_bugs_are_not_dependency_faults(exc):
 
 
 def test_no_aws_attempt_starts_after_the_request_deadline(monkeypatch):
+    from chalicelib.config import settings
+
     clock = [100.0]
     monkeypatch.setattr(aws.time, "monotonic", lambda: clock[0])
     token = aws.start_deadline()
     try:
         aws._check_deadline()
-        clock[0] += aws.REQUEST_DEADLINE_SECONDS + 0.01
+        clock[0] += settings().aws_deadline_seconds + 0.01
         with pytest.raises(DeadlineExceeded):
             aws._check_deadline()
     finally:
         aws.end_deadline(token)
     aws._check_deadline()  # outside a request (admin CLI, rotation): no deadline
+
+
+def test_a_deadline_of_zero_is_none(monkeypatch):
+    """The local stage turns it off: no Lambda timeout applies there, and a loaded moto server is slow."""
+    from chalicelib.config import settings
+
+    clock = [100.0]
+    monkeypatch.setattr(aws.time, "monotonic", lambda: clock[0])
+    monkeypatch.setenv("AWS_DEADLINE_SECONDS", "0")
+    settings.cache_clear()
+    token = aws.start_deadline()
+    try:
+        clock[0] += 60
+        aws._check_deadline()
+    finally:
+        aws.end_deadline(token)
+        monkeypatch.delenv("AWS_DEADLINE_SECONDS")
+        settings.cache_clear()
