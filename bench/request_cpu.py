@@ -206,5 +206,13 @@ def main() -> None:
               f"{cold.ratio:7.2f}  {cold.describe()}")
 
 
+    # Cost per MAU from this run's CPU (argon2id included) and the units measured in a child process.
+    from bench import cost
+
+    cpu = {**cost.DEFAULT_CPU_MS, **{label: m.cpu_ms + m.argon2_ms for label, m in results.items()}}
+    print()
+    cost.print_table(cost.units_in_a_child(), cpu)
+
+
 if __name__ == "__main__":
     main()
