@@ -6,6 +6,7 @@ import json
 import jwt
 import pytest
 
+from chalicelib.capabilities import SIGNING_ALGS
 from chalicelib.errors import KeyRingChanged, KeyRingError
 from chalicelib.keys import keyring
 from chalicelib.keys.jwk import thumbprint
@@ -22,7 +23,7 @@ def verify_with_jwks(token: str, jwks: dict) -> dict:
 BACKENDS = ("secretsmanager", "kms", "kms-envelope")
 
 
-@pytest.fixture(params=[(backend, alg) for backend in BACKENDS for alg in ("ES256", "RS256")],
+@pytest.fixture(params=[(backend, alg) for backend in BACKENDS for alg in SIGNING_ALGS],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def backend(request, aws, monkeypatch):
     from tests.conftest import reset_process_state, select_key_backend
