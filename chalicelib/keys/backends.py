@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..aws import client
+from ..errors import KeyRingError
 
 #: JOSE alg -> (KMS KeySpec, KMS SigningAlgorithm)
 KMS_ALGS = {
@@ -258,9 +259,10 @@ class KmsEnvelopeBackend:
         plaintext = client("kms").decrypt(KeyId=key_id, CiphertextBlob=base64.b64decode(ciphertext),
                                           EncryptionContext=self.context(kid))["Plaintext"]
         private_key = serialization.load_der_private_key(plaintext, None)
-        # The context already binds ciphertext to kid; this also catches a record whose JWK was edited.
+        # The context binds a ciphertext to its kid; this also refuses a private key sealed under the
+        # wrong kid by a holder of kms:Encrypt (the rotation role): it would sign tokens /jwks cannot verify.
         if public_jwk(private_key.public_key(), alg)["kid"] != kid:
-            raise ValueError(f"the private key of {kid} does not match its published key")
+            raise KeyRingError(f"the private key sealed for {kid} does not match its published key")
         return LocalSigner(kid=kid, alg=alg, private_key=private_key)
 
     def exists(self, key_ref: str) -> bool:

@@ -90,3 +90,25 @@ def test_the_envelope_backend_needs_its_kms_key():
 
     with pytest.raises(ConfigError, match="ENVELOPE_KMS_KEY_ID"):
         load_settings({"ISSUER": "https://login.example.com", "STAGE": "prod", "KEY_BACKEND": "kms-envelope"})
+
+
+def test_a_private_key_sealed_under_another_kid_is_refused(envelope):
+    """Whoever may kms:Encrypt could seal key B's private key under key A's kid: it decrypts, but A's
+    signer refuses it, since its tokens would carry A's kid and verify against nothing in /jwks."""
+    import base64 as b64
+
+    from chalicelib.aws import client
+    from chalicelib.config import settings
+    from chalicelib.errors import KeyRingError
+    from chalicelib.keys.backends import backend_for
+
+    current = next(k for k in keyring.all_keys() if k.state == "current")
+    nxt = next(k for k in keyring.all_keys() if k.state == "next")
+    store = backend_for("kms-envelope", settings())
+    key_id, ciphertext = nxt.key_ref.split("#", 1)
+    kms = client("kms")
+    plaintext = kms.decrypt(KeyId=key_id, CiphertextBlob=b64.b64decode(ciphertext),
+                            EncryptionContext=store.context(nxt.kid))["Plaintext"]
+    forged = kms.encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=store.context(current.kid))
+    with pytest.raises(KeyRingError, match="does not match"):
+        store.signer(current.kid, current.alg, f"{key_id}#{b64.b64encode(forged['CiphertextBlob']).decode()}")
