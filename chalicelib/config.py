@@ -22,7 +22,7 @@ class ConfigError(RuntimeError):
     """A required setting is missing or malformed. Raised at start-up, never per request."""
 
 
-KEY_BACKENDS = ("secretsmanager", "kms")
+KEY_BACKENDS = ("secretsmanager", "kms", "kms-envelope")
 REGISTRATION_MODES = ("open", "token", "off")
 #: A DNS name or IPv4 address in lowercase, as urlsplit() reports a URL's host.
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
@@ -89,8 +89,9 @@ class Settings:
     table_prefix: str = setting("TABLE_PREFIX", "", derived="`idp-<stage>`")
     #: The AWS region (Lambda sets AWS_REGION).
     region: str = setting("AWS_REGION", "us-east-1", also=("AWS_DEFAULT_REGION",))
-    #: "secretsmanager" (private key in a secret, signed in-process) or "kms" (asymmetric KMS key,
-    #: signed with kms:Sign).
+    #: "secretsmanager" (private key in a secret, signed in-process), "kms" (asymmetric KMS key,
+    #: signed with kms:Sign) or "kms-envelope" (key pair from kms:GenerateDataKeyPair, stored encrypted
+    #: under ENVELOPE_KMS_KEY_ID, decrypted once per container, signed in-process).
     key_backend: str = setting("KEY_BACKEND", "secretsmanager", parse=_choice(*KEY_BACKENDS))
     #: "ES256" or "RS256"; applies to keys created from now on.
     signing_alg: str = setting("SIGNING_ALG", "ES256", parse=_choice(*SIGNING_ALGS))
@@ -185,6 +186,9 @@ class Settings:
     #: the caller's account) Sign, GetPublicKey and DescribeKey; the account root keeps
     #: administration. Unset: the account's default key policy.
     kms_signer_role_name: str = setting("KMS_SIGNER_ROLE_NAME", "")
+    #: With KEY_BACKEND=kms-envelope, the symmetric KMS key (id, ARN or "alias/...") that encrypts the
+    #: signing keys' private keys. Required with that backend; the deployed stack creates one per stage.
+    envelope_kms_key_id: str = setting("ENVELOPE_KMS_KEY_ID", "")
     #: Python logging level name.
     log_level: str = setting("LOG_LEVEL", "INFO")
 
@@ -198,6 +202,9 @@ class Settings:
         derive(self, "default_audience", self.default_audience or self.issuer)
         if not self.client_id_documents:
             derive(self, "client_id_documents", "any" if self.registration_mode == "open" else "off")
+        if self.key_backend == "kms-envelope" and not self.envelope_kms_key_id:
+            raise ConfigError("KEY_BACKEND=kms-envelope needs ENVELOPE_KMS_KEY_ID (the symmetric KMS key that "
+                              "encrypts the signing keys)")
         if self.registration_mode == "token" and len(self.registration_token_sha256) != 64:
             raise ConfigError("REGISTRATION_MODE=token needs REGISTRATION_TOKEN_SHA256 (64 hex characters)")
         # A container keeps signing with the old key for up to KEY_CACHE_SECONDS after a rotation,

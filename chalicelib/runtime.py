@@ -37,7 +37,7 @@ def prepare() -> None:
 
     backend = settings().key_backend
     aws.client("dynamodb")
-    aws.client("kms" if backend == "kms" else "secretsmanager")
+    aws.client("secretsmanager" if backend == "secretsmanager" else "kms")
     storage.prepare()
     if os.environ.get(INITIALIZATION_TYPE) == "snap-start":
         _import_everything()

@@ -12,7 +12,7 @@ Runs the AWS CLI v2 with your credentials (profile, SSO or environment), echoing
    bytes the CloudFormation API accepts inline, then creates or updates one stack,
    serverless-idp-<stage>: tables, keys, roles, functions, API, custom domain, alarms, DNS record
    when HOSTED_ZONE_ID is given);
-4. the first signing keys: KEY_BACKEND=secretsmanager invokes the rotation function once (which
+4. the first signing keys: KEY_BACKEND=secretsmanager or kms-envelope invokes the rotation function once (which
    creates them and proves the function works); KEY_BACKEND=kms runs `./idp-admin keys ensure`
    with your credentials, because the functions are never allowed kms:CreateKey;
 5. the stack's outputs.
@@ -191,7 +191,7 @@ class Deployment:
                   "--capabilities", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND",
                   "--parameter-overrides", *overrides,
                   "--tags", f"app={stage.app_name}", f"stage={stage.name}", *region_args])
-        if stage.settings.key_backend == "secretsmanager":
+        if stage.settings.key_backend in ("secretsmanager", "kms-envelope"):
             result = self.dist / "first-rotation.json"
             invoked = self.run(["aws", "lambda", "invoke", "--function-name", stage.function_name("rotation"),
                                 "--cli-binary-format", "raw-in-base64-out", "--payload",

@@ -12,6 +12,10 @@ documents whose resources are references to the stack's own tables, key and log 
   way to name secrets the key ring creates later (their ARNs end in a random suffix);
 - the secrets' KMS key by ARN, and only when Secrets Manager calls it for us (kms:ViaService);
 - KEY_BACKEND=kms: no IAM statement at all; each signing key's own key policy names the API role.
+- KEY_BACKEND=kms-envelope: the stage's symmetric key by ARN, only with an encryption context of
+  this stage that names a kid (kms:EncryptionContext:*). IAM cannot name the kids (they are made
+  later), so which kid a ciphertext opens for is the code's: it passes the record's kid, and KMS
+  refuses a ciphertext sealed for another (chalicelib/keys/backends.py).
 
 Two roles: "api" (every HTTP request: only reads the key ring and its secrets) and
 "rotation" (the daily schedule: creates, promotes and deletes signing keys). A DynamoDB
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import json
 
+from chalicelib.keys.backends import KMS_ALGS
 from chalicelib.storage.access import API_INDEX_ACTIONS, API_TABLE_ACTIONS, ROTATION_TABLE_ACTIONS
 from infra.stage import DEPLOYABLE as STAGES
 from infra.stage import load
@@ -71,6 +76,12 @@ def _via_secrets_manager() -> dict:
     return {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}
 
 
+def _envelope_context(stage, **more) -> dict:
+    """kms:Encrypt/Decrypt only of this stage's signing keys, each naming its kid."""
+    return {"StringEquals": {"kms:EncryptionContext:idp:stage": stage.settings.stage, **more},
+            "Null": {"kms:EncryptionContext:idp:kid": "false"}}
+
+
 def _document(*statements: dict) -> dict:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -89,6 +100,10 @@ def api_policy(stage) -> dict:
             {"Sid": "DecryptSigningKeySecrets", "Effect": "Allow", "Action": ["kms:Decrypt"],
              "Resource": {"Fn::GetAtt": [SECRETS_KEY, "Arn"]}, "Condition": _via_secrets_manager()},
         ]
+    if stage.settings.key_backend == "kms-envelope":
+        # Once per container and key: the private key is decrypted, then signs in-process.
+        statements.append({"Sid": "DecryptSigningKeys", "Effect": "Allow", "Action": ["kms:Decrypt"],
+                           "Resource": {"Fn::GetAtt": [SECRETS_KEY, "Arn"]}, "Condition": _envelope_context(stage)})
     return _document(*statements)
 
 
@@ -104,6 +119,20 @@ def rotation_policy(stage) -> dict:
              "Resource": _signing_key_secrets(stage)},
             {"Sid": "EncryptSigningKeySecrets", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
              "Resource": {"Fn::GetAtt": [SECRETS_KEY, "Arn"]}, "Condition": _via_secrets_manager()},
+        ]
+    if stage.settings.key_backend == "kms-envelope":
+        key = {"Fn::GetAtt": [SECRETS_KEY, "Arn"]}
+        statements += [
+            *_table_statements(ROTATION_TABLE_ACTIONS, {}, every_table=False),
+            # A new key: GenerateDataKeyPair under the stage's context, then Encrypt under the kid's.
+            {"Sid": "GenerateSigningKeyPairs", "Effect": "Allow", "Action": ["kms:GenerateDataKeyPair"],
+             "Resource": key, "Condition": {"StringEquals": {
+                 "kms:EncryptionContext:idp:stage": stage.settings.stage,
+                 "kms:DataKeyPairSpec": sorted(spec for spec, _ in KMS_ALGS.values())}}},
+            {"Sid": "SealSigningKeys", "Effect": "Allow", "Action": ["kms:Encrypt"], "Resource": key,
+             "Condition": _envelope_context(stage)},
+            # The bootstrap's check that the wrapping key still exists.
+            {"Sid": "DescribeSigningKeysKey", "Effect": "Allow", "Action": ["kms:DescribeKey"], "Resource": key},
         ]
     # KEY_BACKEND=kms: the schedule only logs that the operator rotates (chalicelib/blueprints/rotation.py).
     return _document(*statements)

@@ -63,7 +63,10 @@ class Stage:
 
     @property
     def secrets_key_alias(self) -> str | None:
-        return self.settings.secrets_kms_key_id if self.settings.key_backend == "secretsmanager" else None
+        """The alias of the stage's symmetric KMS key, which the stack creates: it encrypts the signing-key
+        secrets (secretsmanager) or the signing keys themselves (kms-envelope)."""
+        return {"secretsmanager": self.settings.secrets_kms_key_id,
+                "kms-envelope": self.settings.envelope_kms_key_id}.get(self.settings.key_backend)
 
 
 def is_example_issuer(stage: Stage) -> bool:
@@ -122,6 +125,9 @@ def _check(stage: Stage, stage_config: dict) -> None:
     if s.key_backend == "secretsmanager" and not s.secrets_kms_key_id.startswith("alias/"):
         raise StageError(f"stage {stage.name}: SECRETS_KMS_KEY_ID must name the alias the stack creates for the "
                          f"signing-key secrets' KMS key, e.g. \"alias/{stage.stack_name}-secrets\"")
+    if s.key_backend == "kms-envelope" and not s.envelope_kms_key_id.startswith("alias/"):
+        raise StageError(f"stage {stage.name}: ENVELOPE_KMS_KEY_ID must name the alias the stack creates for the "
+                         f"signing keys' KMS key, e.g. \"alias/{stage.stack_name}-signing-keys\"")
     if s.key_backend == "kms" and s.kms_signer_role_name != stage.role_name("api"):
         raise StageError(f"stage {stage.name}: with KEY_BACKEND=kms set KMS_SIGNER_ROLE_NAME to "
                          f"\"{stage.role_name('api')}\", the role the stack creates for the API function")

@@ -70,10 +70,12 @@ def stateful_resources(stage: Stage) -> dict:
         resources[policy.SECRETS_KEY] = {
             "Type": "AWS::KMS::Key", **_retain(stage),
             "Properties": {
-                "Description": f"{stage.stack_name}: encrypts the token signing-key secrets",
+                "Description": f"{stage.stack_name}: encrypts the token signing-key "
+                               + ("secrets" if s.key_backend == "secretsmanager" else "private keys"),
                 "EnableKeyRotation": True,
                 # Account administrators manage the key; the functions' IAM policies (infra/policy.py)
-                # allow only Decrypt/GenerateDataKey through Secrets Manager.
+                # allow only Decrypt/GenerateDataKey through Secrets Manager (kms-envelope: Decrypt,
+                # Encrypt, GenerateDataKeyPair under the stage's encryption context).
                 "KeyPolicy": {"Version": "2012-10-17", "Statement": [
                     {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": _account_root()},
                      "Action": "kms:*", "Resource": "*"},

@@ -25,9 +25,11 @@ for leaked in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECU
     os.environ.pop(leaked, None)
 
 from tools import chalice_compat  # noqa: E402
+from tools import moto_kms  # noqa: E402
 from tools.moto_server import install as serialize_dynamodb_actions  # noqa: E402
 
 chalice_compat.install()
+moto_kms.install()  # kms:GenerateDataKeyPair (KEY_BACKEND=kms-envelope), which moto lacks
 # In-process moto too: it applies an update as read-then-write, so parallel atomic ADDs (the sign-in
 # counters) lost updates and the parallel-guessing test failed now and then. DynamoDB does not.
 serialize_dynamodb_actions()
@@ -53,6 +55,17 @@ def aws(monkeypatch):
         reset_process_state(endpoint_changed=False)
         bootstrap_tables()
         yield
+    reset_process_state(endpoint_changed=False)
+
+
+def select_key_backend(monkeypatch, name: str) -> None:
+    """KEY_BACKEND=name for this test, with what it needs: kms-envelope a symmetric key (inside moto)."""
+    monkeypatch.setenv("KEY_BACKEND", name)
+    if name == "kms-envelope":
+        from chalicelib.aws import client
+
+        key = client("kms").create_key(Description="test envelope key")["KeyMetadata"]["Arn"]
+        monkeypatch.setenv("ENVELOPE_KMS_KEY_ID", key)
     reset_process_state(endpoint_changed=False)
 
 

@@ -164,9 +164,29 @@ def bootstrap(env: dict[str, str]) -> None:
     from chalicelib.keys import keyring
     from chalicelib.storage.tables import bootstrap_tables
 
+    if os.environ.get("KEY_BACKEND") == "kms-envelope":
+        _ensure_envelope_key(os.environ["ENVELOPE_KMS_KEY_ID"])
     tables, keys = bootstrap_tables(), keyring.ensure_keys()
     if tables or keys:
         print(f"devstack: created {len(tables)} tables and {len(keys)} signing keys", flush=True)
+
+
+def _ensure_envelope_key(alias: str) -> None:
+    """KEY_BACKEND=kms-envelope: the symmetric key behind `alias`. KMS calls are not replayed (see
+    UNREPLAYABLE_SERVICES), so after a restart it is made again, and keyring.ensure_keys() replaces
+    the signing keys the old one encrypted."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib.aws import client
+
+    kms = client("kms")
+    try:
+        kms.describe_key(KeyId=alias)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        key = kms.create_key(Description="local stack: encrypts the signing keys")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key)
 
 
 def banner(env: dict[str, str], shell: dict[str, str], base_url: str, discovery: dict, state_dir: Path,

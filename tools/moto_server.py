@@ -39,7 +39,10 @@ def install() -> None:
 def main(argv: list[str] | None = None) -> None:
     from moto import server
 
+    from tools import moto_kms
+
     install()
+    moto_kms.install()
     server.main(sys.argv[1:] if argv is None else argv)
 
 

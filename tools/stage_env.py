@@ -18,6 +18,10 @@ CONFIG = ROOT / ".chalice" / "config.json"
 DEFAULT_STATE_DIR = ROOT / ".local"
 
 
+#: The local stack's symmetric KMS key for KEY_BACKEND=kms-envelope (tools/devstack.py creates it).
+LOCAL_ENVELOPE_KEY = "alias/idp-local-signing-keys"
+
+
 def chalice_stage_env(stage: str) -> dict[str, str]:
     config = json.loads(CONFIG.read_text())
     if stage not in config["stages"]:
@@ -39,6 +43,8 @@ def local_defaults(environ=None) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
+        # Used with KEY_BACKEND=kms-envelope: the devstack's bootstrap creates the key behind it.
+        "ENVELOPE_KMS_KEY_ID": LOCAL_ENVELOPE_KEY,
     }
 
 

@@ -24,8 +24,9 @@ Error classes (a few per call, since the classification is one function, chalice
   a read timeout on a write that reached DynamoDB (except TransactWriteItems: DynamoDB answers the
   re-sent transaction from its ClientRequestToken, which moto does not implement).
 Raised from `before-call`, a failure is not retried by botocore: it stands for a call whose retries
-are spent. The token endpoints run twice, with Secrets Manager keys and with KMS keys (every token
-signature a kms:Sign call). The number of (endpoint, call, error) combinations is printed.
+are spent. The token endpoints run three times: with Secrets Manager keys, with KMS keys (every token
+signature a kms:Sign call) and with envelope keys (a kms:Decrypt on the cold container each request
+here runs as). The number of (endpoint, call, error) combinations is printed.
 """
 from __future__ import annotations
 
@@ -398,10 +399,9 @@ def summary() -> str:
 def key_backend(request, aws, monkeypatch):
     """The signing-key backend named by the test's parameter (indirect)."""
     from chalicelib.keys import keyring
-    from tests.conftest import reset_process_state
+    from tests.conftest import select_key_backend
 
-    monkeypatch.setenv("KEY_BACKEND", request.param)
-    reset_process_state(endpoint_changed=False)
+    select_key_backend(monkeypatch, request.param)
     keyring.ensure_keys()
     return request.param
 
@@ -474,10 +474,12 @@ def _exercise(label: str, world: World) -> int:
     return exercised
 
 
-# Every endpoint with Secrets Manager keys; the token endpoints, the only ones that sign, with KMS too.
+# Every endpoint with Secrets Manager keys; the token endpoints, the only ones that sign, with KMS
+# keys (kms:Sign per token) and envelope keys (kms:Decrypt once per container) too.
 @pytest.mark.parametrize(("label", "key_backend"),
                          [(label, "secretsmanager") for label in ENDPOINTS]
-                         + [(label, "kms") for label in ENDPOINTS if label in TOKEN_ENDPOINTS],
+                         + [(label, backend) for backend in ("kms", "kms-envelope")
+                            for label in ENDPOINTS if label in TOKEN_ENDPOINTS],
                          indirect=["key_backend"])
 def test_no_fault_of_any_call_loses_a_sign_in_or_answers_500(label, world, key_backend):
     assert _exercise(label, world) > 0 or label == "GET /jwks"

@@ -89,6 +89,18 @@ def test_the_schedule_leaves_kms_keys_to_the_operator(aws, monkeypatch):
     assert keyring.all_keys() == []
 
 
+def test_the_schedule_creates_and_rotates_envelope_keys(aws, monkeypatch):
+    """kms-envelope keys need no kms:CreateKey: the rotation function makes them itself."""
+    from chalicelib.blueprints.rotation import rotate_signing_keys
+    from tests.conftest import select_key_backend
+
+    select_key_backend(monkeypatch, "kms-envelope")
+    assert rotate_signing_keys(EVENT, None)["outcome"] == "not_due"
+    assert {k.backend for k in keyring.all_keys()} == {"kms-envelope"} and states() == ["current", "next"]
+    assert rotate_keys(when_due=True, at=now() + 31 * DAY).outcome == "rotated"
+    assert states() == ["current", "next", "retired"]
+
+
 def test_the_admin_cli_rotates_now_through_the_same_step(keys, monkeypatch):
     from chalicelib.keys import rotation
     from tools.admin import main

@@ -127,6 +127,28 @@ def test_with_the_kms_backend_no_iam_statement_mentions_kms_or_secrets(tmp_path)
     assert template["Resources"]["ApiRole"]["Properties"]["RoleName"] == stage.settings.kms_signer_role_name
 
 
+def test_with_the_envelope_backend_the_stage_key_opens_only_this_stages_signing_keys_each_naming_its_kid(tmp_path):
+    stage = stage_with(tmp_path, KEY_BACKEND="kms-envelope", ENVELOPE_KMS_KEY_ID="alias/serverless-idp-prod-signing-keys")
+    template = merge_template(stage)
+    assert template["Resources"]["SecretsKeyAlias"]["Properties"] == {
+        "AliasName": "alias/serverless-idp-prod-signing-keys", "TargetKeyId": {"Ref": "SecretsKey"}}
+    by_role = {role: {s["Sid"]: s for s in document["Statement"]}
+               for role, document in (("api", policy.api_policy(stage)), ("rotation", policy.rotation_policy(stage)))}
+    kms = {role: {a for s in statements.values() for a in as_list(s["Action"]) if a.startswith(("kms:", "secretsmanager:"))}
+           for role, statements in by_role.items()}
+    assert kms == {"api": {"kms:Decrypt"},
+                   "rotation": {"kms:GenerateDataKeyPair", "kms:Encrypt", "kms:DescribeKey"}}
+    named_kid = {"StringEquals": {"kms:EncryptionContext:idp:stage": "prod"},
+                 "Null": {"kms:EncryptionContext:idp:kid": "false"}}
+    assert by_role["api"]["DecryptSigningKeys"]["Condition"] == named_kid
+    assert by_role["rotation"]["SealSigningKeys"]["Condition"] == named_kid
+    assert by_role["rotation"]["GenerateSigningKeyPairs"]["Condition"] == {"StringEquals": {
+        "kms:EncryptionContext:idp:stage": "prod", "kms:DataKeyPairSpec": ["ECC_NIST_P256", "RSA_2048"]}}
+    for statements in by_role.values():
+        assert all(s["Resource"] == {"Fn::GetAtt": ["SecretsKey", "Arn"]}
+                   for s in statements.values() if any(a.startswith("kms:") for a in as_list(s["Action"])))
+
+
 def test_each_chalice_function_runs_with_its_own_role_name_and_log_group():
     stage = load("prod")
     resources = merge_template(stage)["Resources"]
@@ -179,6 +201,7 @@ def test_an_issuer_path_becomes_the_base_path_mapping(tmp_path):
     ({"manage_iam_role": None}, "manage_iam_role"),
     ({"SECRETS_KMS_KEY_ID": None}, "SECRETS_KMS_KEY_ID"),
     ({"KEY_BACKEND": "kms"}, "KMS_SIGNER_ROLE_NAME"),
+    ({"KEY_BACKEND": "kms-envelope", "ENVELOPE_KMS_KEY_ID": "arn:aws:kms:us-east-1:1:key/x"}, "ENVELOPE_KMS_KEY_ID"),
     ({"KEY_RETIRE_AFTER": "600"}, "KEY_RETIRE_AFTER"),
 ])
 def test_a_stage_the_template_cannot_deploy_is_refused_with_the_fix(tmp_path, changes, message):

@@ -117,3 +117,28 @@ def test_off_lambda_import_builds_nothing(aws, monkeypatch):
     aws_module.reset_clients()
     runtime.initialize()
     assert aws_module._state == {}
+
+
+def test_an_envelope_key_is_decrypted_after_a_restore_and_never_lands_in_the_snapshot(aws, lambda_hooks, monkeypatch):
+    """kms-envelope: init builds the KMS client but decrypts nothing; a restore forgets a decrypted key
+    (the signer cache is "data"), so each restored container runs its own kms:Decrypt."""
+    from chalicelib import aws as aws_module
+    from chalicelib import runtime
+    from chalicelib.keys import keyring
+    from tests.conftest import select_key_backend
+
+    select_key_backend(monkeypatch, "kms-envelope")
+    keyring.ensure_keys()
+    monkeypatch.setenv(runtime.INITIALIZATION_TYPE, "snap-start")
+    aws_module.reset_clients()
+    calls: list[str] = []
+    aws_module.session().register("before-send", lambda **kwargs: calls.append(kwargs["event_name"]))
+
+    runtime.initialize()
+
+    assert set(aws_module._state) == {None, "dynamodb", "kms"} and calls == []
+    keyring.current_signer()
+    assert keyring._signer_cache and any(c.endswith("kms.Decrypt") for c in calls)
+    runtime.after_restore()
+    assert keyring._signer_cache == {}
+    aws_module.reset_clients()
