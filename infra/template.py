@@ -145,19 +145,23 @@ def lambda_functions() -> dict[str, str]:
 
 
 def domain_resources(stage: Stage) -> dict:
+    """The custom domain and the mapping of the stage's API onto it. The domain is an API Gateway
+    (v1) regional domain name behind either front door: custom domains are shared by REST and HTTP
+    APIs, and keeping its type (and logical id) lets a stage switch API_FRONT_DOOR without
+    re-creating the domain, whose regional host name the DNS record points at. The mapping is of
+    the front door's own kind, under its own logical id (CloudFormation cannot change a resource's
+    type in place)."""
+    domain = {"Type": "AWS::ApiGateway::DomainName", "Properties": {
+        "DomainName": stage.domain_name, "RegionalCertificateArn": {"Ref": "CertificateArn"},
+        "EndpointConfiguration": {"Types": ["REGIONAL"]}, "SecurityPolicy": "TLS_1_2"}}
     if stage.front_door == "http":
-        domain = {"Type": "AWS::ApiGatewayV2::DomainName", "Properties": {
-            "DomainName": stage.domain_name,
-            "DomainNameConfigurations": [{"CertificateArn": {"Ref": "CertificateArn"}, "EndpointType": "REGIONAL",
-                                          "SecurityPolicy": "TLS_1_2"}]}}
+        mapping_id = "ApiMapping"
         mapping = {"Type": "AWS::ApiGatewayV2::ApiMapping", "Properties": {
             "DomainName": {"Ref": "ApiDomain"}, "ApiId": {"Ref": "HttpApi"}, "Stage": {"Ref": "HttpApiStage"}}}
         if stage.base_path:
             mapping["Properties"]["ApiMappingKey"] = stage.base_path
     else:
-        domain = {"Type": "AWS::ApiGateway::DomainName", "Properties": {
-            "DomainName": stage.domain_name, "RegionalCertificateArn": {"Ref": "CertificateArn"},
-            "EndpointConfiguration": {"Types": ["REGIONAL"]}, "SecurityPolicy": "TLS_1_2"}}
+        mapping_id = "ApiBasePathMapping"
         mapping = {"Type": "AWS::ApiGateway::BasePathMapping",
                    # The mapping names the stage, which SAM creates alongside the API.
                    "DependsOn": [SAM_STAGE.format(stage.api_gateway_stage)],
@@ -167,7 +171,7 @@ def domain_resources(stage: Stage) -> dict:
             mapping["Properties"]["BasePath"] = stage.base_path
     return {
         "ApiDomain": domain,
-        "ApiBasePathMapping": mapping,
+        mapping_id: mapping,
         "ApiDnsRecord": {
             "Type": "AWS::Route53::RecordSet",
             "Condition": "CreateDnsRecord",

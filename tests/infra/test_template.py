@@ -297,8 +297,8 @@ def test_the_http_api_sends_every_request_to_the_snapstart_alias_in_the_rest_eve
     permission = resources["APIHandlerInvokePermission"]["Properties"]
     assert permission["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
     assert permission["SourceArn"]["Fn::Sub"].endswith(":${HttpApi}/*")
-    assert not any(r.get("Type", "").startswith("AWS::ApiGateway::") or name == "RestAPI"
-                   for name, r in resources.items()), "no REST API resources behind the HTTP API"
+    assert not {"RestAPI", "ApiBasePathMapping", "ApiGatewayAccount", "ApiGatewayLogRole"} & set(resources), \
+        "no REST API resources behind the HTTP API"
 
 
 def test_the_http_api_stage_is_throttled_logged_and_reachable_only_through_the_custom_domain():
@@ -320,17 +320,18 @@ def test_the_http_api_stage_is_throttled_logged_and_reachable_only_through_the_c
         "5xx", [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}, {"Name": "Stage", "Value": "$default"}])
 
 
-def test_the_http_api_custom_domain_maps_the_issuer_path(tmp_path):
+def test_the_http_api_is_mapped_at_the_issuer_path_of_the_same_custom_domain(tmp_path):
     resources = merge_template(load("prod"))["Resources"]
-    assert resources["ApiDomain"]["Type"] == "AWS::ApiGatewayV2::DomainName"
+    assert resources["ApiDomain"] == merge_template(rest_stage(tmp_path))["Resources"]["ApiDomain"], \
+        "switching front doors keeps the domain (and its regional host name, which DNS points at)"
     assert resources["ApiDomain"]["Properties"]["DomainName"] == "login.example.com"
-    assert resources["ApiDomain"]["Properties"]["DomainNameConfigurations"][0]["SecurityPolicy"] == "TLS_1_2"
-    mapping = resources["ApiBasePathMapping"]
+    assert "ApiBasePathMapping" not in resources
+    mapping = resources["ApiMapping"]
     assert mapping["Type"] == "AWS::ApiGatewayV2::ApiMapping"
     assert mapping["Properties"] == {"DomainName": {"Ref": "ApiDomain"}, "ApiId": {"Ref": "HttpApi"},
                                      "Stage": {"Ref": "HttpApiStage"}}
     with_path = merge_template(stage_with(tmp_path, ISSUER="https://example.org/idp"))["Resources"]
-    assert with_path["ApiBasePathMapping"]["Properties"]["ApiMappingKey"] == "idp"
+    assert with_path["ApiMapping"]["Properties"]["ApiMappingKey"] == "idp"
 
 
 def test_the_packaged_http_variant_drops_chalices_rest_api():
