@@ -3,6 +3,9 @@
 Chalice generates the Lambda functions, the REST API and the daily schedule from app.py and
 .chalice/config.json; this module adds everything else, rendered from the code's own definitions:
 
+- the front door (API_FRONT_DOOR, infra/stage.py): "http" adds an HTTP API (`http_api_resources`)
+  and infra/package.py removes Chalice's REST API from sam.json; "rest" keeps and configures it;
+
 - stateful resources (`stateful_resources`): the DynamoDB tables (from the pynamodb models, as the
   local bootstrap creates them; infra/tables.py), the KMS key encrypting the signing-key secrets
   (KEY_BACKEND=secretsmanager) with the alias SECRETS_KMS_KEY_ID names, the functions' log groups,
