@@ -1,10 +1,10 @@
 """The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
-from chalice import Chalice
-
 from chalicelib import runtime
 from chalicelib.blueprints import authorize, fallback, registration, rotation, token, userinfo, wellknown
+from chalicelib.front_door import FrontDoorChalice
 
-app = Chalice(app_name="serverless-idp")
+# Chalice, taking events from a REST API or an HTTP API (API_FRONT_DOOR, docs/deploy.md).
+app = FrontDoorChalice(app_name="serverless-idp")
 # Chalice would otherwise return tracebacks in debug mode; errors are rendered by chalicelib.web.
 app.debug = False
 

@@ -8,8 +8,8 @@ Runs the AWS CLI v2 with your credentials (profile, SSO or environment), echoing
    serverless-idp-artifacts-<account>-<region>, created when missing: versioned, encrypted (SSE-S3),
    all public access blocked, old versions expiring after 30 days;
 2. aws cloudformation package   (uploads dist/<stage>/deployment.zip, rewrites CodeUri);
-3. aws cloudformation deploy --s3-bucket   (uploads the template, which is far over the 51,200
-   bytes the CloudFormation API accepts inline, then creates or updates one stack,
+3. aws cloudformation deploy --s3-bucket   (uploads the template, which behind a REST API is far
+   over the 51,200 bytes the CloudFormation API accepts inline, then creates or updates one stack,
    serverless-idp-<stage>: tables, keys, roles, functions, API, custom domain, alarms, DNS record
    when HOSTED_ZONE_ID is given);
 4. the first signing keys: KEY_BACKEND=secretsmanager or kms-envelope invokes the rotation function once (which

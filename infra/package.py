@@ -14,7 +14,9 @@ in the zip every cold start that is not restored from a SnapStart snapshot (publ
 past the snapshots, the rotation function) compiles botocore and the rest from source, about a
 second of CPU. Unchecked hash-based .pyc files are used as they are, with no source mtime check.
 
-Then `chalice package --merge-template` writes sam.json and deployment.zip, and the zip is checked:
+Then `chalice package --merge-template` writes sam.json and deployment.zip (for an API_FRONT_DOOR=http
+stage without Chalice's REST API, which the HTTP API of the merge template replaces), and the zip is
+checked:
 
 1. every native library in it (ELF file) is built for aarch64, and every extension module for
    CPython 3.13 or the stable ABI (abi3);
@@ -108,6 +110,17 @@ def chalice_package(project: Path, stage: str, dist: Path) -> None:
     chalice = Path(sys.executable).parent / "chalice"
     subprocess.run([str(chalice), "package", "--stage", stage, "--merge-template",
                     str(dist / "merge-template.json"), str(dist)], cwd=project, check=True)
+    drop_rest_api(stage, dist / "sam.json")
+
+
+def drop_rest_api(stage: str, sam: Path) -> None:
+    """Chalice always generates a REST API; an API_FRONT_DOOR=http stage serves through the merge
+    template's HTTP API instead, so the REST API and its outputs are taken out of sam.json."""
+    from infra.stage import load
+    from infra.template import without_rest_api
+
+    if load(stage).front_door == "http":
+        sam.write_text(json.dumps(without_rest_api(json.loads(sam.read_text())), indent=2))
 
 
 def check_binaries(package: Path) -> int:

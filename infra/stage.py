@@ -24,6 +24,12 @@ RESERVED_TLDS = ("example", "test", "invalid", "localhost")
 #: Set to package anyway (the test suite and `make deploy DRY_RUN=1` check the build with the
 #: shipped example issuer); nothing built with it may be deployed.
 ALLOW_EXAMPLE_ISSUER = "ALLOW_EXAMPLE_ISSUER"
+#: API_FRONT_DOOR (a stage's environment variable): the API Gateway product in front of the API
+#: function. "http" (the default): an HTTP API, $1.00 per million requests; "rest": a REST API,
+#: $3.50 per million, for usage plans, edge-optimised endpoints or a WAF directly on the API
+#: (docs/deploy.md, "Front door"). The function serves either (chalicelib/front_door.py).
+FRONT_DOORS = ("http", "rest")
+DEFAULT_FRONT_DOOR = "http"
 
 
 class StageError(ValueError):
@@ -60,6 +66,10 @@ class Stage:
     def base_path(self) -> str:
         """The API mapping's base path: the issuer's path without slashes ("" = the domain's root)."""
         return urlsplit(self.settings.issuer).path.strip("/")
+
+    @property
+    def front_door(self) -> str:
+        return self.env.get("API_FRONT_DOOR") or DEFAULT_FRONT_DOOR
 
     @property
     def secrets_key_alias(self) -> str | None:
@@ -109,6 +119,9 @@ def _check(stage: Stage, stage_config: dict) -> None:
     s = stage.settings
     if s.stage != stage.name:
         raise StageError(f"stage {stage.name}: STAGE is {s.stage!r}; it must be {stage.name!r}")
+    if stage.front_door not in FRONT_DOORS:
+        raise StageError(f"stage {stage.name}: API_FRONT_DOOR must be one of {', '.join(FRONT_DOORS)}, got "
+                         f"{stage.front_door!r}")
     if stage.endpoint_type != "REGIONAL":
         raise StageError(f"stage {stage.name}: set \"api_gateway_endpoint_type\": \"REGIONAL\" (the custom domain "
                          "and its certificate live in the stack's region)")

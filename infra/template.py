@@ -3,6 +3,9 @@
 Chalice generates the Lambda functions, the REST API and the daily schedule from app.py and
 .chalice/config.json; this module adds everything else, rendered from the code's own definitions:
 
+- the front door (API_FRONT_DOOR, infra/stage.py): "http" adds an HTTP API (`http_api_resources`)
+  and infra/package.py removes Chalice's REST API from sam.json; "rest" keeps and configures it;
+
 - stateful resources (`stateful_resources`): the DynamoDB tables (from the pynamodb models, as the
   local bootstrap creates them; infra/tables.py), the KMS key encrypting the signing-key secrets
   (KEY_BACKEND=secretsmanager) with the alias SECRETS_KMS_KEY_ID names, the functions' log groups,
@@ -147,21 +150,33 @@ def lambda_functions() -> dict[str, str]:
 
 
 def domain_resources(stage: Stage) -> dict:
-    mapping = {"DomainName": {"Ref": "ApiDomain"}, "RestApiId": {"Ref": "RestAPI"}, "Stage": stage.api_gateway_stage}
-    if stage.base_path:
-        mapping["BasePath"] = stage.base_path
+    """The custom domain and the mapping of the stage's API onto it. The domain is an API Gateway
+    (v1) regional domain name behind either front door: custom domains are shared by REST and HTTP
+    APIs, and keeping its type (and logical id) lets a stage switch API_FRONT_DOOR without
+    re-creating the domain, whose regional host name the DNS record points at. The mapping is of
+    the front door's own kind, under its own logical id (CloudFormation cannot change a resource's
+    type in place)."""
+    domain = {"Type": "AWS::ApiGateway::DomainName", "Properties": {
+        "DomainName": stage.domain_name, "RegionalCertificateArn": {"Ref": "CertificateArn"},
+        "EndpointConfiguration": {"Types": ["REGIONAL"]}, "SecurityPolicy": "TLS_1_2"}}
+    if stage.front_door == "http":
+        mapping_id = "ApiMapping"
+        mapping = {"Type": "AWS::ApiGatewayV2::ApiMapping", "Properties": {
+            "DomainName": {"Ref": "ApiDomain"}, "ApiId": {"Ref": "HttpApi"}, "Stage": {"Ref": "HttpApiStage"}}}
+        if stage.base_path:
+            mapping["Properties"]["ApiMappingKey"] = stage.base_path
+    else:
+        mapping_id = "ApiBasePathMapping"
+        mapping = {"Type": "AWS::ApiGateway::BasePathMapping",
+                   # The mapping names the stage, which SAM creates alongside the API.
+                   "DependsOn": [SAM_STAGE.format(stage.api_gateway_stage)],
+                   "Properties": {"DomainName": {"Ref": "ApiDomain"}, "RestApiId": {"Ref": "RestAPI"},
+                                  "Stage": stage.api_gateway_stage}}
+        if stage.base_path:
+            mapping["Properties"]["BasePath"] = stage.base_path
     return {
-        "ApiDomain": {
-            "Type": "AWS::ApiGateway::DomainName",
-            "Properties": {"DomainName": stage.domain_name, "RegionalCertificateArn": {"Ref": "CertificateArn"},
-                           "EndpointConfiguration": {"Types": ["REGIONAL"]}, "SecurityPolicy": "TLS_1_2"},
-        },
-        "ApiBasePathMapping": {
-            "Type": "AWS::ApiGateway::BasePathMapping",
-            # The mapping names the stage, which SAM creates alongside the API.
-            "DependsOn": [SAM_STAGE.format(stage.api_gateway_stage)],
-            "Properties": mapping,
-        },
+        "ApiDomain": domain,
+        mapping_id: mapping,
         "ApiDnsRecord": {
             "Type": "AWS::Route53::RecordSet",
             "Condition": "CreateDnsRecord",
@@ -174,19 +189,65 @@ def domain_resources(stage: Stage) -> dict:
     }
 
 
-def snapstart_resources() -> dict:
+#: What `chalice package` generates for its REST API and the HTTP API front door does without
+#: (infra/package.py removes them from sam.json: a merge template can add and override, not delete).
+REST_API_RESOURCES = ("RestAPI",)
+REST_API_OUTPUTS = ("RestAPIId", "EndpointURL")
+
+
+def without_rest_api(template: dict) -> dict:
+    """The packaged template of an API_FRONT_DOOR=http stage: Chalice's REST API removed."""
+    return {**template,
+            "Resources": {k: v for k, v in template["Resources"].items() if k not in REST_API_RESOURCES},
+            "Outputs": {k: v for k, v in template.get("Outputs", {}).items() if k not in REST_API_OUTPUTS}}
+
+
+def http_api_resources(stage: Stage) -> dict:
+    """The HTTP API front door: one `$default` route to the API function's alias (payload format
+    1.0: the REST proxy event shape, which chalicelib/front_door.py maps to the Chalice route), its
+    `$default` stage auto-deployed, throttled and access-logged, execute-api off as for REST."""
+    return {
+        "HttpApi": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {
+            "Name": stage.stack_name, "ProtocolType": "HTTP", "DisableExecuteApiEndpoint": True,
+            "Description": f"{stage.stack_name}: HTTP API front door (infra/template.py)"}},
+        "HttpApiIntegration": {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {
+            "ApiId": {"Ref": "HttpApi"}, "IntegrationType": "AWS_PROXY", "IntegrationMethod": "POST",
+            "IntegrationUri": {"Ref": API_ALIAS_RESOURCE}, "PayloadFormatVersion": "1.0"}},
+        "HttpApiDefaultRoute": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
+            "ApiId": {"Ref": "HttpApi"}, "RouteKey": "$default",
+            "Target": {"Fn::Sub": "integrations/${HttpApiIntegration}"}}},
+        "HttpApiStage": {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {
+            "ApiId": {"Ref": "HttpApi"}, "StageName": "$default", "AutoDeploy": True,
+            "DefaultRouteSettings": {"ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                     "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}},
+            "AccessLogSettings": {"DestinationArn": {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]},
+                                  "Format": HTTP_ACCESS_LOG_FORMAT}}},
+    }
+
+
+def snapstart_resources(stage: Stage) -> dict:
     """SnapStart on the API function, and API Gateway invoking its alias (merged into Chalice's)."""
     from app import app
 
-    paths = {path: {method.lower(): {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": ALIAS_INVOCATION_URI}}}
-                    for method in entry}
-             for path, entry in app.routes.items()}
-    return {
+    resources = {
         "APIHandler": {"Properties": {"SnapStart": {"ApplyOn": "PublishedVersions"}, "AutoPublishAlias": API_ALIAS}},
         # Invoking an alias needs a permission on the alias itself; one on the function does not cover it.
         "APIHandlerInvokePermission": {"Properties": {"FunctionName": {"Ref": API_ALIAS_RESOURCE}}},
-        "RestAPI": {"Properties": {"DefinitionBody": {"paths": paths}}},
     }
+    if stage.front_door == "http":
+        # Chalice's permission names its REST API; the HTTP API replaces it (and the integration
+        # names the alias already).
+        resources["APIHandlerInvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
+            "FunctionName": {"Ref": API_ALIAS_RESOURCE}, "Action": "lambda:InvokeFunction",
+            "Principal": "apigateway.amazonaws.com",
+            "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                                     "${HttpApi}/*"}}}
+        return resources
+    paths = {path: {method.lower(): {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": ALIAS_INVOCATION_URI}}}
+                    for method in entry}
+             for path, entry in app.routes.items()}
+    resources["RestAPI"] = {"Properties": {"DefinitionBody": {"paths": paths}}}
+    return resources
 
 
 #: API Gateway stage throttle defaults (requests per second, and the bucket's burst). The account's
@@ -205,6 +266,14 @@ SIGN_IN_FAILURE_PATTERN = '{ ($.msg = "sign-in failed") || ($.msg = "sign-in thr
 ACCESS_LOG_FORMAT = json.dumps({
     "request_id": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTimeEpoch",
     "method": "$context.httpMethod", "resource": "$context.resourcePath", "status": "$context.status",
+    "bytes": "$context.responseLength", "latency_ms": "$context.responseLatency",
+    "integration_ms": "$context.integrationLatency", "error": "$context.error.responseType",
+}, separators=(",", ":"))
+#: The same fields from an HTTP API ($context variables differ: no resource path behind $default,
+#: so the path, which never holds the query string).
+HTTP_ACCESS_LOG_FORMAT = json.dumps({
+    "request_id": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTimeEpoch",
+    "method": "$context.httpMethod", "resource": "$context.path", "status": "$context.status",
     "bytes": "$context.responseLength", "latency_ms": "$context.responseLatency",
     "integration_ms": "$context.integrationLatency", "error": "$context.error.responseType",
 }, separators=(",", ":"))
@@ -260,39 +329,9 @@ def operations_resources(stage: Stage) -> dict:
     return {
         "APIHandler": {"Properties": {"ReservedConcurrentExecutions": {
             "Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}}},
-        "RestAPI": {
-            # The stage must not be created before API Gateway may write the account's logs.
-            "DependsOn": ["ApiGatewayAccount"],
-            "Properties": {
-                # Named for the stack (Chalice would name every stage's API after the app), so its
-                # metrics, which API Gateway keys by name, are this stage's alone.
-                "Name": stage.stack_name,
-                "DefinitionBody": {"info": {"title": stage.stack_name}},
-                "DisableExecuteApiEndpoint": True,
-                "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
-                                    "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
-                                    "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}],
-                "AccessLogSetting": {"DestinationArn": {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]},
-                                     "Format": ACCESS_LOG_FORMAT},
-            }},
+        **(http_api_resources(stage) if stage.front_door == "http" else _rest_api_operations(stage)),
         "ApiAccessLogGroup": {"Type": "AWS::Logs::LogGroup",
                               "Properties": {"LogGroupName": access_log, "RetentionInDays": LOG_RETENTION_DAYS}},
-        # API Gateway writes logs through one role per account and region. Kept when the stack goes,
-        # because other APIs of the account may log through it by then.
-        "ApiGatewayLogRole": {
-            "Type": "AWS::IAM::Role", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
-            "Properties": {
-                "Description": "API Gateway's account-wide CloudWatch Logs role (set by "
-                               f"{stage.stack_name}, infra/template.py)",
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
-                     "Action": "sts:AssumeRole"}]},
-                "ManagedPolicyArns": [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-                                                  "AmazonAPIGatewayPushToCloudWatchLogs"}],
-            }},
-        "ApiGatewayAccount": {"Type": "AWS::ApiGateway::Account", "DeletionPolicy": "Retain",
-                              "UpdateReplacePolicy": "Retain",
-                              "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLogRole", "Arn"]}}},
         "SignInFailureMetric": {"Type": "AWS::Logs::MetricFilter", "Properties": {
             "LogGroupName": {"Ref": policy.LOG_GROUPS["api"]}, "FilterPattern": SIGN_IN_FAILURE_PATTERN,
             "MetricTransformations": [{"MetricNamespace": stage.stack_name, "MetricName": "SignInFailures",
@@ -300,9 +339,7 @@ def operations_resources(stage: Stage) -> dict:
         "Api5xxAlarm": _alarm(
             stage, "api-5xx", f"More than {API_5XX_RATE:.0%} of requests answered 5xx in 5 minutes: a dependency "
                               "fault (503) or a bug (500); see the API function's logs",
-            {"Namespace": "AWS/ApiGateway", "MetricName": "5XXError", "Statistic": "Average", "Period": 300,
-             "Dimensions": [{"Name": "ApiName", "Value": stage.stack_name},
-                            {"Name": "Stage", "Value": stage.api_gateway_stage}]},
+            _api_5xx_metric(stage),
             Threshold=API_5XX_RATE, ComparisonOperator="GreaterThanThreshold", EvaluationPeriods=2,
             DatapointsToAlarm=2),
         "ApiThrottleAlarm": _alarm(
@@ -325,6 +362,54 @@ def operations_resources(stage: Stage) -> dict:
     }
 
 
+def _api_5xx_metric(stage: Stage) -> dict:
+    """API Gateway's 5xx share: "5XXError" by API name for REST APIs, "5xx" by API id for HTTP APIs."""
+    if stage.front_door == "http":
+        return {"Namespace": "AWS/ApiGateway", "MetricName": "5xx", "Statistic": "Average", "Period": 300,
+                "Dimensions": [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}, {"Name": "Stage", "Value": "$default"}]}
+    return {"Namespace": "AWS/ApiGateway", "MetricName": "5XXError", "Statistic": "Average", "Period": 300,
+            "Dimensions": [{"Name": "ApiName", "Value": stage.stack_name},
+                           {"Name": "Stage", "Value": stage.api_gateway_stage}]}
+
+
+def _rest_api_operations(stage: Stage) -> dict:
+    """The REST API's stage settings, and the account-wide role API Gateway (v1) logs through (HTTP
+    APIs log through their service-linked role)."""
+    return {
+        "RestAPI": {
+            # The stage must not be created before API Gateway may write the account's logs.
+            "DependsOn": ["ApiGatewayAccount"],
+            "Properties": {
+                # Named for the stack (Chalice would name every stage's API after the app), so its
+                # metrics, which API Gateway keys by name, are this stage's alone.
+                "Name": stage.stack_name,
+                "DefinitionBody": {"info": {"title": stage.stack_name}},
+                "DisableExecuteApiEndpoint": True,
+                "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
+                                    "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                    "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}],
+                "AccessLogSetting": {"DestinationArn": {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]},
+                                     "Format": ACCESS_LOG_FORMAT},
+            }},
+        # API Gateway writes logs through one role per account and region. Kept when the stack goes,
+        # because other APIs of the account may log through it by then.
+        "ApiGatewayLogRole": {
+            "Type": "AWS::IAM::Role", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "Description": "API Gateway's account-wide CloudWatch Logs role (set by "
+                               f"{stage.stack_name}, infra/template.py)",
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                     "Action": "sts:AssumeRole"}]},
+                "ManagedPolicyArns": [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                                                  "AmazonAPIGatewayPushToCloudWatchLogs"}],
+            }},
+        "ApiGatewayAccount": {"Type": "AWS::ApiGateway::Account", "DeletionPolicy": "Retain",
+                              "UpdateReplacePolicy": "Retain",
+                              "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLogRole", "Arn"]}}},
+    }
+
+
 def merge_template(stage: Stage) -> dict:
     resources = {**stateful_resources(stage), **domain_resources(stage)}
     for logical_id, role in lambda_functions().items():
@@ -334,7 +419,7 @@ def merge_template(stage: Stage) -> dict:
             "Properties": {"FunctionName": stage.function_name(role), "Role": {"Fn::GetAtt": [ROLES[role], "Arn"]},
                            "Runtime": LAMBDA_RUNTIME, "Architectures": [LAMBDA_ARCHITECTURE]},
         }
-    for logical_id, resource in [*snapstart_resources().items(), *operations_resources(stage).items()]:
+    for logical_id, resource in [*snapstart_resources(stage).items(), *operations_resources(stage).items()]:
         resources[logical_id] = _deep_merge(resources.get(logical_id, {}), resource)
     outputs = {
         **stateful_outputs(stage),

@@ -3,7 +3,9 @@
 1. Greedy `{proxy+}` routes. chalice local (and chalice.test.Client, which uses the same matcher)
    only matches routes segment by segment, so our catch-all 404 route never fires locally and
    unknown paths get the gateway's 403 "Missing Authentication Token". API Gateway falls back to
-   the greedy resource when no specific one matches; the patched matcher does too.
+   the greedy resource when no specific one matches; the patched matcher does too. It is the
+   matcher the Lambda entry point uses behind an HTTP API (chalicelib/front_door.py), so a path
+   resolves to the same route locally, in the tests and behind either front door.
 2. Base path mappings. An issuer with a path (https://login.example.com/tenant) is deployed as a
    custom-domain base path mapping: API Gateway strips "/tenant" before the request reaches the
    Lambda. Locally, when ISSUER has a path, the gateway strips it the same way; requests outside
@@ -13,19 +15,16 @@ from __future__ import annotations
 
 from chalice import local
 
-_GREEDY = "/{proxy+}"
-_original_match = local.RouteMatcher.match_route
+from chalicelib.front_door import match_route
 
 
 def _match_with_greedy_fallback(self, url):
-    try:
-        return _original_match(self, url)
-    except ValueError:
-        if _GREEDY not in self.route_urls:
-            raise
-        path = url.split("?", 1)[0]
-        query = local.parse_qs(local.urlparse(url).query, keep_blank_values=True)
-        return local.MatchResult(_GREEDY, {"proxy": path.lstrip("/")}, query)
+    parsed = local.urlparse(url)
+    match = match_route(self.route_urls, parsed.path)
+    if match is None:
+        raise ValueError(f"No matching route found for: {url}")
+    route, captured = match
+    return local.MatchResult(route, captured, local.parse_qs(parsed.query, keep_blank_values=True))
 
 
 _original_handle = local.LocalGateway.handle_request

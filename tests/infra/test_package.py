@@ -53,7 +53,7 @@ def test_make_package_refuses_the_example_issuer_unless_told_it_is_only_a_check(
     assert not (tmp_path / "prod" / "deployment.zip").exists()
 
 
-def test_make_deploy_dry_run_prints_the_upload_through_the_bucket_and_the_retained_resources(packaged):
+def test_make_deploy_dry_run_prints_the_upload_through_the_bucket_and_the_retained_resources(packaged, packaged_rest):
     lines = packaged["output"].splitlines()
     commands = [line for line in lines if line.startswith("+ aws ")]
     # make deploy's preflight (before packaging) checks the CLI, and the deployment checks it again.
@@ -67,7 +67,9 @@ def test_make_deploy_dry_run_prints_the_upload_through_the_bucket_and_the_retain
     assert "--s3-bucket 'serverless-idp-artifacts-<account>-eu-west-1'" in deploy
     assert any(line.startswith("# kept if the stack is deleted") and "RetainExceptOnCreate" in line for line in lines)
     assert "ISSUER is still the example" in packaged["errors"], "the dry run warns about the example issuer"
-    assert len((packaged["dir"] / "sam.json").read_bytes()) > 51_200, "why the template goes through the bucket"
+    # Why the template goes through the bucket: the REST API's (one resource per route) is over the
+    # API's inline limit; the HTTP API's (about 40 KB) is not, but a few more routes would make it so.
+    assert len((packaged_rest["dir"] / "sam.json").read_bytes()) > 51_200
 
 
 def test_make_package_builds_one_template_and_the_code_and_cfn_lint_finds_nothing(packaged):
@@ -119,10 +121,42 @@ def test_the_api_function_has_snapstart_on_a_published_version_behind_an_alias(p
     assert api["AutoPublishAlias"] == "live"
 
 
-def test_api_gateway_invokes_the_alias_never_the_unpublished_function(packaged):
+@pytest.fixture(scope="module")
+def packaged_rest(tmp_path_factory):
+    """`make package`'s steps for the prod stage behind the REST API front door, in a copy of the
+    project whose config.json says API_FRONT_DOOR=rest (the shipped stages use the HTTP API)."""
+    import shutil
+    import sys
+
+    copy = tmp_path_factory.mktemp("rest-project")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("chalicelib", "infra"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=ignore)
+    for file in ("app.py", "requirements.txt"):
+        shutil.copy2(ROOT / file, copy / file)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config["stages"]["prod"]["environment_variables"]["API_FRONT_DOOR"] = "rest"
+    (copy / ".chalice").mkdir()
+    (copy / ".chalice" / "config.json").write_text(json.dumps(config))
+    dist = copy / "dist" / "prod"
+    dist.mkdir(parents=True)
+    env = without_aws(ALLOW_EXAMPLE_ISSUER="1", AWS_DEFAULT_REGION="eu-west-1")
+    (dist / "merge-template.json").write_text(subprocess.run(
+        [sys.executable, "-m", "infra.template", "--stage", "prod"], cwd=copy, env=env, capture_output=True,
+        text=True, check=True).stdout)
+    build = subprocess.run([sys.executable, "-m", "infra.package", "--stage", "prod", "--dist", str(dist)], cwd=copy,
+                           env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(dist / "sam.json")], cwd=copy,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    return {"dir": dist, "template": json.loads((dist / "sam.json").read_text())}
+
+
+def test_api_gateway_invokes_the_alias_never_the_unpublished_function(packaged, packaged_rest):
     """SnapStart applies to published versions only: an integration calling ${APIHandler.Arn} would
-    run $LATEST, initialized from scratch on every cold start."""
-    resources = packaged["template"]["Resources"]
+    run $LATEST, initialized from scratch on every cold start. Both front doors, as packaged."""
+    resources = packaged_rest["template"]["Resources"]
     alias_uri = {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
                             "${APIHandlerAliaslive}/invocations"}
     integrations = [method["x-amazon-apigateway-integration"]
@@ -131,6 +165,20 @@ def test_api_gateway_invokes_the_alias_never_the_unpublished_function(packaged):
     assert len(integrations) > 10
     assert all(integration["uri"] == alias_uri for integration in integrations)
     assert resources["APIHandlerInvokePermission"]["Properties"]["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
+
+    resources = packaged["template"]["Resources"]
+    assert resources["HttpApiIntegration"]["Properties"]["IntegrationUri"] == {"Ref": "APIHandlerAliaslive"}
+    assert resources["APIHandlerInvokePermission"]["Properties"]["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
+
+
+def test_the_http_front_door_package_has_no_rest_api_and_the_rest_one_no_http_api(packaged, packaged_rest):
+    http, rest = packaged["template"], packaged_rest["template"]
+    assert "RestAPI" not in http["Resources"] and not {"RestAPIId", "EndpointURL"} & set(http["Outputs"])
+    assert {n for n, r in http["Resources"].items() if r["Type"].startswith("AWS::ApiGateway::")} == {"ApiDomain"}
+    assert http["Resources"]["HttpApiDefaultRoute"]["Properties"]["RouteKey"] == "$default"
+    assert "RestAPI" in rest["Resources"]
+    assert not any(r["Type"].startswith("AWS::ApiGatewayV2::") for r in rest["Resources"].values())
+    assert "cfn-lint found nothing" in packaged["output"], "the REST package passed cfn-lint in its fixture"
 
 
 def test_the_zip_holds_only_aarch64_libraries_and_its_code_was_imported_on_python_3_13(packaged):

@@ -172,8 +172,13 @@ def test_a_new_function_without_a_role_is_refused(monkeypatch):
         lambda_functions()
 
 
-def test_the_custom_domain_is_the_issuer_host_at_the_root_of_the_api():
-    stage = load("prod")
+def rest_stage(tmp_path, **changes):
+    """prod behind the REST API front door (the shipped stages use the HTTP API)."""
+    return stage_with(tmp_path, API_FRONT_DOOR="rest", **changes)
+
+
+def test_the_custom_domain_is_the_issuer_host_at_the_root_of_the_api(tmp_path):
+    stage = rest_stage(tmp_path)
     resources = merge_template(stage)["Resources"]
     assert resources["ApiDomain"]["Properties"]["DomainName"] == "login.example.com" == stage.domain_name
     mapping = resources["ApiBasePathMapping"]
@@ -184,7 +189,7 @@ def test_the_custom_domain_is_the_issuer_host_at_the_root_of_the_api():
 
 
 def test_an_issuer_path_becomes_the_base_path_mapping(tmp_path):
-    stage = stage_with(tmp_path, ISSUER="https://example.org/idp")
+    stage = rest_stage(tmp_path, ISSUER="https://example.org/idp")
     mapping = merge_template(stage)["Resources"]["ApiBasePathMapping"]["Properties"]
     assert mapping["BasePath"] == "idp"
     assert merge_template(stage)["Resources"]["ApiDomain"]["Properties"]["DomainName"] == "example.org"
@@ -249,8 +254,8 @@ def test_the_command_line_renders_json_and_explains_a_bad_stage(capsys, monkeypa
     assert "your own domain" in capsys.readouterr().err
 
 
-def test_the_api_stage_is_throttled_logged_and_reachable_only_through_the_custom_domain():
-    stage = load("prod")
+def test_the_api_stage_is_throttled_logged_and_reachable_only_through_the_custom_domain(tmp_path):
+    stage = rest_stage(tmp_path)
     template = merge_template(stage)
     api = template["Resources"]["RestAPI"]
     properties = api["Properties"]
@@ -276,8 +281,8 @@ def test_reserved_concurrency_is_optional():
     assert template["Parameters"]["ReservedConcurrency"]["Default"] == ""
 
 
-def test_alarms_cover_5xx_throttles_rotation_failures_and_sign_in_spikes_and_notify_the_topic():
-    stage = load("prod")
+def test_alarms_cover_5xx_throttles_rotation_failures_and_sign_in_spikes_and_notify_the_topic(tmp_path):
+    stage = rest_stage(tmp_path)
     resources = merge_template(stage)["Resources"]
     alarms = {name: r["Properties"] for name, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
     metrics = {name: (a["Namespace"], a["MetricName"], {d["Value"] for d in a.get("Dimensions", [])})
@@ -294,3 +299,67 @@ def test_alarms_cover_5xx_throttles_rotation_failures_and_sign_in_spikes_and_not
     assert metric_filter["LogGroupName"] == {"Ref": "ApiLogGroup"}
     assert metric_filter["MetricTransformations"][0]["MetricName"] == "SignInFailures"
     assert resources["APIHandler"]["Properties"]["FunctionName"] == "serverless-idp-prod-api"
+
+
+def test_new_stages_serve_through_an_http_api_and_an_unknown_front_door_is_refused(tmp_path):
+    assert load("prod").front_door == load("dev").front_door == "http"
+    assert stage_with(tmp_path, API_FRONT_DOOR=None).front_door == "http", "the default for new deployments"
+    with pytest.raises(StageError, match="API_FRONT_DOOR must be one of http, rest"):
+        stage_with(tmp_path, API_FRONT_DOOR="alb")
+
+
+def test_the_http_api_sends_every_request_to_the_snapstart_alias_in_the_rest_event_shape():
+    resources = merge_template(load("prod"))["Resources"]
+    integration = resources["HttpApiIntegration"]["Properties"]
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "1.0", "the REST proxy event shape chalicelib/front_door.py maps"
+    assert integration["IntegrationUri"] == {"Ref": "APIHandlerAliaslive"}, "SnapStart: the published alias"
+    route = resources["HttpApiDefaultRoute"]["Properties"]
+    assert route["RouteKey"] == "$default"
+    assert route["Target"] == {"Fn::Sub": "integrations/${HttpApiIntegration}"}
+    permission = resources["APIHandlerInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
+    assert permission["SourceArn"]["Fn::Sub"].endswith(":${HttpApi}/*")
+    assert not {"RestAPI", "ApiBasePathMapping", "ApiGatewayAccount", "ApiGatewayLogRole"} & set(resources), \
+        "no REST API resources behind the HTTP API"
+
+
+def test_the_http_api_stage_is_throttled_logged_and_reachable_only_through_the_custom_domain():
+    stage = load("prod")
+    resources = merge_template(stage)["Resources"]
+    assert resources["HttpApi"]["Properties"]["DisableExecuteApiEndpoint"] is True
+    assert resources["HttpApi"]["Properties"]["Name"] == stage.stack_name
+    settings = resources["HttpApiStage"]["Properties"]
+    assert settings["StageName"] == "$default" and settings["AutoDeploy"] is True
+    assert settings["DefaultRouteSettings"] == {"ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                                "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}
+    access = settings["AccessLogSettings"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    logged = json.loads(access["Format"])
+    assert {"request_id", "ip", "status", "resource"} <= set(logged)
+    assert not any("querystring" in v.lower() or "header" in v.lower() for v in logged.values())
+    alarm = resources["Api5xxAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Dimensions"]) == (
+        "5xx", [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}, {"Name": "Stage", "Value": "$default"}])
+
+
+def test_the_http_api_is_mapped_at_the_issuer_path_of_the_same_custom_domain(tmp_path):
+    resources = merge_template(load("prod"))["Resources"]
+    assert resources["ApiDomain"] == merge_template(rest_stage(tmp_path))["Resources"]["ApiDomain"], \
+        "switching front doors keeps the domain (and its regional host name, which DNS points at)"
+    assert resources["ApiDomain"]["Properties"]["DomainName"] == "login.example.com"
+    assert "ApiBasePathMapping" not in resources
+    mapping = resources["ApiMapping"]
+    assert mapping["Type"] == "AWS::ApiGatewayV2::ApiMapping"
+    assert mapping["Properties"] == {"DomainName": {"Ref": "ApiDomain"}, "ApiId": {"Ref": "HttpApi"},
+                                     "Stage": {"Ref": "HttpApiStage"}}
+    with_path = merge_template(stage_with(tmp_path, ISSUER="https://example.org/idp"))["Resources"]
+    assert with_path["ApiMapping"]["Properties"]["ApiMappingKey"] == "idp"
+
+
+def test_the_packaged_http_variant_drops_chalices_rest_api():
+    from infra.template import without_rest_api
+
+    sam = {"Resources": {"RestAPI": {}, "APIHandler": {}, "HttpApi": {}},
+           "Outputs": {"RestAPIId": {}, "EndpointURL": {}, "DiscoveryURL": {}}}
+    assert without_rest_api(sam) == {"Resources": {"APIHandler": {}, "HttpApi": {}}, "Outputs": {"DiscoveryURL": {}}}

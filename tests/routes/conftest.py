@@ -1,4 +1,14 @@
-"""Every DynamoDB call a route test's requests make must be allowed to the API function's role.
+"""Every route test runs behind both front doors, and every DynamoDB call its requests make must be
+allowed to the API function's role.
+
+Front doors (chalicelib/front_door.py): chalice.test.Client builds REST API events, naming the
+matched route; with the "http" parameter each is re-shaped into what an HTTP API's `$default`
+route sends with payload format 1.0 (resource "$default", the real path, no path parameters) before
+the app sees it, so the app's own adapter must find the route. Same test, same assertions. Both
+shapes double the suite's time, so by default the HTTP shape runs for the modules that cover every
+endpoint and every error path (HTTP_SHAPE_MODULES); FRONT_DOORS=all runs every route test behind both.
+
+Role:
 
 The role's DynamoDB statements are rendered from chalicelib/storage/access.py; this checks that
 declaration against what the code does: a botocore hook on the container's DynamoDB client records
@@ -10,6 +20,7 @@ as an AccessDeniedException.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 
 import pytest
@@ -46,6 +57,38 @@ def table_arn(kind: str, name: str) -> str:
 
     assert kind == "table", kind
     return ACCOUNT_TABLES + table_suffix(name)
+
+
+def as_http_api_event(event: dict) -> dict:
+    """A REST proxy event as an HTTP API `$default` route sends it (payload format 1.0): the
+    route is not named, the path is the real one, stage "$default"."""
+    context = event["requestContext"]
+    return {**event, "version": "1.0", "resource": "$default", "path": context["path"], "pathParameters": None,
+            "requestContext": {**context, "resourcePath": "$default", "stage": "$default", "routeKey": "$default"}}
+
+
+#: Between them: discovery, JWKS, /authorize, /login, /token (every grant), /userinfo, /introspect,
+#: /revoke, registration, and malformed input to every endpoint (including unknown paths).
+HTTP_SHAPE_MODULES = {"test_wellknown", "test_authorize", "test_token", "test_userinfo", "test_revoke_introspect",
+                      "test_registration", "test_malformed_input", "test_refresh"}
+
+
+def pytest_generate_tests(metafunc):
+    if "front_door" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        both = os.environ.get("FRONT_DOORS") == "all" or module in HTTP_SHAPE_MODULES
+        metafunc.parametrize("front_door", ["rest", "http"] if both else ["rest"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def front_door(request, monkeypatch):
+    if request.param == "http":
+        from chalice.local import LambdaEventConverter
+
+        create = LambdaEventConverter.create_lambda_event
+        monkeypatch.setattr(LambdaEventConverter, "create_lambda_event",
+                            lambda self, *args, **kwargs: as_http_api_event(create(self, *args, **kwargs)))
+    return request.param
 
 
 @pytest.fixture(autouse=True)
