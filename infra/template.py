@@ -263,20 +263,16 @@ SIGN_IN_FAILURES = 100
 SIGN_IN_FAILURE_PATTERN = '{ ($.msg = "sign-in failed") || ($.msg = "sign-in throttled") }'
 #: API Gateway access log: one JSON line per request. No query string, no headers: an /authorize
 #: URL carries state and PKCE challenges, a token request credentials.
-ACCESS_LOG_FORMAT = json.dumps({
+_ACCESS_LOG_FIELDS = {
     "request_id": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTimeEpoch",
     "method": "$context.httpMethod", "resource": "$context.resourcePath", "status": "$context.status",
     "bytes": "$context.responseLength", "latency_ms": "$context.responseLatency",
     "integration_ms": "$context.integrationLatency", "error": "$context.error.responseType",
-}, separators=(",", ":"))
-#: The same fields from an HTTP API ($context variables differ: no resource path behind $default,
-#: so the path, which never holds the query string).
-HTTP_ACCESS_LOG_FORMAT = json.dumps({
-    "request_id": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTimeEpoch",
-    "method": "$context.httpMethod", "resource": "$context.path", "status": "$context.status",
-    "bytes": "$context.responseLength", "latency_ms": "$context.responseLatency",
-    "integration_ms": "$context.integrationLatency", "error": "$context.error.responseType",
-}, separators=(",", ":"))
+}
+ACCESS_LOG_FORMAT = json.dumps(_ACCESS_LOG_FIELDS, separators=(",", ":"))
+#: The same fields from an HTTP API: no resource path behind $default, so the path (which never
+#: holds the query string).
+HTTP_ACCESS_LOG_FORMAT = json.dumps({**_ACCESS_LOG_FIELDS, "resource": "$context.path"}, separators=(",", ":"))
 
 
 def parameters(stage: Stage) -> dict:

@@ -195,15 +195,7 @@ class KmsBackend:
         return KmsSigner(kid=kid, alg=alg, key_id=key_ref)
 
     def exists(self, key_ref: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            state = client("kms").describe_key(KeyId=key_ref)["KeyMetadata"]["KeyState"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "NotFoundException":
-                return False
-            raise
-        return state == "Enabled"
+        return _kms_key_enabled(key_ref)
 
     def destroy(self, key_ref: str) -> None:
         client("kms").schedule_key_deletion(KeyId=key_ref, PendingWindowInDays=7)
@@ -268,18 +260,23 @@ class KmsEnvelopeBackend:
     def exists(self, key_ref: str) -> bool:
         """The ciphertext is in the record itself: the material exists while its wrapping key does
         (moto's replay gives KMS keys new ids, which makes the old ciphertexts undecryptable)."""
-        from botocore.exceptions import ClientError
-
-        try:
-            state = client("kms").describe_key(KeyId=key_ref.split("#", 1)[0])["KeyMetadata"]["KeyState"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "NotFoundException":
-                return False
-            raise
-        return state == "Enabled"
+        return _kms_key_enabled(key_ref.split("#", 1)[0])
 
     def destroy(self, key_ref: str) -> None:
         """Nothing to delete: the only copy of the encrypted key goes with its record."""
+
+
+def _kms_key_enabled(key_id: str) -> bool:
+    """The KMS key exists and is enabled (one disabled or pending deletion signs and decrypts nothing)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        state = client("kms").describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NotFoundException":
+            return False
+        raise
+    return state == "Enabled"
 
 
 def backend_for(name: str, settings) -> SecretsManagerBackend | KmsBackend | KmsEnvelopeBackend:

@@ -2,31 +2,11 @@
 conditional update: only the current token of a live family of that client rotates."""
 from __future__ import annotations
 
+from bench.cost import item_size
 from chalicelib.hashing import sha256_hex
 from chalicelib.log import now
 from chalicelib.storage import grants
 from chalicelib.storage.models import GrantModel
-
-
-def dynamodb_size(attributes: dict) -> int:
-    """An item's size as DynamoDB bills it: attribute names plus values (strings by their UTF-8
-    length, numbers about one byte per two digits, maps and lists their elements plus 3 bytes each)."""
-    def value_size(value: dict) -> int:
-        (kind, raw), = value.items()
-        if kind == "S":
-            return len(raw.encode())
-        if kind == "N":
-            return len(raw) // 2 + 1
-        if kind == "BOOL":
-            return 1
-        if kind == "SS":
-            return sum(len(v.encode()) for v in raw)
-        if kind == "L":
-            return 3 + sum(1 + value_size(v) for v in raw)
-        if kind == "M":
-            return 3 + sum(len(k.encode()) + 1 + value_size(v) for k, v in raw.items())
-        raise AssertionError(kind)
-    return sum(len(name.encode()) + value_size(value) for name, value in attributes.items())
 
 
 def a_grant(sub="u_alice", grant_id="g1", client_id="app", **fields) -> grants.Grant:
@@ -75,5 +55,5 @@ def test_the_consumed_slots_stay_bounded_and_the_item_small(aws):
     last = grants.CONSUMED_SLOTS + 8 - 1
     assert grants.consumed_mark(sha256_hex(f"t{last}")) in remembered
     assert grants.consumed_mark(sha256_hex("t0")) not in remembered, "the oldest slot was reused"
-    size = dynamodb_size(item.serialize())
+    size = item_size(item.serialize())
     assert size <= 1024, f"the grant item is {size} bytes: more than one write unit per rotation"
