@@ -5,10 +5,10 @@ every function here is one DynamoDB call unless it says otherwise, and returns a
 outcome, never an OAuth error: deciding what a refusal means to a client is the core's job.
 
 Why each hot operation is a single call:
-- `start_family` (code redemption) and `rotate` (refresh) are one conditional UpdateItem (rotate's
-  with ReturnValues=ALL_OLD, from which the new state follows): the condition checks that the grant is active, unexpired and the client's
-  (and for rotation that the presented token is the family's current one and not idle), and the
-  answer is the grant the token response needs. A refused condition is `None`; `get` then tells why,
+- `start_family` (code redemption) and `rotate` (refresh) are one conditional UpdateItem each: the
+  condition checks that the grant is active, unexpired and the client's (and for rotation that the
+  presented token is the family's current one and not idle). Rotation's answer (ALL_OLD, from which
+  the new state follows) is the grant the token response needs. A refused condition is `None`; `get` then tells why,
   off the hot path. `undo_rotation` puts a family back when the answer of its rotation could not
   be made (a fault after the write), one more conditional UpdateItem on that failure path only.
 - `revoke_all_of_user` queries the table itself, strongly consistent: a grant created an instant
@@ -130,21 +130,19 @@ def access_state(sub: str | None, grant_id: str | None) -> Grant | None:
     """The grant's state as far as its access tokens are concerned (status, lifetime, client, the
     jtis revoked one by one; the other fields are left empty), strongly consistent; None when there
     is none."""
-    if not _valid_key(sub, grant_id):
-        return None
-    try:
-        return from_model(GrantModel.get(sub, grant_id, consistent_read=True,
-                                         attributes_to_get=["sub", "grant_id", *ACCESS_STATE]))
-    except GrantModel.DoesNotExist:
-        return None
+    return _read(sub, grant_id, attributes=["sub", "grant_id", *ACCESS_STATE])
 
 
 def get(sub: str | None, grant_id: str | None) -> Grant | None:
     """The grant as stored (active or not), strongly consistent; None when there is none."""
+    return _read(sub, grant_id)
+
+
+def _read(sub: str | None, grant_id: str | None, attributes: list[str] | None = None) -> Grant | None:
     if not _valid_key(sub, grant_id):
         return None
     try:
-        return from_model(GrantModel.get(sub, grant_id, consistent_read=True))
+        return from_model(GrantModel.get(sub, grant_id, consistent_read=True, attributes_to_get=attributes))
     except GrantModel.DoesNotExist:
         return None
 
