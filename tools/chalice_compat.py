@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from chalice import local
 
-from chalicelib.front_door import match_route
+from chalicelib.front_door import match_route, strip_base_path
 
 
 def _match_with_greedy_fallback(self, url):
@@ -38,12 +38,10 @@ def _base_path() -> str:
 
 
 def _handle_under_base_path(self, method, path, headers, body):
-    base = _base_path()
-    if base and (path == base or path.startswith(base + "/") or path.startswith(base + "?")):
-        path = path[len(base):] or "/"
-        if path.startswith("?"):
-            path = "/" + path
-    return _original_handle(self, method, path, headers, body)
+    # The same stripping as the Lambda entry's behind an HTTP API (chalicelib/front_door.py).
+    route_path, separator, query = path.partition("?")
+    return _original_handle(self, method, strip_base_path(route_path, _base_path()) + separator + query, headers,
+                            body)
 
 
 def install() -> None:

@@ -83,11 +83,11 @@ def rotate(settings: Settings, token: str, client_id: str) -> tuple[grants.Grant
                           retry_seal=retry_seal, at=at)
     if grant is not None:
         return grant, successor
-    return _after_refusal(settings, token, presented_hash, sub, grant_id, client_id, at, successor)
+    return _after_refusal(settings, token, presented_hash, sub, grant_id, client_id, at, successor, successor_hash)
 
 
 def _after_refusal(settings: Settings, token: str, presented_hash: str, sub: str, grant_id: str, client_id: str,
-                   at: int, successor: str) -> tuple[grants.Grant, str]:
+                   at: int, successor: str, successor_hash: str) -> tuple[grants.Grant, str]:
     """Work out why the rotation was refused; revoke the family on reuse. Returns the grace
     successor, or our own successor when our rotation did happen, or raises InvalidGrant."""
     grant = grants.get(sub, grant_id)
@@ -97,7 +97,7 @@ def _after_refusal(settings: Settings, token: str, presented_hash: str, sub: str
         raise InvalidGrant(GENERIC, detail=f"refresh token of {grant.client_id} presented by {client_id}")
     if not grant.is_active(at):
         raise InvalidGrant(GENERIC, detail="refresh token family revoked or expired")
-    if grant.token_hash == token_hash(successor) and grant.previous_hash == presented_hash:
+    if grant.token_hash == successor_hash and grant.previous_hash == presented_hash:
         # Our own rotation: its answer was lost and botocore sent the write again, which found the
         # successor we minted (random, known to nobody else) already current. Not reuse. Undoing it
         # after a later fault cannot restore what it overwrote (the answer that said is lost).
