@@ -33,7 +33,6 @@ from .sessions import Session
 from .throttles import taking_back
 from .users import claim_key, claimed_sub
 
-MAX_REQUEST_ID_LENGTH = authorization_requests.MAX_REQUEST_ID_LENGTH
 CONFLICT_RETRIES = 3
 
 
@@ -43,7 +42,7 @@ def read_attempt(email: str, request_id: str | None) -> tuple[str, PendingReques
     BatchGetItem whether or not the email has an account (the claim of whatever was typed is read).
     Without a well-formed `request_id` only the claim is read."""
     keys: list = [(EmailClaimModel, claim_key(email))]
-    if request_id and len(request_id) <= MAX_REQUEST_ID_LENGTH:
+    if request_id and len(request_id) <= authorization_requests.MAX_REQUEST_ID_LENGTH:
         keys.append((AuthorizationRequestModel, request_id))
     claim, *request = consistent_batch_get(keys)
     # DynamoDB's TTL deletes late (moto never): from_model checks the expiry.
