@@ -189,6 +189,14 @@ class Settings:
     #: With KEY_BACKEND=kms-envelope, the symmetric KMS key (id, ARN or "alias/...") that encrypts the
     #: signing keys' private keys. Required with that backend; the deployed stack creates one per stage.
     envelope_kms_key_id: str = setting("ENVELOPE_KMS_KEY_ID", "")
+    #: The sender of every email (verification, reset, invitations, notices): an address or
+    #: "Name <address>" of an identity verified in Amazon SES (chalicelib/mail.py).
+    email_from: str = setting("EMAIL_FROM", "", derived="`no-reply@<issuer host>`")
+    #: SES configuration set named on every SendEmail (event publishing, dedicated IPs); optional.
+    ses_configuration_set: str = setting("SES_CONFIGURATION_SET", "")
+    #: A directory that receives a copy of every email as an RFC 5322 .eml file (the local stage:
+    #: `make run` sets <state dir>/outbox; `./idp-admin outbox list|show`). Unset: no copies.
+    outbox_dir: str = setting("OUTBOX_DIR", "")
     #: Python logging level name.
     log_level: str = setting("LOG_LEVEL", "INFO")
 
@@ -200,6 +208,10 @@ class Settings:
         derive(self, "table_prefix", self.table_prefix or _default_table_prefix(self.stage))
         derive(self, "secret_prefix", self.secret_prefix or f"idp/{self.stage}/")
         derive(self, "default_audience", self.default_audience or self.issuer)
+        if not self.email_from:
+            from urllib.parse import urlsplit
+
+            derive(self, "email_from", f"no-reply@{urlsplit(self.issuer).hostname}")
         if not self.client_id_documents:
             derive(self, "client_id_documents", "any" if self.registration_mode == "open" else "off")
         if self.key_backend == "kms-envelope" and not self.envelope_kms_key_id:

@@ -160,6 +160,15 @@ class TemporarilyUnavailable(OAuthError):
         self.extra_headers["Retry-After"] = str(retry_after)
 
 
+class EmailNotSent(TemporarilyUnavailable):
+    """Amazon SES did not take a message (refused, throttled or unreachable): the user is told the
+    email could not be sent and to try again; nothing that needed the email was kept
+    (chalicelib/mail.py)."""
+
+    def __init__(self, description: str = "", *, retry_after: int = 2, **kwargs):
+        super().__init__(description, retry_after=retry_after, **kwargs)
+
+
 # RFC 6750 §3.1: bearer-token errors carry the error in WWW-Authenticate too ---------------------
 
 class BearerError(OAuthError):

@@ -51,8 +51,15 @@ def security_headers(form_targets: list[str] | None = None) -> dict:
     }
 
 
-def render(template: str, **context) -> str:
+def render(template: str, *, locale: str | None = None, **context) -> str:
+    """Render `template` (an .html page or an email's .html/.txt part). `locale`: the language to
+    render in; None is the request's (English until the message catalog lands)."""
     return _environment().get_template(template).render(**context)
+
+
+def translate(text: str, *, locale: str | None = None) -> str:
+    """One fixed string (marked N_) in `locale`, e.g. an email's subject line."""
+    return text  # null translations until the message catalog lands
 
 
 def stylesheet() -> str:

@@ -37,6 +37,9 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     # resource lookups; the public-scopes summary is built once (a Scan of the few resource
     # registrations) when a deployment from before it has none
     "resources": (GET, PUT, SCAN),
+    # one-time email links: written when sent, read by the page a GET shows, consumed by one
+    # conditional update (and put back by one when what they were for fails)
+    "links": (GET, PUT, UPDATE),
     # the deny list of revoked client_credentials tokens
     "revoked_tokens": (GET, PUT),
     # sessions and known devices (read with the user in one batch at POST /login)

@@ -360,11 +360,36 @@ class KnownDeviceModel(Model):
     session_generation = NumberAttribute(default=0)
 
 
+class LinkModel(Model):
+    """A one-time link (and the code typed in its place) sent by email: verification, password
+    reset, invitation, email change (chalicelib/storage/links.py). Keyed by the SHA-256 of the
+    token; the token itself exists only in the email."""
+
+    Meta = _meta("links", ttl="expires_at")
+    link_hash = UnicodeAttribute(hash_key=True)
+    #: What the link may do ("verify_email", "reset_password", "invitation", "email_change"): a
+    #: token is consumed only for its own purpose.
+    purpose = UnicodeAttribute()
+    #: The address the link was sent to, and the user it is for (none for an invitation to sign up).
+    email = UnicodeAttribute()
+    sub = UnicodeAttribute(null=True)
+    #: The pending authorization request to continue after the link is used (same browser or not).
+    request_id = UnicodeAttribute(null=True)
+    #: Purpose-specific JSON text (e.g. the new address of an email change).
+    data = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    #: Set by the one conditional update that consumes the link, with a random id telling our own
+    #: retried write from a second use.
+    used_at = NumberAttribute(null=True)
+    use_id = UnicodeAttribute(null=True)
+
+
 #: Every model, in bootstrap order. Two models may share a table (users).
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
               ThrottleModel, GrantModel, AuthorizationCodeModel, ResourceModel, RevokedTokenModel,
               ClientDocumentModel, SigningKeyModel,
-              KnownDeviceModel, KeyRingModel, PublicScopesModel)
+              KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel)
 
 
 @functools.lru_cache(maxsize=1)
