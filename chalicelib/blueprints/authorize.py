@@ -1,210 +1,26 @@
-"""The authorization endpoint and the hosted pages: sign-in, consent, sign-out, errors.
+"""The authorization endpoint and its hosted pages: sign-in, consent, sign-out.
 
-No CORS anywhere here: these pages are cookie-authenticated and must only ever be used top-level
-by a browser on our own origin. Every state-changing form checks a CSRF token bound to the
-session cookie and the request's Origin / Sec-Fetch-Site.
+What every hosted page shares (rendering, the error page, cookies, the CSRF and Sec-Fetch-Site /
+Origin checks on every state-changing form) is in chalicelib/blueprints/hosted.py.
 """
 from __future__ import annotations
 
-import functools
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from chalice import Blueprint, Response
 
 from .. import pages
 from ..config import settings
-from ..errors import (
-    AccessDenied,
-    DocumentError,
-    LoginFailed,
-    LoginThrottled,
-    OAuthError,
-    RedirectableError,
-    TemporarilyUnavailable,
-    UntrustedRequest,
-)
-from ..log import get_logger, request_id as current_request_id
+from ..errors import AccessDenied, DocumentError, LoginFailed, LoginThrottled, OAuthError, RedirectableError
+from ..log import get_logger
 from ..pages import messages
-from ..web import FORM, client_ip, cookie, cookie_values, form_params, query_params, route
+from ..web import FORM, client_ip, cookie, form_params, query_params, route
+from . import hosted
 
 bp = Blueprint(__name__)
 log = get_logger("idp.pages")
 
 FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
-
-
-# Responses ----------------------------------------------------------------------------------------
-
-def _base() -> str:
-    """The issuer's path ("" or "/tenant"): links must stay under it, because behind an API Gateway
-    base path mapping only URLs below the issuer reach us."""
-    return urlsplit(settings().issuer).path.rstrip("/")
-
-
-def _page_url(page: str, request_id: str) -> str:
-    return f"{_base()}{page}?{urlencode({'request_id': request_id})}"
-
-
-def _page(template: str, status: int = 200, *, form_targets=None, cookies=(), **context) -> Response:
-    headers = pages.security_headers(form_targets)
-    if cookies:
-        headers["Set-Cookie"] = list(cookies)
-    return Response(body=pages.render(template, base=_base(), **context), status_code=status, headers=headers)
-
-
-def error_page(message: str, error: str, status: int = 400, *, description: str = "", detail: str = "",
-               cookies=()) -> Response:
-    """The error page: the fixed text of `message` (an id in chalicelib/pages/messages.py), the OAuth
-    error code, and the request id as a reference for support.
-
-    `description` and `detail` say what went wrong and may quote the request or a client's document:
-    they are logged under that same request id, never shown. A page on our domain must not say
-    what a stranger chose.
-    """
-    log.info("error page", extra={"page": message, "error": error, "status": status, "description": description,
-                                  "detail": detail})
-    return _page("error.html", status, cookies=cookies, message=messages.MESSAGES[message], error=error,
-                 reference=current_request_id.get())
-
-
-def _unavailable_page(exc: TemporarilyUnavailable) -> Response:
-    """A dependency fault on a hosted page (chalicelib/web.py calls this): the error page, 503 with
-    Retry-After. Nothing single-use was spent, so reloading or going back to the app works."""
-    response = error_page(messages.TEMPORARILY_UNAVAILABLE, exc.error, exc.status, description=exc.description,
-                          detail=exc.detail)
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-def _page_route(path: str, methods: list[str], **kwargs):
-    """A hosted page's route: as web.route, with the HTML page for a 503."""
-    return route(bp, path, methods, unavailable_page=_unavailable_page, **kwargs)
-
-
-def _exception_page(exc: OAuthError) -> Response:
-    """The page for an error found before the request can be redirected: what an UntrustedRequest's
-    kind calls for, and anything else (a repeated parameter, a body that is not a form) is malformed."""
-
-    message = exc.kind if isinstance(exc, UntrustedRequest) else messages.MALFORMED_REQUEST
-    return error_page(message, exc.error, exc.status, description=exc.description, detail=exc.detail)
-
-
-def _shows_errors(view):
-    """A hosted page answers a malformed request with the error page: the JSON error of the API
-    endpoints would be shown to the user as text, quoting the request."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        try:
-            return view(*args, **kwargs)
-        except OAuthError as exc:
-            return _exception_page(exc)
-
-    return wrapper
-
-
-def _redirect(location: str, cookies=()) -> Response:
-    headers = {"Location": location, "Cache-Control": "no-store", "Pragma": "no-cache",
-               "Referrer-Policy": "no-referrer"}
-    if cookies:
-        headers["Set-Cookie"] = list(cookies)
-    return Response(body="", status_code=302, headers=headers)
-
-
-def _deliver_error(exc, *, hold: bool, cookies=()) -> Response:
-    """Send an authorization error to the client's (validated) redirect URI: at once, or, with
-    `hold`, through a notice page on our domain that names the host and waits for a click.
-
-    RFC 9700 §4.11.2: anyone may register (or publish a document for) a client whose redirect URI
-    is their own site, then send people to /authorize with a broken request: an immediate error
-    redirect would make our domain an open redirector to it. So errors of unverified clients found
-    before the user interacted are held; admin-created clients, and errors after the user acted
-    (Deny on the consent page), get the immediate redirect of RFC 6749 §4.1.2.1. The page is fixed
-    text: nothing the requester chose appears on it but the host (escaped) and the link itself.
-    """
-    from ..oauth import authorization
-
-    location = authorization.error_location(exc, settings())
-    if not hold:
-        return _redirect(location, cookies)
-    # A link, not a form: CSP form-action does not govern it, and a GET form would drop the
-    # query string that carries the error, state and iss.
-    return _page("redirect_notice.html", 400, cookies=cookies, location=location, error=exc.oauth_error.error,
-                 host=urlsplit(location).netloc)
-
-
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
-
-
-# Browser helpers ----------------------------------------------------------------------------------
-
-def _session_cookie():
-    """(our cookie's value or None, Set-Cookie headers).
-
-    Our cookie's name sent twice means another cookie of that name (a parent domain's, a longer
-    path's, or a browser quirk) travels with ours, and the header cannot say which is which.
-    Neither is trusted: the request has no session and ours is cleared. Picking one would let
-    whoever planted the other sign the browser in as themselves (login CSRF).
-    """
-    from ..oauth import sessions
-
-    s = settings()
-    values = cookie_values(bp.current_request, sessions.cookie_name(s))
-    if len(values) > 1:
-        return None, [sessions.clear_cookie_header(s)]
-    return (values[0] if values else None), []
-
-
-def _browser_cookie():
-    """(cookie value, Set-Cookie headers): an anonymous secret is minted on first visit, and
-    whenever the cookie is ambiguous, since CSRF tokens are keyed by it and a planted value is
-    known to whoever planted it. The new cookie replaces ours."""
-    from ..oauth import sessions
-
-    s = settings()
-    value, _ = _session_cookie()
-    if value and 20 <= len(value) <= 100:
-        return value, []
-    value = sessions.new_browser_secret()
-    return value, [sessions.cookie_header(s, value)]
-
-
-def _same_origin_post() -> bool:
-    """Fetch Metadata, else Origin: defence in depth next to the CSRF token.
-
-    `Sec-Fetch-Site` comes first: browsers set it and pages cannot forge it. Our pages send
-    `Referrer-Policy: no-referrer`, under which browsers post `Origin: null` even from our own
-    forms, so Origin only decides for browsers without Fetch Metadata, and there `null` is refused.
-    With neither header (not a browser), the CSRF token alone decides.
-    """
-    headers = bp.current_request.headers
-    site = headers.get("sec-fetch-site")
-    if site is not None:
-        return site == "same-origin"
-    origin = headers.get("origin")
-    if origin is not None:
-        return origin == _origin(settings().issuer)
-    return True
-
-
-def _trusted_post(cookie_value: str | None, purpose: str, form: dict) -> bool:
-    """A form post we accept: same-origin, with the CSRF token of this browser's cookie. (A browser
-    that arrived without a cookie was just given a fresh one, which no submitted token matches.)"""
-    from ..oauth import sessions
-
-    return _same_origin_post() and sessions.csrf_valid(cookie_value, purpose, form.get("csrf_token"))
-
-
-def _forbidden_post(cookies=()) -> Response:
-    return error_page(messages.FORBIDDEN_POST, "access_denied", 403, cookies=cookies,
-                      description="cross-site form post or CSRF token not valid for this browser")
-
-
-def _expired(cookies=()) -> Response:
-    return error_page(messages.EXPIRED_REQUEST, "invalid_request", cookies=cookies,
-                      description="authorization request unknown, expired or already finished")
 
 
 def _client_of(pending):
@@ -229,17 +45,17 @@ def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, coo
     except RedirectableError as exc:
         if stored:
             authorization.finish_request(pending)
-        return _deliver_error(exc, hold=hold_errors, cookies=cookies)
+        return hosted.deliver_error(exc, hold=hold_errors, cookies=cookies)
     if decision.action == "redirect":
-        return _redirect(decision.location, cookies)
+        return hosted.redirect(decision.location, cookies)
     if not stored:
         authorization.store(pending)
-    return _redirect(_page_url("/login" if decision.action == "login" else "/consent", pending.request_id), cookies)
+    return hosted.redirect(hosted.page_url("/login" if decision.action == "login" else "/consent", pending.request_id), cookies)
 
 
 # /authorize ---------------------------------------------------------------------------------------
 
-@_page_route("/authorize", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.page_route(bp, "/authorize", ["GET", "POST"], content_types=FORM_OR_NONE)
 def authorize():
     from ..oauth import authorization, sessions
 
@@ -249,12 +65,12 @@ def authorize():
         params = query_params(request) if request.method == "GET" else form_params(request)
         client, redirect_uri = authorization.trusted_client_and_redirect(params, s, source_ip=client_ip(request))
     except OAuthError as exc:
-        return _exception_page(exc)
+        return hosted.exception_page(exc)
     try:
         pending = authorization.validate(params, client, redirect_uri, s)
     except RedirectableError as exc:
-        return _deliver_error(exc, hold=client.registered_dynamically)
-    cookie_value, cleared = _session_cookie()
+        return hosted.deliver_error(exc, hold=client.registered_dynamically)
+    cookie_value, cleared = hosted.session_cookie(bp.current_request)
     # The user behind the session is checked by the write that issues the code (or before a page).
     session = sessions.load(cookie_value, check_user=False)
     # Errors here (prompt=none's login_required, consent_required) come before any interaction.
@@ -268,7 +84,7 @@ def _login_page(pending, browser_value, cookies, *, status=200, message=None, us
     from ..oauth import sessions
 
     client = _client_of(pending)
-    return _page("login.html", status, cookies=cookies, form_targets=[_origin(pending.redirect_uri)],
+    return hosted.page("login.html", status, cookies=cookies, form_targets=[hosted.origin(pending.redirect_uri)],
                  client_name=client.client_name if client else pending.client_id, request_id=pending.request_id,
                  # Whoever registered or published a client chose its name: marked as on the consent page.
                  unverified=client is None or client.registered_dynamically,
@@ -276,26 +92,26 @@ def _login_page(pending, browser_value, cookies, *, status=200, message=None, us
                  login_hint=username if username is not None else pending.login_hint)
 
 
-@_page_route("/login", ["GET", "POST"], content_types=FORM_OR_NONE)
-@_shows_errors
+@hosted.page_route(bp, "/login", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
 def login():
     from ..oauth import authorization, login as login_core, sessions
 
     request = bp.current_request
     s = settings()
-    browser_value, cookies = _browser_cookie()
+    browser_value, cookies = hosted.browser_cookie(bp.current_request)
     if request.method == "GET":
         pending = authorization.load_pending(query_params(request).get("request_id"))
-        return _login_page(pending, browser_value, cookies) if pending else _expired()
+        return _login_page(pending, browser_value, cookies) if pending else hosted.expired()
 
     form = form_params(request)
-    if not _trusted_post(browser_value, "login", form):
-        return _forbidden_post()
+    if not hosted.trusted_post(bp.current_request, browser_value, "login", form):
+        return hosted.forbidden_post()
     username = form.get("username", "")
     attempt = login_core.begin(s, username, client_ip(request), form.get("request_id"))
     pending = attempt.request
     if pending is None:
-        return _expired()
+        return hosted.expired()
     try:
         user = login_core.authenticate(s, attempt, form.get("password", ""),
                                        cookie(request, login_core.device_cookie_name(s)))
@@ -313,7 +129,7 @@ def login():
     signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
                          login_core.device_cookie_header(s, signed_in.device_cookie)]
     if signed_in.request_finished:  # by another tab while the password was checked: signed in all the same
-        return _expired(signed_in_cookies)
+        return hosted.expired(signed_in_cookies)
     return _advance(pending, signed_in.session, just_signed_in=True, cookies=signed_in_cookies)
 
 
@@ -324,11 +140,11 @@ def _ended(pending, exc) -> Response:
     from ..oauth import authorization
 
     authorization.finish_request(pending)
-    return _redirect(authorization.error_location(exc, settings()))
+    return hosted.redirect(authorization.error_location(exc, settings()))
 
 
-@_page_route("/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
-@_shows_errors
+@hosted.page_route(bp, "/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
 def consent():
     from ..oauth import authorization, consent as consent_core, scopes, sessions
     from ..oauth.client_documents import is_document_client_id
@@ -336,14 +152,14 @@ def consent():
 
     request = bp.current_request
     s = settings()
-    cookie_value, cleared = _session_cookie()
+    cookie_value, cleared = hosted.session_cookie(bp.current_request)
     session = sessions.load(cookie_value)
     if request.method == "GET":
         pending = authorization.load_pending(query_params(request).get("request_id"))
         if pending is None:
-            return _expired()
+            return hosted.expired()
         if not authorization.may_consent(pending, session):
-            return _redirect(_page_url("/login", pending.request_id), cleared)
+            return hosted.redirect(hosted.page_url("/login", pending.request_id), cleared)
         try:
             targets = authorization.requested_resources(pending, s)
         except RedirectableError as exc:
@@ -351,7 +167,7 @@ def consent():
         about_you, apis = consent_core.page_sections(list(pending.scopes), targets)
         client = _client_of(pending)
         user = get_user(session.sub)
-        return _page("consent.html", form_targets=[_origin(pending.redirect_uri)],
+        return hosted.page("consent.html", form_targets=[hosted.origin(pending.redirect_uri)],
                      client_name=client.client_name if client else pending.client_id,
                      unverified=client is None or client.registered_dynamically,
                      # A metadata-document client is whoever controls this host (the draft's §6).
@@ -364,13 +180,13 @@ def consent():
                      csrf_token=sessions.csrf_token(cookie_value, "consent"))
 
     form = form_params(request)
-    if session is None or not _trusted_post(cookie_value, "consent", form):
-        return _forbidden_post(cleared)
+    if session is None or not hosted.trusted_post(bp.current_request, cookie_value, "consent", form):
+        return hosted.forbidden_post(cleared)
     pending = authorization.load_pending(form.get("request_id"))
     if pending is None:
-        return _expired()
+        return hosted.expired()
     if not authorization.may_consent(pending, session):
-        return _redirect(_page_url("/login", pending.request_id))
+        return hosted.redirect(hosted.page_url("/login", pending.request_id))
     if form.get("decision") != "allow":
         return _ended(pending, RedirectableError(
             AccessDenied("the user denied the request"), pending.redirect_uri, pending.state))
@@ -382,28 +198,28 @@ def consent():
     try:
         location = authorization.issue_code(pending, session, s)
     except RedirectableError as exc:
-        return _redirect(authorization.error_location(exc, s))
-    return _redirect(location)
+        return hosted.redirect(authorization.error_location(exc, s))
+    return hosted.redirect(location)
 
 
 # Sign-out -----------------------------------------------------------------------------------------
 
-@_page_route("/logout", ["GET", "POST"], content_types=FORM_OR_NONE)
-@_shows_errors
+@hosted.page_route(bp, "/logout", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
 def logout():
     from ..oauth import sessions
 
     request = bp.current_request
     s = settings()
-    cookie_value, cookies = _browser_cookie()
+    cookie_value, cookies = hosted.browser_cookie(bp.current_request)
     if request.method == "GET":
-        return _page("logout.html", cookies=cookies, signed_out=False,
+        return hosted.page("logout.html", cookies=cookies, signed_out=False,
                      csrf_token=sessions.csrf_token(cookie_value, "logout"))
     form = form_params(request)
-    if not _trusted_post(cookie_value, "logout", form):
-        return _forbidden_post()
+    if not hosted.trusted_post(bp.current_request, cookie_value, "logout", form):
+        return hosted.forbidden_post()
     sessions.end(cookie_value)
-    return _page("logout.html", cookies=[sessions.clear_cookie_header(s)], signed_out=True)
+    return hosted.page("logout.html", cookies=[sessions.clear_cookie_header(s)], signed_out=True)
 
 
 @route(bp, "/assets/idp.css", ["GET"])
