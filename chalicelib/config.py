@@ -189,6 +189,13 @@ class Settings:
     #: With KEY_BACKEND=kms-envelope, the symmetric KMS key (id, ARN or "alias/...") that encrypts the
     #: signing keys' private keys. Required with that backend; the deployed stack creates one per stage.
     envelope_kms_key_id: str = setting("ENVELOPE_KMS_KEY_ID", "")
+    #: Sign-ups, verification resends and password resets per client IP (an IPv6 client: its /64),
+    #: each per hour (chalicelib/accounts/limits.py).
+    account_actions_per_ip: int = setting("ACCOUNT_ACTIONS_PER_IP", 20, parse=_int)
+    #: Sign-ups, resends and resets per email address typed, each per hour.
+    account_actions_per_address: int = setting("ACCOUNT_ACTIONS_PER_ADDRESS", 5, parse=_int)
+    #: Emails sent to one address per hour, whatever caused them.
+    emails_per_address_per_hour: int = setting("EMAILS_PER_ADDRESS_PER_HOUR", 6, parse=_int)
     #: The sender of every email (verification, reset, invitations, notices): an address or
     #: "Name <address>" of an identity verified in Amazon SES (chalicelib/mail.py).
     email_from: str = setting("EMAIL_FROM", "", derived="`no-reply@<issuer host>`")
