@@ -12,6 +12,9 @@ A user-month is 4 sign-ins and 60 refreshes. A sign-in is GET /authorize (no ses
 POST /login, the code redemption and GET /userinfo. Lambda duration is the handler CPU measured by
 `make bench` (bench/request_cpu.py passes it in; the CPU ms below are the README's figures when run
 alone), scaled to the memory's share of a vCPU, plus an assumed DynamoDB round trip per call.
+Key backends: only `kms` costs per token (a kms:Sign per signature); kms-envelope and
+secretsmanager sign in-process and read each key once per container (a kms:Decrypt at $0.03 per
+10,000, a GetSecretValue at $0.05 per 10,000), which is per cold start, not per user.
 
 Run: .venv/bin/python bench/cost.py   (make bench prints it after the main table)
 """
@@ -214,7 +217,7 @@ def print_table(units: dict, cpu_ms: dict) -> None:
     print(f"  {'front door / key backend':34s} {'API':>9s} {'Lambda':>9s} {'DynamoDB':>9s} {'logs':>9s} "
           f"{'KMS':>9s} {'total':>9s}")
     for front_door in ("http", "rest"):
-        for key_backend in ("secretsmanager", "kms"):
+        for key_backend in ("kms-envelope", "secretsmanager", "kms"):
             cost = cost_per_mau(units, cpu_ms, front_door=front_door, key_backend=key_backend)
             print(f"  {front_door + ' / ' + key_backend:34s} " + " ".join(
                 f"{cost[k]:9.6f}" for k in ("api", "lambda", "dynamodb", "logs", "kms", "total")))

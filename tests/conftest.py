@@ -25,11 +25,12 @@ for leaked in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECU
     os.environ.pop(leaked, None)
 
 from tools import chalice_compat  # noqa: E402
-from tools import moto_kms  # noqa: E402
+from tools import moto_apigatewayv2, moto_kms  # noqa: E402
 from tools.moto_server import install as serialize_dynamodb_actions  # noqa: E402
 
 chalice_compat.install()
 moto_kms.install()  # kms:GenerateDataKeyPair (KEY_BACKEND=kms-envelope), which moto lacks
+moto_apigatewayv2.install()  # CloudFormation for the HTTP API front door, which moto lacks
 # In-process moto too: it applies an update as read-then-write, so parallel atomic ADDs (the sign-in
 # counters) lost updates and the parallel-guessing test failed now and then. DynamoDB does not.
 serialize_dynamodb_actions()

@@ -1,13 +1,22 @@
-"""kms:GenerateDataKeyPair for moto, which (5.2.5) does not implement it.
+"""Two KMS gaps of moto 5.2.5 that the kms-envelope key backend meets: kms:GenerateDataKeyPair, which
+moto does not implement, and keys created by CloudFormation, whose KeyPolicy moto keeps as a dict.
 
+GenerateDataKeyPair:
 The stand-in does what the KMS API reference says the call does, with moto's own pieces: it makes
 a key pair of the requested KeyPairSpec (here with `cryptography`, in KMS inside its HSMs), encrypts
 the PKCS#8 DER private key under the named symmetric key with moto's own Encrypt (so the
 ciphertext decrypts with moto's Decrypt, and only with the same encryption context), and returns
 PublicKey (DER SubjectPublicKeyInfo), PrivateKeyPlaintext, PrivateKeyCiphertextBlob, KeyId (the
 key's ARN) and KeyPairSpec. Only the specs the key ring uses are offered; any other is the
-ValidationException KMS gives. Installed by tests/conftest.py and tools/moto_server.py (`make run`).
-Remove it once moto implements the call.
+ValidationException KMS gives.
+
+CloudFormation keys: AWS::KMS::Key's KeyPolicy is a JSON object in the template and a JSON string in
+KMS (CreateKey's Policy, GetKeyPolicy). moto passes the template's dict through, and then every call
+that checks the key policy (DescribeKey, which the envelope rotation uses to see that its wrapping
+key still exists) fails with a TypeError. The stand-in serialises it, as CloudFormation does.
+
+Installed by tests/conftest.py and tools/moto_server.py (`make run`). Remove each part once moto
+implements the call / stores the policy as text.
 """
 from __future__ import annotations
 
@@ -47,9 +56,26 @@ def generate_data_key_pair(self) -> str:
                        "PrivateKeyPlaintext": b64(private_der), "PrivateKeyCiphertextBlob": b64(ciphertext)})
 
 
+def _with_policy_text(create):
+    """Key.create_from_cloudformation_json, given the KeyPolicy as the JSON text KMS keeps."""
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs):
+        properties = cloudformation_json.get("Properties", {})
+        if isinstance(properties.get("KeyPolicy"), dict):
+            properties = {**properties, "KeyPolicy": json.dumps(properties["KeyPolicy"])}
+            cloudformation_json = {**cloudformation_json, "Properties": properties}
+        return create.__func__(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    create_from_cloudformation_json.policy_as_text = True
+    return classmethod(create_from_cloudformation_json)
+
+
 def install() -> None:
-    """Add the action to moto's KMS handler unless moto has its own (idempotent)."""
+    """Add the action to moto's KMS handler unless moto has its own, and make CloudFormation's keys
+    keep their policy as text (idempotent)."""
+    from moto.kms.models import Key
     from moto.kms.responses import KmsResponse
 
     if not hasattr(KmsResponse, "generate_data_key_pair"):
         KmsResponse.generate_data_key_pair = generate_data_key_pair
+    if not getattr(Key.create_from_cloudformation_json, "policy_as_text", False):
+        Key.create_from_cloudformation_json = _with_policy_text(Key.create_from_cloudformation_json)

@@ -39,10 +39,11 @@ def install() -> None:
 def main(argv: list[str] | None = None) -> None:
     from moto import server
 
-    from tools import moto_kms
+    from tools import moto_apigatewayv2, moto_kms
 
     install()
     moto_kms.install()
+    moto_apigatewayv2.install()
     server.main(sys.argv[1:] if argv is None else argv)
 
 

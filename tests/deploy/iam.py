@@ -1,6 +1,9 @@
 """Just enough IAM to check recorded AWS calls against a role's policy: which (action, resource,
 request context) each call needs, and whether Allow statements grant it. Our policies use no
-NotAction/NotResource/Deny and only StringEquals conditions; anything else fails the check loudly.
+NotAction/NotResource/Deny and only StringEquals (a list value: any of them) and Null conditions;
+anything else fails the check loudly. A KMS call's request context is its encryption context
+(kms:EncryptionContext:<key>, https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html)
+and, for GenerateDataKeyPair, kms:DataKeyPairSpec.
 """
 from __future__ import annotations
 
@@ -48,7 +51,10 @@ def needs(call: dict, arn, region: str) -> list[Need]:
             required.append(Need("kms:Decrypt", arn("secret_key", name), via))
         return required
     if service == "kms":
-        return [Need(f"kms:{operation}", arn("kms_key", params["KeyId"]))]
+        context = {f"kms:EncryptionContext:{key}": value for key, value in params.get("EncryptionContext", {}).items()}
+        if operation == "GenerateDataKeyPair":
+            context["kms:DataKeyPairSpec"] = params["KeyPairSpec"]
+        return [Need(f"kms:{operation}", arn("kms_key", params["KeyId"]), tuple(sorted(context.items())))]
     raise AssertionError(f"no IAM mapping for {service}:{operation}; extend tests/deploy/iam.py")
 
 
@@ -62,8 +68,11 @@ def allows(document: dict, need: Need) -> bool:
         if not any(fnmatch.fnmatchcase(need.resource, r) for r in _list(statement["Resource"])):
             continue
         conditions = statement.get("Condition", {})
-        assert set(conditions) <= {"StringEquals"}, conditions
-        if all(context.get(key) == value for key, value in conditions.get("StringEquals", {}).items()):
+        assert set(conditions) <= {"StringEquals", "Null"}, conditions
+        equal = all(context.get(key) in _list(value) for key, value in conditions.get("StringEquals", {}).items())
+        # Null: "true" = the key must be absent from the request, "false" = present.
+        present = all((key in context) == (value == "false") for key, value in conditions.get("Null", {}).items())
+        if equal and present:
             return True
     return False
 

@@ -1,6 +1,9 @@
 """Deploy the prod stage's stateful stack into moto through CloudFormation, then run the deployed
 code against it exactly as Lambda would: configured only by the stage's function environment
 (.chalice/config.json, which chalice package copies into the template) and the stack it created.
+Twice: as shipped (KEY_BACKEND=kms-envelope, the deployed stages' default) and with the
+secretsmanager backend an operator may choose instead (a copy of config.json changed in that one
+setting and its key alias, which the "Lambda container" reads as its project's).
 
 moto's CloudFormation has no SAM transform and no Lambda/API Gateway runtime, so the stack is the
 stateful part of the template (tables, the secrets' KMS key and alias, log groups, roles); the
@@ -19,7 +22,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from infra.stage import load
+from infra.stage import CONFIG, load
 from infra.template import merge_template, stateful_template
 from tests.deploy.iam import allows, granted_actions, needs
 
@@ -37,13 +40,34 @@ def boto(service: str, endpoint: str):
         service, region_name=REGION, endpoint_url=endpoint)
 
 
-@pytest.fixture(scope="module")
-def deployed(moto_server):
+#: KEY_BACKEND -> the changes to the shipped stage that select it (None: as shipped).
+BACKENDS = {"kms-envelope": None,
+            "secretsmanager": {"KEY_BACKEND": "secretsmanager", "ENVELOPE_KMS_KEY_ID": None,
+                               "SECRETS_KMS_KEY_ID": "alias/serverless-idp-prod-secrets"}}
+
+
+def project_with(directory: Path, changes: dict) -> Path:
+    """A project directory whose .chalice/config.json is the shipped one with the stage's
+    environment changed (None removes a variable)."""
+    config = json.loads(CONFIG.read_text())
+    env = config["stages"][STAGE]["environment_variables"]
+    for key, value in changes.items():
+        env.pop(key, None) if value is None else env.__setitem__(key, value)
+    (directory / ".chalice").mkdir()
+    (directory / ".chalice" / "config.json").write_text(json.dumps(config))
+    return directory
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
+def deployed(request, moto_server, tmp_path_factory):
     """Create the stack, run the stage's functions against it; yield what both produced."""
     import requests
 
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
-    stage = load(STAGE)
+    changes = BACKENDS[request.param]
+    project = project_with(tmp_path_factory.mktemp("project"), changes) if changes else ROOT
+    stage = load(STAGE, project / ".chalice" / "config.json")
+    assert stage.settings.key_backend == request.param
     cloudformation = boto("cloudformation", moto_server)
     cloudformation.create_stack(StackName=stage.stack_name, TemplateBody=json.dumps(stateful_template(stage)),
                                 Capabilities=["CAPABILITY_NAMED_IAM"])
@@ -56,7 +80,7 @@ def deployed(moto_server):
     env = {**stage.env, "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL": moto_server,
            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "lambda",
            "AWS_SECRET_ACCESS_KEY": "lambda", "LOG_LEVEL": "WARNING"}
-    run = subprocess.run([sys.executable, "-m", "tests.deploy.stage_process", STAGE], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, "-m", "tests.deploy.stage_process", STAGE], cwd=project, env=env,
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr[-4000:]
     yield {"stage": stage, "outputs": outputs, "steps": json.loads(run.stdout), "endpoint": moto_server}
@@ -95,11 +119,8 @@ def resolver(deployed):
 
 
 def kms_key_arn(endpoint: str, key: str) -> str:
-    """A key id, ARN or alias -> the key's ARN. (moto's DescribeKey fails on keys CloudFormation created:
-    it keeps their KeyPolicy as a dict, so the aliases are read instead.)"""
-    if key.startswith("alias/"):
-        key = next(a["TargetKeyId"] for a in boto("kms", endpoint).list_aliases()["Aliases"] if a["AliasName"] == key)
-    return key if key.startswith("arn:") else f"arn:aws:kms:{REGION}:123456789012:key/{key}"
+    """A key id, ARN or alias -> the key's ARN."""
+    return boto("kms", endpoint).describe_key(KeyId=key)["KeyMetadata"]["Arn"]
 
 
 def test_the_stack_outputs_are_the_stage_configuration(deployed):
@@ -107,8 +128,10 @@ def test_the_stack_outputs_are_the_stage_configuration(deployed):
     assert outputs["TablePrefix"] == settings.table_prefix == "idp-prod"
     assert outputs["SecretPrefix"] == settings.secret_prefix
     assert outputs["Issuer"] == settings.issuer
-    assert outputs["SecretsKmsKeyAlias"] == settings.secrets_kms_key_id
-    assert kms_key_arn(deployed["endpoint"], settings.secrets_kms_key_id) == outputs["SecretsKmsKeyArn"]
+    assert outputs["KeyBackend"] == settings.key_backend
+    alias = {"secretsmanager": settings.secrets_kms_key_id, "kms-envelope": settings.envelope_kms_key_id}
+    assert outputs["SecretsKmsKeyAlias"] == alias[settings.key_backend]
+    assert kms_key_arn(deployed["endpoint"], alias[settings.key_backend]) == outputs["SecretsKmsKeyArn"]
 
 
 def test_the_stack_created_every_table_the_models_use_and_the_functions_created_none(deployed):
@@ -131,10 +154,22 @@ def test_the_schedule_bootstraps_rotates_and_prunes_the_key_ring(deployed):
     assert steps["rotation_due"]["result"]["current"] != first["current"]
     pruned = steps["rotation_prune"]["result"]
     assert (pruned["outcome"], pruned["pruned"]) == ("not_due", [first["current"]])
-    created = [c["params"] for c in steps["rotation"]["calls"] if c["operation"] == "CreateSecret"]
-    assert len(created) == 2, "a current and a next key"
-    assert {c["KmsKeyId"] for c in created} == {deployed["outputs"]["SecretsKmsKeyAlias"]}
-    assert all(c["Name"].startswith("idp/prod/signing-keys/") for c in created)
+    calls = steps["rotation"]["calls"]
+    if deployed["stage"].settings.key_backend == "secretsmanager":
+        created = [c["params"] for c in calls if c["operation"] == "CreateSecret"]
+        assert len(created) == 2, "a current and a next key"
+        assert {c["KmsKeyId"] for c in created} == {deployed["outputs"]["SecretsKmsKeyAlias"]}
+        assert all(c["Name"].startswith("idp/prod/signing-keys/") for c in created)
+        return
+    # kms-envelope: each key pair made by KMS under the stage's key, then sealed for its kid.
+    pairs = [c["params"] for c in calls if c["operation"] == "GenerateDataKeyPair"]
+    sealed = [c["params"] for c in calls if c["operation"] == "Encrypt"]
+    assert len(pairs) == len(sealed) == 2, "a current and a next key"
+    assert {p["KeyId"] for p in pairs + sealed} == {deployed["outputs"]["SecretsKmsKeyAlias"]}
+    assert all(p["EncryptionContext"] == {"idp:stage": "prod"} and p["KeyPairSpec"] == "ECC_NIST_P256" for p in pairs)
+    promoted = steps["rotation_due"]["result"]["current"]  # the bootstrap's next key
+    assert sorted(s["EncryptionContext"]["idp:kid"] for s in sealed) == sorted([first["current"], promoted])
+    assert not {c["service"] for c in calls} & {"secretsmanager"}
 
 
 def test_a_client_credentials_token_from_the_deployed_app_verifies_against_its_jwks(deployed):
@@ -149,6 +184,21 @@ def test_a_client_credentials_token_from_the_deployed_app_verifies_against_its_j
     assert claims["iss"] == deployed["outputs"]["Issuer"]
     assert claims["client_id"] == deployed["steps"]["admin"]["result"]["client_id"]
     assert header["kid"] == deployed["steps"]["rotation_due"]["result"]["current"], "signed by the promoted key"
+
+
+def test_the_api_function_opens_only_the_signing_key_it_uses(deployed):
+    """One read of the private key per container: kms-envelope decrypts it under the encryption
+    context naming its kid (the condition the API role's kms:Decrypt requires), secretsmanager
+    reads its secret."""
+    calls = deployed["steps"]["api"]["calls"]
+    kid = jwt.get_unverified_header(deployed["steps"]["api"]["result"]["token"]["body"]["access_token"])["kid"]
+    reads = [(c["operation"], c["params"]) for c in calls if c["service"] in ("kms", "secretsmanager")]
+    if deployed["stage"].settings.key_backend == "secretsmanager":
+        assert reads == [("GetSecretValue", {"SecretId": f"idp/prod/signing-keys/{kid}"})]
+        return
+    assert [(operation, params["EncryptionContext"]) for operation, params in reads] == [
+        ("Decrypt", {"idp:stage": "prod", "idp:kid": kid})]
+    assert reads[0][1]["KeyId"] == deployed["outputs"]["SecretsKmsKeyArn"]
 
 
 @pytest.mark.parametrize(("role", "steps"), [("rotation", ["rotation", "rotation_due", "rotation_prune"]),

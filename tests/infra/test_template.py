@@ -93,8 +93,23 @@ def test_the_api_role_may_query_only_the_grants_index_by_name():
         (["dynamodb:Query"], {"Fn::Sub": "${TableGrants.Arn}/index/by_client"})]
 
 
-def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them():
-    stage = load("prod")
+def secretsmanager_stage(tmp_path):
+    """prod with the Secrets Manager key backend (the deployed stages default to kms-envelope)."""
+    return stage_with(tmp_path, KEY_BACKEND="secretsmanager", ENVELOPE_KMS_KEY_ID=None,
+                      SECRETS_KMS_KEY_ID="alias/serverless-idp-prod-secrets")
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_deployed_stages_sign_with_envelope_keys_under_the_key_the_stack_creates(stage):
+    loaded = load(stage)
+    assert loaded.settings.key_backend == "kms-envelope"
+    alias = stateful_template(loaded)["Resources"]["SecretsKeyAlias"]["Properties"]
+    assert alias == {"AliasName": loaded.settings.envelope_kms_key_id, "TargetKeyId": {"Ref": "SecretsKey"}}
+    assert alias["AliasName"] == f"alias/serverless-idp-{stage}-signing-keys"
+
+
+def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them(tmp_path):
+    stage = secretsmanager_stage(tmp_path)
     api = {a for s in policy.api_policy(stage)["Statement"] for a in as_list(s["Action"])}
     rotation = {a for s in policy.rotation_policy(stage)["Statement"] for a in as_list(s["Action"])}
     assert "secretsmanager:GetSecretValue" in api
@@ -104,16 +119,17 @@ def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them():
     assert secrets["Resource"]["Fn::Sub"].endswith(":secret:idp/prod/signing-keys/*")
 
 
-def test_the_secrets_kms_key_is_usable_only_through_secrets_manager():
-    for document in (policy.api_policy(load("prod")), policy.rotation_policy(load("prod"))):
+def test_the_secrets_kms_key_is_usable_only_through_secrets_manager(tmp_path):
+    stage = secretsmanager_stage(tmp_path)
+    for document in (policy.api_policy(stage), policy.rotation_policy(stage)):
         kms = [s for s in document["Statement"] if any(a.startswith("kms:") for a in as_list(s["Action"]))]
         assert kms and all(s["Resource"] == {"Fn::GetAtt": ["SecretsKey", "Arn"]} for s in kms)
         assert all(s["Condition"]["StringEquals"]["kms:ViaService"] == {
             "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"} for s in kms)
 
 
-def test_the_alias_the_stack_creates_is_the_one_the_functions_encrypt_with():
-    stage = load("prod")
+def test_the_alias_the_stack_creates_is_the_one_the_functions_encrypt_with(tmp_path):
+    stage = secretsmanager_stage(tmp_path)
     alias = stateful_template(stage)["Resources"]["SecretsKeyAlias"]["Properties"]
     assert alias == {"AliasName": stage.env["SECRETS_KMS_KEY_ID"], "TargetKeyId": {"Ref": "SecretsKey"}}
 
@@ -204,7 +220,8 @@ def test_an_issuer_path_becomes_the_base_path_mapping(tmp_path):
     ({"STAGE": "dev"}, "STAGE is 'dev'"),
     ({"api_gateway_endpoint_type": "EDGE"}, "REGIONAL"),
     ({"manage_iam_role": None}, "manage_iam_role"),
-    ({"SECRETS_KMS_KEY_ID": None}, "SECRETS_KMS_KEY_ID"),
+    ({"KEY_BACKEND": "secretsmanager", "SECRETS_KMS_KEY_ID": None}, "SECRETS_KMS_KEY_ID"),
+    ({"ENVELOPE_KMS_KEY_ID": None}, "ENVELOPE_KMS_KEY_ID"),
     ({"KEY_BACKEND": "kms"}, "KMS_SIGNER_ROLE_NAME"),
     ({"KEY_BACKEND": "kms-envelope", "ENVELOPE_KMS_KEY_ID": "arn:aws:kms:us-east-1:1:key/x"}, "ENVELOPE_KMS_KEY_ID"),
     ({"KEY_RETIRE_AFTER": "600"}, "KEY_RETIRE_AFTER"),
