@@ -68,7 +68,7 @@ def from_ui_locales(value: str | None, supported: tuple[str, ...] = UI_LOCALES) 
     BCP47 tags, most preferred first), or None when it names none: a hint, never an error."""
     if not value or not isinstance(value, str):
         return None
-    for raw in value.split(" ")[:MAX_RANGES]:
+    for raw in [tag for tag in value.split(" ") if tag][:MAX_RANGES]:
         tag = _normalized(raw)
         found = _lookup(tag, supported) if tag else None
         if found:
@@ -84,8 +84,10 @@ def from_accept_language(header: str | None, supported: tuple[str, ...] = UI_LOC
     that is supported. An entry with a malformed tag or weight is skipped."""
     if not header or not isinstance(header, str):
         return None
+    # RFC 9110 §5.6.1: empty list elements are ignored (and not counted).
+    entries = [entry for entry in header.split(",") if entry.strip(" \t")][:MAX_RANGES]
     ranges = []
-    for position, entry in enumerate(header.split(",")[:MAX_RANGES]):
+    for position, entry in enumerate(entries):
         tag, *params = entry.split(";")
         tag = tag.strip()
         tag = "*" if tag == "*" else _normalized(tag)

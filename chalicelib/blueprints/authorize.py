@@ -63,7 +63,8 @@ def authorize():
     s = settings()
     try:
         params = query_params(request) if request.method == "GET" else form_params(request)
-        # OIDC Core §3.1.2.1: the app's preferred languages for the pages, before Accept-Language.
+        # OIDC Core §3.1.2.1: the app's preferred languages for the pages (this request's error pages
+        # included), before Accept-Language.
         i18n.prefer(i18n.from_ui_locales(params.get("ui_locales")))
         client, redirect_uri = authorization.trusted_client_and_redirect(params, s, source_ip=client_ip(request))
     except OAuthError as exc:
