@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 
 from .. import caches, i18n
+from ..capabilities import UI_LOCALES
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -78,6 +79,16 @@ def translate(text: str, *, locale: str | None = None) -> str:
     text, not markup: a caller that puts it into a page lets autoescaping escape it."""
     locale = i18n.resolve(locale)
     return i18n.translations(locale).gettext(text)
+
+
+def compile_templates() -> None:
+    """Compile every template (pages and emails, .html and .txt) in every locale: a SnapStart init
+    (chalicelib/runtime.py) keeps them all in the snapshot."""
+    for locale in UI_LOCALES:
+        environment = _environment(locale)
+        for path in TEMPLATES.rglob("*"):
+            if path.suffix in (".html", ".txt"):
+                environment.get_template(path.relative_to(TEMPLATES).as_posix())
 
 
 def stylesheet() -> str:

@@ -80,3 +80,12 @@ def test_two_languages_rendered_at_once_never_mix():
 def test_an_unsupported_catalog_is_refused_not_guessed():
     with pytest.raises(ValueError):
         i18n.translations("fr")
+
+
+def test_a_snapstart_init_compiles_every_template_in_every_locale():
+    from chalicelib.capabilities import UI_LOCALES
+
+    pages.compile_templates()
+    templates = [p for p in pages.TEMPLATES.rglob("*") if p.suffix in (".html", ".txt")]
+    for locale in UI_LOCALES:
+        assert len(pages._environment(locale).cache) >= len(templates)
