@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import gettext
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import caches
 from .capabilities import UI_LOCALES
+
+if TYPE_CHECKING:
+    import gettext
 
 #: The language of the msgids; no catalog of its own.
 SOURCE_LOCALE = "en"
@@ -151,11 +154,12 @@ def resolve(locale: str | None) -> str:
 # Catalogs -----------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
-def translations(locale: str) -> gettext.NullTranslations:
+def translations(locale: str) -> "gettext.NullTranslations":
     """The compiled catalog of a supported locale (the source locale translates to itself). A
     missing .mo file raises: it is a packaging fault, and tests/unit/test_i18n_catalogs.py checks it."""
     if locale not in UI_LOCALES:
         raise ValueError(f"unsupported locale {locale!r}; supported: {UI_LOCALES}")
+    import gettext  # on the first page only: API requests never pay for it
     if locale == SOURCE_LOCALE:
         return gettext.NullTranslations()
     with open(LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.mo", "rb") as mo:

@@ -126,3 +126,18 @@ def test_the_runtime_reads_the_compiled_catalog(locale):
     for message in catalog(locale):
         if message.id:
             assert translations.gettext(message.id) == message.string
+
+
+def test_templates_are_extracted_with_the_whitespace_options_they_are_rendered_with():
+    """trim_blocks/lstrip_blocks change a {% trans %} block's text: extracted and looked-up msgids must agree."""
+    from chalicelib.pages import ENVIRONMENT_OPTIONS
+
+    with open(ROOT / "babel.cfg") as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    templates = [pattern for pattern, method in method_map if method == "jinja2"]
+    assert {"chalicelib/pages/templates/**.html", "chalicelib/pages/templates/**.txt"} <= set(templates)
+    for pattern in templates:
+        options = options_map[pattern]
+        for name in ("trim_blocks", "lstrip_blocks"):
+            assert (options.get(name, "false").lower() == "true") == ENVIRONMENT_OPTIONS[name], (pattern, name)
+        assert options["extensions"] == ",".join(ENVIRONMENT_OPTIONS["extensions"])
