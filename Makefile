@@ -64,7 +64,7 @@ bench-load: venv
 LOCALES_DIR := chalicelib/locales
 messages: venv
 	@pot=$$(mktemp --suffix=.pot) && trap 'rm -f "$$pot"' EXIT && \
-	$(BIN)/pybabel -q extract -F babel.cfg -c TRANSLATORS: --project=idp --sort-by-file -o "$$pot" . && \
+	$(BIN)/pybabel -q extract -F babel.cfg -c TRANSLATORS: --project=idp --sort-by-file --add-location=file -o "$$pot" . && \
 	if [ -n "$(NEW_LOCALE)" ]; then $(BIN)/pybabel init -i "$$pot" -d $(LOCALES_DIR) -l $(NEW_LOCALE); fi && \
 	$(BIN)/pybabel update -i "$$pot" -d $(LOCALES_DIR) --ignore-pot-creation-date && \
 	$(BIN)/pybabel compile -d $(LOCALES_DIR) --statistics
