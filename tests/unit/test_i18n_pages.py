@@ -89,3 +89,22 @@ def test_a_snapstart_init_compiles_every_template_in_every_locale():
     templates = [p for p in pages.TEMPLATES.rglob("*") if p.suffix in (".html", ".txt")]
     for locale in UI_LOCALES:
         assert len(pages._environment(locale).cache) >= len(templates)
+
+
+def test_an_email_is_written_in_the_locale_it_is_sent_in_whatever_the_request_speaks():
+    """The user's language, not that of whoever's request sends the email (an invitation from the admin CLI)."""
+    from chalicelib import mail
+
+    token = i18n.begin_request("en")
+    try:
+        message = mail.build("alice@example.com", "verify_email", locale="de-DE", link="https://x.example/l?t=<T>",
+                             code="ABCD-EFGH", minutes=30)
+    finally:
+        i18n.end_request(token)
+    assert message["Subject"] == "Bestätigen Sie Ihre E-Mail-Adresse"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Link und Code können einmal verwendet werden und sind 30 Minuten lang gültig." in text
+    assert "ABCD-EFGH" in text and "https://x.example/l?t=<T>" in text, "plain text is not HTML-escaped"
+    assert '<html lang="de">' in html and "E-Mail-Adresse bestätigen</a>" in html
+    assert "t=&lt;T&gt;" in html, "the HTML part escapes values"
