@@ -9,7 +9,7 @@ MOTO_PORT ?= 4566
 CHROMIUM ?= /usr/bin/chromium
 export PORT MOTO_PORT CHROMIUM
 
-.PHONY: run test venv browser reset-local bench bench-load clean package deploy deploy-preflight
+.PHONY: run test venv browser reset-local bench bench-load clean package deploy deploy-preflight messages
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -55,6 +55,19 @@ DURATION ?= 60
 WORKERS ?= 64
 bench-load: venv
 	$(BIN)/python bench/concurrency.py --duration $(DURATION) --workers $(WORKERS)
+
+## make messages [NEW_LOCALE=fr]: the message catalog (chalicelib/i18n.py). Extracts every marked string of
+## chalicelib (babel.cfg: N_/_ in Python, _()/{% trans %} in templates) into a fresh template, merges it into
+## each chalicelib/locales/<lang>/LC_MESSAGES/messages.po (NEW_LOCALE starts a new language's catalog), and
+## compiles the .mo files the Lambda reads; translate the new or fuzzy entries of the .po, then run it again.
+## Commit .po and .mo together: tests/unit/test_i18n_catalogs.py fails on an untranslated string or a stale .mo.
+LOCALES_DIR := chalicelib/locales
+messages: venv
+	@pot=$$(mktemp --suffix=.pot) && trap 'rm -f "$$pot"' EXIT && \
+	$(BIN)/pybabel -q extract -F babel.cfg -c TRANSLATORS: --project=idp --sort-by-file --add-location=file -o "$$pot" . && \
+	if [ -n "$(NEW_LOCALE)" ]; then $(BIN)/pybabel init -i "$$pot" -d $(LOCALES_DIR) -l $(NEW_LOCALE); fi && \
+	$(BIN)/pybabel update -i "$$pot" -d $(LOCALES_DIR) --ignore-pot-creation-date && \
+	$(BIN)/pybabel compile -d $(LOCALES_DIR) --statistics
 
 # Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json other than local.
 STAGE ?= prod

@@ -30,6 +30,9 @@ INTROSPECTION_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 PKCE_METHODS = ("S256",)
 #: OIDC Core §3.1.2.1 prompt values we honour (select_account is not offered).
 PROMPT_VALUES = ("none", "login", "consent")
+#: OIDC Core §3.1.2.1 ui_locales we speak (OIDC Discovery §3 ui_locales_supported): English, the language
+#: of the msgids, first; every other one has a complete catalog in chalicelib/locales (chalicelib/i18n.py).
+UI_LOCALES = ("en", "de")
 #: JWS algorithms of our signing keys (SIGNING_ALG) and all a verifier accepts: never `none` or HMAC,
 #: whose "key" would be our public key (RFC 8725 §2.1, §3.1).
 SIGNING_ALGS = ("ES256", "RS256")

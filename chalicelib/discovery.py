@@ -35,6 +35,7 @@ def metadata(settings: Settings) -> dict:
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash",
                              *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],
         "prompt_values_supported": list(can.PROMPT_VALUES),
+        "ui_locales_supported": list(can.UI_LOCALES),
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

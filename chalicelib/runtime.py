@@ -52,11 +52,9 @@ def _import_everything() -> None:
 
     for module in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):
         importlib.import_module(module.name)
-    from .pages import TEMPLATES, _environment
+    from .pages import compile_templates
 
-    environment = _environment()
-    for template in TEMPLATES.glob("*.html"):
-        environment.get_template(template.name)
+    compile_templates()
 
 
 def after_restore() -> None:

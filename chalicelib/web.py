@@ -12,7 +12,7 @@ import uuid
 
 from chalice import Response
 
-from . import aws, faults
+from . import aws, faults, i18n
 from .errors import NO_STORE_HEADERS, InvalidRequest, MethodNotAllowed, OAuthError, ServerError, echo
 from .log import get_logger, request_id
 
@@ -48,8 +48,14 @@ def _request_id_of(app) -> str:
     return rid or uuid.uuid4().hex
 
 
+def _accept_language(app) -> str | None:
+    request = getattr(app, "current_request", None)
+    return request.headers.get("accept-language") if request is not None else None
+
+
 def endpoint(app, *, unavailable_page=None):
-    """Wrap a view: bind the request id to logs and the request's deadline to AWS calls, render
+    """Wrap a view: bind the request id to logs, the request's Accept-Language to the pages it
+    renders (chalicelib/i18n.py) and the request's deadline to AWS calls, render
     OAuthErrors, answer a dependency fault with a 503 (chalicelib/faults.py decides which failures
     are one), hide every other unexpected exception behind a 500.
 
@@ -60,6 +66,7 @@ def endpoint(app, *, unavailable_page=None):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             token = request_id.set(_request_id_of(app))
+            language = i18n.begin_request(_accept_language(app))
             deadline = aws.start_deadline()
             try:
                 return view(*args, **kwargs)
@@ -76,6 +83,7 @@ def endpoint(app, *, unavailable_page=None):
                 return unavailable_page(unavailable) if unavailable_page else error_response(unavailable)
             finally:
                 aws.end_deadline(deadline)
+                i18n.end_request(language)
                 request_id.reset(token)
 
         return wrapper

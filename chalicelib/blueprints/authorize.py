@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from chalice import Blueprint, Response
 
-from .. import pages
+from .. import i18n, pages
 from ..config import settings
 from ..errors import AccessDenied, DocumentError, LoginFailed, LoginThrottled, OAuthError, RedirectableError
 from ..log import get_logger
@@ -63,6 +63,9 @@ def authorize():
     s = settings()
     try:
         params = query_params(request) if request.method == "GET" else form_params(request)
+        # OIDC Core §3.1.2.1: the app's preferred languages for the pages (this request's error pages
+        # included), before Accept-Language.
+        i18n.prefer(i18n.from_ui_locales(params.get("ui_locales")))
         client, redirect_uri = authorization.trusted_client_and_redirect(params, s, source_ip=client_ip(request))
     except OAuthError as exc:
         return hosted.exception_page(exc)
@@ -95,13 +98,13 @@ def _login_page(pending, browser_value, cookies, *, status=200, message=None, us
 @hosted.page_route(bp, "/login", ["GET", "POST"], content_types=FORM_OR_NONE)
 @hosted.shows_errors
 def login():
-    from ..oauth import authorization, login as login_core, sessions
+    from ..oauth import login as login_core, sessions
 
     request = bp.current_request
     s = settings()
     browser_value, cookies = hosted.browser_cookie(bp.current_request)
     if request.method == "GET":
-        pending = authorization.load_pending(query_params(request).get("request_id"))
+        pending = hosted.pending_request(query_params(request).get("request_id"))
         return _login_page(pending, browser_value, cookies) if pending else hosted.expired()
 
     form = form_params(request)
@@ -112,6 +115,7 @@ def login():
     pending = attempt.request
     if pending is None:
         return hosted.expired()
+    i18n.prefer(pending.ui_locale)
     try:
         user = login_core.authenticate(s, attempt, form.get("password", ""),
                                        cookie(request, login_core.device_cookie_name(s)))
@@ -155,7 +159,7 @@ def consent():
     cookie_value, cleared = hosted.session_cookie(bp.current_request)
     session = sessions.load(cookie_value)
     if request.method == "GET":
-        pending = authorization.load_pending(query_params(request).get("request_id"))
+        pending = hosted.pending_request(query_params(request).get("request_id"))
         if pending is None:
             return hosted.expired()
         if not authorization.may_consent(pending, session):
@@ -182,7 +186,7 @@ def consent():
     form = form_params(request)
     if session is None or not hosted.trusted_post(bp.current_request, cookie_value, "consent", form):
         return hosted.forbidden_post(cleared)
-    pending = authorization.load_pending(form.get("request_id"))
+    pending = hosted.pending_request(form.get("request_id"))
     if pending is None:
         return hosted.expired()
     if not authorization.may_consent(pending, session):

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 from chalice import Response
 
-from .. import pages
+from .. import i18n, pages
 from ..config import settings
 from ..errors import OAuthError, TemporarilyUnavailable, UntrustedRequest
 from ..log import get_logger, request_id as current_request_id
@@ -190,6 +190,18 @@ def trusted_post(request, cookie_value: str | None, purpose: str, form: dict) ->
 def forbidden_post(cookies=()) -> Response:
     return error_page(messages.FORBIDDEN_POST, "access_denied", 403, cookies=cookies,
                       description="cross-site form post or CSRF token not valid for this browser")
+
+
+def pending_request(request_id: str | None):
+    """The pending authorization request `request_id` (None when unknown, expired or finished). The
+    rest of this request speaks the language its ui_locales picked at /authorize (chalicelib/i18n.py),
+    so every page of one sign-in flow is in one language."""
+    from ..oauth import authorization
+
+    pending = authorization.load_pending(request_id)
+    if pending is not None:
+        i18n.prefer(pending.ui_locale)
+    return pending
 
 
 def expired(cookies=()) -> Response:

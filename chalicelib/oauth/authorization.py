@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from .. import i18n
 from ..capabilities import PROMPT_VALUES, RESPONSE_TYPES
 from ..config import Settings
 from ..errors import (
@@ -134,6 +135,7 @@ def validate(params: dict, client: Client, redirect_uri: str, settings: Settings
         login_hint=_login_hint(params.get("login_hint")), resources=tuple(r.resource for r in targets),
         client_public=client.client_type == "public",
         resource_less_audience=None if targets else resources.resource_less_audience(client, settings),
+        ui_locale=i18n.from_ui_locales(params.get("ui_locales")),
         created_at=at, expires_at=at + settings.request_ttl,
     )
 

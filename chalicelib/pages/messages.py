@@ -6,8 +6,9 @@ a parameter name in a crafted /authorize link, or the contents of a client ID me
 Views pick a message by its id (the kind of error, never the exception's text), the page shows the
 request id as "Reference", and the detail goes to the log under the same request id.
 
-Every text is marked with `N_` (gettext's no-op marker): a Babel catalog extracts them with
-`pybabel extract -k N_ -k _`, and the templates translate them when rendering (`_(message.body)`).
+Every text is marked with `N_` (gettext's no-op marker): `make messages` extracts them into the
+catalog (babel.cfg, chalicelib/i18n.py), and the templates translate them when rendering
+(`_(message.body)`).
 Only these fixed strings may be passed to `_()`: with autoescaping, gettext output is trusted markup.
 """
 from __future__ import annotations

@@ -38,6 +38,8 @@ class PendingRequest:
     resource_less_audience: str | None = None
     #: The session that signed in for this very request (prompt=login is satisfied only by it).
     login_session_hash: str | None = None
+    #: The supported locale the request's `ui_locales` picked (chalicelib/i18n.py), if any.
+    ui_locale: str | None = None
 
 
 def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
@@ -51,7 +53,7 @@ def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
         resources=tuple(item.resources or ()), state=item.state, nonce=item.nonce, prompt=tuple(item.prompt or ()),
         max_age=None if item.max_age is None else int(item.max_age), login_hint=item.login_hint,
         client_public=bool(item.client_public), resource_less_audience=item.resource_less_audience,
-        login_session_hash=item.login_session_hash)
+        login_session_hash=item.login_session_hash, ui_locale=item.ui_locale)
 
 
 def store(request: PendingRequest) -> None:
@@ -66,7 +68,7 @@ def store(request: PendingRequest) -> None:
         created_at=request.created_at, expires_at=request.expires_at, scopes=list(request.scopes),
         resources=list(request.resources), state=request.state, nonce=request.nonce, prompt=list(request.prompt),
         max_age=request.max_age, login_hint=request.login_hint, client_public=request.client_public,
-        resource_less_audience=request.resource_less_audience,
+        resource_less_audience=request.resource_less_audience, ui_locale=request.ui_locale,
     )
     if not conditionally(lambda: item.save(condition=AuthorizationRequestModel.request_id.does_not_exist())) \
             and load(request.request_id) != request:

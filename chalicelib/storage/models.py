@@ -151,6 +151,8 @@ class AuthorizationRequestModel(Model):
     resource_less_audience = UnicodeAttribute(null=True)
     #: The session that signed in for this very request (prompt=login is satisfied only by it).
     login_session_hash = UnicodeAttribute(null=True)
+    #: The supported locale the request's ui_locales picked (chalicelib/i18n.py): later pages speak it.
+    ui_locale = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 

@@ -25,7 +25,8 @@ SESSION = sha256_hex("session cookie")
 REQUEST = PendingRequest(request_id="request-1", client_id=CLIENT, redirect_uri="https://app.example.com/cb",
                          code_challenge="c" * 43, code_challenge_method="S256", created_at=0, expires_at=0,
                          scopes=("openid", "notes:read"), resources=("https://notes.example.com/api",),
-                         state="state-1", nonce="nonce-1", prompt=("consent",), max_age=60, client_public=True)
+                         state="state-1", nonce="nonce-1", prompt=("consent",), max_age=60, client_public=True,
+                         ui_locale="de")
 PAIRS = {"openid https://notes.example.com/api", "notes:read https://notes.example.com/api"}
 
 #: Token hashes as the core computes them (SHA-256, hex): consumed slots keep a prefix of them.

@@ -26,6 +26,7 @@ SETTINGS = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"
     ("prompt_values_supported", can.PROMPT_VALUES),
     ("id_token_signing_alg_values_supported", can.SIGNING_ALGS),
     ("scopes_supported", can.IDENTITY_SCOPES),
+    ("ui_locales_supported", can.UI_LOCALES),
 ])
 def test_discovery_advertises_exactly_the_capability_table(field, table):
     assert metadata(SETTINGS)[field] == list(table)
