@@ -74,7 +74,7 @@ ACCOUNT_UNDER_ATTACK = N_("Too many attempts for this account. Signing in from a
 #: Why a new password was refused (chalicelib/password_policy.py, NIST SP 800-63B-4 §3.1.1.2). The two
 #: lengths repeat password_policy.MIN_LENGTH and MAX_LENGTH (a catalog entry must be a literal);
 #: tests/unit/test_password_policy.py checks that they agree.
-PASSWORD_TOO_SHORT = N_("password must be at least 8 characters")
-PASSWORD_TOO_LONG = N_("password must be at most 1024 characters")
-PASSWORD_CONTAINS_EMAIL = N_("password must not be your email address or made from it")
-PASSWORD_TOO_COMMON = N_("password is too common: it is on a list of passwords that attackers try first")
+PASSWORD_TOO_SHORT = N_("The password must be at least 8 characters long.")
+PASSWORD_TOO_LONG = N_("The password must be at most 1024 characters long.")
+PASSWORD_CONTAINS_EMAIL = N_("The password must not be your email address or made from it.")
+PASSWORD_TOO_COMMON = N_("This password is too common: it is on a list of passwords that attackers try first.")

@@ -122,7 +122,7 @@ def test_create_user_reads_the_password_from_stdin(run, monkeypatch):
 def test_short_password_exits_2_and_writes_nothing(run, monkeypatch):
     stdin(monkeypatch, "seven77\n")
     status, out, err = run("users", "create", "--email", "alice@example.com", "--password-stdin")
-    assert (status, out, err) == (2, "", "error: password must be at least 8 characters\n")
+    assert (status, out, err) == (2, "", "error: The password must be at least 8 characters long.\n")
     assert item_count(UserModel) == 0
 
 
@@ -130,7 +130,7 @@ def test_a_common_password_exits_2_and_writes_nothing(run, monkeypatch):
     stdin(monkeypatch, "Password123\n")
     status, out, err = run("users", "create", "--email", "alice@example.com", "--password-stdin")
     assert (status, out, err) == (
-        2, "", "error: password is too common: it is on a list of passwords that attackers try first\n")
+        2, "", "error: This password is too common: it is on a list of passwords that attackers try first.\n")
     assert item_count(UserModel) == 0
 
 

@@ -61,8 +61,8 @@ def test_invalid_email_is_rejected_and_writes_nothing(aws, email):
 
 
 @pytest.mark.parametrize("password, message", [
-    ("seven77", "password must be at least 8 characters"),
-    ("x" * 1025, "password must be at most 1024 characters"),
+    ("seven77", "The password must be at least 8 characters long."),
+    ("x" * 1025, "The password must be at most 1024 characters long."),
 ])
 def test_password_length_is_bounded(aws, password, message):
     with pytest.raises(InvalidUser) as raised:
@@ -72,8 +72,8 @@ def test_password_length_is_bounded(aws, password, message):
 
 
 @pytest.mark.parametrize("password, message", [
-    ("iloveyou", "password is too common: it is on a list of passwords that attackers try first"),
-    ("Alice.Smith1987", "password must not be your email address or made from it"),
+    ("iloveyou", "This password is too common: it is on a list of passwords that attackers try first."),
+    ("Alice.Smith1987", "The password must not be your email address or made from it."),
 ])
 def test_the_password_policy_applies_and_a_refused_password_writes_nothing(aws, password, message):
     """chalicelib/password_policy.py decides; every rule has its own tests in tests/unit/test_password_policy.py."""

@@ -80,8 +80,8 @@ def test_unicode_passwords_are_accepted(password):
 
 
 def test_the_messages_state_the_limits_the_code_enforces():
-    assert messages.PASSWORD_TOO_SHORT == f"password must be at least {MIN_LENGTH} characters"
-    assert messages.PASSWORD_TOO_LONG == f"password must be at most {MAX_LENGTH} characters"
+    assert messages.PASSWORD_TOO_SHORT == f"The password must be at least {MIN_LENGTH} characters long."
+    assert messages.PASSWORD_TOO_LONG == f"The password must be at most {MAX_LENGTH} characters long."
     assert MIN_LENGTH >= 8 and MAX_LENGTH >= 64  # SP 800-63B-4 §3.1.1.2: SHALL 8, SHOULD permit 64
 
 
