@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 MOTO_PORT ?= 4566
+# The demo app (tools/demo_app.py), a relying party `make run` starts next to the IdP.
+DEMO_PORT ?= 8100
 # The browser tests drive this Chromium with Playwright (which never downloads a browser here).
 CHROMIUM ?= /usr/bin/chromium
-export PORT MOTO_PORT CHROMIUM
+export PORT MOTO_PORT DEMO_PORT CHROMIUM
 
 .PHONY: run test venv browser reset-local bench bench-load clean package deploy deploy-preflight messages
 
@@ -34,7 +36,8 @@ browser:
 	  [ -x "$(CHROMIUM)" ] || { echo "error: still no $(CHROMIUM) after installing chromium" >&2; exit 1; }; \
 	fi
 
-## make run: local AWS stack (moto) + tables + signing key + `chalice local` on 127.0.0.1:$(PORT)
+## make run: local AWS stack (moto) + tables + signing key + `chalice local` on 127.0.0.1:$(PORT), and the demo
+## app on 127.0.0.1:$(DEMO_PORT) (emails: .local/outbox, `./idp-admin outbox list`)
 run: venv
 	$(BIN)/python -m tools.devstack
 

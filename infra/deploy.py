@@ -3,7 +3,7 @@
 Runs the AWS CLI v2 with your credentials (profile, SSO or environment), echoing each command first:
 
 0. preflight, before `make package` spends minutes: the AWS CLI is v2, CERTIFICATE_ARN is given,
-   ISSUER is not the example one;
+   ISSUER is not the example one, EMAIL_FROM is set and not on an example domain;
 1. the artifact bucket: ARTIFACT_BUCKET (which must exist in your account), or
    serverless-idp-artifacts-<account>-<region>, created when missing: versioned, encrypted (SSE-S3),
    all public access blocked, old versions expiring after 30 days;
@@ -33,7 +33,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra.stage import DEPLOYABLE, ROOT, Stage, StageError, load, require_real_issuer
+from infra.stage import DEPLOYABLE, ROOT, Stage, StageError, load, require_real_issuer, require_real_sender
 
 
 class DeployError(Exception):
@@ -122,13 +122,15 @@ class Deployment:
         return subprocess.run(argv, cwd=ROOT, capture_output=True, check=False).returncode == 0
 
     def preflight(self) -> None:
-        """What must hold before anything is built or changed: AWS CLI v2 and a real issuer."""
-        try:
-            require_real_issuer(self.stage)
-        except StageError as exc:
-            if not self.dry_run:
-                raise
-            self.say(f"# warning: {exc} (a dry run goes on)")
+        """What must hold before anything is built or changed: AWS CLI v2, a real issuer and a real
+        EMAIL_FROM."""
+        for require in (require_real_issuer, require_real_sender):
+            try:
+                require(self.stage)
+            except StageError as exc:
+                if not self.dry_run:
+                    raise
+                self.say(f"# warning: {exc} (a dry run goes on)")
         self.commands.append(["aws", "--version"])
         self.say("+ aws --version")
         if self.dry_run:

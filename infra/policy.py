@@ -16,6 +16,12 @@ documents whose resources are references to the stack's own tables, key and log 
   this stage that names a kid (kms:EncryptionContext:*). IAM cannot name the kids (they are made
   later), so which kid a ciphertext opens for is the code's: it passes the record's kid, and KMS
   refuses a ciphertext sealed for another (chalicelib/keys/backends.py).
+- email (chalicelib/mail.py): ses:SendEmail on EMAIL_FROM's identity only, whichever of its two
+  forms the operator verified (the domain, as docs/deploy.md advises, or the single address: SES
+  authorises a message against the identity it sends it under), only with EMAIL_FROM as the
+  From address (ses:FromAddress), and on SES_CONFIGURATION_SET when one is set: a SendEmail that
+  names a configuration set is authorised on it too (IAM's service authorization reference for SES
+  v2: SendEmail, resource types identity and configuration-set).
 
 Two roles: "api" (every HTTP request: only reads the key ring and its secrets) and
 "rotation" (the daily schedule: creates, promotes and deletes signing keys). A DynamoDB
@@ -91,8 +97,23 @@ def _logs(role: str) -> dict:
             "Resource": {"Fn::GetAtt": [LOG_GROUPS[role], "Arn"]}}
 
 
+def _ses_arn(resource: str) -> dict:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:ses:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+
+
+def send_email_statement(stage) -> dict:
+    """ses:SendEmail from EMAIL_FROM only (see the module docstring)."""
+    address = stage.sender_address
+    resources = [_ses_arn(f"identity/{address.rpartition('@')[2]}"), _ses_arn(f"identity/{address}")]
+    if stage.settings.ses_configuration_set:
+        resources.append(_ses_arn(f"configuration-set/{stage.settings.ses_configuration_set}"))
+    return {"Sid": "SendEmail", "Effect": "Allow", "Action": ["ses:SendEmail"], "Resource": resources,
+            "Condition": {"StringEquals": {"ses:FromAddress": address}}}
+
+
 def api_policy(stage) -> dict:
-    statements = [_logs("api"), *_table_statements(API_TABLE_ACTIONS, API_INDEX_ACTIONS, every_table=True)]
+    statements = [_logs("api"), *_table_statements(API_TABLE_ACTIONS, API_INDEX_ACTIONS, every_table=True),
+                  send_email_statement(stage)]
     if stage.settings.key_backend == "secretsmanager":
         statements += [
             {"Sid": "ReadSigningKeySecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],

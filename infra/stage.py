@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -63,6 +64,11 @@ class Stage:
         return urlsplit(self.settings.issuer).hostname
 
     @property
+    def sender_address(self) -> str:
+        """EMAIL_FROM's address, without a display name ("Login <no-reply@x>" -> "no-reply@x")."""
+        return parseaddr(self.settings.email_from)[1]
+
+    @property
     def base_path(self) -> str:
         """The API mapping's base path: the issuer's path without slashes ("" = the domain's root)."""
         return urlsplit(self.settings.issuer).path.strip("/")
@@ -79,10 +85,14 @@ class Stage:
                 "kms-envelope": self.settings.envelope_kms_key_id}.get(self.settings.key_backend)
 
 
-def is_example_issuer(stage: Stage) -> bool:
-    host = (stage.domain_name or "").lower().rstrip(".")
+def is_example_domain(host: str) -> bool:
+    host = (host or "").lower().rstrip(".")
     return (host.rsplit(".", 1)[-1] in RESERVED_TLDS
             or any(host == domain or host.endswith("." + domain) for domain in RESERVED_DOMAINS))
+
+
+def is_example_issuer(stage: Stage) -> bool:
+    return is_example_domain(stage.domain_name)
 
 
 def require_real_issuer(stage: Stage) -> None:
@@ -93,6 +103,20 @@ def require_real_issuer(stage: Stage) -> None:
                          f"https://<your IdP's host name> in .chalice/config.json (stages.{stage.name}."
                          "environment_variables.ISSUER) before packaging or deploying (docs/deploy.md, "
                          "\"First deploy\")")
+
+
+def require_real_sender(stage: Stage) -> None:
+    """EMAIL_FROM must be set for a deployed stage, on a domain the operator can verify in SES: the
+    default (no-reply@<issuer host>) is a guess nobody verified, and SES refuses every message from an
+    unverified identity, so sign-up, verification and reset would all answer "could not send"."""
+    where = f"stages.{stage.name}.environment_variables.EMAIL_FROM in .chalice/config.json"
+    if not stage.env.get("EMAIL_FROM"):
+        raise StageError(f"stage {stage.name}: EMAIL_FROM is not set: set {where} to an address of the domain "
+                         "you verify in Amazon SES (docs/deploy.md, \"Email through Amazon SES\")")
+    if is_example_domain(stage.sender_address.rpartition("@")[2]):
+        raise StageError(f"stage {stage.name}: EMAIL_FROM is still the example {stage.settings.email_from}: set "
+                         f"{where} to an address of the domain you verify in Amazon SES (docs/deploy.md, "
+                         "\"Email through Amazon SES\")")
 
 
 def load(name: str, config_path: Path | None = None) -> Stage:
@@ -128,6 +152,9 @@ def _check(stage: Stage, stage_config: dict) -> None:
     if stage_config.get("manage_iam_role", True) or stage_config.get("autogen_policy", True):
         raise StageError(f"stage {stage.name}: set \"manage_iam_role\": false and \"autogen_policy\": false; the "
                          "roles and their least-privilege policies are defined by infra/template.py")
+    if "@" not in stage.sender_address:
+        raise StageError(f"stage {stage.name}: EMAIL_FROM must be an address or \"Name <address>\", got "
+                         f"{s.email_from!r}")
     host = stage.domain_name or ""
     if host.endswith(".amazonaws.com"):
         raise StageError(f"stage {stage.name}: ISSUER must be on your own domain, not {host}: execute-api URLs change "

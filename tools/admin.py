@@ -2,7 +2,7 @@
 
     python -m tools.admin [--stage local|dev|prod] <group> <command> ...    (or ./idp-admin ...)
 
-Results are JSON on stdout. Errors are one `error: ...` line on stderr, with exit status 2 for bad
+Results are JSON on stdout, except the local outbox's, which are for reading (plain text). Errors are one `error: ...` line on stderr, with exit status 2 for bad
 input (nothing is written) and 1 for anything else, such as AWS being unreachable.
 """
 from __future__ import annotations
@@ -23,11 +23,16 @@ class BadInput(Exception):
     """The command cannot run as asked (unknown client or user, passwords differ, ...): exit 2."""
 
 
+class Text(str):
+    """A result printed as it is rather than as JSON: messages for a person to read."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False everywhere: otherwise "--password" would silently mean "--password-stdin".
     parser = argparse.ArgumentParser(prog="idp-admin", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--stage", choices=STAGES, default="local", help="stage to administer (default: local)")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{clients,resources,users,registration,keys}")
+    groups = parser.add_subparsers(dest="group", required=True,
+                                   metavar="{clients,resources,users,registration,keys,outbox}")
 
     def command(group, name, func, summary):
         sub = group.add_parser(name, help=summary, allow_abbrev=False)
@@ -94,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     command(keys, "ensure", keys_ensure, "create a current and a next key if missing (idempotent)")
     command(keys, "rotate", keys_rotate, "promote next -> current, retire current").add_argument(
         "--force", action="store_true", help="rotate even if the next key was published less than JWKS_MAX_AGE ago")
+
+    outbox = groups.add_parser("outbox", help="emails the local stack sent (local stage only)", allow_abbrev=False)
+    outbox = outbox.add_subparsers(dest="command", required=True)
+    command(outbox, "list", outbox_list, "the messages, newest first: number, date, to, subject")
+    command(outbox, "show", outbox_show, "one message: headers, plain text and its links").add_argument(
+        "number", nargs="?", type=int, default=1, metavar="N", help="as numbered by `outbox list` (default: 1, the "
+                                                                    "newest)")
     return parser
 
 
@@ -104,6 +116,7 @@ def main(argv=None, environ=None) -> int:
     environ = os.environ if environ is None else environ
     # Before any chalicelib.storage import: pynamodb reads table names when models are defined.
     environ.update(stage_environment(args.stage, environ))
+    args.environ = environ
     try:
         result = args.func(args)
     except KeyboardInterrupt:
@@ -113,7 +126,7 @@ def main(argv=None, environ=None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return status
     try:
-        print(json.dumps(result, indent=2), flush=True)
+        print(result if isinstance(result, Text) else json.dumps(result, indent=2), flush=True)
     except BrokenPipeError:
         # The reader went away (`| head`); without this Python prints a traceback at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -344,6 +357,44 @@ def keys_rotate(args):
     from chalicelib.keys.rotation import rotate_keys
 
     return {"current": _key_json(rotate_keys(force=args.force).current)}
+
+
+def _outbox(args) -> tuple:
+    """The local outbox's messages, newest first; refused for a deployed stage, whose mail is SES's."""
+    from pathlib import Path
+
+    from tools import outbox
+
+    if args.stage != "local":
+        raise BadInput(f"the outbox is the local stack's copy of its emails (`make run`); the {args.stage} stage "
+                       "sends through Amazon SES and keeps none (see docs/deploy.md, \"Email through Amazon SES\")")
+    directory = Path(args.environ["OUTBOX_DIR"])
+    return directory, outbox.newest_first(directory)
+
+
+def outbox_list(args):
+    from tools import outbox
+
+    directory, messages = _outbox(args)
+    if not messages:
+        return Text(f"no messages in {directory}")
+    rows = [outbox.summary(number, path) for number, path in enumerate(messages, start=1)]
+    width = max(len(row["to"]) for row in rows)
+    return Text("\n".join(f"{row['number']:>3}  {row['date']}  {row['to']:<{width}}  {row['subject']}" for row in rows))
+
+
+def outbox_show(args):
+    from tools import outbox
+
+    directory, messages = _outbox(args)
+    if not 1 <= args.number <= len(messages):
+        raise BadInput(f"no message {args.number}: {directory} holds {len(messages)} (`outbox list` numbers them)")
+    message = outbox.details(args.number, messages[args.number - 1])
+    lines = [f"{name.capitalize()}: {message[name]}" for name in ("date", "from", "to", "subject")]
+    lines += [f"File: {message['file']}", "", message["text"].rstrip("\n")]
+    if message["links"]:
+        lines += ["", "Links:", *message["links"]]
+    return Text("\n".join(lines))
 
 
 if __name__ == "__main__":

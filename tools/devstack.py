@@ -1,7 +1,10 @@
-"""`make run`: the whole IdP on loopback, with no AWS account.
+"""`make run`: the whole IdP on loopback, with no AWS account, and a demo app that signs in with it.
 
-    moto server (127.0.0.1:MOTO_PORT)  <-  tables + signing keys (bootstrapped here, idempotently)
-    chalice local (127.0.0.1:PORT)     ->  talks to moto through AWS_ENDPOINT_URL
+    moto server (127.0.0.1:MOTO_PORT)  <-  tables, signing keys, the verified email sender and the
+                                           demo app's client (bootstrapped here, idempotently)
+    chalice local (127.0.0.1:PORT)     ->  talks to moto through AWS_ENDPOINT_URL; every email it
+                                           sends is also an .eml in <state dir>/outbox (OUTBOX_DIR)
+    demo app (127.0.0.1:DEMO_PORT)     ->  a relying party of the IdP (tools/demo_app.py)
 
 State survives restarts through moto's request recorder: moto appends every request it serves to
 <state dir>/moto-recording.jsonl, and the next start replays the writes. The state dir is
@@ -9,8 +12,11 @@ LOCAL_STATE_DIR (default .local/; `make reset-local` deletes it). KMS keys canno
 gives them new ids and new key material), so the key ring replaces them at start-up; prefer the
 default Secrets Manager key backend locally, whose keys (and kids) survive restarts.
 
-Ctrl-C or SIGTERM stops both servers and exits 0; if either server dies on its own, the other is
-stopped and the exit status is 1.
+Sent emails are not replayed (see REPLAY_WORTHLESS_PATHS); the sender identity is, and the bootstrap
+verifies it again if it is missing, so mail works after every start.
+
+Ctrl-C or SIGTERM stops every server and exits 0; if one dies on its own, the others are stopped and
+the exit status is 1.
 """
 from __future__ import annotations
 
@@ -26,14 +32,16 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from tools.stage_env import DEFAULT_STATE_DIR, ROOT, local_defaults, stage_environment
+from tools import demo_app
+from tools.stage_env import DEFAULT_STATE_DIR, ROOT, local_defaults, local_state_dir, stage_environment
 
 RECORDING = "moto-recording.jsonl"
 MOTO_LOG = "moto.log"
 STARTUP_TIMEOUT = 60
 STOP_TIMEOUT = 5
 #: Settings ./idp-admin must share with the stack to reach the same tables and keys.
-SHARED_WITH_ADMIN = ("PORT", "MOTO_PORT", "ISSUER", "TABLE_PREFIX", "SECRET_PREFIX", "KEY_BACKEND")
+SHARED_WITH_ADMIN = ("PORT", "MOTO_PORT", "ISSUER", "TABLE_PREFIX", "SECRET_PREFIX", "KEY_BACKEND",
+                     "LOCAL_STATE_DIR")
 
 #: Requests that change nothing, by X-Amz-Target operation: replaying them only costs time.
 READ_ONLY_OPERATIONS = {
@@ -42,6 +50,10 @@ READ_ONLY_OPERATIONS = {
     "secretsmanager": {"GetSecretValue", "DescribeSecret", "ListSecrets"},
     "TrentService": {"Sign", "GetPublicKey", "DescribeKey", "ListKeys"},
 }
+#: Requests by path (the REST-style protocols) that change nothing worth replaying: SES v2 SendEmail.
+#: A replayed send would only resend old mail to moto, and the recording should not keep messages
+#: (they hold one-time links); the outbox has them.
+REPLAY_WORTHLESS_PATHS = {"/v2/email/outbound-emails"}
 #: Services whose replayed resources are unusable: moto gives replayed KMS keys new ids and new key
 #: material, so nothing can refer to them; dropping their calls keeps orphans from piling up.
 UNREPLAYABLE_SERVICES = {"TrentService"}
@@ -59,10 +71,12 @@ def main() -> int:
     shell = dict(os.environ)  # bootstrap() exports the stack's settings into os.environ
     env = stage_environment("local", shell)
     env["PYTHONUNBUFFERED"] = "1"
-    state_dir = Path(shell.get("LOCAL_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
-    port, moto_port = int(env["PORT"]), int(env["MOTO_PORT"])
+    state_dir = local_state_dir(shell)
+    env.setdefault("DEMO_PORT", str(demo_app.DEFAULT_PORT))
+    port, moto_port, demo_port = int(env["PORT"]), int(env["MOTO_PORT"]), int(env["DEMO_PORT"])
     base_url, moto_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}"
-    for name, number in (("PORT", port), ("MOTO_PORT", moto_port)):
+    demo_url = f"http://127.0.0.1:{demo_port}"
+    for name, number in (("PORT", port), ("MOTO_PORT", moto_port), ("DEMO_PORT", demo_port)):
         if port_in_use(number):
             print(f"devstack: {name}={number} is already in use on 127.0.0.1 (another `make run`?). "
                   f"Stop that process or choose another, e.g. `{name}={number + 1} make run`.", file=sys.stderr)
@@ -91,7 +105,9 @@ def main() -> int:
         children.start("chalice local", [sys.executable, "-m", "tools.chalice_local", "local", "--stage", "local",
                                          "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"], env=env)
         discovery = wait_until("chalice local", children, lambda: _discovery(base_url))
-        print(banner(env, shell, base_url, discovery, state_dir, moto_url), flush=True)
+        children.start("demo app", [sys.executable, "-m", "tools.demo_app", "--port", str(demo_port)], env=env)
+        wait_until("demo app", children, lambda: _request("GET", demo_url, 5))
+        print(banner(env, shell, base_url, discovery, state_dir, moto_url, demo_url), flush=True)
         children.watch()
     except Stopped:
         print("\ndevstack: stopping", file=sys.stderr, flush=True)
@@ -152,14 +168,17 @@ def compact_recording(path: Path, moto_url: str) -> int:
 
 def _is_read_only(entry: dict) -> bool:
     if entry.get("method") in ("GET", "HEAD", "OPTIONS"):
-        return True  # moto's control API and health probes; the AWS JSON protocols only POST
+        return True  # moto's control API, health probes and REST-style reads; the AWS JSON protocols only POST
+    if urlsplit(entry.get("url", "")).path in REPLAY_WORTHLESS_PATHS:
+        return True
     headers = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}
     service, _, operation = headers.get("x-amz-target", "").partition(".")
     return service in UNREPLAYABLE_SERVICES or operation in READ_ONLY_OPERATIONS.get(service, ())
 
 
 def bootstrap(env: dict[str, str]) -> None:
-    """Tables and signing keys, in this process, against the moto server. Safe to repeat."""
+    """Tables, signing keys, the email sender and the demo app's client, in this process, against the
+    moto server. Safe to repeat."""
     os.environ.update(env)  # before the first chalicelib import: models read TABLE_PREFIX when defined
     from chalicelib.keys import keyring
     from chalicelib.storage.tables import bootstrap_tables
@@ -169,6 +188,33 @@ def bootstrap(env: dict[str, str]) -> None:
     tables, keys = bootstrap_tables(), keyring.ensure_keys()
     if tables or keys:
         print(f"devstack: created {len(tables)} tables and {len(keys)} signing keys", flush=True)
+    sender = ensure_sender_identity()
+    if sender:
+        print(f"devstack: verified the email sender {sender} in SES (moto)", flush=True)
+    if demo_app.register_client(int(env["DEMO_PORT"])):
+        print(f"devstack: registered the demo app's client {demo_app.CLIENT_ID}", flush=True)
+
+
+def ensure_sender_identity() -> str | None:
+    """EMAIL_FROM's address as a verified SES identity (moto verifies it at once; SES refuses mail
+    from anything else). Returns the address when it had to be created, None when it was there."""
+    from email.utils import parseaddr
+
+    from botocore.exceptions import ClientError
+
+    from chalicelib.aws import client
+    from chalicelib.config import settings
+
+    address = parseaddr(settings().email_from)[1]
+    ses = client("sesv2")
+    try:
+        ses.get_email_identity(EmailIdentity=address)  # a GET: never recorded, never replayed
+        return None
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+    ses.create_email_identity(EmailIdentity=address)
+    return address
 
 
 def _ensure_envelope_key(alias: str) -> None:
@@ -190,23 +236,28 @@ def _ensure_envelope_key(alias: str) -> None:
 
 
 def banner(env: dict[str, str], shell: dict[str, str], base_url: str, discovery: dict, state_dir: Path,
-           moto_url: str) -> str:
+           moto_url: str, demo_url: str) -> str:
     reset = "make reset-local" if state_dir == DEFAULT_STATE_DIR.resolve() else f"rm -rf {state_dir}"
     # The admin CLI reads the same settings from its own shell; repeat any that are not the defaults.
     defaults = local_defaults({})
     admin = "".join(f"{name}={shlex.quote(shell[name])} " for name in SHARED_WITH_ADMIN
                     if shell.get(name) not in (None, "", defaults.get(name))) + "./idp-admin"
     return f"""
+Open {demo_url} and click Sign in.
+  (the demo app, client {demo_app.CLIENT_ID}: sign in, or create an account; emails land in the outbox)
+
 Local IdP is running (Ctrl-C stops it; state survives restarts).
   issuer     {discovery.get("issuer", env["ISSUER"])}
   discovery  {base_url}/.well-known/openid-configuration
   jwks       {discovery.get("jwks_uri", base_url + "/jwks")}
+  outbox     {env["OUTBOX_DIR"]} (every email sent; also {demo_url}/emails)
   AWS (moto) {moto_url}   key backend: {env.get("KEY_BACKEND", "secretsmanager")}
   state      {state_dir} (moto's log: {state_dir / MOTO_LOG})
 
 Try, in another terminal:
-  {admin} clients create --name "My app" --redirect-uri http://127.0.0.1:3000/callback
   {admin} users create --email alice@example.com
+  {admin} outbox list        ({admin} outbox show: the newest email and its links)
+  {admin} clients create --name "My app" --redirect-uri http://127.0.0.1:3000/callback
   {admin} keys list
 
 Forget every client, user and key: stop the stack, then `{reset}`.

@@ -29,6 +29,12 @@ def chalice_stage_env(stage: str) -> dict[str, str]:
     return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
 
 
+def local_state_dir(environ=None) -> Path:
+    """LOCAL_STATE_DIR, else .local/ in the checkout; absolute, so every tool finds the same one."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("LOCAL_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
+
+
 def local_defaults(environ=None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     port = environ.get("PORT", "8000")
@@ -36,6 +42,9 @@ def local_defaults(environ=None) -> dict[str, str]:
     return {
         "PORT": port,
         "MOTO_PORT": moto_port,
+        # Every email the local stack sends is also kept here (chalicelib/mail.py), for
+        # `./idp-admin outbox list|show` and the demo app: nothing leaves the machine.
+        "OUTBOX_DIR": str(local_state_dir(environ) / "outbox"),
         "ISSUER": f"http://127.0.0.1:{port}",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
         # moto accepts any credentials; these keep boto3 from searching for real ones.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "
 
 def needs(call: dict, arn, region: str) -> list[Need]:
     """The permissions a recorded call needs. `arn` resolves names: arn("table", name),
-    arn("secret", name) (the secret's real ARN), arn("kms_key", key id/ARN/alias), arn("secret_key", name)."""
+    arn("secret", name) (the secret's real ARN), arn("kms_key", key id/ARN/alias), arn("secret_key", name),
+    arn("ses_identity", from address) (the identity SES sends it under), arn("ses_configuration_set", name)."""
     service, operation, params = call["service"], call["operation"], call["params"]
     if service == "dynamodb":
         if operation == "TransactWriteItems":
@@ -55,6 +57,14 @@ def needs(call: dict, arn, region: str) -> list[Need]:
         if operation == "GenerateDataKeyPair":
             context["kms:DataKeyPairSpec"] = params["KeyPairSpec"]
         return [Need(f"kms:{operation}", arn("kms_key", params["KeyId"]), tuple(sorted(context.items())))]
+    if service == "sesv2" and operation == "SendEmail":
+        sender = parseaddr(params["FromEmailAddress"])[1]
+        from_address = (("ses:FromAddress", sender),)
+        required = [Need("ses:SendEmail", arn("ses_identity", sender), from_address)]
+        if params.get("ConfigurationSetName"):
+            required.append(Need("ses:SendEmail", arn("ses_configuration_set", params["ConfigurationSetName"]),
+                                 from_address))
+        return required
     raise AssertionError(f"no IAM mapping for {service}:{operation}; extend tests/deploy/iam.py")
 
 

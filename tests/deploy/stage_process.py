@@ -8,7 +8,9 @@ Steps, each recording the AWS calls it makes (service, operation, parameters):
 - rotation: the scheduled function's handler with an EventBridge event (bootstraps the key ring);
 - rotation_due / rotation_prune: the same step 31 days later (promotes) and after KEY_RETIRE_AFTER (prunes);
 - admin: what the operator does with ./idp-admin: register a client_credentials client;
-- api: POST /token and GET /jwks through chalice.test.Client on the app, as API Gateway would call it.
+- api: POST /token and GET /jwks through chalice.test.Client on the app, as API Gateway would call it;
+- mail: one email through chalicelib/mail.py, as the API function sends them (the test verified the
+  sender's domain in SES first, as docs/deploy.md tells the operator to).
 Prints one JSON document on stdout.
 """
 from __future__ import annotations
@@ -86,6 +88,15 @@ def main(stage: str) -> None:
         return {name: {"status": r.status_code, "body": json.loads(r.body)} for name, r in responses.items()}
 
     step("api", steps, api)
+
+    def mail():
+        from chalicelib import mail as email
+
+        email.send("new.user@example.org", "verify_email", link=f"{s.issuer}/verify?t=x", code="ABCDE-FGHIJ",
+                   minutes=30)
+        return {"sent": True}
+
+    step("mail", steps, mail)
     json.dump(steps, sys.stdout)
 
 

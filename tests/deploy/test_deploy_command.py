@@ -146,7 +146,7 @@ def fake_aws(tmp_path, monkeypatch, version: str | None) -> None:
 @pytest.mark.parametrize("version", ["aws-cli/1.33.4 Python/3.11.2 Linux/6.1 botocore/1.34.0", None])
 def test_deploy_wants_the_aws_cli_v2_and_says_where_to_get_it(tmp_path, monkeypatch, version):
     fake_aws(tmp_path, monkeypatch, version)
-    stage = stage_with(tmp_path, ISSUER="https://login.idp-owner.dev")
+    stage = stage_with(tmp_path, ISSUER="https://login.idp-owner.dev", EMAIL_FROM="no-reply@login.idp-owner.dev")
     deployment = Deployment(stage, certificate_arn=CERTIFICATE, region="eu-west-1", out=io.StringIO())
     with pytest.raises(DeployError) as refused:
         deployment.preflight()
@@ -157,7 +157,31 @@ def test_deploy_wants_the_aws_cli_v2_and_says_where_to_get_it(tmp_path, monkeypa
 
 def test_the_aws_cli_v2_passes_the_preflight(tmp_path, monkeypatch):
     fake_aws(tmp_path, monkeypatch, "aws-cli/2.17.0 Python/3.12.4 Linux/6.1 exe/x86_64")
-    stage = stage_with(tmp_path, ISSUER="https://login.idp-owner.dev")
+    stage = stage_with(tmp_path, ISSUER="https://login.idp-owner.dev", EMAIL_FROM="no-reply@login.idp-owner.dev")
     out = io.StringIO()
     Deployment(stage, certificate_arn=CERTIFICATE, region="eu-west-1", out=out).preflight()
     assert out.getvalue() == "+ aws --version\n"
+
+
+@pytest.mark.parametrize(("email_from", "message"), [
+    (None, "EMAIL_FROM is not set"),
+    ("Login <no-reply@login.example.com>", "EMAIL_FROM is still the example"),
+    ("no-reply@mail.test", "EMAIL_FROM is still the example"),
+])
+def test_a_real_deploy_refuses_a_missing_or_example_sender_before_running_anything(tmp_path, email_from, message):
+    stage = stage_with(tmp_path, ISSUER="https://login.idp-owner.dev", EMAIL_FROM=email_from)
+    deployment = Deployment(stage, certificate_arn=CERTIFICATE, region="eu-west-1", out=io.StringIO())
+    with pytest.raises(StageError, match=message):
+        deployment.preflight()
+    assert deployment.commands == []
+
+
+def test_a_dry_run_only_warns_about_the_example_sender():
+    out = io.StringIO()
+    Deployment(load("prod"), certificate_arn=CERTIFICATE, region="eu-west-1", dry_run=True, out=out).preflight()
+    assert "# warning: stage prod: EMAIL_FROM is still the example" in out.getvalue()
+
+
+def test_a_sender_that_is_no_address_is_refused(tmp_path):
+    with pytest.raises(StageError, match="EMAIL_FROM must be an address"):
+        stage_with(tmp_path, EMAIL_FROM="Login Team")

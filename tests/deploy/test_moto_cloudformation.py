@@ -75,6 +75,8 @@ def deployed(request, moto_server, tmp_path_factory):
                                                             WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     outputs = {o["OutputKey"]: o["OutputValue"]
                for o in cloudformation.describe_stacks(StackName=stage.stack_name)["Stacks"][0]["Outputs"]}
+    # The operator's step (docs/deploy.md): verify EMAIL_FROM's domain in SES.
+    boto("sesv2", moto_server).create_email_identity(EmailIdentity=stage.sender_address.rpartition("@")[2])
 
     # The function's environment: the stage's variables, nothing from this test process.
     env = {**stage.env, "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL": moto_server,
@@ -113,6 +115,14 @@ def resolver(deployed):
             return kms_key_arn(endpoint, key) if key else None
         if kind == "kms_key":
             return kms_key_arn(endpoint, name)
+        if kind == "ses_identity":
+            # SES authorises a message against the identity it sends it under: the address when it is
+            # verified on its own, else its domain.
+            verified = {i["IdentityName"] for i in boto("sesv2", endpoint).list_email_identities()["EmailIdentities"]}
+            identity = name if name in verified else name.rpartition("@")[2]
+            return f"arn:aws:ses:{REGION}:123456789012:identity/{identity}"
+        if kind == "ses_configuration_set":
+            return f"arn:aws:ses:{REGION}:123456789012:configuration-set/{name}"
         raise KeyError(kind)
 
     return arn
@@ -202,7 +212,7 @@ def test_the_api_function_opens_only_the_signing_key_it_uses(deployed):
 
 
 @pytest.mark.parametrize(("role", "steps"), [("rotation", ["rotation", "rotation_due", "rotation_prune"]),
-                                             ("api", ["api"])])
+                                             ("api", ["api", "mail"])])
 def test_every_aws_call_a_function_makes_is_allowed_by_its_role(deployed, role, steps):
     document, arn = role_policy(deployed, role), resolver(deployed)
     required = [need for step in steps for call in deployed["steps"][step]["calls"] for need in needs(call, arn, REGION)]
@@ -212,6 +222,14 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role(deployed, role, 
     for statement in document["Statement"]:
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         assert "*" not in resources and all(r.startswith("arn:aws:") for r in resources), statement
+
+
+def test_the_deployed_api_function_sends_email_from_the_verified_sender(deployed):
+    mail = deployed["steps"]["mail"]
+    assert mail["result"] == {"sent": True}
+    (call,) = [c for c in mail["calls"] if c["service"] == "sesv2"]
+    assert call["operation"] == "SendEmail"
+    assert call["params"]["FromEmailAddress"] == deployed["stage"].settings.email_from
 
 
 def test_the_rotation_role_grants_nothing_a_rotation_cycle_does_not_use(deployed):

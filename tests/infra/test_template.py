@@ -380,3 +380,27 @@ def test_the_packaged_http_variant_drops_chalices_rest_api():
     sam = {"Resources": {"RestAPI": {}, "APIHandler": {}, "HttpApi": {}},
            "Outputs": {"RestAPIId": {}, "EndpointURL": {}, "DiscoveryURL": {}}}
     assert without_rest_api(sam) == {"Resources": {"APIHandler": {}, "HttpApi": {}}, "Outputs": {"DiscoveryURL": {}}}
+
+
+def _send_email_statements(document: dict) -> list[dict]:
+    return [s for s in document["Statement"] if any(a.startswith("ses:") for a in as_list(s["Action"]))]
+
+
+def test_the_api_role_may_send_email_only_from_email_from_and_only_it():
+    stage = load("prod")
+    (statement,) = _send_email_statements(policy.api_policy(stage))
+    sub = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
+    assert statement["Action"] == ["ses:SendEmail"]
+    assert statement["Resource"] == [{"Fn::Sub": f"{sub}identity/login.example.com"},
+                                     {"Fn::Sub": f"{sub}identity/no-reply@login.example.com"}]
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": "no-reply@login.example.com"}}
+    assert _send_email_statements(policy.rotation_policy(stage)) == []
+
+
+def test_a_configuration_set_is_granted_by_name_when_one_is_configured(tmp_path):
+    stage = stage_with(tmp_path, EMAIL_FROM="Acme <login@mail.acme.dev>", SES_CONFIGURATION_SET="idp-events")
+    (statement,) = _send_email_statements(policy.api_policy(stage))
+    resources = [r["Fn::Sub"].rpartition(":")[2] for r in statement["Resource"]]
+    assert resources == ["identity/mail.acme.dev", "identity/login@mail.acme.dev", "configuration-set/idp-events"]
+    assert statement["Condition"]["StringEquals"]["ses:FromAddress"] == "login@mail.acme.dev"
+    assert all("*" not in r["Fn::Sub"] for r in statement["Resource"])

@@ -31,13 +31,15 @@ class Stack:
 
     def __init__(self, state_dir: Path, backend: str, log_dir: Path, extra_env: dict[str, str] | None = None):
         self.state_dir, self.backend = state_dir, backend
-        self.port, self.moto_port = _distinct_free_ports(2)
+        self.port, self.moto_port, self.demo_port = _distinct_free_ports(3)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
+        self.demo_url = f"http://127.0.0.1:{self.demo_port}"
         self.stdout = log_dir / f"devstack-{self.port}.out"
         self.stderr = log_dir / f"devstack-{self.port}.err"
         env = {k: v for k, v in os.environ.items() if k not in TEST_ENV and k != "AWS_ENDPOINT_URL"}
-        env.update(PORT=str(self.port), MOTO_PORT=str(self.moto_port), LOCAL_STATE_DIR=str(state_dir),
+        env.update(PORT=str(self.port), MOTO_PORT=str(self.moto_port), DEMO_PORT=str(self.demo_port),
+                   LOCAL_STATE_DIR=str(state_dir),
                    TABLE_PREFIX=TEST_ENV["TABLE_PREFIX"], SECRET_PREFIX=SECRET_PREFIX, KEY_BACKEND=backend,
                    LOG_LEVEL="INFO")
         env.update(extra_env or {})  # e.g. SSL_CERT_FILE, for a stack that must trust a test CA
@@ -50,13 +52,11 @@ class Stack:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"devstack exited with {self.process.returncode} before serving\n{self.output()}")
-            try:
-                if self.get("/.well-known/openid-configuration").status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
+            # The banner comes once every server (the demo app last) answers.
+            if "and click Sign in" in _read(self.stdout):
+                return
             time.sleep(0.2)
-        pytest.fail(f"devstack did not serve discovery within {READY_TIMEOUT}s\n{self.output()}")
+        pytest.fail(f"devstack did not start within {READY_TIMEOUT}s\n{self.output()}")
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return requests.get(self.base_url + path, timeout=10, **kwargs)
@@ -73,11 +73,12 @@ class Stack:
             pytest.fail(f"devstack still running {STOP_TIMEOUT}s later\n{self.output()}")
 
     def server_pids(self) -> list[int]:
-        """Processes still running either server, found by the port on their command line."""
-        return _pids_with_args(["-p", str(self.moto_port)]) + _pids_with_args(["--port", str(self.port)])
+        """Processes still running any server, found by the port on their command line."""
+        return (_pids_with_args(["-p", str(self.moto_port)]) + _pids_with_args(["--port", str(self.port)])
+                + _pids_with_args(["--port", str(self.demo_port)]))
 
     def is_gone(self) -> bool:
-        return not self.server_pids() and not port_in_use(self.port) and not port_in_use(self.moto_port)
+        return not self.server_pids() and not any(port_in_use(p) for p in (self.port, self.moto_port, self.demo_port))
 
     def output(self) -> str:
         parts = [f"--- devstack stdout ---\n{_read(self.stdout)}", f"--- devstack stderr ---\n{_read(self.stderr)}"]

@@ -133,3 +133,31 @@ def test_refuses_to_start_when_a_port_is_taken(tmp_path):
     assert result.returncode == 2
     assert f"PORT={port} is already in use" in result.stderr
     assert not (tmp_path / "state").exists(), "nothing is started or written"
+
+
+def test_the_stack_sends_email_after_every_start_and_its_recording_keeps_no_message(launch, use_stack, monkeypatch,
+                                                                                      capsys):
+    """The bootstrap verifies the sender each start (sends are not replayed, the identity may be);
+    every message lands in <state dir>/outbox, which ./idp-admin reads."""
+    from chalicelib import mail
+    from tools import admin
+
+    stack = launch()
+    monkeypatch.setenv("OUTBOX_DIR", str(stack.state_dir / "outbox"))
+    use_stack(stack)
+    mail.send("first@example.org", "verify_email", link=f"{stack.base_url}/verify?t=1", code="1", minutes=30)
+    assert f"outbox     {stack.state_dir / 'outbox'}" in stack.output()
+    assert stack.interrupt() == 0
+
+    restarted = launch(state_dir=stack.state_dir)
+    recording = (stack.state_dir / "moto-recording.jsonl").read_text()
+    assert "/v2/email/identities" in recording and "/v2/email/outbound-emails" not in recording
+    use_stack(restarted)
+    mail.send("second@example.org", "verify_email", link=f"{restarted.base_url}/verify?t=2", code="2", minutes=30)
+
+    capsys.readouterr()
+    environ = {**os.environ, "LOCAL_STATE_DIR": str(stack.state_dir), "PORT": str(restarted.port),
+               "MOTO_PORT": str(restarted.moto_port)}
+    assert admin.main(["outbox", "list"], environ=environ) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in listed] == ["second@example.org", "first@example.org"]
