@@ -90,6 +90,8 @@ def shows_errors(view):
     def wrapper(*args, **kwargs):
         try:
             return view(*args, **kwargs)
+        except TemporarilyUnavailable as exc:  # raised as an error, e.g. mail.send's EmailNotSent
+            return unavailable_page(exc)
         except OAuthError as exc:
             return exception_page(exc)
 

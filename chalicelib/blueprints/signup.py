@@ -87,11 +87,11 @@ def signup():
         pending = authorization.load_pending(query_params(request).get("request_id"))
         return _signup_page(pending, browser_value, cookies) if pending else hosted.expired(cookies)
 
+    if not rules.enabled(s):
+        return _closed()
     form = form_params(request)
     if not hosted.trusted_post(request, browser_value, CSRF_SIGNUP, form):
         return hosted.forbidden_post()
-    if not rules.enabled(s):
-        return _closed()
     pending = authorization.load_pending(form.get("request_id"))
     if pending is None:
         return hosted.expired()
