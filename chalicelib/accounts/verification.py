@@ -37,6 +37,16 @@ class Confirmed:
 
     link: object  # storage.links.Link
     user: object
+    token: str
+    use_id: str
+
+
+def put_back(confirmed: Confirmed) -> bool:
+    """Make the consumed link usable again (the undo when what follows the verification fails): the
+    user stays verified, and the retry of the same POST consumes it again and goes on."""
+    from ..storage import links
+
+    return links.restore(confirmed.token, confirmed.use_id)
 
 
 def browser_binding(cookie_value: str | None) -> str:
@@ -89,7 +99,7 @@ def confirm(token: str):
         log.info("verification link for an address the user no longer has")
         return links.Refused("stale", link)
     log.info("email verified", extra={"sub": user.pk})
-    return Confirmed(link, user)
+    return Confirmed(link, user, token, use_id)
 
 
 def refresh_session_claims(session, user):

@@ -224,7 +224,12 @@ def verify_email():
             return check_email_page(pending, browser_value, form.get("email", ""), status=400,
                                     message=messages.CODE_NOT_VALID, request_id=form.get("request_id"))
         return _refused_page(outcome)
-    return _after_verification(outcome, browser_value)
+    from ..undo import undone_on_failure
+
+    # A fault while going on (the session's claims, the request) must not leave the link spent: the
+    # user's retry of this POST would be told it was already used.
+    with undone_on_failure(lambda: verification.put_back(outcome), what="verification link", refusals=()):
+        return _after_verification(outcome, browser_value)
 
 
 def _after_verification(confirmed, cookie_value):
