@@ -57,7 +57,8 @@ def seed() -> Scenario:
                                             scopes=["api:read"])
     api, api_secret = create_client(client_name="API", grant_types=["client_credentials"], scopes=[],
                                     introspects=[API])
-    create_user(EMAIL, PASSWORD)
+    # Verified, as a user who signed up is once REQUIRE_VERIFIED_EMAIL (on by default) lets them in.
+    create_user(EMAIL, PASSWORD, email_verified=True)
     return Scenario(public, service, service_secret, api, api_secret)
 
 

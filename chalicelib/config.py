@@ -24,6 +24,7 @@ class ConfigError(RuntimeError):
 
 KEY_BACKENDS = ("secretsmanager", "kms", "kms-envelope")
 REGISTRATION_MODES = ("open", "token", "off")
+SIGNUP_MODES = ("open", "invite", "off")
 #: A DNS name or IPv4 address in lowercase, as urlsplit() reports a URL's host.
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
@@ -55,6 +56,21 @@ def _client_id_documents(name: str, raw: str) -> str:
         raise ConfigError(f"{name} must be 'off', 'any' or comma-separated host names "
                           f"(exact, no scheme, port or wildcard), got {bad[0]!r}")
     return ",".join(dict.fromkeys(hosts))
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value in ("true", "1", "yes")
+
+
+def _email_domains(name: str, raw: str) -> tuple[str, ...]:
+    domains = [d.strip().lower().lstrip("@") for d in raw.split(",") if d.strip()]
+    bad = [d for d in domains if not _HOST_NAME.fullmatch(d) or "." not in d]
+    if bad:
+        raise ConfigError(f"{name} must be comma-separated domain names (exact, no wildcard), got {bad[0]!r}")
+    return tuple(dict.fromkeys(domains))
 
 
 def _scopes(name: str, raw: str) -> tuple[str, ...] | None:
@@ -204,6 +220,22 @@ class Settings:
     #: A directory that receives a copy of every email as an RFC 5322 .eml file (the local stage:
     #: `make run` sets <state dir>/outbox; `./idp-admin outbox list|show`). Unset: no copies.
     outbox_dir: str = setting("OUTBOX_DIR", "")
+    #: Self-service sign-up at /signup (chalicelib/accounts/signup.py): "open" (anyone), "invite"
+    #: (only through an invitation link, `./idp-admin users invite`: /signup itself is closed) or
+    #: "off". Closed by default, so a deployment never takes strangers' sign-ups by accident: the
+    #: operator opens it deliberately. The local stage sets "open" in .chalice/config.json.
+    signup_mode: str = setting("SIGNUP_MODE", "invite", parse=_choice(*SIGNUP_MODES))
+    #: Optional comma-separated allow-list of email domains sign-up accepts (exact: "example.com"
+    #: does not admit "eu.example.com"). Unset: any domain.
+    signup_email_domains: tuple[str, ...] | None = setting("SIGNUP_EMAIL_DOMAINS", None, parse=_email_domains)
+    #: Lifetime of an email verification link and its typed code, in seconds (24 hours): people
+    #: read mail hours later or on another day, and the link is 130 random bits that work once, so
+    #: a long life gives a guesser nothing; a reset link (which grants the account) lives far shorter.
+    verify_email_ttl: int = setting("VERIFY_EMAIL_TTL", 86400, parse=_int)
+    #: A user whose email is not verified may sign in but not complete an authorization request:
+    #: they are asked to verify first (OIDC clients trust `email`; an unproven one is a claim anyone
+    #: could make). Off: unverified users get codes, with `email_verified: false` in their tokens.
+    require_verified_email: bool = setting("REQUIRE_VERIFIED_EMAIL", True, parse=_bool)
     #: Python logging level name.
     log_level: str = setting("LOG_LEVEL", "INFO")
 

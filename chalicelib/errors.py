@@ -109,6 +109,11 @@ class LoginRequired(OAuthError):
     error = "login_required"
 
 
+class InteractionRequired(OAuthError):
+    """OIDC Core §3.1.2.6: the user must do something on our pages first (verify their email)."""
+    error = "interaction_required"
+
+
 class ConsentRequired(OAuthError):
     error = "consent_required"
 
@@ -279,6 +284,24 @@ class LoginThrottled(Exception):
         #: device has used up its own attempts).
         self.scope = scope
         #: Seconds until the window ends (HTTP Retry-After, RFC 9110 §10.2.3).
+        self.retry_after = retry_after
+
+
+class SignupRefused(Exception):
+    """The sign-up form breaks a rule: it is shown again with `message`, a fixed text of
+    pages/messages.py or chalicelib/password_policy.py; nothing was written or counted."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class SignupLimited(Exception):
+    """Too many sign-ups (chalicelib/accounts/limits.py): 429 with Retry-After, on the page a
+    sign-up always answers."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
         self.retry_after = retry_after
 
 

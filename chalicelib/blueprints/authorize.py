@@ -13,6 +13,7 @@ from .. import i18n, pages
 from ..config import settings
 from ..errors import AccessDenied, DocumentError, LoginFailed, LoginThrottled, OAuthError, RedirectableError
 from ..log import get_logger
+from ..accounts.signup import enabled as signup_enabled
 from ..pages import messages
 from ..web import FORM, client_ip, cookie, form_params, query_params, route
 from . import hosted
@@ -21,6 +22,9 @@ bp = Blueprint(__name__)
 log = get_logger("idp.pages")
 
 FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
+#: The page each authorization.decide action sends the browser to ("verify": REQUIRE_VERIFIED_EMAIL,
+#: chalicelib/blueprints/signup.py).
+PAGES = {"login": "/login", "verify": "/check-email", "consent": "/consent"}
 
 
 def _client_of(pending):
@@ -50,7 +54,7 @@ def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, coo
         return hosted.redirect(decision.location, cookies)
     if not stored:
         authorization.store(pending)
-    return hosted.redirect(hosted.page_url("/login" if decision.action == "login" else "/consent", pending.request_id), cookies)
+    return hosted.redirect(hosted.page_url(PAGES[decision.action], pending.request_id), cookies)
 
 
 # /authorize ---------------------------------------------------------------------------------------
@@ -92,7 +96,8 @@ def _login_page(pending, browser_value, cookies, *, status=200, message=None, us
                  # Whoever registered or published a client chose its name: marked as on the consent page.
                  unverified=client is None or client.registered_dynamically,
                  csrf_token=sessions.csrf_token(browser_value, "login"), message=message,
-                 login_hint=username if username is not None else pending.login_hint)
+                 login_hint=username if username is not None else pending.login_hint,
+                 signup_url=hosted.page_url("/signup", pending.request_id) if signup_enabled(settings()) else None)
 
 
 @hosted.page_route(bp, "/login", ["GET", "POST"], content_types=FORM_OR_NONE)
@@ -164,6 +169,8 @@ def consent():
             return hosted.expired()
         if not authorization.may_consent(pending, session):
             return hosted.redirect(hosted.page_url("/login", pending.request_id), cleared)
+        if s.require_verified_email and authorization.email_unverified(session):
+            return hosted.redirect(hosted.page_url(PAGES["verify"], pending.request_id), cleared)
         try:
             targets = authorization.requested_resources(pending, s)
         except RedirectableError as exc:

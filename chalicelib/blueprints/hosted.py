@@ -60,8 +60,11 @@ def error_page(message: str, error: str, status: int = 400, *, description: str 
 def unavailable_page(exc: TemporarilyUnavailable) -> Response:
     """A dependency fault on a hosted page (chalicelib/web.py calls this): the error page, 503 with
     Retry-After. Nothing single-use was spent, so reloading or going back to the app works."""
-    response = error_page(messages.TEMPORARILY_UNAVAILABLE, exc.error, exc.status, description=exc.description,
-                          detail=exc.detail)
+    from ..errors import EmailNotSent
+
+    # An email that could not be sent gets its own words: the user retries the form, not a reload.
+    message = messages.EMAIL_NOT_SENT if isinstance(exc, EmailNotSent) else messages.TEMPORARILY_UNAVAILABLE
+    response = error_page(message, exc.error, exc.status, description=exc.description, detail=exc.detail)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -87,6 +90,8 @@ def shows_errors(view):
     def wrapper(*args, **kwargs):
         try:
             return view(*args, **kwargs)
+        except TemporarilyUnavailable as exc:  # raised as an error, e.g. mail.send's EmailNotSent
+            return unavailable_page(exc)
         except OAuthError as exc:
             return exception_page(exc)
 

@@ -20,6 +20,7 @@ from ..config import Settings
 from ..errors import (
     ConsentRequired,
     DocumentError,
+    InteractionRequired,
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
@@ -52,7 +53,7 @@ MAX_PARAM_LENGTH = 2048
 class Decision:
     """What the endpoint should do next with a stored request."""
 
-    action: str  # "login" | "consent" | "redirect"
+    action: str  # "login" | "verify" | "consent" | "redirect"
     request: PendingRequest
     location: str | None = None
 
@@ -241,6 +242,11 @@ def decide(request: PendingRequest, session, *, just_signed_in: bool,
     that one write; a refusal names what failed and the request goes to the page it needs."""
     prompt = list(request.prompt)
     needs_login = not session_satisfies(request, session) or ("login" in prompt and not just_signed_in)
+    if not needs_login and settings.require_verified_email and email_unverified(session):
+        if "none" in prompt:
+            raise RedirectableError(InteractionRequired("the user must verify their email address"),
+                                    request.redirect_uri, request.state)
+        return Decision("verify", request)
     if not needs_login and not ("consent" in prompt or always_ask(request)):
         outcome = issue_code(request, session, settings, stored=stored,
                              consent_pairs=consent.pairs(consent_wanted(request, settings)))
@@ -256,6 +262,14 @@ def decide(request: PendingRequest, session, *, just_signed_in: bool,
     if "none" in prompt:
         raise RedirectableError(ConsentRequired("the user must consent"), request.redirect_uri, request.state)
     return Decision("consent", request)
+
+
+def email_unverified(session) -> bool:
+    """REQUIRE_VERIFIED_EMAIL's question, answered from the claims the session keeps (no read):
+    False when unknown (a session from before claims were kept), since the transaction that issues
+    the code checks the user's `email_verified` itself (storage/codes.issue)."""
+    claims = getattr(session, "user_claims", None)
+    return claims is not None and not claims.get("email_verified")
 
 
 def issue_code(request: PendingRequest, session, settings: Settings, *, stored: bool = True,
@@ -292,7 +306,8 @@ def issue_code(request: PendingRequest, session, settings: Settings, *, stored: 
         user_claims=user_claims, created_at=at, expires_at=at + settings.code_ttl)
     refused = codes.issue(record, grant, session_hash=session.session_hash,
                           session_generation=session.session_generation, consent_pairs=consent_pairs,
-                          request_id=request.request_id if stored else None, at=at)
+                          request_id=request.request_id if stored else None, at=at,
+                          require_verified_email=settings.require_verified_email)
     if refused is None:
         log.info("authorization code issued", extra={"client_id": request.client_id, "grant_id": grant.grant_id})
         return redirect_location(request.redirect_uri, settings, code=code, state=request.state)

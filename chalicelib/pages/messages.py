@@ -39,6 +39,11 @@ MALFORMED_REQUEST = "malformed_request"
 EXPIRED_REQUEST = "expired_request"
 FORBIDDEN_POST = "forbidden_post"
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
+EMAIL_NOT_SENT = "email_not_sent"
+SIGNUP_CLOSED = "signup_closed"
+LINK_USED = "link_used"
+LINK_EXPIRED = "link_expired"
+LINK_INVALID = "link_invalid"
 
 #: The developer-facing words in parentheses are fixed too; they tell an app's developer what to fix.
 MESSAGES = {
@@ -63,6 +68,19 @@ MESSAGES = {
     TEMPORARILY_UNAVAILABLE: Message(N_("Please try again"), N_(
         "The sign-in service is busy right now. Wait a moment, then reload this page or go back to the app "
         "and try again.")),
+    # Amazon SES did not take a message (chalicelib/mail.py): nothing was kept that a retry would trip on.
+    EMAIL_NOT_SENT: Message(N_("Please try again"), N_(
+        "We could not send the email. Nothing was saved: wait a moment, then go back and try again.")),
+    SIGNUP_CLOSED: Message(N_("Sign-up is not available"), N_(
+        "New accounts cannot be created here. If you were invited, use the link in your invitation email.")),
+    LINK_USED: Message(N_("This link was already used"), N_(
+        "Each link and code works once. If you already confirmed your email address, go back to the app "
+        "and continue; otherwise ask for a new email.")),
+    LINK_EXPIRED: Message(N_("This link has expired"), N_(
+        "Go back to the app, sign in, and ask for a new email.")),
+    LINK_INVALID: Message(N_("This link is not valid"), N_(
+        "The link is incomplete or no longer belongs to an account. Check that you opened the whole link "
+        "from the newest email.")),
 }
 
 #: Sign-in form alerts (login.html), fixed like the rest.
@@ -78,3 +96,13 @@ PASSWORD_TOO_SHORT = N_("The password must be at least 8 characters long.")
 PASSWORD_TOO_LONG = N_("The password must be at most 1024 characters long.")
 PASSWORD_CONTAINS_EMAIL = N_("The password must not be your email address or made from it.")
 PASSWORD_TOO_COMMON = N_("This password is too common: it is on a list of passwords that attackers try first.")
+
+#: Sign-up and email verification alerts (signup.html, check_email.html), fixed like the rest.
+INVALID_EMAIL = N_("Enter a valid email address.")
+EMAIL_DOMAIN_NOT_ALLOWED = N_("Accounts can only be created with an email address of an allowed domain.")
+INVALID_NAME = N_("The name must be at most 200 characters.")
+TOO_MANY_REQUESTS = N_("Too many requests for this email address or from your network. Wait a while and try again.")
+EMAIL_RESENT = N_("If this address needs confirming, we sent a new email. Earlier links keep working until "
+                  "they expire.")
+NOT_VERIFIED_YET = N_("Your email address is not confirmed yet. Open the link in the email, or enter its code.")
+CODE_NOT_VALID = N_("That code is not valid, was already used or has expired.")

@@ -48,8 +48,11 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "signing_keys": (GET, SCAN),
     # fixed-window counters: atomic ADDs, alone or in a transaction
     "throttles": (UPDATE,),
-    # users and email claims, by key only: never Scan, never Put (users are created by the admin CLI)
-    "users": (GET, BATCH_GET, UPDATE, CHECK),
+    # users and email claims, by key only, never Scan. Put: self-service sign-up creates a user
+    # and its email claim in one transaction (storage/users.create_user, each item conditioned on
+    # its key being new, so no Put ever overwrites a user); Delete: the same two, when the
+    # verification email of a sign-up could not be sent (users.delete_unverified)
+    "users": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
 }
 
 #: The API function's actions on global secondary indexes: (table, index) -> actions.

@@ -98,12 +98,14 @@ def _to_model(code: Code) -> AuthorizationCodeModel:
 
 
 def issue(code: Code, grant: grant_store.Grant, *, session_hash: str, session_generation: int,
-          consent_pairs: set[str] | None, request_id: str | None, at: int) -> NotIssued | None:
+          consent_pairs: set[str] | None, request_id: str | None, at: int,
+          require_verified_email: bool = False) -> NotIssued | None:
     """Write the grant and its code, in one transaction, if everything named still holds.
 
     `consent_pairs`: the remembered consent must contain each (None: consent was just given on the
     page, and is written by the caller first). `request_id`: the stored request to finish (None: it
-    was never stored)."""
+    was never stored). `require_verified_email`: the user's email must be verified too (refused as
+    "user"), so a session's stale `email_verified` claim never gets a code past REQUIRE_VERIFIED_EMAIL."""
     if consent_pairs is not None and len(consent_pairs) > MAX_CONSENT_PAIRS:
         return NotIssued("consent")
     # pynamodb sends condition checks, deletes, puts, then updates; the reasons come back in that order.
@@ -112,7 +114,10 @@ def issue(code: Code, grant: grant_store.Grant, *, session_hash: str, session_ge
 
     def write():
         with transact_write() as tx:
-            tx.condition_check(UserModel, grant.sub, condition=_user_unchanged(session_generation))
+            user_condition = _user_unchanged(session_generation)
+            if require_verified_email:
+                user_condition &= UserModel.email_verified == True  # noqa: E712
+            tx.condition_check(UserModel, grant.sub, condition=user_condition)
             if consent_pairs is not None:
                 condition = ConsentModel.pk.exists()
                 for pair in sorted(consent_pairs):

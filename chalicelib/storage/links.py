@@ -85,9 +85,11 @@ def issue(purpose: str, *, email: str, at: int, ttl: int, sub: str | None = None
     if purpose not in PURPOSES:
         raise ValueError(f"unknown link purpose {purpose!r}")
     token = new_token()
-    LinkModel(link_hash=_hash(token), purpose=purpose, email=email, sub=sub, request_id=request_id,
-              data=json.dumps(data, separators=(",", ":")) if data else None, created_at=at,
-              expires_at=at + ttl).save(condition=LinkModel.link_hash.does_not_exist())
+    item = LinkModel(link_hash=_hash(token), purpose=purpose, email=email, sub=sub, request_id=request_id,
+                     data=json.dumps(data, separators=(",", ":")) if data else None, created_at=at, expires_at=at + ttl)
+    # Refused only when an item has this hash already: with 130 random bits that is this very write,
+    # sent again by botocore after its answer was lost, not someone else's link.
+    conditionally(lambda: item.save(condition=LinkModel.link_hash.does_not_exist()))
     return token
 
 

@@ -54,3 +54,16 @@ def end(session_hash: str) -> Session | None:
                                              condition=SessionModel.session_hash.exists())):
         return None
     return from_model(item)
+
+
+def set_user_claims(session_hash: str, user_claims: dict) -> bool:
+    """Replace the user's ID-token claims kept with a live session (after the user verified their
+    email in this browser: codes issued from now on carry `email_verified: true`). One conditional
+    update; False when the session is gone, revoked or expired."""
+    from ..log import now
+
+    item = SessionModel(session_hash=session_hash)
+    return conditionally(lambda: item.update(
+        actions=[SessionModel.user_claims.set(json.dumps(user_claims, separators=(",", ":")))],
+        condition=SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+        & (SessionModel.expires_at > now())))

@@ -51,6 +51,15 @@ def _check_email(email: str) -> None:
         raise InvalidUser(f"invalid email address: {email!r}")
 
 
+def is_valid_email(email: str) -> bool:
+    """Whether a (normalised) address is one a user may have."""
+    try:
+        _check_email(email)
+    except InvalidUser:
+        return False
+    return True
+
+
 def _check_password(password: str, email: str) -> None:
     """The password policy (NIST SP 800-63B-4 §3.1.1.2), applied here because every way of setting a
     password goes through this module (create_user today; reset, change and invitations will), so
@@ -67,15 +76,25 @@ def _display_name(name: str | None) -> str | None:
     return name or None
 
 
-def create_user(email: str, password: str, name: str | None = None) -> UserModel:
-    """Create a user; raises InvalidUser for bad input and UserExists for a taken email."""
+def check_new_user(email: str, password: str, name: str | None = None) -> tuple[str, str | None]:
+    """(normalised email, display name) when they and the password may make a user; raises
+    InvalidUser otherwise. Pure: sign-up checks the form with it before anything is counted."""
     email = normalise_email(email)
     _check_email(email)
     _check_password(password, email)
-    name = _display_name(name)
+    return email, _display_name(name)
+
+
+def create_user(email: str, password: str, name: str | None = None, *, password_hash: str | None = None,
+                email_verified: bool = False) -> UserModel:
+    """Create a user; raises InvalidUser for bad input and UserExists for a taken email.
+    `password_hash`: the password's hash when the caller has already made it (sign-up hashes before
+    it knows which case it is in, so that every case costs one argon2id)."""
+    email, name = check_new_user(email, password, name)
     at = now()
     # An opaque, never-reassigned subject identifier (OIDC Core §2): not derived from the email.
-    user = UserModel(pk="u_" + new_secret(16), email=email, name=name, password_hash=hash_password(password),
+    user = UserModel(pk="u_" + new_secret(16), email=email, name=name,
+                     password_hash=password_hash or hash_password(password), email_verified=email_verified,
                      created_at=at, updated_at=at)
     claim = EmailClaimModel(pk=EMAIL_PREFIX + email, sub=user.pk)
     try:
@@ -158,6 +177,54 @@ def end_all_sessions(sub: str, *, reason: str = "signed out everywhere", actions
         return False
     revoke_all_of_user(sub, reason=reason)
     return True
+
+
+def restart_unverified(sub: str, email: str, password_hash: str, name: str | None) -> UserModel | None:
+    """Sign-up again for an address nobody has verified: the account belongs to whoever verifies
+    it, so the new password hash and name replace the old ones and `session_generation` goes up in
+    the same conditional write (whoever pre-registered the address, an attacker perhaps, is signed
+    out for good), then every grant of the user is revoked (as `end_all_sessions`). Returns the user
+    as written; None when the user is gone, has another email or was verified meanwhile."""
+    from .grants import revoke_all_of_user
+
+    item = UserModel(pk=sub)
+    written = conditionally(lambda: item.update(
+        actions=[UserModel.password_hash.set(password_hash),
+                 UserModel.name.set(name) if name else UserModel.name.remove(),
+                 UserModel.session_generation.add(1), UserModel.updated_at.set(now())],
+        condition=UserModel.pk.exists() & (UserModel.email == email) & (UserModel.email_verified == False)))  # noqa: E712
+    if not written:
+        return None
+    revoke_all_of_user(sub, reason="signed up again before verification")
+    return item
+
+
+def delete_unverified(sub: str, email: str) -> bool:
+    """Remove a user that was just signed up and never verified, with its email claim, in one
+    transaction: the undo of a sign-up whose verification email could not be sent, so the address
+    is free again. False when the user was verified (or changed) meanwhile: nothing is deleted."""
+    try:
+        with transact_write() as tx:
+            tx.delete(UserModel(pk=sub), condition=(UserModel.email == email)
+                      & (UserModel.email_verified == False))  # noqa: E712
+            tx.delete(EmailClaimModel(pk=EMAIL_PREFIX + email), condition=EmailClaimModel.sub == sub)
+    except TransactWriteError as exc:
+        if "ConditionalCheckFailed" in cancellation_codes(exc):
+            return False
+        raise
+    return True
+
+
+def mark_email_verified(sub: str, email: str) -> UserModel | None:
+    """Record that the owner of `email` proved it (OIDC Core §5.1 email_verified): one conditional
+    update, only while `email` is still the user's address (a link for an address the user has
+    since changed verifies nothing). Returns the user as written, else None."""
+    item = UserModel(pk=sub)
+    if not (sub and not sub.startswith(EMAIL_PREFIX) and conditionally(lambda: item.update(
+            actions=[UserModel.email_verified.set(True), UserModel.updated_at.set(now())],
+            condition=UserModel.pk.exists() & (UserModel.email == email)))):
+        return None
+    return item
 
 
 def set_user_disabled(sub: str, disabled: bool) -> bool:

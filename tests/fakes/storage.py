@@ -217,7 +217,8 @@ class MemoryStorage:
 
     # chalicelib.storage.codes ----------------------------------------------------------------------
 
-    def codes_issue(self, code, grant, *, session_hash, session_generation, consent_pairs, request_id, at):
+    def codes_issue(self, code, grant, *, session_hash, session_generation, consent_pairs, request_id, at,
+                    require_verified_email=False):
         if consent_pairs is not None and len(consent_pairs) > code_store.MAX_CONSENT_PAIRS:
             return NotIssued("consent")
         session = self.sessions.get(session_hash)
@@ -225,7 +226,8 @@ class MemoryStorage:
         consent = self.consents.get(f"{grant.sub}#{grant.client_id}")
         holds = {
             "session": session is not None and not session["revoked"] and session["expires_at"] > at,
-            "user": user is not None and not user["disabled"] and user["session_generation"] == session_generation,
+            "user": user is not None and not user["disabled"] and user["session_generation"] == session_generation
+            and (user["email_verified"] or not require_verified_email),
             "request": not request_id or request_id in self.authorization_requests,
             "consent": consent_pairs is None or (consent is not None and set(consent_pairs) <= consent),
         }

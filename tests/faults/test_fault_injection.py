@@ -40,11 +40,11 @@ import pytest
 from tests.routes.flow import FORM, Browser, authorize_query, hidden, query_of, redeem, sign_in_and_consent
 
 THROTTLE = {"dynamodb": "ProvisionedThroughputExceededException", "kms": "ThrottlingException",
-            "secretsmanager": "ThrottlingException"}
+            "secretsmanager": "ThrottlingException", "sesv2": "TooManyRequestsException"}
 FAILING = {"dynamodb": "InternalServerError", "kms": "KMSInternalException",
-           "secretsmanager": "InternalServiceError"}
+           "secretsmanager": "InternalServiceError", "sesv2": "InternalFailure"}
 WRITES = ("UpdateItem", "PutItem", "DeleteItem")
-PAGES = ("/authorize", "/login", "/consent", "/logout")
+PAGES = ("/authorize", "/login", "/consent", "/logout", "/signup", "/verify-email")
 
 _combinations: list[tuple[str, str, str]] = []
 
@@ -99,7 +99,7 @@ class Injector:
         from chalicelib import aws
 
         _current[:] = [self]
-        for service in ("dynamodb", "secretsmanager", "kms"):
+        for service in ("dynamodb", "secretsmanager", "kms", "sesv2"):
             client = aws.client(service)
             # Once per client (the clients outlive a test): the hook asks which injector is current.
             client.meta.events.register("before-call", _hook(client), unique_id=f"fault-injector-{service}")
@@ -352,6 +352,63 @@ def _user_access_token(world):
     return world.extra["access_token"]
 
 
+_signups = iter(range(1_000_000))
+
+
+def _signup_form(world):
+    """A browser on the sign-up page of a pending request, and the form for a new address."""
+    visitor = Browser(world.http)
+    request_id = query_of(visitor.get(_authorize_url(world)).headers["Location"])["request_id"]
+    page = visitor.get(f"/signup?request_id={request_id}")
+    return visitor, {"request_id": request_id, "csrf_token": hidden(page.body, "csrf_token"),
+                     "email": f"new{next(_signups)}@example.com", "password": "plover xylophone meadow"}
+
+
+def _signed_up(world, value, response):
+    """The retry made the account: one user, unverified, for the address (none left over before)."""
+    from chalicelib.storage.users import find_user_by_email
+
+    user = find_user_by_email(value[1]["email"])
+    assert user is not None and not user.email_verified
+
+
+def _no_user_left(world, value, response):
+    from chalicelib.storage.users import find_user_by_email
+
+    assert find_user_by_email(value[1]["email"]) is None, "a sign-up that failed left its user behind"
+
+
+def _verification_form(world):
+    """A signed-up browser and the confirmation form of its verification link (from the outbox)."""
+    import re
+
+    from chalicelib import mail
+
+    visitor, form = _signup_form(world)
+    assert visitor.post("/signup", form).status_code == 200
+    import email
+    from email import policy
+
+    message = email.message_from_bytes(mail.outbox(world.extra["outbox"])[-1].read_bytes(), policy=policy.default)
+    text = message.get_body(("plain",)).get_content()
+    token = re.search(r"/verify-email\?token=([0-9A-Z]+)", text).group(1)
+    page = visitor.get(f"/verify-email?token={token}")
+    return visitor, {"token": token, "csrf_token": hidden(page.body, "csrf_token")}, form["email"]
+
+
+def _verified(world, value, response):
+    from chalicelib.storage.users import find_user_by_email
+
+    assert find_user_by_email(value[2]).email_verified
+
+
+def _resend_form(world):
+    visitor, form = _signup_form(world)
+    page = visitor.post("/signup", form)
+    return visitor, {"email": form["email"], "request_id": form["request_id"],
+                     "csrf_token": hidden(page.body, "csrf_token")}
+
+
 ENDPOINTS = {
     "POST /token client_credentials": Endpoint(lambda w: None, _client_credentials, 200),
     "POST /token authorization_code": Endpoint(_new_code, _redeem, 200, after_fault=_code_unused_and_family_unstarted,
@@ -379,6 +436,11 @@ ENDPOINTS = {
                               after_retry=_to_client_with_code),
     "POST /logout": Endpoint(_signed_out_browser, lambda w, v: v[0].post("/logout", {"csrf_token": v[1]}), 200,
                              after_retry=_every_grant_of_the_session_revoked, revokes=lambda w, v: {v[2]}),
+    "POST /signup (new address)": Endpoint(_signup_form, lambda w, v: v[0].post("/signup", v[1]), 200,
+                                           after_fault=_no_user_left, after_retry=_signed_up),
+    "POST /verify-email (link, same browser)": Endpoint(
+        _verification_form, lambda w, v: v[0].post("/verify-email", v[1]), 302, after_retry=_verified),
+    "POST /verify-email/resend": Endpoint(_resend_form, lambda w, v: v[0].post("/verify-email/resend", v[1]), 200),
 }
 TOKEN_ENDPOINTS = ("POST /token client_credentials", "POST /token authorization_code", "POST /token refresh_token")
 
@@ -407,15 +469,28 @@ def key_backend(request, aws, monkeypatch):
 
 
 @pytest.fixture
-def world(key_backend):
+def world(key_backend, monkeypatch, tmp_path):
     from chalice.test import Client
 
     from app import app
     from bench.scenario import seed
 
     scenario = seed()
+    _mail_and_signup(monkeypatch, tmp_path)
     with Client(app, stage_name="local") as client:
-        yield World(http=client.http, scenario=scenario)
+        yield World(http=client.http, scenario=scenario, extra={"outbox": tmp_path})
+
+
+def _mail_and_signup(monkeypatch, outbox):
+    """SES with the sender verified, an outbox, sign-up open, and limits no run of this test reaches."""
+    from chalicelib.aws import client
+    from chalicelib.config import settings
+
+    for name, value in {"SIGNUP_MODE": "open", "OUTBOX_DIR": str(outbox), "ACCOUNT_ACTIONS_PER_IP": "100000",
+                        "ACCOUNT_ACTIONS_PER_ADDRESS": "100000", "EMAILS_PER_ADDRESS_PER_HOUR": "100000"}.items():
+        monkeypatch.setenv(name, value)
+    settings.cache_clear()
+    client("sesv2").create_email_identity(EmailIdentity=settings().email_from)
 
 
 def _assert_fault_answer(label: str, response, endpoint: Endpoint, kind: str, call: str):

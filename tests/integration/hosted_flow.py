@@ -54,7 +54,8 @@ def new_user(name: str = "Alice Liddell"):
     from chalicelib.storage.users import create_user
 
     email = f"user-{secrets.token_hex(6)}@example.com"
-    return create_user(email, PASSWORD, name=name), email
+    # Verified: stacks run with REQUIRE_VERIFIED_EMAIL's default (on), as a deployment does.
+    return create_user(email, PASSWORD, name=name, email_verified=True), email
 
 
 def new_client(client_type: str = "public", auth_method: str | None = None,

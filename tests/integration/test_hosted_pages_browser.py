@@ -180,7 +180,8 @@ def registered(idp, use_stack, loopback) -> Registered:
     client, _ = create_client(client_name="Notes App", client_type="public", redirect_uris=[loopback.redirect_uri],
                               scopes=["openid", "email", "profile"])
     email = f"alice-{secrets.token_hex(4)}@example.com"
-    create_user(email, PASSWORD, name="Alice Liddell")
+    # Verified: the stack runs with REQUIRE_VERIFIED_EMAIL's default (on), as a deployment does.
+    create_user(email, PASSWORD, name="Alice Liddell", email_verified=True)
     return Registered(idp, client.client_id, email, loopback.redirect_uri)
 
 
@@ -374,7 +375,7 @@ def test_a_tossed_cookie_does_not_sign_the_victim_in_as_the_attacker(chromium, t
 
     page, base = tab.page, registered.stack.base_url
     attacker_email = f"mallory-{secrets.token_hex(4)}@example.com"
-    create_user(attacker_email, PASSWORD)
+    create_user(attacker_email, PASSWORD, email_verified=True)
     attacker = chromium.new_context()
     attacker.set_default_timeout(TIMEOUT_MS)
     attacker_tab = Tab(attacker.new_page(), [])

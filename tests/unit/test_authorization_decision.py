@@ -16,7 +16,8 @@ from chalicelib.oauth import authorization, consent, pkce, sessions
 from chalicelib.storage import codes
 from chalicelib.storage.authorization_requests import PendingRequest
 
-SETTINGS = Settings(stage="local", issuer="http://127.0.0.1:8000")
+# The fake's users have unverified addresses; REQUIRE_VERIFIED_EMAIL's gate has its own tests below.
+SETTINGS = Settings(stage="local", issuer="http://127.0.0.1:8000", require_verified_email=False)
 SUB, CLIENT_ID, COOKIE = "u_alice", "client-1", "the session cookie value"
 SESSION = sha256_hex(COOKIE)
 REDIRECT = "https://app.example.com/cb"

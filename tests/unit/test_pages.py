@@ -24,6 +24,13 @@ CONTEXTS = [
     ("logout.html", {"signed_out": False, "csrf_token": DYNAMIC}),
     ("redirect_notice.html", {"host": DYNAMIC, "error": DYNAMIC, "location": DYNAMIC}),
     ("logout.html", {"signed_out": True}),
+    ("signup.html", {"message": "Enter a valid email address.", "request_id": DYNAMIC, "csrf_token": DYNAMIC,
+                     "email": DYNAMIC, "name": DYNAMIC, "min_length": DYNAMIC, "login_url": DYNAMIC}),
+    ("check_email.html", {"message": "That code is not valid, was already used or has expired.", "email": DYNAMIC,
+                          "request_id": DYNAMIC, "csrf_token": DYNAMIC}),
+    ("verify_email.html", {"token": DYNAMIC, "email": DYNAMIC, "csrf_token": DYNAMIC}),
+    ("email_confirmed.html", {}),
+    ("login.html", {"client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC, "signup_url": DYNAMIC}),
 ]
 
 

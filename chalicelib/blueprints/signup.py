@@ -1,0 +1,250 @@
+"""Sign-up and email verification pages (issue 12 §1-§2).
+
+- GET/POST /signup: the form, and the "check your email" page it always answers
+  (chalicelib/accounts/signup.py says why every case looks the same);
+- GET /check-email: the same page for a signed-in user whose address is not verified yet, when
+  REQUIRE_VERIFIED_EMAIL holds their authorization request (authorization.decide's "verify");
+- GET /verify-email?token=...: a page with a Confirm button; it never consumes the link (mail
+  scanners and previewers fetch links);
+- POST /verify-email: consumes the link, or the code typed on the "check your email" page;
+- POST /verify-email/resend: a new link (accounts/limits.py "resend");
+- POST /verify-email/continue: the tab that waited goes on once the address was verified elsewhere.
+
+Every form carries the CSRF token of this browser's cookie and passes the Sec-Fetch-Site / Origin
+check (blueprints/hosted.py), like the sign-in form.
+"""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from ..config import settings
+from ..errors import SignupLimited, SignupRefused
+from ..pages import messages
+from ..web import client_ip, form_params, query_params
+from . import hosted
+from .authorize import FORM_OR_NONE
+
+bp = Blueprint(__name__)
+
+CSRF_SIGNUP = "signup"
+CSRF_VERIFY = "verify-email"
+
+
+def _verify_url() -> str:
+    return f"{settings().issuer}/verify-email"
+
+
+def _targets(pending) -> list[str]:
+    """form-action: a form here may end in the redirect to the client (its code)."""
+    return [hosted.origin(pending.redirect_uri)] if pending else []
+
+
+def _signup_page(pending, browser_value, cookies=(), *, status=200, message=None, email="", name=""):
+    from ..oauth import sessions
+    from ..password_policy import MIN_LENGTH
+
+    return hosted.page("signup.html", status, cookies=cookies, request_id=pending.request_id,
+                       csrf_token=sessions.csrf_token(browser_value, CSRF_SIGNUP), message=message, email=email,
+                       name=name, min_length=MIN_LENGTH, login_url=hosted.page_url("/login", pending.request_id))
+
+
+def check_email_page(pending, browser_value, email: str, cookies=(), *, status=200, message=None,
+                     request_id: str | None = None):
+    """The "check your email" page: the code field, Resend and Continue. Everything on it is what
+    the browser sent or its own tokens, never whether an account exists."""
+    from ..oauth import sessions
+
+    return hosted.page("check_email.html", status, cookies=cookies, form_targets=_targets(pending), email=email,
+                       request_id=pending.request_id if pending else (request_id or ""),
+                       csrf_token=sessions.csrf_token(browser_value, CSRF_VERIFY), message=message)
+
+
+def _closed():
+    return hosted.error_page(messages.SIGNUP_CLOSED, "access_denied", 403,
+                             description=f"SIGNUP_MODE={settings().signup_mode}")
+
+
+def _limited(pending, browser_value, email, retry_after, cookies=()):
+    response = check_email_page(pending, browser_value, email, cookies, status=429, message=messages.TOO_MANY_REQUESTS)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+# /signup ------------------------------------------------------------------------------------------
+
+@hosted.page_route(bp, "/signup", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def signup():
+    from ..accounts import signup as rules
+    from ..oauth import authorization, login as login_core, sessions
+
+    request = bp.current_request
+    s = settings()
+    browser_value, cookies = hosted.browser_cookie(request)
+    if request.method == "GET":
+        if not rules.enabled(s):
+            return _closed()
+        pending = authorization.load_pending(query_params(request).get("request_id"))
+        return _signup_page(pending, browser_value, cookies) if pending else hosted.expired(cookies)
+
+    if not rules.enabled(s):
+        return _closed()
+    form = form_params(request)
+    if not hosted.trusted_post(request, browser_value, CSRF_SIGNUP, form):
+        return hosted.forbidden_post()
+    pending = authorization.load_pending(form.get("request_id"))
+    if pending is None:
+        return hosted.expired()
+    try:
+        checked = rules.check_form(s, form.get("email", ""), form.get("password", ""), form.get("name"))
+    except SignupRefused as exc:
+        return _signup_page(pending, browser_value, status=400, message=exc.message, email=form.get("email", ""),
+                            name=form.get("name", ""))
+    try:
+        signed_in = rules.sign_up(s, checked, ip=client_ip(request), request_id=pending.request_id,
+                                  verify_url=_verify_url())
+    except SignupLimited as exc:
+        return _limited(pending, browser_value, checked.email, exc.retry_after)
+    # Every case sets a new session cookie and device cookie: the new account's, or fresh values
+    # no record has (a verified account's address must look the same, and its owner's session was
+    # never ours to give). The page's CSRF tokens follow the new cookie.
+    if signed_in is not None:
+        session_cookie, device_cookie = signed_in.session_cookie, signed_in.device_cookie
+    else:
+        session_cookie, device_cookie = sessions.new_browser_secret(), sessions.new_browser_secret()
+    new_cookies = [sessions.cookie_header(s, session_cookie, max_age=s.session_ttl),
+                   login_core.device_cookie_header(s, device_cookie)]
+    return check_email_page(pending, session_cookie, checked.email, new_cookies)
+
+
+# The "check your email" page ----------------------------------------------------------------------
+
+@hosted.page_route(bp, "/check-email", ["GET"])
+@hosted.shows_errors
+def check_email():
+    from ..oauth import authorization, sessions
+
+    request = bp.current_request
+    pending = authorization.load_pending(query_params(request).get("request_id"))
+    if pending is None:
+        return hosted.expired()
+    cookie_value, cleared = hosted.session_cookie(request)
+    session = sessions.load(cookie_value, check_user=False)
+    if session is None:
+        return hosted.redirect(hosted.page_url("/login", pending.request_id), cleared)
+    return check_email_page(pending, cookie_value, (session.user_claims or {}).get("email", ""))
+
+
+@hosted.page_route(bp, "/verify-email/resend", ["POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def resend():
+    from ..accounts import limits
+    from ..accounts.verification import send_verification
+    from ..oauth import authorization
+    from ..storage.users import find_user_by_email, normalise_email
+
+    request = bp.current_request
+    browser_value, _ = hosted.browser_cookie(request)
+    form = form_params(request)
+    if not hosted.trusted_post(request, browser_value, CSRF_VERIFY, form):
+        return hosted.forbidden_post()
+    email = normalise_email(form.get("email", ""))
+    pending = authorization.load_pending(form.get("request_id"))
+    retry_after = limits.allow("resend", email=email, ip=client_ip(request))
+    if retry_after is not None:
+        return _limited(pending, browser_value, email, retry_after)
+    user = find_user_by_email(email)
+    # Only an address still waiting for verification gets mail; the page is the same either way.
+    if user is not None and not user.email_verified and not user.disabled:
+        send_verification(settings(), user.pk, user.email, browser=browser_value,
+                          request_id=pending.request_id if pending else None, verify_url=_verify_url())
+    return check_email_page(pending, browser_value, email, message=messages.EMAIL_RESENT)
+
+
+@hosted.page_route(bp, "/verify-email/continue", ["POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def continue_request():
+    from ..accounts.verification import refresh_session_claims
+    from ..oauth import authorization, sessions
+    from ..storage.users import get_user
+    from .authorize import _advance
+
+    request = bp.current_request
+    cookie_value, cleared = hosted.session_cookie(request)
+    form = form_params(request)
+    if not hosted.trusted_post(request, cookie_value, CSRF_VERIFY, form):
+        return hosted.forbidden_post(cleared)
+    pending = authorization.load_pending(form.get("request_id"))
+    if pending is None:
+        return hosted.expired()
+    session = sessions.load(cookie_value)
+    if session is None:
+        return hosted.redirect(hosted.page_url("/login", pending.request_id), cleared)
+    user = get_user(session.sub)
+    if settings().require_verified_email and not user.email_verified:
+        return check_email_page(pending, cookie_value, user.email, message=messages.NOT_VERIFIED_YET)
+    return _advance(pending, refresh_session_claims(session, user), just_signed_in=False)
+
+
+# /verify-email ------------------------------------------------------------------------------------
+
+_REFUSALS = {"used": messages.LINK_USED, "expired": messages.LINK_EXPIRED}
+
+
+def _refused_page(refused, cookies=()):
+    return hosted.error_page(_REFUSALS.get(refused.reason, messages.LINK_INVALID), "invalid_request", 400,
+                             cookies=cookies, description=f"verification link {refused.reason}")
+
+
+@hosted.page_route(bp, "/verify-email", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def verify_email():
+    from ..accounts import verification
+    from ..oauth import authorization, sessions
+    from ..storage import links
+
+    request = bp.current_request
+    browser_value, cookies = hosted.browser_cookie(request)
+    if request.method == "GET":
+        token = links.normalise(query_params(request).get("token", ""))
+        link = verification.peek(token)
+        if isinstance(link, links.Refused):
+            return _refused_page(link, cookies)
+        return hosted.page("verify_email.html", cookies=cookies, token=token, email=link.email,
+                           csrf_token=sessions.csrf_token(browser_value, CSRF_VERIFY))
+
+    form = form_params(request)
+    if not hosted.trusted_post(request, browser_value, CSRF_VERIFY, form):
+        return hosted.forbidden_post()
+    typed = "code" in form  # from the "check your email" page, rather than the link's page
+    outcome = verification.confirm(links.normalise(form.get("code") or form.get("token") or ""))
+    if isinstance(outcome, links.Refused):
+        if typed:
+            pending = authorization.load_pending(form.get("request_id"))
+            return check_email_page(pending, browser_value, form.get("email", ""), status=400,
+                                    message=messages.CODE_NOT_VALID, request_id=form.get("request_id"))
+        return _refused_page(outcome)
+    from ..undo import undone_on_failure
+
+    # A fault while going on (the session's claims, the request) must not leave the link spent: the
+    # user's retry of this POST would be told it was already used.
+    with undone_on_failure(lambda: verification.put_back(outcome), what="verification link", refusals=()):
+        return _after_verification(outcome, browser_value)
+
+
+def _after_verification(confirmed, cookie_value):
+    """In the browser that asked for the link, signed in as its user, with the request still
+    pending: go on with the request. Anywhere else: "you can close this tab"."""
+    from ..accounts.verification import refresh_session_claims, same_browser
+    from ..oauth import authorization, sessions
+    from .authorize import _advance
+
+    link, user = confirmed.link, confirmed.user
+    if same_browser(link, cookie_value):
+        session = sessions.load(cookie_value, check_user=False)
+        if session is not None and session.sub == user.pk:
+            session = refresh_session_claims(session, user)
+            pending = authorization.load_pending(link.request_id) if link.request_id else None
+            if pending is not None:
+                return _advance(pending, session, just_signed_in=False)
+    return hosted.page("email_confirmed.html")
