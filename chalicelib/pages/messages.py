@@ -77,3 +77,29 @@ PASSWORD_TOO_SHORT = N_("password must be at least 8 characters")
 PASSWORD_TOO_LONG = N_("password must be at most 1024 characters")
 PASSWORD_CONTAINS_EMAIL = N_("password must not be your email address or made from it")
 PASSWORD_TOO_COMMON = N_("password is too common: it is on a list of passwords that attackers try first")
+
+# Password reset and invitations (chalicelib/blueprints/recovery.py) --------------------------------
+
+LINK_UNKNOWN = "link_unknown"
+LINK_USED = "link_used"
+LINK_EXPIRED = "link_expired"
+ACCOUNT_EXISTS = "account_exists"
+EMAIL_NOT_SENT = "email_not_sent"
+
+_LINK = N_("This link doesn't work")
+MESSAGES.update({
+    # One text for a link never issued, one for another purpose, and a reset whose account is gone,
+    # disabled or has another address now: the page says nothing about which.
+    LINK_UNKNOWN: Message(_LINK, N_(
+        "This link is not valid. Check that you opened or copied all of it, or ask for a new one.")),
+    LINK_USED: Message(_LINK, N_("This link was already used. Each link works once; ask for a new one if you "
+                                 "still need it.")),
+    LINK_EXPIRED: Message(_LINK, N_("This link has expired. Ask for a new one.")),
+    ACCOUNT_EXISTS: Message(N_("You already have an account"), N_(
+        "An account already exists for this email address. Sign in with it, or reset its password if you "
+        "forgot it.")),
+    EMAIL_NOT_SENT: Message(N_("We couldn't send the email"), N_(
+        "Something went wrong while sending the email. Nothing was changed: wait a moment, then try again.")),
+})
+#: The invitation form's alert for a display name storage/users.py refuses.
+NAME_INVALID = N_("name must be at most 200 characters, without control characters")

@@ -48,8 +48,10 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "signing_keys": (GET, SCAN),
     # fixed-window counters: atomic ADDs, alone or in a transaction
     "throttles": (UPDATE,),
-    # users and email claims, by key only: never Scan, never Put (users are created by the admin CLI)
-    "users": (GET, BATCH_GET, UPDATE, CHECK),
+    # users and email claims, by key only, never Scan; Put: an accepted invitation creates its user
+    # and email claim in one transaction (storage/users.create_user: PutItem items conditioned on
+    # the key not existing, so a Put can never overwrite a user or take an address)
+    "users": (GET, BATCH_GET, PUT, UPDATE, CHECK),
 }
 
 #: The API function's actions on global secondary indexes: (table, index) -> actions.
