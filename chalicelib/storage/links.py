@@ -85,9 +85,15 @@ def issue(purpose: str, *, email: str, at: int, ttl: int, sub: str | None = None
     if purpose not in PURPOSES:
         raise ValueError(f"unknown link purpose {purpose!r}")
     token = new_token()
-    LinkModel(link_hash=_hash(token), purpose=purpose, email=email, sub=sub, request_id=request_id,
-              data=json.dumps(data, separators=(",", ":")) if data else None, created_at=at,
-              expires_at=at + ttl).save(condition=LinkModel.link_hash.does_not_exist())
+    item = LinkModel(link_hash=_hash(token), purpose=purpose, email=email, sub=sub, request_id=request_id,
+                     data=json.dumps(data, separators=(",", ":")) if data else None, created_at=at,
+                     expires_at=at + ttl)
+    if not conditionally(lambda: item.save(condition=LinkModel.link_hash.does_not_exist())):
+        # The key of 130 random bits was free: a failed condition is our own PutItem, sent again by
+        # botocore after its answer was lost. Anything else is a bug worth a 500.
+        stored = LinkModel.get(item.link_hash, consistent_read=True)
+        if (stored.purpose, stored.email, stored.created_at) != (purpose, email, at):
+            raise RuntimeError("a new link's key was taken")
     return token
 
 
