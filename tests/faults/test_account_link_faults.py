@@ -12,21 +12,36 @@ import itertools
 
 import pytest
 
-from tests.faults.test_fault_injection import FAILING, THROTTLE, Injector, _combinations, error_kinds
+from tests.faults.test_fault_injection import FAILING, THROTTLE, Injector, error_kinds
 from tests.routes.flow import Browser, hidden
 
 PASSWORD = "a sturdy new passphrase"
 _serial = itertools.count()
 
 
+#: The injector of the running test. Its own hooks (own unique ids), not test_fault_injection's:
+#: pytest may hold that module twice (collected, and imported here), and a hook registered through
+#: one copy would consult that copy's injector, never the other's.
+_current: list = []
+
+
+def _hook(client):
+    def before_call(model, params, **_):
+        return _current[0].before_call(client, model, params) if _current else None
+
+    return before_call
+
+
 class SesInjector(Injector):
+    """test_fault_injection's injector, on SES v2 as well."""
+
     def install(self):
         from chalicelib import aws
-        from tests.faults.test_fault_injection import _hook
 
-        super().install()
-        aws.client("sesv2").meta.events.register("before-call", _hook(aws.client("sesv2")),
-                                                 unique_id="fault-injector-sesv2")
+        _current[:] = [self]
+        for service in ("dynamodb", "secretsmanager", "kms", "sesv2"):
+            client = aws.client(service)
+            client.meta.events.register("before-call", _hook(client), unique_id=f"account-fault-injector-{service}")
 
 
 @pytest.fixture
@@ -119,4 +134,3 @@ def test_no_fault_of_any_call_spends_a_link_or_answers_500(label, world):
                     after_fault(value)
                 retry = injector.run(lambda: value[0].post(path, value[1]))
                 assert retry.status_code == 200, f"{where}: retry {retry.status_code} {retry.body[:300]!r}"
-            _combinations.append((label, f"{index}:{call}", kind))
