@@ -1,6 +1,8 @@
 """The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
 from chalicelib import runtime
-from chalicelib.blueprints import authorize, fallback, registration, rotation, signup, token, userinfo, wellknown
+from chalicelib.blueprints import (
+    authorize, fallback, recovery, registration, rotation, signup, token, userinfo, wellknown,
+)
 from chalicelib.front_door import FrontDoorChalice
 
 # Chalice, taking events from a REST API or an HTTP API (API_FRONT_DOOR, docs/deploy.md).
@@ -11,6 +13,7 @@ app.debug = False
 app.register_blueprint(wellknown.bp)
 app.register_blueprint(authorize.bp)
 app.register_blueprint(signup.bp)
+app.register_blueprint(recovery.bp)
 app.register_blueprint(token.bp)
 app.register_blueprint(userinfo.bp)
 app.register_blueprint(registration.bp)

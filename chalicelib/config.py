@@ -236,6 +236,14 @@ class Settings:
     #: they are asked to verify first (OIDC clients trust `email`; an unproven one is a claim anyone
     #: could make). Off: unverified users get codes, with `email_verified: false` in their tokens.
     require_verified_email: bool = setting("REQUIRE_VERIFIED_EMAIL", True, parse=_bool)
+    #: Lifetime in seconds of a password-reset link (issue 12 asks for 30 minutes:
+    #: chalicelib/accounts/recovery.py).
+    reset_password_ttl: int = setting("RESET_PASSWORD_TTL", 1800, parse=_int)
+    #: Lifetime in seconds of an invitation link (`./idp-admin users invite`; 7 days).
+    invitation_ttl: int = setting("INVITATION_TTL", 604800, parse=_int)
+    #: Where "Your account is ready" (an accepted invitation, which has no app to return to) links:
+    #: the product's home or app. Unset: the page only says the account is ready.
+    home_url: str = setting("HOME_URL", "")
     #: Python logging level name.
     log_level: str = setting("LOG_LEVEL", "INFO")
 

@@ -188,7 +188,7 @@ def continue_request():
 
 # /verify-email ------------------------------------------------------------------------------------
 
-_REFUSALS = {"used": messages.LINK_USED, "expired": messages.LINK_EXPIRED}
+_REFUSALS = {"used": messages.VERIFY_LINK_USED, "expired": messages.VERIFY_LINK_EXPIRED}
 
 
 def _refused_page(refused, cookies=()):

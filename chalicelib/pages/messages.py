@@ -41,8 +41,8 @@ FORBIDDEN_POST = "forbidden_post"
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
 EMAIL_NOT_SENT = "email_not_sent"
 SIGNUP_CLOSED = "signup_closed"
-LINK_USED = "link_used"
-LINK_EXPIRED = "link_expired"
+VERIFY_LINK_USED = "verify_link_used"
+VERIFY_LINK_EXPIRED = "verify_link_expired"
 LINK_INVALID = "link_invalid"
 
 #: The developer-facing words in parentheses are fixed too; they tell an app's developer what to fix.
@@ -73,10 +73,10 @@ MESSAGES = {
         "We could not send the email. Nothing was saved: wait a moment, then go back and try again.")),
     SIGNUP_CLOSED: Message(N_("Sign-up is not available"), N_(
         "New accounts cannot be created here. If you were invited, use the link in your invitation email.")),
-    LINK_USED: Message(N_("This link was already used"), N_(
+    VERIFY_LINK_USED: Message(N_("This link was already used"), N_(
         "Each link and code works once. If you already confirmed your email address, go back to the app "
         "and continue; otherwise ask for a new email.")),
-    LINK_EXPIRED: Message(N_("This link has expired"), N_(
+    VERIFY_LINK_EXPIRED: Message(N_("This link has expired"), N_(
         "Go back to the app, sign in, and ask for a new email.")),
     LINK_INVALID: Message(N_("This link is not valid"), N_(
         "The link is incomplete or no longer belongs to an account. Check that you opened the whole link "
@@ -106,3 +106,26 @@ EMAIL_RESENT = N_("If this address needs confirming, we sent a new email. Earlie
                   "they expire.")
 NOT_VERIFIED_YET = N_("Your email address is not confirmed yet. Open the link in the email, or enter its code.")
 CODE_NOT_VALID = N_("That code is not valid, was already used or has expired.")
+
+# Password reset and invitations (chalicelib/blueprints/recovery.py) --------------------------------
+
+LINK_UNKNOWN = "link_unknown"
+LINK_USED = "link_used"
+LINK_EXPIRED = "link_expired"
+ACCOUNT_EXISTS = "account_exists"
+
+_LINK = N_("This link doesn't work")
+MESSAGES.update({
+    # One text for a link never issued, one for another purpose, and a reset whose account is gone,
+    # disabled or has another address now: the page says nothing about which.
+    LINK_UNKNOWN: Message(_LINK, N_(
+        "This link is not valid. Check that you opened or copied all of it, or ask for a new one.")),
+    LINK_USED: Message(_LINK, N_("This link was already used. Each link works once; ask for a new one if you "
+                                 "still need it.")),
+    LINK_EXPIRED: Message(_LINK, N_("This link has expired. Ask for a new one.")),
+    ACCOUNT_EXISTS: Message(N_("You already have an account"), N_(
+        "An account already exists for this email address. Sign in with it, or reset its password if you "
+        "forgot it.")),
+})
+#: The invitation form's alert for a display name storage/users.py refuses.
+NAME_INVALID = N_("name must be at most 200 characters, without control characters")

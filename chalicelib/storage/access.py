@@ -48,10 +48,10 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "signing_keys": (GET, SCAN),
     # fixed-window counters: atomic ADDs, alone or in a transaction
     "throttles": (UPDATE,),
-    # users and email claims, by key only, never Scan. Put: self-service sign-up creates a user
-    # and its email claim in one transaction (storage/users.create_user, each item conditioned on
-    # its key being new, so no Put ever overwrites a user); Delete: the same two, when the
-    # verification email of a sign-up could not be sent (users.delete_unverified)
+    # users and email claims, by key only, never Scan. Put: self-service sign-up and an accepted
+    # invitation create a user and its email claim in one transaction (storage/users.create_user,
+    # each item conditioned on its key being new, so no Put ever overwrites a user); Delete: the
+    # same two, when the verification email of a sign-up could not be sent (users.delete_unverified)
     "users": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
 }
 
