@@ -69,8 +69,8 @@ MESSAGES = {
         "The sign-in service is busy right now. Wait a moment, then reload this page or go back to the app "
         "and try again.")),
     # Amazon SES did not take a message (chalicelib/mail.py): nothing was kept that a retry would trip on.
-    EMAIL_NOT_SENT: Message(N_("Please try again"), N_(
-        "We could not send the email. Nothing was saved: wait a moment, then go back and try again.")),
+    EMAIL_NOT_SENT: Message(N_("We couldn't send the email"), N_(
+        "We could not send the email. Nothing was changed: wait a moment, then go back and try again.")),
     SIGNUP_CLOSED: Message(N_("Sign-up is not available"), N_(
         "New accounts cannot be created here. If you were invited, use the link in your invitation email.")),
     VERIFY_LINK_USED: Message(N_("This link was already used"), N_(
