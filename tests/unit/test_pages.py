@@ -31,6 +31,19 @@ CONTEXTS = [
     ("verify_email.html", {"token": DYNAMIC, "email": DYNAMIC, "csrf_token": DYNAMIC}),
     ("email_confirmed.html", {}),
     ("login.html", {"client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC, "signup_url": DYNAMIC}),
+    ("link_refused.html", {"message": MESSAGES["link_used"], "ask_again": DYNAMIC}),
+    ("forgot_password.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC}),
+    ("forgot_sent.html", {"back": DYNAMIC}),
+    ("forgot_sent.html", {"back": None, "message": "Too many attempts. Wait a few minutes and try again."}),
+    ("reset_password.html", {"token": DYNAMIC, "email": DYNAMIC, "csrf_token": DYNAMIC,
+                             "message": "This password is too common: it is on a list of passwords that attackers "
+                                        "try first."}),
+    ("password_changed.html", {"sign_in": DYNAMIC}),
+    ("password_changed.html", {"sign_in": None}),
+    ("invitation.html", {"token": DYNAMIC, "email": DYNAMIC, "name": DYNAMIC, "csrf_token": DYNAMIC,
+                         "message": "The name must be at most 200 characters."}),
+    ("account_ready.html", {"email": DYNAMIC, "signed_in": True, "home": DYNAMIC}),
+    ("account_ready.html", {"email": DYNAMIC, "signed_in": False, "home": None}),
 ]
 
 
