@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--name")
     create.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    create.add_argument("--verified", action="store_true",
+                        help="mark the email verified (you vouch for the address; otherwise, with "
+                             "REQUIRE_VERIFIED_EMAIL, the user confirms it by email before any app gets a code)")
     invite = command(users, "invite", users_invite,
                      "email an invitation link where the invitee sets a password (prints the link)")
     invite.add_argument("--email", required=True)
@@ -300,8 +303,9 @@ def _read_password(from_stdin: bool) -> str:
 def users_create(args):
     from chalicelib.storage.users import create_user
 
-    user = create_user(args.email, _read_password(args.password_stdin), name=args.name)
-    return {"sub": user.pk, "email": user.email}
+    user = create_user(args.email, _read_password(args.password_stdin), name=args.name,
+                       email_verified=args.verified)
+    return {"sub": user.pk, "email": user.email, "email_verified": user.email_verified}
 
 
 def users_invite(args):

@@ -114,9 +114,17 @@ def test_create_user_reads_the_password_from_stdin(run, monkeypatch):
     assert status == 0 and err == ""
     created = json.loads(out)
     user = get_user(created["sub"])
-    assert created == {"sub": user.pk, "email": "alice@example.com"}
-    assert user.name == "Alice"
+    assert created == {"sub": user.pk, "email": "alice@example.com", "email_verified": False}
+    assert user.name == "Alice" and user.email_verified is False
     assert verify_password("correct horse", user.password_hash)
+
+
+def test_create_user_verified_marks_the_email_verified(run, monkeypatch):
+    """The operator vouches for the address: REQUIRE_VERIFIED_EMAIL then asks the user nothing."""
+    stdin(monkeypatch, "correct horse\n")
+    status, out, _ = run("users", "create", "--email", "bob@example.com", "--verified", "--password-stdin")
+    assert status == 0 and json.loads(out)["email_verified"] is True
+    assert get_user(json.loads(out)["sub"]).email_verified is True
 
 
 def test_short_password_exits_2_and_writes_nothing(run, monkeypatch):
