@@ -13,6 +13,15 @@ request; anywhere else the page says "you can close this tab and continue where 
 link itself must not be a way into someone's authorization request: whoever can make us send a
 verification email to a victim chose the request it names.
 
+Opened in another browser, the link also asks for the account's password before it verifies
+anything. Otherwise a sign-up made by someone else with a victim's address (pre-account hijacking)
+would be verified by the victim clicking "Confirm" on an email they did not expect, leaving the
+stranger with an account that apps trust as the victim's. The victim does not know that password, so
+the stranger's account stays unverified, and the victim's own sign-up later replaces it
+(storage/users.restart_unverified). The person who did sign up knows it; in their own browser the
+link needs nothing more. Wrong passwords are counted per link (`PASSWORD_ATTEMPTS`), which bounds
+the argon2id work anyone holding the link can cause.
+
 Resending issues a fresh link and leaves earlier ones valid until they expire: each is single use and
 unguessable, the user may open whichever email arrives first, and revoking the others would need
 a query per resend for no security gain.
@@ -29,6 +38,9 @@ from ..log import get_logger, now
 log = get_logger("idp.verification")
 
 PURPOSE = "verify_email"
+#: Wrong passwords accepted per link (opened in another browser) before it stops asking: then the
+#: user asks for a new email, or confirms in the browser that signed up.
+PASSWORD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -114,3 +126,25 @@ def refresh_session_claims(session, user):
     if not set_user_claims(session.session_hash, claims):
         return session
     return replace(session, user_claims=claims)
+
+
+def password_confirms(token: str, link, password: str) -> bool | None:
+    """Whether `password` is the password of the account `link` verifies (a link opened in another
+    browser than the one that signed up). None when the link has had PASSWORD_ATTEMPTS wrong ones
+    already; True, without a check, when the link no longer names an account with that address
+    (`confirm` then refuses it as stale). One argon2id evaluation when it checks."""
+    from ..oauth.throttle import add, count
+    from ..passwords import verify_password
+    from ..storage.users import get_user
+
+    key = f"verify-password#{sha256_hex(token)}"
+    if count(key) >= PASSWORD_ATTEMPTS:
+        return None
+    user = get_user(link.sub) if link.sub else None
+    if user is None or user.email != link.email:
+        return True  # nothing left to protect: `confirm` refuses the link as stale
+    matches = verify_password(password, user.password_hash)
+    if not matches:
+        # Counted for as long as the link can live; the counter's item expires through the TTL.
+        add(key, max(link.expires_at - now(), 60))
+    return matches

@@ -191,6 +191,17 @@ def continue_request():
 _REFUSALS = {"used": messages.VERIFY_LINK_USED, "expired": messages.VERIFY_LINK_EXPIRED}
 
 
+def _confirm_page(token, link, browser_value, cookies=(), *, status=200, message=None):
+    """The page a verification link opens: a Confirm button, and in a browser other than the one
+    that signed up also the account's password (accounts/verification.py says why)."""
+    from ..accounts.verification import same_browser
+    from ..oauth import sessions
+
+    return hosted.page("verify_email.html", status, cookies=cookies, token=token, email=link.email,
+                       password_required=not same_browser(link, browser_value), message=message,
+                       csrf_token=sessions.csrf_token(browser_value, CSRF_VERIFY))
+
+
 def _refused_page(refused, cookies=()):
     return hosted.error_page(_REFUSALS.get(refused.reason, messages.LINK_INVALID), "invalid_request", 400,
                              cookies=cookies, description=f"verification link {refused.reason}")
@@ -200,7 +211,7 @@ def _refused_page(refused, cookies=()):
 @hosted.shows_errors
 def verify_email():
     from ..accounts import verification
-    from ..oauth import authorization, sessions
+    from ..oauth import authorization
     from ..storage import links
 
     request = bp.current_request
@@ -210,13 +221,23 @@ def verify_email():
         link = verification.peek(token)
         if isinstance(link, links.Refused):
             return _refused_page(link, cookies)
-        return hosted.page("verify_email.html", cookies=cookies, token=token, email=link.email,
-                           csrf_token=sessions.csrf_token(browser_value, CSRF_VERIFY))
+        return _confirm_page(token, link, browser_value, cookies)
 
     form = form_params(request)
     if not hosted.trusted_post(request, browser_value, CSRF_VERIFY, form):
         return hosted.forbidden_post()
     typed = "code" in form  # from the "check your email" page, rather than the link's page
+    if not typed:
+        token = links.normalise(form.get("token") or "")
+        link = verification.peek(token)
+        if isinstance(link, links.Refused):
+            return _refused_page(link)
+        if not verification.same_browser(link, browser_value):
+            confirms = verification.password_confirms(token, link, form.get("password") or "")
+            if not confirms:
+                message = messages.WRONG_PASSWORD if confirms is False else messages.TOO_MANY_ATTEMPTS
+                return _confirm_page(token, link, browser_value, status=401 if confirms is False else 429,
+                                     message=message)
     outcome = verification.confirm(links.normalise(form.get("code") or form.get("token") or ""))
     if isinstance(outcome, links.Refused):
         if typed:

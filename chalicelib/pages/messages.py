@@ -85,6 +85,8 @@ MESSAGES = {
 
 #: Sign-in form alerts (login.html), fixed like the rest.
 WRONG_CREDENTIALS = N_("Incorrect email or password.")
+#: The verification page opened in another browser: the account's password did not match.
+WRONG_PASSWORD = N_("That is not the password of this account.")
 TOO_MANY_ATTEMPTS = N_("Too many attempts. Wait a few minutes and try again.")
 ACCOUNT_UNDER_ATTACK = N_("Too many attempts for this account. Signing in from a device you have used before "
                           "still works; otherwise wait a few minutes and try again.")

@@ -81,11 +81,14 @@ def user(address):
     return find_user_by_email(address)
 
 
-def confirm(browser, token):
+def confirm(browser, token, password=None):
+    """Open the link and press Confirm (with `password` typed, when the page asks for it)."""
     page = browser.get(f"/verify-email?token={token}")
     assert page.status_code == 200, page.body
-    return browser.post("/verify-email", {"token": hidden(page.body, "token"),
-                                          "csrf_token": hidden(page.body, "csrf_token")})
+    form = {"token": hidden(page.body, "token"), "csrf_token": hidden(page.body, "csrf_token")}
+    if password is not None:
+        form["password"] = password
+    return browser.post("/verify-email", form)
 
 
 def consent(browser, location):
@@ -312,13 +315,59 @@ def test_a_link_opened_elsewhere_confirms_and_the_waiting_tab_continues(http, pu
     assert waiting.status_code == 200 and b"not confirmed yet" in waiting.body
 
     phone = Browser(http)
-    elsewhere = confirm(phone, token)
+    elsewhere = confirm(phone, token, password=PASSWORD)
     assert elsewhere.status_code == 200 and b"You can close this tab" in elsewhere.body
     assert phone.cookies.keys() <= {"idp_session"} and user("dave@example.com").email_verified
 
     response = browser.post("/verify-email/continue", {"request_id": hidden(page.body, "request_id"),
                                                        "csrf_token": hidden(page.body, "csrf_token")})
     assert response.status_code == 302 and response.headers["Location"].startswith("/consent?")
+
+
+def test_a_stranger_pre_registering_a_victims_address_is_not_verified_by_the_victims_click(
+        http, public_client, open_signup):
+    """Pre-account hijacking: Mallory signs up with Victor's address; Victor gets the email and, not
+    knowing better, opens it and presses Confirm. In his browser the page asks for the account's
+    password, which he does not know: Mallory's account stays unverified (so no app gets a code for
+    it), and Victor's own sign-up later replaces it."""
+    mallory = Browser(http)
+    assert sign_up(mallory, public_client.client_id, "victor@example.com", password=OTHER_PASSWORD).status_code == 200
+    token = token_of(open_signup()[0])
+
+    victor = Browser(http)
+    page = victor.get(f"/verify-email?token={token}")
+    assert page.status_code == 200 and b'autocomplete="current-password"' in page.body
+    for attempt in (None, "", PASSWORD):  # no password, an empty one, his own guess
+        response = confirm(victor, token, password=attempt)
+        assert response.status_code == 401 and b"not the password of this account" in response.body
+    assert user("victor@example.com").email_verified is False
+    # The link was not spent by the refusals: in Mallory's own browser it would still work, and
+    # nothing Victor did verified her account.
+    from chalicelib.log import now
+    from chalicelib.storage import links
+
+    assert not isinstance(links.peek(token, "verify_email", now()), links.Refused)
+
+
+def test_wrong_passwords_on_a_link_opened_elsewhere_are_limited(http, public_client, open_signup):
+    from chalicelib.accounts.verification import PASSWORD_ATTEMPTS
+
+    browser = Browser(http)
+    assert sign_up(browser, public_client.client_id, "wendy@example.com").status_code == 200
+    token = token_of(open_signup()[0])
+    other = Browser(http)
+    for _ in range(PASSWORD_ATTEMPTS):
+        assert confirm(other, token, password="not it at all").status_code == 401
+    # Past the limit even the right password is not checked: ask for a new email.
+    limited = confirm(other, token, password=PASSWORD)
+    assert limited.status_code == 429 and user("wendy@example.com").email_verified is False
+
+
+def test_in_the_browser_that_signed_up_the_link_needs_no_password(http, public_client, open_signup):
+    browser = Browser(http)
+    assert sign_up(browser, public_client.client_id, "xena@example.com").status_code == 200
+    page = browser.get(f"/verify-email?token={token_of(open_signup()[0])}")
+    assert page.status_code == 200 and b'type="password"' not in page.body
 
 
 def test_the_typed_code_in_its_grouped_form_confirms_like_the_link(http, public_client, open_signup):

@@ -29,6 +29,8 @@ CONTEXTS = [
     ("check_email.html", {"message": "That code is not valid, was already used or has expired.", "email": DYNAMIC,
                           "request_id": DYNAMIC, "csrf_token": DYNAMIC}),
     ("verify_email.html", {"token": DYNAMIC, "email": DYNAMIC, "csrf_token": DYNAMIC}),
+    ("verify_email.html", {"token": DYNAMIC, "email": DYNAMIC, "csrf_token": DYNAMIC, "password_required": True,
+                           "message": "That is not the password of this account."}),
     ("email_confirmed.html", {}),
     ("login.html", {"client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC, "signup_url": DYNAMIC}),
     ("link_refused.html", {"message": MESSAGES["link_used"], "ask_again": DYNAMIC}),
