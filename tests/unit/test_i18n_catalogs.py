@@ -110,21 +110,47 @@ _PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[a-z%]")
 _TAG = re.compile(r"<[^>]*>")
 
 
+def source_and_translation_pairs(message) -> list[tuple[str, str]]:
+    """(msgid, msgstr) to compare; a plural entry's forms each against the msgid form of the same index
+    (msgid for the first, msgid_plural for the rest: languages with more forms than English)."""
+    if not message.pluralizable:
+        return [(message.id, message.string)]
+    return [(message.id[min(index, 1)], form) for index, form in enumerate(message.string)]
+
+
 @pytest.mark.parametrize("locale", TRANSLATED)
 def test_translations_keep_every_placeholder_and_tag_of_their_msgid(locale):
     for message in catalog(locale):
         if not message.id:
             continue
-        assert sorted(_PLACEHOLDER.findall(message.string)) == sorted(_PLACEHOLDER.findall(message.id)), message.id
-        assert "%" not in _PLACEHOLDER.sub("", message.string), message.id
-        assert sorted(_TAG.findall(message.string)) == sorted(_TAG.findall(message.id)), message.id
+        for source, string in source_and_translation_pairs(message):
+            assert sorted(_PLACEHOLDER.findall(string)) == sorted(_PLACEHOLDER.findall(source)), source
+            assert "%" not in _PLACEHOLDER.sub("", string), source
+            assert sorted(_TAG.findall(string)) == sorted(_TAG.findall(source)), source
+
+
+def test_a_plural_entry_is_checked_form_by_form():
+    from babel.messages.catalog import Message
+
+    plural = Message(("%(count)s day", "%(count)s days"), ("%(count)s Tag", "Tage"))
+    assert source_and_translation_pairs(plural) == [("%(count)s day", "%(count)s Tag"),
+                                                    ("%(count)s days", "Tage")]
 
 
 @pytest.mark.parametrize("locale", TRANSLATED)
 def test_the_runtime_reads_the_compiled_catalog(locale):
+    import gettext
+
     translations = i18n.translations(locale)
-    for message in catalog(locale):
-        if message.id:
+    po_catalog = catalog(locale)
+    plural_index = gettext.c2py(po_catalog.plural_expr)
+    for message in po_catalog:
+        if not message.id:
+            continue
+        if message.pluralizable:
+            for n in range(0, 102):
+                assert translations.ngettext(*message.id, n) == message.string[plural_index(n)], (message.id, n)
+        else:
             assert translations.gettext(message.id) == message.string
 
 
