@@ -129,5 +129,5 @@ MESSAGES.update({
         "An account already exists for this email address. Sign in with it, or reset its password if you "
         "forgot it.")),
 })
-#: The invitation form's alert for a display name storage/users.py refuses.
-NAME_INVALID = N_("name must be at most 200 characters, without control characters")
+#: The invitation form's alert for a display name storage/users.py refuses: the sign-up form's.
+NAME_INVALID = INVALID_NAME
