@@ -69,3 +69,11 @@ WRONG_CREDENTIALS = N_("Incorrect email or password.")
 TOO_MANY_ATTEMPTS = N_("Too many attempts. Wait a few minutes and try again.")
 ACCOUNT_UNDER_ATTACK = N_("Too many attempts for this account. Signing in from a device you have used before "
                           "still works; otherwise wait a few minutes and try again.")
+
+#: Why a new password was refused (chalicelib/password_policy.py, NIST SP 800-63B-4 §3.1.1.2). The two
+#: lengths repeat password_policy.MIN_LENGTH and MAX_LENGTH (a catalog entry must be a literal);
+#: tests/unit/test_password_policy.py checks that they agree.
+PASSWORD_TOO_SHORT = N_("password must be at least 8 characters")
+PASSWORD_TOO_LONG = N_("password must be at most 1024 characters")
+PASSWORD_CONTAINS_EMAIL = N_("password must not be your email address or made from it")
+PASSWORD_TOO_COMMON = N_("password is too common: it is on a list of passwords that attackers try first")

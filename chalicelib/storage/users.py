@@ -12,18 +12,18 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from ..hashing import new_secret
 from ..log import now
+from ..password_policy import problem as password_problem
 from ..passwords import hash_password
 from .models import EmailClaimModel, UserModel, cancellation_codes, conditionally, transact_write
 
 EMAIL_PREFIX = "email#"
 MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3: a 256-octet path, minus its angle brackets
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024  # bounds the argon2id input an attacker can make us hash
 MAX_NAME_LENGTH = 200
 
 
 class InvalidUser(ValueError):
-    """User data breaks a rule; the message says which one."""
+    """User data breaks a rule; the message says which one. A refused password's message is one of
+    the fixed texts of pages/messages.py (chalicelib/password_policy.py), never the input."""
 
 
 class UserExists(Exception):
@@ -51,11 +51,13 @@ def _check_email(email: str) -> None:
         raise InvalidUser(f"invalid email address: {email!r}")
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidUser(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidUser(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+def _check_password(password: str, email: str) -> None:
+    """The password policy (NIST SP 800-63B-4 §3.1.1.2), applied here because every way of setting a
+    password goes through this module (create_user today; reset, change and invitations will), so
+    no caller can forget it. It is pure and costs no DynamoDB call."""
+    refused = password_problem(password, email)
+    if refused:
+        raise InvalidUser(refused)
 
 
 def _display_name(name: str | None) -> str | None:
@@ -69,7 +71,7 @@ def create_user(email: str, password: str, name: str | None = None) -> UserModel
     """Create a user; raises InvalidUser for bad input and UserExists for a taken email."""
     email = normalise_email(email)
     _check_email(email)
-    _check_password(password)
+    _check_password(password, email)
     name = _display_name(name)
     at = now()
     # An opaque, never-reassigned subject identifier (OIDC Core §2): not derived from the email.

@@ -126,6 +126,14 @@ def test_short_password_exits_2_and_writes_nothing(run, monkeypatch):
     assert item_count(UserModel) == 0
 
 
+def test_a_common_password_exits_2_and_writes_nothing(run, monkeypatch):
+    stdin(monkeypatch, "Password123\n")
+    status, out, err = run("users", "create", "--email", "alice@example.com", "--password-stdin")
+    assert (status, out, err) == (
+        2, "", "error: password is too common: it is on a list of passwords that attackers try first\n")
+    assert item_count(UserModel) == 0
+
+
 @pytest.mark.parametrize("argv", [
     ("--password", "correct horse"),
     ("--password=correct horse",),

@@ -71,6 +71,18 @@ def test_password_length_is_bounded(aws, password, message):
     assert stored_items() == []
 
 
+@pytest.mark.parametrize("password, message", [
+    ("iloveyou", "password is too common: it is on a list of passwords that attackers try first"),
+    ("Alice.Smith1987", "password must not be your email address or made from it"),
+])
+def test_the_password_policy_applies_and_a_refused_password_writes_nothing(aws, password, message):
+    """chalicelib/password_policy.py decides; every rule has its own tests in tests/unit/test_password_policy.py."""
+    with pytest.raises(InvalidUser) as raised:
+        users.create_user("Alice.Smith@example.com", password)
+    assert str(raised.value) == message
+    assert stored_items() == []
+
+
 def test_password_is_stored_as_argon2id_and_verifies(aws):
     user = users.create_user("alice@example.com", "correct horse")
     stored = users.get_user(user.pk).password_hash
