@@ -1,6 +1,6 @@
 """The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
 from chalicelib import runtime
-from chalicelib.blueprints import authorize, fallback, registration, rotation, token, userinfo, wellknown
+from chalicelib.blueprints import account, authorize, fallback, registration, rotation, token, userinfo, wellknown
 from chalicelib.front_door import FrontDoorChalice
 
 # Chalice, taking events from a REST API or an HTTP API (API_FRONT_DOOR, docs/deploy.md).
@@ -10,6 +10,7 @@ app.debug = False
 
 app.register_blueprint(wellknown.bp)
 app.register_blueprint(authorize.bp)
+app.register_blueprint(account.bp)
 app.register_blueprint(token.bp)
 app.register_blueprint(userinfo.bp)
 app.register_blueprint(registration.bp)

@@ -77,3 +77,26 @@ PASSWORD_TOO_SHORT = N_("password must be at least 8 characters")
 PASSWORD_TOO_LONG = N_("password must be at most 1024 characters")
 PASSWORD_CONTAINS_EMAIL = N_("password must not be your email address or made from it")
 PASSWORD_TOO_COMMON = N_("password is too common: it is on a list of passwords that attackers try first")
+
+#: The account page (/account, chalicelib/blueprints/account.py): what each action answers, fixed text.
+ACCOUNT_DONE = {
+    "profile": N_("Your profile was saved."),
+    "password": N_("Your password was changed and you were signed out everywhere. Sign in with your new password."),
+    "signed_out": N_("You were signed out everywhere. Sign in again to continue."),
+    "email_sent": N_("If that address can be used, we sent a link to it. Open the link to finish the change; "
+                     "until then your address stays as it is."),
+    "email_changed": N_("Your email address was changed. Sign in with your new address from now on."),
+    "app_revoked": N_("The app's access was removed. It has to ask you again before it can sign you in."),
+}
+WRONG_PASSWORD = N_("That is not your current password.")
+SAME_EMAIL = N_("That is already your email address.")
+INVALID_EMAIL = N_("Enter a valid email address, like name@example.com.")
+INVALID_NAME = N_("Names can have at most 200 characters and no control characters.")
+INVALID_LOCALE = N_("Enter a language tag such as en, en-GB or pt-BR, or leave it empty.")
+TOO_MANY_EMAILS = N_("Too many email changes were asked for. Wait an hour and try again.")
+ACCOUNT_CHANGED_MEANWHILE = N_("Your account changed while this was being done. Reload the page and try again.")
+EMAIL_LINK_USED = N_("This link was already used. If your address has not changed, ask for a new link on your "
+                     "account page.")
+EMAIL_LINK_INVALID = N_("This link is not valid or has expired. Ask for a new one on your account page.")
+EMAIL_TAKEN_NOW = N_("That address now belongs to another account, so your address was not changed.")
+ACCOUNT_DELETED = N_("Your account was deleted. Your personal data is gone and this email address is free.")

@@ -25,12 +25,14 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "authorization_requests": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
     # the cache of client ID metadata documents: read, refreshed, dropped
     "client_documents": (GET, PUT, UPDATE, DELETE),
-    # dynamic registration (RFC 7591) and its management (RFC 7592) write clients
-    "clients": (GET, PUT, UPDATE, DELETE),
+    # dynamic registration (RFC 7591) and its management (RFC 7592) write clients; the account
+    # page reads the names of a user's apps in one batch with their consents
+    "clients": (GET, BATCH_GET, PUT, UPDATE, DELETE),
     # issued inside the /authorize transaction, consumed by one conditional update
     "codes": (GET, PUT, UPDATE),
-    # remembered with an ADD, checked inside the transaction that issues a code
-    "consents": (UPDATE, CHECK),
+    # remembered with an ADD, checked inside the transaction that issues a code; the account page
+    # reads a user's list of them (one item) and the consents it names, and deletes them
+    "consents": (GET, BATCH_GET, UPDATE, DELETE, CHECK),
     # a grant and its user in one batch; Query: a user's grants (sign out everywhere), and the
     # by_client index (INDEX_ACTIONS) for a client's grants when it is deleted
     "grants": (GET, BATCH_GET, PUT, UPDATE, QUERY),
@@ -48,8 +50,10 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "signing_keys": (GET, SCAN),
     # fixed-window counters: atomic ADDs, alone or in a transaction
     "throttles": (UPDATE,),
-    # users and email claims, by key only: never Scan, never Put (users are created by the admin CLI)
-    "users": (GET, BATCH_GET, UPDATE, CHECK),
+    # users and email claims, by key only: never Scan, never Put (users are created by the admin CLI;
+    # the account page's email change creates the new claim by a conditional update); an email
+    # change or a deletion deletes the old claim in its transaction
+    "users": (GET, BATCH_GET, UPDATE, DELETE, CHECK),
 }
 
 #: The API function's actions on global secondary indexes: (table, index) -> actions.

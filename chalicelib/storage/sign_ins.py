@@ -71,13 +71,14 @@ class SignedIn:
 
 
 def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, session_ttl: int, device_ttl: int,
-                   request_id: str, mark_request: bool, take_back: Sequence[str],
+                   request_id: str | None, mark_request: bool, take_back: Sequence[str],
                    window_seconds: int) -> SignedIn:
     """Write a successful sign-in in one TransactWriteItems: a new session under a new cookie
     value (session fixation defence: a value planted before sign-in never becomes a session); this
     browser as a new known device of the user; the take-back (-1) of the counters in `take_back`;
     and, on authorization request `request_id`, with `mark_request` (prompt=login), the session
-    that signed in for it, else only a check that it still exists. `user_claims` (the user's
+    that signed in for it, else only a check that it still exists (`request_id` None: a sign-in to
+    the account page, for no authorization request). `user_claims` (the user's
     ID-token claims) are kept with the session for the codes issued through it.
 
     Session and device record the user's `session_generation` as read before the password check:
@@ -95,7 +96,7 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
                            expires_at=at + session_ttl, session_generation=user.session_generation,
                            user_claims=json.dumps(user_claims, separators=(",", ":")))
     device_cookie, device = new_device(user.pk, device_ttl, user.session_generation)
-    with_request, with_take_backs = True, bool(take_back)
+    with_request, with_take_backs = request_id is not None, bool(take_back)
 
     def write():
         with transact_write() as tx:
@@ -127,7 +128,8 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
             else:
                 raise
             continue
-        return SignedIn(raw, sessions.from_model(session), device_cookie, request_finished=not with_request)
+        return SignedIn(raw, sessions.from_model(session), device_cookie,
+                        request_finished=request_id is not None and not with_request)
     raise AssertionError("unreachable: each retry drops one part")
 
 
