@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..errors import LoginFailed
+from ..errors import AccountActionRefused as Refused, LoginFailed
 from ..log import get_logger, now
 from ..pages import messages
 
@@ -31,14 +31,6 @@ log = get_logger("idp.account")
 
 #: An email-change link works once, for this long (seconds).
 EMAIL_CHANGE_TTL = 3600
-
-
-class Refused(Exception):
-    """The action was refused for a reason the page shows: `message` is a fixed text of pages/messages.py."""
-
-    def __init__(self, message: str, *, status: int = 400, retry_after: int | None = None):
-        super().__init__(message)
-        self.message, self.status, self.retry_after = message, status, retry_after
 
 
 @dataclass(frozen=True)

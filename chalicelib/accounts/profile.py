@@ -16,20 +16,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from ..errors import InvalidProfile
+
 MAX_NAME_LENGTH = 200  # as storage/users.MAX_NAME_LENGTH
 MAX_LOCALE_LENGTH = 35
 _LOCALE = re.compile(r"(?:[A-Za-z]{2,3}|[A-Za-z]{5,8})(?:-[A-Za-z0-9]{1,8})*")
 
 #: The fields of a profile, in the order forms show them.
 FIELDS = ("name", "given_name", "family_name", "locale")
-
-
-class InvalidProfile(ValueError):
-    """A profile field breaks a rule: `field` says which, the message is fixed text (never the input)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from jinja2 import Environment, FileSystemLoader
@@ -24,6 +25,18 @@ CONTEXTS = [
     ("logout.html", {"signed_out": False, "csrf_token": DYNAMIC}),
     ("redirect_notice.html", {"host": DYNAMIC, "error": DYNAMIC, "location": DYNAMIC}),
     ("logout.html", {"signed_out": True}),
+    ("account.html", {"user": SimpleNamespace(email=DYNAMIC, name=DYNAMIC, given_name=DYNAMIC, family_name=DYNAMIC,
+                                              locale=DYNAMIC),
+                      "apps": [SimpleNamespace(client_id=DYNAMIC, client_name=DYNAMIC, last_used=DYNAMIC,
+                                               access=((DYNAMIC, [DYNAMIC]),))],
+                      "csrf_token": DYNAMIC, "section": "password", "message": "That is not your current password.",
+                      "notice": "Your profile was saved."}),
+    ("account.html", {"user": SimpleNamespace(email=DYNAMIC, name=None, given_name=None, family_name=None,
+                                              locale=None), "apps": [], "csrf_token": DYNAMIC}),
+    ("account_login.html", {"csrf_token": DYNAMIC, "username": DYNAMIC, "message": "Incorrect email or password.",
+                            "notice": "Your profile was saved."}),
+    ("account_notice.html", {"message": "Your profile was saved.", "account_link": True}),
+    ("account_email_confirm.html", {"new_email": DYNAMIC, "token": DYNAMIC, "csrf_token": DYNAMIC}),
 ]
 
 
