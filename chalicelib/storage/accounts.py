@@ -70,7 +70,9 @@ def change_password(sub: str, *, old_hash: str, new_hash: str) -> bool:
     return conditionally(lambda: UserModel(pk=sub).update(
         actions=[UserModel.password_hash.set(new_hash), UserModel.session_generation.add(1),
                  UserModel.updated_at.set(now())],
-        condition=_live_user() & (UserModel.password_hash == old_hash)))
+        # Or already `new_hash` (salted, so only this very change can have written it): botocore
+        # re-sends a write whose answer was lost, and the re-sent one must not read as a conflict.
+        condition=_live_user() & ((UserModel.password_hash == old_hash) | (UserModel.password_hash == new_hash))))
 
 
 def change_email(sub: str, *, old_email: str, new_email: str) -> str:

@@ -87,7 +87,11 @@ def issue(purpose: str, *, email: str, at: int, ttl: int, sub: str | None = None
     token = new_token()
     LinkModel(link_hash=_hash(token), purpose=purpose, email=email, sub=sub, request_id=request_id,
               data=json.dumps(data, separators=(",", ":")) if data else None, created_at=at,
-              expires_at=at + ttl).save(condition=LinkModel.link_hash.does_not_exist())
+              # Or this very item: botocore re-sends a put whose answer was lost, and the re-sent one
+              # finds the first (a 130-bit key is never drawn twice, so nothing else can match).
+              expires_at=at + ttl).save(condition=LinkModel.link_hash.does_not_exist() | (
+                  (LinkModel.created_at == at) & (LinkModel.purpose == purpose) & (LinkModel.email == email)
+                  & LinkModel.used_at.does_not_exist()))
     return token
 
 
