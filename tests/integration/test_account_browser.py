@@ -13,8 +13,12 @@ import secrets
 
 import pytest
 
+from tests.integration import test_hosted_pages_browser as hosted_pages
 from tests.integration.conftest import Stack
-from tests.integration.test_hosted_pages_browser import PASSWORD, chromium, tab  # noqa: F401 (fixtures)
+
+PASSWORD = hosted_pages.PASSWORD
+chromium = hosted_pages.chromium  # the session's headless Chromium, and a fresh tab per test (fixtures)
+tab = hosted_pages.tab
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +58,7 @@ def newest_message_to(outbox, address: str):
     raise AssertionError(f"no message to {address}")
 
 
-def test_change_the_email_address_by_the_emailed_link_then_delete_the_account(tab, account):  # noqa: F811
+def test_change_the_email_address_by_the_emailed_link_then_delete_the_account(tab, account):
     from chalicelib.storage.users import find_user_by_email, get_user
 
     stack, user, address = account
