@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..log import now
-from .models import ConsentListModel, ConsentModel, transact_write
+from .models import ConsentListModel, ConsentModel, retrying_conflicts, transact_write
 
 LIST_PREFIX = "apps#"
+CONFLICT_RETRIES = 3
 #: BatchGetItem takes at most 100 keys; a user with more consents than that is listed in pages.
 _BATCH = 100
 
@@ -42,10 +43,15 @@ def remember(sub: str, client_id: str, pairs: set[str]) -> None:
     """Add `pairs` to what is remembered; DynamoDB's set ADD grows them atomically, so two grants at
     once both land and neither widens the other. The user's list of clients gains `client_id` in
     the same transaction (one call, as the single UpdateItem it replaces)."""
-    with transact_write() as tx:
-        tx.update(ConsentModel(pk=key(sub, client_id)),
-                  actions=[ConsentModel.audience_scopes.add(pairs), ConsentModel.updated_at.set(now())])
-        tx.update(ConsentListModel(pk=list_key(sub)), actions=[ConsentListModel.client_ids.add({client_id})])
+    def write():
+        with transact_write() as tx:
+            tx.update(ConsentModel(pk=key(sub, client_id)),
+                      actions=[ConsentModel.audience_scopes.add(pairs), ConsentModel.updated_at.set(now())])
+            tx.update(ConsentListModel(pk=list_key(sub)), actions=[ConsentListModel.client_ids.add({client_id})])
+
+    # Two consents of one user at once (two apps, two tabs) both write the list item: DynamoDB
+    # cancels one with TransactionConflict, which is tried again (both writes are ADDs).
+    retrying_conflicts(write, CONFLICT_RETRIES)
 
 
 def client_ids(sub: str) -> list[str]:
