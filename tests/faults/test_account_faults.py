@@ -114,6 +114,13 @@ def world(keys, tmp_path, monkeypatch):
     mailbox = mailbox_for(tmp_path, monkeypatch)
     with Client(app, stage_name="local") as client:
         yield World(client.http, mailbox)
+    # The injector's hooks stay registered on the (long-lived) clients under fixed ids and consult
+    # the injector module they were registered from: when pytest imports test_fault_injection under
+    # another name than this module did, its own hooks would never be registered. Leave none behind.
+    from chalicelib import aws
+
+    for service in ("dynamodb", "secretsmanager", "kms"):
+        aws.client(service).meta.events.unregister("before-call", unique_id=f"fault-injector-{service}")
 
 
 @pytest.mark.parametrize("label", list(ACTIONS))
