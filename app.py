@@ -1,7 +1,7 @@
 """The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
 from chalicelib import runtime
 from chalicelib.blueprints import (
-    authorize, fallback, recovery, registration, rotation, signup, token, userinfo, wellknown,
+    account, authorize, fallback, recovery, registration, rotation, signup, token, userinfo, wellknown,
 )
 from chalicelib.front_door import FrontDoorChalice
 
@@ -14,6 +14,7 @@ app.register_blueprint(wellknown.bp)
 app.register_blueprint(authorize.bp)
 app.register_blueprint(signup.bp)
 app.register_blueprint(recovery.bp)
+app.register_blueprint(account.bp)
 app.register_blueprint(token.bp)
 app.register_blueprint(userinfo.bp)
 app.register_blueprint(registration.bp)

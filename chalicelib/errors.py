@@ -305,6 +305,25 @@ class SignupLimited(Exception):
         self.retry_after = retry_after
 
 
+class AccountActionRefused(Exception):
+    """An action of the account page was refused for a reason the page shows (chalicelib/accounts/account.py):
+    `message` is a fixed text of pages/messages.py, `status` the page's HTTP status, `retry_after`
+    set for a throttle's 429."""
+
+    def __init__(self, message: str, *, status: int = 400, retry_after: int | None = None):
+        super().__init__(message)
+        self.message, self.status, self.retry_after = message, status, retry_after
+
+
+class InvalidProfile(ValueError):
+    """A profile claim breaks a rule (chalicelib/accounts/profile.py): `field` says which; the
+    message is fixed text, never the input."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 class DocumentError(Exception):
     """The client ID metadata document could not be used. The message is fixed text naming the rule
     that failed; what the target answered, or anything quoted from the document, is logged, never

@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     command(users, "signout", users_signout, "end every session and refresh token of a user").add_argument(
         "user", metavar="SUB_OR_EMAIL")
     command(users, "list", users_list, "list users")
+    update = command(users, "update", users_update,
+                     "set profile claims (OIDC Core §5.1); an empty value clears one, an absent option keeps it")
+    update.add_argument("user", metavar="SUB_OR_EMAIL")
+    update.add_argument("--name")
+    update.add_argument("--given-name")
+    update.add_argument("--family-name")
+    update.add_argument("--locale", help="a BCP 47 language tag, e.g. en-GB")
 
     registration = groups.add_parser("registration", help="dynamic client registration (RFC 7591)",
                                      allow_abbrev=False)
@@ -147,9 +154,11 @@ def _describe(exc: Exception, stage: str, environ) -> tuple[str, int]:
 
     from chalicelib.errors import InvalidClientMetadata, KeyRingError
     from chalicelib.storage.resources import InvalidResource
+    from chalicelib.accounts.profile import InvalidProfile
     from chalicelib.storage.users import InvalidUser, UserExists
 
-    if isinstance(exc, (BadInput, InvalidClientMetadata, InvalidResource, InvalidUser, UserExists, KeyRingError)):
+    if isinstance(exc, (BadInput, InvalidClientMetadata, InvalidResource, InvalidUser, InvalidProfile, UserExists,
+                        KeyRingError)):
         return str(exc), 2
     from chalicelib.errors import EmailNotSent
 
@@ -181,8 +190,9 @@ def _client_json(client) -> dict:
 
 
 def _user_json(user) -> dict:
-    return {"sub": user.pk, "email": user.email, "name": user.name, "email_verified": user.email_verified,
-            "disabled": user.disabled, "created_at": user.created_at}
+    return {"sub": user.pk, "email": user.email, "name": user.name, "given_name": user.given_name,
+            "family_name": user.family_name, "locale": user.locale, "email_verified": user.email_verified,
+            "disabled": user.disabled, "created_at": user.created_at, "deleted_at": user.deleted_at}
 
 
 def _key_json(key) -> dict:
@@ -350,6 +360,24 @@ def users_disable(args):
 
 def users_enable(args):
     return _set_disabled(args.user, False)
+
+
+def users_update(args):
+    from chalicelib.accounts import profile
+    from chalicelib.log import now
+    from chalicelib.storage import accounts
+
+    user = _find_user(args.user)
+    if user is None or user.deleted_at is not None:
+        raise BadInput(f"no user with sub or email {args.user!r}")
+    given = {"name": args.name, "given_name": args.given_name, "family_name": args.family_name, "locale": args.locale}
+    checked = profile.check(**{field: getattr(user, field) if value is None else value
+                               for field, value in given.items()})
+    # Sessions keep the claims they signed in with (ID tokens issued through them carry those until
+    # the user signs in again); /userinfo reads the user, so it shows the change at once.
+    if not accounts.update_profile(user.pk, checked, at=now()):
+        raise BadInput(f"no user with sub or email {args.user!r}")
+    return {"sub": user.pk, "email": user.email, **{field: getattr(checked, field) for field in profile.FIELDS}}
 
 
 def users_list(args):

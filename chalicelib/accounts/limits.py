@@ -1,4 +1,4 @@
-"""Abuse limits on what sends email: sign-up, resending a verification, password reset.
+"""Abuse limits on what sends email: sign-up, resending a verification, password reset, email change.
 
 Each attempt counts, in one all-or-none DynamoDB transaction (storage/throttles.add_to_all), against
 three fixed one-hour windows:
@@ -18,7 +18,7 @@ from ..hashing import sha256_hex
 from ..log import now
 
 WINDOW_SECONDS = 3600
-ACTIONS = ("signup", "resend", "reset")
+ACTIONS = ("signup", "resend", "reset", "email_change")
 
 
 def allow(action: str, *, email: str, ip: str) -> int | None:

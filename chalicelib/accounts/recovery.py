@@ -102,7 +102,7 @@ def reset_password(token: str, password: str, *, at: int | None = None):
     # Issue 13 (second factors) hooks in here: a reset proves the mailbox only, so it must never
     # remove or bypass a second factor; the next sign-in still asks for it.
     try:
-        mail.send(link.email, "password_changed")
+        mail.send(link.email, "password_changed", via_reset=True)
     except EmailNotSent:
         log.warning("password reset, but the password_changed notice was not sent", extra={"sub": link.sub})
     return Reset(email=link.email, request_id=link.request_id)

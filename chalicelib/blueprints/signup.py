@@ -235,7 +235,7 @@ def verify_email():
         if not verification.same_browser(link, browser_value):
             confirms = verification.password_confirms(token, link, form.get("password") or "")
             if not confirms:
-                message = messages.WRONG_PASSWORD if confirms is False else messages.TOO_MANY_ATTEMPTS
+                message = messages.VERIFY_WRONG_PASSWORD if confirms is False else messages.TOO_MANY_ATTEMPTS
                 return _confirm_page(token, link, browser_value, status=401 if confirms is False else 429,
                                      message=message)
     outcome = verification.confirm(links.normalise(form.get("code") or form.get("token") or ""))

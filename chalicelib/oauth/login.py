@@ -157,6 +157,12 @@ def authenticate(settings: Settings, attempt: Attempt, password: str, device: st
         return _checked(settings, attempt, password, device, stopped, retry_after)
 
 
+def take_back(settings: Settings, attempt: Attempt) -> bool:
+    """Take a counted attempt back: the password was right (one transaction of -1s). For checks of
+    the current password that sign nobody in (the account page); `finish` does it for a sign-in."""
+    return _take_back(settings, attempt)
+
+
 def _take_back(settings: Settings, attempt: Attempt) -> bool:
     from ..storage import throttles
 
@@ -197,7 +203,8 @@ def _checked(settings: Settings, attempt: Attempt, password: str, device: str | 
 
 
 def finish(settings: Settings, attempt: Attempt, user):
-    """Record a successful sign-in for `attempt.request` in one transaction
+    """Record a successful sign-in for `attempt.request` (None: the account page's own sign-in,
+    for no authorization request) in one transaction
     (storage/sign_ins.record_sign_in: a new session under a new cookie value, this browser as a new
     known device, the attempt's counters taken back); returns its storage.sign_ins.SignedIn."""
     request = attempt.request
@@ -213,9 +220,10 @@ def _record(settings: Settings, attempt: Attempt, user, request):
     from ..tokens.issue import user_attributes
 
     return record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=settings.session_ttl,
-                          device_ttl=settings.known_device_ttl, request_id=request.request_id,
+                          device_ttl=settings.known_device_ttl,
+                          request_id=request.request_id if request is not None else None,
                           # Only prompt=login asks which session signed in for the request
                           # (authorization.may_consent).
-                          mark_request="login" in request.prompt,
+                          mark_request=request is not None and "login" in request.prompt,
                           take_back=[counter.key for _, counter in attempt.counters],
                           window_seconds=settings.login_throttle_window)

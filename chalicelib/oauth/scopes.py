@@ -5,9 +5,10 @@ from ..capabilities import SCOPE_TOKEN
 from ..errors import InvalidScope
 from ..pages.messages import N_
 
-#: Claims each standard scope releases (OIDC Core §5.4), limited to the user attributes we store.
+#: Claims each standard scope releases (OIDC Core §5.4), limited to the user attributes we store
+#: (no nickname, picture, website, birthdate, ...: nothing sets them).
 SCOPE_CLAIMS = {
-    "profile": ("name",),
+    "profile": ("name", "given_name", "family_name", "locale", "updated_at"),
     "email": ("email", "email_verified"),
 }
 

@@ -86,7 +86,7 @@ MESSAGES = {
 #: Sign-in form alerts (login.html), fixed like the rest.
 WRONG_CREDENTIALS = N_("Incorrect email or password.")
 #: The verification page opened in another browser: the account's password did not match.
-WRONG_PASSWORD = N_("That is not the password of this account.")
+VERIFY_WRONG_PASSWORD = N_("That is not the password of this account.")
 TOO_MANY_ATTEMPTS = N_("Too many attempts. Wait a few minutes and try again.")
 ACCOUNT_UNDER_ATTACK = N_("Too many attempts for this account. Signing in from a device you have used before "
                           "still works; otherwise wait a few minutes and try again.")
@@ -100,9 +100,9 @@ PASSWORD_CONTAINS_EMAIL = N_("The password must not be your email address or mad
 PASSWORD_TOO_COMMON = N_("This password is too common: it is on a list of passwords that attackers try first.")
 
 #: Sign-up and email verification alerts (signup.html, check_email.html), fixed like the rest.
-INVALID_EMAIL = N_("Enter a valid email address.")
+INVALID_EMAIL = N_("Enter a valid email address, like name@example.com.")
 EMAIL_DOMAIN_NOT_ALLOWED = N_("Accounts can only be created with an email address of an allowed domain.")
-INVALID_NAME = N_("The name must be at most 200 characters.")
+INVALID_NAME = N_("Names can have at most 200 characters and no control characters.")
 TOO_MANY_REQUESTS = N_("Too many requests for this email address or from your network. Wait a while and try again.")
 EMAIL_RESENT = N_("If this address needs confirming, we sent a new email. Earlier links keep working until "
                   "they expire.")
@@ -131,3 +131,24 @@ MESSAGES.update({
 })
 #: The invitation form's alert for a display name storage/users.py refuses: the sign-up form's.
 NAME_INVALID = INVALID_NAME
+
+#: The account page (/account, chalicelib/blueprints/account.py): what each action answers, fixed text.
+ACCOUNT_DONE = {
+    "profile": N_("Your profile was saved."),
+    "password": N_("Your password was changed and you were signed out everywhere. Sign in with your new password."),
+    "signed_out": N_("You were signed out everywhere. Sign in again to continue."),
+    "email_sent": N_("If that address can be used, we sent a link to it. Open the link to finish the change; "
+                     "until then your address stays as it is."),
+    "email_changed": N_("Your email address was changed. Sign in with your new address from now on."),
+    "app_revoked": N_("The app's access was removed. It has to ask you again before it can sign you in."),
+}
+WRONG_PASSWORD = N_("That is not your current password.")
+SAME_EMAIL = N_("That is already your email address.")
+INVALID_LOCALE = N_("Enter a language tag such as en, en-GB or pt-BR, or leave it empty.")
+TOO_MANY_EMAILS = N_("Too many email changes were asked for. Wait an hour and try again.")
+ACCOUNT_CHANGED_MEANWHILE = N_("Your account changed while this was being done. Reload the page and try again.")
+EMAIL_LINK_USED = N_("This link was already used. If your address has not changed, ask for a new link on your "
+                     "account page.")
+EMAIL_LINK_INVALID = N_("This link is not valid or has expired. Ask for a new one on your account page.")
+EMAIL_TAKEN_NOW = N_("That address now belongs to another account, so your address was not changed.")
+ACCOUNT_DELETED = N_("Your account was deleted. Your personal data is gone and this email address is free.")

@@ -25,12 +25,14 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "authorization_requests": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
     # the cache of client ID metadata documents: read, refreshed, dropped
     "client_documents": (GET, PUT, UPDATE, DELETE),
-    # dynamic registration (RFC 7591) and its management (RFC 7592) write clients
-    "clients": (GET, PUT, UPDATE, DELETE),
+    # dynamic registration (RFC 7591) and its management (RFC 7592) write clients; the account
+    # page reads the names of a user's apps in one batch with their consents
+    "clients": (GET, BATCH_GET, PUT, UPDATE, DELETE),
     # issued inside the /authorize transaction, consumed by one conditional update
     "codes": (GET, PUT, UPDATE),
-    # remembered with an ADD, checked inside the transaction that issues a code
-    "consents": (UPDATE, CHECK),
+    # remembered with an ADD, checked inside the transaction that issues a code; the account page
+    # reads a user's list of them (one item) and the consents it names, and deletes them
+    "consents": (GET, BATCH_GET, UPDATE, DELETE, CHECK),
     # a grant and its user in one batch; Query: a user's grants (sign out everywhere), and the
     # by_client index (INDEX_ACTIONS) for a client's grants when it is deleted
     "grants": (GET, BATCH_GET, PUT, UPDATE, QUERY),
@@ -51,8 +53,10 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "throttles": (GET, UPDATE),
     # users and email claims, by key only, never Scan. Put: self-service sign-up and an accepted
     # invitation create a user and its email claim in one transaction (storage/users.create_user,
-    # each item conditioned on its key being new, so no Put ever overwrites a user); Delete: the
-    # same two, when the verification email of a sign-up could not be sent (users.delete_unverified)
+    # each item conditioned on its key being new, so no Put ever overwrites a user). Delete: those
+    # two when the verification email of a sign-up could not be sent (users.delete_unverified), and
+    # the old email claim in an email change's or an account deletion's transaction (the new claim
+    # is made by a conditional update)
     "users": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
 }
 

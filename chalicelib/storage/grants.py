@@ -233,14 +233,16 @@ def undo_rotation(grant: Grant) -> bool:
         condition=GrantModel.grant_id.exists() & (GrantModel.token_hash == grant.token_hash)))
 
 
-def revoke(sub: str, grant_id: str, *, reason: str) -> bool:
+def revoke(sub: str, grant_id: str, *, reason: str, erase_claims: bool = False) -> bool:
     """Revoke a grant: its refresh tokens stop rotating and its access tokens stop being accepted
-    by /userinfo and /introspect. False when it was already revoked or never existed."""
+    by /userinfo and /introspect. False when it was already revoked or never existed.
+    `erase_claims`: also drop the user's claims kept with it (account deletion: no personal data
+    stays behind until the TTL deletes the item)."""
     if not _valid_key(sub, grant_id):
         return False
     if not conditionally(lambda: GrantModel(sub=sub, grant_id=grant_id).update(
             actions=[GrantModel.status.set("revoked"), GrantModel.revoked_at.set(now()),
-                     GrantModel.retry_seal.remove()],
+                     GrantModel.retry_seal.remove(), *([GrantModel.user_claims.remove()] if erase_claims else [])],
             condition=GrantModel.grant_id.exists() & (GrantModel.status == "active"))):
         return False
     log.warning("grant revoked", extra={"grant_id": grant_id, "reason": reason})
@@ -271,12 +273,30 @@ def deny_access_token(sub: str, grant_id: str, jti: str) -> bool:
         & (GrantModel.revoked_jtis.does_not_exist() | (size(GrantModel.revoked_jtis) < MAX_REVOKED_JTIS))))
 
 
-def revoke_all_of_user(sub: str, *, reason: str) -> int:
+def revoke_all_of_user(sub: str, *, reason: str, erase_claims: bool = False) -> int:
     """Revoke every active grant of a user: one strongly consistent Query (paged), then one
-    update per active grant."""
+    update per active grant (`erase_claims`: see `revoke`)."""
     keys = [item.grant_id for item in GrantModel.query(sub, consistent_read=True,
                                                        filter_condition=GrantModel.status == "active",
                                                        attributes_to_get=["grant_id"])]
+    return sum(revoke(sub, grant_id, reason=reason, erase_claims=erase_claims) for grant_id in keys)
+
+
+def of_user(sub: str) -> list[Grant]:
+    """Every active grant of a user (the account page: which apps, last used when), by the same
+    strongly consistent Query (paged) as `revoke_all_of_user`, without the family's token state."""
+    return [from_model(item) for item in GrantModel.query(
+        sub, consistent_read=True, filter_condition=GrantModel.status == "active",
+        attributes_to_get=["sub", "grant_id", "client_id", "scopes", "resources", "status", "created_at",
+                           "expires_at", "last_used_at"])]
+
+
+def revoke_all_of_client_for_user(sub: str, client_id: str, *, reason: str) -> int:
+    """Revoke every active grant of one user with one client (the account page's "Revoke"): one
+    strongly consistent Query, then one update per grant."""
+    keys = [item.grant_id for item in GrantModel.query(
+        sub, consistent_read=True, filter_condition=(GrantModel.status == "active") & (GrantModel.client_id == client_id),
+        attributes_to_get=["grant_id"])]
     return sum(revoke(sub, grant_id, reason=reason) for grant_id in keys)
 
 

@@ -73,14 +73,26 @@ class ClientModel(Model):
 
 
 class UserModel(Model):
-    """An end user. `pk` is the subject identifier (`sub`); the password is an argon2id PHC string."""
+    """An end user. `pk` is the subject identifier (`sub`); the password is an argon2id PHC string.
+
+    A deleted account leaves a tombstone: the same key, `disabled`, `deleted_at`, and no personal
+    data (no email, names, locale or password hash), so the subject is never issued again and
+    everything checking the user refuses it (storage/accounts.delete_account)."""
 
     Meta = _meta("users")
     pk = UnicodeAttribute(hash_key=True)
-    email = UnicodeAttribute()
+    #: None only on a tombstone.
+    email = UnicodeAttribute(null=True)
     email_verified = BooleanAttribute(default=False)
     name = UnicodeAttribute(null=True)
-    password_hash = UnicodeAttribute()
+    #: OIDC Core §5.1 profile claims, set by the user (/account) or an operator (`users update`);
+    #: `locale` is a BCP 47 language tag (RFC 5646).
+    given_name = UnicodeAttribute(null=True)
+    family_name = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute(null=True)
+    #: None only on a tombstone.
+    password_hash = UnicodeAttribute(null=True)
+    deleted_at = NumberAttribute(null=True)
     disabled = BooleanAttribute(default=False)
     #: Bumped (atomic ADD) to end every session and grant of the user at once: sessions and grants
     #: record it when made, and one older than this is dead for good (see storage/users.py). Items
@@ -166,6 +178,17 @@ class ConsentModel(Model):
     #: before pairs, with separate `scopes` and `resources` sets, have none and so cover nothing.
     audience_scopes = UnicodeSetAttribute(null=True)
     updated_at = NumberAttribute()
+
+
+class ConsentListModel(Model):
+    """Which clients a user has consents with, so the account page lists them with one GetItem
+    rather than a Scan of the consents table: pk "apps#<sub>" (never a consent's "<sub>#<client_id>":
+    subjects start "u_"), kept in step with the consents by the same transactions
+    (storage/consents.py)."""
+
+    Meta = _meta("consents")
+    pk = UnicodeAttribute(hash_key=True)
+    client_ids = UnicodeSetAttribute(null=True)
 
 
 class ThrottleModel(Model):
@@ -391,7 +414,7 @@ class LinkModel(Model):
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
               ThrottleModel, GrantModel, AuthorizationCodeModel, ResourceModel, RevokedTokenModel,
               ClientDocumentModel, SigningKeyModel,
-              KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel)
+              KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel)
 
 
 @functools.lru_cache(maxsize=1)

@@ -80,7 +80,7 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
     that signed in for it, else only a check that it still exists. `user_claims` (the user's
     ID-token claims) are kept with the session for the codes issued through it. Without
     `request_id` (a sign-in that serves no authorization request: an accepted invitation,
-    accounts/invitations.py) no request is checked.
+    accounts/invitations.py, or the account page's own sign-in) no request is checked.
 
     Session and device record the user's `session_generation` as read before the password check:
     if the user is signed out everywhere meanwhile, both are born dead rather than surviving it.

@@ -45,4 +45,7 @@ def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[s
 
 
 def user_attributes(user: UserModel) -> dict:
-    return {"name": user.name, "email": user.email, "email_verified": user.email_verified}
+    """The user's claims as OIDC Core §5.1 names them; `updated_at` in epoch seconds (a JSON number)."""
+    return {"name": user.name, "given_name": user.given_name, "family_name": user.family_name,
+            "locale": user.locale, "updated_at": int(user.updated_at) if user.updated_at is not None else None,
+            "email": user.email, "email_verified": user.email_verified}

@@ -168,16 +168,18 @@ class MemoryStorage:
             item["consumed"][state.slot] = state.slot_mark
         return True
 
-    def _revoke_if(self, sub, grant_id, reason, holds) -> bool:
+    def _revoke_if(self, sub, grant_id, reason, holds, erase_claims=False) -> bool:
         item = self.grants.get((sub, grant_id)) if grant_store._valid_key(sub, grant_id) else None
         if item is None or item["status"] != "active" or not holds(item):
             return False
         item.update(status="revoked", revoked_at=grant_store.now(), retry_seal=None)
+        if erase_claims:
+            item["user_claims"] = None
         grant_store.log.warning("grant revoked", extra={"grant_id": grant_id, "reason": reason})
         return True
 
-    def grants_revoke(self, sub, grant_id, *, reason):
-        return self._revoke_if(sub, grant_id, reason, lambda item: True)
+    def grants_revoke(self, sub, grant_id, *, reason, erase_claims=False):
+        return self._revoke_if(sub, grant_id, reason, lambda item: True, erase_claims)
 
     def grants_revoke_by_refresh_token(self, sub, grant_id, client_id, token_hash):
         return self._revoke_if(sub, grant_id, "refresh token revoked by client",
@@ -191,11 +193,11 @@ class MemoryStorage:
         item["revoked_jtis"].add(jti)
         return True
 
-    def grants_revoke_all_of_user(self, sub, *, reason):
+    def grants_revoke_all_of_user(self, sub, *, reason, erase_claims=False):
         # The Query answers in range-key order.
         active = sorted(grant_id for (owner, grant_id), item in self.grants.items()
                         if owner == sub and item["status"] == "active")
-        return sum(self.grants_revoke(sub, grant_id, reason=reason) for grant_id in active)
+        return sum(self.grants_revoke(sub, grant_id, reason=reason, erase_claims=erase_claims) for grant_id in active)
 
     def grants_revoke_grants_of(self, *, client_id, reason):
         keys = [key for key, item in self.grants.items() if item["client_id"] == client_id]

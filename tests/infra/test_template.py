@@ -73,7 +73,9 @@ def test_the_api_role_cannot_scan_the_users_table_or_write_the_key_ring():
     assert not {"dynamodb:Scan", "dynamodb:Query"} & granted["TableUsers"]
     assert granted["TableSigningKeys"] == {"dynamodb:GetItem", "dynamodb:Scan"}
     batch_read = {name for name, actions in granted.items() if "dynamodb:BatchGetItem" in actions}
-    assert batch_read == {"TableUsers", "TableGrants", "TableAuthorizationRequests", "TableSessions"}
+    # The account page reads a user's consents with their clients' names in one batch (issue 12).
+    assert batch_read == {"TableUsers", "TableGrants", "TableAuthorizationRequests", "TableSessions", "TableConsents",
+                          "TableClients"}
     queried = {name for name, actions in granted.items() if "dynamodb:Query" in actions}
     assert queried == {"TableGrants", "TableGrants/index/by_client"}
     scanned = {name for name, actions in granted.items() if "dynamodb:Scan" in actions}

@@ -268,6 +268,19 @@ def test_revoking_every_grant_of_a_user_or_a_client_and_ending_a_session(same_on
     assert trace[5].revoked and not trace[5].user_checked and trace[6] is None
 
 
+def test_revoking_a_users_grants_for_account_deletion_erases_their_kept_claims(same_on_both):
+    def scenario(seed, at):
+        signed_in(seed, at)
+        issue(at, code="code-0", grant_id="grant-0")
+        issue(at, code="code-1", grant_id="grant-1")
+        grants.revoke(SUB, "grant-0", reason="test")
+        return [grants.revoke_all_of_user(SUB, reason="account deleted", erase_claims=True),
+                grants.get(SUB, "grant-0").user_claims, grants.get(SUB, "grant-1").user_claims]
+
+    trace = same_on_both(scenario)
+    assert trace[0] == 1 and trace[1] and trace[2] == {}, "only the grants it revokes lose their claims"
+
+
 def test_a_grant_and_its_user_together_and_the_deny_list(same_on_both):
     def scenario(seed, at):
         signed_in(seed, at)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from jinja2 import Environment, FileSystemLoader
@@ -24,7 +25,7 @@ CONTEXTS = [
     ("logout.html", {"signed_out": False, "csrf_token": DYNAMIC}),
     ("redirect_notice.html", {"host": DYNAMIC, "error": DYNAMIC, "location": DYNAMIC}),
     ("logout.html", {"signed_out": True}),
-    ("signup.html", {"message": "Enter a valid email address.", "request_id": DYNAMIC, "csrf_token": DYNAMIC,
+    ("signup.html", {"message": "Enter a valid email address, like name@example.com.", "request_id": DYNAMIC, "csrf_token": DYNAMIC,
                      "email": DYNAMIC, "name": DYNAMIC, "min_length": DYNAMIC, "login_url": DYNAMIC}),
     ("check_email.html", {"message": "That code is not valid, was already used or has expired.", "email": DYNAMIC,
                           "request_id": DYNAMIC, "csrf_token": DYNAMIC}),
@@ -43,9 +44,21 @@ CONTEXTS = [
     ("password_changed.html", {"sign_in": DYNAMIC}),
     ("password_changed.html", {"sign_in": None}),
     ("invitation.html", {"token": DYNAMIC, "email": DYNAMIC, "name": DYNAMIC, "csrf_token": DYNAMIC,
-                         "message": "The name must be at most 200 characters."}),
+                         "message": "Names can have at most 200 characters and no control characters."}),
     ("account_ready.html", {"email": DYNAMIC, "signed_in": True, "home": DYNAMIC}),
     ("account_ready.html", {"email": DYNAMIC, "signed_in": False, "home": None}),
+    ("account.html", {"user": SimpleNamespace(email=DYNAMIC, name=DYNAMIC, given_name=DYNAMIC, family_name=DYNAMIC,
+                                              locale=DYNAMIC),
+                      "apps": [SimpleNamespace(client_id=DYNAMIC, client_name=DYNAMIC, last_used=DYNAMIC,
+                                               access=((DYNAMIC, [DYNAMIC]),))],
+                      "csrf_token": DYNAMIC, "section": "password", "message": "That is not your current password.",
+                      "notice": "Your profile was saved."}),
+    ("account.html", {"user": SimpleNamespace(email=DYNAMIC, name=None, given_name=None, family_name=None,
+                                              locale=None), "apps": [], "csrf_token": DYNAMIC}),
+    ("account_login.html", {"csrf_token": DYNAMIC, "username": DYNAMIC, "message": "Incorrect email or password.",
+                            "notice": "Your profile was saved."}),
+    ("account_notice.html", {"message": "Your profile was saved.", "account_link": True}),
+    ("account_email_confirm.html", {"new_email": DYNAMIC, "token": DYNAMIC, "csrf_token": DYNAMIC}),
 ]
 
 

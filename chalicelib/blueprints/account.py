@@ -1,0 +1,263 @@
+"""The account page (/account, issue 12 §4) and its forms: profile, password, email address, sign
+out everywhere, apps, deletion; its own sign-in (/account/login); the email-change link
+(/account/email/confirm). What each action does is decided in chalicelib/accounts/account.py.
+
+Signing in to the account page. /login belongs to an authorization request (it finishes one), and
+the account page is not an OAuth client of itself. So /account/login is a second form on the same
+sign-in core (oauth/login.py: `begin`, `authenticate`, `finish` with no request): the same
+throttles, known devices and session, and /authorize's path is untouched. Signing in there signs
+the browser in for the apps too (one SSO session), as signing in through an app does.
+
+Every form posts to a route that checks the CSRF token bound to the browser's cookie and
+Sec-Fetch-Site / Origin (blueprints/hosted.trusted_post). A form post without a live session goes
+to the sign-in page; it changes nothing.
+"""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from ..config import settings
+from ..errors import LoginFailed, LoginThrottled
+from ..pages import messages
+from ..web import FORM, client_ip, cookie, form_params, query_params
+from . import hosted
+
+bp = Blueprint(__name__)
+
+FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
+PURPOSE = "account"
+LOGIN_PURPOSE = "account-login"
+CONFIRM_PURPOSE = "email-change"
+
+
+def _to_sign_in(done: str | None = None, cookies=()):
+    suffix = f"?done={done}" if done else ""
+    return hosted.redirect(f"{hosted.base()}/account/login{suffix}", cookies)
+
+
+def _device(request) -> str | None:
+    from ..oauth import login
+
+    return cookie(request, login.device_cookie_name(settings()))
+
+
+def _account_page(session, user, cookie_value, *, status=200, section=None, message=None, done=None,
+                  retry_after=None):
+    from ..accounts import account
+    from ..oauth import sessions
+
+    response = hosted.page(
+        "account.html", status, user=user, apps=account.apps(user.pk),
+        csrf_token=sessions.csrf_token(cookie_value, PURPOSE), section=section, message=message,
+        notice=messages.ACCOUNT_DONE.get(done or ""))
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+@hosted.page_route(bp, "/account", ["GET"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def account_page():
+    from ..accounts import account
+
+    cookie_value, cleared = hosted.session_cookie(bp.current_request)
+    found = account.signed_in(cookie_value)
+    if found is None:
+        return _to_sign_in(cookies=cleared)
+    return _account_page(*found, cookie_value, done=query_params(bp.current_request).get("done"))
+
+
+# Sign-in to the account page ---------------------------------------------------------------------------
+
+def _login_page(browser_value, cookies, *, status=200, message=None, notice=None, username=None):
+    from ..oauth import sessions
+
+    return hosted.page("account_login.html", status, cookies=cookies, message=message, notice=notice,
+                       csrf_token=sessions.csrf_token(browser_value, LOGIN_PURPOSE), username=username)
+
+
+@hosted.page_route(bp, "/account/login", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def account_login():
+    from ..oauth import login as login_core, sessions
+
+    request = bp.current_request
+    s = settings()
+    browser_value, cookies = hosted.browser_cookie(request)
+    if request.method == "GET":
+        return _login_page(browser_value, cookies,
+                           notice=messages.ACCOUNT_DONE.get(query_params(request).get("done") or ""))
+    form = form_params(request)
+    if not hosted.trusted_post(request, browser_value, LOGIN_PURPOSE, form):
+        return hosted.forbidden_post()
+    username = form.get("username", "")
+    attempt = login_core.begin(s, username, client_ip(request), None)
+    try:
+        user = login_core.authenticate(s, attempt, form.get("password", ""), _device(request))
+    except LoginThrottled as exc:
+        message = messages.ACCOUNT_UNDER_ATTACK if exc.scope == "account" else messages.TOO_MANY_ATTEMPTS
+        response = _login_page(browser_value, cookies, status=429, message=message, username=username)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except LoginFailed:
+        return _login_page(browser_value, cookies, status=401, message=messages.WRONG_CREDENTIALS, username=username)
+    signed_in = login_core.finish(s, attempt, user)
+    return hosted.redirect(f"{hosted.base()}/account", [
+        sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
+        login_core.device_cookie_header(s, signed_in.device_cookie)])
+
+
+# The forms ---------------------------------------------------------------------------------------------
+
+def _signed_in_post():
+    """(session, user, cookie value, form) of a trusted form post by a signed-in browser, or the
+    response to send instead (the sign-in page, or 403 for a cross-site or token-less post)."""
+    from ..accounts import account
+
+    request = bp.current_request
+    cookie_value, cleared = hosted.session_cookie(request)
+    form = form_params(request)
+    if not hosted.trusted_post(request, cookie_value, PURPOSE, form):
+        return hosted.forbidden_post(cleared)
+    found = account.signed_in(cookie_value)
+    if found is None:
+        return _to_sign_in(cookies=cleared)
+    return (*found, cookie_value, form)
+
+
+def _action(section: str, act):
+    """Run `act(session, user, form)` for a trusted post; its Refused re-renders the page with the
+    message in `section`; its result (a Response) or, by default, a redirect to the page is sent."""
+    from ..accounts.account import Refused
+
+    checked = _signed_in_post()
+    if not isinstance(checked, tuple):
+        return checked
+    session, user, cookie_value, form = checked
+    try:
+        return act(session, user, form)
+    except Refused as exc:
+        return _account_page(session, user, cookie_value, status=exc.status, section=section, message=exc.message,
+                             retry_after=exc.retry_after)
+
+
+def _done(done: str, *, sign_in_again: bool = False):
+    from ..oauth import sessions
+
+    if sign_in_again:
+        return _to_sign_in(done, [sessions.clear_cookie_header(settings())])
+    return hosted.redirect(f"{hosted.base()}/account?done={done}")
+
+
+@hosted.page_route(bp, "/account/profile", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def profile():
+    from ..accounts import account
+
+    def act(session, user, form):
+        account.update_profile(session, user, form)
+        return _done("profile")
+
+    return _action("profile", act)
+
+
+@hosted.page_route(bp, "/account/password", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def password():
+    from ..accounts import account
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        account.change_password(settings(), user, form.get("current_password", ""), form.get("new_password", ""),
+                                ip=client_ip(request), device=_device(request))
+        return _done("password", sign_in_again=True)
+
+    return _action("password", act)
+
+
+@hosted.page_route(bp, "/account/email", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def email():
+    from ..accounts import account
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        account.request_email_change(settings(), user, form.get("new_email", ""), form.get("current_password", ""),
+                                     ip=client_ip(request), device=_device(request))
+        return _done("email_sent")
+
+    return _action("email", act)
+
+
+@hosted.page_route(bp, "/account/signout", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def sign_out_everywhere():
+    from ..accounts import account
+
+    def act(session, user, form):
+        account.sign_out_everywhere(user.pk)
+        return _done("signed_out", sign_in_again=True)
+
+    return _action("sessions", act)
+
+
+@hosted.page_route(bp, "/account/apps/revoke", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def revoke_app():
+    from ..accounts import account
+
+    def act(session, user, form):
+        account.revoke_app(user.pk, form.get("client_id", ""))
+        return _done("app_revoked")
+
+    return _action("apps", act)
+
+
+@hosted.page_route(bp, "/account/delete", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def delete():
+    from ..accounts import account
+    from ..oauth import sessions
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        account.delete_account(settings(), session, user, form.get("current_password", ""), ip=client_ip(request),
+                               device=_device(request))
+        return hosted.page("account_notice.html", cookies=[sessions.clear_cookie_header(settings())],
+                           title=messages.ACCOUNT_DELETED, message=messages.ACCOUNT_DELETED)
+
+    return _action("delete", act)
+
+
+# The email-change link -----------------------------------------------------------------------------------
+
+@hosted.page_route(bp, "/account/email/confirm", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def confirm_email():
+    """GET shows the new address and a button, and never uses the link (mail scanners fetch links);
+    the POST uses it. No session needed: the link proves the new address, and it was asked for by
+    the account's signed-in owner with their password."""
+    from ..accounts import account
+    from ..oauth import sessions
+
+    request = bp.current_request
+    browser_value, cookies = hosted.browser_cookie(request)
+    if request.method == "GET":
+        token = query_params(request).get("token", "")
+        try:
+            new_email = account.email_change_link(token)
+        except account.Refused as exc:
+            return hosted.page("account_notice.html", 400, cookies=cookies, message=exc.message)
+        return hosted.page("account_email_confirm.html", cookies=cookies, token=token, new_email=new_email,
+                           csrf_token=sessions.csrf_token(browser_value, CONFIRM_PURPOSE))
+    form = form_params(request)
+    if not hosted.trusted_post(request, browser_value, CONFIRM_PURPOSE, form):
+        return hosted.forbidden_post()
+    try:
+        account.confirm_email_change(form.get("token", ""))
+    except account.Refused as exc:
+        return hosted.page("account_notice.html", exc.status, message=exc.message)
+    return hosted.page("account_notice.html", message=messages.ACCOUNT_DONE["email_changed"], account_link=True)
