@@ -263,10 +263,11 @@ def set_password(sub: str, password: str, *, email: str, reason: str) -> bool:
 
 def set_user_disabled(sub: str, disabled: bool) -> bool:
     """Disable or re-enable a user; False when there is no such user. Disabling also ends every
-    session and grant of the user (`end_all_sessions`); re-enabling brings none of them back."""
+    session and grant of the user (`end_all_sessions`); re-enabling brings none of them back. A
+    deleted account's tombstone is no user: it is never re-enabled (False)."""
     if disabled:
         return end_all_sessions(sub, reason="user disabled", actions=[UserModel.disabled.set(True)])
-    return _update_user(sub, [UserModel.disabled.set(False)])
+    return _update_user(sub, [UserModel.disabled.set(False)], UserModel.deleted_at.does_not_exist())
 
 
 def list_users() -> list[UserModel]:

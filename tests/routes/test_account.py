@@ -377,3 +377,14 @@ def test_a_deleted_subject_is_never_issued_again(http, alice, monkeypatch):
         users.create_user("someone@example.com", "yet another passphrase")
     assert UserModel.get(alice.pk, consistent_read=True).email is None
     assert users.find_user_by_email("someone@example.com") is None
+
+
+def test_a_deleted_account_cannot_be_re_enabled(http, alice):
+    """`./idp-admin users enable` on a tombstone: nothing to enable, and it stays disabled."""
+    from chalicelib.storage import users
+    from chalicelib.storage.models import UserModel
+
+    browser = signed_in_browser(http)
+    assert post_form(browser, "/account/delete", {"current_password": PASSWORD}).status_code == 200
+    assert users.set_user_disabled(alice.pk, False) is False
+    assert UserModel.get(alice.pk, consistent_read=True).disabled is True
