@@ -79,3 +79,47 @@ def test_forgot_password_reset_then_only_the_new_password_signs_in(tab, register
     response = sign_in(tab, registered, NEW_PASSWORD)
     assert response.status == 302 and page.url.startswith(f"{base}/consent?request_id="), page.url
     assert not tab.csp_violations(), tab.console
+
+
+def invitation_link_from_outbox(stack, to: str) -> str:
+    for path in sorted(stack.outbox.glob("*.eml"), reverse=True):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["To"] == to and message["Subject"] == "You have been invited":
+            text = message.get_body(("plain",)).get_content()
+            return re.search(r"http://\S+/invitation\?token=\S+", text).group(0)
+    raise AssertionError(f"no invitation for {to} in {stack.outbox}")
+
+
+def test_an_invitation_from_the_outbox_sets_up_a_verified_account_signed_in_on_this_device(
+        tab, registered, monkeypatch):
+    """Issue 12 §5 end to end: an operator's invitation email -> the invitee chooses a password ->
+    signed in, with a verified address: the app's request goes straight to consent."""
+    from chalicelib.accounts.invitations import invite
+    from chalicelib.config import settings
+
+    page, base = tab.page, registered.stack.base_url
+    invitee = f"bob-{secrets.token_hex(4)}@example.com"
+    # `./idp-admin users invite` runs in the operator's process: here, this one, sending through the
+    # stack's SES into the stack's outbox.
+    monkeypatch.setenv("OUTBOX_DIR", str(registered.stack.outbox))
+    settings.cache_clear()
+    invite(invitee, "Bob")
+    link = invitation_link_from_outbox(registered.stack, invitee)
+
+    page.goto(link)
+    assert page.get_by_role("heading").inner_text() == "Set up your account"
+    assert page.get_by_label("Name (optional)").input_value() == "Bob"
+    assert page.locator("input[autocomplete=new-password]").count() == 1
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    assert page.get_by_role("heading").inner_text() == "Your account is ready"
+    assert "You are signed in on this device." in page.locator("main").inner_text()
+
+    # The link is spent: opening it again says so, and creates nothing.
+    page.goto(link)
+    assert page.get_by_role("heading").inner_text() == "This link doesn't work"
+
+    as_invitee = Registered(registered.stack, registered.client_id, invitee, registered.redirect_uri)
+    page.goto(as_invitee.authorization_request().url)
+    assert page.url.startswith(f"{base}/consent?request_id="), page.url
+    assert not tab.csp_violations(), tab.console
