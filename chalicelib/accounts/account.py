@@ -173,7 +173,7 @@ def request_email_change(settings: Settings, user, new_email: str, password: str
         log.info("email change to a taken address: nothing sent", extra={"sub": user.pk})
         return
     token = links.issue("email_change", email=new_email, at=now(), ttl=EMAIL_CHANGE_TTL, sub=user.pk,
-                        data={"new_email": new_email})
+                        data={"new_email": new_email, "generation": int(user.session_generation or 0)})
     # A link that could not be sent (EmailNotSent, a 503) stays unused until it expires: nobody has it.
     _mail(new_email, "email_change_verify", user, link=f"{settings.issuer}/account/email/confirm?token={token}",
           minutes=EMAIL_CHANGE_TTL // 60)
@@ -209,7 +209,13 @@ def confirm_email_change(token: str) -> str:
             raise Refused(messages.EMAIL_LINK_INVALID)
         if user.email == new_email:
             return new_email  # done already (a retry whose first answer was lost)
-        outcome = store.change_email(user.pk, old_email=user.email, new_email=new_email)
+        generation = link.data.get("generation")
+        if generation is None:
+            raise Refused(messages.EMAIL_LINK_INVALID)
+        # Only under the generation the link was asked for: a password change or reset, signing out
+        # everywhere, or a new sign-up for a never-verified address voids links sent before.
+        outcome = store.change_email(user.pk, old_email=user.email, new_email=new_email,
+                                     generation=int(generation))
     if outcome == "taken":
         raise Refused(messages.EMAIL_TAKEN_NOW, status=409)
     if outcome == "stale":
@@ -257,7 +263,8 @@ def revoke_app(sub: str, client_id: str) -> None:
     this user. In that order: a code issued in between needs the consent, so no grant outlives it."""
     from ..storage import consents, grants
 
-    if not client_id or len(client_id) > 2048:
+    # Bytes, not characters: "<sub>#<client_id>" must fit DynamoDB's 2048-byte key limit.
+    if not client_id or len(client_id.encode("utf-8")) > 1900:
         return
     consents.forget(sub, client_id)
     grants.revoke_all_of_client_for_user(sub, client_id, reason="revoked by the user")

@@ -121,6 +121,6 @@ def _signed_in_and_mailed(settings: Settings, user, request_id: str, verify_url:
     signed_in = record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=settings.session_ttl,
                                device_ttl=settings.known_device_ttl, request_id=request_id, mark_request=False,
                                take_back=[], window_seconds=settings.login_throttle_window)
-    send_verification(settings, user.pk, user.email, browser=signed_in.session_cookie, request_id=request_id,
+    send_verification(settings, user, browser=signed_in.session_cookie, request_id=request_id,
                       verify_url=verify_url)
     return signed_in

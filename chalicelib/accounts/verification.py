@@ -72,16 +72,19 @@ def same_browser(link, cookie_value: str | None) -> bool:
     return bool(bound and cookie_value) and hmac.compare_digest(bound, browser_binding(cookie_value))
 
 
-def send_verification(settings: Settings, sub: str, email: str, *, browser: str | None, request_id: str | None,
+def send_verification(settings: Settings, user, *, browser: str | None, request_id: str | None,
                       verify_url: str) -> None:
-    """Issue a link for `email` of user `sub`, bound to the `browser` cookie and the authorization
-    request `request_id`, and email it. Raises errors.EmailNotSent when SES does not take it (the
-    stored link is then never delivered, and expires)."""
+    """Issue a link for `user`'s address, bound to the `browser` cookie, the authorization request
+    `request_id` and the user's current `session_generation` (storage/users.generation_is), and
+    email it. Raises errors.EmailNotSent when SES does not take it (the stored link is then never
+    delivered, and expires)."""
     from ..mail import send
     from ..storage import links
 
-    token = links.issue(PURPOSE, email=email, sub=sub, at=now(), ttl=settings.verify_email_ttl,
-                        request_id=request_id, data={"browser": browser_binding(browser)})
+    email = user.email
+    token = links.issue(PURPOSE, email=email, sub=user.pk, at=now(), ttl=settings.verify_email_ttl,
+                        request_id=request_id, data={"browser": browser_binding(browser),
+                                                     "generation": int(user.session_generation or 0)})
     send(email, "verify_email", link=f"{verify_url}?token={token}", code=links.display_code(token),
          minutes=settings.verify_email_ttl // 60)
 
@@ -95,7 +98,8 @@ def peek(token: str):
 
 def confirm(token: str):
     """Consume the link and mark its user's email verified: Confirmed, or storage.links.Refused
-    ("unknown", "used", "expired", or "stale": the user is gone or has another address now).
+    ("unknown", "used", "expired", or "stale": the user is gone, has another address now, or has been
+    signed out everywhere since the link was sent, e.g. by someone signing up again for the address).
     A fault after the consume puts the link back (chalicelib/undo.py), so the retry works."""
     from ..storage import links
     from ..storage.users import mark_email_verified
@@ -106,7 +110,8 @@ def confirm(token: str):
         return outcome
     link, use_id = outcome
     with undone_on_failure(lambda: links.restore(token, use_id), what="verification link", refusals=()):
-        user = mark_email_verified(link.sub, link.email)
+        generation = (link.data or {}).get("generation")
+        user = None if generation is None else mark_email_verified(link.sub, link.email, int(generation))
     if user is None:
         log.info("verification link for an address the user no longer has")
         return links.Refused("stale", link)

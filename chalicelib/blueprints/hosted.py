@@ -160,7 +160,7 @@ def browser_cookie(request):
 
     s = settings()
     value, _ = session_cookie(request)
-    if value and 20 <= len(value) <= 100:
+    if value and 20 <= len(value) <= 100 and value.isascii():  # ours are URL-safe base64
         return value, []
     value = sessions.new_browser_secret()
     return value, [sessions.cookie_header(s, value)]

@@ -156,7 +156,7 @@ def resend():
     user = find_user_by_email(email)
     # Only an address still waiting for verification gets mail; the page is the same either way.
     if user is not None and not user.email_verified and not user.disabled:
-        send_verification(settings(), user.pk, user.email, browser=browser_value,
+        send_verification(settings(), user, browser=browser_value,
                           request_id=pending.request_id if pending else None, verify_url=_verify_url())
     return check_email_page(pending, browser_value, email, message=messages.EMAIL_RESENT)
 
@@ -227,24 +227,29 @@ def verify_email():
     if not hosted.trusted_post(request, browser_value, CSRF_VERIFY, form):
         return hosted.forbidden_post()
     typed = "code" in form  # from the "check your email" page, rather than the link's page
-    if not typed:
-        token = links.normalise(form.get("token") or "")
-        link = verification.peek(token)
-        if isinstance(link, links.Refused):
-            return _refused_page(link)
-        if not verification.same_browser(link, browser_value):
-            confirms = verification.password_confirms(token, link, form.get("password") or "")
-            if not confirms:
-                message = messages.VERIFY_WRONG_PASSWORD if confirms is False else messages.TOO_MANY_ATTEMPTS
-                return _confirm_page(token, link, browser_value, status=401 if confirms is False else 429,
-                                     message=message)
-    outcome = verification.confirm(links.normalise(form.get("code") or form.get("token") or ""))
+    token = links.normalise((form.get("code") if typed else form.get("token")) or "")
+
+    def code_refused():
+        pending = authorization.load_pending(form.get("request_id"))
+        return check_email_page(pending, browser_value, form.get("email", ""), status=400,
+                                message=messages.CODE_NOT_VALID, request_id=form.get("request_id"))
+
+    link = verification.peek(token)
+    if isinstance(link, links.Refused):
+        return code_refused() if typed else _refused_page(link)
+    # Link or typed code alike: outside the browser the link is bound to, only the account's
+    # password confirms (accounts/verification.py: pre-account hijacking).
+    if not verification.same_browser(link, browser_value):
+        if typed and "password" not in form:
+            return _confirm_page(token, link, browser_value)
+        confirms = verification.password_confirms(token, link, form.get("password") or "")
+        if not confirms:
+            message = messages.VERIFY_WRONG_PASSWORD if confirms is False else messages.TOO_MANY_ATTEMPTS
+            return _confirm_page(token, link, browser_value, status=401 if confirms is False else 429,
+                                 message=message)
+    outcome = verification.confirm(token)
     if isinstance(outcome, links.Refused):
-        if typed:
-            pending = authorization.load_pending(form.get("request_id"))
-            return check_email_page(pending, browser_value, form.get("email", ""), status=400,
-                                    message=messages.CODE_NOT_VALID, request_id=form.get("request_id"))
-        return _refused_page(outcome)
+        return code_refused() if typed else _refused_page(outcome)
     from ..undo import undone_on_failure
 
     # A fault while going on (the session's claims, the request) must not leave the link spent: the

@@ -56,7 +56,8 @@ def csrf_token(cookie_value: str, purpose: str) -> str:
 
 
 def csrf_valid(cookie_value: str | None, purpose: str, token: str | None) -> bool:
-    if not cookie_value or not token:
+    # Ours are ASCII; anything else is forged (and compare_digest refuses non-ASCII str with a TypeError).
+    if not cookie_value or not token or not cookie_value.isascii() or not token.isascii():
         return False
     return hmac.compare_digest(csrf_token(cookie_value, purpose), token)
 

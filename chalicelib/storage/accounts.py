@@ -16,7 +16,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from ..log import now
 from .models import EmailClaimModel, SessionModel, UserModel, cancellation_codes, conditionally, transact_write
-from .users import EMAIL_PREFIX
+from .users import EMAIL_PREFIX, generation_is
 
 #: The personal data a deletion removes from the user item (everything but the key and state).
 PERSONAL = ("email", "name", "given_name", "family_name", "locale", "password_hash")
@@ -75,11 +75,12 @@ def change_password(sub: str, *, old_hash: str, new_hash: str) -> bool:
         condition=_live_user() & ((UserModel.password_hash == old_hash) | (UserModel.password_hash == new_hash))))
 
 
-def change_email(sub: str, *, old_email: str, new_email: str) -> str:
+def change_email(sub: str, *, old_email: str, new_email: str, generation: int) -> str:
     """Move the user from `old_email` to `new_email` (verified: the link proved it) in one
     transaction: the old email claim deleted (if it is still this user's), the new one put (if no
     one holds it), the user's address set (if it is still `old_email`). "changed", "taken" (the new
-    address belongs to someone now) or "stale" (the user changed or was deleted meanwhile)."""
+    address belongs to someone now) or "stale" (the user changed or was deleted meanwhile, or is no
+    longer at session `generation`: storage/users.generation_is)."""
     try:
         with transact_write() as tx:
             tx.delete(EmailClaimModel(pk=EMAIL_PREFIX + old_email), condition=EmailClaimModel.sub == sub)
@@ -89,7 +90,7 @@ def change_email(sub: str, *, old_email: str, new_email: str) -> str:
                       condition=EmailClaimModel.pk.does_not_exist())
             tx.update(UserModel(pk=sub), actions=[UserModel.email.set(new_email), UserModel.email_verified.set(True),
                                                   UserModel.updated_at.set(now())],
-                      condition=_live_user() & (UserModel.email == old_email))
+                      condition=_live_user() & (UserModel.email == old_email) & generation_is(generation))
     except TransactWriteError as exc:
         reasons = cancellation_codes(exc)  # in the order sent: the delete, then the two updates
         if "ConditionalCheckFailed" not in reasons:

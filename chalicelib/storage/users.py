@@ -70,8 +70,10 @@ def _check_password(password: str, email: str) -> None:
 
 
 def _display_name(name: str | None) -> str | None:
+    # Format characters too (U+202E reverses the text around it; U+2028 breaks lines): the name goes
+    # into ID tokens and onto other apps' pages. The same rule as the account page's (accounts/profile.py).
     name = (name or "").strip()
-    if len(name) > MAX_NAME_LENGTH or any(unicodedata.category(c) == "Cc" for c in name):
+    if len(name) > MAX_NAME_LENGTH or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
         raise InvalidUser(f"name must be at most {MAX_NAME_LENGTH} characters, without control characters")
     return name or None
 
@@ -198,19 +200,26 @@ def restart_unverified(sub: str, email: str, password_hash: str, name: str | Non
     """Sign-up again for an address nobody has verified: the account belongs to whoever verifies
     it, so the new password hash and name replace the old ones and `session_generation` goes up in
     the same conditional write (whoever pre-registered the address, an attacker perhaps, is signed
-    out for good), then every grant of the user is revoked (as `end_all_sessions`). Returns the user
-    as written; None when the user is gone, has another email or was verified meanwhile."""
+    out for good, and every link sent before is void: storage/users.generation_is), then every
+    grant and remembered consent of the user goes. The earlier sign-up's profile fields go too.
+    Returns the user as written; None when the user is gone, is disabled, has another email or was
+    verified meanwhile."""
+    from .consents import forget_all
     from .grants import revoke_all_of_user
 
     item = UserModel(pk=sub)
     written = conditionally(lambda: item.update(
         actions=[UserModel.password_hash.set(password_hash),
                  UserModel.name.set(name) if name else UserModel.name.remove(),
+                 # the earlier sign-up's profile is not the new owner's
+                 UserModel.given_name.remove(), UserModel.family_name.remove(), UserModel.locale.remove(),
                  UserModel.session_generation.add(1), UserModel.updated_at.set(now())],
-        condition=UserModel.pk.exists() & (UserModel.email == email) & (UserModel.email_verified == False)))  # noqa: E712
+        condition=UserModel.pk.exists() & (UserModel.email == email) & (UserModel.email_verified == False)  # noqa: E712
+        & (UserModel.disabled.does_not_exist() | (UserModel.disabled == False))))  # noqa: E712
     if not written:
         return None
     revoke_all_of_user(sub, reason="signed up again before verification")
+    forget_all(sub)
     return item
 
 
@@ -230,14 +239,28 @@ def delete_unverified(sub: str, email: str) -> bool:
     return True
 
 
-def mark_email_verified(sub: str, email: str) -> UserModel | None:
+def generation_is(generation: int):
+    """A condition: the user's `session_generation` is still `generation` (users written before the
+    attribute existed have none, which counts as 0).
+
+    A one-time link that acts on an account (verification, email change) records the generation
+    it was issued under and acts only under this condition: whatever ends every session of the
+    user (signing up again for an unverified address, a password change or reset, signing out
+    everywhere, disabling) also voids every such link still in someone's mailbox or hands."""
+    same = UserModel.session_generation == generation
+    return (UserModel.session_generation.does_not_exist() | same) if generation == 0 else same
+
+
+def mark_email_verified(sub: str, email: str, generation: int) -> UserModel | None:
     """Record that the owner of `email` proved it (OIDC Core §5.1 email_verified): one conditional
     update, only while `email` is still the user's address (a link for an address the user has
-    since changed verifies nothing). Returns the user as written, else None."""
+    since changed verifies nothing) and the user's generation is the link's (`generation_is`: a
+    link sent before someone else signed up again for the unverified address does not verify the
+    account that now has their password). Returns the user as written, else None."""
     item = UserModel(pk=sub)
     if not (sub and not sub.startswith(EMAIL_PREFIX) and conditionally(lambda: item.update(
             actions=[UserModel.email_verified.set(True), UserModel.updated_at.set(now())],
-            condition=UserModel.pk.exists() & (UserModel.email == email)))):
+            condition=UserModel.pk.exists() & (UserModel.email == email) & generation_is(generation)))):
         return None
     return item
 

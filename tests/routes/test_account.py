@@ -388,3 +388,28 @@ def test_a_deleted_account_cannot_be_re_enabled(http, alice):
     assert post_form(browser, "/account/delete", {"current_password": PASSWORD}).status_code == 200
     assert users.set_user_disabled(alice.pk, False) is False
     assert UserModel.get(alice.pk, consistent_read=True).disabled is True
+
+
+@pytest.mark.parametrize("ending", ["sign out everywhere", "password change", "password reset"])
+def test_an_email_change_link_dies_with_the_sessions_it_was_asked_from(http, alice, mailbox, ending):
+    """A stolen password lets a thief ask for an email change and keep the link; the owner then
+    changes the password (or resets it, or signs out everywhere). The old link must not move the
+    account to the thief's address afterwards."""
+    from chalicelib.storage.users import set_password
+
+    thief = signed_in_browser(http)
+    request_change(thief, "thief@evil.example")
+    link = mailbox.link("thief@evil.example")
+    if ending == "sign out everywhere":
+        assert post_form(signed_in_browser(http), "/account/signout", {}).status_code in (200, 302)
+    elif ending == "password change":
+        assert post_form(signed_in_browser(http), "/account/password",
+                         {"current_password": PASSWORD, "new_password": NEW_PASSWORD}).status_code in (200, 302)
+    else:
+        assert set_password(alice.pk, NEW_PASSWORD, email="alice@example.com", reason="reset")
+
+    page = thief.get(link)
+    confirmed = thief.post("/account/email/confirm", {"csrf_token": hidden(page.body, "csrf_token"),
+                                                      "token": hidden(page.body, "token")})
+    assert confirmed.status_code != 200 or b"changed" not in confirmed.body
+    assert user(alice.pk).email == "alice@example.com"

@@ -481,3 +481,54 @@ def test_a_cross_site_post_is_refused(http, public_client, open_signup):
                                         "email": "x@example.com", "password": PASSWORD},
                             extra={"Sec-Fetch-Site": "cross-site"})
     assert response.status_code == 403 and user("x@example.com") is None
+
+
+def test_a_verification_link_sent_before_someone_signed_up_again_verifies_nothing(http, public_client,
+                                                                                   open_signup):
+    """Victor signs up; before he confirms, Mallory signs up again for his unverified address (her
+    password replaces his). Victor's link, opened in his own browser or typed as a code, must not
+    verify the account that now has Mallory's password."""
+    victor = Browser(http)
+    page = sign_up(victor, public_client.client_id, "victor2@example.com")
+    first = open_signup()[0]
+    mallory = Browser(http)
+    assert sign_up(mallory, public_client.client_id, "victor2@example.com", password=OTHER_PASSWORD).status_code == 200
+
+    response = confirm(victor, token_of(first))
+    assert response.status_code == 400
+    typed = victor.post("/verify-email", {"code": code_of(first), "email": "victor2@example.com",
+                                          "request_id": hidden(page.body, "request_id"),
+                                          "csrf_token": hidden(page.body, "csrf_token")})
+    assert typed.status_code in (400, 401)
+    assert user("victor2@example.com").email_verified is False
+
+
+def test_a_code_typed_in_another_browser_asks_for_the_password(http, public_client, open_signup):
+    browser = Browser(http)
+    assert sign_up(browser, public_client.client_id, "yara@example.com").status_code == 200
+    code = code_of(open_signup()[0])
+    elsewhere = Browser(http)
+    page = elsewhere.get(f"/verify-email?token={code}")  # this browser's CSRF token for the form
+    asked = elsewhere.post("/verify-email", {"code": code, "email": "yara@example.com", "request_id": "",
+                                             "csrf_token": hidden(page.body, "csrf_token")})
+    assert asked.status_code == 200 and b'autocomplete="current-password"' in asked.body
+    assert user("yara@example.com").email_verified is False
+    wrong = elsewhere.post("/verify-email", {"code": code, "password": OTHER_PASSWORD, "email": "yara@example.com",
+                                             "request_id": "", "csrf_token": hidden(page.body, "csrf_token")})
+    assert wrong.status_code == 401 and user("yara@example.com").email_verified is False
+
+
+def test_non_ascii_csrf_tokens_and_cookies_are_refused_not_500(http, public_client):
+    browser = Browser(http)
+    _, request_id = signup_page(browser, public_client.client_id)
+    forged = browser.post("/signup", {"request_id": request_id, "csrf_token": "é" * 43,
+                                      "email": "zoe@example.com", "password": PASSWORD})
+    assert forged.status_code == 403
+    from chalicelib.oauth.sessions import csrf_valid
+
+    assert csrf_valid("é" * 40, "signup", "é" * 43) is False  # a forged non-ASCII cookie and token
+
+
+def test_a_name_with_bidirectional_overrides_is_refused(http, public_client, open_signup):
+    response = sign_up(Browser(http), public_client.client_id, "zed@example.com", name="Eve\u202eadmin")
+    assert response.status_code == 400 and user("zed@example.com") is None

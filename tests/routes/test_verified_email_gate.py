@@ -32,7 +32,7 @@ def dynamodb_calls(http):
 def verified(user):
     from chalicelib.storage.users import mark_email_verified
 
-    return mark_email_verified(user.pk, user.email)
+    return mark_email_verified(user.pk, user.email, user.session_generation)
 
 
 def test_an_unverified_user_signs_in_and_is_sent_to_verify_not_to_the_app(http, public_client, alice, monkeypatch):
