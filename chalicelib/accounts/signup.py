@@ -7,16 +7,19 @@ address never needs this page). SIGNUP_EMAIL_DOMAINS narrows "open" to some doma
 The answer never says whether an address already has an account (OWASP ASVS 4.0 V2.1 / NIST SP
 800-63B §5.2.2's spirit: no account enumeration): every accepted form gets the same "check your
 email" page, and costs the same argon2id evaluation, in every case:
-- a new address: the user is created (email_verified false), the browser signed in, and a
-  verification email sent (link + typed code, chalicelib/accounts/verification.py);
+- a new address: the user is created (email_verified false) and a verification email sent (link +
+  typed code, chalicelib/accounts/verification.py), bound to this browser;
 - an address with a verified account: nothing changes, and its owner is told by email that someone
   tried to sign up with it;
 - an address with an unverified account: the account belongs to whoever verifies the address, so
   the new password and name replace the old, the old sessions and grants end (a pre-registration by
   someone else must not survive the owner's sign-up), and a new verification is sent.
 
-Signing the browser in right away (the user just chose the password) lets the authorization request
-go on as soon as the address is verified; REQUIRE_VERIFIED_EMAIL holds it until then.
+Nobody is signed in by a sign-up, in any case: a session for a new address but none for a verified
+account's would tell whoever follows up with the same cookie which addresses have an account.
+Confirming the address in the browser that signed up signs it in and goes on with the
+authorization request (blueprints/signup.py); confirmed elsewhere, the first tab's Continue leads
+to the sign-in page.
 
 If Amazon SES does not take the email, the new user is deleted again (chalicelib/undo.py), so the
 address is free and a retry signs up afresh (for an unverified account left by an older attempt, a
@@ -75,10 +78,12 @@ def check_form(settings: Settings, email: str, password: str, name: str | None) 
     return Form(email, password, name)
 
 
-def sign_up(settings: Settings, form: Form, *, ip: str, request_id: str, verify_url: str):
-    """Do what the form asks (see the module docstring); returns the storage.sign_ins.SignedIn of
-    the browser's new session, or None when the browser stays as it was (a verified account's
-    address, or a sign-up for the same address racing this one). Raises SignupLimited, and
+def sign_up(settings: Settings, form: Form, *, ip: str, request_id: str, verify_url: str, browser: str) -> None:
+    """Do what the form asks (see the module docstring). Nobody is signed in here, whatever the
+    case: a session for a new address but none for a verified account's would tell whoever follows
+    up with the same cookie (/authorize, /check-email, /account) which addresses have an account.
+    The browser is signed in when it confirms the address (blueprints/signup.py), the link being
+    bound to `browser`, the fresh cookie value this answer sets. Raises SignupLimited, and
     errors.EmailNotSent when SES did not take the email (nothing then kept).
 
     `verify_url`: the verification page's absolute URL; the token goes in its query."""
@@ -87,6 +92,7 @@ def sign_up(settings: Settings, form: Form, *, ip: str, request_id: str, verify_
     from ..passwords import hash_password
     from ..storage.users import UserExists, create_user, delete_unverified, find_user_by_email, restart_unverified
     from ..undo import undone_on_failure
+    from .verification import send_verification
 
     retry_after = limits.allow("signup", email=form.email, ip=ip)
     if retry_after is not None:
@@ -99,28 +105,16 @@ def sign_up(settings: Settings, form: Form, *, ip: str, request_id: str, verify_
             user = create_user(form.email, form.password, form.name, password_hash=password_hash)
         except UserExists:
             log.info("sign-up raced another for the same address")
-            return None  # the other sign-up sends the email
+            return  # the other sign-up sends the email
         with undone_on_failure(lambda: delete_unverified(user.pk, form.email), what="new unverified user",
                                refusals=()):
-            return _signed_in_and_mailed(settings, user, request_id, verify_url)
+            send_verification(settings, user, browser=browser, request_id=request_id, verify_url=verify_url)
+        return
     if user.email_verified:
         # No link in it: a sign-in link would carry the stranger's authorization request to the owner.
         send(form.email, "signup_existing")
-        return None
+        return
     restarted = restart_unverified(user.pk, form.email, password_hash, form.name)
     if restarted is None:
-        return None  # verified a moment ago: the owner's account, left alone
-    return _signed_in_and_mailed(settings, restarted, request_id, verify_url)
-
-
-def _signed_in_and_mailed(settings: Settings, user, request_id: str, verify_url: str):
-    from ..storage.sign_ins import record_sign_in
-    from ..tokens.issue import user_attributes
-    from .verification import send_verification
-
-    signed_in = record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=settings.session_ttl,
-                               device_ttl=settings.known_device_ttl, request_id=request_id, mark_request=False,
-                               take_back=[], window_seconds=settings.login_throttle_window)
-    send_verification(settings, user, browser=signed_in.session_cookie, request_id=request_id,
-                      verify_url=verify_url)
-    return signed_in
+        return  # verified a moment ago: the owner's account, left alone
+    send_verification(settings, restarted, browser=browser, request_id=request_id, verify_url=verify_url)

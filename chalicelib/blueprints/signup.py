@@ -100,21 +100,18 @@ def signup():
     except SignupRefused as exc:
         return _signup_page(pending, browser_value, status=400, message=exc.message, email=form.get("email", ""),
                             name=form.get("name", ""))
+    # Every case sets fresh cookie values that no record has (a session and a known device are
+    # only made when the address is confirmed in this browser): the follow-up requests of a new
+    # and of an existing account's address are alike. The link is bound to the new cookie.
+    browser_secret, device_secret = sessions.new_browser_secret(), sessions.new_browser_secret()
     try:
-        signed_in = rules.sign_up(s, checked, ip=client_ip(request), request_id=pending.request_id,
-                                  verify_url=_verify_url())
+        rules.sign_up(s, checked, ip=client_ip(request), request_id=pending.request_id, verify_url=_verify_url(),
+                      browser=browser_secret)
     except SignupLimited as exc:
         return _limited(pending, browser_value, checked.email, exc.retry_after)
-    # Every case sets a new session cookie and device cookie: the new account's, or fresh values
-    # no record has (a verified account's address must look the same, and its owner's session was
-    # never ours to give). The page's CSRF tokens follow the new cookie.
-    if signed_in is not None:
-        session_cookie, device_cookie = signed_in.session_cookie, signed_in.device_cookie
-    else:
-        session_cookie, device_cookie = sessions.new_browser_secret(), sessions.new_browser_secret()
-    new_cookies = [sessions.cookie_header(s, session_cookie, max_age=s.session_ttl),
-                   login_core.device_cookie_header(s, device_cookie)]
-    return check_email_page(pending, session_cookie, checked.email, new_cookies)
+    new_cookies = [sessions.cookie_header(s, browser_secret, max_age=s.session_ttl),
+                   login_core.device_cookie_header(s, device_secret)]
+    return check_email_page(pending, browser_secret, checked.email, new_cookies)
 
 
 # The "check your email" page ----------------------------------------------------------------------
@@ -259,18 +256,37 @@ def verify_email():
 
 
 def _after_verification(confirmed, cookie_value):
-    """In the browser that asked for the link, signed in as its user, with the request still
-    pending: go on with the request. Anywhere else: "you can close this tab"."""
+    """In the browser that asked for the link, with the request still pending: sign in (if this
+    browser is not signed in as the user already) and go on with the request. Anywhere else:
+    "you can close this tab" (there, the first tab's Continue leads to the sign-in page).
+
+    Signing in needs no password here: this browser typed it at sign-up, the link is bound to this
+    browser's cookie and to the user's session generation (a new sign-up for the address since
+    voids it), and the link proves the mailbox. The session's auth_time is the link's creation, when
+    the password was typed, so max_age counts from then."""
     from ..accounts.verification import refresh_session_claims, same_browser
     from ..oauth import authorization, sessions
+    from ..storage.sign_ins import record_sign_in
+    from ..tokens.issue import user_attributes
     from .authorize import _advance
 
     link, user = confirmed.link, confirmed.user
-    if same_browser(link, cookie_value):
-        session = sessions.load(cookie_value, check_user=False)
-        if session is not None and session.sub == user.pk:
-            session = refresh_session_claims(session, user)
-            pending = authorization.load_pending(link.request_id) if link.request_id else None
-            if pending is not None:
-                return _advance(pending, session, just_signed_in=False)
-    return hosted.page("email_confirmed.html")
+    if not same_browser(link, cookie_value):
+        return hosted.page("email_confirmed.html")
+    pending = authorization.load_pending(link.request_id) if link.request_id else None
+    session = sessions.load(cookie_value, check_user=False)
+    if session is not None and session.sub == user.pk:
+        session, cookies = refresh_session_claims(session, user), []
+    else:
+        from ..oauth import login as login_core
+
+        s = settings()
+        signed_in = record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=s.session_ttl,
+                                   device_ttl=s.known_device_ttl, request_id=None, mark_request=False, take_back=[],
+                                   window_seconds=s.login_throttle_window, auth_time=link.created_at)
+        session = signed_in.session
+        cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
+                   login_core.device_cookie_header(s, signed_in.device_cookie)]
+    if pending is None:
+        return hosted.page("email_confirmed.html", cookies=cookies)
+    return _advance(pending, session, just_signed_in=False, cookies=cookies)

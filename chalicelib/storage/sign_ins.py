@@ -72,7 +72,7 @@ class SignedIn:
 
 def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, session_ttl: int, device_ttl: int,
                    request_id: str | None, mark_request: bool, take_back: Sequence[str],
-                   window_seconds: int) -> SignedIn:
+                   window_seconds: int, auth_time: int | None = None) -> SignedIn:
     """Write a successful sign-in in one TransactWriteItems: a new session under a new cookie
     value (session fixation defence: a value planted before sign-in never becomes a session); this
     browser as a new known device of the user; the take-back (-1) of the counters in `take_back`;
@@ -81,6 +81,9 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
     ID-token claims) are kept with the session for the codes issued through it. Without
     `request_id` (a sign-in that serves no authorization request: an accepted invitation,
     accounts/invitations.py, or the account page's own sign-in) no request is checked.
+
+    `auth_time`: when the user authenticated, if earlier than now (a sign-up's password, typed
+    before its email was confirmed: OIDC `auth_time` and `max_age` must not count from later).
 
     Session and device record the user's `session_generation` as read before the password check:
     if the user is signed out everywhere meanwhile, both are born dead rather than surviving it.
@@ -93,7 +96,8 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
 
     raw = new_secret()
     at = now()
-    session = SessionModel(session_hash=sha256_hex(raw), sub=user.pk, auth_time=at, amr=list(amr), created_at=at,
+    session = SessionModel(session_hash=sha256_hex(raw), sub=user.pk, auth_time=min(auth_time or at, at),
+                           amr=list(amr), created_at=at,
                            expires_at=at + session_ttl, session_generation=user.session_generation,
                            user_claims=json.dumps(user_claims, separators=(",", ":")))
     device_cookie, device = new_device(user.pk, device_ttl, user.session_generation)

@@ -9,7 +9,7 @@ from email import policy
 
 import pytest
 
-from tests.routes.flow import Browser, authorize_query, hidden, query_of, redeem
+from tests.routes.flow import sign_in_and_consent, Browser, authorize_query, hidden, query_of, redeem
 
 PASSWORD = "plover xylophone meadow"
 OTHER_PASSWORD = "quartz lantern orchard"
@@ -230,6 +230,9 @@ def test_signing_up_again_for_an_unverified_address_replaces_it_and_ends_the_ear
     assert sign_up(attacker, public_client.client_id, "victim@example.com", password=OTHER_PASSWORD,
                    name="Mallory").status_code == 200
     attacker_session = sessions.cookie_name(__import__("chalicelib.config", fromlist=["settings"]).settings())
+    assert sessions.load(attacker.cookies[attacker_session]) is None, "a sign-up signs nobody in"
+    # The attacker signs in with the password she chose: an unverified account's session.
+    sign_in_and_consent(attacker, public_client.client_id, email="victim@example.com", password=OTHER_PASSWORD)
     assert sessions.load(attacker.cookies[attacker_session]) is not None
 
     victim = Browser(http)
@@ -239,7 +242,7 @@ def test_signing_up_again_for_an_unverified_address_replaces_it_and_ends_the_ear
                                                                                     replaced.password_hash)
     assert replaced.name == "Victor"
     assert sessions.load(attacker.cookies[attacker_session]) is None, "the earlier sign-up's session survived"
-    assert sessions.load(victim.cookies[attacker_session]) is not None
+    assert sessions.load(victim.cookies[attacker_session]) is None
     # Whichever link the victim opens, the attacker's tab does not continue as the account.
     first, second = open_signup()
     response = confirm(victim, token_of(second))
@@ -309,10 +312,11 @@ def test_a_link_opened_elsewhere_confirms_and_the_waiting_tab_continues(http, pu
     browser = Browser(http)
     page = sign_up(browser, public_client.client_id, "dave@example.com")
     token = token_of(open_signup()[0])
-    # Before the address is confirmed, Continue shows the page again.
+    # Nobody is signed in by a sign-up: Continue leads to the sign-in page, before the address is
+    # confirmed as after (the same for every address, so it tells nobody which have an account).
     waiting = browser.post("/verify-email/continue", {"request_id": hidden(page.body, "request_id"),
                                                       "csrf_token": hidden(page.body, "csrf_token")})
-    assert waiting.status_code == 200 and b"not confirmed yet" in waiting.body
+    assert waiting.status_code == 302 and waiting.headers["Location"].startswith("/login?")
 
     phone = Browser(http)
     elsewhere = confirm(phone, token, password=PASSWORD)
@@ -321,7 +325,12 @@ def test_a_link_opened_elsewhere_confirms_and_the_waiting_tab_continues(http, pu
 
     response = browser.post("/verify-email/continue", {"request_id": hidden(page.body, "request_id"),
                                                        "csrf_token": hidden(page.body, "csrf_token")})
-    assert response.status_code == 302 and response.headers["Location"].startswith("/consent?")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?")
+    login = browser.get(response.headers["Location"])
+    signed_in = browser.post("/login", {"request_id": hidden(login.body, "request_id"),
+                                        "csrf_token": hidden(login.body, "csrf_token"),
+                                        "username": "dave@example.com", "password": PASSWORD})
+    assert signed_in.status_code == 302 and signed_in.headers["Location"].startswith("/consent?")
 
 
 def test_a_stranger_pre_registering_a_victims_address_is_not_verified_by_the_victims_click(
@@ -397,6 +406,10 @@ def test_a_link_is_consumed_once(http, public_client, open_signup):
     page = browser.get(f"/verify-email?token={token}")
     form = {"token": token, "csrf_token": hidden(page.body, "csrf_token")}
     assert browser.post("/verify-email", form).status_code == 302
+    from chalicelib.oauth.sessions import csrf_token
+
+    # Confirming signed this browser in (a new cookie): its CSRF token follows the cookie.
+    form["csrf_token"] = csrf_token(browser.cookies["idp_session"], "verify-email")
     again = browser.post("/verify-email", form)
     assert again.status_code == 400 and b"This link was already used" in again.body
     assert browser.get(f"/verify-email?token={token}").status_code == 400
@@ -532,3 +545,16 @@ def test_non_ascii_csrf_tokens_and_cookies_are_refused_not_500(http, public_clie
 def test_a_name_with_bidirectional_overrides_is_refused(http, public_client, open_signup):
     response = sign_up(Browser(http), public_client.client_id, "zed@example.com", name="Eve\u202eadmin")
     assert response.status_code == 400 and user("zed@example.com") is None
+
+
+def test_following_up_a_sign_up_tells_nothing_about_the_address(http, public_client, open_signup, alice):
+    """The answers are identical, and so is what the cookie they set does next: /authorize sends both
+    browsers to the sign-in page (a session for a new address, but none for an existing account's,
+    would tell which addresses have an account)."""
+    answers = []
+    for address in ("alice@example.com", "newcomer@example.com"):
+        browser = Browser(http)
+        assert sign_up(browser, public_client.client_id, address).status_code == 200
+        follow = browser.get("/authorize?" + authorize_query(public_client.client_id))
+        answers.append((follow.status_code, follow.headers["Location"].split("?")[0]))
+    assert answers[0] == answers[1] == (302, "/login")
