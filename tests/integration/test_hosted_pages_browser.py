@@ -11,8 +11,10 @@ import hashlib
 import html
 import os
 import secrets
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -105,19 +107,36 @@ def loopback(loopback_server):
 
 # The browser -----------------------------------------------------------------------------------------
 
+#: The one Playwright and Chromium of the session, and how many fixture instances hold them. Kept in
+#: sys.modules, not in this module: pytest imports this file under its own name and the other browser
+#: modules import it as tests.integration.test_hosted_pages_browser, two module objects.
+_browser: dict = sys.modules.setdefault("tests.integration._chromium_session", types.ModuleType(
+    "tests.integration._chromium_session")).__dict__
+_browser.setdefault("users", 0)
+
+
 @pytest.fixture(scope="session")
 def chromium():
-    """One headless Chromium for the session. A missing browser fails loudly: these tests are never skipped."""
+    """One headless Chromium for the session. A missing browser fails loudly: these tests are never skipped.
+
+    Other browser test modules import this fixture, and pytest then holds one session fixture per
+    module; Playwright's sync API cannot run twice in one thread, so they share one instance, which
+    the last of them stops."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (as root it runs "
                     "`apt-get install --no-install-recommends chromium`) or install Debian's chromium package")
-    from playwright.sync_api import sync_playwright
+    if not _browser["users"]:
+        from playwright.sync_api import sync_playwright
 
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-    playwright.stop()
+        playwright = sync_playwright().start()
+        _browser.update(playwright=playwright, browser=playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS))
+    _browser["users"] += 1
+    yield _browser["browser"]
+    _browser["users"] -= 1
+    if not _browser["users"]:
+        _browser["browser"].close()
+        _browser["playwright"].stop()
 
 
 @dataclass
