@@ -33,7 +33,7 @@ NEW_PASSWORD = "quartz lantern orchard"
 #: Which paths run argon2id, and why (the table prints its median beside the handler's CPU).
 HASHES = {
     "POST /signup (new address)": "hash the password",
-    "POST /signup (existing verified address)": "hash the password (every case, so timing says nothing)",
+    "POST /signup (existing verified address)": "hash the password (every case alike)",
     "POST /reset-password": "hash the new password",
     "POST /account/login": "verify the password",
     "POST /account/password": "verify the current password, hash the new one",
