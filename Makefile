@@ -47,7 +47,9 @@ test: venv browser
 
 ## make bench: one table (bench/request_cpu.py): per request path of issue 10, DynamoDB calls and median handler
 ## CPU next to the issue's targets and to the floor (a bare Chalice route: Basic auth, SHA-256 compare, ES256 sign),
-## and the cold-first ratio (bench/cold_start.py: fresh interpreter -> first token, app / floor, target <= 1.25)
+## and the cold-first ratio (bench/cold_start.py: fresh interpreter -> first token, app / floor, target <= 1.25);
+## then issue 12's self-service paths (bench/self_service.py: sign-up, verification, reset, account page; 50 runs
+## each, no targets): DynamoDB calls, SES sends (their CPU counted in the handler's), CPU without argon2id
 bench: venv
 	$(BIN)/python bench/request_cpu.py
 

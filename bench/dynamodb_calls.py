@@ -5,10 +5,14 @@ The paths of `make bench` (bench/scenario.py) through the same measuring loop
 no server, so handy while changing storage code; CPU figures need `make bench` (moto's own work
 would count here). Besides the table's paths, the two requests that lead a returning user to
 POST /login. "cold": the first request of a path (per-container caches empty); "warm": the next.
-Run: .venv/bin/python bench/dynamodb_calls.py
+Then issue 12's self-service paths (bench/self_service.py), with their SES SendEmail calls and
+argon2id evaluations. --json prints the figures as one JSON line instead
+(tests/integration/test_self_service_bench.py runs it so the bench's paths cannot rot).
+Run: .venv/bin/python bench/dynamodb_calls.py [--json]
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,6 +23,9 @@ os.environ.update({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_P
                    "SECRET_PREFIX": "idp/bench/", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                    "AWS_DEFAULT_REGION": "us-east-1", "LOG_LEVEL": "ERROR"})
 os.environ.pop("AWS_ENDPOINT_URL", None)
+from bench import self_service  # noqa: E402  (after the path)
+
+os.environ.update(self_service.ENV)
 
 
 def sign_in_steps(http, scenario) -> dict:
@@ -50,14 +57,22 @@ def main() -> None:
         from bench.scenario import paths, seed
 
         scenario = seed()
+        self_service.seed(scenario)
         with Client(app, stage_name="local") as client:
             results = measure({**paths(client.http, scenario), **sign_in_steps(client.http, scenario)}, runs=1)
+            accounts = measure(self_service.paths(client.http, scenario), runs=1)
 
-    width = max(map(len, results))
-    print(f"{'request':{width}s}  {'cold':>4s}  {'warm':>4s}  warm, by operation")
-    for label, measured in results.items():
+    if "--json" in sys.argv:
+        print(json.dumps({table: {label: {"cold": m.first_calls, "warm": m.calls, "emails": m.emails,
+                                          "argon2id": m.argon2_ms > 0} for label, m in measured.items()}
+                          for table, measured in (("oauth", results), ("self_service", accounts))}))
+        return
+    width = max(map(len, {**results, **accounts}))
+    print(f"{'request':{width}s}  {'cold':>4s}  {'warm':>4s}  {'emails':>6s}  warm, by operation")
+    for label, measured in {**results, **accounts}.items():
         print(f"{label:{width}s}  {sum(measured.first_calls.values()):4d}  {sum(measured.calls.values()):4d}  "
-              f"{', '.join(f'{k}={v}' for k, v in sorted(measured.calls.items()))}")
+              f"{measured.emails:6d}  {', '.join(f'{k}={v}' for k, v in sorted(measured.calls.items()))}"
+              f"{'  + argon2id' if measured.argon2_ms else ''}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ server, timed around the call alone. Each row's "beyond calls" is its CPU minus 
 that: the handler's own work, which the storage layout cannot remove.
 POST /login: argon2id (chalicelib.passwords.verify_password) is timed on its own and subtracted, so
 the figure is the handler's CPU without the password hash; the hash's median is printed beside it.
-Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs], defaults 200 and 15;
-cold runs 0 skips the cold start)
+Issue 12's self-service paths (bench/self_service.py) follow as a second table, without targets:
+their DynamoDB calls, SES SendEmail calls (whose botocore CPU is part of the handler's figure, and
+also shown apart), and the handler's CPU with argon2id subtracted as for POST /login.
+Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs] [self-service runs],
+defaults 200, 15 and 50; cold runs 0 skips the cold start, self-service runs 0 the second table)
 """
 from __future__ import annotations
 
@@ -43,39 +46,62 @@ class Measured:
     calls: dict  # ... of a warm run
     cpu_ms: float  # median handler CPU of the warm runs, argon2id excluded
     argon2_ms: float  # median argon2id CPU of the warm runs (0 where no password is checked)
+    emails: int = 0  # SES SendEmail calls of a warm run
+    ses_ms: float = 0.0  # median botocore CPU of those calls, part of cpu_ms
+
+
+#: Where argon2id is reached from, as (module, name): the modules that bind it at import, and
+#: chalicelib.passwords itself for the callers that import it when called.
+ARGON2 = (("chalicelib.passwords", "hash_password"), ("chalicelib.passwords", "verify_password"),
+          ("chalicelib.oauth.login", "verify_password"), ("chalicelib.storage.users", "hash_password"))
 
 
 @contextmanager
 def instrumented():
-    """Count DynamoDB calls by operation, and time Chalice.__call__ and argon2id, while inside."""
+    """Count DynamoDB calls by operation and SES SendEmail calls, and time Chalice.__call__,
+    argon2id and SendEmail, while inside."""
+    import importlib
+
     from chalice import Chalice
 
     from chalicelib import aws
-    from chalicelib.oauth import login
 
-    probe = {"calls": collections.Counter(), "cpu": [], "argon2": []}
+    probe = {"calls": collections.Counter(), "cpu": [], "argon2": [], "ses": []}
+    depth = [0]  # verify_password may hash (its dummy hash, once): count the outer call only
 
     def count(event_name, **_):
         probe["calls"][event_name.rsplit(".", 1)[-1]] += 1
 
-    def timed(function, samples):
+    def timed(function, samples, outermost=False):
         def wrapper(*args, **kwargs):
+            if outermost and depth[0]:
+                return function(*args, **kwargs)
+            depth[0] += outermost
             start = time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 samples.append(time.process_time() - start)
+                depth[0] -= outermost
         return wrapper
 
     events = aws.client("dynamodb").meta.events
     events.register("before-call.dynamodb", count)
-    original_call, original_verify = Chalice.__call__, login.verify_password
+    original_call = Chalice.__call__
     Chalice.__call__ = timed(original_call, probe["cpu"])
-    login.verify_password = timed(original_verify, probe["argon2"])
+    hashing = [(importlib.import_module(module), name) for module, name in ARGON2]
+    originals = [getattr(module, name) for module, name in hashing]
+    for (module, name), original in zip(hashing, originals):
+        setattr(module, name, timed(original, probe["argon2"], outermost=True))
+    ses = aws.client("sesv2")
+    ses.send_email = timed(ses.send_email, probe["ses"])  # on the instance: the class keeps its own
     try:
         yield probe
     finally:
-        Chalice.__call__, login.verify_password = original_call, original_verify
+        del ses.send_email
+        for (module, name), original in zip(hashing, originals):
+            setattr(module, name, original)
+        Chalice.__call__ = original_call
         events.unregister("before-call.dynamodb", count)
 
 
@@ -84,19 +110,22 @@ def measure(paths: dict, runs: int) -> dict[str, Measured]:
     results = {}
     with instrumented() as probe:
         for label, (make_input, request) in paths.items():
-            cpu, hashes, calls = [], [], []
+            cpu, hashes, calls, sends = [], [], [], []
             for _ in range(runs + 1):
                 value = make_input() if make_input else None
-                probe["cpu"].clear(), probe["argon2"].clear(), probe["calls"].clear()
+                for samples in probe.values():
+                    samples.clear()
                 response = request(value)
                 assert response.status_code in (200, 302), (label, response.status_code, response.body[:300])
                 calls.append(dict(probe["calls"]))
                 # The request's own invocation is the last one (an input may have made others).
                 cpu.append(probe["cpu"][-1] - sum(probe["argon2"]))
                 hashes.append(sum(probe["argon2"]))
+                sends.append(list(probe["ses"]))
             warm = slice(1, None) if runs else slice(0, None)
             results[label] = Measured(calls[0], calls[-1], statistics.median(cpu[warm]) * 1000,
-                                      statistics.median(hashes[warm]) * 1000)
+                                      statistics.median(hashes[warm]) * 1000, len(sends[-1]),
+                                      statistics.median([sum(s) for s in sends[warm]]) * 1000)
     return results
 
 
@@ -136,14 +165,18 @@ def floor_paths() -> dict:
     return {FLOOR: (None, lambda _: http.post("/token", body=b"grant_type=client_credentials", headers=auth))}
 
 
-def measure_requests(runs: int) -> dict[str, Measured]:
-    """The app's paths (bench/scenario.py) and the floor, on a moto server in another process."""
+def measure_requests(runs: int, *, self_service: bool = False) -> dict[str, Measured]:
+    """The app's paths (bench/scenario.py) and the floor, on a moto server in another process; or,
+    with `self_service`, issue 12's paths (bench/self_service.py) alone, on a moto server of their
+    own (a moto server slows down as items pile up: after the OAuth paths' runs a sign-up's
+    transactions outlasted the request's AWS deadline)."""
+    from bench import self_service as accounts
     from bench.cold_start import ENV, start_moto, stop
 
     server, url = start_moto()
     try:
-        os.environ.update({**ENV, "TABLE_PREFIX": "idp-cpubench", "SECRET_PREFIX": "idp/cpubench/"},
-                          AWS_ENDPOINT_URL=url)
+        os.environ.update({**ENV, **(accounts.ENV if self_service else {}), "TABLE_PREFIX": "idp-cpubench",
+                           "SECRET_PREFIX": "idp/cpubench/"}, AWS_ENDPOINT_URL=url)
         from chalice.test import Client
 
         from tools import chalice_compat
@@ -153,13 +186,30 @@ def measure_requests(runs: int) -> dict[str, Measured]:
         from bench.scenario import paths, seed
 
         scenario = seed()
+        if self_service:
+            accounts.seed(scenario)
         with Client(app, stage_name="local") as client:
+            if self_service:
+                return measure(accounts.paths(client.http, scenario), runs)
             results = measure(paths(client.http, scenario), runs)
         results.update(measure(floor_paths(), runs))
         results[BARE_CALL] = Measured({}, {}, bare_call_ms(runs), 0.0)
         return results
     finally:
         stop(server)
+
+
+def self_service_in_a_child(runs: int) -> dict[str, Measured]:
+    """measure_requests(runs, self_service=True) in a fresh interpreter (the app reads its
+    environment once), as JSON on its last line."""
+    import json
+    import subprocess
+
+    run = subprocess.run([sys.executable, __file__, "--self-service", str(runs)], cwd=ROOT, capture_output=True,
+                         text=True, check=False)
+    if run.returncode:
+        raise SystemExit(f"the self-service table failed:\n{run.stderr[-5000:]}")
+    return {label: Measured(**fields) for label, fields in json.loads(run.stdout.splitlines()[-1]).items()}
 
 
 def bare_call_ms(runs: int) -> float:
@@ -178,14 +228,43 @@ def bare_call_ms(runs: int) -> float:
     return statistics.median(cpu[1:]) * 1000
 
 
+def print_self_service(results: dict[str, Measured], runs: int, floor: float, bare: float) -> None:
+    """Issue 12's table: no targets. "emails" are SES SendEmail calls; their botocore CPU ("SES ms")
+    is inside "CPU ms", as on Lambda; argon2id is not (bench/self_service.HASHES says where it runs).
+    "beyond calls": CPU ms minus the DynamoDB calls at the bare call's CPU and minus SES ms."""
+    from bench.self_service import HASHES
+
+    print()
+    print(f"issue 12 self-service paths (no targets): median handler CPU of {runs} in-process invocations, "
+          f"argon2id excluded, SES SendEmail's botocore CPU included")
+    print(f"{'request':52s} {'calls':>5s} {'emails':>6s} {'CPU ms':>7s} {'SES ms':>6s} {'x floor':>7s} "
+          f"{'beyond calls':>12s}  by operation")
+    for label, measured in results.items():
+        calls = sum(measured.calls.values())
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(measured.calls.items()))
+        extra = f"   (+ argon2id {measured.argon2_ms:.0f} ms: {HASHES[label]})" if label in HASHES else ""
+        print(f"{label:52s} {calls:5d} {measured.emails:6d} {measured.cpu_ms:7.2f} {measured.ses_ms:6.2f} "
+              f"{measured.cpu_ms / floor:7.1f} {measured.cpu_ms - calls * bare - measured.ses_ms:12.2f}  "
+              f"{detail}{extra}")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--self-service"]:  # the child of self_service_in_a_child
+        import dataclasses
+        import json
+
+        measured = measure_requests(int(sys.argv[2]), self_service=True)
+        print(json.dumps({label: dataclasses.asdict(m) for label, m in measured.items()}))
+        return
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     cold_runs = int(sys.argv[2]) if len(sys.argv) > 2 else 15
+    self_service_runs = int(sys.argv[3]) if len(sys.argv) > 3 else 50
     from bench import cold_start
     from bench.scenario import TARGETS
 
     cold = cold_start.measure_apart(cold_runs) if cold_runs else None  # first: fresh interpreters on a quiet moto
     results = measure_requests(runs)
+    accounts = self_service_in_a_child(self_service_runs) if self_service_runs else {}
     floor = results[FLOOR].cpu_ms
     bare = results[BARE_CALL].cpu_ms
     print(f"issue 10 benchmark: warm requests, median handler CPU of {runs} in-process invocations "
@@ -204,7 +283,8 @@ def main() -> None:
     if cold:
         print(f"{'cold first client_credentials token, app / floor':52s} {'':5s} {'':6s} {'':7s} {'≤ 1.25':>7s} "
               f"{cold.ratio:7.2f}  {cold.describe()}")
-
+    if accounts:
+        print_self_service(accounts, self_service_runs, floor, bare)
 
     # Cost per MAU from this run's CPU (argon2id included) and the units measured in a child process.
     from bench import cost
