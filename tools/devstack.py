@@ -255,7 +255,7 @@ Local IdP is running (Ctrl-C stops it; state survives restarts).
   state      {state_dir} (moto's log: {state_dir / MOTO_LOG})
 
 Try, in another terminal:
-  {admin} users create --email alice@example.com
+  {admin} users create --email alice@example.com --verified
   {admin} outbox list        ({admin} outbox show: the newest email and its links)
   {admin} clients create --name "My app" --redirect-uri http://127.0.0.1:3000/callback
   {admin} keys list

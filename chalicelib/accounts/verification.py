@@ -138,18 +138,19 @@ def password_confirms(token: str, link, password: str) -> bool | None:
     browser than the one that signed up). None when the link has had PASSWORD_ATTEMPTS wrong ones
     already; True, without a check, when the link no longer names an account with that address
     (`confirm` then refuses it as stale). One argon2id evaluation when it checks."""
-    from ..oauth.throttle import add, count
     from ..passwords import verify_password
+    from ..storage.throttles import Counter, add_to_all, take_back
     from ..storage.users import get_user
 
-    key = f"verify-password#{sha256_hex(token)}"
-    if count(key) >= PASSWORD_ATTEMPTS:
-        return None
     user = get_user(link.sub) if link.sub else None
     if user is None or user.email != link.email:
         return True  # nothing left to protect: `confirm` refuses the link as stale
+    # Counted before the check, atomically and only below the limit, so parallel guesses cannot
+    # all slip under it; taken back when right. The counter lives as long as the link can.
+    key, window = f"verify-password#{sha256_hex(token)}", max(link.expires_at - now(), 60)
+    if add_to_all([Counter(key, PASSWORD_ATTEMPTS)], window):
+        return None
     matches = verify_password(password, user.password_hash)
-    if not matches:
-        # Counted for as long as the link can live; the counter's item expires through the TTL.
-        add(key, max(link.expires_at - now(), 60))
+    if matches:
+        take_back([key], window)
     return matches

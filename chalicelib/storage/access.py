@@ -48,9 +48,8 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "sessions": (GET, BATCH_GET, PUT, UPDATE),
     # the key ring is read only; Scan: until the rotation role has built its summary
     "signing_keys": (GET, SCAN),
-    # fixed-window counters: atomic ADDs, alone or in a transaction; read where a counter is only
-    # compared (wrong passwords on a verification link opened in another browser)
-    "throttles": (GET, UPDATE),
+    # fixed-window counters: atomic ADDs, alone or in a transaction
+    "throttles": (UPDATE,),
     # users and email claims, by key only, never Scan. Put: self-service sign-up and an accepted
     # invitation create a user and its email claim in one transaction (storage/users.create_user,
     # each item conditioned on its key being new, so no Put ever overwrites a user). Delete: those
