@@ -13,12 +13,11 @@ useful tag). A tag is stored with the case RFC 5646 §2.1.1 recommends ("en-GB",
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from ..errors import InvalidProfile
+from ..storage.users import MAX_NAME_LENGTH
 
-MAX_NAME_LENGTH = 200  # as storage/users.MAX_NAME_LENGTH
 MAX_LOCALE_LENGTH = 35
 _LOCALE = re.compile(r"(?:[A-Za-z]{2,3}|[A-Za-z]{5,8})(?:-[A-Za-z0-9]{1,8})*")
 
@@ -37,11 +36,15 @@ class Profile:
 
 
 def check_name(field: str, value: str | None) -> str | None:
-    """`value` stripped, None when empty; InvalidProfile when too long or with control characters."""
-    value = (value or "").strip()
-    if len(value) > MAX_NAME_LENGTH or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
-        raise InvalidProfile(field, f"{field} must be at most {MAX_NAME_LENGTH} characters, without control characters")
-    return value or None
+    """`value` stripped, None when empty; InvalidProfile when too long or with control characters
+    (storage/users.clean_name, the rule of every name field)."""
+    from ..storage.users import clean_name
+
+    try:
+        return clean_name(value)
+    except ValueError:
+        raise InvalidProfile(field, f"{field} must be at most {MAX_NAME_LENGTH} characters, without control "
+                                    "characters") from None
 
 
 def check_locale(value: str | None) -> str | None:

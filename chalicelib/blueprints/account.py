@@ -21,10 +21,10 @@ from ..errors import LoginFailed, LoginThrottled
 from ..pages import messages
 from ..web import FORM, client_ip, cookie, form_params, query_params
 from . import hosted
+from .hosted import FORM_OR_NONE
 
 bp = Blueprint(__name__)
 
-FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
 PURPOSE = "account"
 LOGIN_PURPOSE = "account-login"
 CONFIRM_PURPOSE = "email-change"

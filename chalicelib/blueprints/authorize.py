@@ -15,13 +15,13 @@ from ..errors import AccessDenied, DocumentError, LoginFailed, LoginThrottled, O
 from ..log import get_logger
 from ..accounts.signup import enabled as signup_enabled
 from ..pages import messages
-from ..web import FORM, client_ip, cookie, form_params, query_params, route
+from ..web import client_ip, cookie, form_params, query_params, route
 from . import hosted
+from .hosted import FORM_OR_NONE
 
 bp = Blueprint(__name__)
 log = get_logger("idp.pages")
 
-FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
 #: The page each authorization.decide action sends the browser to ("verify": REQUIRE_VERIFIED_EMAIL,
 #: chalicelib/blueprints/signup.py).
 PAGES = {"login": "/login", "verify": "/check-email", "consent": "/consent"}

@@ -18,9 +18,12 @@ from ..config import settings
 from ..errors import OAuthError, TemporarilyUnavailable, UntrustedRequest
 from ..log import get_logger, request_id as current_request_id
 from ..pages import messages
-from ..web import cookie_values, route
+from ..web import FORM, cookie_values, route
 
 log = get_logger("idp.pages")
+
+#: A page route's content types: forms, and for a GET (no body) the JSON Chalice then assumes.
+FORM_OR_NONE = [FORM, "application/json"]
 
 
 # Responses ----------------------------------------------------------------------------------------

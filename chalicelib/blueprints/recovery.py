@@ -12,16 +12,15 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from ..config import settings
-from ..errors import EmailNotSent
 from ..log import get_logger
 from ..pages import messages
-from ..web import FORM, client_ip, form_params, query_params
+from ..web import client_ip, form_params, query_params
 from . import hosted
+from .hosted import FORM_OR_NONE
 
 bp = Blueprint(__name__)
 log = get_logger("idp.pages")
 
-FORM_OR_NONE = [FORM, "application/json"]  # GET carries no body; Chalice then assumes JSON
 REFUSED = {"unknown": messages.LINK_UNKNOWN, "used": messages.LINK_USED, "expired": messages.LINK_EXPIRED}
 
 
@@ -31,13 +30,6 @@ def _link_refused(refused, *, ask_again: bool) -> Response:
     log.info("link refused", extra={"reason": refused.reason})
     message = messages.MESSAGES[REFUSED[refused.reason]]
     return hosted.page("link_refused.html", 400, message=message, ask_again=ask_again)
-
-
-def _email_not_sent(exc: EmailNotSent) -> Response:
-    response = hosted.error_page(messages.EMAIL_NOT_SENT, exc.error, exc.status, description=exc.description,
-                                 detail=exc.detail)
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
 
 
 def _peek(token: str | None, purpose: str):
@@ -64,10 +56,8 @@ def forgot_password():
     if not hosted.trusted_post(request, browser_value, "forgot", form):
         return hosted.forbidden_post()
     request_id = form.get("request_id") or None
-    try:
-        retry_after = recovery.request_reset(form.get("email", ""), ip=client_ip(request), request_id=request_id)
-    except EmailNotSent as exc:
-        return _email_not_sent(exc)
+    # SES refusing raises EmailNotSent, which hosted.page_route answers with the "couldn't send" page.
+    retry_after = recovery.request_reset(form.get("email", ""), ip=client_ip(request), request_id=request_id)
     # One page whether or not the address has an account (accounts/recovery.py); refused by a
     # limit, the same page with the alert, so the limit says nothing about the account either.
     back = hosted.page_url("/login", request_id) if request_id else None

@@ -22,7 +22,7 @@ from ..errors import SignupLimited, SignupRefused
 from ..pages import messages
 from ..web import client_ip, form_params, query_params
 from . import hosted
-from .authorize import FORM_OR_NONE
+from .hosted import FORM_OR_NONE
 
 bp = Blueprint(__name__)
 

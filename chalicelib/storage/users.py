@@ -69,13 +69,26 @@ def _check_password(password: str, email: str) -> None:
         raise InvalidUser(refused)
 
 
-def _display_name(name: str | None) -> str | None:
-    # Format characters too (U+202E reverses the text around it; U+2028 breaks lines): the name goes
-    # into ID tokens and onto other apps' pages. The same rule as the account page's (accounts/profile.py).
+#: Unicode categories no name may contain: control and format characters (U+202E reverses the text
+#: around it) and line and paragraph separators. Names go into ID tokens and onto other apps' pages.
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def clean_name(name: str | None) -> str | None:
+    """`name` stripped (None when empty) when it is an acceptable name: at most MAX_NAME_LENGTH
+    characters, none of _NOT_IN_NAMES; else ValueError. The one rule for every name field: the
+    display name here and the account page's profile names (accounts/profile.py)."""
     name = (name or "").strip()
-    if len(name) > MAX_NAME_LENGTH or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
-        raise InvalidUser(f"name must be at most {MAX_NAME_LENGTH} characters, without control characters")
+    if len(name) > MAX_NAME_LENGTH or any(unicodedata.category(c) in _NOT_IN_NAMES for c in name):
+        raise ValueError(f"at most {MAX_NAME_LENGTH} characters, without control characters")
     return name or None
+
+
+def _display_name(name: str | None) -> str | None:
+    try:
+        return clean_name(name)
+    except ValueError:
+        raise InvalidUser(f"name must be at most {MAX_NAME_LENGTH} characters, without control characters") from None
 
 
 def checked_email(email: str) -> str:
