@@ -36,7 +36,7 @@ browser:
 	  [ -x "$(CHROMIUM)" ] || { echo "error: still no $(CHROMIUM) after installing chromium" >&2; exit 1; }; \
 	fi
 
-## make run: local AWS stack (moto) + tables + signing key + `chalice local` on 127.0.0.1:$(PORT), and the demo
+## make run: local AWS stack (moto) + tables + signing key + `chalice local` on 127.0.0.1:$(PORT) (issuer http://localhost:$(PORT)), and the demo
 ## app on 127.0.0.1:$(DEMO_PORT) (emails: .local/outbox, `./idp-admin outbox list`)
 run: venv
 	$(BIN)/python -m tools.devstack

@@ -100,7 +100,7 @@ class Settings:
     #: "local", "dev" or "prod". Only "local" may use plain-http loopback issuers.
     stage: str = setting("STAGE", "local")
     #: The issuer identifier (RFC 8414 §2): https URL, no query or fragment. Required.
-    issuer: str = setting("ISSUER", "", derived="required (local: `http://127.0.0.1:$PORT`)")
+    issuer: str = setting("ISSUER", "", derived="required (local: `http://localhost:$PORT`)")
     #: Every DynamoDB table is named "<prefix>-<name>".
     table_prefix: str = setting("TABLE_PREFIX", "", derived="`idp-<stage>`")
     #: The AWS region (Lambda sets AWS_REGION).

@@ -9,7 +9,7 @@ import pytest
 
 TEST_ENV = {
     "STAGE": "local",
-    "ISSUER": "http://127.0.0.1:8000",
+    "ISSUER": "http://localhost:8000",
     "TABLE_PREFIX": "idp-test",
     "SECRET_PREFIX": "idp/test/",
     "KEY_BACKEND": "secretsmanager",

@@ -74,7 +74,7 @@ def main() -> int:
     state_dir = local_state_dir(shell)
     env.setdefault("DEMO_PORT", str(demo_app.DEFAULT_PORT))
     port, moto_port, demo_port = int(env["PORT"]), int(env["MOTO_PORT"]), int(env["DEMO_PORT"])
-    base_url, moto_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}"
+    base_url, moto_url = f"http://localhost:{port}", f"http://127.0.0.1:{moto_port}"
     demo_url = f"http://127.0.0.1:{demo_port}"
     for name, number in (("PORT", port), ("MOTO_PORT", moto_port), ("DEMO_PORT", demo_port)):
         if port_in_use(number):

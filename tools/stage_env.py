@@ -45,7 +45,7 @@ def local_defaults(environ=None) -> dict[str, str]:
         # Every email the local stack sends is also kept here (chalicelib/mail.py), for
         # `./idp-admin outbox list|show` and the demo app: nothing leaves the machine.
         "OUTBOX_DIR": str(local_state_dir(environ) / "outbox"),
-        "ISSUER": f"http://127.0.0.1:{port}",
+        "ISSUER": f"http://localhost:{port}",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
         # moto accepts any credentials; these keep boto3 from searching for real ones.
         "AWS_ACCESS_KEY_ID": "local",

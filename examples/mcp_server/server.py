@@ -4,7 +4,7 @@ Run it against `make run`:
 
     ./idp-admin resources register --uri http://127.0.0.1:8200/mcp --name "Notes MCP" \\
         --scope notes:read --scope notes:write --public
-    IDP_ISSUER=http://127.0.0.1:8000 MCP_RESOURCE=http://127.0.0.1:8200/mcp \\
+    IDP_ISSUER=http://localhost:8000 MCP_RESOURCE=http://127.0.0.1:8200/mcp \\
         PYTHONPATH=. .venv/bin/python -m examples.mcp_server.server      # serves http://127.0.0.1:8200/mcp
 
 (--public: clients that register themselves may ask for its scopes). Then point any MCP client that
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--issuer", default=os.environ.get("IDP_ISSUER", "http://127.0.0.1:8000"))
+    parser.add_argument("--issuer", default=os.environ.get("IDP_ISSUER", "http://localhost:8000"))
     parser.add_argument("--resource", default=os.environ.get("MCP_RESOURCE", "http://127.0.0.1:8200/mcp"))
     parser.add_argument("--host", default=os.environ.get("MCP_HOST"))
     parser.add_argument("--port", type=int, default=int(os.environ["MCP_PORT"]) if os.environ.get("MCP_PORT") else None)

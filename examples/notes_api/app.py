@@ -1,6 +1,6 @@
 """A tiny protected API (a "resource server") that trusts the IdP's access tokens.
 
-    IDP_ISSUER=http://127.0.0.1:8000 API_AUDIENCE=https://notes.example.com/api \
+    IDP_ISSUER=http://localhost:8000 API_AUDIENCE=https://notes.example.com/api \
         PYTHONPATH=. .venv/bin/python -m examples.notes_api.app     # serves on 127.0.0.1:8100
 
 The verifier fetches the IdP's discovery document and JWKS once, then checks every request's

@@ -34,9 +34,9 @@ def test_invite_sends_the_link_and_prints_it(run, mailbox):
     assert status == 0, err
     result = json.loads(out)
     assert result["email"] == "dana@example.com" and result["expires_in"] == 7 * 86400
-    assert result["invitation_link"].startswith("http://127.0.0.1:8000/invitation?token=")
+    assert result["invitation_link"].startswith("http://localhost:8000/invitation?token=")
     mail, = mailbox.messages("dana@example.com")
-    assert mail.link("/invitation") == result["invitation_link"].removeprefix("http://127.0.0.1:8000")
+    assert mail.link("/invitation") == result["invitation_link"].removeprefix("http://localhost:8000")
     token = result["invitation_link"].split("token=", 1)[1]
     link = links.peek(token, "invitation", now())
     assert link.email == "dana@example.com" and link.data == {"name": "Dana"} and link.sub is None

@@ -9,7 +9,7 @@ import pytest
 
 from tools import admin
 
-ISSUER = "http://127.0.0.1:8000"
+ISSUER = "http://localhost:8000"
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ class Stack:
     def __init__(self, state_dir: Path, backend: str, log_dir: Path, extra_env: dict[str, str] | None = None):
         self.state_dir, self.backend = state_dir, backend
         self.port, self.moto_port, self.demo_port = _distinct_free_ports(3)
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://localhost:{self.port}"
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
         self.demo_url = f"http://127.0.0.1:{self.demo_port}"
         self.stdout = log_dir / f"devstack-{self.port}.out"

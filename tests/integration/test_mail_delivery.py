@@ -11,7 +11,7 @@ from tools import outbox
 
 pytestmark = pytest.mark.integration
 
-LINK = "http://127.0.0.1:8000/verify?token=0123456789ABCDEFGHJKMNPQRS"
+LINK = "http://localhost:8000/verify?token=0123456789ABCDEFGHJKMNPQRS"
 
 
 @pytest.fixture

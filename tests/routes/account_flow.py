@@ -31,7 +31,7 @@ class Mailbox:
     def link(self, to: str) -> str:
         """The path of the newest link to /account/email/confirm sent to `to`."""
         body = self.text(self.messages(to)[-1])
-        return re.search(r"http://127\.0\.0\.1:8000(/account/email/confirm\?token=[0-9A-Z]+)", body).group(1)
+        return re.search(r"http://localhost:8000(/account/email/confirm\?token=[0-9A-Z]+)", body).group(1)
 
 
 def mailbox_for(tmp_path, monkeypatch) -> Mailbox:

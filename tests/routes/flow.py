@@ -9,7 +9,7 @@ from chalicelib.oauth import pkce
 
 VERIFIER = "v" * 20 + "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw"
 REDIRECT_URI = "http://127.0.0.1:5000/cb"
-ISSUER = "http://127.0.0.1:8000"
+ISSUER = "http://localhost:8000"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 

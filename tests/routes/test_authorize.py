@@ -18,7 +18,7 @@ from tests.routes.flow import (
     sign_in_and_consent,
 )
 
-ISS = "http://127.0.0.1:8000"
+ISS = "http://localhost:8000"
 MALFORMED = b"The link or form that brought you here is malformed."
 #: What an attacker wants our domain to say; none of it may appear on our pages.
 ATTACKER_TEXT = "<script>Buy now at evil.example</script>"

@@ -49,7 +49,7 @@ def test_client_credentials_refuses_identity_and_unknown_scopes(http, keys, serv
 def test_resource_sets_the_audience(http, keys, service_client):
     client, secret = service_client
     assert claims_of(token_request(http, client, secret, resource=NOTES, scope="notes:read"))["aud"] == NOTES
-    assert claims_of(token_request(http, client, secret, scope="notes:read"))["aud"] == "http://127.0.0.1:8000"
+    assert claims_of(token_request(http, client, secret, scope="notes:read"))["aud"] == "http://localhost:8000"
     both = claims_of(token_request(http, client, secret, resource=[NOTES, BILLING]))
     assert sorted(both["aud"]) == sorted([NOTES, BILLING])
 
@@ -122,8 +122,8 @@ def test_token_for_resource_a_is_rejected_by_the_verifier_of_resource_b(http, ke
     client, secret = service_client
     token = json.loads(token_request(http, client, secret, resource=NOTES, scope="notes:read").body)["access_token"]
     provider = lambda refresh: keyring.jwks()  # noqa: E731 - the IdP's keys, without HTTP
-    notes = Verifier("http://127.0.0.1:8000", NOTES, jwks_provider=provider)
-    billing = Verifier("http://127.0.0.1:8000", BILLING, jwks_provider=provider)
+    notes = Verifier("http://localhost:8000", NOTES, jwks_provider=provider)
+    billing = Verifier("http://localhost:8000", BILLING, jwks_provider=provider)
     assert notes.verify(token, required_scopes=["notes:read"])["aud"] == NOTES
     with pytest.raises(InvalidToken, match="not meant for this resource"):
         billing.verify(token)

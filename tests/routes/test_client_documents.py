@@ -23,7 +23,7 @@ from tests.routes.flow import (
 PROD = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
 #: The one thing the page says about any unusable document: why is in the log.
 UNVERIFIED = b"so the app could not be verified."
-LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000"})
+LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://localhost:8000"})
 
 
 class DocumentServer:
@@ -390,7 +390,7 @@ def test_authorize_will_not_fetch_a_document_from_itself(browser, documents, idp
     import socket
 
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("connected"))
-    for own in ("http://127.0.0.1:8000", "http://localhost:8000"):
+    for own in ("http://localhost:8000", "http://127.0.0.1:8000"):
         nested = f"{own}/authorize?" + authorize_query(documents.publish("/inner.json"), scope="openid")
         response = browser.get("/authorize?" + authorize_query(nested, scope="openid"))
         assert response.status_code == 400 and UNVERIFIED in response.body
@@ -534,7 +534,7 @@ def test_a_server_that_drips_its_headers_cannot_hold_the_fetch(monkeypatch, slow
 # Rate limits: real fetches per client address and per host -------------------------------------
 
 def _limited(per_ip=100, per_host=100):
-    return load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000",
+    return load_settings({"STAGE": "local", "ISSUER": "http://localhost:8000",
                           "CLIENT_DOCUMENT_FETCHES_PER_IP": str(per_ip),
                           "CLIENT_DOCUMENT_FETCHES_PER_HOST": str(per_host)})
 

@@ -35,7 +35,7 @@ def test_open_registration_of_an_mcp_style_public_client(registered):
     assert registered["redirect_uris"] == MCP_STYLE["redirect_uris"]
     assert registered["grant_types"] == ["authorization_code", "refresh_token"]
     assert isinstance(registered["client_id_issued_at"], int)
-    assert registered["registration_client_uri"] == f"http://127.0.0.1:8000/register/{registered['client_id']}"
+    assert registered["registration_client_uri"] == f"http://localhost:8000/register/{registered['client_id']}"
     assert len(registered["registration_access_token"]) >= 43
     # No scope requested: the unverified-client ceiling, identity scopes and public resources' only.
     assert registered["scope"].split() == ["openid", "profile", "email", "offline_access", "mcp:read", "mcp:write"]
@@ -261,4 +261,4 @@ def test_the_sign_in_page_marks_a_self_registered_client_as_unverified(browser, 
 
 def test_discovery_advertises_registration(http):
     assert json.loads(http.get("/.well-known/openid-configuration").body)["registration_endpoint"] == \
-        "http://127.0.0.1:8000/register"
+        "http://localhost:8000/register"

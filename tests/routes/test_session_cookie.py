@@ -14,7 +14,7 @@ SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(params=["http://127.0.0.1:8000", "https://login.example.com"],
+@pytest.fixture(params=["http://localhost:8000", "https://login.example.com"],
                 ids=["idp_session", "__Host-idp_session"])
 def cookie_name(request, aws, monkeypatch) -> str:
     """Both names the app uses: the local http issuer's and the https issuer's __Host- cookie."""

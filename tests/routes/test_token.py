@@ -9,7 +9,7 @@ import pytest
 
 from tests.routes.flow import FORM, VERIFIER, query_of, redeem, sign_in_and_consent
 
-ISS = "http://127.0.0.1:8000"
+ISS = "http://localhost:8000"
 
 
 def code_for(browser, client_id, **overrides):

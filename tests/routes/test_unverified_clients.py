@@ -168,7 +168,7 @@ def test_a_self_registered_clients_broken_request_is_not_redirected_at_once(brow
     params = assert_notice(page, "evil.example")
     assert continue_link(page).startswith(EVIL + "?")
     assert params == {"error": "unsupported_response_type", "error_description": "only response_type=code is supported",
-                      "state": state, "iss": "http://127.0.0.1:8000"}
+                      "state": state, "iss": "http://localhost:8000"}
     assert state.encode() not in page.body, "nothing the requester chose is shown, only the host"
 
 

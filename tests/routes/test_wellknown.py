@@ -13,8 +13,8 @@ def test_discovery_document_names_the_issuer_and_jwks(http, path):
     response = http.get(path)
     assert response.status_code == 200
     doc = json.loads(response.body)
-    assert doc["issuer"] == "http://127.0.0.1:8000"
-    assert doc["jwks_uri"] == "http://127.0.0.1:8000/jwks"
+    assert doc["issuer"] == "http://localhost:8000"
+    assert doc["jwks_uri"] == "http://localhost:8000/jwks"
     assert response.headers["Content-Type"] == "application/json"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
@@ -68,9 +68,9 @@ def test_unexpected_exception_is_server_error_without_internals(http, monkeypatc
 def issuer_with_path(monkeypatch):
     from chalicelib.config import settings
 
-    monkeypatch.setenv("ISSUER", "http://127.0.0.1:8000/tenant")
+    monkeypatch.setenv("ISSUER", "http://localhost:8000/tenant")
     settings.cache_clear()
-    yield "http://127.0.0.1:8000/tenant"
+    yield "http://localhost:8000/tenant"
     settings.cache_clear()
 
 

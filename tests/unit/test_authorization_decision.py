@@ -17,7 +17,7 @@ from chalicelib.storage import codes
 from chalicelib.storage.authorization_requests import PendingRequest
 
 # The fake's users have unverified addresses; REQUIRE_VERIFIED_EMAIL's gate has its own tests below.
-SETTINGS = Settings(stage="local", issuer="http://127.0.0.1:8000", require_verified_email=False)
+SETTINGS = Settings(stage="local", issuer="http://localhost:8000", require_verified_email=False)
 SUB, CLIENT_ID, COOKIE = "u_alice", "client-1", "the session cookie value"
 SESSION = sha256_hex(COOKIE)
 REDIRECT = "https://app.example.com/cb"

@@ -27,9 +27,9 @@ def test_issuer_must_be_https_without_query_or_fragment(issuer):
 
 
 def test_plain_http_loopback_issuer_only_in_local_stage():
-    assert load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000/"}).issuer == "http://127.0.0.1:8000"
+    assert load_settings({"STAGE": "local", "ISSUER": "http://localhost:8000/"}).issuer == "http://localhost:8000"
     with pytest.raises(ConfigError):
-        load_settings({"STAGE": "dev", "ISSUER": "http://127.0.0.1:8000"})
+        load_settings({"STAGE": "dev", "ISSUER": "http://localhost:8000"})
 
 
 @pytest.mark.parametrize("name, value", [("KEY_BACKEND", "vault"), ("SIGNING_ALG", "HS256"),

@@ -23,7 +23,7 @@ def test_the_demo_client_is_registered_once_as_a_public_pkce_client_and_follows_
 
 
 def test_claims_and_userinfo_are_shown_escaped():
-    demo = demo_app.Demo(issuer="http://127.0.0.1:8000", port=8100)
+    demo = demo_app.Demo(issuer="http://localhost:8000", port=8100)
     evil = '<script>alert("x")</script>'
     session = demo_app.Session(claims={"sub": "u1", "name": evil}, userinfo={"sub": "u1", "name": evil})
 
@@ -36,11 +36,11 @@ def test_claims_and_userinfo_are_shown_escaped():
 def test_the_emails_page_escapes_the_message_and_links_only_what_it_found(tmp_path: Path):
     message = EmailMessage()
     message["Subject"], message["To"], message["Date"] = "<b>Hi</b>", "a@example.org", "Mon, 01 Jan 2026 00:00:00 +0000"
-    message.set_content('Open http://127.0.0.1:8000/verify?t=1&x="><script> now.')
+    message.set_content('Open http://localhost:8000/verify?t=1&x="><script> now.')
     (tmp_path / "00000000000000000001-0000.eml").write_bytes(message.as_bytes())
-    demo = demo_app.Demo(issuer="http://127.0.0.1:8000", port=8100, outbox_dir=tmp_path)
+    demo = demo_app.Demo(issuer="http://localhost:8000", port=8100, outbox_dir=tmp_path)
 
     page = demo_app.emails_page(demo)
 
     assert "<script>" not in page and "<b>Hi</b>" not in page
-    assert '<a href="http://127.0.0.1:8000/verify?t=1&amp;x=">' in page
+    assert '<a href="http://localhost:8000/verify?t=1&amp;x=">' in page

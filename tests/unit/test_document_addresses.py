@@ -12,7 +12,7 @@ from chalicelib.config import load_settings
 from chalicelib.oauth import client_documents, throttle
 
 PROD = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
-LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000"})
+LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://localhost:8000"})
 
 #: One address in every entry whose column says False, is blank or N/A, and in every extra refusal.
 REFUSED = {

@@ -20,7 +20,7 @@ from chalicelib.storage.clients import Client
 from chalicelib.storage.codes import Code
 from chalicelib.storage.grants import Grant
 
-SETTINGS = Settings(stage="local", issuer="http://127.0.0.1:8000")
+SETTINGS = Settings(stage="local", issuer="http://localhost:8000")
 GRACE = dataclasses.replace(SETTINGS, refresh_grace_seconds=30)
 SUB, GRANT, SESSION = "u_alice", "grant-1", sha256_hex("session cookie")
 REDIRECT = "https://app.example.com/cb"
