@@ -146,6 +146,16 @@ class Settings:
     #: Sign-in attempts per window from one known device while its address or account is over a
     #: limit above; past it that device is refused too.
     login_max_failures_per_device: int = setting("LOGIN_MAX_FAILURES_PER_DEVICE", 10, parse=_int)
+    #: Second factors (passkeys, TOTP, recovery codes): "off" (passwords only; nothing is offered or
+    #: asked), "optional" (users choose; whoever has one is always asked for it) or "required"
+    #: (everyone; a user without one enrols at their next sign-in).
+    mfa_policy: str = setting("MFA_POLICY", "optional", parse=_choice("off", "optional", "required"))
+    #: Second-factor codes (TOTP, recovery) that may fail per user per LOGIN_THROTTLE_WINDOW; past it
+    #: the second step answers 429 until the window ends. A 6-digit TOTP with its ±1 step has 3 right
+    #: answers in a million: 5 a window bounds an attacker who has the password to ~0.14% a day.
+    mfa_max_failures: int = setting("MFA_MAX_FAILURES", 5, parse=_int)
+    #: Seconds between a right password and its second factor before the sign-in starts over.
+    mfa_step_ttl: int = setting("MFA_STEP_TTL", 300, parse=_int)
     #: Seconds a browser stays a "known device" after its last successful sign-in; past
     #: LOGIN_MAX_FAILURES_PER_ACCOUNT only known devices may still try (90 days).
     known_device_ttl: int = setting("KNOWN_DEVICE_TTL", 7776000, parse=_int)
