@@ -6,7 +6,10 @@ package is built from a staging copy of the project instead: app.py, chalicelib/
 it is) holding requirements.txt installed from wheels for the target:
 
     pip install --target vendor --only-binary=:all: --platform manylinux2014_aarch64
-                --python-version 3.13 --implementation cp -r requirements.txt
+                --platform manylinux_2_28_aarch64 --python-version 3.13 --implementation cp -r requirements.txt
+
+(manylinux_2_28 too: the python3.13 runtime is Amazon Linux 2023, glibc 2.34, and some
+dependencies publish arm64 wheels only for glibc 2.28 and later: cbor2 6, which passkeys need.)
 
 The staged code and vendor/ are then compiled to bytecode by the target's Python
 (`compileall --invalidation-mode unchecked-hash`): /var/task is read-only, so without .pyc files
@@ -102,6 +105,8 @@ def count_bytecode(package: Path) -> int:
 def pip_install(target: Path, machine: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "--target", str(target), "--only-binary=:all:", "--platform", f"manylinux2014_{machine}",
+                    # The runtime's glibc is 2.34 (Amazon Linux 2023): wheels for 2.28 load too.
+                    "--platform", f"manylinux_2_28_{machine}",
                     "--python-version", PYTHON_VERSION, "--implementation", "cp", "--no-compile",
                     "-r", str(ROOT / "requirements.txt")], check=True)
 
