@@ -216,12 +216,11 @@ class Settings:
     #: signing keys' private keys. Required with that backend; the deployed stack creates one per stage.
     envelope_kms_key_id: str = setting("ENVELOPE_KMS_KEY_ID", "")
     #: The symmetric KMS key (id, ARN or "alias/...") that seals TOTP secrets (chalicelib/secret_box.py):
-    #: they must be read back to check codes, so they are kept encrypted, never hashed. Unset: the
-    #: stage's symmetric key (ENVELOPE_KMS_KEY_ID with kms-envelope, SECRETS_KMS_KEY_ID with
-    #: secretsmanager when set), else "alias/<TABLE_PREFIX>-factors", which the deployed stack
-    #: (KEY_BACKEND=kms) and the local stack create.
-    factor_kms_key_id: str = setting("FACTOR_KMS_KEY_ID", "",
-                                     derived="the stage's symmetric key, else `alias/<TABLE_PREFIX>-factors`")
+    #: they must be read back to check codes, so they are kept encrypted, never hashed. A key of their
+    #: own, which the deployed stack creates with a key policy letting only the API role use it, and
+    #: only under the encryption context of this stage (infra/policy.factors_key_policy); the local
+    #: stack creates it too.
+    factor_kms_key_id: str = setting("FACTOR_KMS_KEY_ID", "", derived="`alias/<TABLE_PREFIX>-factors`")
     #: Sign-ups, verification resends and password resets per client IP (an IPv6 client: its /64),
     #: each per hour (chalicelib/accounts/limits.py).
     account_actions_per_ip: int = setting("ACCOUNT_ACTIONS_PER_IP", 20, parse=_int)
@@ -272,7 +271,7 @@ class Settings:
         derive(self, "table_prefix", self.table_prefix or _default_table_prefix(self.stage))
         derive(self, "secret_prefix", self.secret_prefix or f"idp/{self.stage}/")
         derive(self, "default_audience", self.default_audience or self.issuer)
-        derive(self, "factor_kms_key_id", self.factor_kms_key_id or _default_factor_key(self))
+        derive(self, "factor_kms_key_id", self.factor_kms_key_id or f"alias/{self.table_prefix}-factors")
         if not self.email_from:
             from urllib.parse import urlsplit
 
@@ -331,13 +330,6 @@ def _read(env, name: str) -> str | None:
     """The raw value of one setting: its variable, else its fallbacks; None when all are unset or empty."""
     meta = FIELDS[name].metadata
     return next((env[var] for var in (meta["env"], *meta["also"]) if env.get(var)), None)
-
-
-def _default_factor_key(s: Settings) -> str:
-    """The key that seals TOTP secrets when FACTOR_KMS_KEY_ID is unset: the stage's own symmetric
-    key when it has one (one key to administer), else one named after the tables."""
-    stage_key = {"kms-envelope": s.envelope_kms_key_id, "secretsmanager": s.secrets_kms_key_id}.get(s.key_backend)
-    return stage_key or f"alias/{s.table_prefix}-factors"
 
 
 def _default_table_prefix(stage: str) -> str:

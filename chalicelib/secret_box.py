@@ -11,9 +11,9 @@ kept as a KMS ciphertext (kms:Encrypt / kms:Decrypt of at most 4 KiB: no data ke
 
 The encryption context is authenticated, not secret (AAD of KMS's AES-GCM): a ciphertext copied
 onto another user's item, or opened for another purpose or stage, does not decrypt; every Decrypt
-in CloudTrail names whose secret was opened and why; and the functions' IAM policy allows Encrypt
-and Decrypt on the key only with a context of this stage, one of PURPOSES and some subject
-(infra/policy.py), so the key's other uses (the signing keys' envelope) stay apart.
+in CloudTrail names whose secret was opened and why; and the key's own policy lets the API role
+Encrypt and Decrypt only with a context of this stage, one of PURPOSES and some subject
+(infra/policy.factors_key_policy). The key is used for nothing else.
 
 Faults of KMS (throttling, KMSInternalException, timeouts) leave as errors.TemporarilyUnavailable
 (chalicelib/faults.py: a 503 "try again"); a seal that does not open (another subject, purpose,

@@ -16,9 +16,9 @@ documents whose resources are references to the stack's own tables, key and log 
   this stage that names a kid (kms:EncryptionContext:*). IAM cannot name the kids (they are made
   later), so which kid a ciphertext opens for is the code's: it passes the record's kid, and KMS
   refuses a ciphertext sealed for another (chalicelib/keys/backends.py).
-- TOTP secrets (chalicelib/secret_box.py): kms:Encrypt/Decrypt on FACTOR_KMS_KEY_ID's key (the
-  stage's symmetric key, or one the stack makes for them) only with an encryption context of this
-  stage, a known purpose, a subject and no kid (which keeps them apart from the envelope's grants).
+- TOTP secrets (chalicelib/secret_box.py): no IAM statement; the stack's key for them
+  (FACTOR_KMS_KEY_ID) has a key policy (`factors_key_policy`) letting the API role Encrypt and
+  Decrypt with it only under an encryption context of this stage, a known purpose and a subject.
 - email (chalicelib/mail.py): ses:SendEmail on EMAIL_FROM's identity only, whichever of its two
   forms the operator verified (the domain, as docs/deploy.md advises, or the single address: SES
   authorises a message against the identity it sends it under), only with EMAIL_FROM as the
@@ -47,8 +47,9 @@ from infra.tables import logical_id, specs_by_suffix
 #: Logs: the log groups are stack resources, so the functions only write to them.
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 SECRETS_KEY = "SecretsKey"
-#: The stack's key for TOTP secrets when the stage has no symmetric key of its own (KEY_BACKEND=kms).
+#: The stack's key that seals TOTP secrets, and the API function's role (its key policy names it).
 FACTORS_KEY = "FactorsKey"
+API_ROLE = "ApiRole"
 LOG_GROUPS = {"api": "ApiLogGroup", "rotation": "RotationLogGroup"}
 
 
@@ -93,22 +94,24 @@ def _envelope_context(stage, **more) -> dict:
             "Null": {"kms:EncryptionContext:idp:kid": "false"}}
 
 
-def factors_key_logical_id(stage) -> str:
-    return FACTORS_KEY if stage.factors_key_is_own else SECRETS_KEY
-
-
-def seal_factor_secrets_statement(stage) -> dict:
-    """kms:Encrypt/Decrypt of TOTP secrets (chalicelib/secret_box.py): on the factors key only, only
-    with an encryption context of this stage, a known purpose and a subject, so these permissions
-    open nothing else sealed under a shared key (the signing keys' envelope names a kid, never a sub)."""
+def factors_key_policy(stage) -> dict:
+    """The key policy of the key that seals TOTP secrets (chalicelib/secret_box.py). The account's
+    administrators manage it; the API role may kms:Encrypt and kms:Decrypt with it only under an
+    encryption context of this stage, a known purpose and a subject. Granted here rather than in the
+    role's IAM policy: the key exists for this one use, so its own policy says who uses it, and the
+    role's policy keeps KMS for the signing keys alone."""
     from chalicelib.secret_box import PURPOSES
 
-    return {"Sid": "SealFactorSecrets", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"],
-            "Resource": {"Fn::GetAtt": [factors_key_logical_id(stage), "Arn"]},
-            "Condition": {"StringEquals": {"kms:EncryptionContext:idp:stage": stage.settings.stage,
-                                           "kms:EncryptionContext:idp:purpose": list(PURPOSES)},
-                          "Null": {"kms:EncryptionContext:idp:sub": "false",
-                                   "kms:EncryptionContext:idp:kid": "true"}}}
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AccountAdministers", "Effect": "Allow",
+         "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "ApiSealsFactorSecrets", "Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": [API_ROLE, "Arn"]}},
+         "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*",
+         "Condition": {"StringEquals": {"kms:EncryptionContext:idp:stage": stage.settings.stage,
+                                        "kms:EncryptionContext:idp:purpose": list(PURPOSES)},
+                       "Null": {"kms:EncryptionContext:idp:sub": "false"}}},
+    ]}
 
 
 def _document(*statements: dict) -> dict:
@@ -136,7 +139,7 @@ def send_email_statement(stage) -> dict:
 
 def api_policy(stage) -> dict:
     statements = [_logs("api"), *_table_statements(API_TABLE_ACTIONS, API_INDEX_ACTIONS, every_table=True),
-                  send_email_statement(stage), seal_factor_secrets_statement(stage)]
+                  send_email_statement(stage)]
     if stage.settings.key_backend == "secretsmanager":
         statements += [
             {"Sid": "ReadSigningKeySecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],

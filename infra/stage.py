@@ -87,14 +87,8 @@ class Stage:
 
     @property
     def factors_key_alias(self) -> str:
-        """The alias of the symmetric KMS key that seals TOTP secrets (FACTOR_KMS_KEY_ID): the stage's
-        own key when it is that one, else a key of its own that the stack creates."""
+        """The alias of the symmetric KMS key that seals TOTP secrets (FACTOR_KMS_KEY_ID), which the stack creates."""
         return self.settings.factor_kms_key_id
-
-    @property
-    def factors_key_is_own(self) -> bool:
-        """Whether the stack creates a key for TOTP secrets alone (no symmetric key of the stage is named)."""
-        return self.factors_key_alias != self.secrets_key_alias
 
 
 def is_example_domain(host: str) -> bool:
@@ -181,8 +175,8 @@ def _check(stage: Stage, stage_config: dict) -> None:
         raise StageError(f"stage {stage.name}: ENVELOPE_KMS_KEY_ID must name the alias the stack creates for the "
                          f"signing keys' KMS key, e.g. \"alias/{stage.stack_name}-signing-keys\"")
     if not s.factor_kms_key_id.startswith("alias/"):
-        raise StageError(f"stage {stage.name}: FACTOR_KMS_KEY_ID must name an alias the stack creates (unset: the "
-                         f"stage's symmetric key, else \"alias/{s.table_prefix}-factors\")")
+        raise StageError(f"stage {stage.name}: FACTOR_KMS_KEY_ID must name the alias the stack creates for the key "
+                         f"that seals TOTP secrets (unset: \"alias/{s.table_prefix}-factors\")")
     if s.key_backend == "kms" and s.kms_signer_role_name != stage.role_name("api"):
         raise StageError(f"stage {stage.name}: with KEY_BACKEND=kms set KMS_SIGNER_ROLE_NAME to "
                          f"\"{stage.role_name('api')}\", the role the stack creates for the API function")

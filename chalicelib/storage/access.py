@@ -49,9 +49,9 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     # the key ring is read only; Scan: until the rotation role has built its summary
     "signing_keys": (GET, SCAN),
     # second factors (storage/factors.py): a user's factors in one Query (the account page), one
-    # factor by key or batched with the sign-in step, put/updated/deleted alone or in the
-    # transactions that keep the user's `factors` set in step
-    "factors": (GET, BATCH_GET, PUT, UPDATE, DELETE, QUERY),
+    # factor by key, put/updated/deleted alone or in the transactions that keep the user's
+    # `factors` set in step
+    "factors": (GET, PUT, UPDATE, DELETE, QUERY),
     # fixed-window counters: atomic ADDs, alone or in a transaction
     "throttles": (UPDATE,),
     # users and email claims, by key only, never Scan. Put: self-service sign-up and an accepted
