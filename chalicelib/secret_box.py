@@ -26,16 +26,13 @@ import binascii
 import contextlib
 
 from .config import settings
-from .errors import TemporarilyUnavailable
+from .errors import SealBroken, TemporarilyUnavailable
+
+__all__ = ["PURPOSES", "SealBroken", "context", "seal", "unseal"]
 
 #: What secrets are sealed for: the IAM policy allows no other value of idp:purpose.
 PURPOSES = ("totp",)
 _PREFIX = "kms1."
-
-
-class SealBroken(Exception):
-    """A sealed value that does not open with its context: copied from another record, altered, or
-    sealed under a key that is gone (the local stack's KMS keys do not survive a restart)."""
 
 
 def context(*, purpose: str, subject: str) -> dict[str, str]:

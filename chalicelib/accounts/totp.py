@@ -137,7 +137,11 @@ def pending(settings: Settings, user) -> Enrolment | None:
     factor = _pending_factor(user.pk)
     if factor is None:
         return None
-    secret = secret_box.unseal(factor.sealed_secret, purpose=SECRET_PURPOSE, subject=user.pk)
+    try:
+        secret = secret_box.unseal(factor.sealed_secret, purpose=SECRET_PURPOSE, subject=user.pk)
+    except secret_box.SealBroken:
+        log.error("a pending TOTP secret does not open: the enrolment starts over", extra={"sub": user.pk})
+        return None
     uri = provisioning_uri(secret, user.email, issuer_name(settings))
     return Enrolment(secret=secret, uri=uri, svg=qr_svg(uri, title=pages.translate(messages.TOTP_QR_TITLE)))
 
@@ -155,7 +159,11 @@ def confirm(settings: Settings, session, user, code: str, *, step_up: bool = Fal
     factor = _pending_factor(user.pk)
     if factor is None:
         raise Refused(messages.TOTP_ENROLMENT_GONE, status=409)
-    secret = secret_box.unseal(factor.sealed_secret, purpose=SECRET_PURPOSE, subject=user.pk)
+    try:
+        secret = secret_box.unseal(factor.sealed_secret, purpose=SECRET_PURPOSE, subject=user.pk)
+    except secret_box.SealBroken:
+        log.error("a pending TOTP secret does not open: the enrolment starts over", extra={"sub": user.pk})
+        raise Refused(messages.TOTP_ENROLMENT_GONE, status=409) from None
     step = matching_step(secret, code, now())
     if step is None:
         raise Refused(messages.TOTP_CODE_WRONG)

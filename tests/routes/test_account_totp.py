@@ -345,3 +345,18 @@ def test_a_wrong_code_during_required_enrolment_does_not_step_up(browser, alice,
                                                   "request_id": pending_request, "code": wrong_code(secret)})
     assert response.status_code == 400
     assert session_of(browser).amr == ("pwd",) and user_factors(alice.pk) == set()
+
+
+def test_an_enrolment_whose_seal_does_not_open_starts_over_instead_of_failing(browser, alice):
+    from chalicelib.storage.models import FactorModel
+
+    start(browser)
+    # A seal made for another user, copied onto this enrolment, does not open for this one.
+    from chalicelib import secret_box
+
+    FactorModel(sub=alice.pk, factor_id="totp").update(actions=[FactorModel.sealed_secret.set(
+        secret_box.seal("JBSWY3DPEHPK3PXP", purpose="totp", subject="u_someone_else"))])
+    assert browser.get("/account/totp").headers["Location"] == "/account"
+    page = browser.get("/account")
+    response = browser.post("/account/totp", {"csrf_token": hidden(page.body, "csrf_token"), "code": "123456"})
+    assert response.status_code == 409 and user_factors(alice.pk) == set()
