@@ -215,6 +215,12 @@ class Settings:
     #: With KEY_BACKEND=kms-envelope, the symmetric KMS key (id, ARN or "alias/...") that encrypts the
     #: signing keys' private keys. Required with that backend; the deployed stack creates one per stage.
     envelope_kms_key_id: str = setting("ENVELOPE_KMS_KEY_ID", "")
+    #: The symmetric KMS key (id, ARN or "alias/...") that seals TOTP secrets (chalicelib/secret_box.py):
+    #: they must be read back to check codes, so they are kept encrypted, never hashed. A key of their
+    #: own, which the deployed stack creates with a key policy letting only the API role use it, and
+    #: only under the encryption context of this stage (infra/policy.factors_key_policy); the local
+    #: stack creates it too.
+    factor_kms_key_id: str = setting("FACTOR_KMS_KEY_ID", "", derived="`alias/<TABLE_PREFIX>-factors`")
     #: Sign-ups, verification resends and password resets per client IP (an IPv6 client: its /64),
     #: each per hour (chalicelib/accounts/limits.py).
     account_actions_per_ip: int = setting("ACCOUNT_ACTIONS_PER_IP", 20, parse=_int)
@@ -265,6 +271,7 @@ class Settings:
         derive(self, "table_prefix", self.table_prefix or _default_table_prefix(self.stage))
         derive(self, "secret_prefix", self.secret_prefix or f"idp/{self.stage}/")
         derive(self, "default_audience", self.default_audience or self.issuer)
+        derive(self, "factor_kms_key_id", self.factor_kms_key_id or f"alias/{self.table_prefix}-factors")
         if not self.email_from:
             from urllib.parse import urlsplit
 

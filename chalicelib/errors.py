@@ -377,3 +377,9 @@ class StorageIncomplete(Exception):
 def _quote(value: str) -> str:
     # RFC 6750 §3: error_description and scope are quoted-strings; keep them to safe characters.
     return value.replace("\\", "\\\\").replace('"', "'")
+
+
+class SealBroken(Exception):
+    """A value sealed with KMS (chalicelib/secret_box.py) that does not open with its encryption
+    context: copied from another record, altered, or sealed under a key that is gone (the local
+    stack's KMS keys do not survive a restart). A bug or tampering, never the user's mistake."""

@@ -43,6 +43,8 @@ SUBJECTS: dict[str, str] = {
     "email_change_verify": N_("Confirm your new email address"),
     "email_changed": N_("Your email address was changed"),
     "account_deleted": N_("Your account was deleted"),
+    "factor_changed": N_("Your sign-in methods were changed"),
+    "recovery_code_used": N_("A recovery code was used to sign in"),
 }
 
 _outbox_lock = threading.Lock()

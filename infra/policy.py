@@ -16,6 +16,9 @@ documents whose resources are references to the stack's own tables, key and log 
   this stage that names a kid (kms:EncryptionContext:*). IAM cannot name the kids (they are made
   later), so which kid a ciphertext opens for is the code's: it passes the record's kid, and KMS
   refuses a ciphertext sealed for another (chalicelib/keys/backends.py).
+- TOTP secrets (chalicelib/secret_box.py): no IAM statement; the stack's key for them
+  (FACTOR_KMS_KEY_ID) has a key policy (`factors_key_policy`) letting the API role Encrypt and
+  Decrypt with it only under an encryption context of this stage, a known purpose and a subject.
 - email (chalicelib/mail.py): ses:SendEmail on EMAIL_FROM's identity only, whichever of its two
   forms the operator verified (the domain, as docs/deploy.md advises, or the single address: SES
   authorises a message against the identity it sends it under), only with EMAIL_FROM as the
@@ -44,6 +47,9 @@ from infra.tables import logical_id, specs_by_suffix
 #: Logs: the log groups are stack resources, so the functions only write to them.
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 SECRETS_KEY = "SecretsKey"
+#: The stack's key that seals TOTP secrets, and the API function's role (its key policy names it).
+FACTORS_KEY = "FactorsKey"
+API_ROLE = "ApiRole"
 LOG_GROUPS = {"api": "ApiLogGroup", "rotation": "RotationLogGroup"}
 
 
@@ -86,6 +92,26 @@ def _envelope_context(stage, **more) -> dict:
     """kms:Encrypt/Decrypt only of this stage's signing keys, each naming its kid."""
     return {"StringEquals": {"kms:EncryptionContext:idp:stage": stage.settings.stage, **more},
             "Null": {"kms:EncryptionContext:idp:kid": "false"}}
+
+
+def factors_key_policy(stage) -> dict:
+    """The key policy of the key that seals TOTP secrets (chalicelib/secret_box.py). The account's
+    administrators manage it; the API role may kms:Encrypt and kms:Decrypt with it only under an
+    encryption context of this stage, a known purpose and a subject. Granted here rather than in the
+    role's IAM policy: the key exists for this one use, so its own policy says who uses it, and the
+    role's policy keeps KMS for the signing keys alone."""
+    from chalicelib.secret_box import PURPOSES
+
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AccountAdministers", "Effect": "Allow",
+         "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "ApiSealsFactorSecrets", "Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": [API_ROLE, "Arn"]}},
+         "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*",
+         "Condition": {"StringEquals": {"kms:EncryptionContext:idp:stage": stage.settings.stage,
+                                        "kms:EncryptionContext:idp:purpose": list(PURPOSES)},
+                       "Null": {"kms:EncryptionContext:idp:sub": "false"}}},
+    ]}
 
 
 def _document(*statements: dict) -> dict:

@@ -85,6 +85,12 @@ class Stage:
                 "kms-envelope": self.settings.envelope_kms_key_id}.get(self.settings.key_backend)
 
 
+    @property
+    def factors_key_alias(self) -> str:
+        """The alias of the symmetric KMS key that seals TOTP secrets (FACTOR_KMS_KEY_ID), which the stack creates."""
+        return self.settings.factor_kms_key_id
+
+
 def is_example_domain(host: str) -> bool:
     host = (host or "").lower().rstrip(".")
     return (host.rsplit(".", 1)[-1] in RESERVED_TLDS
@@ -168,6 +174,9 @@ def _check(stage: Stage, stage_config: dict) -> None:
     if s.key_backend == "kms-envelope" and not s.envelope_kms_key_id.startswith("alias/"):
         raise StageError(f"stage {stage.name}: ENVELOPE_KMS_KEY_ID must name the alias the stack creates for the "
                          f"signing keys' KMS key, e.g. \"alias/{stage.stack_name}-signing-keys\"")
+    if not s.factor_kms_key_id.startswith("alias/"):
+        raise StageError(f"stage {stage.name}: FACTOR_KMS_KEY_ID must name the alias the stack creates for the key "
+                         f"that seals TOTP secrets (unset: \"alias/{s.table_prefix}-factors\")")
     if s.key_backend == "kms" and s.kms_signer_role_name != stage.role_name("api"):
         raise StageError(f"stage {stage.name}: with KEY_BACKEND=kms set KMS_SIGNER_ROLE_NAME to "
                          f"\"{stage.role_name('api')}\", the role the stack creates for the API function")

@@ -8,7 +8,8 @@ Chalice generates the Lambda functions, the REST API and the daily schedule from
 
 - stateful resources (`stateful_resources`): the DynamoDB tables (from the pynamodb models, as the
   local bootstrap creates them; infra/tables.py), the KMS key encrypting the signing-key secrets
-  (KEY_BACKEND=secretsmanager) with the alias SECRETS_KMS_KEY_ID names, the functions' log groups,
+  (KEY_BACKEND=secretsmanager) with the alias SECRETS_KMS_KEY_ID names, the key sealing TOTP secrets
+  (FACTOR_KMS_KEY_ID; its key policy lets only the API role use it), the functions' log groups,
   and one IAM role per function with the least-privilege policy of infra/policy.py;
 - the custom domain: ISSUER's host becomes an API Gateway regional domain name (certificate: the
   CertificateArn parameter), ISSUER's path its base path mapping, so the issuer and the URL the
@@ -35,7 +36,7 @@ from infra.tables import cloudformation_resources, retention
 
 #: Role of each Chalice function (by function name); a new function must be given one here.
 FUNCTION_ROLES = {"api_handler": "api", "rotate_signing_keys": "rotation"}
-ROLES = {"api": "ApiRole", "rotation": "RotationRole"}
+ROLES = {"api": policy.API_ROLE, "rotation": "RotationRole"}
 LOG_RETENTION_DAYS = 90
 #: SAM names the REST API's stage resource <api logical id><stage name>Stage.
 SAM_STAGE = "RestAPI{}Stage"
@@ -89,6 +90,15 @@ def stateful_resources(stage: Stage) -> dict:
             "Type": "AWS::KMS::Alias",
             "Properties": {"AliasName": stage.secrets_key_alias, "TargetKeyId": {"Ref": policy.SECRETS_KEY}},
         }
+    resources[policy.FACTORS_KEY] = {
+        "Type": "AWS::KMS::Key", **_retain(stage),
+        "Properties": {"Description": f"{stage.stack_name}: seals the users' TOTP secrets", "EnableKeyRotation": True,
+                       "KeyPolicy": policy.factors_key_policy(stage)},
+    }
+    resources["FactorsKeyAlias"] = {
+        "Type": "AWS::KMS::Alias",
+        "Properties": {"AliasName": stage.factors_key_alias, "TargetKeyId": {"Ref": policy.FACTORS_KEY}},
+    }
     documents = {"api": policy.api_policy(stage), "rotation": policy.rotation_policy(stage)}
     for role, logical_id in ROLES.items():
         # Logs expire anyway and are not kept with the stack, so a deleted stage can be deployed again.
@@ -124,6 +134,8 @@ def stateful_outputs(stage: Stage) -> dict:
     if stage.secrets_key_alias:
         outputs["SecretsKmsKeyArn"] = {"Value": {"Fn::GetAtt": [policy.SECRETS_KEY, "Arn"]}}
         outputs["SecretsKmsKeyAlias"] = {"Value": stage.secrets_key_alias}
+    outputs["FactorsKmsKeyArn"] = {"Value": {"Fn::GetAtt": [policy.FACTORS_KEY, "Arn"]}}
+    outputs["FactorsKmsKeyAlias"] = {"Value": stage.factors_key_alias}
     return outputs
 
 

@@ -59,8 +59,17 @@ def aws(monkeypatch):
     with mock_aws():
         reset_process_state(endpoint_changed=False)
         bootstrap_tables()
+        ensure_factors_key()
         yield
     reset_process_state(endpoint_changed=False)
+
+
+def ensure_factors_key() -> None:
+    """FACTOR_KMS_KEY_ID's key (chalicelib/secret_box.py), as the local stack's bootstrap makes it."""
+    from chalicelib.config import settings
+    from tools.devstack import ensure_symmetric_key
+
+    ensure_symmetric_key(settings().factor_kms_key_id, "test key: seals TOTP secrets")
 
 
 def select_key_backend(monkeypatch, name: str) -> None:
@@ -126,6 +135,7 @@ def aws_server(moto_server, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     reset_process_state()
     bootstrap_tables()
+    ensure_factors_key()
     yield moto_server
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     reset_process_state()

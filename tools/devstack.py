@@ -183,8 +183,11 @@ def bootstrap(env: dict[str, str]) -> None:
     from chalicelib.keys import keyring
     from chalicelib.storage.tables import bootstrap_tables
 
+    from chalicelib.config import settings
+
     if os.environ.get("KEY_BACKEND") == "kms-envelope":
-        _ensure_envelope_key(os.environ["ENVELOPE_KMS_KEY_ID"])
+        ensure_symmetric_key(os.environ["ENVELOPE_KMS_KEY_ID"], "local stack: encrypts the signing keys")
+    ensure_symmetric_key(settings().factor_kms_key_id, "local stack: seals TOTP secrets")
     tables, keys = bootstrap_tables(), keyring.ensure_keys()
     if tables or keys:
         print(f"devstack: created {len(tables)} tables and {len(keys)} signing keys", flush=True)
@@ -217,10 +220,12 @@ def ensure_sender_identity() -> str | None:
     return address
 
 
-def _ensure_envelope_key(alias: str) -> None:
-    """KEY_BACKEND=kms-envelope: the symmetric key behind `alias`. KMS calls are not replayed (see
-    UNREPLAYABLE_SERVICES), so after a restart it is made again, and keyring.ensure_keys() replaces
-    the signing keys the old one encrypted."""
+def ensure_symmetric_key(alias: str, description: str) -> bool:
+    """The symmetric key behind `alias` (KEY_BACKEND=kms-envelope's ENVELOPE_KMS_KEY_ID, and
+    FACTOR_KMS_KEY_ID), made when missing; True when it was. KMS calls are not replayed (see
+    UNREPLAYABLE_SERVICES), so after a restart it is made again: keyring.ensure_keys() replaces the
+    signing keys the old one encrypted, but TOTP secrets sealed under the old one no longer open
+    (those users sign in with a recovery code and set the app up again)."""
     from botocore.exceptions import ClientError
 
     from chalicelib.aws import client
@@ -228,11 +233,13 @@ def _ensure_envelope_key(alias: str) -> None:
     kms = client("kms")
     try:
         kms.describe_key(KeyId=alias)
+        return False
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "NotFoundException":
             raise
-        key = kms.create_key(Description="local stack: encrypts the signing keys")["KeyMetadata"]["KeyId"]
-        kms.create_alias(AliasName=alias, TargetKeyId=key)
+    key = kms.create_key(Description=description)["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key)
+    return True
 
 
 def banner(env: dict[str, str], shell: dict[str, str], base_url: str, discovery: dict, state_dir: Path,

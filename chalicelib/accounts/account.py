@@ -53,6 +53,43 @@ class App:
         return datetime.fromtimestamp(self.last_used_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@dataclass(frozen=True)
+class SignInMethods:
+    """The account page's "Two-step verification" section: TOTP's state ("active", "pending" or
+    None), how many recovery codes are left (None: none were made), the passkeys (storage Factors)."""
+
+    totp: str | None
+    recovery_left: int | None
+    passkeys: tuple = ()
+
+    @property
+    def has_factor(self) -> bool:
+        """A factor that recovery codes can stand next to."""
+        return self.totp == "active" or bool(self.passkeys)
+
+
+def sign_in_methods(settings: Settings, user) -> SignInMethods | None:
+    """The user's factors for the account page (one Query), or None when MFA_POLICY is off (the
+    section is not shown)."""
+    from ..storage import factors
+    from .totp import ENROLMENT_TTL
+
+    if settings.mfa_policy == "off":
+        return None
+    totp, recovery_left, passkeys = None, None, []
+    for factor in factors.of_user(user.pk):
+        if factor.kind == factors.TOTP:
+            if not factor.pending:
+                totp = "active"
+            elif factor.created_at + ENROLMENT_TTL > now():
+                totp = "pending"
+        elif factor.kind == factors.RECOVERY:
+            recovery_left = len(factor.code_hashes)
+        elif factor.kind == factors.PASSKEY:
+            passkeys.append(factor)
+    return SignInMethods(totp=totp, recovery_left=recovery_left, passkeys=tuple(passkeys))
+
+
 def _best_effort(what: str, action) -> None:
     """Run a step after the commit; a failure is logged, not answered (see the module docstring)."""
     try:

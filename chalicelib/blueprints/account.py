@@ -47,7 +47,7 @@ def _account_page(session, user, cookie_value, *, status=200, section=None, mess
     from ..oauth import sessions
 
     response = hosted.page(
-        "account.html", status, user=user, apps=account.apps(user.pk),
+        "account.html", status, user=user, apps=account.apps(user.pk), methods=account.sign_in_methods(settings(), user),
         csrf_token=sessions.csrf_token(cookie_value, PURPOSE), section=section, message=message,
         notice=messages.ACCOUNT_DONE.get(done or ""))
     if retry_after is not None:
@@ -148,7 +148,7 @@ def _done(done: str, *, sign_in_again: bool = False):
 
     if sign_in_again:
         return _to_sign_in(done, [sessions.clear_cookie_header(settings())])
-    return hosted.redirect(f"{hosted.base()}/account?done={done}")
+    return hosted.redirect(f"{hosted.base()}/account" + (f"?done={done}" if done else ""))
 
 
 @hosted.page_route(bp, "/account/profile", ["POST"], content_types=[FORM])
@@ -232,6 +232,210 @@ def delete():
                            title=messages.ACCOUNT_DELETED, message=messages.ACCOUNT_DELETED)
 
     return _action("delete", act)
+
+
+# Two-step verification: TOTP and recovery codes ----------------------------------------------------------
+# Every change asks for the current password (accounts/totp.py, recovery_codes.py). With MFA_POLICY=off
+# the section is hidden and these routes only lead back to the account page.
+
+def _mfa_off() -> bool:
+    return settings().mfa_policy == "off"
+
+
+def _totp_page(user, cookie_value, *, status=200, message=None, request_id=None):
+    """The enrolment page of the user's pending TOTP, or None when there is none (or it expired)."""
+    from ..accounts import totp
+    from ..oauth import sessions
+
+    enrolment = totp.pending(settings(), user)
+    if enrolment is None:
+        return None
+    return hosted.page("account_totp.html", status, enrolment=enrolment, message=message, request_id=request_id,
+                       csrf_token=sessions.csrf_token(cookie_value, PURPOSE))
+
+
+def _codes_page(codes, cookie_value, *, notice=None, request_id=None):
+    from ..oauth import sessions
+
+    return hosted.page("account_recovery_codes.html", codes=codes, notice=notice, request_id=request_id,
+                       csrf_token=sessions.csrf_token(cookie_value, PURPOSE))
+
+
+@hosted.page_route(bp, "/account/totp/start", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def totp_start():
+    from ..accounts import totp
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        if not _mfa_off():
+            totp.start(settings(), user, form.get("current_password", ""), ip=client_ip(request),
+                       device=_device(request))
+            return hosted.redirect(f"{hosted.base()}/account/totp")
+        return _done("")
+
+    return _action("totp", act)
+
+
+@hosted.page_route(bp, "/account/totp", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def totp_enrolment():
+    """GET: the pending enrolment (QR code, key, URI); POST: its first code."""
+    from ..accounts import account, totp
+
+    request = bp.current_request
+    if request.method == "GET":
+        cookie_value, cleared = hosted.session_cookie(request)
+        found = account.signed_in(cookie_value)
+        if found is None:
+            return _to_sign_in(cookies=cleared)
+        page = None if _mfa_off() else _totp_page(found[1], cookie_value)
+        return page or hosted.redirect(f"{hosted.base()}/account")
+    checked = _signed_in_post()
+    if not isinstance(checked, tuple):
+        return checked
+    session, user, cookie_value, form = checked
+    if _mfa_off():
+        return _done("")
+    try:
+        codes = totp.confirm(settings(), session, user, form.get("code", ""))
+    except account.Refused as exc:
+        page = _totp_page(user, cookie_value, status=exc.status, message=exc.message) \
+            if exc.message == messages.TOTP_CODE_WRONG else None
+        return page or _account_page(session, user, cookie_value, status=exc.status, section="totp",
+                                     message=exc.message)
+    if codes:
+        return _codes_page(codes, cookie_value, notice=messages.ACCOUNT_DONE["totp_added"])
+    return _done("totp_added")
+
+
+@hosted.page_route(bp, "/account/totp/remove", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def totp_remove():
+    from ..accounts import totp
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        if _mfa_off():
+            return _done("")
+        totp.remove(settings(), session, user, form.get("current_password", ""), ip=client_ip(request),
+                    device=_device(request))
+        return _done("totp_removed")
+
+    return _action("totp", act)
+
+
+@hosted.page_route(bp, "/account/recovery-codes", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def recovery_codes():
+    """New recovery codes, shown on this response only (a POST: nothing shows them again)."""
+    from ..accounts import recovery_codes as codes
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        if _mfa_off():
+            return _done("")
+        made = codes.regenerate(settings(), session, user, form.get("current_password", ""), ip=client_ip(request),
+                                device=_device(request))
+        return _codes_page(made, hosted.session_cookie(request)[0])
+
+    return _action("recovery", act)
+
+
+# Enrolment that a sign-in requires ------------------------------------------------------------------------
+
+def _security_page(pending, user, cookie_value, *, status=200, message=None):
+    from ..oauth import sessions
+    from ..storage import factors
+
+    ready = bool(set(factors.kinds(user.factors)) - {factors.RECOVERY})
+    if not ready and message is None:
+        page = _totp_page(user, cookie_value, request_id=pending.request_id)
+        if page is not None:
+            return page
+    return hosted.page("account_security.html", status, ready=ready, message=message, email=user.email,
+                       request_id=pending.request_id, csrf_token=sessions.csrf_token(cookie_value, PURPOSE))
+
+
+def _security_context(request_id: str | None):
+    """(pending request, session, user, cookie value) for /account/security, or the response to send
+    instead: the expired page, or the sign-in page of the request."""
+    from ..accounts import account
+
+    cookie_value, cleared = hosted.session_cookie(bp.current_request)
+    pending = hosted.pending_request(request_id)
+    if pending is None:
+        return hosted.expired(cleared)
+    found = account.signed_in(cookie_value)
+    if found is None:
+        return hosted.redirect(hosted.page_url("/login", pending.request_id), cleared)
+    return pending, *found, cookie_value
+
+
+@hosted.page_route(bp, "/account/security", ["GET", "POST"], content_types=FORM_OR_NONE)
+@hosted.shows_errors
+def security():
+    """MFA_POLICY=required (or the client's require_mfa) and no second factor: the sign-in continues
+    here (?request_id=) to set up TOTP, then resumes the authorization request."""
+    from ..accounts import account, totp
+
+    request = bp.current_request
+    if request.method == "GET":
+        found = _security_context(query_params(request).get("request_id"))
+        if not isinstance(found, tuple):
+            return found
+        pending, session, user, cookie_value = found
+        return _security_page(pending, user, cookie_value)
+    form = form_params(request)
+    cookie_value, cleared = hosted.session_cookie(request)
+    if not hosted.trusted_post(request, cookie_value, PURPOSE, form):
+        return hosted.forbidden_post(cleared)
+    found = _security_context(form.get("request_id"))
+    if not isinstance(found, tuple):
+        return found
+    pending, session, user, cookie_value = found
+    try:
+        if form.get("step") == "start":
+            totp.start(settings(), user, form.get("current_password", ""), ip=client_ip(request),
+                       device=_device(request))
+            return hosted.redirect(hosted.page_url("/account/security", pending.request_id))
+        codes = totp.confirm(settings(), session, user, form.get("code", ""), step_up=True)
+    except account.Refused as exc:
+        if exc.message == messages.TOTP_CODE_WRONG:
+            page = _totp_page(user, cookie_value, status=exc.status, message=exc.message,
+                              request_id=pending.request_id)
+            if page is not None:
+                return page
+        response = _security_page(pending, user, cookie_value, status=exc.status, message=exc.message)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if codes:
+        return _codes_page(codes, cookie_value, notice=messages.ACCOUNT_DONE["totp_added"],
+                           request_id=pending.request_id)
+    return hosted.redirect(hosted.page_url("/account/security", pending.request_id))
+
+
+@hosted.page_route(bp, "/account/security/continue", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def security_continue():
+    """Resume the authorization request, as /verify-email/continue does: /authorize's decision runs
+    again on the (now stepped-up) session."""
+    from .authorize import _advance
+
+    request = bp.current_request
+    form = form_params(request)
+    cookie_value, cleared = hosted.session_cookie(request)
+    if not hosted.trusted_post(request, cookie_value, PURPOSE, form):
+        return hosted.forbidden_post(cleared)
+    found = _security_context(form.get("request_id"))
+    if not isinstance(found, tuple):
+        return found
+    pending, session = found[0], found[1]
+    return _advance(pending, session, just_signed_in=False)
 
 
 # The email-change link -----------------------------------------------------------------------------------

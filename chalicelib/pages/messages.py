@@ -148,6 +148,8 @@ ACCOUNT_DONE = {
                      "until then your address stays as it is."),
     "email_changed": N_("Your email address was changed. Sign in with your new address from now on."),
     "app_revoked": N_("The app's access was removed. It has to ask you again before it can sign you in."),
+    "totp_added": N_("Your authenticator app is set up. You will be asked for a code when you sign in."),
+    "totp_removed": N_("The authenticator app was removed from your account."),
 }
 WRONG_PASSWORD = N_("That is not your current password.")
 SAME_EMAIL = N_("That is already your email address.")
@@ -159,3 +161,11 @@ EMAIL_LINK_USED = N_("This link was already used. If your address has not change
 EMAIL_LINK_INVALID = N_("This link is not valid or has expired. Ask for a new one on your account page.")
 EMAIL_TAKEN_NOW = N_("That address now belongs to another account, so your address was not changed.")
 ACCOUNT_DELETED = N_("Your account was deleted. Your personal data is gone and this email address is free.")
+
+# Two-step verification (chalicelib/accounts/totp.py, recovery_codes.py)
+TOTP_ALREADY_ACTIVE = N_("An authenticator app is already set up. Remove it first to set up another.")
+TOTP_ENROLMENT_GONE = N_("This setup has expired or was already finished. Start again from your account page.")
+TOTP_CODE_WRONG = N_("That code is not right. Check that the app's clock is correct and enter the newest code.")
+TOTP_QR_TITLE = N_("QR code to scan with your authenticator app")
+FACTOR_REQUIRED = N_("Two-step verification is required here. Add another way to sign in before removing this one.")
+RECOVERY_NEEDS_FACTOR = N_("Recovery codes are for when your authenticator app or passkey is lost: set one up first.")

@@ -97,11 +97,29 @@ def get(sub: str, factor_id: str) -> Factor | None:
 def _user_entry(sub: str, entry: str, *, add: bool, label: str = "user") -> TxItem:
     """Add `entry` to (or remove it from) the user's `factors` set, on condition the user exists and
     is enabled (a disabled or deleted user gains no factor; removing needs only that it exists)."""
+    return _user_entries(sub, [entry], add=add, label=label)
+
+
+def _user_entries(sub: str, entries, *, add: bool, label: str = "user") -> TxItem:
+    """`_user_entry` for several entries in one update (a transaction may touch an item once)."""
     enabled = UserModel.disabled.does_not_exist() | (UserModel.disabled == False)  # noqa: E712
     condition = UserModel.pk.exists() & enabled if add else UserModel.pk.exists()
-    action = UserModel.factors.add({entry}) if add else UserModel.factors.delete({entry})
+    action = UserModel.factors.add(set(entries)) if add else UserModel.factors.delete(set(entries))
     return TxItem("update", label, lambda tx: tx.update(
         UserModel(pk=sub), actions=[action, UserModel.updated_at.set(now())], condition=condition))
+
+
+def write_with_session(items, session_item: TxItem) -> bool:
+    """Write a factor change (`items`) together with the update of the session it was made in
+    (storage/sessions.factors_item), in one transaction. False when the session is no longer live
+    (nothing written); Refused naming the factor's own items when one of theirs refused."""
+    try:
+        write([*items, session_item])
+    except Refused as refused:
+        if refused.labels - {session_item.label}:
+            raise Refused(refused.labels - {session_item.label}) from None
+        return False
+    return True
 
 
 def challenge_used(challenge: str, expires_at: int) -> TxItem:
@@ -161,17 +179,31 @@ def start_totp(sub: str, sealed_secret: str) -> bool:
                                            | (FactorModel.pending == True)))  # noqa: E712
 
 
-def activate_totp(sub: str, step: int) -> bool:
-    """The first code of an enrolment verified: the factor becomes active, with `step` as its last
-    accepted time step, and the user's `factors` names it, in one transaction. False when there is
-    no pending enrolment any more (or the user is gone)."""
+def totp_activation(sub: str, step: int, *, recovery_code_hashes=()) -> list[TxItem]:
+    """The items that activate a pending TOTP enrolment whose first code (time step `step`)
+    verified: the factor, no longer pending, with `step` as its last accepted time step (so the
+    enrolment code cannot sign in later), and the user's `factors` naming it; with
+    `recovery_code_hashes`, the user's first recovery codes too. Refused labels: "factor" (no
+    pending enrolment any more), "user" (gone or disabled)."""
+    at = now()
+    items = [TxItem("update", "factor", lambda tx: tx.update(
+        FactorModel(sub=sub, factor_id=TOTP),
+        actions=[FactorModel.pending.set(False), FactorModel.last_step.set(step), FactorModel.last_used_at.set(at)],
+        condition=FactorModel.sub.exists() & (FactorModel.pending == True)))]  # noqa: E712
+    entries = [TOTP]
+    if recovery_code_hashes:
+        item = FactorModel(sub=sub, factor_id=RECOVERY, kind=RECOVERY, created_at=at,
+                           code_hashes=set(recovery_code_hashes))
+        items.append(TxItem("put", "recovery", lambda tx: tx.save(item)))
+        entries.append(RECOVERY)
+    return [*items, _user_entries(sub, entries, add=True)]
+
+
+def activate_totp(sub: str, step: int, *, recovery_code_hashes=()) -> bool:
+    """`totp_activation` written in one transaction. False when there is no pending enrolment any
+    more (or the user is gone)."""
     try:
-        write([TxItem("update", "factor", lambda tx: tx.update(
-                   FactorModel(sub=sub, factor_id=TOTP),
-                   actions=[FactorModel.pending.set(False), FactorModel.last_step.set(step),
-                            FactorModel.last_used_at.set(now())],
-                   condition=FactorModel.sub.exists() & (FactorModel.pending == True))),  # noqa: E712
-               _user_entry(sub, TOTP, add=True)])
+        write(totp_activation(sub, step, recovery_code_hashes=recovery_code_hashes))
     except Refused:
         return False
     return True
@@ -189,12 +221,13 @@ def totp_step(sub: str, step: int) -> TxItem:
 
 # Recovery codes ---------------------------------------------------------------------------------
 
-def set_recovery_codes(sub: str, code_hashes) -> bool:
+def set_recovery_codes(sub: str, code_hashes, *, extra=()) -> bool:
     """Replace the user's recovery codes (the SHA-256 of each; the codes are shown once and kept
-    nowhere) and name them on the user, in one transaction. False when the user is gone or disabled."""
+    nowhere) and name them on the user, in one transaction (with `extra` items, e.g. the session's
+    factor kinds). False when the user is gone or disabled or an `extra` item refused."""
     item = FactorModel(sub=sub, factor_id=RECOVERY, kind=RECOVERY, created_at=now(), code_hashes=set(code_hashes))
     try:
-        write([TxItem("put", "factor", lambda tx: tx.save(item)), _user_entry(sub, RECOVERY, add=True)])
+        write([TxItem("put", "factor", lambda tx: tx.save(item)), _user_entry(sub, RECOVERY, add=True), *extra])
     except Refused:
         return False
     return True
@@ -210,14 +243,17 @@ def recovery_use(sub: str, code_hash: str) -> TxItem:
 
 # Removal ----------------------------------------------------------------------------------------
 
-def remove(sub: str, factor_id: str) -> bool:
+def remove(sub: str, factor_id: str, *, also=(), extra=()) -> bool:
     """Remove one factor (a passkey, the TOTP factor or its enrolment, the recovery codes) and its
-    entry on the user, in one transaction. False when there was no such factor."""
-    entry = factor_id
+    entry on the user, in one transaction; with `also`, more factor ids of the user whether or not
+    they exist (TOTP's recovery codes when no other factor remains), and `extra` items (the
+    session's factor kinds). False when there was no such factor; Refused names a refused `extra`."""
+    items = [TxItem("delete", "factor", lambda tx: tx.delete(FactorModel(sub=sub, factor_id=factor_id),
+                                                             condition=FactorModel.sub.exists()))]
+    items += [TxItem("delete", f"also:{other}", lambda tx, other=other: tx.delete(FactorModel(sub=sub, factor_id=other)))
+              for other in also]
     try:
-        write([TxItem("delete", "factor", lambda tx: tx.delete(FactorModel(sub=sub, factor_id=factor_id),
-                                                               condition=FactorModel.sub.exists())),
-               _user_entry(sub, entry, add=False)])
+        write([*items, _user_entries(sub, [factor_id, *also], add=False), *extra])
     except Refused as refused:
         if "factor" in refused.labels:
             return False

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 from .models import SessionModel, conditionally
+from .transactions import Refused, TxItem, write
 
 
 @dataclass(frozen=True)
@@ -63,44 +64,48 @@ def set_user_claims(session_hash: str, user_claims: dict) -> bool:
     """Replace the user's ID-token claims kept with a live session (after the user verified their
     email in this browser: codes issued from now on carry `email_verified: true`). One conditional
     update; False when the session is gone, revoked or expired."""
-    from ..log import now
-
     item = SessionModel(session_hash=session_hash)
     return conditionally(lambda: item.update(
-        actions=[SessionModel.user_claims.set(json.dumps(user_claims, separators=(",", ":")))],
-        condition=SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
-        & (SessionModel.expires_at > now())))
+        actions=[SessionModel.user_claims.set(json.dumps(user_claims, separators=(",", ":")))], condition=_live()))
 
 
 def set_factors(session_hash: str, kinds) -> bool:
     """Record the kinds of second factor the user now has on a live session (after they added or
     removed one in it). One conditional update; False when the session is gone, revoked or expired."""
-    from ..log import now
-
     item = SessionModel(session_hash=session_hash)
-    return conditionally(lambda: item.update(
-        actions=[SessionModel.factors.set(sorted(kinds))],
-        condition=SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
-        & (SessionModel.expires_at > now())))
+    return conditionally(lambda: item.update(actions=[SessionModel.factors.set(sorted(kinds))], condition=_live()))
 
 
-def step_up(session_hash: str, *, amr, auth_time: int, extra=()) -> bool:
-    """A signed-in session proved one more factor: its `amr` and `auth_time` become these, in one
-    transaction with `extra` (the factor's single use, storage/factors.py), on condition the session
-    is live. False when it is gone, revoked or expired (nothing written); transactions.Refused when
-    an item of `extra` refused."""
+def _live():
     from ..log import now
-    from .transactions import Refused, TxItem, write
 
-    live = (SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+    return (SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
             & (SessionModel.expires_at > now()))
-    update = TxItem("update", "session", lambda tx: tx.update(
-        SessionModel(session_hash=session_hash),
-        actions=[SessionModel.amr.set(list(amr)), SessionModel.auth_time.set(auth_time)], condition=live))
+
+
+def factors_item(session_hash: str, kinds) -> TxItem:
+    """`set_factors` as an item of a transaction (label "session"): the factor change and the
+    session that made it are written together, or neither."""
+    return TxItem("update", "session", lambda tx: tx.update(
+        SessionModel(session_hash=session_hash), actions=[SessionModel.factors.set(sorted(kinds))],
+        condition=_live()))
+
+
+def step_up(session_hash: str, amr, auth_time: int, *, factors=None, extra=()) -> bool:
+    """The session's user just proved another factor: its amr and auth_time (OIDC Core §2: the
+    time of the latest authentication) are replaced, and with `factors` its factor kinds, on
+    condition the session is live, in one transaction with `extra` items (the factor's single use,
+    or the enrolment that proved it). False when the session is gone, revoked or expired (nothing is
+    written); transactions.Refused names the `extra` items whose condition refused."""
+    actions = [SessionModel.amr.set(list(amr)), SessionModel.auth_time.set(int(auth_time))]
+    if factors is not None:
+        actions.append(SessionModel.factors.set(sorted(factors)))
+    session = TxItem("update", "session", lambda tx: tx.update(SessionModel(session_hash=session_hash),
+                                                               actions=actions, condition=_live()))
     try:
-        write([update, *extra])
+        write([session, *extra])
     except Refused as refused:
-        if refused.labels == {"session"}:
-            return False
-        raise
+        if refused.labels - {"session"}:
+            raise Refused(refused.labels - {"session"}) from None
+        return False
     return True

@@ -73,11 +73,13 @@ def test_the_api_role_cannot_scan_the_users_table_or_write_the_key_ring():
     assert not {"dynamodb:Scan", "dynamodb:Query"} & granted["TableUsers"]
     assert granted["TableSigningKeys"] == {"dynamodb:GetItem", "dynamodb:Scan"}
     batch_read = {name for name, actions in granted.items() if "dynamodb:BatchGetItem" in actions}
-    # The account page reads a user's consents with their clients' names in one batch (issue 12).
+    # The account page reads a user's consents with their clients' names in one batch (issue 12); the
+    # second step of a sign-in reads the half-done sign-in, its user and the factor in one (issue 13).
     assert batch_read == {"TableUsers", "TableGrants", "TableAuthorizationRequests", "TableSessions", "TableConsents",
-                          "TableClients"}
+                          "TableClients", "TableFactors"}
     queried = {name for name, actions in granted.items() if "dynamodb:Query" in actions}
-    assert queried == {"TableGrants", "TableGrants/index/by_client"}
+    # Factors: one user's factors by their partition key, the sub (the account page, issue 13).
+    assert queried == {"TableGrants", "TableGrants/index/by_client", "TableFactors"}
     scanned = {name for name, actions in granted.items() if "dynamodb:Scan" in actions}
     assert scanned == {"TableSigningKeys", "TableResources"}, "only the two summaries' one-off fallbacks scan"
 
@@ -409,3 +411,31 @@ def test_a_configuration_set_is_granted_by_name_when_one_is_configured(tmp_path)
     assert resources == ["identity/mail.acme.dev", "identity/login@mail.acme.dev", "configuration-set/idp-events"]
     assert statement["Condition"]["StringEquals"]["ses:FromAddress"] == "login@mail.acme.dev"
     assert all("*" not in r["Fn::Sub"] for r in statement["Resource"])
+
+
+@pytest.mark.parametrize("backend", [{"KEY_BACKEND": "kms", "KMS_SIGNER_ROLE_NAME": "serverless-idp-prod-api"},
+                                     {"KEY_BACKEND": "kms-envelope",
+                                      "ENVELOPE_KMS_KEY_ID": "alias/serverless-idp-prod-signing-keys"},
+                                     {"KEY_BACKEND": "secretsmanager", "ENVELOPE_KMS_KEY_ID": None,
+                                      "SECRETS_KMS_KEY_ID": "alias/serverless-idp-prod-secrets"}])
+def test_totp_secrets_have_a_key_of_their_own_that_only_the_api_role_uses_under_this_stages_context(tmp_path, backend):
+    stage = stage_with(tmp_path, **backend)
+    resources = merge_template(stage)["Resources"]
+    assert resources["FactorsKeyAlias"]["Properties"] == {"AliasName": "alias/idp-prod-factors",
+                                                          "TargetKeyId": {"Ref": "FactorsKey"}}
+    assert stage.settings.factor_kms_key_id == "alias/idp-prod-factors"
+    statements = {s["Sid"]: s for s in resources["FactorsKey"]["Properties"]["KeyPolicy"]["Statement"]}
+    assert set(statements) == {"AccountAdministers", "ApiSealsFactorSecrets"}
+    use = statements["ApiSealsFactorSecrets"]
+    assert use["Principal"] == {"AWS": {"Fn::GetAtt": ["ApiRole", "Arn"]}}
+    assert use["Action"] == ["kms:Encrypt", "kms:Decrypt"]
+    assert use["Condition"] == {"StringEquals": {"kms:EncryptionContext:idp:stage": "prod",
+                                                 "kms:EncryptionContext:idp:purpose": ["totp"]},
+                                "Null": {"kms:EncryptionContext:idp:sub": "false"}}
+    # No role's IAM policy reaches the key: its key policy alone says who uses it.
+    assert "FactorsKey" not in json.dumps(role_statements(merge_template(stage)))
+
+
+def test_the_factors_key_must_be_an_alias_the_stack_creates(tmp_path):
+    with pytest.raises(StageError, match="FACTOR_KMS_KEY_ID"):
+        stage_with(tmp_path, FACTOR_KMS_KEY_ID="arn:aws:kms:eu-west-1:123456789012:key/abc")

@@ -145,3 +145,9 @@ def test_the_region_falls_back_to_aws_default_region():
 def test_cross_field_and_value_checks_fail_at_start_up(env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings({**BASE, **env})
+
+
+def test_totp_secrets_are_sealed_under_a_key_named_after_the_tables_unless_set():
+    assert load_settings(BASE).factor_kms_key_id == "alias/idp-prod-factors"
+    assert load_settings({**BASE, "TABLE_PREFIX": "acme"}).factor_kms_key_id == "alias/acme-factors"
+    assert load_settings({**BASE, "FACTOR_KMS_KEY_ID": "alias/mine"}).factor_kms_key_id == "alias/mine"

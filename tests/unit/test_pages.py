@@ -61,6 +61,28 @@ CONTEXTS = [
                             "notice": "Your profile was saved."}),
     ("account_notice.html", {"message": "Your profile was saved.", "account_link": True}),
     ("account_email_confirm.html", {"new_email": DYNAMIC, "token": DYNAMIC, "csrf_token": DYNAMIC}),
+    ("account_sign_in_methods.html", {"user": SimpleNamespace(email=DYNAMIC), "csrf_token": DYNAMIC,
+                                      "methods": SimpleNamespace(totp="active", recovery_left=3, has_factor=True),
+                                      "section": "totp", "message": "That is not your current password."}),
+    ("account_sign_in_methods.html", {"user": SimpleNamespace(email=DYNAMIC), "csrf_token": DYNAMIC,
+                                      "methods": SimpleNamespace(totp="pending", recovery_left=None, has_factor=False),
+                                      "section": "recovery", "message": "That is not your current password."}),
+    ("account_sign_in_methods.html", {"user": SimpleNamespace(email=DYNAMIC), "csrf_token": DYNAMIC,
+                                      "methods": SimpleNamespace(totp=None, recovery_left=1, has_factor=False)}),
+    ("account.html", {"user": SimpleNamespace(email=DYNAMIC, name=None, given_name=None, family_name=None,
+                                              locale=None), "apps": [], "csrf_token": DYNAMIC,
+                      "methods": SimpleNamespace(totp=None, recovery_left=None, has_factor=False)}),
+    ("account_totp.html", {"enrolment": SimpleNamespace(svg=DYNAMIC, secret=DYNAMIC, uri=DYNAMIC),
+                           "csrf_token": DYNAMIC, "message": "That code is not right. Check that the app's clock is "
+                                                            "correct and enter the newest code."}),
+    ("account_totp.html", {"enrolment": SimpleNamespace(svg=DYNAMIC, secret=DYNAMIC, uri=DYNAMIC),
+                           "csrf_token": DYNAMIC, "request_id": DYNAMIC}),
+    ("account_recovery_codes.html", {"codes": [DYNAMIC] * 10, "csrf_token": DYNAMIC,
+                                     "notice": "The authenticator app was removed from your account."}),
+    ("account_recovery_codes.html", {"codes": [DYNAMIC], "csrf_token": DYNAMIC, "request_id": DYNAMIC}),
+    ("account_security.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC, "email": DYNAMIC,
+                               "message": "That is not your current password."}),
+    ("account_security.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC, "ready": True}),
 ]
 
 
