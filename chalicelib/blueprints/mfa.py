@@ -30,11 +30,12 @@ WEBAUTHN_PURPOSE = "mfa"
 
 def _factor_ids(method: str, form: dict) -> list[str]:
     """The factor items a POST of `method` is checked against (read with the step or the user)."""
-    from ..accounts import passkeys
     from ..oauth.second_factor import PASSKEY
     from ..storage.factors import passkey_id
 
     if method == PASSKEY:
+        from ..accounts import passkeys
+
         credential_id = passkeys.credential_id_of(form.get("credential") or "")
         return [passkey_id(credential_id)] if credential_id else []
     return [method] if method in ("totp", "recovery") else []
