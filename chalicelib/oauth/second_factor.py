@@ -110,7 +110,13 @@ def _totp(sub: str, code: str, factor, at: int):
 
     if factor is None or factor.pending or not factor.sealed_secret:
         raise SecondFactorFailed("no_factor")
-    secret = secret_box.unseal(factor.sealed_secret, purpose="totp", subject=sub)
+    try:
+        secret = secret_box.unseal(factor.sealed_secret, purpose="totp", subject=sub)
+    except secret_box.SealBroken:
+        # The key that sealed it is gone (a local stack restarted: moto keeps no KMS keys) or the item
+        # was tampered with: no code can match. The user still has a recovery code or a passkey.
+        log.error("TOTP secret does not open", extra={"sub": sub})
+        raise SecondFactorFailed("seal_broken") from None
     step = totp.matching_step(secret, code, at)
     if step is None:
         raise SecondFactorFailed("wrong")

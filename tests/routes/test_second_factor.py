@@ -265,3 +265,17 @@ def test_the_operator_resets_the_factors_and_ends_the_sessions(http, two_step_al
     again = Browser(http)
     assert password_step(again, public_client.client_id).headers["Location"].startswith("/consent")
     assert admin.main(["users", "mfa", "reset", "nobody@example.com"], environ=dict(os.environ)) != 0
+
+
+def test_a_totp_secret_that_no_longer_opens_refuses_codes_but_leaves_recovery_codes(http, two_step_alice,
+                                                                                    public_client):
+    from chalicelib import secret_box
+    from chalicelib.storage.models import FactorModel
+
+    # Sealed for another user: KMS refuses to open it under alice's context (as when the key is gone).
+    item = FactorModel.get(two_step_alice.pk, "totp")
+    item.update(actions=[FactorModel.sealed_secret.set(secret_box.seal(SECRET, purpose="totp", subject="u_other"))])
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    assert second_step(browser, "totp", code_now()).status_code == 401
+    assert second_step(browser, "recovery", RECOVERY_CODES[1]).status_code == 302
