@@ -25,6 +25,7 @@ class ConfigError(RuntimeError):
 KEY_BACKENDS = ("secretsmanager", "kms", "kms-envelope")
 REGISTRATION_MODES = ("open", "token", "off")
 SIGNUP_MODES = ("open", "invite", "off")
+MFA_POLICIES = ("off", "optional", "required")
 #: A DNS name or IPv4 address in lowercase, as urlsplit() reports a URL's host.
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
@@ -236,6 +237,11 @@ class Settings:
     #: they are asked to verify first (OIDC clients trust `email`; an unproven one is a claim anyone
     #: could make). Off: unverified users get codes, with `email_verified: false` in their tokens.
     require_verified_email: bool = setting("REQUIRE_VERIFIED_EMAIL", True, parse=_bool)
+    #: Second factors (chalicelib/oauth/acr.py): "optional" (users may add them; a request's
+    #: acr_values, an essential acr claim or a client's require_mfa asks for one), "required" (every
+    #: sign-in needs one; a user without one enrols first) or "off" (never asked for: acr_values
+    #: above the password level are ignored, an essential one is unmet).
+    mfa_policy: str = setting("MFA_POLICY", "optional", parse=_choice(*MFA_POLICIES))
     #: Lifetime in seconds of a password-reset link (issue 12 asks for 30 minutes:
     #: chalicelib/accounts/recovery.py).
     reset_password_ttl: int = setting("RESET_PASSWORD_TTL", 1800, parse=_int)

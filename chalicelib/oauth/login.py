@@ -218,12 +218,13 @@ def finish(settings: Settings, attempt: Attempt, user):
 def _record(settings: Settings, attempt: Attempt, user, request):
     from ..storage.sign_ins import record_sign_in
     from ..tokens.issue import user_attributes
+    from .authorization import fresh_login_required
 
     return record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=settings.session_ttl,
                           device_ttl=settings.known_device_ttl,
                           request_id=request.request_id if request is not None else None,
-                          # Only prompt=login asks which session signed in for the request
-                          # (authorization.may_consent).
-                          mark_request=request is not None and "login" in request.prompt,
+                          # Only prompt=login and max_age=0 ask which session signed in for the
+                          # request (authorization.may_consent).
+                          mark_request=request is not None and fresh_login_required(request),
                           take_back=[counter.key for _, counter in attempt.counters],
                           window_seconds=settings.login_throttle_window)
