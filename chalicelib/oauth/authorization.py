@@ -169,7 +169,7 @@ def requested_acr(acr_values: str | None, claims: str | None) -> tuple[tuple[str
     decide (§5.5: a claim not returned is never an error). Raises InvalidRequest for malformed input."""
     voluntary = (acr_values or "").split()
     essential: list[str] = []
-    if claims is not None:
+    if claims:  # RFC 6749 §3.1: a parameter sent without a value is treated as omitted
         try:
             document = json.loads(claims)
         except (ValueError, RecursionError):

@@ -121,9 +121,10 @@ def test_acr_values_keep_the_known_values_in_request_order(memory_storage):
     ({"id_token": {"acr": None, "email": {"essential": True}}}, (), ()),
     ({"id_token": {"email": None}, "userinfo": {"name": None}}, (), ()),
     ({}, (), ()),
+    ("", (), ()),  # RFC 6749 §3.1: sent without a value, treated as omitted
 ])
 def test_the_claims_parameter_yields_voluntary_and_essential_acr(memory_storage, claims, voluntary, essential):
-    request = validated(claims=json.dumps(claims))
+    request = validated(claims=claims if isinstance(claims, str) else json.dumps(claims))
     assert (request.acr_values, request.essential_acr) == (voluntary, essential)
 
 
