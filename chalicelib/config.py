@@ -25,7 +25,6 @@ class ConfigError(RuntimeError):
 KEY_BACKENDS = ("secretsmanager", "kms", "kms-envelope")
 REGISTRATION_MODES = ("open", "token", "off")
 SIGNUP_MODES = ("open", "invite", "off")
-MFA_POLICIES = ("off", "optional", "required")
 #: A DNS name or IPv4 address in lowercase, as urlsplit() reports a URL's host.
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
@@ -147,6 +146,16 @@ class Settings:
     #: Sign-in attempts per window from one known device while its address or account is over a
     #: limit above; past it that device is refused too.
     login_max_failures_per_device: int = setting("LOGIN_MAX_FAILURES_PER_DEVICE", 10, parse=_int)
+    #: Second factors (passkeys, TOTP, recovery codes): "off" (passwords only; nothing is offered or
+    #: asked), "optional" (users choose; whoever has one is always asked for it) or "required"
+    #: (everyone; a user without one enrols at their next sign-in).
+    mfa_policy: str = setting("MFA_POLICY", "optional", parse=_choice("off", "optional", "required"))
+    #: Second-factor codes (TOTP, recovery) that may fail per user per LOGIN_THROTTLE_WINDOW; past it
+    #: the second step answers 429 until the window ends. A 6-digit TOTP with its ±1 step has 3 right
+    #: answers in a million: 5 a window bounds an attacker who has the password to ~0.14% a day.
+    mfa_max_failures: int = setting("MFA_MAX_FAILURES", 5, parse=_int)
+    #: Seconds between a right password and its second factor before the sign-in starts over.
+    mfa_step_ttl: int = setting("MFA_STEP_TTL", 300, parse=_int)
     #: Seconds a browser stays a "known device" after its last successful sign-in; past
     #: LOGIN_MAX_FAILURES_PER_ACCOUNT only known devices may still try (90 days).
     known_device_ttl: int = setting("KNOWN_DEVICE_TTL", 7776000, parse=_int)
@@ -237,11 +246,6 @@ class Settings:
     #: they are asked to verify first (OIDC clients trust `email`; an unproven one is a claim anyone
     #: could make). Off: unverified users get codes, with `email_verified: false` in their tokens.
     require_verified_email: bool = setting("REQUIRE_VERIFIED_EMAIL", True, parse=_bool)
-    #: Second factors (chalicelib/oauth/acr.py): "optional" (users may add them; a request's
-    #: acr_values, an essential acr claim or a client's require_mfa asks for one), "required" (every
-    #: sign-in needs one; a user without one enrols first) or "off" (never asked for: acr_values
-    #: above the password level are ignored, an essential one is unmet).
-    mfa_policy: str = setting("MFA_POLICY", "optional", parse=_choice(*MFA_POLICIES))
     #: Lifetime in seconds of a password-reset link (issue 12 asks for 30 minutes:
     #: chalicelib/accounts/recovery.py).
     reset_password_ttl: int = setting("RESET_PASSWORD_TTL", 1800, parse=_int)

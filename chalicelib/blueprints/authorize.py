@@ -135,6 +135,8 @@ def login():
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message=messages.WRONG_CREDENTIALS)
     signed_in = login_core.finish(s, attempt, user)
+    if isinstance(signed_in, login_core.SecondStep):  # the user has a second factor: /mfa asks for it
+        return hosted.redirect(f"{hosted.base()}/mfa", [login_core.step_cookie_header(s, signed_in.cookie)])
     # This browser becomes (again) a known device of the user: it may still sign in while someone
     # else's guesses hold the account over its limit (chalicelib/oauth/login.py).
     signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),

@@ -338,7 +338,10 @@ def decide(request: PendingRequest, session, *, just_signed_in: bool,
     (with the session and the user), so a signed-in, consented request costs the session read and
     that one write; a refusal names what failed and the request goes to the page it needs."""
     prompt = list(request.prompt)
-    needs_login = not session_satisfies(request, session) or (fresh_login_required(request) and not just_signed_in)
+    # A fresh sign-in is this request's own: just made, or recorded on the stored request (then
+    # stepped up on /mfa, which comes back here with the same session).
+    own_sign_in = just_signed_in or (session is not None and request.login_session_hash == session.session_hash)
+    needs_login = not session_satisfies(request, session) or (fresh_login_required(request) and not own_sign_in)
     if not needs_login and settings.require_verified_email and email_unverified(session):
         if "none" in prompt:
             raise RedirectableError(InteractionRequired("the user must verify their email address"),

@@ -202,29 +202,74 @@ def _checked(settings: Settings, attempt: Attempt, password: str, device: str | 
     return user
 
 
+@dataclass(frozen=True)
+class SecondStep:
+    """The password was right and the user has a second factor: no session yet. `cookie` is the
+    idp_mfa cookie's value naming the half-done sign-in (storage/sign_in_steps.py); the /mfa page
+    (chalicelib/blueprints/mfa.py) takes it from there."""
+
+    cookie: str
+
+
+def second_factor_needed(settings: Settings, user) -> bool:
+    """Whoever has a second factor is always asked for it (unless MFA_POLICY is off): a password
+    alone never makes a session for them, so nothing (the account page included) is reachable with
+    a stolen password."""
+    return settings.mfa_policy != "off" and bool(user.factors)
+
+
+def step_cookie_name(settings: Settings) -> str:
+    return host_cookie_name(settings, "idp_mfa")
+
+
+def step_cookie_header(settings: Settings, value: str, *, max_age: int | None = None) -> str:
+    # Strict: only our own /mfa page, same origin, ever needs it.
+    return host_cookie_header(settings, "idp_mfa", value, same_site="Strict",
+                              max_age=settings.mfa_step_ttl if max_age is None else max_age)
+
+
 def finish(settings: Settings, attempt: Attempt, user):
-    """Record a successful sign-in for `attempt.request` (None: the account page's own sign-in,
-    for no authorization request) in one transaction
-    (storage/sign_ins.record_sign_in: a new session under a new cookie value, this browser as a new
-    known device, the attempt's counters taken back); returns its storage.sign_ins.SignedIn."""
+    """Record a successful password check for `attempt.request` (None: the account page's own
+    sign-in, for no authorization request) in one transaction. Without a second factor that is the
+    sign-in (storage/sign_ins.record_sign_in: a new session under a new cookie value, this browser
+    as a new known device, the attempt's counters taken back) and returns its
+    storage.sign_ins.SignedIn; with one, it is the first step (`SecondStep`)."""
     request = attempt.request
     # The user's ID-token claims travel with the session into its codes and grants, so issuing and
     # redeeming a code need not read the user again. A fault here leaves the attempt counted
     # unless taken back (chalicelib/undo.py).
     with undone_on_failure(lambda: _take_back(settings, attempt), what="sign-in attempt"):
+        if second_factor_needed(settings, user):
+            return _first_step(settings, attempt, user, request)
         return _record(settings, attempt, user, request)
+
+
+def _first_step(settings: Settings, attempt: Attempt, user, request) -> SecondStep:
+    from ..storage import sign_in_steps
+
+    return SecondStep(sign_in_steps.start(
+        user, amr=["pwd"], auth_time=attempt.at, request_id=request.request_id if request is not None else None,
+        ttl=settings.mfa_step_ttl, take_back=[counter.key for _, counter in attempt.counters],
+        window_seconds=settings.login_throttle_window))
+
+
+def marks_request(request) -> bool:
+    """Whether a sign-in for `request` records itself on it: only prompt=login and max_age=0 ask
+    which session signed in for the request (authorization.may_consent)."""
+    from .authorization import fresh_login_required
+
+    return request is not None and fresh_login_required(request)
 
 
 def _record(settings: Settings, attempt: Attempt, user, request):
     from ..storage.sign_ins import record_sign_in
     from ..tokens.issue import user_attributes
-    from .authorization import fresh_login_required
+
+    from ..storage.factors import kinds
 
     return record_sign_in(user, amr=["pwd"], user_claims=user_attributes(user), session_ttl=settings.session_ttl,
                           device_ttl=settings.known_device_ttl,
                           request_id=request.request_id if request is not None else None,
-                          # Only prompt=login and max_age=0 ask which session signed in for the
-                          # request (authorization.may_consent).
-                          mark_request=request is not None and fresh_login_required(request),
+                          mark_request=marks_request(request), factors=kinds(user.factors),
                           take_back=[counter.key for _, counter in attempt.counters],
                           window_seconds=settings.login_throttle_window)

@@ -44,8 +44,14 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "links": (GET, PUT, UPDATE),
     # the deny list of revoked client_credentials tokens
     "revoked_tokens": (GET, PUT),
-    # sessions and known devices (read with the user in one batch at POST /login)
-    "sessions": (GET, BATCH_GET, PUT, UPDATE),
+    # sessions and known devices (read with the user in one batch at POST /login); half-done
+    # sign-ins (read with their user and factor in one batch, deleted by the transaction that
+    # completes them); used WebAuthn challenges (put in that transaction)
+    "sessions": (GET, BATCH_GET, PUT, UPDATE, DELETE),
+    # second factors and passkeys: read alone or in a batch with the sign-in they complete, a
+    # user's all by Query (the account page); added, used (conditional updates inside the sign-in
+    # transaction) and removed in transactions with the user item
+    "factors": (GET, BATCH_GET, PUT, UPDATE, DELETE, QUERY),
     # the key ring is read only; Scan: until the rotation role has built its summary
     "signing_keys": (GET, SCAN),
     # fixed-window counters: atomic ADDs, alone or in a transaction

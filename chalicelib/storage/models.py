@@ -101,6 +101,11 @@ class UserModel(Model):
     #: record it when made, and one older than this is dead for good (see storage/users.py). Items
     #: written before the attribute existed read as 0, like the sessions and grants of their time.
     session_generation = NumberAttribute(default=0)
+    #: The user's second factors, one entry each: "totp", "recovery", "passkey#<credential id>"
+    #: (storage/factors.py keeps it in step with the factors table, in the same transactions). Sign-in
+    #: reads the user anyway, so it knows from this item alone whether to ask for a second factor and
+    #: which passkeys to allow, without a Query.
+    factors = UnicodeSetAttribute(null=True)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
 
@@ -137,6 +142,38 @@ class SessionModel(Model):
     #: The user's ID-token claims at sign-in (JSON text of name, email, email_verified): codes issued
     #: through the session carry them, so /authorize need not read the user (see GrantModel).
     user_claims = UnicodeAttribute(null=True)
+    #: The kinds of second factor the user had ("passkey", "totp", "recovery"), kept up to date when
+    #: they change in this session: /authorize decides a step-up without reading the user.
+    factors = _strings(null=True)
+
+
+class SignInStepModel(Model):
+    """A sign-in half done: the password was right, the user's second factor is still to come
+    (chalicelib/storage/sign_in_steps.py). No session exists until then. It shares the sessions
+    table (and its TTL) like KnownDeviceModel: key "mfa#<SHA-256 of the idp_mfa cookie value>"."""
+
+    Meta = _meta("sessions", ttl="expires_at")
+    session_hash = UnicodeAttribute(hash_key=True)
+    sub = UnicodeAttribute()
+    #: What the first step proved (["pwd"]) and when.
+    amr = _strings(default=list)
+    auth_time = NumberAttribute()
+    #: The pending authorization request to continue (none: the account page's own sign-in).
+    request_id = UnicodeAttribute(null=True)
+    #: The user's `session_generation` at the first step: the session is born under it.
+    session_generation = NumberAttribute(default=0)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+
+
+class UsedChallengeModel(Model):
+    """A WebAuthn challenge that has been answered (chalicelib/storage/factors.py): put with
+    attribute_not_exists in the transaction that relies on it, so each challenge works once. Key
+    "challenge#<SHA-256 of the challenge>" in the sessions table, kept until the challenge expires."""
+
+    Meta = _meta("sessions", ttl="expires_at")
+    session_hash = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute()
 
 
 class AuthorizationRequestModel(Model):
@@ -425,11 +462,43 @@ class LinkModel(Model):
     use_id = UnicodeAttribute(null=True)
 
 
+class FactorModel(Model):
+    """A second factor (or passwordless credential) of a user (chalicelib/storage/factors.py).
+
+    Keyed by (sub, factor_id) so a user's factors are one strongly consistent Query:
+    - "passkey#<credential id, base64url>": a WebAuthn public-key credential;
+    - "totp": an RFC 6238 secret, sealed (chalicelib/secret_box.py), never stored in the clear;
+    - "recovery": the SHA-256 of each unused recovery code."""
+
+    Meta = _meta("factors")
+    sub = UnicodeAttribute(hash_key=True)
+    factor_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()  # "passkey" | "totp" | "recovery"
+    #: The user's own label (passkeys).
+    name = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    last_used_at = NumberAttribute(null=True)
+    # passkey
+    public_key = UnicodeAttribute(null=True)  # COSE_Key, base64url
+    sign_count = NumberAttribute(null=True)
+    transports = _strings(null=True)
+    backup_eligible = BooleanAttribute(null=True)
+    # totp
+    sealed_secret = UnicodeAttribute(null=True)
+    #: True until the first code has verified (an enrolment in progress, not a factor yet).
+    pending = BooleanAttribute(null=True)
+    #: The newest accepted time step: a code is accepted once (RFC 6238 §5.2).
+    last_step = NumberAttribute(null=True)
+    # recovery codes
+    code_hashes = UnicodeSetAttribute(null=True)
+
+
 #: Every model, in bootstrap order. Two models may share a table (users).
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
               ThrottleModel, GrantModel, AuthorizationCodeModel, ResourceModel, RevokedTokenModel,
               ClientDocumentModel, SigningKeyModel,
-              KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel)
+              KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel, SignInStepModel,
+              UsedChallengeModel, FactorModel)
 
 
 @functools.lru_cache(maxsize=1)

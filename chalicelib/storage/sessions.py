@@ -23,6 +23,9 @@ class Session:
     grant_ids: frozenset = frozenset()
     #: ID-token claims of the user at sign-in (None on sessions from before they were kept).
     user_claims: dict | None = None
+    #: The kinds of second factor the user had ("passkey", "totp", "recovery"), as of sign-in or the
+    #: user's last change to them in this session.
+    factors: tuple[str, ...] = ()
     #: False when the user's state (enabled, generation) has not been read with the session: the
     #: write that relies on it must check it (chalicelib/storage/codes.issue does).
     user_checked: bool = True
@@ -34,7 +37,7 @@ def from_model(item: SessionModel, *, user_checked: bool = True) -> Session:
                    session_generation=int(item.session_generation or 0), revoked=bool(item.revoked),
                    grant_ids=frozenset(item.grant_ids or ()),
                    user_claims=json.loads(item.user_claims) if item.user_claims else None,
-                   user_checked=user_checked)
+                   factors=tuple(item.factors or ()), user_checked=user_checked)
 
 
 def get(session_hash: str) -> Session | None:
@@ -67,3 +70,37 @@ def set_user_claims(session_hash: str, user_claims: dict) -> bool:
         actions=[SessionModel.user_claims.set(json.dumps(user_claims, separators=(",", ":")))],
         condition=SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
         & (SessionModel.expires_at > now())))
+
+
+def set_factors(session_hash: str, kinds) -> bool:
+    """Record the kinds of second factor the user now has on a live session (after they added or
+    removed one in it). One conditional update; False when the session is gone, revoked or expired."""
+    from ..log import now
+
+    item = SessionModel(session_hash=session_hash)
+    return conditionally(lambda: item.update(
+        actions=[SessionModel.factors.set(sorted(kinds))],
+        condition=SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+        & (SessionModel.expires_at > now())))
+
+
+def step_up(session_hash: str, *, amr, auth_time: int, extra=()) -> bool:
+    """A signed-in session proved one more factor: its `amr` and `auth_time` become these, in one
+    transaction with `extra` (the factor's single use, storage/factors.py), on condition the session
+    is live. False when it is gone, revoked or expired (nothing written); transactions.Refused when
+    an item of `extra` refused."""
+    from ..log import now
+    from .transactions import Refused, TxItem, write
+
+    live = (SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+            & (SessionModel.expires_at > now()))
+    update = TxItem("update", "session", lambda tx: tx.update(
+        SessionModel(session_hash=session_hash),
+        actions=[SessionModel.amr.set(list(amr)), SessionModel.auth_time.set(auth_time)], condition=live))
+    try:
+        write([update, *extra])
+    except Refused as refused:
+        if refused.labels == {"session"}:
+            return False
+        raise
+    return True

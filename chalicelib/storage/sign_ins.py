@@ -31,6 +31,7 @@ from .models import (
 from .reads import consistent_batch_get
 from .sessions import Session
 from .throttles import taking_back
+from .transactions import Refused, TxItem, ordered
 from .users import claim_key, claimed_sub
 
 CONFLICT_RETRIES = 3
@@ -72,21 +73,27 @@ class SignedIn:
 
 def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, session_ttl: int, device_ttl: int,
                    request_id: str | None, mark_request: bool, take_back: Sequence[str],
-                   window_seconds: int, auth_time: int | None = None) -> SignedIn:
+                   window_seconds: int, auth_time: int | None = None, factors: Sequence[str] = (),
+                   generation: int | None = None, extra: Sequence[TxItem] = ()) -> SignedIn:
     """Write a successful sign-in in one TransactWriteItems: a new session under a new cookie
     value (session fixation defence: a value planted before sign-in never becomes a session); this
     browser as a new known device of the user; the take-back (-1) of the counters in `take_back`;
     and, on authorization request `request_id`, with `mark_request` (prompt=login, max_age=0), the session
     that signed in for it, else only a check that it still exists. `user_claims` (the user's
-    ID-token claims) are kept with the session for the codes issued through it. Without
-    `request_id` (a sign-in that serves no authorization request: an accepted invitation,
-    accounts/invitations.py, or the account page's own sign-in) no request is checked.
+    ID-token claims) and `factors` (the kinds of second factor the user has) are kept with the
+    session. Without `request_id` (a sign-in that serves no authorization request: an accepted
+    invitation, accounts/invitations.py, or the account page's own sign-in) no request is checked.
 
     `auth_time`: when the user authenticated, if earlier than now (a sign-up's password, typed
     before its email was confirmed: OIDC `auth_time` and `max_age` must not count from later).
+    `extra`: more items the sign-in depends on (storage/transactions.TxItem), written in the same
+    transaction: the second step's deletion and its factor's single use (storage/sign_in_steps.py,
+    storage/factors.py). When one of their conditions refuses, nothing is written and
+    transactions.Refused names them.
 
-    Session and device record the user's `session_generation` as read before the password check:
-    if the user is signed out everywhere meanwhile, both are born dead rather than surviving it.
+    Session and device record the user's `session_generation` as read before the password check
+    (or `generation`, as the first step of a two-step sign-in recorded it): if the user is signed
+    out everywhere meanwhile, both are born dead rather than surviving it.
 
     A request finished meanwhile by another tab cancels the transaction; the sign-in is then
     written without it (`request_finished`). Should concurrent attempts keep conflicting on a
@@ -96,36 +103,48 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
 
     raw = new_secret()
     at = now()
+    generation = user.session_generation if generation is None else generation
     session = SessionModel(session_hash=sha256_hex(raw), sub=user.pk, auth_time=min(auth_time or at, at),
                            amr=list(amr), created_at=at,
-                           expires_at=at + session_ttl, session_generation=user.session_generation,
-                           user_claims=json.dumps(user_claims, separators=(",", ":")))
-    device_cookie, device = new_device(user.pk, device_ttl, user.session_generation)
+                           expires_at=at + session_ttl, session_generation=generation,
+                           user_claims=json.dumps(user_claims, separators=(",", ":")),
+                           factors=sorted(factors) or None)
+    device_cookie, device = new_device(user.pk, device_ttl, generation)
     with_request, with_take_backs = request_id is not None, bool(take_back)
+    extra_labels = {item.label for item in extra}
 
-    def write():
-        with transact_write() as tx:
-            if with_request and not mark_request:
-                tx.condition_check(AuthorizationRequestModel, request_id,
-                                   condition=AuthorizationRequestModel.request_id.exists())
-            tx.save(device, condition=KnownDeviceModel.session_hash.does_not_exist())
-            tx.save(session, condition=SessionModel.session_hash.does_not_exist())
-            if with_request and mark_request:
-                tx.update(AuthorizationRequestModel(request_id=request_id),
-                          actions=[AuthorizationRequestModel.login_session_hash.set(session.session_hash)],
-                          condition=AuthorizationRequestModel.request_id.exists())
-            if with_take_backs:
-                taking_back(tx, take_back, window_seconds)
+    def items() -> list[TxItem]:
+        parts = [TxItem("put", "device", lambda tx: tx.save(device, condition=KnownDeviceModel.session_hash.does_not_exist())),
+                 TxItem("put", "session", lambda tx: tx.save(session, condition=SessionModel.session_hash.does_not_exist()))]
+        if with_request and not mark_request:
+            parts.append(TxItem("check", "request", lambda tx: tx.condition_check(
+                AuthorizationRequestModel, request_id, condition=AuthorizationRequestModel.request_id.exists())))
+        if with_request and mark_request:
+            parts.append(TxItem("update", "request", lambda tx: tx.update(
+                AuthorizationRequestModel(request_id=request_id),
+                actions=[AuthorizationRequestModel.login_session_hash.set(session.session_hash)],
+                condition=AuthorizationRequestModel.request_id.exists())))
+        if with_take_backs:
+            parts += [TxItem("update", "counter", lambda tx, key=key: taking_back(tx, [key], window_seconds))
+                      for key in take_back]
+        return ordered([*parts, *extra])
 
     for _ in range(3):  # at most: as asked, without the request, without the take-backs
+        sent = items()
+
+        def write():
+            with transact_write() as tx:
+                for item in sent:
+                    item.add(tx)
+
         try:
             retrying_conflicts(write, CONFLICT_RETRIES)
         except TransactWriteError as exc:
-            sent = _items(with_request and not mark_request, with_request and mark_request,
-                          len(take_back) if with_take_backs else 0)
-            reasons = list(zip(sent, cancellation_codes(exc)))
-            refused = {item for item, reason in reasons if reason == "ConditionalCheckFailed"}
-            contended = {item for item, reason in reasons if reason == "TransactionConflict"}
+            reasons = list(zip([item.label for item in sent], cancellation_codes(exc)))
+            refused = {label for label, reason in reasons if reason == "ConditionalCheckFailed"}
+            contended = {label for label, reason in reasons if reason == "TransactionConflict"}
+            if refused & extra_labels:
+                raise Refused(refused & extra_labels) from None
             if "request" in refused:
                 with_request = False
             elif contended == {"counter"} and not refused:
@@ -136,9 +155,3 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
         return SignedIn(raw, sessions.from_model(session), device_cookie,
                         request_finished=request_id is not None and not with_request)
     raise AssertionError("unreachable: each retry drops one part")
-
-
-def _items(request_check: bool, request_update: bool, counters: int) -> list[str]:
-    """What each item of record_sign_in's transaction is, in the order pynamodb sends them
-    (condition checks, deletes, puts, then updates): cancellation reasons come in that order."""
-    return ["request"] * request_check + ["device", "session"] + ["request"] * request_update + ["counter"] * counters

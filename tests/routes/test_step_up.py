@@ -2,14 +2,12 @@
 the consent page; acr/amr/auth_time in ID tokens, access tokens, refreshed tokens and introspection;
 discovery; and an RFC 9470 challenge from the example MCP server answered by re-authorizing.
 
-Until the second-factor pages exist, a user's factors and a stepped-up session are arranged
-directly: `with_factors` makes sessions report the user's factor kinds, `step_up` writes the amr a
-second factor would have added to the session item."""
+A user's factors and a stepped-up session are arranged through storage (`enrol`, `step_up`): the
+second-factor pages have their own tests; here the OAuth side is under test."""
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 import re
 from urllib.parse import urlencode
@@ -41,36 +39,24 @@ def app_client(aws, api_resources):
                          introspects=[api_resources[0].resource])
 
 
-@pytest.fixture
-def with_factors(monkeypatch):
-    """Sessions report that their user has these factor kinds (Session.factors, kept by sign-in)."""
-    from chalicelib.storage import sessions as session_store
-
-    kinds: list[str] = []
-    real = session_store.from_model
-
-    @dataclasses.dataclass(frozen=True)
-    class FactorSession(session_store.Session):
-        factors: tuple = ()
-
-    def from_model(item, **kwargs):
-        session = real(item, **kwargs)
-        return FactorSession(**{f.name: getattr(session, f.name) for f in dataclasses.fields(session_store.Session)},
-                             factors=tuple(kinds))
-
-    monkeypatch.setattr(session_store, "from_model", from_model)
-    return kinds
-
-
 def session_hash(browser) -> str:
     return sha256_hex(browser.cookies["idp_session"])
 
 
-def step_up(browser, amr=TOTP_AMR) -> None:
-    """What the /mfa page's step-up writes: the session's amr now includes the second factor."""
-    from chalicelib.storage.models import SessionModel
+def enrol(browser, *kinds) -> None:
+    """The user added second factors in this session (the account page records them on it)."""
+    from chalicelib.storage import sessions
 
-    SessionModel(session_hash=session_hash(browser)).update(actions=[SessionModel.amr.set(amr)])
+    assert sessions.set_factors(session_hash(browser), kinds)
+
+
+def step_up(browser, amr=TOTP_AMR) -> None:
+    """What the /mfa page's step-up writes once the code is right: the session's amr now includes
+    the second factor (its own tests drive the page; here only the OAuth side is under test)."""
+    from chalicelib.log import now
+    from chalicelib.storage import sessions
+
+    assert sessions.step_up(session_hash(browser), amr=amr, auth_time=now())
 
 
 def tokens_for(http, browser, app_client, **overrides) -> dict:
@@ -143,10 +129,10 @@ def test_introspection_returns_acr_and_auth_time(http, browser, app_client, alic
 # acr_values, claims ---------------------------------------------------------------------------
 
 def test_acr_values_step_a_password_session_up_and_the_consent_page_alone_never_does(
-        http, browser, app_client, alice, with_factors):
+        http, browser, app_client, alice):
     client, secret = app_client
     tokens_for(http, browser, app_client)  # signed in with a password; consent remembered
-    with_factors.append("totp")
+    enrol(browser, "totp")
 
     response = browser.get("/authorize?" + authorize_query(client.client_id, acr_values=MFA_ACR))
     assert response.status_code == 302 and response.headers["Location"].startswith("/mfa?request_id=")
@@ -164,10 +150,10 @@ def test_acr_values_step_a_password_session_up_and_the_consent_page_alone_never_
     assert payload(issued["access_token"])["acr"] == MFA_ACR
 
 
-def test_prompt_none_needing_a_step_up_is_interaction_required(http, browser, app_client, alice, with_factors):
+def test_prompt_none_needing_a_step_up_is_interaction_required(http, browser, app_client, alice):
     client, _ = app_client
     tokens_for(http, browser, app_client)
-    with_factors.append("passkey")
+    enrol(browser, "passkey")
 
     response = browser.get("/authorize?" + authorize_query(client.client_id, acr_values=PHR_ACR, prompt="none"))
     assert response.status_code == 302
@@ -291,7 +277,7 @@ def call_tool(app, token: str, name: str, arguments: dict) -> tuple[int, dict]:
 
 
 def test_rfc9470_challenge_then_reauthorization_with_acr_values_lets_the_tool_call_through(
-        http, browser, app_client, alice, with_factors, notes_mcp):
+        http, browser, app_client, alice, notes_mcp):
     app, reached = notes_mcp
     client, secret = app_client
     scope = "notes:read notes:write"
@@ -306,7 +292,7 @@ def test_rfc9470_challenge_then_reauthorization_with_acr_values_lets_the_tool_ca
     assert acr_values == MFA_ACR
 
     # The client re-authorizes with what the challenge names (RFC 9470 §4); the user has TOTP.
-    with_factors.append("totp")
+    enrol(browser, "totp")
     response = browser.get("/authorize?" + authorize_query(client.client_id, scope=scope, resource=[NOTES_MCP],
                                                            acr_values=acr_values))
     assert response.headers["Location"].startswith("/mfa?request_id=")

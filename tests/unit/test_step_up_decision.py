@@ -27,14 +27,6 @@ REDIRECT = "https://app.example.com/cb"
 TOTP_AMR = ("pwd", "otp", "mfa")
 
 
-@dataclasses.dataclass(frozen=True)
-class FactorSession(Session):
-    """A session that knows its user's factor kinds (storage/sessions.Session gains `factors` with the
-    factor storage; until then authorization reads it with getattr)."""
-
-    factors: tuple = ()
-
-
 def pending(**overrides) -> PendingRequest:
     at = now()
     values = dict(request_id="request-1", client_id=CLIENT_ID, redirect_uri=REDIRECT, scopes=("openid", "email"),
@@ -56,12 +48,13 @@ def memory(memory_storage):
     return memory_storage
 
 
-def session(memory, *, factors=(), amr=None) -> FactorSession:
+def session(memory, *, factors=(), amr=None) -> Session:
+    """Alice's session as /authorize loads it, with the factor kinds she has and the amr it achieved."""
     if amr is not None:
         memory.sessions[SESSION]["amr"] = tuple(amr)
     loaded = sessions.load(COOKIE, check_user=False)
     memory.calls.clear()
-    return FactorSession(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(Session)}, factors=factors)
+    return dataclasses.replace(loaded, factors=tuple(factors))
 
 
 def decide(the_session, request=None, *, settings=SETTINGS, just_signed_in=False):
@@ -241,6 +234,16 @@ def test_max_age_0_is_not_met_by_a_session_that_signed_in_in_the_same_second(mem
 def test_max_age_0_is_met_by_the_sign_in_for_this_request(memory):
     memory.sessions[SESSION]["auth_time"] = now() - 3  # a slow sign-in: still this request's own
     assert decide(session(memory), pending(max_age=0), just_signed_in=True).action == "redirect"
+
+
+@pytest.mark.parametrize("fresh", [{"max_age": 0}, {"prompt": ("login",)}], ids=["max_age=0", "prompt=login"])
+def test_the_sign_in_recorded_on_the_request_still_counts_after_a_step_up(memory, fresh):
+    """/mfa's step-up comes back to decide() with the session that signed in for the request (not
+    `just_signed_in`): it must not be sent to sign in again, and no other session may pass."""
+    memory.sessions[SESSION]["auth_time"] = now()
+    own = pending(**fresh, login_session_hash=SESSION)
+    assert decide(session(memory, amr=TOTP_AMR), own).action == "redirect"
+    assert decide(session(memory), pending(**fresh, login_session_hash=sha256_hex("another"))).action == "login"
 
 
 def test_the_consent_page_needs_the_sign_in_of_this_request_for_max_age_0(memory):
