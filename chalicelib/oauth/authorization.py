@@ -306,7 +306,7 @@ def authentication(request: PendingRequest, session, settings: Settings) -> acr.
     MFA_POLICY, the client's require_mfa)? From what the session keeps: no read. MFA_POLICY=off
     asks for no second factor whatever the user has."""
     policy = settings.mfa_policy
-    factors = () if policy == "off" else tuple(getattr(session, "factors", ()) or ())
+    factors = () if policy == "off" else session.factors
     return acr.needed(session_amr=session.amr, user_factors=factors, acr_values=request.acr_values,
                       essential_acr=request.essential_acr,
                       policy_requires_mfa=policy == "required" or (policy != "off" and request.client_requires_mfa))
