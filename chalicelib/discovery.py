@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import capabilities as can
 from .config import Settings
+from .oauth import acr
 from .oauth.scopes import SCOPE_CLAIMS
 
 
@@ -32,11 +33,14 @@ def metadata(settings: Settings) -> dict:
         "revocation_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(can.INTROSPECTION_AUTH_METHODS),
         "code_challenge_methods_supported": list(can.PKCE_METHODS),
-        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash",
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash",
                              *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],
+        # OIDC Discovery §3: the ladder of chalicelib/oauth/acr.py, lowest first.
+        "acr_values_supported": list(acr.SUPPORTED),
         "prompt_values_supported": list(can.PROMPT_VALUES),
         "ui_locales_supported": list(can.UI_LOCALES),
-        "claims_parameter_supported": False,
+        # OIDC Core §5.5: accepted; its essential acr is honoured or refused (oauth/authorization.requested_acr).
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         # RFC 9207: every authorization response carries `iss`.

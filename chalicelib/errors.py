@@ -118,6 +118,12 @@ class ConsentRequired(OAuthError):
     error = "consent_required"
 
 
+class UnmetAuthenticationRequirements(OAuthError):
+    """OpenID Connect Unmet Authentication Requirements 1.0 §2: the essential `acr` asked for
+    (OIDC Core §5.5.1.1) is one this user cannot reach, or none we support."""
+    error = "unmet_authentication_requirements"
+
+
 class RequestNotSupported(OAuthError):
     error = "request_not_supported"
 
@@ -217,6 +223,32 @@ class UnknownKey(InvalidToken):
 class InsufficientScope(BearerError):
     error = "insufficient_scope"
     status = 403
+
+
+class InsufficientUserAuthentication(BearerError):
+    """RFC 9470 §3: the token's authentication is too weak (`acr`) or too old (`auth_time`) for this
+    resource. The challenge names what would do, so the client re-authorizes with those as
+    `acr_values` and `max_age` (RFC 9470 §4)."""
+
+    error = "insufficient_user_authentication"
+    status = 401
+
+    def __init__(self, description: str = "", *, acr_values: str | None = None, max_age: int | None = None,
+                 **kwargs):
+        super().__init__(description, **kwargs)
+        self.acr_values, self.max_age = acr_values, max_age
+
+    def headers(self) -> dict:
+        headers = super().headers()
+        extra = ([f'acr_values="{_quote(self.acr_values)}"'] if self.acr_values else []) \
+            + ([f"max_age={int(self.max_age)}"] if self.max_age is not None else [])
+        if extra:
+            headers["WWW-Authenticate"] += ", " + ", ".join(extra)
+        return headers
+
+    def www_authenticate(self) -> str:
+        """The challenge, for a resource server that builds its own response."""
+        return self.headers()["WWW-Authenticate"]
 
 
 # HTTP-level errors, rendered in the same JSON shape -----------------------------------------------

@@ -12,12 +12,24 @@ kids cannot turn into a flood of fetches. Only ES256/RS256 are accepted: never `
 whose "key" would be our public key (RFC 8725 §2.1, §3.1). Failures raise InvalidToken (401) or
 InsufficientScope (403) from chalicelib.errors, which carry the RFC 6750 WWW-Authenticate header.
 
+A route that needs a stronger or fresher sign-in than others (RFC 9470) says so:
+
+    claims = verifier.authenticate(header, required_scopes=["notes:write"],
+                                   required_acr=["urn:serverless-idp:acr:mfa"], max_age=600)
+
+A token whose `acr` does not meet `required_acr` (one of the values, or on this IdP's ladder at or
+above the lowest of them: chalicelib/oauth/acr.py), or whose `auth_time` is more than `max_age`
+seconds ago, raises InsufficientUserAuthentication: 401 with `WWW-Authenticate: Bearer
+error="insufficient_user_authentication", acr_values="...", max_age=...` (RFC 9470 §3). The client
+sends the user back to /authorize with those as `acr_values` and `max_age` (RFC 9470 §4) and retries
+with the new token.
+
 For MCP servers and other APIs that advertise themselves (RFC 9728), `protected_resource_metadata`
 builds the document to serve at `metadata_path(resource)`, and a Verifier constructed with
 `resource_metadata=True` puts its URL (and the scopes a request needs) into every 401/403 challenge,
 which is how a client finds the authorization server and knows which scopes to step up to.
 
-Dependencies: pyjwt, cryptography and the standard library only.
+Dependencies: pyjwt, cryptography and the standard library only (and chalicelib/oauth/acr.py, pure).
 """
 from __future__ import annotations
 
@@ -31,7 +43,16 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 
 from .capabilities import SIGNING_ALGS
-from .errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken, MissingToken, UnknownKey
+from .errors import (
+    BearerError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidRequest,
+    InvalidToken,
+    MissingToken,
+    UnknownKey,
+)
+from .oauth import acr
 
 LEEWAY_SECONDS = 30
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
@@ -83,6 +104,23 @@ def require_scopes(claims: dict, required: list[str] | tuple[str, ...]) -> None:
     missing = [s for s in required if s not in granted]
     if missing:
         raise InsufficientScope("the access token lacks a required scope", scope=" ".join(required))
+
+
+def require_authentication(claims: dict, *, required_acr=(), max_age: int | None = None,
+                           at: float | None = None) -> None:
+    """RFC 9470 §3: the token's authentication must meet `required_acr` (acceptable acr values; a
+    value of this IdP's ladder also accepts any above it, acr.meets) and be at most `max_age`
+    seconds old (`auth_time`). A token that says nothing about it (no acr, no auth_time) does not
+    meet a requirement. Raises InsufficientUserAuthentication naming what would do."""
+    required_acr = tuple(required_acr or ())
+    weak = bool(required_acr) and not (claims.get("acr") and acr.meets(claims["acr"], required_acr))
+    auth_time = claims.get("auth_time")
+    stale = max_age is not None and (not isinstance(auth_time, (int, float)) or isinstance(auth_time, bool)
+                                   or (time.time() if at is None else at) - auth_time > max_age)
+    if weak or stale:
+        raise InsufficientUserAuthentication(
+            "a stronger authentication is required" if weak else "a more recent authentication is required",
+            acr_values=" ".join(required_acr) or None, max_age=max_age)
 
 
 WELL_KNOWN_PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
@@ -164,7 +202,9 @@ class Verifier:
                     self._refetched_at = at
             return self._jwks
 
-    def verify(self, token: str, required_scopes=()) -> dict:
+    def verify(self, token: str, required_scopes=(), *, required_acr=(), max_age: int | None = None) -> dict:
+        """The token's claims; raises InvalidToken, InsufficientScope, or (`required_acr`, `max_age`:
+        RFC 9470) InsufficientUserAuthentication."""
         try:
             claims = verify_access_token(token, jwks=self._keys(refresh=False), issuer=self.issuer,
                                          audience=self.audience, leeway=self.leeway)
@@ -172,13 +212,17 @@ class Verifier:
             claims = verify_access_token(token, jwks=self._keys(refresh=True), issuer=self.issuer,
                                          audience=self.audience, leeway=self.leeway)
         require_scopes(claims, required_scopes)
+        require_authentication(claims, required_acr=required_acr, max_age=max_age)
         return claims
 
-    def authenticate(self, authorization: str | None, required_scopes=()) -> dict:
+    def authenticate(self, authorization: str | None, required_scopes=(), *, required_acr=(),
+                     max_age: int | None = None) -> dict:
         """Verify a request's Authorization header. Errors carry this resource's challenge: realm,
-        resource_metadata, and the scopes the request needs (so a client can step up)."""
+        resource_metadata, the scopes the request needs (so a client can step up), and for RFC 9470
+        the acr_values and max_age it needs."""
         try:
-            return self.verify(bearer_token(authorization), required_scopes)
+            return self.verify(bearer_token(authorization), required_scopes, required_acr=required_acr,
+                               max_age=max_age)
         except BearerError as exc:
             exc.realm = self.realm
             exc.resource_metadata = self.resource_metadata_url
@@ -186,5 +230,6 @@ class Verifier:
             raise
 
 
-__all__ = ["Verifier", "verify_access_token", "bearer_token", "require_scopes", "InvalidToken",
-           "InsufficientScope", "InvalidRequest", "MissingToken", "UnknownKey"]
+__all__ = ["Verifier", "verify_access_token", "bearer_token", "require_scopes", "require_authentication",
+           "InvalidToken", "InsufficientScope", "InsufficientUserAuthentication", "InvalidRequest", "MissingToken",
+           "UnknownKey"]

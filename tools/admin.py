@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="repeatable: registered resources this client may request (default: any)")
     create.add_argument("--introspect", action="append", default=[], metavar="URI",
                         help="repeatable: a resource server that may call /introspect for tokens meant for URI")
+    create.add_argument("--require-mfa", action="store_true",
+                        help="its users sign in with a second factor (unless MFA_POLICY=off)")
+    update = command(clients, "update", clients_update, "change an operator setting of a client")
+    update.add_argument("client_id")
+    update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction, required=True,
+                        help="its users sign in with a second factor (unless MFA_POLICY=off)")
     command(clients, "list", clients_list, "list clients")
     command(clients, "show", clients_show, "show one client").add_argument("client_id")
     command(clients, "delete", clients_delete, "delete a client and revoke its grants").add_argument("client_id")
@@ -190,7 +196,7 @@ def _client_json(client) -> dict:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
         "response_types": list(client.response_types), "scopes": list(client.scopes),
-        "resources": list(client.resources), "introspection": client.introspection, "introspects": list(client.introspects), "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
+        "resources": list(client.resources), "introspection": client.introspection, "introspects": list(client.introspects), "require_mfa": client.require_mfa, "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
     }
 
 
@@ -211,12 +217,24 @@ def clients_create(args):
     client, secret = create_client(
         client_name=args.name, client_type="public" if args.public else "confidential",
         redirect_uris=args.redirect_uri, grant_types=args.grant_type, scopes=args.scope,
-        token_endpoint_auth_method=args.auth_method, resources=args.resource, introspects=args.introspect)
+        token_endpoint_auth_method=args.auth_method, resources=args.resource, introspects=args.introspect,
+        require_mfa=args.require_mfa)
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret
         print("note: client_secret is shown only once; store it now.", file=sys.stderr)
     return result
+
+
+def clients_update(args):
+    from chalicelib.oauth.client_documents import is_document_client_id
+    from chalicelib.storage.clients import get_client, set_client_require_mfa
+
+    if is_document_client_id(args.client_id):
+        raise BadInput(f"{args.client_id!r} is a client_id metadata document URL, not a stored client")
+    if not set_client_require_mfa(args.client_id, args.require_mfa):
+        raise BadInput(f"no client with client_id {args.client_id!r}")
+    return _client_json(get_client(args.client_id))
 
 
 def clients_list(args):

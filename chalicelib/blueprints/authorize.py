@@ -23,8 +23,10 @@ bp = Blueprint(__name__)
 log = get_logger("idp.pages")
 
 #: The page each authorization.decide action sends the browser to ("verify": REQUIRE_VERIFIED_EMAIL,
-#: chalicelib/blueprints/signup.py).
-PAGES = {"login": "/login", "verify": "/check-email", "consent": "/consent"}
+#: chalicelib/blueprints/signup.py; "mfa": a step-up to a stronger factor, chalicelib/blueprints/mfa.py;
+#: "enroll": MFA required and the user has no second factor yet, the account page's security section).
+PAGES = {"login": "/login", "verify": "/check-email", "mfa": "/mfa", "enroll": "/account/security",
+         "consent": "/consent"}
 
 
 def _client_of(pending):
@@ -154,6 +156,19 @@ def _ended(pending, exc) -> Response:
     return hosted.redirect(authorization.error_location(exc, settings()))
 
 
+def _consent_gate(pending, session, cookies=()) -> Response | None:
+    """The page to go to first when the session may not approve the request yet: a sign-in
+    (max_age, prompt=login), a second factor or enrolment (acr_values, an essential acr, MFA
+    policy); an essential acr that cannot be met ends the request. None: it may."""
+    from ..oauth import authorization
+
+    try:
+        action = authorization.consent_gate(pending, session, settings())
+    except RedirectableError as exc:
+        return _ended(pending, exc)
+    return None if action is None else hosted.redirect(hosted.page_url(PAGES[action], pending.request_id), cookies)
+
+
 @hosted.page_route(bp, "/consent", ["GET", "POST"], content_types=FORM_OR_NONE)
 @hosted.shows_errors
 def consent():
@@ -173,6 +188,9 @@ def consent():
             return hosted.redirect(hosted.page_url("/login", pending.request_id), cleared)
         if s.require_verified_email and authorization.email_unverified(session):
             return hosted.redirect(hosted.page_url(PAGES["verify"], pending.request_id), cleared)
+        gate = _consent_gate(pending, session, cleared)
+        if gate is not None:
+            return gate
         try:
             targets = authorization.requested_resources(pending, s)
         except RedirectableError as exc:
@@ -198,8 +216,9 @@ def consent():
     pending = hosted.pending_request(form.get("request_id"))
     if pending is None:
         return hosted.expired()
-    if not authorization.may_consent(pending, session):
-        return hosted.redirect(hosted.page_url("/login", pending.request_id))
+    gate = _consent_gate(pending, session)
+    if gate is not None:
+        return gate
     if form.get("decision") != "allow":
         return _ended(pending, RedirectableError(
             AccessDenied("the user denied the request"), pending.redirect_uri, pending.state))

@@ -63,9 +63,10 @@ def _rotated(grant: grants.Grant, successor: str, signer, requested_scopes: list
         grants.revoke(grant.sub, grant.grant_id,
                       reason=f"the grant's audience no longer allows a token: {exc.description}")
         raise InvalidGrant(refresh_tokens.GENERIC, detail=f"audience check failed: {exc.description}") from None
-    # OIDC Core §12.2: a refreshed ID token keeps auth_time and carries no nonce.
+    # OIDC Core §12.2: a refreshed ID token keeps auth_time (and acr, amr) and carries no nonce.
     return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,
                         auth_time=grant.auth_time, nonce=None, user_claims=grant.user_claims,
+                        acr=grant.acr, amr=grant.amr,
                         refresh_token=successor, signer=signer,
                         audience=audience([r.resource for r in resources], resource_less_audience(client, settings)))
 

@@ -9,6 +9,7 @@ Validation happens in two phases, because errors must never be sent to an unvali
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from ..errors import (
     RequestNotSupported,
     RequestUriNotSupported,
     UnauthorizedClient,
+    UnmetAuthenticationRequirements,
     UnsupportedResponseType,
     UntrustedRequest,
     echo,
@@ -37,7 +39,7 @@ from ..errors import (
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
 from ..storage.authorization_requests import PendingRequest
-from . import consent, pkce, redirect_uris, resources, scopes, sessions
+from . import acr, consent, pkce, redirect_uris, resources, scopes, sessions
 from .clients import allowed_scopes
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ MAX_PARAM_LENGTH = 2048
 class Decision:
     """What the endpoint should do next with a stored request."""
 
-    action: str  # "login" | "verify" | "consent" | "redirect"
+    action: str  # "login" | "verify" | "mfa" | "enroll" | "consent" | "redirect"
     request: PendingRequest
     location: str | None = None
 
@@ -126,6 +128,7 @@ def validate(params: dict, client: Client, redirect_uri: str, settings: Settings
         if "none" in prompt and len(prompt) > 1:
             raise InvalidRequest("prompt=none cannot be combined with other values")
         max_age = _max_age(params.get("max_age"))
+        acr_values, essential_acr = requested_acr(params.get("acr_values"), params.get("claims"))
     except OAuthError as exc:
         raise RedirectableError(exc, redirect_uri, state) from None
     at = now()
@@ -137,6 +140,7 @@ def validate(params: dict, client: Client, redirect_uri: str, settings: Settings
         client_public=client.client_type == "public",
         resource_less_audience=None if targets else resources.resource_less_audience(client, settings),
         ui_locale=i18n.from_ui_locales(params.get("ui_locales")),
+        acr_values=acr_values, essential_acr=essential_acr, client_requires_mfa=client.require_mfa,
         created_at=at, expires_at=at + settings.request_ttl,
     )
 
@@ -147,6 +151,62 @@ def _max_age(raw: str | None) -> int | None:
     if not re.fullmatch(r"[0-9]{1,9}", raw):
         raise InvalidRequest("max_age must be a non-negative integer (seconds)")
     return int(raw)
+
+
+#: OIDC Core §5.5: the members of `claims` that request claims, by where they are returned.
+CLAIMS_DESTINATIONS = ("id_token", "userinfo")
+
+
+def requested_acr(acr_values: str | None, claims: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(acr values asked for voluntarily, acr values of an essential `acr` claim), each only the
+    values we know (chalicelib/oauth/acr.py), in request order.
+
+    `acr_values` (OIDC Core §3.1.2.1) is voluntary and unknown values in it are ignored. `claims`
+    (OIDC Core §5.5) must be a JSON object whose id_token / userinfo members are objects of claim
+    requests (null or an object); only `acr` is acted upon (§5.5.1.1): its `value` / `values` are
+    voluntary unless `essential`. Essential values none of which we know cannot be met:
+    unmet_authentication_requirements. Other claim requests are accepted and answered as the scopes
+    decide (§5.5: a claim not returned is never an error). Raises InvalidRequest for malformed input."""
+    voluntary = (acr_values or "").split()
+    essential: list[str] = []
+    if claims:  # RFC 6749 §3.1: a parameter sent without a value is treated as omitted
+        try:
+            document = json.loads(claims)
+        except (ValueError, RecursionError):
+            raise InvalidRequest("claims must be a JSON object") from None
+        if not isinstance(document, dict):
+            raise InvalidRequest("claims must be a JSON object")
+        for destination in CLAIMS_DESTINATIONS:
+            wanted = document.get(destination)
+            if wanted is None:
+                continue
+            if not isinstance(wanted, dict) or any(v is not None and not isinstance(v, dict) for v in wanted.values()):
+                raise InvalidRequest(f"claims.{destination} must be an object of claim requests (null or objects)")
+            request = wanted.get("acr") or {}
+            values = _claim_values(request, destination)
+            (essential if request.get("essential") is True else voluntary).extend(values)
+        if essential and not any(acr.level(v) for v in essential):
+            raise UnmetAuthenticationRequirements("none of the essential acr values is supported")
+
+    def known(values: list[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v for v in values if acr.level(v) is not None))
+
+    return known(voluntary), known(essential)
+
+
+def _claim_values(request: dict, destination: str) -> list[str]:
+    """OIDC Core §5.5.1: `essential` a boolean, `value` a string, `values` an array of strings."""
+    where = f"claims.{destination}.acr"
+    if not isinstance(request.get("essential", False), bool):
+        raise InvalidRequest(f"{where}.essential must be true or false")
+    values = request.get("values", [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InvalidRequest(f"{where}.values must be an array of strings")
+    if "value" in request:
+        if not isinstance(request["value"], str):
+            raise InvalidRequest(f"{where}.value must be a string")
+        values = [request["value"], *values]
+    return values
 
 
 #: An email address (our usernames): no spaces or control characters, one "@", a dot in the domain.
@@ -215,21 +275,58 @@ def always_ask(request: PendingRequest) -> bool:
     return request.client_public and not request.redirect_uri.startswith("https://")
 
 
+def fresh_login_required(request: PendingRequest) -> bool:
+    """Only a sign-in for this very request will do: prompt=login, and max_age=0, which OIDC Core
+    (errata set 2, §3.1.2.1) makes equivalent to it. Comparing elapsed whole seconds cannot say
+    that: a session that signed in earlier in the same second has an elapsed time of 0."""
+    return "login" in request.prompt or request.max_age == 0
+
+
 def may_consent(request: PendingRequest, session) -> bool:
-    """Can this session approve the request on the consent page? Only if it meets max_age, and for
-    prompt=login only if it is the session that signed in for this request."""
+    """Can this session approve the request on the consent page as far as signing in goes? Only if
+    it meets max_age, and for prompt=login or max_age=0 only if it is the session that signed in for
+    this request (chalicelib/oauth/login.py marks it). How it signed in is `consent_gate`'s."""
     if not session_satisfies(request, session):
         return False
-    return "login" not in request.prompt or request.login_session_hash == session.session_hash
+    return not fresh_login_required(request) or request.login_session_hash == session.session_hash
 
 
 def session_satisfies(request: PendingRequest, session) -> bool:
-    """Can this session be used without signing in again (prompt=login, max_age)?"""
+    """Can this session be used without signing in again as far as max_age goes? (max_age=0 is
+    `fresh_login_required`'s.)"""
     if session is None:
         return False
-    if request.max_age is not None and now() - session.auth_time > request.max_age:
+    if request.max_age and now() - session.auth_time > request.max_age:
         return False
     return True
+
+
+def authentication(request: PendingRequest, session, settings: Settings) -> acr.Outcome:
+    """Does the session authenticate strongly enough for the request (acr_values, an essential acr,
+    MFA_POLICY, the client's require_mfa)? From what the session keeps: no read. MFA_POLICY=off
+    asks for no second factor whatever the user has."""
+    policy = settings.mfa_policy
+    factors = () if policy == "off" else session.factors
+    return acr.needed(session_amr=session.amr, user_factors=factors, acr_values=request.acr_values,
+                      essential_acr=request.essential_acr,
+                      policy_requires_mfa=policy == "required" or (policy != "off" and request.client_requires_mfa))
+
+
+def consent_gate(request: PendingRequest, session, settings: Settings) -> str | None:
+    """What must happen before this session may approve the request on the consent page: None, or
+    the decide() action whose page comes first ("login", "mfa", "enroll"). The consent page never
+    satisfies max_age, prompt=login or a step-up by itself. Raises RedirectableError when an
+    essential acr cannot be met."""
+    if not may_consent(request, session):
+        return "login"
+    return _step_up_action(request, authentication(request, session, settings))
+
+
+def _step_up_action(request: PendingRequest, outcome: acr.Outcome) -> str | None:
+    if outcome.action == "unmet":
+        raise RedirectableError(UnmetAuthenticationRequirements("the requested authentication level cannot be met"),
+                                request.redirect_uri, request.state)
+    return {"verify": "mfa", "enroll": "enroll"}.get(outcome.action)
 
 
 def decide(request: PendingRequest, session, *, just_signed_in: bool,
@@ -241,12 +338,23 @@ def decide(request: PendingRequest, session, *, just_signed_in: bool,
     (with the session and the user), so a signed-in, consented request costs the session read and
     that one write; a refusal names what failed and the request goes to the page it needs."""
     prompt = list(request.prompt)
-    needs_login = not session_satisfies(request, session) or ("login" in prompt and not just_signed_in)
+    # A fresh sign-in is this request's own: just made, or recorded on the stored request (then
+    # stepped up on /mfa, which comes back here with the same session).
+    own_sign_in = just_signed_in or (session is not None and request.login_session_hash == session.session_hash)
+    needs_login = not session_satisfies(request, session) or (fresh_login_required(request) and not own_sign_in)
     if not needs_login and settings.require_verified_email and email_unverified(session):
         if "none" in prompt:
             raise RedirectableError(InteractionRequired("the user must verify their email address"),
                                     request.redirect_uri, request.state)
         return Decision("verify", request)
+    # A step-up is decided from the session alone (its amr and factor kinds). The /mfa and
+    # /account/security pages load the session with its user checked, as every page does.
+    step_up = None if needs_login else _step_up_action(request, authentication(request, session, settings))
+    if step_up is not None:
+        if "none" in prompt:
+            raise RedirectableError(InteractionRequired("the user must authenticate with another factor"),
+                                    request.redirect_uri, request.state)
+        return Decision(step_up, request)
     if not needs_login and not ("consent" in prompt or always_ask(request)):
         outcome = issue_code(request, session, settings, stored=stored,
                              consent_pairs=consent.pairs(consent_wanted(request, settings)))
@@ -293,17 +401,20 @@ def issue_code(request: PendingRequest, session, settings: Settings, *, stored: 
     code = new_secret()
     at = now()
     user_claims = _user_claims(session)
+    # OIDC Core §5.5.1.1: the acr claimed is one of those requested when the session meets one.
+    claimed = acr.claimed(session.amr, request.essential_acr or request.acr_values)
     grant = grants.Grant(sub=session.sub, grant_id=new_grant_id(), client_id=request.client_id,
                          scopes=tuple(request.scopes), resources=tuple(request.resources), created_at=at,
                          expires_at=at + settings.refresh_token_absolute_ttl, auth_time=session.auth_time,
                          session_hash=session.session_hash, session_generation=session.session_generation,
-                         user_claims=user_claims)
+                         user_claims=user_claims, amr=tuple(session.amr), acr=claimed)
     record = codes.Code(
         code_hash=sha256_hex(code), client_id=request.client_id, redirect_uri=request.redirect_uri,
         code_challenge=request.code_challenge, code_challenge_method=request.code_challenge_method,
         scopes=tuple(request.scopes), resources=tuple(request.resources), nonce=request.nonce, sub=session.sub,
         auth_time=session.auth_time, session_hash=session.session_hash, grant_id=grant.grant_id,
-        user_claims=user_claims, created_at=at, expires_at=at + settings.code_ttl)
+        user_claims=user_claims, amr=tuple(session.amr), acr=claimed, created_at=at,
+        expires_at=at + settings.code_ttl)
     refused = codes.issue(record, grant, session_hash=session.session_hash,
                           session_generation=session.session_generation, consent_pairs=consent_pairs,
                           request_id=request.request_id if stored else None, at=at,

@@ -37,8 +37,9 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 def validate_client_metadata(*, client_name: str, client_type: str = "confidential", redirect_uris=(),
                              grant_types=None, scopes=None, token_endpoint_auth_method=None, resources=(),
-                             introspects=()) -> dict:
-    """An administrator's client: check and normalise its metadata into ClientModel fields."""
+                             introspects=(), require_mfa: bool = False) -> dict:
+    """An administrator's client: check and normalise its metadata into ClientModel fields.
+    `require_mfa` is an operator's setting, never RFC 7591 metadata: `validate_registration` has none."""
     if client_type not in CLIENT_TYPES:
         raise InvalidClientMetadata(f"client_type must be one of {', '.join(CLIENT_TYPES)}, got '{echo(client_type)}'")
     if introspects and client_type != "confidential":
@@ -57,6 +58,7 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         "resources": _resources(resources),
         "introspection": bool(introspects),
         "introspects": _resources(introspects),
+        "require_mfa": bool(require_mfa),
     }
 
 

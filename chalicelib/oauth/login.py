@@ -254,9 +254,11 @@ def _first_step(settings: Settings, attempt: Attempt, user, request) -> SecondSt
 
 
 def marks_request(request) -> bool:
-    """Whether a sign-in for `request` records itself on it: only prompt=login asks which session
-    signed in for the request (authorization.may_consent)."""
-    return request is not None and "login" in request.prompt
+    """Whether a sign-in for `request` records itself on it: only prompt=login and max_age=0 ask
+    which session signed in for the request (authorization.may_consent)."""
+    from .authorization import fresh_login_required
+
+    return request is not None and fresh_login_required(request)
 
 
 def _record(settings: Settings, attempt: Attempt, user, request):

@@ -71,7 +71,9 @@ def _introspect_access_token(token: str, caller, settings: Settings) -> dict:
     if claims["client_id"] != caller.client_id and not set(audiences) & set(caller.introspects):
         log.info("introspection of a foreign audience", extra={"caller": caller.client_id, "aud": audiences})
         return INACTIVE
-    fields = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "nbf", "auth_time")
+    # RFC 9470 §6.2 registers acr and auth_time for introspection responses: a resource server that
+    # introspects can demand a stronger or fresher authentication like one that reads the JWT.
+    fields = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "nbf", "auth_time", "acr")
     return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in fields if k in claims}}
 
 
@@ -79,6 +81,8 @@ def _introspect_refresh_token(token: str, caller) -> dict:
     grant = refresh_tokens.current_grant(token)
     if grant is None or grant.client_id != caller.client_id:
         return INACTIVE
-    return {"active": True, "token_type": "refresh_token", "scope": " ".join(grant.scopes),
-            "client_id": grant.client_id, "sub": grant.sub, "iat": grant.rotated_at or grant.last_used_at,
-            "exp": min(grant.token_expires_at, grant.expires_at)}
+    answer = {"active": True, "token_type": "refresh_token", "scope": " ".join(grant.scopes),
+              "client_id": grant.client_id, "sub": grant.sub, "iat": grant.rotated_at or grant.last_used_at,
+              "exp": min(grant.token_expires_at, grant.expires_at)}
+    # Kept with the grant (already read): what the family's tokens say about the sign-in.
+    return {**answer, **{k: v for k, v in (("auth_time", grant.auth_time), ("acr", grant.acr)) if v is not None}}

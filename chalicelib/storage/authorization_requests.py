@@ -40,6 +40,12 @@ class PendingRequest:
     login_session_hash: str | None = None
     #: The supported locale the request's `ui_locales` picked (chalicelib/i18n.py), if any.
     ui_locale: str | None = None
+    #: Known acr values asked for voluntarily (`acr_values`, non-essential `claims` acr), in request order.
+    acr_values: tuple[str, ...] = ()
+    #: Known acr values of an essential `acr` claim request (OIDC Core §5.5.1.1): met or refused.
+    essential_acr: tuple[str, ...] = ()
+    #: The client requires a second factor (its `require_mfa`; MFA_POLICY decides what it means).
+    client_requires_mfa: bool = False
 
 
 def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
@@ -53,7 +59,9 @@ def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
         resources=tuple(item.resources or ()), state=item.state, nonce=item.nonce, prompt=tuple(item.prompt or ()),
         max_age=None if item.max_age is None else int(item.max_age), login_hint=item.login_hint,
         client_public=bool(item.client_public), resource_less_audience=item.resource_less_audience,
-        login_session_hash=item.login_session_hash, ui_locale=item.ui_locale)
+        login_session_hash=item.login_session_hash, ui_locale=item.ui_locale,
+        acr_values=tuple(item.acr_values or ()), essential_acr=tuple(item.essential_acr or ()),
+        client_requires_mfa=bool(item.client_requires_mfa))
 
 
 def store(request: PendingRequest) -> None:
@@ -69,6 +77,8 @@ def store(request: PendingRequest) -> None:
         resources=list(request.resources), state=request.state, nonce=request.nonce, prompt=list(request.prompt),
         max_age=request.max_age, login_hint=request.login_hint, client_public=request.client_public,
         resource_less_audience=request.resource_less_audience, ui_locale=request.ui_locale,
+        acr_values=list(request.acr_values), essential_acr=list(request.essential_acr),
+        client_requires_mfa=request.client_requires_mfa,
     )
     if not conditionally(lambda: item.save(condition=AuthorizationRequestModel.request_id.does_not_exist())) \
             and load(request.request_id) != request:

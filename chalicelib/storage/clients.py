@@ -42,6 +42,8 @@ class Client:
     registration_token_hash: str | None = None
     client_uri: str | None = None
     disabled: bool = False
+    #: Its users must sign in with a second factor (an operator's setting; MFA_POLICY=off overrides).
+    require_mfa: bool = False
     created_at: int = 0
     updated_at: int = 0
 
@@ -146,3 +148,11 @@ def set_client_disabled(client_id: str, disabled: bool) -> bool:
     if disabled:
         revoke_grants_of(client_id=client_id, reason="client disabled")
     return True
+
+
+def set_client_require_mfa(client_id: str, require_mfa: bool) -> bool:
+    """Set whether the client's users must sign in with a second factor. False when there is no such
+    client. Containers that cached the client notice within CLIENT_CACHE_SECONDS."""
+    return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
+        actions=[ClientModel.require_mfa.set(require_mfa), ClientModel.updated_at.set(now())],
+        condition=ClientModel.client_id.exists()))

@@ -56,6 +56,9 @@ class Code:
     session_hash: str | None = None
     user_claims: dict | None = None
     consumed_at: int | None = None
+    #: How the session authenticated (RFC 8176) and the acr chosen for the request (oauth/acr.py).
+    amr: tuple[str, ...] = ()
+    acr: str | None = None
     #: The random id of the redemption that consumed it (see AuthorizationCodeModel.redemption).
     redemption: str | None = field(default=None, compare=False, repr=False)
 
@@ -84,7 +87,7 @@ def _from_model(item: AuthorizationCodeModel) -> Code:
                 expires_at=int(item.expires_at), nonce=item.nonce, session_hash=item.session_hash,
                 user_claims=json.loads(item.user_claims) if item.user_claims else None,
                 consumed_at=None if item.consumed_at is None else int(item.consumed_at),
-                redemption=item.redemption)
+                amr=tuple(item.amr or ()), acr=item.acr, redemption=item.redemption)
 
 
 def _to_model(code: Code) -> AuthorizationCodeModel:
@@ -94,7 +97,7 @@ def _to_model(code: Code) -> AuthorizationCodeModel:
         scopes=list(code.scopes), resources=list(code.resources), nonce=code.nonce, sub=code.sub,
         auth_time=code.auth_time, session_hash=code.session_hash, grant_id=code.grant_id,
         user_claims=json.dumps(code.user_claims, separators=(",", ":")) if code.user_claims is not None else None,
-        created_at=code.created_at, expires_at=code.expires_at)
+        amr=list(code.amr) or None, acr=code.acr, created_at=code.created_at, expires_at=code.expires_at)
 
 
 def issue(code: Code, grant: grant_store.Grant, *, session_hash: str, session_generation: int,

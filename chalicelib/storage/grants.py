@@ -72,6 +72,9 @@ class Grant:
     session_hash: str | None = None
     session_generation: int = 0
     user_claims: dict = field(default_factory=dict)
+    #: How the session authenticated and the acr chosen at code issue: refreshed tokens repeat them.
+    amr: tuple[str, ...] = ()
+    acr: str | None = None
     status: str = "active"
     last_used_at: int | None = None
     token_hash: str | None = None
@@ -95,7 +98,8 @@ def from_model(item: GrantModel) -> Grant:
                  resources=tuple(item.resources or ()), created_at=int(item.created_at),
                  expires_at=int(item.expires_at), auth_time=_int(item.auth_time), session_hash=item.session_hash,
                  session_generation=int(item.session_generation or 0),
-                 user_claims=json.loads(item.user_claims) if item.user_claims else {}, status=item.status,
+                 user_claims=json.loads(item.user_claims) if item.user_claims else {},
+                 amr=tuple(item.amr or ()), acr=item.acr, status=item.status,
                  last_used_at=_int(item.last_used_at), token_hash=item.token_hash,
                  token_expires_at=_int(item.token_expires_at), previous_hash=item.previous_hash,
                  rotated_at=_int(item.rotated_at), retry_seal=item.retry_seal,
@@ -109,7 +113,8 @@ def to_model(grant: Grant) -> GrantModel:
                       auth_time=grant.auth_time, session_hash=grant.session_hash,
                       session_generation=grant.session_generation,
                       user_claims=json.dumps(grant.user_claims, separators=(",", ":")) if grant.user_claims else None,
-                      status=grant.status, token_hash=grant.token_hash, token_expires_at=grant.token_expires_at,
+                      amr=list(grant.amr) or None, acr=grant.acr, status=grant.status, token_hash=grant.token_hash,
+                      token_expires_at=grant.token_expires_at,
                       consumed={})
 
 

@@ -68,6 +68,9 @@ class ClientModel(Model):
     registration_token_hash = UnicodeAttribute(null=True)
     client_uri = UnicodeAttribute(null=True)
     disabled = BooleanAttribute(default=False)
+    #: An operator's rule (`./idp-admin clients create/update --require-mfa`, never RFC 7591 metadata):
+    #: its users sign in with a second factor, unless MFA_POLICY=off (chalicelib/oauth/acr.py).
+    require_mfa = BooleanAttribute(default=False)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
 
@@ -202,6 +205,11 @@ class AuthorizationRequestModel(Model):
     login_session_hash = UnicodeAttribute(null=True)
     #: The supported locale the request's ui_locales picked (chalicelib/i18n.py): later pages speak it.
     ui_locale = UnicodeAttribute(null=True)
+    #: Known acr values asked for voluntarily, and those of an essential acr claim (chalicelib/oauth/acr.py).
+    acr_values = _strings(default=list)
+    essential_acr = _strings(default=list)
+    #: The client's require_mfa when the request was validated.
+    client_requires_mfa = BooleanAttribute(default=False)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 
@@ -273,6 +281,10 @@ class GrantModel(Model):
     #: text: refreshed ID tokens carry them without reading the user (OIDC Core §12.2 does not ask
     #: for fresh ones; /userinfo reads the user).
     user_claims = UnicodeAttribute(null=True)
+    #: How the session authenticated (RFC 8176 amr) and the acr chosen when the code was issued:
+    #: refreshed tokens repeat them (OIDC Core §12.2), like auth_time.
+    amr = _strings(null=True)
+    acr = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="active")  # "active" | "revoked"
     created_at = NumberAttribute()
     last_used_at = NumberAttribute(null=True)
@@ -316,6 +328,9 @@ class AuthorizationCodeModel(Model):
     grant_id = UnicodeAttribute()
     #: The ID-token claims of the user (JSON text), from the session (see GrantModel.user_claims).
     user_claims = UnicodeAttribute(null=True)
+    #: The session's amr and the acr chosen for this request (chalicelib/oauth/acr.py).
+    amr = _strings(null=True)
+    acr = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     consumed_at = NumberAttribute(null=True)

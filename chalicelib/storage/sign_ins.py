@@ -78,7 +78,7 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
     """Write a successful sign-in in one TransactWriteItems: a new session under a new cookie
     value (session fixation defence: a value planted before sign-in never becomes a session); this
     browser as a new known device of the user; the take-back (-1) of the counters in `take_back`;
-    and, on authorization request `request_id`, with `mark_request` (prompt=login), the session
+    and, on authorization request `request_id`, with `mark_request` (prompt=login, max_age=0), the session
     that signed in for it, else only a check that it still exists. `user_claims` (the user's
     ID-token claims) and `factors` (the kinds of second factor the user has) are kept with the
     session. Without `request_id` (a sign-in that serves no authorization request: an accepted

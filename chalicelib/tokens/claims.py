@@ -16,8 +16,10 @@ _ALG_HASH = {"ES256": hashlib.sha256, "RS256": hashlib.sha256}
 
 def access_token_claims(*, issuer: str, sub: str, client_id: str, audience: list[str], scopes: list[str],
                         jti: str, iat: int, ttl: int, auth_time: int | None = None,
-                        grant_id: str | None = None) -> dict:
-    """RFC 9068 §2.2. `grant_id` ties the token to its grant so revoking the grant revokes it."""
+                        grant_id: str | None = None, acr: str | None = None, amr=()) -> dict:
+    """RFC 9068 §2.2. `grant_id` ties the token to its grant so revoking the grant revokes it.
+    RFC 9068 §2.2.1: auth_time, acr and amr of the user's authentication, so a resource server can
+    demand a stronger or fresher one (RFC 9470, chalicelib/verifier.py)."""
     claims = {
         "iss": issuer,
         "sub": sub,
@@ -30,6 +32,7 @@ def access_token_claims(*, issuer: str, sub: str, client_id: str, audience: list
     }
     if auth_time is not None:
         claims["auth_time"] = auth_time
+    claims.update(authentication_claims(acr, amr))
     if grant_id is not None:
         claims["grant_id"] = grant_id
     return claims
@@ -50,9 +53,21 @@ def user_claims(user: dict, scopes: list[str]) -> dict:
     return released
 
 
+def authentication_claims(acr: str | None, amr) -> dict:
+    """OIDC Core §2 `acr` and `amr` (RFC 8176), each only when known (grants and codes from before
+    they were kept have neither)."""
+    claims = {}
+    if acr:
+        claims["acr"] = acr
+    if amr:
+        claims["amr"] = list(amr)
+    return claims
+
+
 def id_token_claims(*, issuer: str, sub: str, client_id: str, iat: int, ttl: int, auth_time: int,
                     nonce: str | None, access_token: str | None, alg: str, user: dict,
-                    scopes: list[str]) -> dict:
+                    scopes: list[str], acr: str | None = None, amr=()) -> dict:
+    """OIDC Core §2; `acr`/`amr`/`auth_time` again in refreshed ID tokens (§12.2)."""
     claims = {
         "iss": issuer,
         "sub": sub,
@@ -63,6 +78,7 @@ def id_token_claims(*, issuer: str, sub: str, client_id: str, iat: int, ttl: int
         "exp": iat + ttl,
         "auth_time": auth_time,
     }
+    claims.update(authentication_claims(acr, amr))
     if nonce is not None:
         claims["nonce"] = nonce
     if access_token is not None:

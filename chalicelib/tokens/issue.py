@@ -17,15 +17,18 @@ if TYPE_CHECKING:
 
 def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[str],
                  grant_id: str | None, auth_time: int | None, nonce: str | None, audience: list[str],
-                 refresh_token: str | None = None, user_claims: dict | None = None, signer=None) -> dict:
+                 refresh_token: str | None = None, user_claims: dict | None = None, signer=None,
+                 acr: str | None = None, amr=()) -> dict:
     """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant.
+    `acr`, `amr`: how the user authenticated, kept with the code and the grant (chalicelib/oauth/acr.py).
     `signer`: the key ring's current signer, when the caller acquired it before consuming anything
     (chalicelib/undo.py)."""
     signer = signer or keyring.current_signer()
     iat = now()
     access_claims = claims.access_token_claims(
         issuer=settings.issuer, sub=sub, client_id=client.client_id, audience=audience, scopes=scopes,
-        jti=new_secret(16), iat=iat, ttl=settings.access_token_ttl, auth_time=auth_time, grant_id=grant_id)
+        jti=new_secret(16), iat=iat, ttl=settings.access_token_ttl, auth_time=auth_time, grant_id=grant_id,
+        acr=acr, amr=amr)
     access_token = jwt.encode(access_claims, signer, typ="at+jwt")
     response = {
         "access_token": access_token,
@@ -39,7 +42,7 @@ def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[s
         id_claims = claims.id_token_claims(
             issuer=settings.issuer, sub=sub, client_id=client.client_id, iat=iat, ttl=settings.id_token_ttl,
             auth_time=auth_time, nonce=nonce, access_token=access_token, alg=signer.alg,
-            user=user_claims, scopes=scopes)
+            user=user_claims, scopes=scopes, acr=acr, amr=amr)
         response["id_token"] = jwt.encode(id_claims, signer, typ="JWT")
     return response
 

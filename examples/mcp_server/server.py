@@ -20,7 +20,19 @@ The SDK's own auth is not used: a small ASGI layer in front of the SDK's app
   `aud` = MCP_RESOURCE, expiry) and the base scope notes:read: 401 with a challenge otherwise;
 - reads the JSON-RPC body of a POST and, for a `tools/call` of a tool needing more (add_note needs
   notes:write), answers 403 insufficient_scope naming every scope needed, so the client steps up;
+- for a tool that needs a stronger sign-in (delete_note: a second factor, TOOL_ACR), answers 401
+  insufficient_user_authentication with `acr_values` (RFC 9470 §3) when the token's `acr` is weaker;
   then hands the request, body replayed, to the SDK.
+
+RFC 9470 step-up, from the client's side: on
+
+    WWW-Authenticate: Bearer error="insufficient_user_authentication", ...,
+                      acr_values="urn:serverless-idp:acr:mfa"
+
+send the user to the authorization endpoint again with the same scope and resource plus
+`acr_values=urn:serverless-idp:acr:mfa` (and `max_age` when the challenge has one). The IdP asks
+the signed-in user for their second factor (/mfa), issues a code whose tokens carry
+`acr: "urn:serverless-idp:acr:mfa"`, and the retried tool call passes.
 """
 from __future__ import annotations
 
@@ -49,7 +61,11 @@ from chalicelib.verifier import (
 
 #: Every /mcp request needs BASE_SCOPES; a tools/call needs its tool's scopes (unlisted tools: BASE_SCOPES).
 BASE_SCOPES = ("notes:read",)
-TOOL_SCOPES = {"list_notes": ("notes:read",), "add_note": ("notes:read", "notes:write")}
+TOOL_SCOPES = {"list_notes": ("notes:read",), "add_note": ("notes:read", "notes:write"),
+               "delete_note": ("notes:read", "notes:write")}
+#: RFC 9470: tools that need a stronger sign-in than the token's, as acceptable acr values (the IdP's
+#: ladder: a passkey sign-in, "phr", also meets "…:mfa").
+TOOL_ACR = {"delete_note": ("urn:serverless-idp:acr:mfa",)}
 SCOPES_SUPPORTED = ["notes:read", "notes:write"]
 MAX_BODY_BYTES = 1_000_000
 
@@ -60,7 +76,8 @@ class Notes:
 
 
 def build_mcp(notes: Notes) -> MCPServer:
-    mcp = MCPServer("notes", instructions="A shared notebook. list_notes reads it, add_note writes to it.")
+    mcp = MCPServer("notes", instructions="A shared notebook. list_notes reads it, add_note writes to it, "
+                                          "delete_note removes a note.")
 
     @mcp.tool()
     def list_notes() -> list[dict]:
@@ -76,19 +93,40 @@ def build_mcp(notes: Notes) -> MCPServer:
         notes.items.append(note)
         return note
 
+    @mcp.tool()
+    def delete_note(note_id: int) -> dict:
+        """Delete a note (needs notes:write and a sign-in with a second factor)."""
+        kept = [note for note in notes.items if note["id"] != note_id]
+        deleted = len(kept) != len(notes.items)
+        notes.items[:] = kept
+        return {"id": note_id, "deleted": deleted}
+
     return mcp
+
+
+def called_tools(body: bytes) -> list[str]:
+    """The tools a JSON-RPC message (or batch) calls (tools/call)."""
+    try:
+        message = json.loads(body) if body else None
+    except ValueError:
+        return []  # the SDK answers malformed JSON-RPC itself
+    return [str(item["params"].get("name")) for item in (message if isinstance(message, list) else [message])
+            if isinstance(item, dict) and item.get("method") == "tools/call" and isinstance(item.get("params"), dict)]
 
 
 def required_scopes(body: bytes) -> tuple[str, ...]:
     """The scopes a JSON-RPC message (or batch) needs: a tools/call needs its tool's scopes."""
-    try:
-        message = json.loads(body) if body else None
-    except ValueError:
-        return BASE_SCOPES  # the SDK answers malformed JSON-RPC itself
     needed = dict.fromkeys(BASE_SCOPES)
-    for item in message if isinstance(message, list) else [message]:
-        if isinstance(item, dict) and item.get("method") == "tools/call" and isinstance(item.get("params"), dict):
-            needed.update(dict.fromkeys(TOOL_SCOPES.get(str(item["params"].get("name")), BASE_SCOPES)))
+    for tool in called_tools(body):
+        needed.update(dict.fromkeys(TOOL_SCOPES.get(tool, BASE_SCOPES)))
+    return tuple(needed)
+
+
+def required_acr(body: bytes) -> tuple[str, ...]:
+    """The acr values a JSON-RPC message (or batch) needs (RFC 9470): those of its tools' TOOL_ACR."""
+    needed: dict = {}
+    for tool in called_tools(body):
+        needed.update(dict.fromkeys(TOOL_ACR.get(tool, ())))
     return tuple(needed)
 
 
@@ -125,8 +163,8 @@ class ProtectedMCP:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             # The verifier may fetch discovery/JWKS (blocking urllib): keep it off the event loop.
-            claims = await run_in_threadpool(self.verifier.authenticate, headers.get("authorization"),
-                                             required_scopes(body))
+            claims = await run_in_threadpool(lambda: self.verifier.authenticate(
+                headers.get("authorization"), required_scopes(body), required_acr=required_acr(body)))
         except OAuthError as exc:
             status, payload, response_headers = exc.to_response()
             return await Response(payload, status_code=status, headers=response_headers)(scope, receive, send)

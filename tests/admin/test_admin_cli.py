@@ -61,7 +61,7 @@ def test_create_confidential_client_prints_the_secret_once(run):
         "token_endpoint_auth_method": "client_secret_basic",
         "redirect_uris": [APP, "http://127.0.0.1:9000/cb"], "grant_types": ["authorization_code"],
         "response_types": ["code"], "scopes": ["openid", "email"], "resources": [], "introspection": False, "introspects": [],
-        "disabled": False, "created_at": stored.created_at, "updated_at": stored.updated_at,
+        "require_mfa": False, "disabled": False, "created_at": stored.created_at, "updated_at": stored.updated_at,
     }
 
     for argv in (("clients", "show", stored.client_id), ("clients", "list")):
@@ -103,6 +103,19 @@ def test_delete_client_and_unknown_client(run):
     assert item_count(ClientModel) == 0
     for command in ("show", "delete"):
         assert run("clients", command, client_id) == (2, "", f"error: no client with client_id {client_id!r}\n")
+
+
+def test_require_mfa_is_set_at_creation_and_changed_by_update(run):
+    status, out, _ = run("clients", "create", "--name", "Payroll", "--redirect-uri", APP, "--require-mfa")
+    client_id = json.loads(out)["client_id"]
+    assert status == 0 and json.loads(out)["require_mfa"] is True and get_client(client_id).require_mfa is True
+
+    status, out, _ = run("clients", "update", client_id, "--no-require-mfa")
+    assert status == 0 and json.loads(out)["require_mfa"] is False and get_client(client_id).require_mfa is False
+    assert json.loads(run("clients", "update", client_id, "--require-mfa")[1])["require_mfa"] is True
+
+    assert run("clients", "update", "no-such-client", "--require-mfa") == \
+        (2, "", "error: no client with client_id 'no-such-client'\n")
 
 
 # users

@@ -48,7 +48,8 @@ INTERFACE = {
 _GRANT_FIELDS = tuple(f.name for f in dataclasses.fields(Grant) if f.name != "replaced")
 #: What storage.grants.to_model writes of a new grant; the rest starts at the model's defaults.
 _GRANT_WRITTEN = ("sub", "grant_id", "client_id", "scopes", "resources", "created_at", "expires_at", "auth_time",
-                  "session_hash", "session_generation", "user_claims", "status", "token_hash", "token_expires_at")
+                  "session_hash", "session_generation", "user_claims", "amr", "acr", "status", "token_hash",
+                  "token_expires_at")
 
 
 class WriteRefused(Exception):
@@ -343,12 +344,14 @@ def _grant(item: dict) -> Grant:
     """The record storage.grants.from_model makes of the item."""
     values = {name: item[name] for name in _GRANT_FIELDS}
     return Grant(**{**values, "scopes": tuple(item["scopes"]), "resources": tuple(item["resources"]),
+                    "amr": tuple(item["amr"]),
                     "user_claims": dict(item["user_claims"] or {}), "consumed": frozenset(item["consumed"].values()),
                     "revoked_jtis": frozenset(item["revoked_jtis"])})
 
 
 def _code(item: dict) -> Code:
-    return Code(**{**item, "user_claims": None if item["user_claims"] is None else dict(item["user_claims"])})
+    return Code(**{**item, "user_claims": None if item["user_claims"] is None else dict(item["user_claims"]),
+                   "amr": tuple(item["amr"])})
 
 
 def _new_grant_item(grant: Grant) -> dict:

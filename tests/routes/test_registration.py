@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.routes.flow import authorize_query, hidden, query_of, redeem, sign_in_and_consent
+from tests.routes.flow import authorize_query, hidden, query_of, redeem, register_public_agent, sign_in_and_consent
 
 JSON = {"Content-Type": "application/json"}
 MCP = "https://mcp.example.com/mcp"
@@ -262,3 +262,12 @@ def test_the_sign_in_page_marks_a_self_registered_client_as_unverified(browser, 
 def test_discovery_advertises_registration(http):
     assert json.loads(http.get("/.well-known/openid-configuration").body)["registration_endpoint"] == \
         "http://localhost:8000/register"
+
+
+def test_require_mfa_is_an_operators_setting_that_registration_ignores(http, keys):
+    """A client must not be able to register itself into (or out of) an operator's MFA rule."""
+    from chalicelib.storage.clients import get_client
+
+    body = register_public_agent(http, require_mfa=True)
+    assert "require_mfa" not in body
+    assert get_client(body["client_id"]).require_mfa is False

@@ -87,11 +87,13 @@ def code_and_grant(at, *, code="code-1", grant_id="grant-1", client_id=CLIENT, s
         else user_claims
     grant = Grant(sub=SUB, grant_id=grant_id, client_id=client_id, scopes=("openid", "notes:read"),
                   resources=("https://notes.example.com/api",), created_at=at, expires_at=at + 1000,
-                  auth_time=at - 5, session_hash=session_hash, session_generation=0, user_claims=claims)
+                  auth_time=at - 5, session_hash=session_hash, session_generation=0, user_claims=claims,
+                  amr=("pwd", "otp", "mfa"), acr="urn:serverless-idp:acr:mfa")
     record = Code(code_hash=sha256_hex(code), client_id=client_id, redirect_uri="https://app.example.com/cb",
                   code_challenge="c" * 43, code_challenge_method="S256", scopes=grant.scopes,
                   resources=grant.resources, sub=SUB, auth_time=at - 5, grant_id=grant_id, created_at=at,
-                  expires_at=at + code_ttl, nonce="n-1", session_hash=session_hash, user_claims=claims)
+                  expires_at=at + code_ttl, nonce="n-1", session_hash=session_hash, user_claims=claims,
+                  amr=grant.amr, acr=grant.acr)
     return record, grant
 
 

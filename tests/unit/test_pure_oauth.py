@@ -90,3 +90,22 @@ def test_id_token_releases_only_claims_of_granted_scopes():
     assert "nonce" not in claims.id_token_claims(issuer="i", sub="u", client_id="c", iat=1, ttl=1, auth_time=1,
                                                  nonce=None, access_token=None, alg="ES256", user=user,
                                                  scopes=["openid"])
+
+
+def test_access_tokens_carry_how_the_user_authenticated():
+    """RFC 9068 §2.2.1: auth_time, acr and amr, so a resource server can demand more (RFC 9470)."""
+    c = claims.access_token_claims(issuer="https://i", sub="u1", client_id="c1", audience=["https://api"],
+                                   scopes=["notes:read"], jti="j", iat=100, ttl=600, auth_time=90,
+                                   acr="urn:serverless-idp:acr:mfa", amr=("pwd", "otp", "mfa"))
+    assert (c["auth_time"], c["acr"], c["amr"]) == (90, "urn:serverless-idp:acr:mfa", ["pwd", "otp", "mfa"])
+
+
+def test_id_tokens_carry_acr_and_amr_and_leave_them_out_when_unknown():
+    c = claims.id_token_claims(issuer="https://i", sub="u1", client_id="c1", iat=100, ttl=300, auth_time=90,
+                               nonce=None, access_token=None, alg="ES256", user={}, scopes=["openid"],
+                               acr="phr", amr=("hwk", "user", "mfa"))
+    assert (c["auth_time"], c["acr"], c["amr"]) == (90, "phr", ["hwk", "user", "mfa"])
+    # Codes and grants from before acr/amr were kept have neither: no empty claim is invented.
+    c = claims.id_token_claims(issuer="https://i", sub="u1", client_id="c1", iat=100, ttl=300, auth_time=90,
+                               nonce=None, access_token=None, alg="ES256", user={}, scopes=["openid"])
+    assert "acr" not in c and "amr" not in c

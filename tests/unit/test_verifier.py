@@ -10,7 +10,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib.errors import InsufficientScope, InvalidToken, MissingToken
+from chalicelib.errors import InsufficientScope, InsufficientUserAuthentication, InvalidToken, MissingToken
 from chalicelib.keys.backends import LocalSigner
 from chalicelib.keys.jwk import public_jwk
 from chalicelib.tokens import jwt as jwt_encode
@@ -194,3 +194,65 @@ def test_an_always_asking_provider_is_told_to_refetch_at_most_once_per_interval(
         with pytest.raises(InvalidToken):
             verifier.verify(jwt_encode.encode(claims(), signer, typ="at+jwt"))
     assert asked.count(True) == 1, asked
+
+
+# RFC 9470: step-up authentication challenges ------------------------------------------------------
+
+MFA = "urn:serverless-idp:acr:mfa"
+
+
+def challenge(verifier, token, **requirements) -> tuple[int, str]:
+    with pytest.raises(InsufficientUserAuthentication) as caught:
+        verifier.authenticate(f"Bearer {token}", ["notes:read"], **requirements)
+    status, body, headers = caught.value.to_response()
+    assert json.loads(body)["error"] == "insufficient_user_authentication"
+    assert headers["WWW-Authenticate"] == caught.value.www_authenticate()
+    return status, headers["WWW-Authenticate"]
+
+
+def test_a_token_below_the_required_acr_gets_the_rfc9470_challenge(issuer, signer):
+    verifier = Verifier(ISSUER, API, http_get=issuer.get, resource_metadata=True)
+    token = jwt_encode.encode(claims(acr="urn:serverless-idp:acr:password", auth_time=int(time.time())), signer,
+                              typ="at+jwt")
+
+    status, header = challenge(verifier, token, required_acr=[MFA])
+
+    assert status == 401
+    assert header.startswith('Bearer realm="api", error="insufficient_user_authentication", error_description="')
+    assert header.endswith(f'acr_values="{MFA}"')
+    assert "resource_metadata=" in header
+
+
+@pytest.mark.parametrize("acr", [MFA, "phr"])
+def test_a_token_at_or_above_the_required_acr_passes(verifier, signer, acr):
+    token = jwt_encode.encode(claims(acr=acr), signer, typ="at+jwt")
+    assert verifier.verify(token, ["notes:read"], required_acr=[MFA])["acr"] == acr
+
+
+@pytest.mark.parametrize("acr", [None, "urn:other:gold", ""])
+def test_a_token_without_a_known_acr_does_not_meet_a_requirement(verifier, signer, acr):
+    token = jwt_encode.encode(claims(**({"acr": acr} if acr is not None else {})), signer, typ="at+jwt")
+    assert challenge(verifier, token, required_acr=[MFA])[0] == 401
+
+
+def test_a_token_whose_sign_in_is_older_than_max_age_gets_a_challenge_naming_it(verifier, signer):
+    token = jwt_encode.encode(claims(auth_time=int(time.time()) - 700), signer, typ="at+jwt")
+
+    status, header = challenge(verifier, token, max_age=600)
+
+    assert status == 401 and header.endswith(", max_age=600") and "acr_values" not in header
+    fresh = jwt_encode.encode(claims(auth_time=int(time.time()) - 10), signer, typ="at+jwt")
+    assert verifier.verify(fresh, max_age=600)["sub"] == "u1"
+
+
+@pytest.mark.parametrize("auth_time", [None, "1700000000", True])
+def test_a_token_without_a_numeric_auth_time_does_not_meet_max_age(verifier, signer, auth_time):
+    token = jwt_encode.encode(claims(**({"auth_time": auth_time} if auth_time is not None else {})), signer,
+                              typ="at+jwt")
+    assert challenge(verifier, token, max_age=600)[0] == 401
+
+
+def test_both_requirements_are_named_in_one_challenge(verifier, signer):
+    token = jwt_encode.encode(claims(acr="phr", auth_time=int(time.time()) - 700), signer, typ="at+jwt")
+    _, header = challenge(verifier, token, required_acr=[MFA, "phr"], max_age=300)
+    assert header.endswith(f'acr_values="{MFA} phr", max_age=300')
