@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESOURCE = "https://api.example.com"
-ENV = {"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_PREFIX": "idp-coldbench",
+ENV = {"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_PREFIX": "idp-coldbench",
        "SECRET_PREFIX": "idp/coldbench/", "KEY_BACKEND": "secretsmanager", "SIGNING_ALG": "ES256",
        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
        "AWS_REGION": "us-east-1", "LOG_LEVEL": "ERROR"}
@@ -100,7 +100,7 @@ def set_up(moto_url: str) -> dict[str, str]:
     event = {
         "resource": "/token", "path": "/token", "httpMethod": "POST",
         "headers": {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded",
-                    "Host": "127.0.0.1:8000"},
+                    "Host": "localhost:8000"},
         "multiValueHeaders": None, "queryStringParameters": None, "multiValueQueryStringParameters": None,
         "pathParameters": None, "stageVariables": None, "isBase64Encoded": True,
         "body": base64.b64encode(urlencode({"grant_type": "client_credentials", "resource": RESOURCE}).encode())

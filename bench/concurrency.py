@@ -48,7 +48,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-ENV = {"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_PREFIX": "idp-loadbench",
+ENV = {"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_PREFIX": "idp-loadbench",
        "SECRET_PREFIX": "idp/loadbench/", "KEY_BACKEND": "secretsmanager", "SIGNING_ALG": "ES256",
        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
        "AWS_REGION": "us-east-1", "LOG_LEVEL": "CRITICAL",

@@ -150,7 +150,7 @@ def _index_writes(table: str) -> int:
 
 def measure_units() -> dict:
     """Warm (RRU, WRU, calls) per path, on in-process moto."""
-    os.environ.update({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_PREFIX": "idp-cost",
+    os.environ.update({"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_PREFIX": "idp-cost",
                        "SECRET_PREFIX": "idp/cost/", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                        "AWS_DEFAULT_REGION": "us-east-1", "LOG_LEVEL": "ERROR"})
     os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.update({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_PREFIX": "idp-bench",
+os.environ.update({"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_PREFIX": "idp-bench",
                    "SECRET_PREFIX": "idp/bench/", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                    "AWS_DEFAULT_REGION": "us-east-1", "LOG_LEVEL": "ERROR"})
 os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.update({"STAGE": "local", "ISSUER": "http://127.0.0.1:8000", "TABLE_PREFIX": "idp-signbench",
+os.environ.update({"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_PREFIX": "idp-signbench",
                    "SECRET_PREFIX": "idp/signbench/", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "LOG_LEVEL": "WARNING"})
 for leaked in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
