@@ -41,11 +41,23 @@ def _factor_ids(method: str, form: dict) -> list[str]:
     return [method] if method in ("totp", "recovery") else []
 
 
-def _page(state, *, status: int = 200, message: str | None = None, cookies=()) -> Response:
-    from ..oauth import second_factor, sessions
+def _methods(state, pending) -> list[str]:
+    """The user's factors this page offers. Stepping up, only those that reach the level the request
+    needs (a TOTP code cannot make a session phishing-resistant: offering it would loop back here)."""
+    from ..oauth import acr, authorization, second_factor
 
     s = settings()
     methods = second_factor.available(s, state.user.factors)
+    if state.session is not None and pending is not None:
+        needed = acr.level(authorization.authentication(pending, state.session, s).needed) or 0
+        methods = [m for m in methods if acr.FACTOR_LEVELS[m] >= needed]
+    return methods
+
+
+def _page(state, pending, *, status: int = 200, message: str | None = None, cookies=()) -> Response:
+    from ..oauth import second_factor, sessions
+
+    methods = _methods(state, pending)
     options = None
     if second_factor.PASSKEY in methods:
         from ..accounts import passkeys
@@ -119,7 +131,7 @@ def second_step():
         pending = hosted.pending_request(state.request_id) if state.request_id else None
         if state.session is not None and pending is None:
             return hosted.expired(state.cookies)
-        return _page(state)
+        return _page(state, pending)
 
     form = form_params(request)
     method = form.get("method", "")
@@ -133,17 +145,17 @@ def second_step():
         return hosted.expired(state.cookies)
     if pending is not None:
         i18n.prefer(pending.ui_locale)
-    if method not in second_factor.available(settings(), state.user.factors):
-        return _page(state, status=400, message=messages.WRONG_CODE)
+    if method not in _methods(state, pending):
+        return _page(state, pending, status=400, message=messages.WRONG_CODE)
     try:
         proof = _verify(state, method, form)
     except LoginThrottled as exc:
-        response = _page(state, status=429, message=messages.MFA_TOO_MANY_ATTEMPTS)
+        response = _page(state, pending, status=429, message=messages.MFA_TOO_MANY_ATTEMPTS)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except second_factor.SecondFactorFailed as exc:
         log.info("second factor failed", extra={"method": method, "reason": exc.reason})
-        return _page(state, status=401, message=messages.PASSKEY_FAILED if method == "passkey"
+        return _page(state, pending, status=401, message=messages.PASSKEY_FAILED if method == "passkey"
                      else messages.WRONG_CODE)
     return _proved(state, proof, pending)
 
@@ -175,7 +187,7 @@ def _proved(state, proof, pending) -> Response:
         try:
             stepped = second_factor.step_up(state.session, proof)
         except second_factor.SecondFactorFailed:
-            return _page(state, status=401, message=messages.WRONG_CODE)
+            return _page(state, pending, status=401, message=messages.WRONG_CODE)
         if stepped is None:
             return hosted.expired(state.cookies)
         _announce(state, proof)
@@ -185,7 +197,7 @@ def _proved(state, proof, pending) -> Response:
     except second_factor.SecondFactorFailed as exc:
         if exc.reason == "step":
             return _expired()
-        return _page(state, status=401, message=messages.WRONG_CODE)
+        return _page(state, pending, status=401, message=messages.WRONG_CODE)
     _announce(state, proof)
     cookies = [login.step_cookie_header(s, "", max_age=0),
                sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),

@@ -279,3 +279,43 @@ def test_a_totp_secret_that_no_longer_opens_refuses_codes_but_leaves_recovery_co
     password_step(browser, public_client.client_id)
     assert second_step(browser, "totp", code_now()).status_code == 401
     assert second_step(browser, "recovery", RECOVERY_CODES[1]).status_code == 302
+
+
+def test_acr_values_step_a_signed_in_session_up_with_a_totp_code_on_the_mfa_page(http, alice, public_client):
+    import base64
+    import json
+
+    from chalicelib.hashing import sha256_hex
+    from chalicelib.oauth.acr import MFA_ACR, PHR_ACR
+    from chalicelib.storage import sessions
+    from tests.routes.flow import sign_in_and_consent
+
+    browser = Browser(http)
+    sign_in_and_consent(browser, public_client.client_id)  # a password session; consent remembered
+    enrol_totp(alice.pk)
+    give_recovery_codes(alice.pk)
+    assert sessions.set_factors(sha256_hex(browser.cookies["idp_session"]), ["recovery", "totp"])
+
+    # phr cannot be reached with these factors: voluntary, so no detour (the acr says what was met).
+    # (This loopback public client is asked for consent every time, RFC 8252 §8.6.)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, acr_values=PHR_ACR))
+    assert response.headers["Location"].startswith("/consent?")
+
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, acr_values=MFA_ACR))
+    location = response.headers["Location"]
+    assert location.startswith("/mfa?request_id="), location
+    page = browser.get(location)
+    assert b"The app asks for more proof" in page.body and b"Code from your authenticator app" in page.body
+    form = {"csrf_token": hidden(page.body, "csrf_token"), "request_id": hidden(page.body, "request_id")}
+    assert browser.post("/mfa", {**form, "method": "totp", "code": "000000" if code_now() != "000000"
+                                 else "111111"}).status_code == 401
+    response = browser.post("/mfa", {**form, "method": "totp", "code": code_now()})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent?")
+    location = consent(browser, response.headers["Location"])
+    tokens = json.loads(redeem(http, public_client.client_id, query_of(location)["code"]).body)
+    body = tokens["id_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert claims["acr"] == MFA_ACR and claims["amr"] == ["pwd", "otp", "mfa"]
+    # The stepped-up session now meets mfa without asking again.
+    again = browser.get("/authorize?" + authorize_query(public_client.client_id, acr_values=MFA_ACR))
+    assert again.headers["Location"].startswith("/consent?")
