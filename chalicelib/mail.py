@@ -43,6 +43,8 @@ SUBJECTS: dict[str, str] = {
     "email_change_verify": N_("Confirm your new email address"),
     "email_changed": N_("Your email address was changed"),
     "account_deleted": N_("Your account was deleted"),
+    "passkey_added": N_("A passkey was added to your account"),
+    "passkey_removed": N_("A passkey was removed from your account"),
 }
 
 _outbox_lock = threading.Lock()

@@ -152,3 +152,18 @@ EMAIL_LINK_USED = N_("This link was already used. If your address has not change
 EMAIL_LINK_INVALID = N_("This link is not valid or has expired. Ask for a new one on your account page.")
 EMAIL_TAKEN_NOW = N_("That address now belongs to another account, so your address was not changed.")
 ACCOUNT_DELETED = N_("Your account was deleted. Your personal data is gone and this email address is free.")
+
+# Passkeys (chalicelib/accounts/passkeys.py) -------------------------------------------------------
+
+#: One answer for every refused passkey sign-in: unknown credential, wrong origin, replay, disabled user.
+PASSKEY_FAILED = N_("That passkey could not sign you in. Try again, or sign in with your password.")
+ACCOUNT_DONE.update({
+    "passkey_added": N_("Your passkey was added. You can sign in with it from now on."),
+    "passkey_renamed": N_("Your passkey was renamed."),
+    "passkey_removed": N_("Your passkey was removed. It no longer signs you in."),
+})
+PASSKEY_NAME_INVALID = N_("Give the passkey a name of at most 100 characters, without control characters.")
+PASSKEY_NOT_ADDED = N_("The passkey could not be added. Try again.")
+PASSKEY_LIMIT = N_("You have the most passkeys an account can have. Remove one to add another.")
+PASSKEY_GONE = N_("That passkey is not on your account any more. Reload the page.")
+PASSKEY_NEEDS_PASSWORD = N_("Your account has no password, so this passkey is how you sign in: it cannot be removed.")

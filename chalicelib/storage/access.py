@@ -46,6 +46,10 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "revoked_tokens": (GET, PUT),
     # sessions and known devices (read with the user in one batch at POST /login)
     "sessions": (GET, BATCH_GET, PUT, UPDATE),
+    # second factors and passkeys: a passkey read with its user (and the pending request) in one
+    # batch at a passkey sign-in; Query: the account page's list of a user's passkeys; written,
+    # used (conditional updates) and removed inside transactions with the user's `factors` set
+    "factors": (GET, BATCH_GET, PUT, UPDATE, DELETE, QUERY),
     # the key ring is read only; Scan: until the rotation role has built its summary
     "signing_keys": (GET, SCAN),
     # fixed-window counters: atomic ADDs, alone or in a transaction
