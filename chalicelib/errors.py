@@ -287,6 +287,25 @@ class LoginThrottled(Exception):
         self.retry_after = retry_after
 
 
+class SecondFactorFailed(Exception):
+    """The second factor (a TOTP or recovery code, a passkey) was wrong, malformed, not the user's, or
+    already used (chalicelib/oauth/second_factor.py). `reason` is for the log, never the page."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ItemsRefused(Exception):
+    """A storage transaction was cancelled by the conditions of these items (labels); nothing was
+    written (chalicelib/storage/transactions.py, where it is known as Refused). The caller says what
+    that means: a code already spent, a step already completed."""
+
+    def __init__(self, labels):
+        self.labels = frozenset(labels)
+        super().__init__(", ".join(sorted(self.labels)))
+
+
 class SignupRefused(Exception):
     """The sign-up form breaks a rule: it is shown again with `message`, a fixed text of
     pages/messages.py or chalicelib/password_policy.py; nothing was written or counted."""

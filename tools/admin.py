@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     command(users, "signout", users_signout, "end every session and refresh token of a user").add_argument(
         "user", metavar="SUB_OR_EMAIL")
     command(users, "list", users_list, "list users")
+    mfa = users.add_parser("mfa", help="second factors and passkeys", allow_abbrev=False)
+    mfa = mfa.add_subparsers(dest="mfa_command", required=True)
+    command(mfa, "reset", users_mfa_reset,
+            "remove every second factor and passkey of a user and end their sessions (the user signs in with "
+            "the password alone, then enrols again)").add_argument("user", metavar="SUB_OR_EMAIL")
     update = command(users, "update", users_update,
                      "set profile claims (OIDC Core §5.1); an empty value clears one, an absent option keeps it")
     update.add_argument("user", metavar="SUB_OR_EMAIL")
@@ -352,6 +357,18 @@ def users_signout(args):
     if user is None or not end_all_sessions(user.pk):
         raise BadInput(f"no user with sub or email {args.user!r}")
     return {"sub": user.pk, "email": user.email, "signed_out": True}
+
+
+def users_mfa_reset(args):
+    from chalicelib.storage.factors import reset
+
+    user = _find_user(args.user)
+    if user is None or user.deleted_at is not None:
+        raise BadInput(f"no user with sub or email {args.user!r}")
+    removed = reset(user.pk)
+    if removed is None:
+        raise BadInput(f"no user with sub or email {args.user!r}")
+    return {"sub": user.pk, "email": user.email, "factors_removed": removed, "signed_out": True}
 
 
 def users_disable(args):

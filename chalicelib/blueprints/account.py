@@ -110,6 +110,8 @@ def account_login():
     except LoginFailed:
         return _login_page(browser_value, cookies, status=401, message=messages.WRONG_CREDENTIALS, username=username)
     signed_in = login_core.finish(s, attempt, user)
+    if isinstance(signed_in, login_core.SecondStep):  # the user has a second factor: /mfa asks for it
+        return hosted.redirect(f"{hosted.base()}/mfa", [login_core.step_cookie_header(s, signed_in.cookie)])
     return hosted.redirect(f"{hosted.base()}/account", [
         sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
         login_core.device_cookie_header(s, signed_in.device_cookie)])
@@ -129,7 +131,7 @@ def _passkey_login(form, browser_value, cookies):
                                          purpose=LOGIN_PURPOSE)
     except PasskeyRefused as exc:
         log.info("passkey sign-in refused", extra={"reason": exc.reason})
-        return _login_page(browser_value, cookies, status=401, message=messages.PASSKEY_FAILED)
+        return _login_page(browser_value, cookies, status=401, message=messages.PASSKEY_SIGN_IN_FAILED)
     return hosted.redirect(f"{hosted.base()}/account", [
         sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
         login_core.device_cookie_header(s, signed_in.device_cookie)])

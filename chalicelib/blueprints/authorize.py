@@ -150,6 +150,8 @@ def login():
         return _login_page(pending, browser_value, cookies, status=401, username=username,
                            message=messages.WRONG_CREDENTIALS)
     signed_in = login_core.finish(s, attempt, user)
+    if isinstance(signed_in, login_core.SecondStep):  # the user has a second factor: /mfa asks for it
+        return hosted.redirect(f"{hosted.base()}/mfa", [login_core.step_cookie_header(s, signed_in.cookie)])
     # This browser becomes (again) a known device of the user: it may still sign in while someone
     # else's guesses hold the account over its limit (chalicelib/oauth/login.py).
     signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
@@ -176,7 +178,7 @@ def _passkey_login(form, browser_value, cookies) -> Response:
         signed_in = passkey_login.finish(s, browser_value, credential, found, purpose=LOGIN_PURPOSE)
     except PasskeyRefused as exc:
         log.info("passkey sign-in refused", extra={"reason": exc.reason})
-        return _login_page(pending, browser_value, cookies, status=401, message=messages.PASSKEY_FAILED)
+        return _login_page(pending, browser_value, cookies, status=401, message=messages.PASSKEY_SIGN_IN_FAILED)
     signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
                          login_core.device_cookie_header(s, signed_in.device_cookie)]
     if signed_in.request_finished:

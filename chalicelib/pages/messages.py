@@ -37,6 +37,7 @@ MISSING_REDIRECT_URI = "missing_redirect_uri"
 UNREGISTERED_REDIRECT_URI = "unregistered_redirect_uri"
 MALFORMED_REQUEST = "malformed_request"
 EXPIRED_REQUEST = "expired_request"
+SIGN_IN_EXPIRED = "sign_in_expired"
 FORBIDDEN_POST = "forbidden_post"
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
 EMAIL_NOT_SENT = "email_not_sent"
@@ -47,6 +48,8 @@ LINK_INVALID = "link_invalid"
 
 #: The developer-facing words in parentheses are fixed too; they tell an app's developer what to fix.
 MESSAGES = {
+    SIGN_IN_EXPIRED: Message(N_("Sign in again"), N_(
+        "This sign-in took too long or was already finished. Go back to the app and sign in again.")),
     MISSING_CLIENT_ID: Message(_STOPPED, N_(
         "The link that brought you here does not say which app it is for (client_id is required).")),
     UNKNOWN_CLIENT: Message(N_("Unknown app"), N_(
@@ -88,6 +91,10 @@ WRONG_CREDENTIALS = N_("Incorrect email or password.")
 #: The verification page opened in another browser: the account's password did not match.
 VERIFY_WRONG_PASSWORD = N_("That is not the password of this account.")
 TOO_MANY_ATTEMPTS = N_("Too many attempts. Wait a few minutes and try again.")
+#: The second step of a sign-in (mfa.html).
+WRONG_CODE = N_("That code is not right, or it was already used. Try the newest code.")
+PASSKEY_FAILED = N_("That passkey could not be used. Try again, or use another way to verify.")
+MFA_TOO_MANY_ATTEMPTS = N_("Too many wrong codes. Wait a few minutes and try again.")
 ACCOUNT_UNDER_ATTACK = N_("Too many attempts for this account. Signing in from a device you have used before "
                           "still works; otherwise wait a few minutes and try again.")
 
@@ -156,7 +163,7 @@ ACCOUNT_DELETED = N_("Your account was deleted. Your personal data is gone and t
 # Passkeys (chalicelib/accounts/passkeys.py) -------------------------------------------------------
 
 #: One answer for every refused passkey sign-in: unknown credential, wrong origin, replay, disabled user.
-PASSKEY_FAILED = N_("That passkey could not sign you in. Try again, or sign in with your password.")
+PASSKEY_SIGN_IN_FAILED = N_("That passkey could not sign you in. Try again, or sign in with your password.")
 ACCOUNT_DONE.update({
     "passkey_added": N_("Your passkey was added. You can sign in with it from now on."),
     "passkey_renamed": N_("Your passkey was renamed."),

@@ -44,11 +44,13 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "links": (GET, PUT, UPDATE),
     # the deny list of revoked client_credentials tokens
     "revoked_tokens": (GET, PUT),
-    # sessions and known devices (read with the user in one batch at POST /login)
-    "sessions": (GET, BATCH_GET, PUT, UPDATE),
-    # second factors and passkeys: a passkey read with its user (and the pending request) in one
-    # batch at a passkey sign-in; Query: the account page's list of a user's passkeys; written,
-    # used (conditional updates) and removed inside transactions with the user's `factors` set
+    # sessions and known devices (read with the user in one batch at POST /login); half-done
+    # sign-ins (read with their user and factor in one batch, deleted by the transaction that
+    # completes them); used WebAuthn challenges (put in that transaction)
+    "sessions": (GET, BATCH_GET, PUT, UPDATE, DELETE),
+    # second factors and passkeys: read alone or in a batch with the sign-in they complete, a
+    # user's all by Query (the account page); added, used (conditional updates inside the sign-in
+    # transaction) and removed in transactions with the user item
     "factors": (GET, BATCH_GET, PUT, UPDATE, DELETE, QUERY),
     # the key ring is read only; Scan: until the rotation role has built its summary
     "signing_keys": (GET, SCAN),

@@ -19,7 +19,7 @@ from .models import EmailClaimModel, SessionModel, UserModel, cancellation_codes
 from .users import EMAIL_PREFIX, generation_is
 
 #: The personal data a deletion removes from the user item (everything but the key and state).
-PERSONAL = ("email", "name", "given_name", "family_name", "locale", "password_hash")
+PERSONAL = ("email", "name", "given_name", "family_name", "locale", "password_hash", "factors")
 
 
 def _live_user():
@@ -118,6 +118,11 @@ def delete_account(sub: str, *, email: str) -> bool:
         if "ConditionalCheckFailed" in cancellation_codes(exc):
             return False
         raise
+    # The tombstone names no factor any more, so none can be used; their items (passkey public keys,
+    # the sealed TOTP secret) go too.
+    from .factors import remove_all
+
+    remove_all(sub)
     return True
 
 

@@ -233,11 +233,21 @@ def remove(sub: str, factor_id: str) -> bool:
     return True
 
 
+def reset(sub: str) -> int | None:
+    """The operator's `users mfa reset`: the user's `factors` cleared in the write that ends every
+    session and grant of the user (storage/users.end_all_sessions: half-done sign-ins die with the
+    generation they recorded), then every factor item deleted. Returns how many were; None when
+    there is no such user."""
+    from .users import end_all_sessions
+
+    if not end_all_sessions(sub, reason="second factors reset", actions=[UserModel.factors.remove()]):
+        return None
+    return remove_all(sub)
+
+
 def remove_all(sub: str) -> int:
-    """Delete every factor item of the user (the operator's `users mfa reset`; the caller clears the
-    user's `factors` in the write that ends the user's sessions). Returns how many."""
+    """Delete every factor item of the user (after their entries on the user are gone). Returns how many."""
     items = list(FactorModel.query(sub, consistent_read=True))
-    with FactorModel.batch_write() as batch:
-        for item in items:
-            batch.delete(item)
+    for item in items:  # a handful: one DeleteItem each (no BatchWriteItem grant for so few)
+        item.delete()
     return len(items)

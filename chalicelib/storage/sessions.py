@@ -82,3 +82,25 @@ def set_factors(session_hash: str, kinds) -> bool:
         actions=[SessionModel.factors.set(sorted(kinds))],
         condition=SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
         & (SessionModel.expires_at > now())))
+
+
+def step_up(session_hash: str, *, amr, auth_time: int, extra=()) -> bool:
+    """A signed-in session proved one more factor: its `amr` and `auth_time` become these, in one
+    transaction with `extra` (the factor's single use, storage/factors.py), on condition the session
+    is live. False when it is gone, revoked or expired (nothing written); transactions.Refused when
+    an item of `extra` refused."""
+    from ..log import now
+    from .transactions import Refused, TxItem, write
+
+    live = (SessionModel.session_hash.exists() & (SessionModel.revoked == False)  # noqa: E712
+            & (SessionModel.expires_at > now()))
+    update = TxItem("update", "session", lambda tx: tx.update(
+        SessionModel(session_hash=session_hash),
+        actions=[SessionModel.amr.set(list(amr)), SessionModel.auth_time.set(auth_time)], condition=live))
+    try:
+        write([update, *extra])
+    except Refused as refused:
+        if refused.labels == {"session"}:
+            return False
+        raise
+    return True

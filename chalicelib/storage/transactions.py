@@ -8,7 +8,9 @@ recovery code, the passkey's counter, the WebAuthn challenge). Each module descr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
+
+from ..errors import ItemsRefused
 
 from .models import cancellation_codes, retrying_conflicts, transact_write
 
@@ -27,12 +29,8 @@ class TxItem:
     add: Callable
 
 
-class Refused(Exception):
-    """A transaction was cancelled by the conditions of these items (labels); nothing was written."""
-
-    def __init__(self, labels: Iterable[str]):
-        self.labels = frozenset(labels)
-        super().__init__(", ".join(sorted(self.labels)))
+#: A transaction was cancelled by the conditions of these items (`.labels`); nothing was written.
+Refused = ItemsRefused
 
 
 def ordered(items: Sequence[TxItem]) -> list[TxItem]:

@@ -6,13 +6,14 @@
  * checks it with the same CSRF token and Sec-Fetch-Site / Origin checks as every form.
  *
  * Forms:
- *   <form data-passkey="get">     a button [data-passkey-start] signs in (or verifies) with a passkey;
- *                                 with data-conditional, the browser also offers passkeys in the
- *                                 username field's autofill (autocomplete="username webauthn").
- *   <form data-passkey="create">  submitting it first creates a passkey (the form's own fields,
- *                                 e.g. its name and the current password, are checked by the browser).
- * Messages live in the page, translated, hidden; this only shows one ([data-passkey-message="..."]).
- * Elements marked [data-passkey-only] stay hidden where the browser has no WebAuthn.
+ *   <form data-webauthn="get">     a button [data-webauthn-start] signs in (or verifies) with a
+ *                                  passkey; with data-conditional, the browser also offers passkeys
+ *                                  in the username field's autofill (autocomplete="username webauthn").
+ *   <form data-webauthn="create">  submitting it first creates a passkey (the form's own fields,
+ *                                  e.g. its name and the current password, are checked by the browser).
+ * Messages live in the page, translated, hidden; this only shows one: [data-webauthn-error="kind"]
+ * for kind cancelled / exists / failed / unsupported, or the catch-all [data-webauthn-error].
+ * Elements marked [data-webauthn-only] stay hidden where the browser has no WebAuthn.
  */
 (function () {
   "use strict";
@@ -72,9 +73,14 @@
     return JSON.stringify(out);
   }
 
-  function show(name) {
-    document.querySelectorAll("[data-passkey-message]").forEach(function (el) {
-      el.hidden = el.getAttribute("data-passkey-message") !== name;
+  // Show the message for `kind` (null: none): the element whose data-webauthn-error names it, else
+  // the page's catch-all (data-webauthn-error with no value).
+  function show(kind) {
+    var all = Array.prototype.slice.call(document.querySelectorAll("[data-webauthn-error]"));
+    var specific = all.some(function (el) { return el.getAttribute("data-webauthn-error") === kind; });
+    all.forEach(function (el) {
+      var value = el.getAttribute("data-webauthn-error");
+      el.hidden = !kind || !(value === kind || (!specific && value === ""));
     });
   }
 
@@ -96,12 +102,12 @@
     return;
   }
   var options = JSON.parse(data.textContent);
-  document.querySelectorAll("[data-passkey-only]").forEach(function (el) { el.hidden = false; });
+  document.querySelectorAll("[data-webauthn-only]").forEach(function (el) { el.hidden = false; });
 
   var pending = null;  // the conditional request, aborted when the button is used
 
-  document.querySelectorAll('form[data-passkey="get"]').forEach(function (form) {
-    var button = form.querySelector("[data-passkey-start]");
+  document.querySelectorAll('form[data-webauthn="get"]').forEach(function (form) {
+    var button = form.querySelector("[data-webauthn-start]");
     if (button) {
       button.addEventListener("click", function () {
         if (pending) pending.abort();
@@ -122,7 +128,7 @@
     }
   });
 
-  document.querySelectorAll('form[data-passkey="create"]').forEach(function (form) {
+  document.querySelectorAll('form[data-webauthn="create"]').forEach(function (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       show(null);

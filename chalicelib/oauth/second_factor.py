@@ -1,0 +1,178 @@
+"""The second step of a sign-in, and stepping a signed-in session up to more factors.
+
+A user with a second factor never gets a session from a password alone (oauth/login.finish records
+a half-done sign-in instead, storage/sign_in_steps.py). The /mfa page (chalicelib/blueprints/mfa.py)
+then takes one of the user's factors:
+- a TOTP code (RFC 6238; chalicelib/accounts/totp.py): its time step must be newer than the last
+  one accepted (RFC 6238 §5.2: a code works once, and never after a newer one);
+- a recovery code (chalicelib/accounts/recovery_codes.py): its hash leaves the user's set;
+- a passkey (chalicelib/accounts/passkeys.py).
+
+Codes can be guessed, so they are throttled like passwords (oauth/login.py): a counter per user
+per LOGIN_THROTTLE_WINDOW, counted before the check (so parallel guesses cannot all pass it) and
+taken back by the transaction that signs in. Passkey assertions cannot be guessed and are not
+counted.
+
+The factor's single use, the step's deletion and the new session (or, stepping up, the session's
+new `amr` and `auth_time`) are written in ONE transaction (storage/transactions.py): two tabs
+sending the same code, or the same step twice, get one session.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..config import Settings
+from ..errors import LoginThrottled, SecondFactorFailed
+from ..hashing import sha256_hex
+from ..log import get_logger, now
+from ..undo import undone_on_failure
+from . import throttle
+
+log = get_logger("idp.mfa")
+
+TOTP, RECOVERY, PASSKEY = "totp", "recovery", "passkey"
+#: What each factor adds to `amr` (RFC 8176). A look-up secret is a one-time "something you have"
+#: (NIST SP 800-63B §5.1.2), so a recovery code counts as `otp` too.
+CODE_AMR = {TOTP: ("otp",), RECOVERY: ("otp",)}
+#: amr values that each name a factor other than a password.
+_SECOND_FACTOR_AMR = {"otp", "hwk", "swk"}
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A verified factor: what it adds to `amr`, and the writes that spend it (storage TxItems),
+    which must be in the transaction that relies on it."""
+
+    kind: str
+    amr: tuple[str, ...]
+    items: tuple = ()
+
+
+def combined_amr(before: Sequence[str], added: Sequence[str]) -> list[str]:
+    """`before` and `added` (RFC 8176), each value once, in order; `mfa` when a password and another
+    factor, or two other factors, are among them."""
+    values = list(dict.fromkeys([*before, *added]))
+    factors = sum(1 for v in values if v in _SECOND_FACTOR_AMR) + ("pwd" in values)
+    if factors >= 2 and "mfa" not in values:
+        values.append("mfa")
+    return values
+
+
+def available(settings: Settings, entries) -> list[str]:
+    """The kinds of factor the user's `factors` set offers for a second step, in the page's order."""
+    from ..storage.factors import kinds
+
+    if settings.mfa_policy == "off":
+        return []
+    have = set(kinds(entries))
+    return [kind for kind in (PASSKEY, TOTP, RECOVERY) if kind in have]
+
+
+def _counter(settings: Settings, sub: str, at: int):
+    from ..storage.throttles import Counter
+
+    return Counter(throttle.window_key("mfa", sha256_hex(sub), settings.login_throttle_window, at),
+                   settings.mfa_max_failures)
+
+
+def check_code(settings: Settings, sub: str, kind: str, code: str, factors: dict, *, at: int | None = None) -> Proof:
+    """Check a TOTP or recovery code of user `sub` against their factor items (`factors`, by
+    factor_id, as read with the step). Counted first (LoginThrottled past MFA_MAX_FAILURES); a
+    wrong code stays counted (SecondFactorFailed). The Proof's items spend the code and take the
+    count back, in the caller's transaction."""
+    from ..storage import throttles
+    from ..storage.transactions import TxItem
+
+    at = now() if at is None else at
+    window = settings.login_throttle_window
+    counter = _counter(settings, sub, at)
+    if throttles.add_to_all([counter], window):
+        log.warning("second factor throttled", extra={"sub": sub})
+        raise LoginThrottled("mfa", window - at % window)
+    take_back = TxItem("update", "mfa_counter", lambda tx: throttles.taking_back(tx, [counter.key], window))
+    # A fault after counting (KMS, say) takes the count back: it was no guess.
+    with undone_on_failure(lambda: throttles.take_back([counter.key], window), what="second-factor attempt",
+                           refusals=(SecondFactorFailed,)):
+        if kind == TOTP:
+            item = _totp(sub, code, factors.get(TOTP), at)
+        elif kind == RECOVERY:
+            item = _recovery(sub, code, factors.get(RECOVERY))
+        else:
+            raise SecondFactorFailed("method")
+    return Proof(kind, CODE_AMR[kind], (item, take_back))
+
+
+def _totp(sub: str, code: str, factor, at: int):
+    from .. import secret_box
+    from ..accounts import totp
+    from ..storage import factors
+
+    if factor is None or factor.pending or not factor.sealed_secret:
+        raise SecondFactorFailed("no_factor")
+    secret = secret_box.unseal(factor.sealed_secret, purpose="totp", subject=sub)
+    step = totp.matching_step(secret, code, at)
+    if step is None:
+        raise SecondFactorFailed("wrong")
+    if factor.last_step is not None and step <= factor.last_step:
+        # RFC 6238 §5.2: the verifier must not accept the second attempt of the same OTP.
+        raise SecondFactorFailed("replayed")
+    return factors.totp_step(sub, step)
+
+
+def _recovery(sub: str, code: str, factor):
+    from ..accounts import recovery_codes
+    from ..storage import factors
+
+    code_hash = recovery_codes.code_hash(code)
+    # Looked up by hash, like a refresh token: timing says nothing about a code's characters.
+    if code_hash is None or factor is None or code_hash not in factor.code_hashes:
+        raise SecondFactorFailed("wrong")
+    return factors.recovery_use(sub, code_hash)
+
+
+def usable_step(step, user) -> bool:
+    """The user behind a half-done sign-in still exists, is enabled and was not signed out
+    everywhere (or disabled and re-enabled) since the password was checked."""
+    return not (step is None or user is None or user.disabled
+                or int(user.session_generation or 0) != step.session_generation)
+
+
+def complete_sign_in(settings: Settings, step, user, proof: Proof, request):
+    """The second step succeeded: the session, the known device, the step's deletion and the
+    factor's single use in one transaction (storage/sign_ins.record_sign_in). Returns its SignedIn;
+    SecondFactorFailed("replayed") when the code was spent meanwhile (another tab), ("step") when
+    the step was."""
+    from ..storage.factors import kinds
+    from ..storage.sign_in_steps import consumed
+    from ..storage.sign_ins import record_sign_in
+    from ..storage.transactions import Refused
+    from ..tokens.issue import user_attributes
+    from .login import marks_request
+
+    try:
+        return record_sign_in(
+            user, amr=combined_amr(step.amr, proof.amr), user_claims=user_attributes(user),
+            session_ttl=settings.session_ttl, device_ttl=settings.known_device_ttl, request_id=step.request_id,
+            mark_request=marks_request(request), take_back=(), window_seconds=settings.login_throttle_window,
+            generation=step.session_generation, factors=kinds(user.factors),
+            extra=[consumed(step), *proof.items])
+    except Refused as refused:
+        raise SecondFactorFailed("step" if "step" in refused.labels else "replayed") from None
+
+
+def step_up(session, proof: Proof):
+    """A signed-in session proved one more factor: its amr grows and auth_time is now, with the
+    factor's single use, in one transaction. Returns the session as written; None when it ended
+    meanwhile; SecondFactorFailed("replayed") when the factor was spent meanwhile."""
+    from dataclasses import replace
+
+    from ..storage import sessions
+    from ..storage.transactions import Refused
+
+    amr, at = combined_amr(session.amr, proof.amr), now()
+    try:
+        written = sessions.step_up(session.session_hash, amr=amr, auth_time=at, extra=proof.items)
+    except Refused:
+        raise SecondFactorFailed("replayed") from None
+    return replace(session, amr=tuple(amr), auth_time=at) if written else None

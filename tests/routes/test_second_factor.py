@@ -1,0 +1,267 @@
+"""The second step of a sign-in (/mfa): a password alone makes no session for a user with a second
+factor; a TOTP code (RFC 6238) or a recovery code completes it, once; wrong codes are throttled."""
+from __future__ import annotations
+
+import time
+
+import pyotp
+import pytest
+
+from tests.routes.account_flow import PASSWORD, mailbox_for
+from tests.routes.flow import Browser, authorize_query, hidden, query_of, redeem
+
+SECRET = pyotp.random_base32()
+RECOVERY_CODES = ["ABCDE-FGHJK", "MNPQR-STVWX"]
+
+
+def enrol_totp(sub: str, secret: str = SECRET) -> None:
+    from chalicelib import secret_box
+    from chalicelib.storage import factors
+
+    assert factors.start_totp(sub, secret_box.seal(secret, purpose="totp", subject=sub))
+    # Enrolled long ago: its last accepted step is far behind today's codes.
+    assert factors.activate_totp(sub, 1)
+
+
+def give_recovery_codes(sub: str, codes=RECOVERY_CODES) -> None:
+    from chalicelib.accounts import recovery_codes
+    from chalicelib.storage import factors
+
+    assert factors.set_recovery_codes(sub, [recovery_codes.code_hash(c) for c in codes])
+
+
+def code_now(secret: str = SECRET, offset: int = 0) -> str:
+    return pyotp.TOTP(secret).at(time.time() + offset)
+
+
+@pytest.fixture
+def mailbox(aws, tmp_path, monkeypatch):
+    return mailbox_for(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def two_step_alice(alice):
+    enrol_totp(alice.pk)
+    give_recovery_codes(alice.pk)
+    return alice
+
+
+def password_step(browser: Browser, client_id: str, *, password=PASSWORD, **overrides):
+    """/authorize -> /login with the password; returns the response to the password POST."""
+    response = browser.get("/authorize?" + authorize_query(client_id, **overrides))
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login"), response.body
+    page = browser.get(response.headers["Location"])
+    return browser.post("/login", {"request_id": hidden(page.body, "request_id"),
+                                   "csrf_token": hidden(page.body, "csrf_token"),
+                                   "username": "alice@example.com", "password": password})
+
+
+def second_step(browser: Browser, method: str, code: str):
+    page = browser.get("/mfa")
+    assert page.status_code == 200, page.body
+    return browser.post("/mfa", {"csrf_token": hidden(page.body, "csrf_token"), "method": method, "code": code,
+                                 "request_id": hidden(page.body, "request_id")})
+
+
+def consent(browser: Browser, location: str) -> str:
+    page = browser.get(location)
+    response = browser.post("/consent", {"request_id": hidden(page.body, "request_id"),
+                                         "csrf_token": hidden(page.body, "csrf_token"), "decision": "allow"})
+    assert response.status_code == 302, response.body
+    return response.headers["Location"]
+
+
+def sessions_of(sub: str) -> list:
+    from chalicelib.storage.models import SessionModel
+
+    return [s for s in SessionModel.scan() if getattr(s, "sub", None) == sub
+            and not s.session_hash.startswith(("device#", "challenge#", "mfa#"))]
+
+
+def test_a_right_password_alone_makes_no_session_for_a_user_with_a_second_factor(http, two_step_alice,
+                                                                                  public_client):
+    browser = Browser(http)
+    response = password_step(browser, public_client.client_id)
+    assert response.status_code == 302 and response.headers["Location"] == "/mfa"
+    assert "idp_mfa" in browser.cookies and "idp_session" not in response.headers.get("Set-Cookie", "")
+    assert sessions_of(two_step_alice.pk) == []
+    # Nothing behind a session is reachable: the account page asks to sign in.
+    assert browser.get("/account").headers["Location"].startswith("/account/login")
+    page = browser.get("/mfa")
+    assert b"Code from your authenticator app" in page.body and b"Use a recovery code" in page.body
+
+
+def test_a_totp_code_completes_the_sign_in_and_the_request(http, two_step_alice, public_client):
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    response = second_step(browser, "totp", code_now())
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent"), response.body
+    assert "idp_mfa" not in browser.cookies, "the step's cookie is cleared"
+    [session] = sessions_of(two_step_alice.pk)
+    assert list(session.amr) == ["pwd", "otp", "mfa"]
+    location = consent(browser, response.headers["Location"])
+    code = query_of(location)["code"]
+    assert redeem(http, public_client.client_id, code).status_code == 200
+
+
+def test_a_totp_code_is_accepted_once(http, two_step_alice, public_client):
+    code = code_now()
+    first = Browser(http)
+    password_step(first, public_client.client_id)
+    assert second_step(first, "totp", code).status_code == 302
+    # The same code in another sign-in (a phisher relaying it a moment later) is refused.
+    second = Browser(http)
+    password_step(second, public_client.client_id)
+    response = second_step(second, "totp", code)
+    assert response.status_code == 401 and b"already used" in response.body
+    assert len(sessions_of(two_step_alice.pk)) == 1
+
+
+def test_an_older_code_is_refused_after_a_newer_one(http, two_step_alice, public_client):
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    assert second_step(browser, "totp", code_now()).status_code == 302
+    other = Browser(http)
+    password_step(other, public_client.client_id)
+    previous = code_now(offset=-30)
+    if previous != code_now():
+        assert second_step(other, "totp", previous).status_code == 401
+
+
+def test_wrong_codes_are_throttled_and_then_even_a_right_one_waits(http, two_step_alice, public_client):
+    from chalicelib.config import settings
+
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    right = code_now()
+    wrong = f"{(int(right) + 500000) % 1000000:06d}"
+    for _ in range(settings().mfa_max_failures):
+        assert second_step(browser, "totp", wrong).status_code == 401
+    response = second_step(browser, "totp", right)
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+    assert sessions_of(two_step_alice.pk) == []
+    # A new sign-in does not reset the count: it is the user's, not the step's.
+    again = Browser(http)
+    password_step(again, public_client.client_id)
+    assert second_step(again, "totp", right).status_code == 429
+
+
+def test_a_right_code_takes_its_count_back(http, two_step_alice, public_client):
+    from chalicelib.config import settings
+
+    for _ in range(settings().mfa_max_failures - 1):
+        browser = Browser(http)
+        password_step(browser, public_client.client_id)
+        assert second_step(browser, "recovery", "ZZZZZ-ZZZZZ").status_code == 401
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    assert second_step(browser, "totp", code_now()).status_code == 302
+    # One failure left before the limit was reached, and the success did not use it up.
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    assert second_step(browser, "recovery", "ZZZZZ-ZZZZZ").status_code == 401
+
+
+def test_a_recovery_code_works_once_and_its_owner_is_told(http, two_step_alice, public_client, mailbox):
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    response = second_step(browser, "recovery", RECOVERY_CODES[0].lower().replace("-", " "))
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent")
+    [session] = sessions_of(two_step_alice.pk)
+    assert "mfa" in session.amr
+    assert len(mailbox.messages("alice@example.com")) == 1
+    again = Browser(http)
+    password_step(again, public_client.client_id)
+    assert second_step(again, "recovery", RECOVERY_CODES[0]).status_code == 401
+    assert second_step(again, "recovery", RECOVERY_CODES[1]).status_code == 302
+
+
+def test_a_step_cookie_is_worth_nothing_for_another_user_or_tampered(http, two_step_alice, public_client):
+    from chalicelib.storage.users import create_user
+
+    bob = create_user("bob@example.com", "another fine password")
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    value = browser.cookies["idp_mfa"]
+    _, secret = value.split(".", 1)
+    for forged in (f"{bob.pk}.{secret}", value[:-2] + "xx", "u_x.y"):
+        browser.cookies["idp_mfa"] = forged
+        assert browser.get("/mfa").status_code == 400
+        assert browser.post("/mfa", {"method": "totp", "code": code_now(), "csrf_token": "x"}).status_code == 400
+    assert sessions_of(two_step_alice.pk) == [] and sessions_of(bob.pk) == []
+
+
+def test_signing_out_everywhere_between_the_steps_voids_the_step(http, two_step_alice, public_client):
+    from chalicelib.storage.users import end_all_sessions
+
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    page = browser.get("/mfa")
+    end_all_sessions(two_step_alice.pk)
+    response = browser.post("/mfa", {"csrf_token": hidden(page.body, "csrf_token"), "method": "totp",
+                                     "code": code_now()})
+    assert response.status_code == 400 and sessions_of(two_step_alice.pk) == []
+
+
+def test_a_wrong_password_never_reaches_the_second_step(http, two_step_alice, public_client):
+    browser = Browser(http)
+    response = password_step(browser, public_client.client_id, password="not the password")
+    assert response.status_code == 401 and "idp_mfa" not in browser.cookies
+
+
+def test_a_password_reset_does_not_remove_or_bypass_the_second_factor(http, two_step_alice, public_client,
+                                                                     mailbox):
+    from chalicelib.accounts import recovery
+    from chalicelib.storage import links
+    from chalicelib.storage.users import get_user
+
+    token = links.issue("reset_password", email="alice@example.com", at=int(time.time()), ttl=600,
+                        sub=two_step_alice.pk)
+    assert recovery.reset_password(token, "a brand new passphrase")
+    assert get_user(two_step_alice.pk).factors == {"totp", "recovery"}
+    browser = Browser(http)
+    response = password_step(browser, public_client.client_id, password="a brand new passphrase")
+    assert response.headers["Location"] == "/mfa" and sessions_of(two_step_alice.pk) == []
+
+
+def test_the_account_page_sign_in_asks_for_the_second_factor_too(http, two_step_alice):
+    browser = Browser(http)
+    page = browser.get("/account/login")
+    response = browser.post("/account/login", {"csrf_token": hidden(page.body, "csrf_token"),
+                                               "username": "alice@example.com", "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == "/mfa"
+    response = second_step(browser, "totp", code_now())
+    assert response.status_code == 302 and response.headers["Location"] == "/account"
+    assert browser.get("/account").status_code == 200
+
+
+def test_with_mfa_policy_off_the_password_is_enough(http, two_step_alice, public_client, monkeypatch):
+    from tests.conftest import reset_process_state
+
+    monkeypatch.setenv("MFA_POLICY", "off")
+    reset_process_state(endpoint_changed=False)
+    browser = Browser(http)
+    response = password_step(browser, public_client.client_id)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent")
+
+
+def test_the_operator_resets_the_factors_and_ends_the_sessions(http, two_step_alice, public_client, capsys):
+    import json
+    import os
+
+    from chalicelib.oauth import sessions
+    from chalicelib.storage.factors import of_user
+    from chalicelib.storage.users import get_user
+    from tools import admin
+
+    browser = Browser(http)
+    password_step(browser, public_client.client_id)
+    assert second_step(browser, "totp", code_now()).status_code == 302
+    assert admin.main(["users", "mfa", "reset", "alice@example.com"], environ=dict(os.environ)) == 0
+    assert json.loads(capsys.readouterr().out)["factors_removed"] == 2
+    assert of_user(two_step_alice.pk) == [] and not get_user(two_step_alice.pk).factors
+    assert sessions.load(browser.cookies["idp_session"]) is None
+    # The password alone signs in again, and the user can enrol anew.
+    again = Browser(http)
+    assert password_step(again, public_client.client_id).headers["Location"].startswith("/consent")
+    assert admin.main(["users", "mfa", "reset", "nobody@example.com"], environ=dict(os.environ)) != 0
