@@ -377,3 +377,53 @@ def test_the_passkey_script_is_served_static_with_nosniff(http):
     response = http.get("/assets/passkeys.js")
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/javascript")
     assert response.headers["X-Content-Type-Options"] == "nosniff" and b"navigator.credentials" in response.body
+
+
+# A passkey as the second factor (/mfa, chalicelib/blueprints/mfa.py) -----------------------------------
+
+def password_then_mfa_page(http, client_id):
+    browser, page = start_login(http, client_id)
+    response = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
+                                       "csrf_token": hidden(page.body, "csrf_token"),
+                                       "username": "alice@example.com", "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == "/mfa", response.body
+    page = browser.get("/mfa")
+    assert page.status_code == 200, page.body
+    return browser, page
+
+
+def test_password_and_passkey_sign_in_through_the_second_step(http, alice, registered, public_client):
+    from chalicelib.oauth import sessions as session_core
+    from chalicelib.storage import sessions
+
+    browser, page = password_then_mfa_page(http, public_client.client_id)
+    options = options_of(page.body)
+    assert [c["id"] for c in options["allowCredentials"]] == [b64(registered.credential_id)]
+    assert options["userVerification"] == "preferred"
+    response = browser.post("/mfa", {"request_id": hidden(page.body, "request_id"),
+                                     "csrf_token": hidden(page.body, "csrf_token"), "method": "passkey",
+                                     "credential": registered.get(options)})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent"), response.body
+    session = sessions.get(session_core.sha256_hex(browser.cookies["idp_session"]))
+    assert list(session.amr) == ["pwd", "hwk", "user", "mfa"]
+
+
+def test_a_sign_in_challenge_cannot_be_used_as_a_second_factor(http, alice, registered, public_client):
+    """Challenges are bound to their purpose and subject: one minted for /login (no subject) is refused
+    by /mfa, even from the same browser."""
+    browser, login_page = start_login(http, public_client.client_id)
+    login_options = options_of(login_page.body)
+    response = browser.post("/login", {"request_id": hidden(login_page.body, "request_id"),
+                                       "csrf_token": hidden(login_page.body, "csrf_token"),
+                                       "username": "alice@example.com", "password": PASSWORD})
+    page = browser.get(response.headers["Location"])
+    response = browser.post("/mfa", {"request_id": hidden(page.body, "request_id"),
+                                     "csrf_token": hidden(page.body, "csrf_token"), "method": "passkey",
+                                     "credential": registered.get(login_options)})
+    assert response.status_code == 401 and sessions_of(browser) is None
+
+
+def sessions_of(browser):
+    from chalicelib.oauth import sessions as session_core
+
+    return session_core.load(browser.cookies.get("idp_session"))
