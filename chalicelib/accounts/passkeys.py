@@ -167,19 +167,21 @@ def _descriptors(credential_ids: Sequence[str]):
 
 def authentication_options(browser_value: str, *, purpose: str, sub: str | None = None,
                            credential_ids: list[str] | None = None, user_verification: str = "required") -> dict:
-    """PublicKeyCredentialRequestOptions as JSON (WebAuthn L3 §5.5, the JSON form of
-    `PublicKeyCredential.parseRequestOptionsFromJSON`), challenge included. Without
+    """PublicKeyCredentialRequestOptions as JSON (WebAuthn L3 §5.5, the form
+    `PublicKeyCredential.parseRequestOptionsFromJSON` takes), challenge included. Without
     `credential_ids` (passwordless sign-in) the authenticator offers its discoverable credentials
-    for our RP ID; with them (a known user's second factor), only those."""
-    from webauthn import generate_authentication_options
-    from webauthn.helpers import options_to_json_dict
-    from webauthn.helpers.structs import UserVerificationRequirement
+    for our RP ID; with them (a known user's second factor), only those.
 
-    options = generate_authentication_options(
-        rp_id=rp_id(), challenge=new_challenge(browser_value, purpose=purpose, sub=sub),
-        timeout=CEREMONY_TIMEOUT_MS, allow_credentials=_descriptors(credential_ids or []),
-        user_verification=UserVerificationRequirement(user_verification))
-    return options_to_json_dict(options)
+    A plain dict, the same py_webauthn's generate_authentication_options + options_to_json_dict
+    give: every sign-in page carries one, and importing py_webauthn (~0.2 s cold) for five keys
+    would be paid by the first sign-in page of every container; the checks use the library."""
+    if user_verification not in ("required", "preferred", "discouraged"):
+        raise ValueError(f"user_verification {user_verification!r}")
+    allowed = [{"type": "public-key", "id": credential_id} for credential_id in credential_ids or ()
+               if _base64url_field(credential_id) is not None]
+    return {"challenge": _b64(new_challenge(browser_value, purpose=purpose, sub=sub)),
+            "timeout": CEREMONY_TIMEOUT_MS, "rpId": rp_id(), "allowCredentials": allowed,
+            "userVerification": user_verification}
 
 
 def registration_options(browser_value: str, *, sub: str, email: str, display_name: str | None,

@@ -213,3 +213,17 @@ def test_passkey_names_are_trimmed_and_bounded():
     assert passkeys.clean_name("  Phone ") == "Phone"
     assert passkeys.clean_name("") is None and passkeys.clean_name("a" * 101) is None
     assert passkeys.clean_name("bad\x00name") is None
+
+
+def test_request_options_are_what_py_webauthn_would_make():
+    from webauthn import generate_authentication_options
+    from webauthn.helpers import options_to_json_dict
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
+
+    ours = passkeys.authentication_options(BROWSER, purpose="mfa", sub=SUB, credential_ids=[b64(b"one")],
+                                           user_verification="preferred")
+    theirs = options_to_json_dict(generate_authentication_options(
+        rp_id="localhost", challenge=unb64(ours["challenge"]), timeout=passkeys.CEREMONY_TIMEOUT_MS,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=b"one")],
+        user_verification=UserVerificationRequirement.PREFERRED))
+    assert ours == theirs
