@@ -41,6 +41,7 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from ..config import settings
+from ..errors import PasskeyRefused
 from ..log import get_logger, now
 from ..storage import factors
 from ..storage.transactions import TxItem
@@ -63,15 +64,6 @@ MAX_NAME_LENGTH = 100
 REGISTER = "register"
 #: COSE algorithms offered (RFC 9053): ES256, EdDSA, RS256, in this order of preference.
 ALGORITHMS = (-7, -8, -257)
-
-
-class PasskeyRefused(Exception):
-    """An assertion or registration that must not be accepted. `reason` is for the log only: the
-    pages say one generic thing whatever it is."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(reason)
 
 
 @dataclass(frozen=True)

@@ -102,18 +102,26 @@ ACTIONS = {
 }
 
 
+def _unregister_injectors():
+    """The injector's hooks stay on the (long-lived) clients under fixed ids and consult the module
+    that registered them: when test_fault_injection ran before under another module name (pytest's
+    own import of it), its hooks would shadow this module's. Start and leave with none."""
+    from chalicelib import aws
+
+    for service in ("dynamodb", "secretsmanager", "kms", "sesv2"):
+        aws.client(service).meta.events.unregister("before-call", unique_id=f"fault-injector-{service}")
+
+
 @pytest.fixture
 def http(keys):
     from chalice.test import Client
 
     from app import app
 
+    _unregister_injectors()
     with Client(app, stage_name="local") as client:
         yield client.http
-    from chalicelib import aws
-
-    for service in ("dynamodb", "secretsmanager", "kms"):
-        aws.client(service).meta.events.unregister("before-call", unique_id=f"fault-injector-{service}")
+    _unregister_injectors()
 
 
 def sessions_of(sub: str) -> list:
