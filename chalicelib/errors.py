@@ -319,6 +319,17 @@ class LoginThrottled(Exception):
         self.retry_after = retry_after
 
 
+class PasskeyRefused(Exception):
+    """A WebAuthn assertion or registration that must not be accepted (chalicelib/accounts/passkeys.py):
+    a challenge not ours or expired, another origin or RP ID, a bad signature, a user handle naming
+    someone else, no user verification where required, a counter that did not grow. `reason` is for
+    the log only: the pages say one generic thing whatever it is."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
 class SecondFactorFailed(Exception):
     """The second factor (a TOTP or recovery code, a passkey) was wrong, malformed, not the user's, or
     already used (chalicelib/oauth/second_factor.py). `reason` is for the log, never the page."""

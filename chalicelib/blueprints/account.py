@@ -18,12 +18,14 @@ from chalice import Blueprint
 
 from ..config import settings
 from ..errors import LoginFailed, LoginThrottled
+from ..log import get_logger
 from ..pages import messages
 from ..web import FORM, client_ip, cookie, form_params, query_params
 from . import hosted
 from .hosted import FORM_OR_NONE
 
 bp = Blueprint(__name__)
+log = get_logger("idp.pages")
 
 PURPOSE = "account"
 LOGIN_PURPOSE = "account-login"
@@ -43,13 +45,14 @@ def _device(request) -> str | None:
 
 def _account_page(session, user, cookie_value, *, status=200, section=None, message=None, done=None,
                   retry_after=None):
-    from ..accounts import account
+    from ..accounts import account, account_passkeys
     from ..oauth import sessions
 
     response = hosted.page(
         "account.html", status, user=user, apps=account.apps(user.pk), methods=account.sign_in_methods(settings(), user),
         csrf_token=sessions.csrf_token(cookie_value, PURPOSE), section=section, message=message,
-        notice=messages.ACCOUNT_DONE.get(done or ""))
+        notice=messages.ACCOUNT_DONE.get(done or ""),
+        **account_passkeys.page_context(settings(), user, cookie_value))
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -72,8 +75,11 @@ def account_page():
 def _login_page(browser_value, cookies, *, status=200, message=None, notice=None, username=None):
     from ..oauth import sessions
 
+    from .authorize import _passkey_options
+
     return hosted.page("account_login.html", status, cookies=cookies, message=message, notice=notice,
-                       csrf_token=sessions.csrf_token(browser_value, LOGIN_PURPOSE), username=username)
+                       csrf_token=sessions.csrf_token(browser_value, LOGIN_PURPOSE), username=username,
+                       passkey_options=_passkey_options(browser_value, LOGIN_PURPOSE))
 
 
 @hosted.page_route(bp, "/account/login", ["GET", "POST"], content_types=FORM_OR_NONE)
@@ -90,6 +96,8 @@ def account_login():
     form = form_params(request)
     if not hosted.trusted_post(request, browser_value, LOGIN_PURPOSE, form):
         return hosted.forbidden_post()
+    if form.get("method") == "passkey":
+        return _passkey_login(form, browser_value, cookies)
     username = form.get("username", "")
     attempt = login_core.begin(s, username, client_ip(request), None)
     try:
@@ -104,6 +112,26 @@ def account_login():
     signed_in = login_core.finish(s, attempt, user)
     if isinstance(signed_in, login_core.SecondStep):  # the user has a second factor: /mfa asks for it
         return hosted.redirect(f"{hosted.base()}/mfa", [login_core.step_cookie_header(s, signed_in.cookie)])
+    return hosted.redirect(f"{hosted.base()}/account", [
+        sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
+        login_core.device_cookie_header(s, signed_in.device_cookie)])
+
+
+def _passkey_login(form, browser_value, cookies):
+    """The account page's sign-in with a passkey alone (chalicelib/oauth/passkey_login.py, for no
+    authorization request)."""
+    from ..accounts.passkeys import PasskeyRefused
+    from ..oauth import login as login_core, passkey_login, sessions
+
+    s = settings()
+    credential = form.get("credential", "")
+    try:
+        signed_in = passkey_login.finish(s, browser_value, credential,
+                                         passkey_login.read(credential, None, with_request=False),
+                                         purpose=LOGIN_PURPOSE)
+    except PasskeyRefused as exc:
+        log.info("passkey sign-in refused", extra={"reason": exc.reason})
+        return _login_page(browser_value, cookies, status=401, message=messages.PASSKEY_SIGN_IN_FAILED)
     return hosted.redirect(f"{hosted.base()}/account", [
         sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
         login_core.device_cookie_header(s, signed_in.device_cookie)])
@@ -467,3 +495,50 @@ def confirm_email():
     except account.Refused as exc:
         return hosted.page("account_notice.html", exc.status, message=exc.message)
     return hosted.page("account_notice.html", message=messages.ACCOUNT_DONE["email_changed"], account_link=True)
+
+
+# Passkeys (chalicelib/accounts/account_passkeys.py) ------------------------------------------------------
+
+@hosted.page_route(bp, "/account/passkeys/add", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def add_passkey():
+    from ..accounts import account_passkeys
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        cookie_value, _ = hosted.session_cookie(request)
+        account_passkeys.add(settings(), session, user, cookie_value, form, ip=client_ip(request),
+                             device=_device(request))
+        return _done("passkey_added")
+
+    return _action("passkeys", act)
+
+
+@hosted.page_route(bp, "/account/passkeys/rename", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def rename_passkey():
+    from ..accounts import account_passkeys
+
+    def act(session, user, form):
+        account_passkeys.rename(session, user, form)
+        return _done("passkey_renamed")
+
+    return _action("passkeys", act)
+
+
+@hosted.page_route(bp, "/account/passkeys/delete", ["POST"], content_types=[FORM])
+@hosted.shows_errors
+def delete_passkey():
+    from ..accounts import account_passkeys
+
+    request = bp.current_request
+
+    def act(session, user, form):
+        account_passkeys.remove(settings(), session, user, form, ip=client_ip(request), device=_device(request))
+        return _done("passkey_removed")
+
+    return _action("passkeys", act)
+
+
+# The email-change link -----------------------------------------------------------------------------------

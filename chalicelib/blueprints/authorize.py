@@ -89,6 +89,20 @@ def authorize():
 
 # Sign-in ------------------------------------------------------------------------------------------
 
+#: The CSRF purpose of the sign-in form, and the purpose its passkey challenges are bound to.
+LOGIN_PURPOSE = "login"
+
+
+def _passkey_options(browser_value: str, purpose: str) -> dict | None:
+    """Request options for "Sign in with a passkey" (a discoverable credential, user verification
+    required), or None when passkeys are off. No I/O: the challenge is stateless."""
+    from ..accounts import passkeys
+
+    if settings().mfa_policy == "off":
+        return None
+    return passkeys.authentication_options(browser_value, purpose=purpose)
+
+
 def _login_page(pending, browser_value, cookies, *, status=200, message=None, username=None) -> Response:
     from ..oauth import sessions
 
@@ -99,6 +113,7 @@ def _login_page(pending, browser_value, cookies, *, status=200, message=None, us
                  unverified=client is None or client.registered_dynamically,
                  csrf_token=sessions.csrf_token(browser_value, "login"), message=message,
                  login_hint=username if username is not None else pending.login_hint,
+                 passkey_options=_passkey_options(browser_value, LOGIN_PURPOSE),
                  signup_url=hosted.page_url("/signup", pending.request_id) if signup_enabled(settings()) else None)
 
 
@@ -115,8 +130,10 @@ def login():
         return _login_page(pending, browser_value, cookies) if pending else hosted.expired()
 
     form = form_params(request)
-    if not hosted.trusted_post(bp.current_request, browser_value, "login", form):
+    if not hosted.trusted_post(bp.current_request, browser_value, LOGIN_PURPOSE, form):
         return hosted.forbidden_post()
+    if form.get("method") == "passkey":
+        return _passkey_login(form, browser_value, cookies)
     username = form.get("username", "")
     attempt = login_core.begin(s, username, client_ip(request), form.get("request_id"))
     pending = attempt.request
@@ -142,6 +159,31 @@ def login():
     signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
                          login_core.device_cookie_header(s, signed_in.device_cookie)]
     if signed_in.request_finished:  # by another tab while the password was checked: signed in all the same
+        return hosted.expired(signed_in_cookies)
+    return _advance(pending, signed_in.session, just_signed_in=True, cookies=signed_in_cookies)
+
+
+def _passkey_login(form, browser_value, cookies) -> Response:
+    """A passkey alone (chalicelib/oauth/passkey_login.py): one read, one transaction, then on like
+    a password sign-in. Every refusal gets one message: which check failed is for the log."""
+    from ..accounts.passkeys import PasskeyRefused
+    from ..oauth import login as login_core, passkey_login, sessions
+
+    s = settings()
+    credential = form.get("credential", "")
+    found = passkey_login.read(credential, form.get("request_id"), with_request=True)
+    pending = found.request
+    if pending is None:
+        return hosted.expired()
+    i18n.prefer(pending.ui_locale)
+    try:
+        signed_in = passkey_login.finish(s, browser_value, credential, found, purpose=LOGIN_PURPOSE)
+    except PasskeyRefused as exc:
+        log.info("passkey sign-in refused", extra={"reason": exc.reason})
+        return _login_page(pending, browser_value, cookies, status=401, message=messages.PASSKEY_SIGN_IN_FAILED)
+    signed_in_cookies = [sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
+                         login_core.device_cookie_header(s, signed_in.device_cookie)]
+    if signed_in.request_finished:
         return hosted.expired(signed_in_cookies)
     return _advance(pending, signed_in.session, just_signed_in=True, cookies=signed_in_cookies)
 
@@ -259,3 +301,11 @@ def stylesheet():
     return Response(body=pages.stylesheet(), status_code=200,
                     headers={"Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400",
                              "X-Content-Type-Options": "nosniff"})
+
+
+@route(bp, "/assets/passkeys.js", ["GET"])
+def passkeys_script():
+    """The passkey ceremony's script (static, the same for everyone: cacheable like the stylesheet)."""
+    return Response(body=pages.script("passkeys.js"), status_code=200,
+                    headers={"Content-Type": "text/javascript; charset=utf-8",
+                             "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})

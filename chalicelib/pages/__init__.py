@@ -49,12 +49,16 @@ def security_headers(form_targets: list[str] | None = None, *, locale: str | Non
     `Referrer-Policy: no-referrer` keeps request ids out of every Referer; it also makes browsers
     post `Origin: null` from our own forms, which is why the form check reads Sec-Fetch-Site first
     (chalicelib/blueprints/authorize.py).
+
+    `script-src 'self'`: our own static files only (the passkey ceremony, static/passkeys.js);
+    never inline script, so injected markup cannot run. Data for it travels in
+    `<script type="application/json">`, which browsers do not execute.
     """
     form_action = " ".join(["'self'", *(form_targets or [])])
     return {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": (
-            "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; "
             f"form-action {form_action}; frame-ancestors 'none'"
         ),
         "X-Frame-Options": "DENY",
@@ -93,3 +97,11 @@ def compile_templates() -> None:
 
 def stylesheet() -> str:
     return (TEMPLATES / "idp.css").read_text()
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+def script(name: str) -> str:
+    """A static script of the pages (static/<name>), e.g. passkeys.js."""
+    return (STATIC / name).read_text()

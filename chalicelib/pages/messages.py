@@ -169,3 +169,17 @@ TOTP_CODE_WRONG = N_("That code is not right. Check that the app's clock is corr
 TOTP_QR_TITLE = N_("QR code to scan with your authenticator app")
 FACTOR_REQUIRED = N_("Two-step verification is required here. Add another way to sign in before removing this one.")
 RECOVERY_NEEDS_FACTOR = N_("Recovery codes are for when your authenticator app or passkey is lost: set one up first.")
+# Passkeys (chalicelib/accounts/passkeys.py) -------------------------------------------------------
+
+#: One answer for every refused passkey sign-in: unknown credential, wrong origin, replay, disabled user.
+PASSKEY_SIGN_IN_FAILED = N_("That passkey could not sign you in. Try again, or sign in with your password.")
+ACCOUNT_DONE.update({
+    "passkey_added": N_("Your passkey was added. You can sign in with it from now on."),
+    "passkey_renamed": N_("Your passkey was renamed."),
+    "passkey_removed": N_("Your passkey was removed. It no longer signs you in."),
+})
+PASSKEY_NAME_INVALID = N_("Give the passkey a name of at most 100 characters, without control characters.")
+PASSKEY_NOT_ADDED = N_("The passkey could not be added. Try again.")
+PASSKEY_LIMIT = N_("You have the most passkeys an account can have. Remove one to add another.")
+PASSKEY_GONE = N_("That passkey is not on your account any more. Reload the page.")
+PASSKEY_NEEDS_PASSWORD = N_("Your account has no password, so this passkey is how you sign in: it cannot be removed.")

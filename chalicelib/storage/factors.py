@@ -87,6 +87,14 @@ def of_user(sub: str) -> list[Factor]:
     return [from_model(item) for item in FactorModel.query(sub, consistent_read=True)]
 
 
+def passkeys(sub: str) -> list[Factor]:
+    """The user's passkeys, oldest first (the account page's list): one strongly consistent Query of
+    the "passkey#" range."""
+    found = [from_model(item) for item in
+             FactorModel.query(sub, FactorModel.factor_id.startswith(PASSKEY_PREFIX), consistent_read=True)]
+    return sorted(found, key=lambda factor: (factor.created_at, factor.factor_id))
+
+
 def get(sub: str, factor_id: str) -> Factor | None:
     try:
         return from_model(FactorModel.get(sub, factor_id, consistent_read=True))

@@ -18,9 +18,11 @@ from ..log import now
 from . import authorization_requests, sessions
 from .authorization_requests import PendingRequest
 from .devices import new_device, unexpired
+from .factors import Factor, from_model as factor_from_model
 from .models import (
     AuthorizationRequestModel,
     EmailClaimModel,
+    FactorModel,
     KnownDeviceModel,
     SessionModel,
     UserModel,
@@ -55,6 +57,18 @@ def read_user_and_device(sub: str, device_key: str) -> tuple[UserModel | None, K
     or None: one strongly consistent BatchGetItem."""
     user, device = consistent_batch_get([(UserModel, sub), (KnownDeviceModel, device_key)])
     return user, unexpired(device)
+
+
+def read_passkey_attempt(sub: str, factor_id: str, request_id: str | None) -> tuple[
+        UserModel | None, Factor | None, PendingRequest | None]:
+    """What a sign-in with a passkey alone needs, in ONE strongly consistent BatchGetItem: the user
+    its assertion names (userHandle), that user's passkey `factor_id` and the pending authorization
+    request `request_id` (None: the account page's own sign-in, or not well-formed), each or None."""
+    keys: list = [(UserModel, sub), (FactorModel, (sub, factor_id))]
+    if request_id and len(request_id) <= authorization_requests.MAX_REQUEST_ID_LENGTH:
+        keys.append((AuthorizationRequestModel, request_id))
+    user, factor, *request = consistent_batch_get(keys)
+    return user, factor_from_model(factor), authorization_requests.from_model(request[0] if request else None)
 
 
 @dataclass(frozen=True)

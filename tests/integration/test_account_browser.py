@@ -69,7 +69,7 @@ def test_change_the_email_address_by_the_emailed_link_then_delete_the_account(ta
     assert page.url == f"{base}/account/login"
     page.get_by_label("Email").fill(address)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base}/account")
     assert page.get_by_role("heading", name="Your account").is_visible()
 
@@ -105,5 +105,5 @@ def test_change_the_email_address_by_the_emailed_link_then_delete_the_account(ta
     assert page.url == f"{base}/account/login", "signed out"
     page.get_by_label("Email").fill(new_address)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     assert "Incorrect email or password." in page.get_by_role("alert").inner_text()

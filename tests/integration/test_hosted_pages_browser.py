@@ -217,7 +217,7 @@ def sign_in(tab: Tab, registered: Registered, password: str = PASSWORD):
     page.fill("input[name=username]", registered.email)
     page.fill("input[name=password]", password)
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/login")) as posted:
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_load_state()
     return posted.value
 
