@@ -120,11 +120,18 @@ def remove(settings: Settings, session, user, form: dict, *, ip: str, device: st
     factor_id = _owned(user, form.get("credential_id", ""))
     if not user.password_hash:
         raise Refused(messages.PASSKEY_NEEDS_PASSWORD, status=409)
+    left = set(user.factors or ()) - {factor_id}
+    others = {entry for entry in left if entry != factors.RECOVERY}
+    if not others and settings.mfa_policy == "required":
+        raise Refused(messages.FACTOR_REQUIRED, status=409)
     check_password(settings, user, form.get("current_password", ""), ip=ip, device=device)
     found = factors.get(user.pk, factor_id)
-    if not factors.remove(user.pk, factor_id):
+    # Recovery codes exist only next to another factor (as TOTP's removal does): left alone, every
+    # sign-in would spend one.
+    also = () if others else (factors.RECOVERY,)
+    if not factors.remove(user.pk, factor_id, also=also):
         raise Refused(messages.PASSKEY_GONE, status=404)
-    entries = set(user.factors or ()) - {factor_id}
+    entries = left - set(also)
     _after_change(session, user, entries, "passkey_removed", found.name if found else None)
 
 

@@ -185,6 +185,40 @@ def test_renaming_and_removing_a_passkey(http, alice, registered, mailbox):
     assert "Phone" in mailbox.text(mailbox.messages("alice@example.com")[-1])
 
 
+def test_removing_the_last_factor_takes_the_recovery_codes_with_it_unless_policy_requires_one(
+        http, alice, registered, mailbox, monkeypatch):
+    from tests.conftest import reset_process_state
+    from tests.routes.test_second_factor import enrol_totp, give_recovery_codes
+
+    give_recovery_codes(alice.pk)
+    browser = passkey_browser(http, registered)
+    credential_id = b64(registered.credential_id)
+    monkeypatch.setenv("MFA_POLICY", "required")
+    reset_process_state(endpoint_changed=False)
+    response = post_form(browser, "/account/passkeys/delete", {"credential_id": credential_id,
+                                                               "current_password": PASSWORD})
+    assert response.status_code == 409 and len(passkeys_of(alice.pk)) == 1
+    monkeypatch.setenv("MFA_POLICY", "optional")
+    reset_process_state(endpoint_changed=False)
+    enrol_totp(alice.pk)
+    # Another factor (TOTP) remains: the recovery codes stay with it.
+    response = post_form(browser, "/account/passkeys/delete", {"credential_id": credential_id,
+                                                               "current_password": PASSWORD})
+    assert response.status_code == 302 and user_of(alice.pk).factors == {"totp", "recovery"}
+
+
+def test_removing_the_only_factor_removes_the_recovery_codes_too(http, alice, registered, mailbox):
+    from chalicelib.storage.factors import get
+    from tests.routes.test_second_factor import give_recovery_codes
+
+    give_recovery_codes(alice.pk)
+    browser = passkey_browser(http, registered)
+    response = post_form(browser, "/account/passkeys/delete", {"credential_id": b64(registered.credential_id),
+                                                               "current_password": PASSWORD})
+    # Alone, recovery codes would be the second factor every sign-in spends one of.
+    assert response.status_code == 302 and not user_of(alice.pk).factors and get(alice.pk, "recovery") is None
+
+
 def test_another_users_passkey_cannot_be_renamed_or_removed(http, alice, registered, mailbox):
     from chalicelib.storage.users import create_user
     create_user("bob@example.com", PASSWORD)
