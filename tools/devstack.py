@@ -8,9 +8,13 @@
 
 State survives restarts through moto's request recorder: moto appends every request it serves to
 <state dir>/moto-recording.jsonl, and the next start replays the writes. The state dir is
-LOCAL_STATE_DIR (default .local/; `make reset-local` deletes it). KMS keys cannot be replayed (moto
-gives them new ids and new key material), so the key ring replaces them at start-up; prefer the
-default Secrets Manager key backend locally, whose keys (and kids) survive restarts.
+LOCAL_STATE_DIR (default .local/; `make reset-local` deletes it). KMS calls cannot be replayed (moto
+gives replayed keys new ids and new key material). The symmetric keys (FACTOR_KMS_KEY_ID, which
+seals TOTP secrets, and KEY_BACKEND=kms-envelope's ENVELOPE_KMS_KEY_ID) are therefore made again at
+every start with the id and the 256-bit material kept in <state dir>/kms-keys.json (mode 0600,
+written once per alias), so whatever was sealed before a restart still opens. KEY_BACKEND=kms's
+asymmetric signing keys are not importable like that: the key ring replaces them at start-up, so
+prefer the default Secrets Manager key backend locally, whose keys (and kids) survive restarts.
 
 Sent emails are not replayed (see REPLAY_WORTHLESS_PATHS); the sender identity is, and the bootstrap
 verifies it again if it is missing, so mail works after every start.
@@ -36,6 +40,8 @@ from tools import demo_app
 from tools.stage_env import DEFAULT_STATE_DIR, ROOT, local_defaults, local_state_dir, stage_environment
 
 RECORDING = "moto-recording.jsonl"
+#: The local symmetric KMS keys' ids and material, by alias (see ensure_symmetric_key).
+KMS_KEYS = "kms-keys.json"
 MOTO_LOG = "moto.log"
 STARTUP_TIMEOUT = 60
 STOP_TIMEOUT = 5
@@ -55,7 +61,8 @@ READ_ONLY_OPERATIONS = {
 #: (they hold one-time links); the outbox has them.
 REPLAY_WORTHLESS_PATHS = {"/v2/email/outbound-emails"}
 #: Services whose replayed resources are unusable: moto gives replayed KMS keys new ids and new key
-#: material, so nothing can refer to them; dropping their calls keeps orphans from piling up.
+#: material, so nothing can refer to them; dropping their calls keeps orphans from piling up (the
+#: bootstrap makes the symmetric keys again from KMS_KEYS).
 UNREPLAYABLE_SERVICES = {"TrentService"}
 
 
@@ -99,7 +106,7 @@ def main() -> int:
         wait_until("moto server", children, lambda: _post(f"{moto_url}/moto-api/recorder/start-recording"))
         if replay:
             _post(f"{moto_url}/moto-api/recorder/replay-recording", timeout=300)
-        bootstrap(env)
+        bootstrap(env, state_dir / KMS_KEYS)
         # --no-autoreload: chalice's file watcher polls the whole project (.venv included) and would
         # restart the server whenever moto appends to its recording under .local/.
         children.start("chalice local", [sys.executable, "-m", "tools.chalice_local", "local", "--stage", "local",
@@ -176,9 +183,9 @@ def _is_read_only(entry: dict) -> bool:
     return service in UNREPLAYABLE_SERVICES or operation in READ_ONLY_OPERATIONS.get(service, ())
 
 
-def bootstrap(env: dict[str, str]) -> None:
-    """Tables, signing keys, the email sender and the demo app's client, in this process, against the
-    moto server. Safe to repeat."""
+def bootstrap(env: dict[str, str], kms_keys: Path) -> None:
+    """Symmetric KMS keys (their ids and material kept in `kms_keys`), tables, signing keys, the email
+    sender and the demo app's client, in this process, against the moto server. Safe to repeat."""
     os.environ.update(env)  # before the first chalicelib import: models read TABLE_PREFIX when defined
     from chalicelib.keys import keyring
     from chalicelib.storage.tables import bootstrap_tables
@@ -186,8 +193,8 @@ def bootstrap(env: dict[str, str]) -> None:
     from chalicelib.config import settings
 
     if os.environ.get("KEY_BACKEND") == "kms-envelope":
-        ensure_symmetric_key(os.environ["ENVELOPE_KMS_KEY_ID"], "local stack: encrypts the signing keys")
-    ensure_symmetric_key(settings().factor_kms_key_id, "local stack: seals TOTP secrets")
+        ensure_symmetric_key(os.environ["ENVELOPE_KMS_KEY_ID"], "local stack: encrypts the signing keys", kms_keys)
+    ensure_symmetric_key(settings().factor_kms_key_id, "local stack: seals TOTP secrets", kms_keys)
     tables, keys = bootstrap_tables(), keyring.ensure_keys()
     if tables or keys:
         print(f"devstack: created {len(tables)} tables and {len(keys)} signing keys", flush=True)
@@ -220,13 +227,21 @@ def ensure_sender_identity() -> str | None:
     return address
 
 
-def ensure_symmetric_key(alias: str, description: str) -> bool:
+def ensure_symmetric_key(alias: str, description: str, kms_keys: Path | None = None) -> bool:
     """The symmetric key behind `alias` (KEY_BACKEND=kms-envelope's ENVELOPE_KMS_KEY_ID, and
-    FACTOR_KMS_KEY_ID), made when missing; True when it was. KMS calls are not replayed (see
-    UNREPLAYABLE_SERVICES), so after a restart it is made again: keyring.ensure_keys() replaces the
-    signing keys the old one encrypted, but TOTP secrets sealed under the old one no longer open
-    (those users sign in with a recovery code and set the app up again)."""
+    FACTOR_KMS_KEY_ID), made when missing; True when it was. Without `kms_keys` (tests, whose moto
+    lives for one test) it is an ordinary key with moto's own id and material.
+
+    KMS calls are not replayed (see UNREPLAYABLE_SERVICES), so after a restart moto has no key. It
+    is made again the same: the key id and its 256-bit material come from `kms_keys` (chosen at
+    random the first time), the id through moto's `_custom_id_` tag and the material through KMS's
+    import of external key material (CreateKey Origin=EXTERNAL, GetParametersForImport,
+    ImportKeyMaterial wrapped with RSAES_OAEP_SHA_256; tools/moto_kms.py adds what moto lacks). A
+    ciphertext names its key by id and opens only under the same material, so TOTP secrets and
+    kms-envelope signing keys sealed before a restart still open after it."""
     from botocore.exceptions import ClientError
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
 
     from chalicelib.aws import client
 
@@ -237,9 +252,38 @@ def ensure_symmetric_key(alias: str, description: str) -> bool:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "NotFoundException":
             raise
-    key = kms.create_key(Description=description)["KeyMetadata"]["KeyId"]
-    kms.create_alias(AliasName=alias, TargetKeyId=key)
+    if kms_keys is None:
+        kms.create_alias(AliasName=alias, TargetKeyId=kms.create_key(Description=description)["KeyMetadata"]["KeyId"])
+        return True
+    key_id, material = local_key(kms_keys, alias)
+    kms.create_key(Description=description, Origin="EXTERNAL", Tags=[{"TagKey": "_custom_id_", "TagValue": key_id}])
+    wrapping = kms.get_parameters_for_import(KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                                             WrappingKeySpec="RSA_2048")
+    public_key = serialization.load_der_public_key(wrapping["PublicKey"])
+    wrapped = public_key.encrypt(material, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(),
+                                                        label=None))
+    kms.import_key_material(KeyId=key_id, ImportToken=wrapping["ImportToken"], EncryptedKeyMaterial=wrapped,
+                            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
     return True
+
+
+def local_key(path: Path, alias: str) -> tuple[str, bytes]:
+    """The key id and 256-bit material kept in `path` for `alias`, chosen at random (uuid4, os.urandom)
+    and written there the first time. The file holds key material: it is written owner-only (0600)
+    and replaced atomically, so a crash never leaves it half-written."""
+    import base64
+    import uuid
+
+    keys = json.loads(path.read_text()) if path.exists() else {}
+    if alias not in keys:
+        keys[alias] = {"key_id": str(uuid.uuid4()), "material": base64.b64encode(os.urandom(32)).decode("ascii")}
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            json.dump(keys, out, indent=2)
+        tmp.replace(path)
+    return keys[alias]["key_id"], base64.b64decode(keys[alias]["material"])
 
 
 def banner(env: dict[str, str], shell: dict[str, str], base_url: str, discovery: dict, state_dir: Path,

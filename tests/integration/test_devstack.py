@@ -72,6 +72,31 @@ def test_make_run_serves_signs_and_keeps_its_state_across_ctrl_c_and_restart(lau
     # moto replays KMS keys with new ids and material, so the key ring replaces them at start-up.
 
 
+def test_totp_secrets_and_envelope_signing_keys_sealed_before_a_restart_open_after_it(launch, use_stack,
+                                                                                       monkeypatch):
+    """KMS calls are not replayed, so the bootstrap makes the symmetric keys again at every start from
+    <state dir>/kms-keys.json: same key id, same material, so old ciphertexts still open."""
+    from chalicelib import secret_box
+    from chalicelib.errors import SealBroken
+    from tools.stage_env import LOCAL_ENVELOPE_KEY
+
+    monkeypatch.setenv("ENVELOPE_KMS_KEY_ID", LOCAL_ENVELOPE_KEY)  # what the stack's bootstrap made
+    stack = launch("kms-envelope")
+    use_stack(stack)
+    sealed = secret_box.seal("JBSWY3DPEHPK3PXP", purpose="totp", subject="alice")
+    kid = sign_and_verify_with_served_jwks(stack)
+    assert stack.interrupt() == 0
+
+    restarted = launch("kms-envelope", state_dir=stack.state_dir)
+    use_stack(restarted)
+    assert secret_box.unseal(sealed, purpose="totp", subject="alice") == "JBSWY3DPEHPK3PXP"
+    with pytest.raises(SealBroken):
+        secret_box.unseal(sealed, purpose="totp", subject="mallory")  # the encryption context still binds
+    assert sign_and_verify_with_served_jwks(restarted) == kid, "the envelope wrapping key survives too"
+    assert token_from_the_running_server_verifies(restarted) == kid
+    assert (stack.state_dir / "kms-keys.json").stat().st_mode & 0o777 == 0o600, "it holds key material"
+
+
 def token_from_the_running_server_verifies(stack) -> str:
     """The running server itself signs (POST /token, client_credentials); pyjwt verifies the token
     with the key the server publishes in /jwks. Returns the signing kid."""
