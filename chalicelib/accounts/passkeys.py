@@ -270,13 +270,11 @@ def _key_kind(backup_eligible: bool) -> str:
 
 
 def combined_amr(previous: Sequence[str], use: PasskeyUse) -> list[str]:
-    """The session's amr after this passkey: what came before (["pwd"] for a second factor, [] for
-    a passkey alone), the passkey's methods, and "mfa" when that makes two factors (a password and
-    a key, or a key with user verification)."""
-    amr = [*previous, *(m for m in use.amr if m not in previous)]
-    if (previous or use.user_verified) and "mfa" not in amr:
-        amr.append("mfa")
-    return amr
+    """The session's amr after this passkey (oauth/acr.combined): with user verification a passkey
+    alone is two factors; after a password, the password and the key are."""
+    from ..oauth import acr
+
+    return acr.combined(previous, use.amr)
 
 
 def verify_assertion(browser_value: str, credential_json: str, factor: factors.Factor, *, purpose: str,

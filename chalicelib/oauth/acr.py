@@ -61,6 +61,20 @@ def of(amr: Iterable[str]) -> str:
     return PASSWORD_ACR
 
 
+def combined(before: Iterable[str], added: Iterable[str]) -> list[str]:
+    """The amr of a sign-in after one more method: `before` then `added`, each value once, and `mfa`
+    when two factors are among them (RFC 8176 §2: a password, a one-time code, a key (hwk or swk),
+    and user verification on the authenticator (`user`) each count once). So a password and a TOTP
+    code, a password and a passkey, or a passkey with user verification alone are multi-factor; the
+    one place that says so for the sign-in, the second step and step-up."""
+    values = list(dict.fromkeys([*(before or ()), *(added or ())]))
+    present = set(values)
+    factors = sum(1 for group in ({PWD}, {OTP}, {HWK, SWK}, {USER}) if group & present)
+    if factors >= 2 and MFA not in present:
+        values.append(MFA)
+    return values
+
+
 def reachable(factors: Iterable[str]) -> int:
     """The highest level a user with these factor kinds can sign in at (1: a password alone)."""
     return max((FACTOR_LEVELS.get(kind, 1) for kind in factors or ()), default=1)

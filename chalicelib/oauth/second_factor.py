@@ -20,14 +20,13 @@ sending the same code, or the same step twice, get one session.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..config import Settings
 from ..errors import LoginThrottled, SecondFactorFailed
 from ..hashing import sha256_hex
 from ..log import get_logger, now
 from ..undo import undone_on_failure
-from . import throttle
+from . import acr, throttle
 
 log = get_logger("idp.mfa")
 
@@ -35,8 +34,6 @@ TOTP, RECOVERY, PASSKEY = "totp", "recovery", "passkey"
 #: What each factor adds to `amr` (RFC 8176). A look-up secret is a one-time "something you have"
 #: (NIST SP 800-63B §5.1.2), so a recovery code counts as `otp` too.
 CODE_AMR = {TOTP: ("otp",), RECOVERY: ("otp",)}
-#: amr values that each name a factor other than a password.
-_SECOND_FACTOR_AMR = {"otp", "hwk", "swk"}
 
 
 @dataclass(frozen=True)
@@ -47,16 +44,6 @@ class Proof:
     kind: str
     amr: tuple[str, ...]
     items: tuple = ()
-
-
-def combined_amr(before: Sequence[str], added: Sequence[str]) -> list[str]:
-    """`before` and `added` (RFC 8176), each value once, in order; `mfa` when a password and another
-    factor, or two other factors, are among them."""
-    values = list(dict.fromkeys([*before, *added]))
-    factors = sum(1 for v in values if v in _SECOND_FACTOR_AMR) + ("pwd" in values)
-    if factors >= 2 and "mfa" not in values:
-        values.append("mfa")
-    return values
 
 
 def available(settings: Settings, entries) -> list[str]:
@@ -158,7 +145,7 @@ def complete_sign_in(settings: Settings, step, user, proof: Proof, request):
 
     try:
         return record_sign_in(
-            user, amr=combined_amr(step.amr, proof.amr), user_claims=user_attributes(user),
+            user, amr=acr.combined(step.amr, proof.amr), user_claims=user_attributes(user),
             session_ttl=settings.session_ttl, device_ttl=settings.known_device_ttl, request_id=step.request_id,
             mark_request=marks_request(request), take_back=(), window_seconds=settings.login_throttle_window,
             generation=step.session_generation, factors=kinds(user.factors),
@@ -176,7 +163,7 @@ def step_up(session, proof: Proof):
     from ..storage import sessions
     from ..storage.transactions import Refused
 
-    amr, at = combined_amr(session.amr, proof.amr), now()
+    amr, at = acr.combined(session.amr, proof.amr), now()
     try:
         written = sessions.step_up(session.session_hash, amr=amr, auth_time=at, extra=proof.items)
     except Refused:

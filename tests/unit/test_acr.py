@@ -127,3 +127,17 @@ def test_with_second_factors_off_nothing_above_the_session_is_asked_for():
     assert needed(session_amr=PASSWORD, user_factors=(), essential_acr=[MFA_ACR]).action == "unmet"
     assert needed(session_amr=PASSWORD, user_factors=(), essential_acr=[PASSWORD_ACR]) == \
         Outcome("ok", acr=PASSWORD_ACR)
+
+
+@pytest.mark.parametrize("before, added, expected", [
+    (["pwd"], [], ["pwd"]),
+    (["pwd"], ["otp"], ["pwd", "otp", "mfa"]),
+    (["pwd"], ["hwk"], ["pwd", "hwk", "mfa"]),  # a passkey as the second factor, with or without UV
+    (["pwd"], ["swk", "user"], ["pwd", "swk", "user", "mfa"]),
+    ([], ["hwk", "user"], ["hwk", "user", "mfa"]),  # a passkey with user verification alone
+    ([], ["swk"], ["swk"]),  # a passkey without user verification is one factor
+    (["pwd", "otp", "mfa"], ["hwk"], ["pwd", "otp", "mfa", "hwk"]),  # step-up: each value once
+    (["pwd"], ["pwd"], ["pwd"]),
+])
+def test_combined_amr_names_mfa_exactly_when_two_factors_were_used(before, added, expected):
+    assert acr.combined(before, added) == expected
