@@ -45,8 +45,6 @@ SUBJECTS: dict[str, str] = {
     "account_deleted": N_("Your account was deleted"),
     "factor_changed": N_("Your sign-in methods were changed"),
     "recovery_code_used": N_("A recovery code was used to sign in"),
-    "passkey_added": N_("A passkey was added to your account"),
-    "passkey_removed": N_("A passkey was removed from your account"),
 }
 
 _outbox_lock = threading.Lock()

@@ -98,7 +98,7 @@ def add(settings: Settings, session, user, cookie_value: str, form: dict, *, ip:
                                challenge_expires_at=new.challenge_expires_at):
         raise Refused(messages.PASSKEY_NOT_ADDED, status=409)
     entries = {*(user.factors or ()), factors.passkey_id(new.credential_id)}
-    _after_change(session, user, entries, "passkey_added", name)
+    _after_change(session, user, entries, "added", name)
 
 
 def rename(session, user, form: dict) -> None:
@@ -132,15 +132,16 @@ def remove(settings: Settings, session, user, form: dict, *, ip: str, device: st
     if not factors.remove(user.pk, factor_id, also=also):
         raise Refused(messages.PASSKEY_GONE, status=404)
     entries = left - set(also)
-    _after_change(session, user, entries, "passkey_removed", found.name if found else None)
+    _after_change(session, user, entries, "removed", found.name if found else None)
 
 
-def _after_change(session, user, entries: set, template: str, name: str | None) -> None:
+def _after_change(session, user, entries: set, change: str, name: str | None) -> None:
     """After the commit, best effort (see accounts/account.py): the session's kinds of factor, and
-    the email that tells the user."""
+    the email that tells the user (the one every change of a sign-in method sends)."""
     from ..storage import factors, sessions
     from .account import _best_effort, _mail
 
     _best_effort("updating the session's factors",
                  lambda: sessions.set_factors(session.session_hash, factors.kinds(entries)))
-    _best_effort(f"{template} email", lambda: _mail(user.email, template, user, name=name or ""))
+    _best_effort("factor_changed email", lambda: _mail(user.email, "factor_changed", user, factor="passkey",
+                                                       change=change, name=name or ""))

@@ -39,7 +39,8 @@ def page_url(page: str, request_id: str) -> str:
 
 
 def page(template: str, status: int = 200, *, form_targets=None, cookies=(), **context) -> Response:
-    headers = pages.security_headers(form_targets)
+    # A page that carries WebAuthn options runs passkeys.js; no other page may run any script.
+    headers = pages.security_headers(form_targets, scripts=context.get("passkey_options") is not None)
     if cookies:
         headers["Set-Cookie"] = list(cookies)
     return Response(body=pages.render(template, base=base(), **context), status_code=status, headers=headers)

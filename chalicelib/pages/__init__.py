@@ -40,7 +40,8 @@ def _environment(locale: str):
 caches.register("pages", _environment.cache_clear, kind="memo")
 
 
-def security_headers(form_targets: list[str] | None = None, *, locale: str | None = None) -> dict:
+def security_headers(form_targets: list[str] | None = None, *, locale: str | None = None,
+                     scripts: bool = False) -> dict:
     """Headers for every hosted page, `Content-Language` (RFC 9110 §8.5) naming the locale it is
     rendered in (by default the current request's, as `render`'s).
 
@@ -50,15 +51,17 @@ def security_headers(form_targets: list[str] | None = None, *, locale: str | Non
     post `Origin: null` from our own forms, which is why the form check reads Sec-Fetch-Site first
     (chalicelib/blueprints/authorize.py).
 
-    `script-src 'self'`: our own static files only (the passkey ceremony, static/passkeys.js);
-    never inline script, so injected markup cannot run. Data for it travels in
-    `<script type="application/json">`, which browsers do not execute.
+    `scripts`: the page runs the passkey ceremony (static/passkeys.js), so `script-src 'self'`: our
+    own static files only, never inline script, so injected markup cannot run. Data for it travels
+    in `<script type="application/json">`, which browsers do not execute. Every other page allows
+    no script at all (default-src 'none').
     """
     form_action = " ".join(["'self'", *(form_targets or [])])
     return {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": (
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+            "default-src 'none'; " + ("script-src 'self'; " if scripts else "")
+            + "style-src 'self'; img-src 'self'; base-uri 'none'; "
             f"form-action {form_action}; frame-ancestors 'none'"
         ),
         "X-Frame-Options": "DENY",

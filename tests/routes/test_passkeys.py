@@ -102,6 +102,19 @@ def test_the_account_page_offers_a_discoverable_passkey_with_user_verification_b
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
 
 
+def test_pages_without_the_passkey_ceremony_allow_no_script_at_all(http, alice, public_client):
+    """Only a page that runs passkeys.js gets script-src 'self'; the rest stay at default-src 'none'."""
+    from tests.routes.flow import sign_in_and_consent
+
+    browser = Browser(http)
+    location = sign_in_and_consent(browser, public_client.client_id, consent=True)
+    assert "code=" in location
+    for path in ("/logout", "/forgot-password", "/signup"):
+        response = browser.get(path)
+        csp = response.headers.get("Content-Security-Policy", "")
+        assert csp.startswith("default-src 'none'") and "script-src" not in csp, (path, csp)
+
+
 def test_adding_a_passkey_stores_it_names_it_on_the_user_updates_the_session_and_emails(http, alice, mailbox):
     from chalicelib.oauth import sessions as session_core
     from chalicelib.storage import sessions
@@ -115,7 +128,8 @@ def test_adding_a_passkey_stores_it_names_it_on_the_user_updates_the_session_and
     session = sessions.get(session_core.sha256_hex(browser.cookies["idp_session"]))
     assert session.factors == ("passkey",)
     [message] = mailbox.messages("alice@example.com")
-    assert message["Subject"] == "A passkey was added to your account" and "Work laptop" in mailbox.text(message)
+    assert message["Subject"] == "Your sign-in methods were changed" and \
+        "A passkey named \"Work laptop\" was added" in mailbox.text(message)
     page = browser.get("/account")
     assert b"Work laptop" in page.body and b"Not used yet" in page.body
     # The authenticator that holds it is excluded from making another.
@@ -181,8 +195,8 @@ def test_renaming_and_removing_a_passkey(http, alice, registered, mailbox):
                                                                "current_password": PASSWORD})
     assert response.status_code == 302 and response.headers["Location"] == "/account?done=passkey_removed"
     assert passkeys_of(alice.pk) == [] and not user_of(alice.pk).factors
-    assert mailbox.messages("alice@example.com")[-1]["Subject"] == "A passkey was removed from your account"
-    assert "Phone" in mailbox.text(mailbox.messages("alice@example.com")[-1])
+    assert mailbox.messages("alice@example.com")[-1]["Subject"] == "Your sign-in methods were changed"
+    assert 'The passkey named "Phone" was removed' in mailbox.text(mailbox.messages("alice@example.com")[-1])
 
 
 def test_removing_the_last_factor_takes_the_recovery_codes_with_it_unless_policy_requires_one(
