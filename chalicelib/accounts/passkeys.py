@@ -216,13 +216,20 @@ def _json_object(credential_json: str | None) -> dict | None:
         return None
     try:
         value = json.loads(credential_json)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the parser's depth
         return None
     return value if isinstance(value, dict) else None
 
 
-def _base64url_field(value, *, max_length: int = 1400) -> str | None:
-    """`value` when it is base64url text that decodes (credential ids are at most 1023 bytes, §5.8.3)."""
+#: The longest credential id we store, in base64url characters: it keys the passkey's item as
+#: "passkey#<id>" and a DynamoDB sort key holds at most 1024 bytes. WebAuthn allows ids up to 1023
+#: bytes (§5.8.3), but authenticators make ids of 16 to a few hundred bytes; a longer one is refused at
+#: registration (and never looked up), rather than failing a read.
+MAX_CREDENTIAL_ID = 1024 - len(factors.PASSKEY_PREFIX)
+
+
+def _base64url_field(value, *, max_length: int = MAX_CREDENTIAL_ID) -> str | None:
+    """`value` when it is base64url text of at most `max_length` characters that decodes."""
     if not isinstance(value, str) or not value or len(value) > max_length or not value.isascii():
         return None
     try:

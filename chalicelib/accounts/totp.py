@@ -105,10 +105,12 @@ def issuer_name(settings: Settings) -> str:
     return urlsplit(settings.issuer).netloc
 
 
-def start(settings: Settings, user, password: str, *, ip: str, device: str | None) -> None:
+def start(settings: Settings, session, user, password: str, *, ip: str, device: str | None) -> None:
     """After the current password (accounts/account.check_password: a borrowed signed-in browser
-    cannot add a factor): seal a new secret into a pending enrolment, replacing an earlier pending
-    one. Refused when TOTP is already active (remove it first)."""
+    cannot add a factor): seal a new secret into a pending enrolment of this session, replacing an
+    earlier pending one. Only this session is shown its secret and may confirm it (`pending`,
+    `confirm`): another signed-in browser of the user cannot copy the factor being set up, nor
+    step itself up with it. Refused when TOTP is already active (remove it first)."""
     from .. import secret_box
     from ..storage import factors
     from .account import check_password
@@ -117,24 +119,30 @@ def start(settings: Settings, user, password: str, *, ip: str, device: str | Non
     if factors.TOTP in (user.factors or ()):
         raise Refused(messages.TOTP_ALREADY_ACTIVE, status=409)
     sealed = secret_box.seal(new_secret(), purpose=SECRET_PURPOSE, subject=user.pk)
-    if not factors.start_totp(user.pk, sealed):
+    if not factors.start_totp(user.pk, sealed, started_by=session.session_hash):
         raise Refused(messages.TOTP_ALREADY_ACTIVE, status=409)
 
 
-def _pending_factor(sub: str):
+def _pending_factor(sub: str, session_hash: str):
+    """The enrolment in progress that session `session_hash` started, or None (none, another
+    session's, or expired)."""
+    import hmac
+
     from ..storage import factors
 
     factor = factors.get(sub, factors.TOTP)
     if factor is None or not factor.pending or factor.created_at + ENROLMENT_TTL <= now():
         return None
+    if not factor.started_by or not hmac.compare_digest(factor.started_by, session_hash):
+        return None
     return factor
 
 
-def pending(settings: Settings, user) -> Enrolment | None:
-    """The user's enrolment in progress (one read, one kms:Decrypt), or None."""
+def pending(settings: Settings, session_hash: str, user) -> Enrolment | None:
+    """The enrolment in progress that this session started (one read, one kms:Decrypt), or None."""
     from .. import pages, secret_box
 
-    factor = _pending_factor(user.pk)
+    factor = _pending_factor(user.pk, session_hash)
     if factor is None:
         return None
     try:
@@ -156,7 +164,7 @@ def confirm(settings: Settings, session, user, code: str, *, step_up: bool = Fal
     from ..storage import factors, sessions
     from . import recovery_codes
 
-    factor = _pending_factor(user.pk)
+    factor = _pending_factor(user.pk, session.session_hash)
     if factor is None:
         raise Refused(messages.TOTP_ENROLMENT_GONE, status=409)
     try:
@@ -169,7 +177,8 @@ def confirm(settings: Settings, session, user, code: str, *, step_up: bool = Fal
         raise Refused(messages.TOTP_CODE_WRONG)
     codes = [] if factors.RECOVERY in (user.factors or ()) else recovery_codes.new_codes()
     kinds = tuple(sorted({*factors.kinds(user.factors), factors.TOTP, *([factors.RECOVERY] if codes else [])}))
-    items = factors.totp_activation(user.pk, step, recovery_code_hashes=[recovery_codes.code_hash(c) for c in codes])
+    items = factors.totp_activation(user.pk, step, recovery_code_hashes=[recovery_codes.code_hash(c) for c in codes],
+                                    started_by=session.session_hash)
     try:
         if step_up:
             done = sessions.step_up(session.session_hash, amr=["pwd", "otp", "mfa"], auth_time=now(),

@@ -18,6 +18,7 @@ from chalice import Blueprint
 
 from ..config import settings
 from ..errors import LoginFailed, LoginThrottled
+from ..hashing import sha256_hex
 from ..log import get_logger
 from ..pages import messages
 from ..web import FORM, client_ip, cookie, form_params, query_params
@@ -275,7 +276,7 @@ def _totp_page(user, cookie_value, *, status=200, message=None, request_id=None)
     from ..accounts import totp
     from ..oauth import sessions
 
-    enrolment = totp.pending(settings(), user)
+    enrolment = totp.pending(settings(), sha256_hex(cookie_value), user)
     if enrolment is None:
         return None
     return hosted.page("account_totp.html", status, enrolment=enrolment, message=message, request_id=request_id,
@@ -298,7 +299,7 @@ def totp_start():
 
     def act(session, user, form):
         if not _mfa_off():
-            totp.start(settings(), user, form.get("current_password", ""), ip=client_ip(request),
+            totp.start(settings(), session, user, form.get("current_password", ""), ip=client_ip(request),
                        device=_device(request))
             return hosted.redirect(f"{hosted.base()}/account/totp")
         return _done("")
@@ -427,7 +428,7 @@ def security():
     pending, session, user, cookie_value = found
     try:
         if form.get("step") == "start":
-            totp.start(settings(), user, form.get("current_password", ""), ip=client_ip(request),
+            totp.start(settings(), session, user, form.get("current_password", ""), ip=client_ip(request),
                        device=_device(request))
             return hosted.redirect(hosted.page_url("/account/security", pending.request_id))
         codes = totp.confirm(settings(), session, user, form.get("code", ""), step_up=True)

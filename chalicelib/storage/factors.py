@@ -46,6 +46,7 @@ class Factor:
     # totp
     sealed_secret: str | None = None
     pending: bool = False
+    started_by: str | None = None
     last_step: int | None = None
     # recovery codes
     code_hashes: frozenset = frozenset()
@@ -63,7 +64,7 @@ def from_model(item: FactorModel | None) -> Factor | None:
                   name=item.name, last_used_at=int(item.last_used_at) if item.last_used_at is not None else None,
                   public_key=item.public_key, sign_count=int(item.sign_count or 0),
                   transports=tuple(item.transports or ()), backup_eligible=bool(item.backup_eligible),
-                  sealed_secret=item.sealed_secret, pending=bool(item.pending),
+                  sealed_secret=item.sealed_secret, pending=bool(item.pending), started_by=item.started_by,
                   last_step=int(item.last_step) if item.last_step is not None else None,
                   code_hashes=frozenset(item.code_hashes or ()))
 
@@ -176,28 +177,34 @@ def passkey_use(sub: str, factor_id: str, *, read_count: int, new_count: int) ->
 
 # TOTP -------------------------------------------------------------------------------------------
 
-def start_totp(sub: str, sealed_secret: str) -> bool:
+def start_totp(sub: str, sealed_secret: str, *, started_by: str | None = None) -> bool:
     """Begin a TOTP enrolment: a pending item with a new sealed secret, replacing an earlier pending
-    one but never an active factor (that is removed first). False when one is active."""
+    one but never an active factor (that is removed first). `started_by`: the hash of the session
+    that started it, the only one that may see and confirm it. False when one is active."""
     from .models import conditionally
 
     item = FactorModel(sub=sub, factor_id=TOTP, kind=TOTP, created_at=now(), sealed_secret=sealed_secret,
-                       pending=True)
+                       pending=True, started_by=started_by)
     return conditionally(lambda: item.save(condition=FactorModel.sub.does_not_exist()
                                            | (FactorModel.pending == True)))  # noqa: E712
 
 
-def totp_activation(sub: str, step: int, *, recovery_code_hashes=()) -> list[TxItem]:
+def totp_activation(sub: str, step: int, *, recovery_code_hashes=(), started_by: str | None = None) -> list[TxItem]:
     """The items that activate a pending TOTP enrolment whose first code (time step `step`)
     verified: the factor, no longer pending, with `step` as its last accepted time step (so the
     enrolment code cannot sign in later), and the user's `factors` naming it; with
-    `recovery_code_hashes`, the user's first recovery codes too. Refused labels: "factor" (no
-    pending enrolment any more), "user" (gone or disabled)."""
+    `recovery_code_hashes`, the user's first recovery codes too; with `started_by`, only the
+    enrolment that session started. Refused labels: "factor" (no such pending enrolment any more),
+    "user" (gone or disabled)."""
     at = now()
+    pending = FactorModel.sub.exists() & (FactorModel.pending == True)  # noqa: E712
+    if started_by is not None:
+        pending &= FactorModel.started_by == started_by
     items = [TxItem("update", "factor", lambda tx: tx.update(
         FactorModel(sub=sub, factor_id=TOTP),
-        actions=[FactorModel.pending.set(False), FactorModel.last_step.set(step), FactorModel.last_used_at.set(at)],
-        condition=FactorModel.sub.exists() & (FactorModel.pending == True)))]  # noqa: E712
+        actions=[FactorModel.pending.set(False), FactorModel.last_step.set(step), FactorModel.last_used_at.set(at),
+                 FactorModel.started_by.remove()],
+        condition=pending))]
     entries = [TOTP]
     if recovery_code_hashes:
         item = FactorModel(sub=sub, factor_id=RECOVERY, kind=RECOVERY, created_at=at,

@@ -487,6 +487,9 @@ class FactorModel(Model):
     sealed_secret = UnicodeAttribute(null=True)
     #: True until the first code has verified (an enrolment in progress, not a factor yet).
     pending = BooleanAttribute(null=True)
+    #: The session (its hash) that started a pending enrolment: only it is shown the secret and may
+    #: confirm it, so another signed-in browser of the user cannot copy a factor being set up.
+    started_by = UnicodeAttribute(null=True)
     #: The newest accepted time step: a code is accepted once (RFC 6238 §5.2).
     last_step = NumberAttribute(null=True)
     # recovery codes
