@@ -159,7 +159,7 @@ def confirm(settings: Settings, session, user, code: str, *, step_up: bool = Fal
     codes are made in the same transaction and returned (to show once); else []. The session's
     factor kinds follow in that transaction too; with `step_up` (the enrolment that MFA_POLICY=
     required asks for mid-sign-in) the session also counts as signed in with the second factor
-    (amr pwd+otp+mfa, RFC 8176), since the user just proved it."""
+    (its amr gains otp, and so mfa: RFC 8176), since the user just proved it."""
     from .. import secret_box
     from ..storage import factors, sessions
     from . import recovery_codes
@@ -181,7 +181,10 @@ def confirm(settings: Settings, session, user, code: str, *, step_up: bool = Fal
                                     started_by=session.session_hash)
     try:
         if step_up:
-            done = sessions.step_up(session.session_hash, amr=["pwd", "otp", "mfa"], auth_time=now(),
+            # What the session proved, plus the code just verified (RFC 8176): never a method it did not use.
+            from ..oauth import acr
+
+            done = sessions.step_up(session.session_hash, amr=acr.combined(session.amr, ["otp"]), auth_time=now(),
                                     factors=kinds, extra=items)
         else:
             done = factors.write_with_session(items, sessions.factors_item(session.session_hash, kinds))
