@@ -175,7 +175,11 @@ def _verify(state, method: str, form: dict):
         except passkeys.PasskeyRefused as exc:
             raise second_factor.SecondFactorFailed(f"passkey: {exc}") from None
         return second_factor.Proof(method, tuple(use.amr), tuple(use.items))
-    return second_factor.check_code(settings(), state.user.pk, method, form.get("code", ""), state.factors)
+    from ..oauth import login
+
+    device = cookie(bp.current_request, login.device_cookie_name(settings()))
+    return second_factor.check_code(settings(), state.user, method, form.get("code", ""), state.factors,
+                                    device=device)
 
 
 def _proved(state, proof, pending) -> Response:

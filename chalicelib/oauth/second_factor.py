@@ -10,7 +10,7 @@ then takes one of the user's factors:
 
 Codes can be guessed, so they are throttled like passwords (oauth/login.py): a counter per user
 per LOGIN_THROTTLE_WINDOW, counted before the check (so parallel guesses cannot all pass it) and
-taken back by the transaction that signs in. Passkey assertions cannot be guessed and are not
+taken back by the transaction that signs in; past it, only known devices of the user may try. Passkey assertions cannot be guessed and are not
 counted.
 
 The factor's single use, the step's deletion and the new session (or, stepping up, the session's
@@ -63,23 +63,38 @@ def _counter(settings: Settings, sub: str, at: int):
                    settings.mfa_max_failures)
 
 
-def check_code(settings: Settings, sub: str, kind: str, code: str, factors: dict, *, at: int | None = None) -> Proof:
-    """Check a TOTP or recovery code of user `sub` against their factor items (`factors`, by
+def check_code(settings: Settings, user, kind: str, code: str, factors: dict, *, device: str | None = None,
+               at: int | None = None) -> Proof:
+    """Check a TOTP or recovery code of `user` against their factor items (`factors`, by
     factor_id, as read with the step). Counted first (LoginThrottled past MFA_MAX_FAILURES); a
     wrong code stays counted (SecondFactorFailed). The Proof's items spend the code and take the
-    count back, in the caller's transaction."""
+    count back, in the caller's transaction.
+
+    Past the user's limit, a *known device* of the user (`device`: the browser's device cookie,
+    oauth/login.py) may still try, held by its own counter (LOGIN_MAX_FAILURES_PER_DEVICE), as for
+    passwords: whoever knows the password can use up the user's codes every window, but cannot so
+    keep the owner out of a browser they signed in from before."""
     from ..storage import throttles
     from ..storage.transactions import TxItem
 
+    sub = user.pk
     at = now() if at is None else at
     window = settings.login_throttle_window
     counter = _counter(settings, sub, at)
     if throttles.add_to_all([counter], window):
-        log.warning("second factor throttled", extra={"sub": sub})
-        raise LoginThrottled("mfa", window - at % window)
-    take_back = TxItem("update", "mfa_counter", lambda tx: throttles.taking_back(tx, [counter.key], window))
+        device_counter = _known_device_counter(settings, user, device, at)
+        if device_counter is None or throttles.add_to_all([device_counter], window):
+            log.warning("second factor throttled", extra={"sub": sub, "scope": "mfa" if device_counter is None
+                                                          else "device"})
+            raise LoginThrottled("mfa", window - at % window)
+        # Counted on the device's own counter, never taken back (the sign-in gives the browser a new
+        # device cookie), and not on the user's, which stopped it.
+        keys = []
+    else:
+        keys = [counter.key]
+    take_back = TxItem("update", "mfa_counter", lambda tx: throttles.taking_back(tx, keys, window))
     # A fault after counting (KMS, say) takes the count back: it was no guess.
-    with undone_on_failure(lambda: throttles.take_back([counter.key], window), what="second-factor attempt",
+    with undone_on_failure(lambda: keys and throttles.take_back(keys, window), what="second-factor attempt",
                            refusals=(SecondFactorFailed,)):
         if kind == TOTP:
             item = _totp(sub, code, factors.get(TOTP), at)
@@ -87,7 +102,20 @@ def check_code(settings: Settings, sub: str, kind: str, code: str, factors: dict
             item = _recovery(sub, code, factors.get(RECOVERY))
         else:
             raise SecondFactorFailed("method")
-    return Proof(kind, CODE_AMR[kind], (item, take_back))
+    return Proof(kind, CODE_AMR[kind], (item, take_back) if keys else (item,))
+
+
+def _known_device_counter(settings: Settings, user, device: str | None, at: int):
+    """The second-factor counter of `device` when it is a known device of `user` (signed in as the
+    user under the user's current session_generation; one GetItem), else None."""
+    from ..storage import devices
+    from ..storage.throttles import Counter
+
+    record = devices.read(devices.device_key(device))
+    if record is None or record.sub != user.pk or record.session_generation != int(user.session_generation or 0):
+        return None
+    return Counter(throttle.window_key("mfa-device", sha256_hex(device), settings.login_throttle_window, at),
+                   settings.login_max_failures_per_device)
 
 
 def _totp(sub: str, code: str, factor, at: int):

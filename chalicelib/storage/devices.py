@@ -38,6 +38,16 @@ def device_key(cookie_value: str | None) -> str | None:
     return DEVICE_PREFIX + sha256_hex(cookie_value)
 
 
+def read(key: str | None) -> KnownDeviceModel | None:
+    """The unexpired known-device record `key` (device_key), or None (no read for no key)."""
+    if key is None:
+        return None
+    try:
+        return unexpired(KnownDeviceModel.get(key, consistent_read=True))
+    except KnownDeviceModel.DoesNotExist:
+        return None
+
+
 def unexpired(device: KnownDeviceModel | None) -> KnownDeviceModel | None:
     """The record if it has not expired (DynamoDB's TTL deletes late, moto never). Whether it still
     counts for its user (same `session_generation`) is for the caller, who has the user."""

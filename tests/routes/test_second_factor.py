@@ -319,3 +319,33 @@ def test_acr_values_step_a_signed_in_session_up_with_a_totp_code_on_the_mfa_page
     # The stepped-up session now meets mfa without asking again.
     again = browser.get("/authorize?" + authorize_query(public_client.client_id, acr_values=MFA_ACR))
     assert again.headers["Location"].startswith("/consent?")
+
+
+def test_someone_with_the_password_cannot_lock_the_owner_out_of_a_known_device(http, two_step_alice,
+                                                                                public_client, monkeypatch):
+    """Whoever knows the password can use up the user's wrong codes every window; a browser the owner
+    signed in from before still may try, held by its own counter (LOGIN_MAX_FAILURES_PER_DEVICE)."""
+    from chalicelib.config import settings
+    from tests.conftest import reset_process_state
+
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_DEVICE", "2")
+    reset_process_state(endpoint_changed=False)
+    owner = Browser(http)
+    password_step(owner, public_client.client_id)
+    assert second_step(owner, "totp", code_now()).status_code == 302  # the owner's browser is now known
+    attacker = Browser(http)
+    password_step(attacker, public_client.client_id)
+    for _ in range(settings().mfa_max_failures):
+        assert second_step(attacker, "recovery", "ZZZZZ-ZZZZZ").status_code == 401
+    assert second_step(attacker, "recovery", RECOVERY_CODES[0]).status_code == 429
+
+    password_step(owner, public_client.client_id, prompt="login")  # signed in already: again
+    assert second_step(owner, "recovery", "ZZZZZ-ZZZZZ").status_code == 401  # counted on the device
+    response = second_step(owner, "recovery", RECOVERY_CODES[0])
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent")
+    # The attacker is still refused, and a known device's own limit holds it too.
+    assert second_step(attacker, "recovery", RECOVERY_CODES[1]).status_code == 429
+    password_step(owner, public_client.client_id, prompt="login")
+    for _ in range(2):
+        assert second_step(owner, "recovery", "ZZZZZ-ZZZZZ").status_code == 401
+    assert second_step(owner, "recovery", RECOVERY_CODES[1]).status_code == 429
