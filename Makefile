@@ -49,7 +49,8 @@ test: venv browser
 ## CPU next to the issue's targets and to the floor (a bare Chalice route: Basic auth, SHA-256 compare, ES256 sign),
 ## and the cold-first ratio (bench/cold_start.py: fresh interpreter -> first token, app / floor, target <= 1.25);
 ## then issue 12's self-service paths (bench/self_service.py: sign-up, verification, reset, account page; 50 runs
-## each, no targets): DynamoDB calls, SES sends (their CPU counted in the handler's), CPU without argon2id
+## each, no targets): DynamoDB calls, SES sends (their CPU counted in the handler's), CPU without argon2id;
+## then issue 13's second-factor paths (bench/second_factor.py: TOTP, recovery codes, passkeys), the same with KMS calls
 bench: venv
 	$(BIN)/python bench/request_cpu.py
 

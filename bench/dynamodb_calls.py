@@ -5,9 +5,10 @@ The paths of `make bench` (bench/scenario.py) through the same measuring loop
 no server, so handy while changing storage code; CPU figures need `make bench` (moto's own work
 would count here). Besides the table's paths, the two requests that lead a returning user to
 POST /login. "cold": the first request of a path (per-container caches empty); "warm": the next.
-Then issue 12's self-service paths (bench/self_service.py), with their SES SendEmail calls and
-argon2id evaluations. --json prints the figures as one JSON line instead
-(tests/integration/test_self_service_bench.py runs it so the bench's paths cannot rot).
+Then issue 12's self-service paths (bench/self_service.py) and issue 13's second-factor paths
+(bench/second_factor.py), with their KMS calls, SES SendEmail calls and argon2id evaluations.
+--json prints the figures as one JSON line instead (tests/integration/test_self_service_bench.py and
+test_second_factor_bench.py run it so the bench's paths cannot rot).
 Run: .venv/bin/python bench/dynamodb_calls.py [--json]
 """
 from __future__ import annotations
@@ -23,9 +24,9 @@ os.environ.update({"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_P
                    "SECRET_PREFIX": "idp/bench/", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                    "AWS_DEFAULT_REGION": "us-east-1", "LOG_LEVEL": "ERROR"})
 os.environ.pop("AWS_ENDPOINT_URL", None)
-from bench import self_service  # noqa: E402  (after the path)
+from bench import second_factor, self_service  # noqa: E402  (after the path)
 
-os.environ.update(self_service.ENV)
+os.environ.update({**self_service.ENV, **second_factor.ENV})
 
 
 def sign_in_steps(http, scenario) -> dict:
@@ -58,20 +59,25 @@ def main() -> None:
 
         scenario = seed()
         self_service.seed(scenario)
+        second_factor.seed(scenario)
         with Client(app, stage_name="local") as client:
             results = measure({**paths(client.http, scenario), **sign_in_steps(client.http, scenario)}, runs=1)
             accounts = measure(self_service.paths(client.http, scenario), runs=1)
+            factors = measure(second_factor.paths(client.http, scenario), runs=1)
 
     if "--json" in sys.argv:
-        print(json.dumps({table: {label: {"cold": m.first_calls, "warm": m.calls, "emails": m.emails,
+        print(json.dumps({table: {label: {"cold": m.first_calls, "warm": m.calls, "kms": m.kms, "emails": m.emails,
                                           "argon2id": m.argon2_ms > 0} for label, m in measured.items()}
-                          for table, measured in (("oauth", results), ("self_service", accounts))}))
+                          for table, measured in (("oauth", results), ("self_service", accounts),
+                                                  ("second_factor", factors))}))
         return
-    width = max(map(len, {**results, **accounts}))
-    print(f"{'request':{width}s}  {'cold':>4s}  {'warm':>4s}  {'emails':>6s}  warm, by operation")
-    for label, measured in {**results, **accounts}.items():
+    every = {**results, **accounts, **factors}
+    width = max(map(len, every))
+    print(f"{'request':{width}s}  {'cold':>4s}  {'warm':>4s}  {'KMS':>3s}  {'emails':>6s}  warm, by operation")
+    for label, measured in every.items():
         print(f"{label:{width}s}  {sum(measured.first_calls.values()):4d}  {sum(measured.calls.values()):4d}  "
-              f"{measured.emails:6d}  {', '.join(f'{k}={v}' for k, v in sorted(measured.calls.items()))}"
+              f"{sum(measured.kms.values()):3d}  {measured.emails:6d}  "
+              f"{', '.join(f'{k}={v}' for k, v in sorted({**measured.calls, **measured.kms}.items()))}"
               f"{'  + argon2id' if measured.argon2_ms else ''}")
 
 

@@ -16,11 +16,14 @@ server, timed around the call alone. Each row's "beyond calls" is its CPU minus 
 that: the handler's own work, which the storage layout cannot remove.
 POST /login: argon2id (chalicelib.passwords.verify_password) is timed on its own and subtracted, so
 the figure is the handler's CPU without the password hash; the hash's median is printed beside it.
-Issue 12's self-service paths (bench/self_service.py) follow as a second table, without targets:
-their DynamoDB calls, SES SendEmail calls (whose botocore CPU is part of the handler's figure, and
-also shown apart), and the handler's CPU with argon2id subtracted as for POST /login.
-Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs] [self-service runs],
-defaults 200, 15 and 50; cold runs 0 skips the cold start, self-service runs 0 the second table)
+Issue 12's self-service paths (bench/self_service.py) follow as a second table, and issue 13's
+second-factor paths (bench/second_factor.py: TOTP, recovery codes, passkeys) as a third, without
+targets: their DynamoDB calls, KMS calls (kms:Encrypt/Decrypt of a TOTP secret, chalicelib/secret_box.py)
+and SES SendEmail calls (whose botocore CPU is part of the handler's figure, and also shown apart),
+and the handler's CPU with argon2id subtracted as for POST /login.
+Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs] [self-service runs]
+[second-factor runs], defaults 200, 15, 50 and the self-service runs; cold runs 0 skips the cold
+start, self-service runs 0 the second table, second-factor runs 0 the third)
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import statistics
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +51,12 @@ class Measured:
     argon2_ms: float  # median argon2id CPU of the warm runs (0 where no password is checked)
     emails: int = 0  # SES SendEmail calls of a warm run
     ses_ms: float = 0.0  # median botocore CPU of those calls, part of cpu_ms
+    kms: dict = field(default_factory=dict)  # KMS calls by operation of a warm run
+    kms_ms: float = 0.0  # median botocore CPU of kms:Encrypt/Decrypt, part of cpu_ms
 
+
+#: The separate accounts tables: name -> (module, the child's flag); each runs on a moto server of its own.
+TABLES = {"self_service": "bench.self_service", "second_factor": "bench.second_factor"}
 
 #: Where argon2id is reached from, as (module, name): the modules that bind it at import, and
 #: chalicelib.passwords itself for the callers that import it when called.
@@ -58,19 +66,23 @@ ARGON2 = (("chalicelib.passwords", "hash_password"), ("chalicelib.passwords", "v
 
 @contextmanager
 def instrumented():
-    """Count DynamoDB calls by operation and SES SendEmail calls, and time Chalice.__call__,
-    argon2id and SendEmail, while inside."""
+    """Count DynamoDB and KMS calls by operation and SES SendEmail calls, and time Chalice.__call__,
+    argon2id, SendEmail and kms:Encrypt/Decrypt, while inside."""
     import importlib
 
     from chalice import Chalice
 
     from chalicelib import aws
 
-    probe = {"calls": collections.Counter(), "cpu": [], "argon2": [], "ses": []}
+    probe = {"calls": collections.Counter(), "kms": collections.Counter(), "cpu": [], "argon2": [], "ses": [],
+             "kms_cpu": []}
     depth = [0]  # verify_password may hash (its dummy hash, once): count the outer call only
 
     def count(event_name, **_):
         probe["calls"][event_name.rsplit(".", 1)[-1]] += 1
+
+    def count_kms(event_name, **_):
+        probe["kms"][event_name.rsplit(".", 1)[-1]] += 1
 
     def timed(function, samples, outermost=False):
         def wrapper(*args, **kwargs):
@@ -95,9 +107,14 @@ def instrumented():
         setattr(module, name, timed(original, probe["argon2"], outermost=True))
     ses = aws.client("sesv2")
     ses.send_email = timed(ses.send_email, probe["ses"])  # on the instance: the class keeps its own
+    kms = aws.client("kms")
+    kms.meta.events.register("before-call.kms", count_kms)
+    kms.encrypt, kms.decrypt = timed(kms.encrypt, probe["kms_cpu"]), timed(kms.decrypt, probe["kms_cpu"])
     try:
         yield probe
     finally:
+        del kms.encrypt, kms.decrypt
+        kms.meta.events.unregister("before-call.kms", count_kms)
         del ses.send_email
         for (module, name), original in zip(hashing, originals):
             setattr(module, name, original)
@@ -110,7 +127,7 @@ def measure(paths: dict, runs: int) -> dict[str, Measured]:
     results = {}
     with instrumented() as probe:
         for label, (make_input, request) in paths.items():
-            cpu, hashes, calls, sends = [], [], [], []
+            cpu, hashes, calls, sends, kms, kms_cpu = [], [], [], [], [], []
             for _ in range(runs + 1):
                 value = make_input() if make_input else None
                 for samples in probe.values():
@@ -122,10 +139,13 @@ def measure(paths: dict, runs: int) -> dict[str, Measured]:
                 cpu.append(probe["cpu"][-1] - sum(probe["argon2"]))
                 hashes.append(sum(probe["argon2"]))
                 sends.append(list(probe["ses"]))
+                kms.append(dict(probe["kms"]))
+                kms_cpu.append(sum(probe["kms_cpu"]))
             warm = slice(1, None) if runs else slice(0, None)
             results[label] = Measured(calls[0], calls[-1], statistics.median(cpu[warm]) * 1000,
                                       statistics.median(hashes[warm]) * 1000, len(sends[-1]),
-                                      statistics.median([sum(s) for s in sends[warm]]) * 1000)
+                                      statistics.median([sum(s) for s in sends[warm]]) * 1000, kms[-1],
+                                      statistics.median(kms_cpu[warm]) * 1000)
     return results
 
 
@@ -165,17 +185,20 @@ def floor_paths() -> dict:
     return {FLOOR: (None, lambda _: http.post("/token", body=b"grant_type=client_credentials", headers=auth))}
 
 
-def measure_requests(runs: int, *, self_service: bool = False) -> dict[str, Measured]:
+def measure_requests(runs: int, *, table: str | None = None) -> dict[str, Measured]:
     """The app's paths (bench/scenario.py) and the floor, on a moto server in another process; or,
-    with `self_service`, issue 12's paths (bench/self_service.py) alone, on a moto server of their
-    own (a moto server slows down as items pile up: after the OAuth paths' runs a sign-up's
-    transactions outlasted the request's AWS deadline)."""
-    from bench import self_service as accounts
+    with `table` (a name of TABLES), issue 12's paths (bench/self_service.py) or issue 13's
+    (bench/second_factor.py) alone, on a moto server of their own (a moto server slows down as
+    items pile up: after the OAuth paths' runs a sign-up's transactions outlasted the request's AWS
+    deadline)."""
+    import importlib
+
     from bench.cold_start import ENV, start_moto, stop
 
+    accounts = importlib.import_module(TABLES[table]) if table else None
     server, url = start_moto()
     try:
-        os.environ.update({**ENV, **(accounts.ENV if self_service else {}), "TABLE_PREFIX": "idp-cpubench",
+        os.environ.update({**ENV, **(accounts.ENV if accounts else {}), "TABLE_PREFIX": "idp-cpubench",
                            "SECRET_PREFIX": "idp/cpubench/"}, AWS_ENDPOINT_URL=url)
         from chalice.test import Client
 
@@ -186,10 +209,10 @@ def measure_requests(runs: int, *, self_service: bool = False) -> dict[str, Meas
         from bench.scenario import paths, seed
 
         scenario = seed()
-        if self_service:
+        if accounts:
             accounts.seed(scenario)
         with Client(app, stage_name="local") as client:
-            if self_service:
+            if accounts:
                 return measure(accounts.paths(client.http, scenario), runs)
             results = measure(paths(client.http, scenario), runs)
         results.update(measure(floor_paths(), runs))
@@ -199,16 +222,16 @@ def measure_requests(runs: int, *, self_service: bool = False) -> dict[str, Meas
         stop(server)
 
 
-def self_service_in_a_child(runs: int) -> dict[str, Measured]:
-    """measure_requests(runs, self_service=True) in a fresh interpreter (the app reads its
-    environment once), as JSON on its last line."""
+def table_in_a_child(table: str, runs: int) -> dict[str, Measured]:
+    """measure_requests(runs, table=table) in a fresh interpreter (the app reads its environment
+    once), as JSON on its last line."""
     import json
     import subprocess
 
-    run = subprocess.run([sys.executable, __file__, "--self-service", str(runs)], cwd=ROOT, capture_output=True,
+    run = subprocess.run([sys.executable, __file__, "--table", table, str(runs)], cwd=ROOT, capture_output=True,
                          text=True, check=False)
     if run.returncode:
-        raise SystemExit(f"the self-service table failed:\n{run.stderr[-5000:]}")
+        raise SystemExit(f"the {table} table failed:\n{run.stderr[-5000:]}")
     return {label: Measured(**fields) for label, fields in json.loads(run.stdout.splitlines()[-1]).items()}
 
 
@@ -248,23 +271,47 @@ def print_self_service(results: dict[str, Measured], runs: int, floor: float, ba
               f"{detail}{extra}")
 
 
+def print_second_factor(results: dict[str, Measured], runs: int, floor: float, bare: float) -> None:
+    """Issue 13's table: no targets. "KMS" are kms:Encrypt/Decrypt calls (a TOTP secret sealed or
+    opened), "emails" SES SendEmail calls; the botocore CPU of both ("KMS+SES ms") is inside "CPU
+    ms", as on Lambda; argon2id is not (bench/second_factor.HASHES says where it runs).
+    "beyond calls": CPU ms minus the DynamoDB calls at the bare call's CPU and minus KMS+SES ms."""
+    from bench.second_factor import HASHES
+
+    print()
+    print(f"issue 13 second-factor paths (no targets): median handler CPU of {runs} in-process invocations, "
+          f"argon2id excluded, the botocore CPU of KMS and SES calls included")
+    print(f"{'request':52s} {'calls':>5s} {'KMS':>3s} {'emails':>6s} {'CPU ms':>7s} {'KMS+SES ms':>10s} "
+          f"{'x floor':>7s} {'beyond calls':>12s}  by operation")
+    for label, measured in results.items():
+        calls = sum(measured.calls.values())
+        detail = ", ".join(f"{k}={v}" for k, v in sorted({**measured.calls, **measured.kms}.items()))
+        extra = f"   (+ argon2id {measured.argon2_ms:.0f} ms: {HASHES[label]})" if label in HASHES else ""
+        aside = measured.kms_ms + measured.ses_ms
+        print(f"{label:52s} {calls:5d} {sum(measured.kms.values()):3d} {measured.emails:6d} {measured.cpu_ms:7.2f} "
+              f"{aside:10.2f} {measured.cpu_ms / floor:7.1f} {measured.cpu_ms - calls * bare - aside:12.2f}  "
+              f"{detail}{extra}")
+
+
 def main() -> None:
-    if sys.argv[1:2] == ["--self-service"]:  # the child of self_service_in_a_child
+    if sys.argv[1:2] == ["--table"]:  # the child of table_in_a_child
         import dataclasses
         import json
 
-        measured = measure_requests(int(sys.argv[2]), self_service=True)
+        measured = measure_requests(int(sys.argv[3]), table=sys.argv[2])
         print(json.dumps({label: dataclasses.asdict(m) for label, m in measured.items()}))
         return
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     cold_runs = int(sys.argv[2]) if len(sys.argv) > 2 else 15
     self_service_runs = int(sys.argv[3]) if len(sys.argv) > 3 else 50
+    second_factor_runs = int(sys.argv[4]) if len(sys.argv) > 4 else self_service_runs
     from bench import cold_start
     from bench.scenario import TARGETS
 
     cold = cold_start.measure_apart(cold_runs) if cold_runs else None  # first: fresh interpreters on a quiet moto
     results = measure_requests(runs)
-    accounts = self_service_in_a_child(self_service_runs) if self_service_runs else {}
+    accounts = table_in_a_child("self_service", self_service_runs) if self_service_runs else {}
+    second_factors = table_in_a_child("second_factor", second_factor_runs) if second_factor_runs else {}
     floor = results[FLOOR].cpu_ms
     bare = results[BARE_CALL].cpu_ms
     print(f"issue 10 benchmark: warm requests, median handler CPU of {runs} in-process invocations "
@@ -285,6 +332,8 @@ def main() -> None:
               f"{cold.ratio:7.2f}  {cold.describe()}")
     if accounts:
         print_self_service(accounts, self_service_runs, floor, bare)
+    if second_factors:
+        print_second_factor(second_factors, second_factor_runs, floor, bare)
 
     # Cost per MAU from this run's CPU (argon2id included) and the units measured in a child process.
     from bench import cost
