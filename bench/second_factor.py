@@ -77,6 +77,7 @@ def paths(http, scenario) -> dict:
     from bench.scenario import SCOPE, WEB_APP
     from chalicelib import secret_box
     from chalicelib.accounts import recovery_codes
+    from chalicelib.hashing import sha256_hex
     from chalicelib.storage import factors
     from chalicelib.storage.users import create_user
     from tests.routes.flow import Browser, authorize_query, hidden
@@ -99,8 +100,10 @@ def paths(http, scenario) -> dict:
             assert response.headers["Location"].startswith(location), response.headers["Location"]
         return response
 
-    def start_totp(sub: str, secret: str) -> None:
-        assert factors.start_totp(sub, secret_box.seal(secret, purpose="totp", subject=sub))
+    def start_totp(sub: str, secret: str, visitor=None) -> None:
+        # An enrolment is shown to, and confirmed by, only the session that started it.
+        started_by = sha256_hex(visitor.cookies["idp_session"]) if visitor is not None else None
+        assert factors.start_totp(sub, secret_box.seal(secret, purpose="totp", subject=sub), started_by=started_by)
 
     def enrol_totp(sub: str, secret: str) -> None:
         """An active TOTP factor, enrolled long ago: its last accepted time step is 1."""
@@ -204,7 +207,7 @@ def paths(http, scenario) -> dict:
         and POST /account/totp/start replaces it (a started one is never active)."""
         address, sub = fresh_user("enrol")
         visitor = signed_in_to_account(address)
-        start_totp(sub, pyotp.random_base32())
+        start_totp(sub, pyotp.random_base32(), visitor)
         return visitor
 
     enrolling_browser = reused(enrolling)
@@ -213,7 +216,7 @@ def paths(http, scenario) -> dict:
         # A fresh user: the first code activates (spends) the pending enrolment, started through storage.
         address, sub = fresh_user("first-code")
         visitor, secret = signed_in_to_account(address), pyotp.random_base32()
-        start_totp(sub, secret)
+        start_totp(sub, secret, visitor)
         return account_form(visitor, "/account/totp", code=pyotp.TOTP(secret).now())
 
     def with_totp_signed_in():
