@@ -315,7 +315,7 @@ def delete_account(settings: Settings, session, user, password: str, *, ip: str,
     the address is freed (storage/accounts.delete_account). The "account deleted" notice goes out
     after that commit, to the address held in memory: sent before, it could announce a deletion
     that a fault then stopped; sent after, a failure to send (logged) is the only loss."""
-    from ..storage import accounts as store, consents, grants
+    from ..storage import accounts as store, consents, factors, grants
 
     check_password(settings, user, password, ip=ip, device=device)
     grants.revoke_all_of_user(user.pk, reason="account deleted", erase_claims=True)
@@ -325,4 +325,7 @@ def delete_account(settings: Settings, session, user, password: str, *, ip: str,
     _best_effort("revoking grants", lambda: grants.revoke_all_of_user(user.pk, reason="account deleted",
                                                                        erase_claims=True))
     _best_effort("ending the session", lambda: store.end_session(session.session_hash))
+    # The tombstone names no factor any more, so none can be used; their items (passkey public keys,
+    # the sealed TOTP secret) go too, after the commit like the rest.
+    _best_effort("removing the factors", lambda: factors.remove_all(user.pk))
     _best_effort("account_deleted email", lambda: _mail(user.email, "account_deleted", user))

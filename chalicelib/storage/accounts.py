@@ -118,11 +118,6 @@ def delete_account(sub: str, *, email: str) -> bool:
         if "ConditionalCheckFailed" in cancellation_codes(exc):
             return False
         raise
-    # The tombstone names no factor any more, so none can be used; their items (passkey public keys,
-    # the sealed TOTP secret) go too.
-    from .factors import remove_all
-
-    remove_all(sub)
     return True
 
 

@@ -349,3 +349,17 @@ def test_someone_with_the_password_cannot_lock_the_owner_out_of_a_known_device(h
     for _ in range(2):
         assert second_step(owner, "recovery", "ZZZZZ-ZZZZZ").status_code == 401
     assert second_step(owner, "recovery", RECOVERY_CODES[1]).status_code == 429
+
+
+def test_deleting_the_account_removes_its_factors(http, two_step_alice, mailbox):
+    from chalicelib.storage.factors import of_user
+    from tests.routes.account_flow import post_form
+
+    browser = Browser(http)
+    page = browser.get("/account/login")
+    browser.post("/account/login", {"csrf_token": hidden(page.body, "csrf_token"), "username": "alice@example.com",
+                                    "password": PASSWORD})
+    assert second_step(browser, "totp", code_now()).headers["Location"] == "/account"
+    assert len(of_user(two_step_alice.pk)) == 2
+    response = post_form(browser, "/account/delete", {"current_password": PASSWORD})
+    assert response.status_code == 200 and of_user(two_step_alice.pk) == []
