@@ -291,13 +291,22 @@ def test_rfc9470_challenge_then_reauthorization_with_acr_values_lets_the_tool_ca
     acr_values = re.search(r'acr_values="([^"]*)"', challenge).group(1)
     assert acr_values == MFA_ACR
 
-    # The client re-authorizes with what the challenge names (RFC 9470 §4); the user has TOTP.
+    # The client re-authorizes with what the challenge names (RFC 9470 §4); the user has TOTP and
+    # enters the app's code on /mfa.
+    from tests.routes.test_second_factor import code_now, enrol_totp
+
+    enrol_totp(alice.pk)
     enrol(browser, "totp")
     response = browser.get("/authorize?" + authorize_query(client.client_id, scope=scope, resource=[NOTES_MCP],
                                                            acr_values=acr_values))
     assert response.headers["Location"].startswith("/mfa?request_id=")
-    step_up(browser)  # the user enters their code on /mfa
-    location = consent_through_the_page(browser, request_id_of(response.headers["Location"]))
+    page = browser.get(response.headers["Location"])
+    response = browser.post("/mfa", {"csrf_token": hidden(page.body, "csrf_token"), "method": "totp",
+                                     "code": code_now(), "request_id": hidden(page.body, "request_id")})
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    if location.startswith("/consent"):
+        location = consent_through_the_page(browser, request_id_of(location))
     response = redeem(http, client.client_id, query_of(location)["code"], auth=basic_auth(client.client_id, secret))
     stepped_up = json.loads(response.body)["access_token"]
     assert payload(stepped_up)["acr"] == MFA_ACR
