@@ -312,6 +312,26 @@ def authentication(request: PendingRequest, session, settings: Settings) -> acr.
                       policy_requires_mfa=policy == "required" or (policy != "off" and request.client_requires_mfa))
 
 
+def current_factors(session):
+    """The session with the user's factor kinds as they are now. A session keeps the kinds its user
+    had at sign-in (and changes made in it), so /authorize decides without a read; one added in
+    another session since is missing. Before sending the user to set one up or refusing the request
+    as unmet, the user is read (one GetItem, on those rare paths only) and the session brought up to
+    date, so neither happens to a user who has the factor."""
+    from dataclasses import replace
+
+    from ..storage import factors
+    from ..storage import sessions as session_store
+    from ..storage.users import get_user
+
+    user = get_user(session.sub)
+    kinds = factors.kinds(user.factors) if user is not None else ()
+    if tuple(kinds) == tuple(session.factors):
+        return session
+    session_store.set_factors(session.session_hash, kinds)
+    return replace(session, factors=tuple(kinds))
+
+
 def consent_gate(request: PendingRequest, session, settings: Settings) -> str | None:
     """What must happen before this session may approve the request on the consent page: None, or
     the decide() action whose page comes first ("login", "mfa", "enroll"). The consent page never
@@ -319,7 +339,18 @@ def consent_gate(request: PendingRequest, session, settings: Settings) -> str | 
     essential acr cannot be met."""
     if not may_consent(request, session):
         return "login"
-    return _step_up_action(request, authentication(request, session, settings))
+    return step_up_needed(request, session, settings)[0]
+
+
+def step_up_needed(request: PendingRequest, session, settings: Settings):
+    """(the decide() action a step-up needs, "mfa" or "enroll", or None; the session, its factor
+    kinds brought up to date when that was needed to decide: `current_factors`). Raises
+    RedirectableError when an essential acr cannot be met."""
+    outcome = authentication(request, session, settings)
+    if outcome.action in ("enroll", "unmet"):
+        session = current_factors(session)
+        outcome = authentication(request, session, settings)
+    return _step_up_action(request, outcome), session
 
 
 def _step_up_action(request: PendingRequest, outcome: acr.Outcome) -> str | None:
@@ -349,7 +380,9 @@ def decide(request: PendingRequest, session, *, just_signed_in: bool,
         return Decision("verify", request)
     # A step-up is decided from the session alone (its amr and factor kinds). The /mfa and
     # /account/security pages load the session with its user checked, as every page does.
-    step_up = None if needs_login else _step_up_action(request, authentication(request, session, settings))
+    step_up = None
+    if not needs_login:
+        step_up, session = step_up_needed(request, session, settings)
     if step_up is not None:
         if "none" in prompt:
             raise RedirectableError(InteractionRequired("the user must authenticate with another factor"),

@@ -363,3 +363,32 @@ def test_deleting_the_account_removes_its_factors(http, two_step_alice, mailbox)
     assert len(of_user(two_step_alice.pk)) == 2
     response = post_form(browser, "/account/delete", {"current_password": PASSWORD})
     assert response.status_code == 200 and of_user(two_step_alice.pk) == []
+
+
+def test_a_factor_added_in_another_session_is_asked_for_not_enrolled_again_or_refused(http, alice, public_client):
+    """Sessions signed in before the user set up TOTP elsewhere: a client requiring MFA, or an
+    essential acr, sends them to /mfa for that factor rather than to enrolment or an unmet error."""
+    import json
+    from urllib.parse import quote
+
+    from chalicelib.oauth.acr import MFA_ACR
+    from chalicelib.oauth.clients import create_client
+    from tests.routes.flow import sign_in_and_consent
+
+    strict, _ = create_client(client_name="Strict", client_type="public", redirect_uris=["http://127.0.0.1/cb"],
+                              scopes=["openid", "email"], require_mfa=True)
+    first, second = Browser(http), Browser(http)
+    for browser in (first, second):
+        sign_in_and_consent(browser, public_client.client_id)  # password sessions, knowing of no factor
+    enrol_totp(alice.pk)  # in a third browser
+
+    essential = json.dumps({"id_token": {"acr": {"essential": True, "values": [MFA_ACR]}}})
+    response = first.get("/authorize?" + authorize_query(public_client.client_id) + "&claims=" + quote(essential))
+    assert response.headers["Location"].startswith("/mfa?request_id="), response.headers["Location"]
+
+    location = second.get("/authorize?" + authorize_query(strict.client_id)).headers["Location"]
+    assert location.startswith("/mfa?request_id="), location
+    page = second.get(location)
+    response = second.post("/mfa", {"csrf_token": hidden(page.body, "csrf_token"), "method": "totp",
+                                    "code": code_now(), "request_id": hidden(page.body, "request_id")})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/consent?")
