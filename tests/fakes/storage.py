@@ -35,7 +35,7 @@ INTERFACE = {
                                   "revoke_by_refresh_token", "deny_access_token", "revoke_all_of_user",
                                   "revoke_grants_of", "with_user", "access_state"),
     "chalicelib.storage.codes": ("issue", "consume", "restore"),
-    "chalicelib.storage.sessions": ("get", "end"),
+    "chalicelib.storage.sessions": ("get", "end", "set_factors"),
     "chalicelib.storage.authorization_requests": ("store", "load", "finish"),
     "chalicelib.storage.consents": ("remember",),
     "chalicelib.storage.revoked_tokens": ("deny", "is_denied"),
@@ -86,18 +86,19 @@ class MemoryStorage:
     # Arranging a state, as the rest of the system would have written it ----------------------------
 
     def add_user(self, sub: str, *, disabled: bool = False, session_generation: int = 0,
-                 email: str = "user@example.com", name: str | None = None) -> None:
+                 email: str = "user@example.com", name: str | None = None, factors=()) -> None:
         self.users[sub] = {"pk": sub, "email": email, "email_verified": False, "name": name, "password_hash": "-",
-                           "disabled": disabled, "session_generation": session_generation, "created_at": 0,
-                           "updated_at": 0}
+                           "disabled": disabled, "session_generation": session_generation,
+                           "factors": set(factors) or None, "created_at": 0, "updated_at": 0}
 
     def add_session(self, session_hash: str, sub: str, *, auth_time: int, expires_at: int,
                     session_generation: int = 0, revoked: bool = False, user_claims: dict | None = None,
-                    amr: tuple = ("pwd",)) -> None:
+                    amr: tuple = ("pwd",), factors=()) -> None:
         self.sessions[session_hash] = {"session_hash": session_hash, "sub": sub, "auth_time": auth_time,
                                        "expires_at": expires_at, "amr": tuple(amr),
                                        "session_generation": session_generation, "revoked": revoked,
-                                       "grant_ids": set(), "user_claims": user_claims or None}
+                                       "grant_ids": set(), "user_claims": user_claims or None,
+                                       "factors": tuple(sorted(factors))}
 
     def add_consent(self, sub: str, client_id: str, pairs: set[str]) -> None:
         self.consents.setdefault(f"{sub}#{client_id}", set()).update(pairs)
@@ -278,6 +279,13 @@ class MemoryStorage:
         item = self.sessions.get(session_hash)
         return None if item is None else _session(item, user_checked=False)
 
+    def sessions_set_factors(self, session_hash, kinds):
+        item = self.sessions.get(session_hash)
+        if item is None or item["revoked"] or item["expires_at"] <= request_store.now():
+            return False
+        item["factors"] = tuple(sorted(kinds))
+        return True
+
     def sessions_end(self, session_hash):
         item = self.sessions.get(session_hash)
         if item is None:
@@ -365,7 +373,8 @@ def _session(item: dict, *, user_checked: bool) -> Session:
     return Session(session_hash=item["session_hash"], sub=item["sub"], auth_time=item["auth_time"],
                    expires_at=item["expires_at"], amr=tuple(item["amr"]),
                    session_generation=item["session_generation"], revoked=item["revoked"],
-                   grant_ids=frozenset(item["grant_ids"]), user_claims=item["user_claims"], user_checked=user_checked)
+                   grant_ids=frozenset(item["grant_ids"]), user_claims=item["user_claims"],
+                   factors=tuple(item.get("factors") or ()), user_checked=user_checked)
 
 
 def _shape(function) -> list:

@@ -36,21 +36,24 @@ H0, H1 = sha256_hex("h0"), sha256_hex("h1")
 class DynamoSeed:
     """The fake's arranging methods, written to the real tables."""
 
-    def add_user(self, sub, *, disabled=False, session_generation=0, email="user@example.com", name=None):
+    def add_user(self, sub, *, disabled=False, session_generation=0, email="user@example.com", name=None,
+                 factors=()):
         from chalicelib.storage.models import UserModel
 
         UserModel(pk=sub, email=email, name=name, password_hash="-", disabled=disabled,
-                  session_generation=session_generation, created_at=0, updated_at=0).save()
+                  session_generation=session_generation, factors=set(factors) or None, created_at=0,
+                  updated_at=0).save()
 
     def add_session(self, session_hash, sub, *, auth_time, expires_at, session_generation=0, revoked=False,
-                    user_claims=None, amr=("pwd",)):
+                    user_claims=None, amr=("pwd",), factors=()):
         import json
 
         from chalicelib.storage.models import SessionModel
 
         SessionModel(session_hash=session_hash, sub=sub, auth_time=auth_time, amr=list(amr), created_at=auth_time,
                      expires_at=expires_at, revoked=revoked, session_generation=session_generation,
-                     user_claims=json.dumps(user_claims) if user_claims else None).save()
+                     user_claims=json.dumps(user_claims) if user_claims else None,
+                     factors=sorted(factors) or None).save()
 
     def add_consent(self, sub, client_id, pairs):
         from chalicelib.storage.models import ConsentModel
@@ -251,6 +254,19 @@ def test_access_tokens_are_denied_one_by_one_up_to_the_bound(same_on_both, monke
                         grants.get(SUB, "grant-1").revoked_jtis]
 
     assert same_on_both(scenario) == [True, True, True, False, False, False, {"jti-0", "jti-1", "jti-2"}]
+
+
+def test_a_live_session_records_its_users_factor_kinds(same_on_both):
+    def scenario(seed, at):
+        signed_in(seed, at, factors=("totp",))
+        seed.add_session("ended", SUB, auth_time=at - 5, expires_at=at + 600, revoked=True)
+        seed.add_session("expired", SUB, auth_time=at - 700, expires_at=at - 100)
+        return [sessions.get(SESSION).factors, sessions.set_factors(SESSION, ["totp", "passkey"]),
+                sessions.get(SESSION).factors, sessions.set_factors("ended", ["totp"]),
+                sessions.set_factors("expired", ["totp"]), sessions.set_factors("nobody", ["totp"]),
+                sessions.set_factors(SESSION, []), sessions.get(SESSION).factors]
+
+    assert same_on_both(scenario) == [("totp",), True, ("passkey", "totp"), False, False, False, True, ()]
 
 
 def test_revoking_every_grant_of_a_user_or_a_client_and_ending_a_session(same_on_both):

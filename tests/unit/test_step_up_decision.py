@@ -52,6 +52,8 @@ def session(memory, *, factors=(), amr=None) -> Session:
     """Alice's session as /authorize loads it, with the factor kinds she has and the amr it achieved."""
     if amr is not None:
         memory.sessions[SESSION]["amr"] = tuple(amr)
+    # The user has them too (the user item names each factor; kinds are what precedes "#").
+    memory.users[SUB]["factors"] = {f"{kind}#cred" if kind == "passkey" else kind for kind in factors} or None
     loaded = sessions.load(COOKIE, check_user=False)
     memory.calls.clear()
     return dataclasses.replace(loaded, factors=tuple(factors))
