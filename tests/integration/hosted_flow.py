@@ -27,8 +27,12 @@ class _HiddenInputs(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "form":
-            self._action = attrs.get("action") or ""
-            self.forms[self._action] = {}
+            # The first form posting to an action is the page's own; a later one (the sign-in page's
+            # "Sign in with a passkey", posting to /login too) is for the script this client is not.
+            action = attrs.get("action") or ""
+            self._action = None if action in self.forms else action
+            if self._action is not None:
+                self.forms[action] = {}
         elif tag == "input" and attrs.get("type") == "hidden" and self._action is not None:
             self.forms[self._action][attrs["name"]] = attrs.get("value") or ""
 
@@ -38,7 +42,7 @@ class _HiddenInputs(HTMLParser):
 
 
 def hidden_inputs(html: str, action: str) -> dict[str, str]:
-    """The hidden inputs of the page's form that posts to `action`."""
+    """The hidden inputs of the page's first form that posts to `action`."""
     parser = _HiddenInputs()
     parser.feed(html)
     assert action in parser.forms, f"no form posting to {action} in:\n{html}"

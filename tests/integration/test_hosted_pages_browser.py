@@ -387,7 +387,7 @@ def test_cross_site_form_post_to_login_is_refused(tab, registered, loopback, att
 
 
 def test_a_tossed_cookie_does_not_sign_the_victim_in_as_the_attacker(chromium, tab, registered, loopback):
-    """Cookie tossing: a site sharing our cookies (a sibling subdomain; here, any port of 127.0.0.1)
+    """Cookie tossing: a site sharing our cookies (a sibling subdomain; here, any port of localhost)
     plants `a=x idp_session=<attacker's session>`. Chromium accepts it and sends it after ours;
     parsed on whitespace, as http.cookies does, it would sign the victim in as the attacker."""
     from chalicelib.storage.users import create_user
@@ -406,7 +406,7 @@ def test_a_tossed_cookie_does_not_sign_the_victim_in_as_the_attacker(chromium, t
 
     def toss(name: str) -> None:
         page.context.add_cookies([{"name": name, "value": f"x idp_session={attacker_session}",
-                                   "domain": "127.0.0.1", "path": "/"}])
+                                   "domain": urlsplit(base).hostname, "path": "/"}])
 
     toss("a")
     with page.expect_request(lambda r: r.url.startswith(f"{base}/authorize?")) as sent:
