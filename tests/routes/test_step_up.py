@@ -266,10 +266,31 @@ def notes_mcp(http, aws, monkeypatch):
     return app, reached
 
 
+def _run(coroutine):
+    """asyncio.run in a thread of its own: in a whole-suite run the browser tests' Playwright (sync
+    API) keeps an event loop running in the main thread, where asyncio.run refuses to start."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def call_tool(app, token: str, name: str, arguments: dict) -> tuple[int, dict]:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": name, "arguments": arguments}}).encode()
-    status, headers, _ = asyncio.run(_asgi(app, "POST", "/mcp", {"Authorization": f"Bearer {token}",
+    status, headers, _ = _run(_asgi(app, "POST", "/mcp", {"Authorization": f"Bearer {token}",
                                                                   "Content-Type": "application/json",
                                                                   "Accept": "application/json, text/event-stream"},
                                            body))
