@@ -27,16 +27,13 @@ from .models import (
     SessionModel,
     UserModel,
     cancellation_codes,
-    retrying_conflicts,
-    transact_write,
 )
 from .reads import consistent_batch_get
 from .sessions import Session
 from .throttles import taking_back
-from .transactions import Refused, TxItem, ordered
+from .transactions import Refused, TxItem, ordered, write
 from .users import claim_key, claimed_sub
 
-CONFLICT_RETRIES = 3
 
 
 def read_attempt(email: str, request_id: str | None) -> tuple[str, PendingRequest | None]:
@@ -145,26 +142,21 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
 
     for _ in range(3):  # at most: as asked, without the request, without the take-backs
         sent = items()
-
-        def write():
-            with transact_write() as tx:
-                for item in sent:
-                    item.add(tx)
-
         try:
-            retrying_conflicts(write, CONFLICT_RETRIES)
-        except TransactWriteError as exc:
-            reasons = list(zip([item.label for item in sent], cancellation_codes(exc)))
-            refused = {label for label, reason in reasons if reason == "ConditionalCheckFailed"}
-            contended = {label for label, reason in reasons if reason == "TransactionConflict"}
-            if refused & extra_labels:
-                raise Refused(refused & extra_labels) from None
-            if "request" in refused:
-                with_request = False
-            elif contended == {"counter"} and not refused:
-                with_take_backs = False
-            else:
+            write(sent)
+        except Refused as refused:
+            if refused.labels & extra_labels:
+                raise Refused(refused.labels & extra_labels) from None
+            if "request" not in refused.labels:
                 raise
+            with_request = False
+            continue
+        except TransactWriteError as exc:  # not a condition: still contended after the retries
+            contended = {item.label for item, reason in zip(sent, cancellation_codes(exc))
+                         if reason == "TransactionConflict"}
+            if contended != {"counter"}:
+                raise
+            with_take_backs = False
             continue
         return SignedIn(raw, sessions.from_model(session), device_cookie,
                         request_finished=request_id is not None and not with_request)
