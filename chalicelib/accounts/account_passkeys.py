@@ -76,7 +76,7 @@ def _owned(user, credential_id: str) -> str:
 def add(settings: Settings, session, user, cookie_value: str, form: dict, *, ip: str, device: str | None) -> None:
     """Check the registration (WebAuthn §7.1) and the current password, then store the passkey and
     mark its challenge used in one transaction (storage/factors.add_passkey)."""
-    from ..storage import factors
+    from ..storage import factors, sessions
     from .account import check_password
 
     if not enabled(settings):
@@ -92,13 +92,15 @@ def add(settings: Settings, session, user, cookie_value: str, form: dict, *, ip:
         log.info("passkey registration refused", extra={"sub": user.pk, "reason": exc.reason})
         raise Refused(messages.PASSKEY_NOT_ADDED) from None
     check_password(settings, user, form.get("current_password", ""), ip=ip, device=device)
+    entries = {*(user.factors or ()), factors.passkey_id(new.credential_id)}
+    # The session's factor kinds change in the same transaction, as TOTP's do (accounts/totp.py).
     if not factors.add_passkey(user.pk, credential_id=new.credential_id, public_key=new.public_key,
                                sign_count=new.sign_count, transports=new.transports,
                                backup_eligible=new.backup_eligible, name=name, challenge=new.challenge,
-                               challenge_expires_at=new.challenge_expires_at):
+                               challenge_expires_at=new.challenge_expires_at,
+                               extra=[sessions.factors_item(session.session_hash, factors.kinds(entries))]):
         raise Refused(messages.PASSKEY_NOT_ADDED, status=409)
-    entries = {*(user.factors or ()), factors.passkey_id(new.credential_id)}
-    _after_change(session, user, entries, "added", name)
+    _announce(user, "added", name)
 
 
 def rename(session, user, form: dict) -> None:
@@ -114,7 +116,7 @@ def rename(session, user, form: dict) -> None:
 
 def remove(settings: Settings, session, user, form: dict, *, ip: str, device: str | None) -> None:
     """Remove a passkey after checking the current password (so another way in remains)."""
-    from ..storage import factors
+    from ..storage import factors, sessions
     from .account import check_password
 
     factor_id = _owned(user, form.get("credential_id", ""))
@@ -129,19 +131,20 @@ def remove(settings: Settings, session, user, form: dict, *, ip: str, device: st
     # Recovery codes exist only next to another factor (as TOTP's removal does): left alone, every
     # sign-in would spend one.
     also = () if others else (factors.RECOVERY,)
-    if not factors.remove(user.pk, factor_id, also=also):
+    try:
+        removed = factors.remove(user.pk, factor_id, also=also,
+                                 extra=[sessions.factors_item(session.session_hash, factors.kinds(left - set(also)))])
+    except factors.Refused:
+        raise Refused(messages.ACCOUNT_CHANGED_MEANWHILE, status=409) from None
+    if not removed:
         raise Refused(messages.PASSKEY_GONE, status=404)
-    entries = left - set(also)
-    _after_change(session, user, entries, "removed", found.name if found else None)
+    _announce(user, "removed", found.name if found else None)
 
 
-def _after_change(session, user, entries: set, change: str, name: str | None) -> None:
-    """After the commit, best effort (see accounts/account.py): the session's kinds of factor, and
-    the email that tells the user (the one every change of a sign-in method sends)."""
-    from ..storage import factors, sessions
+def _announce(user, change: str, name: str | None) -> None:
+    """After the commit, best effort (see accounts/account.py): the email that tells the user (the
+    one every change of a sign-in method sends)."""
     from .account import _best_effort, _mail
 
-    _best_effort("updating the session's factors",
-                 lambda: sessions.set_factors(session.session_hash, factors.kinds(entries)))
     _best_effort("factor_changed email", lambda: _mail(user.email, "factor_changed", user, factor="passkey",
                                                        change=change, name=name or ""))

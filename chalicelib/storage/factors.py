@@ -141,10 +141,11 @@ def challenge_used(challenge: str, expires_at: int) -> TxItem:
 # Passkeys ---------------------------------------------------------------------------------------
 
 def add_passkey(sub: str, *, credential_id: str, public_key: str, sign_count: int, transports, backup_eligible: bool,
-                name: str, challenge: str, challenge_expires_at: int) -> bool:
-    """Register a passkey: its item, its entry on the user, and its registration challenge marked used,
-    in one transaction. False when the credential is already registered, the challenge was used, or
-    the user is gone or disabled (nothing is written)."""
+                name: str, challenge: str, challenge_expires_at: int, extra=()) -> bool:
+    """Register a passkey: its item, its entry on the user, its registration challenge marked used,
+    and `extra` items (the session's factor kinds), in one transaction. False when the credential
+    is already registered, the challenge was used, the user is gone or disabled, or an `extra`
+    item refused (nothing is written)."""
     at = now()
     item = FactorModel(sub=sub, factor_id=passkey_id(credential_id), kind=PASSKEY, name=name, created_at=at,
                        public_key=public_key, sign_count=sign_count, transports=list(transports) or None,
@@ -152,7 +153,7 @@ def add_passkey(sub: str, *, credential_id: str, public_key: str, sign_count: in
     try:
         write([TxItem("put", "factor", lambda tx: tx.save(item, condition=FactorModel.sub.does_not_exist())),
                _user_entry(sub, passkey_id(credential_id), add=True),
-               challenge_used(challenge, challenge_expires_at)])
+               challenge_used(challenge, challenge_expires_at), *extra])
     except Refused:
         return False
     return True
