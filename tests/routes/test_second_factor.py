@@ -40,6 +40,17 @@ def mailbox(aws, tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def steady_windows(monkeypatch):
+    """Throttle windows of ~30 years: counts made across a test's requests never meet a window's end
+    (a 900 s window would roll over mid-test every quarter hour; the codes need the real clock, so
+    it cannot be frozen as tests/routes/test_login_throttle.py does)."""
+    from tests.conftest import reset_process_state
+
+    monkeypatch.setenv("LOGIN_THROTTLE_WINDOW", "1000000000")
+    reset_process_state(endpoint_changed=False)
+
+
+@pytest.fixture
 def two_step_alice(alice):
     enrol_totp(alice.pk)
     give_recovery_codes(alice.pk)
@@ -128,7 +139,8 @@ def test_an_older_code_is_refused_after_a_newer_one(http, two_step_alice, public
         assert second_step(other, "totp", previous).status_code == 401
 
 
-def test_wrong_codes_are_throttled_and_then_even_a_right_one_waits(http, two_step_alice, public_client):
+def test_wrong_codes_are_throttled_and_then_even_a_right_one_waits(steady_windows, http, two_step_alice,
+                                                                  public_client):
     from chalicelib.config import settings
 
     browser = Browser(http)
@@ -146,7 +158,7 @@ def test_wrong_codes_are_throttled_and_then_even_a_right_one_waits(http, two_ste
     assert second_step(again, "totp", right).status_code == 429
 
 
-def test_a_right_code_takes_its_count_back(http, two_step_alice, public_client):
+def test_a_right_code_takes_its_count_back(steady_windows, http, two_step_alice, public_client):
     from chalicelib.config import settings
 
     for _ in range(settings().mfa_max_failures - 1):
@@ -321,7 +333,8 @@ def test_acr_values_step_a_signed_in_session_up_with_a_totp_code_on_the_mfa_page
     assert again.headers["Location"].startswith("/consent?")
 
 
-def test_someone_with_the_password_cannot_lock_the_owner_out_of_a_known_device(http, two_step_alice,
+def test_someone_with_the_password_cannot_lock_the_owner_out_of_a_known_device(steady_windows, http,
+                                                                                two_step_alice,
                                                                                 public_client, monkeypatch):
     """Whoever knows the password can use up the user's wrong codes every window; a browser the owner
     signed in from before still may try, held by its own counter (LOGIN_MAX_FAILURES_PER_DEVICE)."""
