@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chalicelib.config import load_settings
+from chalicelib import outbound
 from chalicelib.oauth import client_documents
 from chalicelib.errors import DocumentError
 from tests.routes.flow import (
@@ -280,7 +281,7 @@ def test_a_document_asking_for_a_private_scope_fails_like_one_asking_for_a_missi
 
 @pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1"])
 def test_ipv6_forms_that_embed_ipv4_are_not_public(address):
-    assert not client_documents.allowed_address(address, PROD)
+    assert not outbound.allowed_address(address, PROD)
 
 
 # Over TLS ------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import ipaddress
 import pytest
 
 from chalicelib.config import load_settings
-from chalicelib.oauth import client_documents, throttle
+from chalicelib import outbound
+from chalicelib.oauth import throttle
 
 PROD = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
 LOCAL = load_settings({"STAGE": "local", "ISSUER": "http://localhost:8000"})
@@ -94,30 +95,30 @@ REACHABLE = {
 
 @pytest.mark.parametrize("address", REFUSED, ids=[f"{a} {why}" for a, why in REFUSED.items()])
 def test_addresses_that_are_not_globally_reachable_are_refused(address):
-    assert client_documents.allowed_address(address, PROD) is False
+    assert outbound.allowed_address(address, PROD) is False
 
 
 @pytest.mark.parametrize("address", REACHABLE, ids=[f"{a} {why}" for a, why in REACHABLE.items()])
 def test_globally_reachable_addresses_are_allowed(address):
-    assert client_documents.allowed_address(address, PROD) is True
+    assert outbound.allowed_address(address, PROD) is True
 
 
 def test_every_entry_of_the_tables_has_an_example_above():
     """A new table entry needs its row in the examples, so its decision is stated twice."""
     examples = [ipaddress.ip_address(a) for a in {**REFUSED, **REACHABLE}]
-    networks = ([network for network, _ in client_documents.SPECIAL_PURPOSE]
-                + list(client_documents.EMBEDDED_IPV4) + list(client_documents.ALSO_REFUSED))
+    networks = ([network for network, _ in outbound.SPECIAL_PURPOSE]
+                + list(outbound.EMBEDDED_IPV4) + list(outbound.ALSO_REFUSED))
     assert [str(n) for n in networks if not any(a in n for a in examples)] == []
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.8.9.10", "::1"])
 def test_the_local_stage_also_allows_loopback(address):
-    assert client_documents.allowed_address(address, LOCAL) is True
+    assert outbound.allowed_address(address, LOCAL) is True
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "169.254.169.254", "10.0.0.1", "::ffff:127.0.0.1", "fd00:ec2::254"])
 def test_the_local_stage_allows_nothing_else_that_is_not_public(address):
-    assert client_documents.allowed_address(address, LOCAL) is False
+    assert outbound.allowed_address(address, LOCAL) is False
 
 
 @pytest.mark.parametrize("source, subject", [
