@@ -397,6 +397,27 @@ class DocumentUnavailable(DocumentError):
     HTTP 5xx or 429): says nothing about the client, so a recently cached copy may stand in."""
 
 
+class OutboundError(Exception):
+    """A request to a URL someone else chose (chalicelib/outbound.py) could not be made or completed.
+    The message names the rule or the failure class, never what the target answered."""
+
+
+class OutboundRefused(OutboundError):
+    """The URL breaks a rule (scheme, port, credentials, this server): final."""
+
+
+class OutboundNotPublic(OutboundRefused):
+    """The host resolves to an address we may not connect to: final."""
+
+
+class OutboundUnreachable(OutboundError):
+    """A network failure, timeout or broken HTTP answer: may succeed later."""
+
+
+class OutboundDidNotResolve(OutboundUnreachable):
+    """The host name did not resolve (or not in time)."""
+
+
 class KeyRingError(Exception):
     """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
 

@@ -33,30 +33,19 @@ from urllib.parse import urlsplit
 
 from .capabilities import LOOPBACK_HOSTS
 from .config import Settings
+from .errors import (  # callers say outbound.Refused etc.
+    OutboundDidNotResolve as DidNotResolve,
+    OutboundError,
+    OutboundNotPublic as NotPublic,
+    OutboundRefused as Refused,
+    OutboundUnreachable as Unreachable,
+)
 from .log import get_logger
 
 log = get_logger("idp.outbound")
 
-
-class OutboundError(Exception):
-    """The request could not be made or completed. The message names the rule or the failure class,
-    never what the target answered."""
-
-
-class Refused(OutboundError):
-    """The URL breaks a rule (scheme, port, credentials, this server): final."""
-
-
-class NotPublic(Refused):
-    """The host resolves to an address we may not connect to: final."""
-
-
-class Unreachable(OutboundError):
-    """A network failure, timeout or broken HTTP answer: may succeed later."""
-
-
-class DidNotResolve(Unreachable):
-    """The host name did not resolve (or not in time)."""
+__all__ = ["Answer", "DidNotResolve", "NotPublic", "OutboundError", "Refused", "Unreachable", "allowed_address",
+           "check_url", "default_port", "is_this_server", "send"]
 
 
 @dataclass(frozen=True)
