@@ -400,10 +400,15 @@ def _mapping(connection) -> dict:
 
 
 def _with_userinfo(claims: dict, connection, settings: Settings, document: dict, access_token: str) -> dict:
-    """The ID token's claims, completed from userinfo (OIDC Core §5.3) when the mapping needs claims
-    the ID token lacks; the ID token's own values win."""
+    """The ID token's claims, completed from userinfo (OIDC Core §5.3) when claims we need are not in
+    the ID token (Google and Entra leave some out, depending on scopes); the ID token's own values win."""
+    mapping = _mapping(connection)
+    # Worth a round trip: the email and whether it is verified (linking and provisioning turn on them),
+    # and whatever the operator mapped explicitly; a missing locale or family name alone is not.
+    wanted = {mapping["email"], mapping["email_verified"],
+              *(getattr(connection, "claim_mapping", None) or {}).values()}
     endpoint = document.get("userinfo_endpoint")
-    if not isinstance(endpoint, str) or all(theirs in claims for theirs in _mapping(connection).values()):
+    if not isinstance(endpoint, str) or wanted <= set(claims):
         return claims
     userinfo = fetching.get_json(endpoint, settings, what="userinfo",
                                  headers={"Authorization": f"Bearer {access_token}"})
