@@ -218,7 +218,7 @@ def _refused(params: dict) -> UpstreamRefused:
     """RFC 6749 §4.1.2.1: the upstream's error, kept short and printable for the log; the page says a
     fixed text whatever it was."""
     code = echo(params.get("error"), 64)
-    description = echo(params.get("error_description") or "", MAX_UPSTREAM_DESCRIPTION)
+    description = echo(params.get("error_description") or "", MAX_UPSTREAM_DESCRIPTION - 3)  # "..." if cut
     return UpstreamRefused(code, messages.MESSAGES[messages.UPSTREAM_REFUSED].body, upstream_description=description)
 
 

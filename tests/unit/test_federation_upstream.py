@@ -167,7 +167,7 @@ def test_an_upstream_error_is_kept_short_and_printable_for_the_log_and_never_red
     error = caught.value
     assert (error.reason, error.upstream_error) == ("upstream_error", "access_denied")
     assert error.message == messages.MESSAGES[messages.UPSTREAM_REFUSED].body
-    assert len(error.upstream_description) <= 203 and error.upstream_description.startswith("<script>?x")
+    assert len(error.upstream_description) == 200 and error.upstream_description.startswith("<script>?x")
     assert fake.token_requests == []
 
 
@@ -296,6 +296,19 @@ def test_private_key_jwt_signs_an_rfc7523_assertion_for_the_token_endpoint(fake)
     assert claims["iss"] == claims["sub"] == CLIENT_ID and claims["exp"] - claims["iat"] == 60
     assert jwt.get_unverified_header(first)["kid"] == "our-key"
     assert jwt.decode(second, options={"verify_signature": False})["jti"] != claims["jti"]
+
+
+def test_without_a_secret_given_finish_reads_the_connections_secret(fake, monkeypatch):
+    """The caller may leave the secret to chalicelib/federation/connections.secret (Secrets Manager)."""
+    import sys
+    import types
+
+    read = []
+    module = types.ModuleType("chalicelib.federation.connections")
+    module.secret = lambda conn: read.append(conn.connection_id) or SECRET
+    monkeypatch.setitem(sys.modules, "chalicelib.federation.connections", module)
+    assert sign_in(fake, secret=None).profile.subject == "upstream-user-1"
+    assert read == ["fake"]
 
 
 def test_a_secret_that_does_not_fit_the_auth_method_is_refused(fake):
