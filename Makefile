@@ -11,7 +11,7 @@ DEMO_PORT ?= 8100
 CHROMIUM ?= /usr/bin/chromium
 export PORT MOTO_PORT DEMO_PORT CHROMIUM
 
-.PHONY: run test venv browser reset-local bench bench-load clean package deploy deploy-preflight messages
+.PHONY: run test venv browser upstream-op reset-local bench bench-load clean package deploy deploy-preflight messages
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -20,6 +20,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# The federation tests' upstream OpenID Provider (tests/upstream_op: panva's oidc-provider, run by node):
+# `npm ci` from the committed lock file, again only when package.json or the lock file changes.
+UPSTREAM_OP := tests/upstream_op
+$(UPSTREAM_OP)/node_modules/.installed: $(UPSTREAM_OP)/package.json $(UPSTREAM_OP)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is missing; the federation tests run an OpenID Provider on node (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(UPSTREAM_OP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+upstream-op: $(UPSTREAM_OP)/node_modules/.installed
 
 ## make browser: Debian's chromium for the browser tests; apt-get runs only when it is missing
 browser:
@@ -41,8 +51,8 @@ browser:
 run: venv
 	$(BIN)/python -m tools.devstack
 
-## make test: the whole suite (unit, routes, moto-server integration, browser)
-test: venv browser
+## make test: the whole suite (unit, routes, moto-server integration, browser, federation against a node OpenID Provider)
+test: venv browser upstream-op
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: one table (bench/request_cpu.py): per request path of issue 10, DynamoDB calls and median handler

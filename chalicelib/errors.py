@@ -418,6 +418,47 @@ class OutboundDidNotResolve(OutboundUnreachable):
     """The host name did not resolve (or not in time)."""
 
 
+class UpstreamFailed(Exception):
+    """A sign-in through an upstream identity provider could not be completed (chalicelib/federation/
+    upstream.py): a state or issuer mismatch (RFC 9207), an ID token that fails OpenID Connect Core
+    §3.1.3.7, a token endpoint that refused the code, an answer too big or not JSON. `reason` is a
+    short machine code for the log ("state", "iss", "aud", "nonce", "signature", "expired",
+    "token_endpoint", ...); `message` is a fixed text of pages/messages.py for the page and `kind`
+    its message id there. Nothing the upstream said is ever put on a page as it said it."""
+
+    kind = "upstream_failed"
+
+    def __init__(self, reason: str, message: str, *, detail: str = ""):
+        Exception.__init__(self, reason)
+        self.reason, self.message, self.detail = reason, message, detail
+
+
+class UpstreamRefused(UpstreamFailed):
+    """The upstream answered the authorization request with `error=` (RFC 6749 §4.1.2.1): the user
+    cancelled, or the upstream would not sign them in. `upstream_error` is its error code and
+    `upstream_description` its error_description, both cut short and reduced to printable ASCII, for
+    the log and for deciding what to do (`access_denied` sends the user back to our sign-in page)."""
+
+    kind = "upstream_refused"
+
+    def __init__(self, upstream_error: str, message: str, *, upstream_description: str = ""):
+        super().__init__("upstream_error", message, detail=upstream_description)
+        self.upstream_error, self.upstream_description = upstream_error, upstream_description
+
+
+class UpstreamUnavailable(UpstreamFailed, TemporarilyUnavailable):
+    """The upstream could not be reached, timed out, or answered 5xx/429: a 503 page with Retry-After,
+    like any dependency fault; trying again later may work."""
+
+    kind = "upstream_unavailable"
+
+    def __init__(self, reason: str, message: str, *, detail: str = "", retry_after: int = 5):
+        UpstreamFailed.__init__(self, reason, message, detail=detail)
+        TemporarilyUnavailable.__init__(self, "the upstream identity provider is unavailable",
+                                        retry_after=retry_after, detail=detail)
+        self.reason, self.message = reason, message
+
+
 class KeyRingError(Exception):
     """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
 

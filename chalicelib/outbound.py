@@ -115,6 +115,18 @@ def check_url(url: str, settings: Settings, *, what: str = "the URL") -> tuple[s
     return parts.scheme, parts.hostname, port
 
 
+def max_age(cache_control: str, *, minimum: int, maximum: int) -> int:
+    """Seconds to keep a fetched document: its Cache-Control max-age (RFC 9111 §5.2.2.1) clamped to
+    [minimum, maximum], the minimum when it says no-store/no-cache or nothing. The floor keeps a
+    host that forbids caching from making us fetch on every request; the ceiling lets a withdrawn
+    document or a rotated key go out of use within a day whatever the host said."""
+    directives = cache_control.lower()
+    if "no-store" in directives or "no-cache" in directives:
+        return minimum
+    match = re.search(r"max-age=(\d+)", directives)
+    return min(maximum, max(minimum, int(match.group(1)) if match else minimum))
+
+
 # The addresses ---------------------------------------------------------------------------------
 
 def _networks(*entries: tuple[str, bool | None]) -> tuple:

@@ -29,7 +29,6 @@ An operator blocks a document client with `idp-admin clients disable URL`
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import urlsplit
 
 from .. import outbound
@@ -140,11 +139,7 @@ def _limit_fetches(url: str, source_ip: str | None, settings: Settings, *, refre
 
 
 def _cache_seconds(cache_control: str) -> int:
-    directives = cache_control.lower()
-    if "no-store" in directives or "no-cache" in directives:
-        return MIN_CACHE
-    match = re.search(r"max-age=(\d+)", directives)
-    return min(MAX_CACHE, max(MIN_CACHE, int(match.group(1)) if match else MIN_CACHE))
+    return outbound.max_age(cache_control, minimum=MIN_CACHE, maximum=MAX_CACHE)
 
 
 def to_client(url: str, document, settings: Settings) -> Client:

@@ -183,3 +183,21 @@ PASSKEY_NOT_ADDED = N_("The passkey could not be added. Try again.")
 PASSKEY_LIMIT = N_("You have the most passkeys an account can have. Remove one to add another.")
 PASSKEY_GONE = N_("That passkey is not on your account any more. Reload the page.")
 PASSKEY_NEEDS_PASSWORD = N_("Your account has no password, so this passkey is how you sign in: it cannot be removed.")
+
+# Signing in through an upstream identity provider (chalicelib/federation/upstream.py). The page never
+# shows what the upstream said: its error text is logged, and these fixed words stand in for it.
+UPSTREAM_FAILED = "upstream_failed"
+UPSTREAM_REFUSED = "upstream_refused"
+UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+_UPSTREAM_TITLE = N_("We couldn't sign you in")
+MESSAGES.update({
+    UPSTREAM_FAILED: Message(_UPSTREAM_TITLE, N_(
+        "The answer from the service you chose to sign in with could not be accepted. Go back to the app "
+        "and try again; if it keeps happening, tell the app's support team.")),
+    UPSTREAM_REFUSED: Message(_UPSTREAM_TITLE, N_(
+        "The service you chose to sign in with did not sign you in: the sign-in was cancelled or refused "
+        "there. Go back to the app and try again, or choose another way to sign in.")),
+    UPSTREAM_UNAVAILABLE: Message(N_("Please try again"), N_(
+        "The service you chose to sign in with could not be reached just now. Wait a moment, then go back "
+        "to the app and try again.")),
+})

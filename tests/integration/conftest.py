@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import TEST_ENV, free_port, reset_process_state
+from tests.integration.upstreams import node_upstream  # noqa: F401 (the federation tests' upstream OP)
 from tools.devstack import port_in_use
 from tools.stage_env import ROOT
 
