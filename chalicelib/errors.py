@@ -426,3 +426,32 @@ class SealBroken(Exception):
     """A value sealed with KMS (chalicelib/secret_box.py) that does not open with its encryption
     context: copied from another record, altered, or sealed under a key that is gone (the local
     stack's KMS keys do not survive a restart). A bug or tampering, never the user's mistake."""
+
+
+class UpstreamFailed(Exception):
+    """Signing in through an upstream identity provider failed (chalicelib/federation/upstream.py):
+    `reason` is a short machine code for the log ("state", "iss", "aud", "nonce", "signature",
+    "expired", "token_endpoint", "upstream_error", ...), `message` a fixed text of
+    pages/messages.py for the page (None: the generic one). Never the upstream's own words."""
+
+    def __init__(self, reason: str, message: str | None = None, *, detail: str = ""):
+        super().__init__(reason)
+        self.reason, self.message, self.detail = reason, message, detail
+
+
+class UpstreamRefused(UpstreamFailed):
+    """The upstream answered the authorization request with `error=` (RFC 6749 §4.1.2.1):
+    `upstream_error` keeps its code ("access_denied", ...) for the log and the decision."""
+
+    def __init__(self, upstream_error: str, message: str | None = None, *, detail: str = ""):
+        super().__init__("upstream_error", message, detail=detail)
+        self.upstream_error = upstream_error
+
+
+class UpstreamUnavailable(UpstreamFailed, TemporarilyUnavailable):
+    """The upstream could not be reached or answered 5xx: a 503 "try again" like any dependency."""
+
+    def __init__(self, reason: str, message: str | None = None, *, retry_after: int = 5, detail: str = ""):
+        TemporarilyUnavailable.__init__(self, f"upstream unavailable: {reason}", retry_after=retry_after,
+                                        detail=detail)
+        self.reason, self.message = reason, message

@@ -103,11 +103,20 @@ def _passkey_options(browser_value: str, purpose: str) -> dict | None:
     return passkeys.authentication_options(browser_value, purpose=purpose)
 
 
+def _connections(client) -> list:
+    """The upstream sign-ins the sign-in page offers for `client` (federation/home_realm.py: enabled
+    and allowed for it), from the container's cache of connections."""
+    from ..federation import home_realm, sign_in
+
+    return home_realm.connections_for(client, sign_in.enabled(settings())) if client is not None else []
+
+
 def _login_page(pending, browser_value, cookies, *, status=200, message=None, username=None) -> Response:
     from ..oauth import sessions
 
     client = _client_of(pending)
     return hosted.page("login.html", status, cookies=cookies, form_targets=[hosted.origin(pending.redirect_uri)],
+                 connections=_connections(client),
                  client_name=client.client_name if client else pending.client_id, request_id=pending.request_id,
                  # Whoever registered or published a client chose its name: marked as on the consent page.
                  unverified=client is None or client.registered_dynamically,
