@@ -455,3 +455,14 @@ class UpstreamUnavailable(UpstreamFailed, TemporarilyUnavailable):
         TemporarilyUnavailable.__init__(self, f"upstream unavailable: {reason}", retry_after=retry_after,
                                         detail=detail)
         self.reason, self.message = reason, message
+
+
+class FederationRefused(Exception):
+    """A sign-in through an upstream cannot go on for a reason of ours (chalicelib/federation/sign_in.py:
+    state replayed or from another browser, no verified email to provision with, an identity linked
+    elsewhere, ...): `message` names the error page's fixed text (pages/messages.MESSAGES, or an
+    alert of the link page), `reason` is for the log, `status` the page's HTTP status."""
+
+    def __init__(self, message: str, reason: str, *, status: int = 400):
+        super().__init__(reason)
+        self.message, self.reason, self.status = message, reason, status

@@ -44,20 +44,19 @@ def page_context(settings: Settings, user) -> dict:
     return {"identities": linked, "linkable": list(connections.values())}
 
 
-def _keeps(user, value: str):
-    """A condition on the user item naming a way in that remains without identity `value`, or
-    None when there is none."""
-    from ..storage.factors import passkey_id, passkey_ids
-    from ..storage.models import UserModel
+def _keeps(user, value: str) -> tuple[str, str | None] | None:
+    """A way in that remains without identity `value` (storage/federated_identities.unlink's
+    `keeps`), or None when there is none."""
+    from ..storage.factors import PASSKEY_PREFIX
 
     if user.password_hash:
-        return UserModel.password_hash.exists()
+        return ("password", None)
     others = sorted(set(user.identities or ()) - {value})
     if others:
-        return UserModel.identities.contains(others[0])
-    passkeys = sorted(passkey_ids(user.factors))
+        return ("identity", others[0])
+    passkeys = sorted(entry for entry in user.factors or () if entry.startswith(PASSKEY_PREFIX))
     if passkeys:
-        return UserModel.factors.contains(passkey_id(passkeys[0]))
+        return ("passkey", passkeys[0])
     return None
 
 

@@ -37,6 +37,7 @@ import json
 from dataclasses import dataclass
 
 from ..config import Settings
+from ..errors import FederationRefused
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
 from ..pages import messages
@@ -51,13 +52,8 @@ LINK_TTL = 900
 MAX_SEALED_TOKENS = 4096
 
 
-class Refusal(Exception):
-    """The upstream sign-in cannot go on: `message` names the error page's text
-    (pages/messages.MESSAGES), `reason` is for the log."""
-
-    def __init__(self, message: str, reason: str, *, status: int = 400):
-        super().__init__(reason)
-        self.message, self.reason, self.status = message, reason, status
+#: The upstream sign-in cannot go on (errors.FederationRefused: message, reason, status).
+Refusal = FederationRefused
 
 
 # Cookies --------------------------------------------------------------------------------------------

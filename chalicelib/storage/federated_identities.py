@@ -166,11 +166,25 @@ def of_user(user: UserModel) -> list[Identity]:
     return sorted(found, key=lambda identity: (identity.linked_at, identity.connection_id))
 
 
-def unlink(sub: str, connection_id: str, upstream_sub: str, *, keeps) -> str:
+def _remaining(keeps: tuple[str, str | None]):
+    """The condition on the user item that the way in `keeps` names is still there: ("password",
+    None), ("identity", "<connection_id>#<upstream sub>") or ("passkey", its factors entry)."""
+    kind, value = keeps
+    if kind == "password":
+        return UserModel.password_hash.exists()
+    if kind == "identity":
+        return UserModel.identities.contains(value)
+    if kind == "passkey":
+        return UserModel.factors.contains(value)
+    raise ValueError(f"unknown way in {kind!r}")
+
+
+def unlink(sub: str, connection_id: str, upstream_sub: str, *, keeps: tuple[str, str | None]) -> str:
     """Remove the link in one transaction: the identity claim (if it is this user's) and the
-    user's entry, on condition `keeps` (a condition on the user item naming the way in that
-    remains: its password, another identity, a passkey). "removed", "gone" (no such link) or
-    "last" (the way in named by `keeps` went meanwhile)."""
+    user's entry, on condition that the way in `keeps` names remains (`_remaining`: its password,
+    another identity, a passkey). "removed", "gone" (no such link) or "last" (that way in went
+    meanwhile)."""
+    keeps = _remaining(keeps)
     value = entry(connection_id, upstream_sub)
     key = identity_key(connection_id, upstream_sub)
     items = [TxItem("delete", "identity", lambda tx: tx.delete(IdentityClaimModel(pk=key),
