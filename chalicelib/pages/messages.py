@@ -235,3 +235,6 @@ ACCOUNT_DONE.update({
     "identity_removed": N_("The sign-in was removed from your account. It no longer signs you in."),
     "identity_linked": N_("The sign-in was linked to your account. You can use it to sign in from now on."),
 })
+#: The sign-in form sent without a password (the field is optional: an address of a domain an upstream
+#: claims needs none, chalicelib/blueprints/authorize.py).
+ENTER_PASSWORD = N_("Enter your password.")

@@ -25,7 +25,8 @@ SOCIAL = "social"  # trusted for nothing
 @pytest.fixture
 def upstream(aws, monkeypatch):
     return FakeUpstream().install(monkeypatch, [
-        connection(ACME, trusted_email_domains=("acme.test",), acr_mapping={"strong": "urn:serverless-idp:acr:mfa"}),
+        connection(ACME, trusted_email_domains=("acme.test",), acr_mapping={"strong": "urn:serverless-idp:acr:mfa"},
+                   domains=("acme.test",)),
         connection(SOCIAL, display_name="Social", trusted_email_domains=())])
 
 
@@ -455,7 +456,7 @@ def test_a_federated_only_user_cannot_sign_in_with_an_empty_password(http, upstr
     page = browser.get(response.headers["Location"])
     response = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
                                        "csrf_token": hidden(page.body, "csrf_token"),
-                                       "username": "carol@example.com", "password": ""})
+                                       "username": "carol@example.com", "password": "a guess"})
     assert response.status_code == 401
 
 
@@ -465,3 +466,45 @@ def test_deleting_the_account_frees_its_identities(http, upstream, alice):
     response = post_form(browser, "/account/delete", {"current_password": PASSWORD})
     assert response.status_code == 200
     assert identity_of(ACME, "alice-up") is None
+
+
+# Home-realm discovery ----------------------------------------------------------------------------------
+
+def _login_form(browser, client_id, **overrides):
+    response = browser.get("/authorize?" + authorize_query(client_id, **overrides))
+    assert response.headers["Location"].startswith("/login"), response.headers
+    page = browser.get(response.headers["Location"])
+    return {"request_id": hidden(page.body, "request_id"), "csrf_token": hidden(page.body, "csrf_token")}
+
+
+def test_an_address_of_a_claimed_domain_goes_to_its_upstream_without_a_password(http, upstream, public_client,
+                                                                              argon2_evaluations):
+    browser = Browser(http)
+    response = browser.post("/login", {**_login_form(browser, public_client.client_id),
+                                       "username": "Erin@ACME.test", "password": ""})
+    assert response.status_code == 303 and response.headers["Location"].startswith(FakeUpstream.AUTHORIZE)
+    assert upstream.started[-1]["login_hint"] == "Erin@ACME.test" and argon2_evaluations == []
+
+
+def test_an_empty_password_for_another_address_is_asked_for_and_not_counted(http, upstream, public_client, alice,
+                                                                           argon2_evaluations):
+    browser = Browser(http)
+    response = browser.post("/login", {**_login_form(browser, public_client.client_id),
+                                       "username": "alice@example.com", "password": ""})
+    assert response.status_code == 400 and b"Enter your password." in response.body
+    assert argon2_evaluations == [] and upstream.started == []
+
+
+@pytest.mark.parametrize("hint", [{"idp_hint": ACME}, {"login_hint": "erin@acme.test"}])
+def test_authorize_with_a_hint_skips_our_sign_in_page(http, upstream, public_client, hint):
+    browser = Browser(http)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id, **hint))
+    assert response.status_code == 303 and response.headers["Location"].startswith(FakeUpstream.AUTHORIZE)
+    code = finish_at_client(browser, callback(browser, query_of(response.headers["Location"])["state"],
+                                              upstream.answer("erin-up", "erin@acme.test")))
+    assert id_token(http, public_client.client_id, code)["amr"] == ["fed"]
+
+
+def test_an_unknown_idp_hint_shows_our_sign_in_page(http, upstream, public_client):
+    response = Browser(http).get("/authorize?" + authorize_query(public_client.client_id, idp_hint="nope"))
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
