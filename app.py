@@ -1,7 +1,7 @@
 """The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
 from chalicelib import runtime
 from chalicelib.blueprints import (
-    account, authorize, fallback, mfa, recovery, registration, rotation, signup, token, userinfo, wellknown,
+    account, authorize, fallback, federation, mfa, recovery, registration, rotation, signup, token, userinfo, wellknown,
 )
 from chalicelib.front_door import FrontDoorChalice
 
@@ -16,6 +16,7 @@ app.register_blueprint(signup.bp)
 app.register_blueprint(recovery.bp)
 app.register_blueprint(account.bp)
 app.register_blueprint(mfa.bp)
+app.register_blueprint(federation.bp)
 app.register_blueprint(token.bp)
 app.register_blueprint(userinfo.bp)
 app.register_blueprint(registration.bp)

@@ -488,3 +488,14 @@ class SealBroken(Exception):
     """A value sealed with KMS (chalicelib/secret_box.py) that does not open with its encryption
     context: copied from another record, altered, or sealed under a key that is gone (the local
     stack's KMS keys do not survive a restart). A bug or tampering, never the user's mistake."""
+
+
+class FederationRefused(Exception):
+    """A sign-in through an upstream cannot go on for a reason of ours (chalicelib/federation/sign_in.py:
+    state replayed or from another browser, no verified email to provision with, an identity linked
+    elsewhere, ...): `message` names the error page's fixed text (pages/messages.MESSAGES, or an
+    alert of the link page), `reason` is for the log, `status` the page's HTTP status."""
+
+    def __init__(self, message: str, reason: str, *, status: int = 400):
+        super().__init__(reason)
+        self.message, self.reason, self.status = message, reason, status

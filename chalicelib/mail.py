@@ -45,6 +45,8 @@ SUBJECTS: dict[str, str] = {
     "account_deleted": N_("Your account was deleted"),
     "factor_changed": N_("Your sign-in methods were changed"),
     "recovery_code_used": N_("A recovery code was used to sign in"),
+    "link_identity": N_("Link a sign-in to your account"),
+    "identity_linked": N_("A sign-in was linked to your account"),
 }
 
 _outbox_lock = threading.Lock()

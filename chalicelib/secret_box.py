@@ -31,7 +31,7 @@ from .errors import SealBroken, TemporarilyUnavailable
 __all__ = ["PURPOSES", "SealBroken", "context", "seal", "unseal"]
 
 #: What secrets are sealed for: the IAM policy allows no other value of idp:purpose.
-PURPOSES = ("totp",)
+PURPOSES = ("totp", "upstream_tokens")
 _PREFIX = "kms1."
 
 

@@ -122,6 +122,10 @@ def check_password(settings: Settings, user, password: str, *, ip: str, device: 
     from ..errors import LoginThrottled
     from ..oauth import login
 
+    if not user.password_hash:
+        # Signed up through an upstream provider (storage/federated_identities.py): there is no
+        # password to check, and none to guess. The forgotten-password email sets one.
+        raise Refused(messages.NO_PASSWORD_YET, status=409)
     attempt = login.begin(settings, user.email, ip, None)
     try:
         found = login.authenticate(settings, attempt, password, device)
@@ -320,7 +324,7 @@ def delete_account(settings: Settings, session, user, password: str, *, ip: str,
     check_password(settings, user, password, ip=ip, device=device)
     grants.revoke_all_of_user(user.pk, reason="account deleted", erase_claims=True)
     consents.forget_all(user.pk)
-    if not store.delete_account(user.pk, email=user.email):
+    if not store.delete_account(user.pk, email=user.email, identities=user.identities):
         raise Refused(messages.ACCOUNT_CHANGED_MEANWHILE, status=409)
     _best_effort("revoking grants", lambda: grants.revoke_all_of_user(user.pk, reason="account deleted",
                                                                        erase_claims=True))

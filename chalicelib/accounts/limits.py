@@ -18,7 +18,7 @@ from ..hashing import sha256_hex
 from ..log import now
 
 WINDOW_SECONDS = 3600
-ACTIONS = ("signup", "resend", "reset", "email_change")
+ACTIONS = ("signup", "resend", "reset", "email_change", "link_identity")
 
 
 def allow(action: str, *, email: str, ip: str) -> int | None:

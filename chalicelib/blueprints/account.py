@@ -46,14 +46,14 @@ def _device(request) -> str | None:
 
 def _account_page(session, user, cookie_value, *, status=200, section=None, message=None, done=None,
                   retry_after=None):
-    from ..accounts import account, account_passkeys
+    from ..accounts import account, account_passkeys, identities
     from ..oauth import sessions
 
     response = hosted.page(
         "account.html", status, user=user, apps=account.apps(user.pk), methods=account.sign_in_methods(settings(), user),
         csrf_token=sessions.csrf_token(cookie_value, PURPOSE), section=section, message=message,
         notice=messages.ACCOUNT_DONE.get(done or ""),
-        **account_passkeys.page_context(settings(), user, cookie_value))
+        **account_passkeys.page_context(settings(), user, cookie_value), **identities.page_context(settings(), user))
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response

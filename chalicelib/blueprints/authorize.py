@@ -82,9 +82,37 @@ def authorize():
     cookie_value, cleared = hosted.session_cookie(bp.current_request)
     # The user behind the session is checked by the write that issues the code (or before a page).
     session = sessions.load(cookie_value, check_user=False)
+    upstream = _home_realm(client, params, pending, session)
+    if upstream is not None:
+        return upstream
     # Errors here (prompt=none's login_required, consent_required) come before any interaction.
     return _advance(pending, session, just_signed_in=False, stored=False, cookies=cleared,
                     hold_errors=client.registered_dynamically)
+
+
+def _home_realm(client, params, pending, session) -> Response | None:
+    """Home-realm discovery at /authorize (issue 15): with no session that could answer the
+    request, an `idp_hint` naming a connection allowed for the client, or a `login_hint` whose
+    domain such a connection claims, skips our sign-in page and goes to that upstream (the request
+    is stored first, as for the sign-in page). None: our own pages decide. Without either hint
+    nothing is read."""
+    from ..federation import home_realm, sign_in
+    from ..oauth import authorization
+    from .federation import go_upstream
+
+    hint, login_hint = params.get("idp_hint"), pending.login_hint
+    if not hint and not login_hint:
+        return None
+    if "none" in pending.prompt or (session is not None and authorization.session_satisfies(pending, session)
+                                    and not authorization.fresh_login_required(pending)):
+        return None
+    allowed = home_realm.connections_for(client, sign_in.enabled(settings()))
+    conn = (home_realm.by_hint(hint, allowed) if hint else None) or \
+        (home_realm.by_email(login_hint, allowed) if login_hint else None)
+    if conn is None:
+        return None
+    authorization.store(pending)
+    return go_upstream(pending, conn)
 
 
 # Sign-in ------------------------------------------------------------------------------------------
@@ -103,11 +131,20 @@ def _passkey_options(browser_value: str, purpose: str) -> dict | None:
     return passkeys.authentication_options(browser_value, purpose=purpose)
 
 
+def _connections(client) -> list:
+    """The upstream sign-ins the sign-in page offers for `client` (federation/home_realm.py: enabled
+    and allowed for it), from the container's cache of connections."""
+    from ..federation import home_realm, sign_in
+
+    return home_realm.connections_for(client, sign_in.enabled(settings())) if client is not None else []
+
+
 def _login_page(pending, browser_value, cookies, *, status=200, message=None, username=None) -> Response:
     from ..oauth import sessions
 
     client = _client_of(pending)
     return hosted.page("login.html", status, cookies=cookies, form_targets=[hosted.origin(pending.redirect_uri)],
+                 connections=_connections(client),
                  client_name=client.client_name if client else pending.client_id, request_id=pending.request_id,
                  # Whoever registered or published a client chose its name: marked as on the consent page.
                  unverified=client is None or client.registered_dynamically,
@@ -135,11 +172,17 @@ def login():
     if form.get("method") == "passkey":
         return _passkey_login(form, browser_value, cookies)
     username = form.get("username", "")
+    upstream = _login_home_realm(username, form.get("request_id"), cookies)
+    if upstream is not None:
+        return upstream
     attempt = login_core.begin(s, username, client_ip(request), form.get("request_id"))
     pending = attempt.request
     if pending is None:
         return hosted.expired()
     i18n.prefer(pending.ui_locale)
+    if not form.get("password"):  # the field is optional for home-realm addresses: no guess to count
+        return _login_page(pending, browser_value, cookies, status=400, username=username,
+                           message=messages.ENTER_PASSWORD)
     try:
         user = login_core.authenticate(s, attempt, form.get("password", ""),
                                        cookie(request, login_core.device_cookie_name(s)))
@@ -161,6 +204,26 @@ def login():
     if signed_in.request_finished:  # by another tab while the password was checked: signed in all the same
         return hosted.expired(signed_in_cookies)
     return _advance(pending, signed_in.session, just_signed_in=True, cookies=signed_in_cookies)
+
+
+def _login_home_realm(username: str, request_id: str | None, cookies) -> Response | None:
+    """Home-realm discovery on the sign-in form (issue 15): an address whose domain a connection
+    allowed for the client claims goes straight to that upstream with it as login_hint; no
+    password is checked and nothing is counted. None for any other address, decided from the
+    container's cached connections without a read."""
+    from ..federation import home_realm, sign_in
+    from .federation import go_upstream
+
+    conn = home_realm.by_email(username, sign_in.enabled(settings()))
+    if conn is None:
+        return None
+    pending = hosted.pending_request(request_id)
+    if pending is None:
+        return hosted.expired()
+    client = _client_of(pending)
+    if client is None or conn not in home_realm.connections_for(client, [conn]):
+        return None
+    return go_upstream(pending, conn, cookies, login_hint=username.strip())
 
 
 def _passkey_login(form, browser_value, cookies) -> Response:

@@ -28,7 +28,10 @@ HWK = "hwk"  # a passkey whose key cannot leave its device (not backup-eligible)
 SWK = "swk"  # a synced passkey (backup-eligible: the key can leave the device)
 USER = "user"  # user presence and verification on the authenticator (WebAuthn UV flag)
 MFA = "mfa"  # more than one factor
-AMR_VALUES = (PWD, OTP, HWK, SWK, USER, MFA)
+#: Federated: an upstream identity provider authenticated the user (issue 15). At the password level
+#: unless the connection maps the upstream's acr higher (chalicelib/federation/sign_in.py adds `mfa`).
+FED = "fed"
+AMR_VALUES = (PWD, OTP, HWK, SWK, USER, MFA, FED)
 
 PASSWORD_ACR = "urn:serverless-idp:acr:password"
 MFA_ACR = "urn:serverless-idp:acr:mfa"
@@ -69,7 +72,7 @@ def combined(before: Iterable[str], added: Iterable[str]) -> list[str]:
     one place that says so for the sign-in, the second step and step-up."""
     values = list(dict.fromkeys([*(before or ()), *(added or ())]))
     present = set(values)
-    factors = sum(1 for group in ({PWD}, {OTP}, {HWK, SWK}, {USER}) if group & present)
+    factors = sum(1 for group in ({PWD, FED}, {OTP}, {HWK, SWK}, {USER}) if group & present)
     if factors >= 2 and MFA not in present:
         values.append(MFA)
     return values

@@ -201,3 +201,58 @@ MESSAGES.update({
         "The service you chose to sign in with could not be reached just now. Wait a moment, then go back "
         "to the app and try again.")),
 })
+
+# Signing in through an upstream identity provider (chalicelib/blueprints/federation.py, issue 15) --
+# Never the upstream's own words: its error codes and descriptions go to the log only.
+
+FEDERATION_FAILED = "federation_failed"
+FEDERATION_STATE = "federation_state"
+FEDERATION_UNKNOWN_CONNECTION = "federation_unknown_connection"
+FEDERATION_UNVERIFIED_EMAIL = "federation_unverified_email"
+FEDERATION_LINKED_ELSEWHERE = "federation_linked_elsewhere"
+FEDERATION_ACCOUNT_UNUSABLE = "federation_account_unusable"
+FEDERATION_LINK_EXPIRED = "federation_link_expired"
+FEDERATION_LINK_OTHER_BROWSER = "federation_link_other_browser"
+
+_PROVIDER = N_("We couldn't sign you in")
+MESSAGES.update({
+    FEDERATION_FAILED: Message(_PROVIDER, N_(
+        "Signing in with the other provider did not work. Go back to the app and try again, or choose another "
+        "way to sign in.")),
+    FEDERATION_STATE: Message(_PROVIDER, N_(
+        "This sign-in was already finished, has expired, or was started in another browser. Go back to the app "
+        "and start again.")),
+    FEDERATION_UNKNOWN_CONNECTION: Message(_PROVIDER, N_(
+        "This way of signing in is not available. Go back and choose another.")),
+    FEDERATION_UNVERIFIED_EMAIL: Message(_PROVIDER, N_(
+        "To create an account, the provider must share a verified email address with us, and it did not. "
+        "Verify your email address with the provider, or choose another way to sign in.")),
+    FEDERATION_LINKED_ELSEWHERE: Message(N_("Already linked"), N_(
+        "This sign-in is already linked to another account. Sign in to that account and remove it there first.")),
+    FEDERATION_ACCOUNT_UNUSABLE: Message(_PROVIDER, N_(
+        "The account for this sign-in cannot be used. Contact the service's support.")),
+    FEDERATION_LINK_EXPIRED: Message(N_("Sign in again"), N_(
+        "Linking took too long or was already finished. Go back to the app and sign in again.")),
+    FEDERATION_LINK_OTHER_BROWSER: Message(N_("Open this link where you started"), N_(
+        "Open this link in the browser where you signed in with the other provider, or type its code there. "
+        "If you did not ask to link a sign-in, ignore the email: nothing was changed.")),
+})
+#: The sign-in page's alert after the user cancelled at the upstream (its access_denied).
+FEDERATION_CANCELLED = N_("Signing in with the other provider was cancelled. Choose how to sign in.")
+#: The link page (federation_link.html).
+LINK_SENT = N_("We sent a link to your email address. Open it in this browser, or type its code here.")
+LINK_CODE_WRONG = N_("That code is not valid, was already used or has expired.")
+#: The account page: an account made through an upstream provider has no password until the
+#: forgotten-password email sets one (accounts/account.check_password).
+NO_PASSWORD_YET = N_("Your account has no password yet. To set one, sign out and use \"Forgot password?\" on the "
+                     "sign-in page.")
+IDENTITY_LAST_WAY_IN = N_("This is the only way to sign in to your account. Set a password or link another sign-in "
+                          "before removing it.")
+IDENTITY_GONE = N_("That sign-in is not linked to your account any more. Reload the page.")
+ACCOUNT_DONE.update({
+    "identity_removed": N_("The sign-in was removed from your account. It no longer signs you in."),
+    "identity_linked": N_("The sign-in was linked to your account. You can use it to sign in from now on."),
+})
+#: The sign-in form sent without a password (the field is optional: an address of a domain an upstream
+#: claims needs none, chalicelib/blueprints/authorize.py).
+ENTER_PASSWORD = N_("Enter your password.")

@@ -19,7 +19,7 @@ from .models import EmailClaimModel, SessionModel, UserModel, cancellation_codes
 from .users import EMAIL_PREFIX, generation_is
 
 #: The personal data a deletion removes from the user item (everything but the key and state).
-PERSONAL = ("email", "name", "given_name", "family_name", "locale", "password_hash", "factors")
+PERSONAL = ("email", "name", "given_name", "family_name", "locale", "password_hash", "factors", "identities")
 
 
 def _live_user():
@@ -100,16 +100,23 @@ def change_email(sub: str, *, old_email: str, new_email: str, generation: int) -
     return "changed"
 
 
-def delete_account(sub: str, *, email: str) -> bool:
+def delete_account(sub: str, *, email: str, identities=()) -> bool:
     """Erase the user's personal data and free their address, in one transaction: the user item
     becomes a tombstone (key, `disabled`, `deleted_at`, `session_generation` moved on; no email,
     names, locale or password hash), so the subject is never issued again (create_user puts new
     users on condition that their key is new) and every check of the user refuses it; the email
     claim is deleted, so the address is free to sign up again (as a new subject). On condition
-    that the user still has `email` and is not deleted. False otherwise."""
+    that the user still has `email` and is not deleted. False otherwise. The claims of the user's
+    linked upstream `identities` (its `identities` entries, storage/federated_identities.py) go in the
+    same transaction: those identities are free to sign up again rather than lead to a tombstone."""
+    from .federated_identities import IDENTITY_PREFIX
+    from .models import IdentityClaimModel
+
     try:
         with transact_write() as tx:
             tx.delete(EmailClaimModel(pk=EMAIL_PREFIX + email), condition=EmailClaimModel.sub == sub)
+            for value in sorted(identities or ()):
+                tx.delete(IdentityClaimModel(pk=IDENTITY_PREFIX + value), condition=IdentityClaimModel.sub == sub)
             tx.update(UserModel(pk=sub), actions=[
                 *(getattr(UserModel, name).remove() for name in PERSONAL), UserModel.email_verified.set(False),
                 UserModel.disabled.set(True), UserModel.deleted_at.set(now()), UserModel.session_generation.add(1),

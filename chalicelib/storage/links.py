@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..hashing import new_secret, sha256_hex
 from .models import LinkModel, conditionally
 
-PURPOSES = ("verify_email", "reset_password", "invitation", "email_change")
+PURPOSES = ("verify_email", "reset_password", "invitation", "email_change", "link_identity")
 #: Crockford's base32 alphabet: digits and letters, without I, L, O and U.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0"})

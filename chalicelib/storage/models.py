@@ -106,6 +106,11 @@ class UserModel(Model):
     #: reads the user anyway, so it knows from this item alone whether to ask for a second factor and
     #: which passkeys to allow, without a Query.
     factors = UnicodeSetAttribute(null=True)
+    #: The upstream identities linked to the user, "<connection_id>#<upstream sub>" each
+    #: (storage/federated_identities.py keeps it in step with the IdentityClaimModel items, in the
+    #: same transactions): the account page lists them without a Query. A federated-only user has
+    #: no `password_hash` (and is no tombstone: tombstones have `deleted_at`).
+    identities = UnicodeSetAttribute(null=True)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
 
@@ -120,6 +125,24 @@ class EmailClaimModel(Model):
     Meta = _meta("users")
     pk = UnicodeAttribute(hash_key=True)
     sub = UnicodeAttribute()
+
+
+class IdentityClaimModel(Model):
+    """Uniqueness guard of a federated identity, like EmailClaimModel: `pk` is
+    "identity#<connection_id>#<upstream sub>" and points at the one local user it is linked to
+    (storage/federated_identities.py). Created with attribute_not_exists in the transaction that
+    links it, so an identity never links to two users."""
+
+    Meta = _meta("users")
+    pk = UnicodeAttribute(hash_key=True)
+    sub = UnicodeAttribute()
+    connection_id = UnicodeAttribute()
+    #: The upstream's email at link time (shown on the account page), if it sent one.
+    email = UnicodeAttribute(null=True)
+    linked_at = NumberAttribute()
+    #: The upstream's token response, sealed (secret_box purpose "upstream_tokens"), only when the
+    #: connection keeps tokens (store_tokens).
+    sealed_tokens = UnicodeAttribute(null=True)
 
 
 class SessionModel(Model):
@@ -162,6 +185,49 @@ class SignInStepModel(Model):
     request_id = UnicodeAttribute(null=True)
     #: The user's `session_generation` at the first step: the session is born under it.
     session_generation = NumberAttribute(default=0)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+
+
+class FederationStateModel(Model):
+    """A sign-in sent to an upstream identity provider, waiting for its callback
+    (chalicelib/federation/sign_in.py): key "fed#<SHA-256 of the state>" in the sessions table.
+    Consumed by one conditional delete (single use); bound to the browser that started it by the
+    SHA-256 of the idp_fed cookie's value."""
+
+    Meta = _meta("sessions", ttl="expires_at")
+    session_hash = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute()
+    nonce = UnicodeAttribute(null=True)
+    code_verifier = UnicodeAttribute()
+    #: The pending authorization request to continue (none: the account page's "link another sign-in").
+    request_id = UnicodeAttribute(null=True)
+    #: The signed-in user who asked to link another sign-in (account page), else none.
+    link_sub = UnicodeAttribute(null=True)
+    binding_hash = UnicodeAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+
+
+class PendingLinkModel(Model):
+    """An upstream identity waiting for its owner to prove the local account with the same email
+    (password or emailed link) before it is linked: key "fedlink#<SHA-256 of the idp_fedlink
+    cookie's value>" in the sessions table, so only the browser that came back from the upstream
+    can finish it. Deleted by the transaction that links."""
+
+    Meta = _meta("sessions", ttl="expires_at")
+    session_hash = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute()
+    upstream_sub = UnicodeAttribute()
+    #: The local account to link to, and its (normalised) email, as found at the callback.
+    sub = UnicodeAttribute()
+    email = UnicodeAttribute()
+    upstream_email = UnicodeAttribute(null=True)
+    #: What the upstream sign-in proved: the amr the session gets, and when.
+    amr = _strings(default=list)
+    auth_time = NumberAttribute()
+    request_id = UnicodeAttribute(null=True)
+    sealed_tokens = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 
@@ -501,7 +567,7 @@ ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, Authorizati
               ThrottleModel, GrantModel, AuthorizationCodeModel, ResourceModel, RevokedTokenModel,
               ClientDocumentModel, SigningKeyModel,
               KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel, SignInStepModel,
-              UsedChallengeModel, FactorModel)
+              UsedChallengeModel, FactorModel, IdentityClaimModel, FederationStateModel, PendingLinkModel)
 
 
 @functools.lru_cache(maxsize=1)

@@ -48,10 +48,12 @@ def _sub_of(cookie_value: str | None) -> str | None:
 
 
 def start(user: UserModel, *, amr: Sequence[str], auth_time: int, request_id: str | None, ttl: int,
-          take_back: Sequence[str] = (), window_seconds: int = 0) -> str:
+          take_back: Sequence[str] = (), window_seconds: int = 0, extra: Sequence[TxItem] = ()) -> str:
     """Record that the first step of a sign-in succeeded: the step item, with the take-back (-1)
     of the password attempt's throttle counters (it was no failure), in one transaction. Returns
-    the cookie value (stored only as its hash)."""
+    the cookie value (stored only as its hash). `extra`: more items written in the same
+    transaction (a sign-in through an upstream: the identity's link, storage/federated_identities.py);
+    transactions.Refused names those whose condition refused."""
     raw = f"{user.pk}.{new_secret()}"
     at = now()
     item = SignInStepModel(session_hash=_key(raw), sub=user.pk, amr=list(amr), auth_time=auth_time,
@@ -60,7 +62,7 @@ def start(user: UserModel, *, amr: Sequence[str], auth_time: int, request_id: st
     items = [TxItem("put", "step", lambda tx: tx.save(item, condition=SignInStepModel.session_hash.does_not_exist()))]
     if take_back:
         items.append(TxItem("update", "counters", lambda tx: taking_back(tx, take_back, window_seconds)))
-    write(items)
+    write([*items, *extra])
     return raw
 
 

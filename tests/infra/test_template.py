@@ -430,7 +430,7 @@ def test_totp_secrets_have_a_key_of_their_own_that_only_the_api_role_uses_under_
     assert use["Principal"] == {"AWS": {"Fn::GetAtt": ["ApiRole", "Arn"]}}
     assert use["Action"] == ["kms:Encrypt", "kms:Decrypt"]
     assert use["Condition"] == {"StringEquals": {"kms:EncryptionContext:idp:stage": "prod",
-                                                 "kms:EncryptionContext:idp:purpose": ["totp"]},
+                                                 "kms:EncryptionContext:idp:purpose": ["totp", "upstream_tokens"]},
                                 "Null": {"kms:EncryptionContext:idp:sub": "false"}}
     # No role's IAM policy reaches the key: its key policy alone says who uses it.
     assert "FactorsKey" not in json.dumps(role_statements(merge_template(stage)))

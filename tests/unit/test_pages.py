@@ -98,6 +98,23 @@ CONTEXTS = [
     ("account_security.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC, "email": DYNAMIC,
                                "message": "That is not your current password."}),
     ("account_security.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC, "ready": True}),
+    # Federation (issue 15): the sign-in page's buttons, the link page, the account page's linked sign-ins.
+    ("login.html", {"client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC,
+                    "connections": [SimpleNamespace(connection_id=DYNAMIC, display_name=DYNAMIC)]}),
+    ("federation_link.html", {"provider": DYNAMIC, "email": DYNAMIC, "has_password": True, "code": DYNAMIC,
+                              "csrf_token": DYNAMIC, "message": "That is not the password of this account.",
+                              "notice": "We sent a link to your email address. Open it in this browser, or type "
+                                        "its code here."}),
+    ("federation_link.html", {"provider": DYNAMIC, "email": DYNAMIC, "has_password": False, "code": "",
+                              "csrf_token": DYNAMIC}),
+    ("account_identities.html", {"user": SimpleNamespace(email=DYNAMIC, password_hash=DYNAMIC), "csrf_token": DYNAMIC,
+                                 "identities": [SimpleNamespace(value=DYNAMIC, provider=DYNAMIC, email=DYNAMIC,
+                                                                linked=DYNAMIC)],
+                                 "linkable": [SimpleNamespace(connection_id=DYNAMIC, display_name=DYNAMIC)],
+                                 "section": "identities", "message": "That sign-in is not linked to your account "
+                                                                     "any more. Reload the page."}),
+    ("account_identities.html", {"user": SimpleNamespace(email=DYNAMIC, password_hash=None), "csrf_token": DYNAMIC,
+                                 "identities": [], "linkable": []}),
 ]
 
 
