@@ -218,7 +218,7 @@ def test_another_upstream_error_is_shown_on_our_page_never_redirected(http, upst
     response = browser.get("/federation/callback?" + urlencode(
         {"state": state, "error": "server_error", "error_description": "Visit evil.example to fix"}))
     assert response.status_code == 400 and "Location" not in response.headers
-    assert b"evil.example" not in response.body and b"did not work" in response.body
+    assert b"evil.example" not in response.body and b"did not sign you in" in response.body
 
 
 def test_a_connection_not_offered_cannot_be_started(http, upstream, public_client):
