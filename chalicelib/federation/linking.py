@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..log import get_logger, now
 from ..pages import messages
-from .sign_in import LINK_TTL, Outcome, Refusal, _sign_in, announce_link, connection
+from .sign_in import LINK_TTL, Outcome, Refusal, _sign_in, connection, pending_link
 
 log = get_logger("idp.federation")
 
@@ -33,12 +33,25 @@ def _connection(settings: Settings, link):
     return conn
 
 
-def _items(link):
-    from ..storage import federated_identities as identities, federation_states
+def _link(link) -> dict:
+    """The identity a pending link names, for _sign_in (linked with the session, or when the second
+    factor completes: never on the password or emailed link alone when the user has one)."""
+    return pending_link(link.connection_id, link.upstream_sub, email=link.upstream_email,
+                        sealed_tokens=link.sealed_tokens)
 
-    return [*identities.link_items(link.sub, link.connection_id, link.upstream_sub, email=link.upstream_email,
-                                   sealed_tokens=link.sealed_tokens),
-            federation_states.consumed_link(link)]
+
+def _amr(link) -> list[str]:
+    """The amr of a sign-in by a pending link: the upstream's, never its "mfa". Until the link is
+    proved, the upstream account is a stranger's as far as this user is concerned: its acr vouches
+    for that account, not for this one, so it never stands in for the user's own second factor."""
+    return [value for value in link.amr if value != "mfa"]
+
+
+def _items(link):
+    """The pending link's single use, in the transaction that signs in (or starts the second step)."""
+    from ..storage import federation_states
+
+    return [federation_states.consumed_link(link)]
 
 
 def _request(link):
@@ -59,7 +72,7 @@ def with_password(settings: Settings, link, password: str, *, ip: str, device: s
     from ..oauth import login
     from ..undo import undone_on_failure
 
-    conn = _connection(settings, link)
+    _connection(settings, link)  # refused when the connection went meanwhile
     attempt = login.begin(settings, link.email, ip, link.request_id)
     if link.request_id is not None and attempt.request is None:
         raise Refusal(messages.EXPIRED_REQUEST, "authorization request gone")
@@ -68,10 +81,8 @@ def with_password(settings: Settings, link, password: str, *, ip: str, device: s
         raise LoginFailed()
     keys = [counter.key for _, counter in attempt.counters]
     with undone_on_failure(lambda: login.take_back(settings, attempt), what="link attempt", refusals=(Refusal,)):
-        outcome = _sign_in(settings, user, amr=list(link.amr), strong="mfa" in link.amr, request=attempt.request,
-                           extra=_items(link), at=link.auth_time, take_back=keys)
-    announce_link(user, conn)
-    return outcome
+        return _sign_in(settings, user, amr=_amr(link), strong=False, request=attempt.request,
+                        extra=_items(link), at=link.auth_time, take_back=keys, link=_link(link))
 
 
 def send_link(settings: Settings, link, *, ip: str, base_url: str) -> int | None:
@@ -115,7 +126,7 @@ def with_token(settings: Settings, link, token: str) -> Outcome:
 
     from ..storage.users import get_user
 
-    conn = _connection(settings, link)
+    _connection(settings, link)  # refused when the connection went meanwhile
     if not link_for(token, link):
         raise Refusal(messages.LINK_CODE_WRONG, "link code wrong, used or for another pending link", status=401)
     request = _request(link)
@@ -129,7 +140,5 @@ def with_token(settings: Settings, link, token: str) -> Outcome:
     # Refusals too put the link back: the pending link went meanwhile (another tab linked), and the
     # code must not be spent for nothing.
     with undone_on_failure(lambda: links.restore(token, use_id), what="identity link", refusals=()):
-        outcome = _sign_in(settings, user, amr=list(link.amr), strong="mfa" in link.amr, request=request,
-                           extra=_items(link), at=link.auth_time)
-    announce_link(user, conn)
-    return outcome
+        return _sign_in(settings, user, amr=_amr(link), strong=False, request=request,
+                        extra=_items(link), at=link.auth_time, link=_link(link))

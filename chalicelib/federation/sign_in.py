@@ -256,20 +256,18 @@ def finish(settings: Settings, state, params: dict) -> Outcome:
     if action == "sign_in":
         extra = [identities.tokens_item(user.pk, conn.connection_id, profile.subject, sealed)] if sealed else []
         return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=extra, at=at)
-    items = identities.link_items(user.pk, conn.connection_id, profile.subject, email=email, at=at,
-                                  sealed_tokens=sealed)
     if action == "link":  # the account page: the signed-in user links another sign-in; no new session
         from ..storage.transactions import Refused, write
 
         try:
-            write(items)
+            write(identities.link_items(user.pk, conn.connection_id, profile.subject, email=email, at=at,
+                                        sealed_tokens=sealed))
         except Refused as refused:
             raise _refusal(refused.labels) from None
         announce_link(user, conn)
         return Outcome("linked")
-    outcome = _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=items, at=at)
-    announce_link(user, conn)
-    return outcome
+    link = pending_link(conn.connection_id, profile.subject, email=email, sealed_tokens=sealed)
+    return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=[], at=at, link=link)
 
 
 def state_value(params: dict) -> str | None:
@@ -301,10 +299,23 @@ def _sealed_tokens(conn, result, sub: str) -> str | None:
     return secret_box.seal(text, purpose="upstream_tokens", subject=sub)
 
 
-def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at: int, take_back=()) -> Outcome:
+def pending_link(connection_id: str, upstream_sub: str, *, email: str | None, sealed_tokens: str | None) -> dict:
+    """An identity to link as part of a sign-in (`_sign_in`'s `link`)."""
+    return {"connection_id": connection_id, "upstream_sub": upstream_sub, "email": email,
+            "sealed_tokens": sealed_tokens}
+
+
+def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at: int, take_back=(),
+             link: dict | None = None) -> Outcome:
     """The user signs in: the session (storage/sign_ins.record_sign_in), or, with a second factor
     to ask for, the half-done sign-in /mfa completes (storage/sign_in_steps.start); `extra` items
-    (a link, a provisioning) in the same transaction."""
+    (a provisioning, stored tokens, a pending link's use) in the same transaction.
+
+    `link` (`pending_link`): an identity to link to `user`. With the session, in its transaction;
+    with a second factor still to come, only in the transaction that completes it
+    (oauth/second_factor.complete_sign_in): whoever has just the password (or just an upstream
+    account asserting the address) must not attach an upstream account to the user, since a
+    connection whose acr mapping reaches mfa would then sign them in without the second factor."""
     from ..oauth.login import marks_request, second_factor_needed
     from ..storage import sign_in_steps
     from ..storage.factors import kinds
@@ -317,8 +328,13 @@ def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at:
         if second_factor_needed(settings, user) and not strong:
             cookie = sign_in_steps.start(user, amr=amr, auth_time=at, request_id=request_id, ttl=settings.mfa_step_ttl,
                                          take_back=take_back, window_seconds=settings.login_throttle_window,
-                                         extra=extra)
+                                         extra=extra, pending_link=link)
             return Outcome("step", request=request, request_id=request_id, step_cookie=cookie)
+        if link:
+            from ..storage.federated_identities import link_items
+
+            extra = [*extra, *link_items(user.pk, link["connection_id"], link["upstream_sub"], email=link["email"],
+                                         at=at, sealed_tokens=link["sealed_tokens"])]
         signed_in = record_sign_in(user, amr=amr, user_claims=user_attributes(user), session_ttl=settings.session_ttl,
                                    device_ttl=settings.known_device_ttl, request_id=request_id,
                                    mark_request=marks_request(request), take_back=take_back,
@@ -326,6 +342,8 @@ def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at:
                                    factors=kinds(user.factors), extra=extra)
     except Refused as refused:
         raise _refusal(refused.labels) from None
+    if link:
+        announce_link_by_id(settings, user, link["connection_id"])
     return Outcome("session", request=request, request_id=request_id, signed_in=signed_in)
 
 
@@ -382,3 +400,12 @@ def announce_link(user, conn) -> None:
 
     _best_effort("identity_linked email", lambda: _mail(user.email, "identity_linked", user,
                                                         provider=conn.display_name))
+
+
+def announce_link_by_id(settings: Settings, user, connection_id: str) -> None:
+    """announce_link for a connection named by id (from the container's cache); a connection gone
+    meanwhile is named by its id."""
+    from types import SimpleNamespace
+
+    conn = connection(settings, connection_id)
+    announce_link(user, conn if conn is not None else SimpleNamespace(display_name=connection_id))

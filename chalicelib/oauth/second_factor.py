@@ -171,15 +171,29 @@ def complete_sign_in(settings: Settings, step, user, proof: Proof, request):
     from ..tokens.issue import user_attributes
     from .login import marks_request
 
+    link = step.pending_link
+    linking = []
+    if link:  # an upstream sign-in's identity, linked only now that the factor is proved
+        from ..storage.federated_identities import link_items
+
+        linking = link_items(user.pk, link["connection_id"], link["upstream_sub"], email=link.get("email"),
+                             sealed_tokens=link.get("sealed_tokens"))
     try:
-        return record_sign_in(
+        signed_in = record_sign_in(
             user, amr=acr.combined(step.amr, proof.amr), user_claims=user_attributes(user),
             session_ttl=settings.session_ttl, device_ttl=settings.known_device_ttl, request_id=step.request_id,
             mark_request=marks_request(request), take_back=(), window_seconds=settings.login_throttle_window,
             generation=step.session_generation, factors=kinds(user.factors),
-            extra=[consumed(step), *proof.items])
+            extra=[consumed(step), *proof.items, *linking])
     except Refused as refused:
-        raise SecondFactorFailed("step" if "step" in refused.labels else "replayed") from None
+        # "identity"/"user": the identity was linked meanwhile (another tab) or the user went: the
+        # step cannot complete as it was started, like a step that is gone.
+        raise SecondFactorFailed("step" if refused.labels & {"step", "identity", "user"} else "replayed") from None
+    if link:
+        from ..federation.sign_in import announce_link_by_id
+
+        announce_link_by_id(settings, user, link["connection_id"])
+    return signed_in
 
 
 def step_up(session, proof: Proof):

@@ -185,6 +185,11 @@ class SignInStepModel(Model):
     request_id = UnicodeAttribute(null=True)
     #: The user's `session_generation` at the first step: the session is born under it.
     session_generation = NumberAttribute(default=0)
+    #: An upstream identity to link once the second factor is proved (JSON text: connection_id,
+    #: upstream_sub, email, sealed_tokens; chalicelib/federation/sign_in.py). Never linked before: a
+    #: password alone must not attach a stranger's upstream account, whose mapped acr could then
+    #: skip the second factor.
+    pending_link = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 

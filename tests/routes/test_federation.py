@@ -508,3 +508,41 @@ def test_authorize_with_a_hint_skips_our_sign_in_page(http, upstream, public_cli
 def test_an_unknown_idp_hint_shows_our_sign_in_page(http, upstream, public_client):
     response = Browser(http).get("/authorize?" + authorize_query(public_client.client_id, idp_hint="nope"))
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+# Linking waits for the second factor -------------------------------------------------------------------
+
+def test_an_automatic_link_for_a_user_with_a_second_factor_waits_for_that_factor(http, upstream, public_client, bob):
+    from tests.routes.test_second_factor import code_now, enrol_totp
+
+    enrol_totp(bob.pk)
+    browser = Browser(http)
+    response = callback(browser, start(browser, public_client.client_id), upstream.answer("bob-up", "bob@acme.test"))
+    assert response.headers["Location"] == "/mfa"
+    assert identity_of(ACME, "bob-up") is None  # the upstream alone linked nothing
+    page = browser.get("/mfa")
+    response = browser.post("/mfa", {"csrf_token": hidden(page.body, "csrf_token"), "method": "totp",
+                                     "code": code_now(), "request_id": ""})
+    assert id_token(http, public_client.client_id, finish_at_client(browser, response))["sub"] == bob.pk
+    assert identity_of(ACME, "bob-up").sub == bob.pk
+
+
+def test_a_stolen_password_cannot_link_an_upstream_account_that_skips_the_second_factor(http, upstream, public_client,
+                                                                                         alice):
+    """The attacker knows alice's password, not her TOTP, and controls an upstream account whose acr
+    the connection maps to mfa. Proving the password on the link page must not link that account,
+    or its next sign-in would skip alice's second factor."""
+    from tests.routes.test_second_factor import enrol_totp
+
+    enrol_totp(alice.pk)
+    browser, page = _link_page(http, upstream, public_client, "alice@example.com", "mallory-up", acr="strong")
+    response = browser.post("/federation/link", {"csrf_token": hidden(page.body, "csrf_token"),
+                                                 "action": "password", "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == "/mfa"
+    assert identity_of(ACME, "mallory-up") is None
+    # Abandoning /mfa and signing in through the upstream again (strong acr) gets no session for alice.
+    again = Browser(http)
+    response = callback(again, start(again, public_client.client_id),
+                        upstream.answer("mallory-up", "alice@example.com", acr="strong"))
+    assert response.headers["Location"] == "/federation/link"
+    assert not signed_in(again)
