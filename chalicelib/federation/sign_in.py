@@ -15,13 +15,16 @@ reads the identity's claim, the email claim of the upstream's email and the pend
 (storage/federated_identities.read_for_sign_in). The rules (`decide`):
 
 1. the identity is linked: its user signs in (refused when disabled or deleted);
-2. not linked, a local account has the email: linked at once only when the upstream asserted the
-   email verified AND its domain is one the connection is trusted for (`trusted_email_domains`);
-   otherwise the owner proves the local account first (password or emailed link:
-   chalicelib/federation/linking.py). Never linked without proof;
-3. no local account: just-in-time provisioning, only with an email the upstream asserted verified
-   (an unverified address would let anyone squat someone else's email claim): the user (no
-   password), its email claim, the identity claim and the session in one transaction.
+2. not linked, no email the upstream asserted verified: refused, whether or not an account has
+   the address (so the answer tells nobody which addresses have accounts; an unverified address
+   would also let anyone squat someone else's email claim). The owner can link such a sign-in
+   from the account page;
+3. not linked, a local account has the verified email: linked at once only when its domain is one
+   the connection is trusted for (`trusted_email_domains`); otherwise the owner proves the local
+   account first (password or emailed link: chalicelib/federation/linking.py). Never linked
+   without proof;
+4. no local account: just-in-time provisioning: the user (no password), its email claim, the
+   identity claim and the session in one transaction.
 
 Coming from the account page ("link another sign-in", the state names the signed-in user), the
 identity is linked to that user unless it is linked elsewhere already.
@@ -165,10 +168,15 @@ def decide(*, identity_sub: str | None, email_sub: str | None, email: str | None
         return "already_linked" if identity_sub == link_sub else "linked_elsewhere"
     if identity_sub is not None:
         return "sign_in"
+    if not (email and email_verified):
+        # Whether or not an account has this address: answering "prove it's yours" only where one
+        # exists would tell anyone who can make an upstream assert an address (unverified) which
+        # addresses have accounts here. The owner links such a sign-in from the account page.
+        return "unverified"
     if email_sub is not None:
         trusted = {domain.lower() for domain in trusted_domains or ()}
-        return "auto_link" if email_verified and email_domain(email) in trusted else "prove"
-    return "provision" if email and email_verified else "unverified"
+        return "auto_link" if email_domain(email) in trusted else "prove"
+    return "provision"
 
 
 def authentication(conn, profile) -> tuple[list[str], bool]:

@@ -256,8 +256,23 @@ def test_an_unverified_email_in_a_trusted_domain_is_not_linked_automatically(htt
     browser = Browser(http)
     response = callback(browser, start(browser, public_client.client_id),
                         upstream.answer("mallory-up", "bob@acme.test", email_verified=False))
-    assert response.status_code == 302 and response.headers["Location"] == "/federation/link"
+    assert response.status_code == 400 and b"verified email address" in response.body
     assert identity_of(ACME, "mallory-up") is None
+
+
+def test_an_unverified_email_gets_the_same_answer_whether_or_not_it_has_an_account(http, upstream, public_client,
+                                                                                   bob):
+    """No account enumeration through an upstream that asserts addresses it did not verify."""
+    import re
+
+    answers = []
+    for subject, email in (("m-1", "bob@acme.test"), ("m-2", "nobody@acme.test")):
+        browser = Browser(http)
+        response = callback(browser, start(browser, public_client.client_id),
+                            upstream.answer(subject, email, email_verified=False))
+        # The page's reference (a request id for support) differs per request by design.
+        answers.append((response.status_code, re.sub(rb"Reference: [0-9a-f-]+", b"", response.body)))
+    assert answers[0] == answers[1]
 
 
 def test_a_verified_email_of_an_untrusted_provider_is_not_linked_automatically(http, upstream, public_client, alice):
