@@ -1,0 +1,1 @@
+"""Signing in through upstream identity providers (issue 15)."""
