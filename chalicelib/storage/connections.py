@@ -35,13 +35,13 @@ def _item(connection: Connection) -> ConnectionModel:
 
 
 def add_connection(connection: Connection) -> bool:
-    """Store a new connection; False (nothing written) when its id is taken. A PutItem that botocore
-    sent again after losing the first answer finds this very connection: that counts as written."""
+    """Store a new connection; False (nothing written) when its id is taken. Unlike a client's
+    random id, an operator chooses this one, and two creates of the same connection in one second
+    look identical: a refusal is never taken for our own write seen again."""
     item = _item(connection)
-    if conditionally(lambda: item.save(condition=ConnectionModel.connection_id.does_not_exist())):
-        forget_cached_connections()
-        return True
-    return get_connection(connection.connection_id) == connection
+    written = conditionally(lambda: item.save(condition=ConnectionModel.connection_id.does_not_exist()))
+    forget_cached_connections()
+    return written
 
 
 def get_connection(connection_id: str) -> Connection | None:
