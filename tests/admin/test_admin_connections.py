@@ -260,3 +260,24 @@ def list_clients_count() -> int:
     from chalicelib.storage.clients import list_clients
 
     return len(list_clients())
+
+
+@pytest.mark.integration
+def test_through_the_wrapper_on_the_local_stack_the_api_finds_the_connection_and_reads_its_secret(aws_server, tmp_path):
+    """`make run`'s path: ./idp-admin writes to the moto server's table and Secrets Manager, and the
+    API side (this process, on the same server) lists the connection and reads the secret."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from chalicelib.federation.connections import secret
+    from chalicelib.storage.connections import enabled_connections
+    from tests.admin.test_admin_cli import ROOT, local_shell
+
+    result = subprocess.run([str(ROOT / "idp-admin"), *ACME], input=SECRET + "\n", cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env=local_shell(tmp_path, urlsplit(aws_server).port))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["redirect_uri"].endswith("/federation/callback")
+    assert SECRET not in result.stdout + result.stderr
+    (acme,) = enabled_connections(60)
+    assert (acme.connection_id, acme.domains) == ("acme", ("acme.example", "acme.test"))
+    assert secret(acme) == {"client_secret": SECRET}
