@@ -173,7 +173,7 @@ def _connection_options(sub) -> None:
     sub.add_argument("--display-name", help="the button's label (default: the provider's name)")
     sub.add_argument("--issuer", help="oidc: the provider's issuer URL (https)")
     sub.add_argument("--discovery-url", help="oidc: its discovery document, if not under the issuer")
-    sub.add_argument("--auth-method", choices=["client_secret_basic", "client_secret_post", "private_key_jwt"],
+    sub.add_argument("--auth-method", choices=[*CONFIDENTIAL_AUTH_METHODS, "private_key_jwt"],
                      help="how we authenticate at the provider's token endpoint (default: the preset's)")
     sub.add_argument("--response-mode", choices=["query", "form_post"], help="oidc: how the code comes back")
     sub.add_argument("--tenant", help="microsoft: common, organizations, consumers or a tenant id")
@@ -570,9 +570,10 @@ def connections_update(args):
         merged["icon_url"] = None
     fields = validate(settings=settings, **merged, **_mappings(args, existing.preset, existing))
     # A new secret is needed when the kind of secret changes (client secret <-> private key).
-    kind = {"client_secret_basic": "secret", "client_secret_post": "secret"}
-    required = kind.get(fields["auth_method"], fields["auth_method"]) != kind.get(existing.auth_method,
-                                                                                 existing.auth_method)
+    def kind(method: str) -> str:
+        return "client secret" if method in CONFIDENTIAL_AUTH_METHODS else method
+
+    required = kind(fields["auth_method"]) != kind(existing.auth_method)
     value = _connection_secret(args, fields["auth_method"], required=required)
     connection = dataclasses.replace(existing, **fields, updated_at=now())
     _domains_free(connection, list_connections())

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field, fields
 
 from .. import caches
-from ..capabilities import SCOPE_TOKEN
+from ..capabilities import CONFIDENTIAL_AUTH_METHODS, SCOPE_TOKEN
 from ..config import Settings
 from ..errors import InvalidConnection, TemporarilyUnavailable
 from ..log import get_logger
@@ -32,7 +32,9 @@ CONNECTION_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 #: What a client's `connections` may name besides connection ids: the local password form.
 PASSWORD = "password"
 PROTOCOLS = ("oidc", "github")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "apple_client_secret")
+#: RFC 6749 §2.3.1's client password methods: the ones our own clients use, now with us as the client.
+SECRET_METHODS = CONFIDENTIAL_AUTH_METHODS
+AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt", "apple_client_secret")
 RESPONSE_MODES = ("query", "form_post")
 #: Our claims a connection maps from upstream claims (OIDC Core §5.1), for JIT provisioning and linking.
 MAPPED_CLAIMS = ("email", "email_verified", "name", "given_name", "family_name", "locale")
@@ -105,8 +107,8 @@ PRESET_FIELDS: dict[str, frozenset] = {
 #: The client authentication each preset's provider supports (Entra's private_key_jwt needs a
 #: certificate thumbprint header, which we do not send).
 PRESET_AUTH_METHODS = {
-    "oidc": ("client_secret_basic", "client_secret_post", "private_key_jwt"),
-    "google": ("client_secret_basic", "client_secret_post"),
+    "oidc": (*SECRET_METHODS, "private_key_jwt"),
+    "google": SECRET_METHODS,
     "microsoft": ("client_secret_post", "client_secret_basic"),
     "apple": ("apple_client_secret",),
     "github": ("client_secret_post",),
@@ -377,7 +379,7 @@ def check_secret(auth_method: str, *, client_secret: str | None = None, private_
     """The secret a connection with `auth_method` needs, as stored in Secrets Manager: {"client_secret"}
     or {"private_key": PKCS#8 PEM}. The private key must load and be one a JWS can use: EC P-256
     (ES256; the only kind Apple issues) or RSA of at least 2048 bits (RS256; RFC 7518 §3.3)."""
-    if auth_method in ("client_secret_basic", "client_secret_post"):
+    if auth_method in SECRET_METHODS:
         if private_key is not None:
             raise InvalidConnection(f"{auth_method} uses a client secret, not a private key")
         if not isinstance(client_secret, str) or not re.fullmatch(rf"[\x21-\x7E]{{1,{MAX_SECRET}}}", client_secret):
