@@ -386,6 +386,12 @@ class InvalidProfile(ValueError):
         self.field = field
 
 
+class InvalidConnection(ValueError):
+    """An upstream identity provider's connection breaks a rule (chalicelib/federation/connections.py):
+    an operator's bad input to the admin CLI, refused before anything is written; the message says
+    which rule."""
+
+
 class DocumentError(Exception):
     """The client ID metadata document could not be used. The message is fixed text naming the rule
     that failed; what the target answered, or anything quoted from the document, is logged, never

@@ -11,6 +11,11 @@ documents whose resources are references to the stack's own tables, key and log 
 - signing-key secrets: the stage's name prefix `secret:<SECRET_PREFIX>signing-keys/*`, the only
   way to name secrets the key ring creates later (their ARNs end in a random suffix);
 - the secrets' KMS key by ARN, and only when Secrets Manager calls it for us (kms:ViaService);
+- upstream connection secrets (issue 15: client secrets and private keys of the identity providers
+  users sign in through, chalicelib/federation/connections.py): GetSecretValue on the prefix
+  `secret:<SECRET_PREFIX>connections/*`, whatever the key backend. The operator's CLI creates them
+  under the account's AWS managed key for Secrets Manager, whose key policy lets Secrets Manager
+  decrypt for any principal of the account allowed to read the secret: no KMS statement.
 - KEY_BACKEND=kms: no IAM statement at all; each signing key's own key policy names the API role.
 - KEY_BACKEND=kms-envelope: the stage's symmetric key by ARN, only with an encryption context of
   this stage that names a kid (kms:EncryptionContext:*). IAM cannot name the kids (they are made
@@ -84,6 +89,11 @@ def _signing_key_secrets(stage) -> dict:
                        f"{stage.settings.secret_prefix}signing-keys/*"}
 
 
+def _connection_secrets(stage) -> dict:
+    return {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                       f"{stage.settings.secret_prefix}connections/*"}
+
+
 def _via_secrets_manager() -> dict:
     return {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}
 
@@ -139,7 +149,9 @@ def send_email_statement(stage) -> dict:
 
 def api_policy(stage) -> dict:
     statements = [_logs("api"), *_table_statements(API_TABLE_ACTIONS, API_INDEX_ACTIONS, every_table=True),
-                  send_email_statement(stage)]
+                  send_email_statement(stage),
+                  {"Sid": "ReadConnectionSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                   "Resource": _connection_secrets(stage)}]
     if stage.settings.key_backend == "secretsmanager":
         statements += [
             {"Sid": "ReadSigningKeySecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],

@@ -1,4 +1,4 @@
-"""Admin CLI: clients, users and signing keys of one stage.
+"""Admin CLI: clients, users, signing keys and upstream connections of one stage.
 
     python -m tools.admin [--stage local|dev|prod] <group> <command> ...    (or ./idp-admin ...)
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp-admin", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--stage", choices=STAGES, default="local", help="stage to administer (default: local)")
     groups = parser.add_subparsers(dest="group", required=True,
-                                   metavar="{clients,resources,users,registration,keys,outbox}")
+                                   metavar="{clients,resources,users,registration,keys,connections,outbox}")
 
     def command(group, name, func, summary):
         sub = group.add_parser(name, help=summary, allow_abbrev=False)
@@ -57,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="repeatable: a resource server that may call /introspect for tokens meant for URI")
     create.add_argument("--require-mfa", action="store_true",
                         help="its users sign in with a second factor (unless MFA_POLICY=off)")
+    create.add_argument("--connections", metavar="IDS", help=CLIENT_CONNECTIONS_HELP)
     update = command(clients, "update", clients_update, "change an operator setting of a client")
     update.add_argument("client_id")
-    update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction, required=True,
+    update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction,
                         help="its users sign in with a second factor (unless MFA_POLICY=off)")
+    update.add_argument("--connections", metavar="IDS", help=CLIENT_CONNECTIONS_HELP + "; '' allows every way")
     command(clients, "list", clients_list, "list clients")
     command(clients, "show", clients_show, "show one client").add_argument("client_id")
     command(clients, "delete", clients_delete, "delete a client and revoke its grants").add_argument("client_id")
@@ -125,6 +127,28 @@ def build_parser() -> argparse.ArgumentParser:
     command(keys, "rotate", keys_rotate, "promote next -> current, retire current").add_argument(
         "--force", action="store_true", help="rotate even if the next key was published less than JWKS_MAX_AGE ago")
 
+    connections = groups.add_parser("connections", help="upstream identity providers users sign in through",
+                                    allow_abbrev=False)
+    connections = connections.add_subparsers(dest="command", required=True)
+    create = command(connections, "create", connections_create,
+                     "add a connection; prints the redirect URI to register at the provider")
+    create.add_argument("--preset", required=True, choices=list(PRESET_NAMES),
+                        help="google, microsoft, apple, github, or oidc for any OpenID Provider")
+    create.add_argument("--id", required=True, dest="connection_id",
+                        help="1-32 lower-case letters, digits, hyphens (e.g. google, acme-okta)")
+    create.add_argument("--client-id", required=True, help="the client id of your app at the provider")
+    _connection_options(create)
+    update = command(connections, "update", connections_update,
+                     "change a connection; an absent option keeps its value")
+    update.add_argument("connection_id")
+    update.add_argument("--client-id", help="the client id of your app at the provider")
+    _connection_options(update)
+    command(connections, "list", connections_list, "list connections (never their secrets)")
+    command(connections, "show", connections_show, "show one connection (never its secret)").add_argument(
+        "connection_id")
+    command(connections, "delete", connections_delete, "delete a connection and its secret").add_argument(
+        "connection_id")
+
     outbox = groups.add_parser("outbox", help="emails the local stack sent (local stage only)", allow_abbrev=False)
     outbox = outbox.add_subparsers(dest="command", required=True)
     command(outbox, "list", outbox_list, "the messages, newest first: number, date, to, subject")
@@ -132,6 +156,54 @@ def build_parser() -> argparse.ArgumentParser:
         "number", nargs="?", type=int, default=1, metavar="N", help="as numbered by `outbox list` (default: 1, the "
                                                                     "newest)")
     return parser
+
+
+CLIENT_CONNECTIONS_HELP = ("comma-separated ways its users may sign in: connection ids and 'password' "
+                           "(default: every enabled connection and the password)")
+PRESET_NAMES = ("google", "microsoft", "apple", "github", "oidc")
+
+
+def _connection_options(sub) -> None:
+    """The options `connections create` and `update` share. Secrets come from stdin or a file,
+    never from argv, which shell history and the process list keep."""
+    sub.add_argument("--client-secret-stdin", action="store_true",
+                     help="read the client secret from the first line of stdin")
+    sub.add_argument("--private-key-file", metavar="PEM",
+                     help="private key for private_key_jwt, or Apple's .p8 key (EC P-256 or RSA >= 2048)")
+    sub.add_argument("--display-name", help="the button's label (default: the provider's name)")
+    sub.add_argument("--issuer", help="oidc: the provider's issuer URL (https)")
+    sub.add_argument("--discovery-url", help="oidc: its discovery document, if not under the issuer")
+    sub.add_argument("--auth-method", choices=[*CONFIDENTIAL_AUTH_METHODS, "private_key_jwt"],
+                     help="how we authenticate at the provider's token endpoint (default: the preset's)")
+    sub.add_argument("--response-mode", choices=["query", "form_post"], help="oidc: how the code comes back")
+    sub.add_argument("--tenant", help="microsoft: common, organizations, consumers or a tenant id")
+    sub.add_argument("--allowed-tenants", metavar="IDS",
+                     help="microsoft common/organizations: comma-separated tenant ids allowed (default: any)")
+    sub.add_argument("--team-id", help="apple: your Apple Developer team id")
+    sub.add_argument("--key-id", help="apple: the id of the Sign in with Apple private key")
+    sub.add_argument("--authorization-endpoint", help="github (Enterprise Server): its authorize URL")
+    sub.add_argument("--token-endpoint", help="github (Enterprise Server): its access_token URL")
+    sub.add_argument("--api-base", help="github (Enterprise Server): its REST API base URL")
+    sub.add_argument("--scopes", help="comma- or space-separated scopes to ask for (default: the preset's)")
+    sub.add_argument("--claim", action="append", default=[], metavar="OURS=THEIRS",
+                     help="repeatable: read our claim (email, email_verified, name, given_name, family_name, "
+                          "locale) from this upstream claim; OURS= maps it from nothing")
+    sub.add_argument("--acr", action="append", default=[], metavar="UPSTREAM=OURS",
+                     help="repeatable: an upstream acr value counts as one of ours (see discovery's "
+                          "acr_values_supported); UPSTREAM= removes a mapping")
+    sub.add_argument("--domains", metavar="DOMAINS",
+                     help="comma-separated email domains whose users this connection signs in (home-realm "
+                          "discovery); '' for none")
+    sub.add_argument("--trusted-email-domains", metavar="DOMAINS",
+                     help="comma-separated domains for which this provider's verified emails link to existing "
+                          "accounts without asking the user; '' for none")
+    sub.add_argument("--store-tokens", action=argparse.BooleanOptionalAction,
+                     help="keep the provider's tokens, encrypted (default: no)")
+    sub.add_argument("--icon-url", help="https URL of the button's icon; '' for none")
+    enabled = sub.add_mutually_exclusive_group()
+    enabled.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None)
+    enabled.add_argument("--disable", dest="enabled", action="store_const", const=False,
+                         help="hide it from sign-in pages and refuse sign-ins through it")
 
 
 def main(argv=None, environ=None) -> int:
@@ -163,13 +235,13 @@ def _describe(exc: Exception, stage: str, environ) -> tuple[str, int]:
     """One line for the operator, and the exit status: 2 for bad input, 1 for everything else."""
     import botocore.exceptions
 
-    from chalicelib.errors import InvalidClientMetadata, KeyRingError
+    from chalicelib.errors import InvalidClientMetadata, InvalidConnection, KeyRingError
     from chalicelib.storage.resources import InvalidResource
     from chalicelib.accounts.profile import InvalidProfile
     from chalicelib.storage.users import InvalidUser, UserExists
 
     if isinstance(exc, (BadInput, InvalidClientMetadata, InvalidResource, InvalidUser, InvalidProfile, UserExists,
-                        KeyRingError)):
+                        KeyRingError, InvalidConnection)):
         return str(exc), 2
     from chalicelib.errors import EmailNotSent
 
@@ -197,6 +269,7 @@ def _client_json(client) -> dict:
         "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
         "response_types": list(client.response_types), "scopes": list(client.scopes),
         "resources": list(client.resources), "introspection": client.introspection, "introspects": list(client.introspects), "require_mfa": client.require_mfa, "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
+        "connections": list(client.connections),
     }
 
 
@@ -218,7 +291,7 @@ def clients_create(args):
         client_name=args.name, client_type="public" if args.public else "confidential",
         redirect_uris=args.redirect_uri, grant_types=args.grant_type, scopes=args.scope,
         token_endpoint_auth_method=args.auth_method, resources=args.resource, introspects=args.introspect,
-        require_mfa=args.require_mfa)
+        require_mfa=args.require_mfa, connections=_client_connections(args.connections))
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret
@@ -226,13 +299,35 @@ def clients_create(args):
     return result
 
 
+def _client_connections(text: str | None) -> list[str]:
+    """A client's --connections: "password" and ids of connections that exist (checked here, with the
+    operator's credentials: the list is kept by the client, so a typo would lock its users out)."""
+    from chalicelib.federation.connections import PASSWORD
+    from chalicelib.oauth.client_metadata import check_client_connections
+    from chalicelib.storage.connections import list_connections
+
+    names = check_client_connections(_comma_list(text))
+    if not names:
+        return []
+    known = {c.connection_id for c in list_connections()} | {PASSWORD}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise BadInput(f"no connection {unknown[0]!r} (see `connections list`; 'password' is the password form)")
+    return names
+
+
 def clients_update(args):
     from chalicelib.oauth.client_documents import is_document_client_id
-    from chalicelib.storage.clients import get_client, set_client_require_mfa
+    from chalicelib.storage.clients import get_client, set_client_connections, set_client_require_mfa
 
     if is_document_client_id(args.client_id):
         raise BadInput(f"{args.client_id!r} is a client_id metadata document URL, not a stored client")
-    if not set_client_require_mfa(args.client_id, args.require_mfa):
+    if args.require_mfa is None and args.connections is None:
+        raise BadInput("nothing to change: give --require-mfa, --no-require-mfa or --connections")
+    connections = None if args.connections is None else _client_connections(args.connections)
+    if args.require_mfa is not None and not set_client_require_mfa(args.client_id, args.require_mfa):
+        raise BadInput(f"no client with client_id {args.client_id!r}")
+    if connections is not None and not set_client_connections(args.client_id, tuple(connections)):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     return _client_json(get_client(args.client_id))
 
@@ -322,6 +417,203 @@ def resources_delete(args):
     if not delete_resource(args.uri):
         raise BadInput(f"no resource {args.uri!r}")
     return {"deleted": args.uri}
+
+
+def _comma_list(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").replace(" ", ",").split(",") if item.strip()]
+
+
+def _pairs(entries: list[str], option: str) -> dict[str, str]:
+    """Repeated KEY=VALUE options, in order (a later one wins); an empty VALUE is kept as ""."""
+    pairs = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"{option} takes KEY=VALUE, got {entry!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _connection_json(connection, settings) -> dict:
+    """Everything but the secret, which only its name stands for; and the redirect URI to register."""
+    import dataclasses
+
+    shown = {name: list(value) if isinstance(value, tuple) else value
+             for name, value in dataclasses.asdict(connection).items()}
+    return {**shown, "redirect_uri": f"{settings.issuer}/federation/callback"}
+
+
+def _connection_changes(args) -> dict:
+    """The Connection fields the options give (None: not given)."""
+    changes = {
+        "display_name": args.display_name, "issuer": args.issuer, "discovery_url": args.discovery_url,
+        "auth_method": args.auth_method, "response_mode": args.response_mode, "tenant": args.tenant,
+        "apple_team_id": args.team_id, "apple_key_id": args.key_id,
+        "authorization_endpoint": args.authorization_endpoint, "token_endpoint": args.token_endpoint,
+        "api_base": args.api_base, "store_tokens": args.store_tokens, "enabled": args.enabled,
+        "client_id": args.client_id,
+    }
+    for name, option in (("scopes", args.scopes), ("allowed_tenants", args.allowed_tenants),
+                         ("domains", args.domains), ("trusted_email_domains", args.trusted_email_domains)):
+        changes[name] = None if option is None else _comma_list(option)
+    if args.icon_url is not None:
+        changes["icon_url"] = args.icon_url or None
+        changes["clear_icon_url"] = not args.icon_url
+    return changes
+
+
+def _connection_secret(args, auth_method: str, *, required: bool) -> dict | None:
+    """The secret the options give (stdin, a PEM file), checked for `auth_method`; None when none is
+    given and none is `required`."""
+    from chalicelib.federation.connections import check_secret
+
+    client_secret = sys.stdin.readline().removesuffix("\n").removesuffix("\r") if args.client_secret_stdin else None
+    private_key = None
+    if args.private_key_file:
+        try:
+            with open(args.private_key_file, "rb") as file:
+                private_key = file.read(64 * 1024)
+        except OSError as exc:
+            raise BadInput(f"cannot read {args.private_key_file}: {exc.strerror}") from None
+    if client_secret is None and private_key is None and not required:
+        return None
+    return check_secret(auth_method, client_secret=client_secret, private_key=private_key)
+
+
+def _domains_free(connection, others) -> None:
+    """Home-realm domains are unique across connections: an address must route to one place."""
+    for other in others:
+        if other.connection_id == connection.connection_id:
+            continue
+        taken = sorted(set(connection.domains) & set(other.domains))
+        if taken:
+            raise BadInput(f"the domain {taken[0]!r} already signs in through the connection {other.connection_id!r}")
+
+
+def connections_create(args):
+    from chalicelib.config import settings as current
+    from chalicelib.federation.connections import Connection, secret_name, store_secret, validate
+    from chalicelib.log import now
+    from chalicelib.storage.connections import add_connection, delete_connection, list_connections
+
+    settings = current()
+    changes = _connection_changes(args)
+    changes.pop("clear_icon_url", None)
+    fields = validate(settings=settings, preset=args.preset, connection_id=args.connection_id, **changes,
+                      **_mappings(args, args.preset, None))
+    value = _connection_secret(args, fields["auth_method"], required=True)
+    at = now()
+    connection = Connection(**fields, secret_name=secret_name(fields["connection_id"], settings),
+                            created_at=at, updated_at=at)
+    _domains_free(connection, list_connections())
+    # The record first: its conditional put claims the id, so a second create of the same id can
+    # never overwrite the first one's secret. Until the secret follows (a moment), sign-ins through
+    # it answer 503; if storing the secret fails, the record goes again.
+    if not add_connection(connection):
+        raise BadInput(f"a connection {connection.connection_id!r} exists (see `connections show`)")
+    try:
+        store_secret(connection.secret_name, value, stage=settings.stage)
+    except BaseException:
+        delete_connection(connection.connection_id)
+        raise
+    result = _connection_json(connection, settings)
+    print(f"note: register {result['redirect_uri']} as the redirect URI of your app at the provider.",
+          file=sys.stderr)
+    return result
+
+
+def _mappings(args, preset: str, existing) -> dict:
+    """claim_mapping and acr_mapping: the existing ones (or the preset's), with the options applied."""
+    from chalicelib.federation.connections import PRESETS
+
+    claims = dict(existing.claim_mapping if existing else PRESETS[preset]["claim_mapping"])
+    for ours, theirs in _pairs(args.claim, "--claim").items():
+        if theirs:
+            claims[ours] = theirs
+        else:
+            claims.pop(ours, None)
+    acr = dict(existing.acr_mapping if existing else {})
+    for theirs, ours in _pairs(args.acr, "--acr").items():
+        if ours:
+            acr[theirs] = ours
+        else:
+            acr.pop(theirs, None)
+    return {"claim_mapping": claims, "acr_mapping": acr}
+
+
+def _get_connection(connection_id: str):
+    from chalicelib.storage.connections import get_connection
+
+    connection = get_connection(connection_id)
+    if connection is None:
+        raise BadInput(f"no connection {connection_id!r}")
+    return connection
+
+
+def connections_update(args):
+    import dataclasses
+
+    from chalicelib.config import settings as current
+    from chalicelib.federation.connections import (COMMON_FIELDS, PRESET_FIELDS, secret_name, store_secret,
+                                                   validate)
+    from chalicelib.log import now
+    from chalicelib.storage.connections import list_connections, update_connection
+
+    settings = current()
+    existing = _get_connection(args.connection_id)
+    changes = {k: v for k, v in _connection_changes(args).items() if v is not None}
+    clear_icon = changes.pop("clear_icon_url", False)
+    editable = (COMMON_FIELDS | PRESET_FIELDS[existing.preset]) - {"claim_mapping", "acr_mapping"}
+    merged = {name: getattr(existing, name) for name in editable}
+    merged.update(changes)
+    if clear_icon:
+        merged["icon_url"] = None
+    fields = validate(settings=settings, **merged, **_mappings(args, existing.preset, existing))
+    # A new secret is needed when the kind of secret changes (client secret <-> private key).
+    def kind(method: str) -> str:
+        return "client secret" if method in CONFIDENTIAL_AUTH_METHODS else method
+
+    required = kind(fields["auth_method"]) != kind(existing.auth_method)
+    value = _connection_secret(args, fields["auth_method"], required=required)
+    connection = dataclasses.replace(existing, **fields, updated_at=now())
+    _domains_free(connection, list_connections())
+    name = existing.secret_name or secret_name(existing.connection_id, settings)
+    if value is not None:
+        store_secret(name, value, stage=settings.stage)
+    if not update_connection(connection):
+        raise BadInput(f"no connection {args.connection_id!r}")
+    return _connection_json(connection, settings)
+
+
+def connections_list(args):
+    from chalicelib.config import settings
+    from chalicelib.storage.connections import list_connections
+
+    return [_connection_json(c, settings()) for c in list_connections()]
+
+
+def connections_show(args):
+    from chalicelib.config import settings
+
+    return _connection_json(_get_connection(args.connection_id), settings())
+
+
+def connections_delete(args):
+    from chalicelib.config import settings
+    from chalicelib.federation.connections import delete_secret, secret_name
+    from chalicelib.storage.clients import list_clients
+    from chalicelib.storage.connections import delete_connection
+
+    connection = _get_connection(args.connection_id)
+    # A client restricted to it would lose that way in without a word; its operator decides instead.
+    users = [c.client_id for c in list_clients() if connection.connection_id in c.connections]
+    if users:
+        raise BadInput(f"clients {', '.join(users)} name the connection {connection.connection_id!r}: change their "
+                       "--connections first (`clients update`)")
+    if not delete_connection(connection.connection_id):
+        raise BadInput(f"no connection {args.connection_id!r}")
+    delete_secret(connection.secret_name or secret_name(connection.connection_id, settings()))
+    return {"deleted": connection.connection_id}
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -37,9 +37,11 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 def validate_client_metadata(*, client_name: str, client_type: str = "confidential", redirect_uris=(),
                              grant_types=None, scopes=None, token_endpoint_auth_method=None, resources=(),
-                             introspects=(), require_mfa: bool = False) -> dict:
+                             introspects=(), require_mfa: bool = False, connections=()) -> dict:
     """An administrator's client: check and normalise its metadata into ClientModel fields.
-    `require_mfa` is an operator's setting, never RFC 7591 metadata: `validate_registration` has none."""
+    `require_mfa` and `connections` (how its users may sign in: connection ids and "password", whose
+    existence the caller checks) are an operator's settings, never RFC 7591 metadata:
+    `validate_registration` has neither."""
     if client_type not in CLIENT_TYPES:
         raise InvalidClientMetadata(f"client_type must be one of {', '.join(CLIENT_TYPES)}, got '{echo(client_type)}'")
     if introspects and client_type != "confidential":
@@ -59,7 +61,20 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         "introspection": bool(introspects),
         "introspects": _resources(introspects),
         "require_mfa": bool(require_mfa),
+        "connections": check_client_connections(connections),
     }
+
+
+def check_client_connections(names) -> list[str]:
+    """A client's sign-in methods: connection ids (federation/connections.CONNECTION_ID) and the word
+    "password", each once."""
+    from ..federation.connections import CONNECTION_ID
+
+    names = list(dict.fromkeys(names or ()))
+    bad = [n for n in names if not isinstance(n, str) or not CONNECTION_ID.fullmatch(n)]
+    if bad:
+        raise InvalidClientMetadata(f"connections are connection ids or 'password', not '{echo(bad[0])}'")
+    return names
 
 
 def validate_registration(metadata, ceiling: tuple[str, ...]) -> dict:

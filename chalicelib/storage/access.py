@@ -23,6 +23,9 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     # pending /authorize requests: put, read (alone or batched with the email claim at POST /login),
     # marked signed in, checked and deleted inside the sign-in and code transactions
     "authorization_requests": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
+    # upstream identity providers (issue 15): the enabled ones by one Scan per container per
+    # CLIENT_CACHE_SECONDS (storage/connections.enabled_connections), one by id; never written
+    "connections": (GET, SCAN),
     # the cache of client ID metadata documents: read, refreshed, dropped
     "client_documents": (GET, PUT, UPDATE, DELETE),
     # dynamic registration (RFC 7591) and its management (RFC 7592) write clients; the account

@@ -44,6 +44,9 @@ class Client:
     disabled: bool = False
     #: Its users must sign in with a second factor (an operator's setting; MFA_POLICY=off overrides).
     require_mfa: bool = False
+    #: How its users may sign in: connection ids and "password"; empty: every enabled connection and
+    #: the password form (an operator's setting: chalicelib/federation/home_realm.py).
+    connections: tuple[str, ...] = ()
     created_at: int = 0
     updated_at: int = 0
 
@@ -155,4 +158,12 @@ def set_client_require_mfa(client_id: str, require_mfa: bool) -> bool:
     client. Containers that cached the client notice within CLIENT_CACHE_SECONDS."""
     return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
         actions=[ClientModel.require_mfa.set(require_mfa), ClientModel.updated_at.set(now())],
+        condition=ClientModel.client_id.exists()))
+
+
+def set_client_connections(client_id: str, connections: tuple[str, ...]) -> bool:
+    """Set how the client's users may sign in (connection ids and "password"; empty: any). False
+    when there is no such client. Containers that cached the client notice within CLIENT_CACHE_SECONDS."""
+    return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
+        actions=[ClientModel.connections.set(list(connections)), ClientModel.updated_at.set(now())],
         condition=ClientModel.client_id.exists()))

@@ -71,6 +71,10 @@ class ClientModel(Model):
     #: An operator's rule (`./idp-admin clients create/update --require-mfa`, never RFC 7591 metadata):
     #: its users sign in with a second factor, unless MFA_POLICY=off (chalicelib/oauth/acr.py).
     require_mfa = BooleanAttribute(default=False)
+    #: An operator's rule (`./idp-admin clients create/update --connections`, never RFC 7591 metadata):
+    #: how its users may sign in: connection ids and "password" (the password form). Empty: every
+    #: enabled connection and the password form (chalicelib/federation/home_realm.py).
+    connections = _strings(default=list)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
 
@@ -567,12 +571,49 @@ class FactorModel(Model):
     code_hashes = UnicodeSetAttribute(null=True)
 
 
+class ConnectionModel(Model):
+    """An upstream identity provider users may sign in through (chalicelib/federation/connections.py
+    says what each field means and checks them; chalicelib/storage/connections.py reads and writes).
+    Its client secret or private key is not here: `secret_name` names the Secrets Manager secret."""
+
+    Meta = _meta("connections")
+    connection_id = UnicodeAttribute(hash_key=True)
+    preset = UnicodeAttribute()
+    protocol = UnicodeAttribute()
+    display_name = UnicodeAttribute()
+    client_id = UnicodeAttribute()
+    auth_method = UnicodeAttribute()
+    issuer = UnicodeAttribute(null=True)
+    discovery_url = UnicodeAttribute(null=True)
+    allowed_tenants = _strings(default=list)
+    authorization_endpoint = UnicodeAttribute(null=True)
+    token_endpoint = UnicodeAttribute(null=True)
+    api_base = UnicodeAttribute(null=True)
+    scopes = _strings(default=list)
+    response_mode = UnicodeAttribute(default="query")
+    #: JSON text: our claim -> the upstream claim, and upstream acr -> ours.
+    claim_mapping = UnicodeAttribute(default="{}")
+    acr_mapping = UnicodeAttribute(default="{}")
+    trusted_email_domains = _strings(default=list)
+    domains = _strings(default=list)
+    store_tokens = BooleanAttribute(default=False)
+    apple_team_id = UnicodeAttribute(null=True)
+    apple_key_id = UnicodeAttribute(null=True)
+    tenant = UnicodeAttribute(null=True)
+    icon_url = UnicodeAttribute(null=True)
+    enabled = BooleanAttribute(default=True)
+    secret_name = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+
 #: Every model, in bootstrap order. Two models may share a table (users).
 ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, AuthorizationRequestModel, ConsentModel,
               ThrottleModel, GrantModel, AuthorizationCodeModel, ResourceModel, RevokedTokenModel,
               ClientDocumentModel, SigningKeyModel,
               KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel, SignInStepModel,
-              UsedChallengeModel, FactorModel, IdentityClaimModel, FederationStateModel, PendingLinkModel)
+              UsedChallengeModel, FactorModel, IdentityClaimModel, FederationStateModel, PendingLinkModel,
+              ConnectionModel)
 
 
 @functools.lru_cache(maxsize=1)

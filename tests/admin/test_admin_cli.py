@@ -62,6 +62,7 @@ def test_create_confidential_client_prints_the_secret_once(run):
         "redirect_uris": [APP, "http://127.0.0.1:9000/cb"], "grant_types": ["authorization_code"],
         "response_types": ["code"], "scopes": ["openid", "email"], "resources": [], "introspection": False, "introspects": [],
         "require_mfa": False, "disabled": False, "created_at": stored.created_at, "updated_at": stored.updated_at,
+        "connections": [],
     }
 
     for argv in (("clients", "show", stored.client_id), ("clients", "list")):

@@ -41,6 +41,7 @@ INTERFACE = {
     "chalicelib.storage.revoked_tokens": ("deny", "is_denied"),
     "chalicelib.storage.users": ("get_user",),
     "chalicelib.storage.resources": ("get_resource", "get_resource_cached"),
+    "chalicelib.storage.connections": ("get_connection", "enabled_connections"),
     "chalicelib.oauth.throttle": ("add", "count"),
 }
 
@@ -75,6 +76,7 @@ class MemoryStorage:
     revoked_tokens: dict = field(default_factory=dict)  # jti -> expires_at
     throttles: dict = field(default_factory=dict)  # key -> failures
     resources: dict = field(default_factory=dict)  # uri -> storage.resources.Resource
+    connections: dict = field(default_factory=dict)  # connection_id -> federation.connections.Connection
     calls: list = field(default_factory=list)
     #: The local signing key `memory_storage` installs (LocalKeys).
     keys: object = None
@@ -107,6 +109,9 @@ class MemoryStorage:
         from chalicelib.storage.resources import Resource
 
         self.resources[uri] = Resource(resource=uri, name=name, scopes=tuple(scopes), public=public)
+
+    def add_connection(self, connection) -> None:
+        self.connections[connection.connection_id] = connection
 
     def end_all_sessions(self, sub: str) -> None:
         """storage.users.end_all_sessions: the user's generation moves on and their grants are revoked."""
@@ -337,6 +342,16 @@ class MemoryStorage:
 
     def resources_get_resource_cached(self, uri, max_age):
         return self.resources.get(uri)
+
+    # chalicelib.storage.connections (the sign-in page's and the federation flow's reads) -------
+
+    def connections_get_connection(self, connection_id):
+        return self.connections.get(connection_id) if isinstance(connection_id, str) else None
+
+    def connections_enabled_connections(self, cache_seconds):
+        # The table's answer as a fresh Scan gives it; tests arrange connections before the first read.
+        return tuple(sorted((c for c in self.connections.values() if c.enabled),
+                            key=lambda c: (c.display_name.casefold(), c.connection_id)))
 
     # chalicelib.oauth.throttle: a DynamoDB counter the refresh path writes to ----------------------
 

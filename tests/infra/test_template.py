@@ -32,9 +32,11 @@ def test_no_function_may_touch_dynamodb_kms_or_secrets_manager_on_a_wildcard_res
         for resource in as_list(statement["Resource"]):
             # A reference to one of the stack's own resources ...
             assert isinstance(resource, dict) and set(resource) <= {"Fn::GetAtt", "Fn::Sub"}, statement
-            # ... and the only pattern: secrets the key ring names later under the stage's prefix.
+            # ... and the only patterns: secrets the key ring, or the operator's connections (issue
+            # 15), name later under the stage's prefix.
             arn = resource.get("Fn::Sub", "")
-            assert "*" not in arn or arn.endswith(f":secret:idp/{stage}/signing-keys/*"), statement
+            assert "*" not in arn or arn.endswith((f":secret:idp/{stage}/signing-keys/*",
+                                                   f":secret:idp/{stage}/connections/*")), statement
 
 
 def table_actions(document: dict) -> dict[str, set[str]]:
@@ -81,7 +83,10 @@ def test_the_api_role_cannot_scan_the_users_table_or_write_the_key_ring():
     # Factors: one user's factors by their partition key, the sub (the account page, issue 13).
     assert queried == {"TableGrants", "TableGrants/index/by_client", "TableFactors"}
     scanned = {name for name, actions in granted.items() if "dynamodb:Scan" in actions}
-    assert scanned == {"TableSigningKeys", "TableResources"}, "only the two summaries' one-off fallbacks scan"
+    # ... and the few connections (issue 15), once per container per CLIENT_CACHE_SECONDS.
+    assert scanned == {"TableSigningKeys", "TableResources", "TableConnections"}, \
+        "only the two summaries' one-off fallbacks and the cached connections scan"
+    assert granted["TableConnections"] == {"dynamodb:GetItem", "dynamodb:Scan"}
 
 
 def test_a_table_without_declared_api_actions_is_refused(monkeypatch):
@@ -126,6 +131,25 @@ def test_the_api_role_reads_signing_keys_but_cannot_create_or_delete_them(tmp_pa
     assert secrets["Resource"]["Fn::Sub"].endswith(":secret:idp/prod/signing-keys/*")
 
 
+@pytest.mark.parametrize("backend", [{"KEY_BACKEND": "kms", "KMS_SIGNER_ROLE_NAME": "serverless-idp-prod-api"},
+                                     {"KEY_BACKEND": "secretsmanager", "ENVELOPE_KMS_KEY_ID": None,
+                                      "SECRETS_KMS_KEY_ID": "alias/serverless-idp-prod-secrets"},
+                                     {}])
+def test_the_api_role_only_reads_connection_secrets_under_the_stage_prefix(tmp_path, backend):
+    """Issue 15: the client secrets and private keys of upstream identity providers are read by the
+    API (chalicelib/federation/connections.secret), never written, and only under SECRET_PREFIX."""
+    stage = stage_with(tmp_path, **backend)
+    api = {s["Sid"]: s for s in policy.api_policy(stage)["Statement"]}
+    read = api["ReadConnectionSecrets"]
+    assert read["Action"] == ["secretsmanager:GetSecretValue"]
+    assert read["Resource"]["Fn::Sub"].endswith(":secret:idp/prod/connections/*")
+    rotation = {a for s in policy.rotation_policy(stage)["Statement"] for a in as_list(s["Action"])}
+    written = {a for s in api.values() for a in as_list(s["Action"]) if a.startswith("secretsmanager:")
+               and a != "secretsmanager:GetSecretValue"}
+    assert not written
+    assert all("connections" not in json.dumps(s) for s in policy.rotation_policy(stage)["Statement"]) and rotation
+
+
 def test_the_secrets_kms_key_is_usable_only_through_secrets_manager(tmp_path):
     stage = secretsmanager_stage(tmp_path)
     for document in (policy.api_policy(stage), policy.rotation_policy(stage)):
@@ -145,7 +169,9 @@ def test_with_the_kms_backend_no_iam_statement_mentions_kms_or_secrets(tmp_path)
     stage = stage_with(tmp_path, KEY_BACKEND="kms", KMS_SIGNER_ROLE_NAME="serverless-idp-prod-api")
     template = merge_template(stage)
     assert "SecretsKey" not in template["Resources"]
-    actions = {a for s in role_statements(template) for a in as_list(s["Action"])}
+    # Upstream connections' secrets (issue 15) are read with every key backend; they are not keys.
+    statements = [s for s in role_statements(template) if s.get("Sid") != "ReadConnectionSecrets"]
+    actions = {a for s in statements for a in as_list(s["Action"])}
     assert not {a for a in actions if a.startswith(("kms:", "secretsmanager:"))}
     assert template["Resources"]["ApiRole"]["Properties"]["RoleName"] == stage.settings.kms_signer_role_name
 
@@ -155,7 +181,8 @@ def test_with_the_envelope_backend_the_stage_key_opens_only_this_stages_signing_
     template = merge_template(stage)
     assert template["Resources"]["SecretsKeyAlias"]["Properties"] == {
         "AliasName": "alias/serverless-idp-prod-signing-keys", "TargetKeyId": {"Ref": "SecretsKey"}}
-    by_role = {role: {s["Sid"]: s for s in document["Statement"]}
+    # Upstream connections' secrets (issue 15) are read with every key backend; they are not keys.
+    by_role = {role: {s["Sid"]: s for s in document["Statement"] if s["Sid"] != "ReadConnectionSecrets"}
                for role, document in (("api", policy.api_policy(stage)), ("rotation", policy.rotation_policy(stage)))}
     kms = {role: {a for s in statements.values() for a in as_list(s["Action"]) if a.startswith(("kms:", "secretsmanager:"))}
            for role, statements in by_role.items()}

@@ -67,6 +67,11 @@ class DynamoSeed:
 
         ResourceModel(resource=uri, name=name, scopes=list(scopes), public=public, created_at=0).save()
 
+    def add_connection(self, connection):
+        from chalicelib.storage.connections import add_connection
+
+        assert add_connection(connection)
+
 
 @pytest.fixture
 def same_on_both(aws, monkeypatch):
@@ -433,3 +438,25 @@ def test_a_code_is_issued_only_while_everything_still_holds(same_on_both, state,
     else:
         assert trace[:3] == [NotIssued(reason), True, Refused("unknown")]
         assert not trace[3]
+
+
+def test_connections_are_read_by_id_and_the_enabled_ones_in_button_order(same_on_both):
+    """Issue 15: what the sign-in page and the federation flow read of the connections table."""
+    from chalicelib.federation.connections import Connection, validate
+    from chalicelib.storage import connections
+
+    def connection(connection_id, name, **fields):
+        return Connection(**validate(preset="oidc", connection_id=connection_id, client_id="c", display_name=name,
+                                     issuer=f"https://{connection_id}.example", **fields),
+                          secret_name=f"idp/test/connections/{connection_id}", created_at=1, updated_at=1)
+
+    def scenario(seed, at):
+        for made in (connection("zeta", "acme"), connection("beta", "Zed", domains=["zed.example"]),
+                     connection("alpha", "Acme", acr_mapping={"urn:x": "phr"}), connection("off", "Off", enabled=False)):
+            seed.add_connection(made)
+        return [connections.enabled_connections(60), connections.get_connection("alpha"),
+                connections.get_connection("off"), connections.get_connection("nope"), connections.get_connection("")]
+
+    trace = same_on_both(scenario)
+    assert [c.connection_id for c in trace[0]] == ["alpha", "zeta", "beta"]
+    assert trace[1].acr_mapping == {"urn:x": "phr"} and trace[2].enabled is False and trace[3:] == [None, None]
