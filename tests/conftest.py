@@ -39,11 +39,6 @@ moto_apigatewayv2.install()  # CloudFormation for the HTTP API front door, which
 # counters) lost updates and the parallel-guessing test failed now and then. DynamoDB does not.
 serialize_dynamodb_actions()
 
-# Issue 15's modules of other branches, where missing (a no-op once they are merged).
-from tests.routes.federation_fakes import install_missing as _install_federation_fakes  # noqa: E402
-
-_install_federation_fakes()
-
 
 def reset_process_state(*, endpoint_changed: bool = True) -> None:
     """Forget per-container caches (chalicelib/caches.py): what was read always; AWS clients and
