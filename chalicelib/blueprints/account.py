@@ -49,11 +49,15 @@ def _account_page(session, user, cookie_value, *, status=200, section=None, mess
     from ..accounts import account, account_passkeys, identities
     from ..oauth import sessions
 
+    from ..federation.sign_in import page_sources
+
+    linking = identities.page_context(settings(), user)
+    targets, images = page_sources(linking["linkable"])
     response = hosted.page(
-        "account.html", status, user=user, apps=account.apps(user.pk), methods=account.sign_in_methods(settings(), user),
+        "account.html", status, form_targets=targets, image_sources=images, user=user, apps=account.apps(user.pk), methods=account.sign_in_methods(settings(), user),
         csrf_token=sessions.csrf_token(cookie_value, PURPOSE), section=section, message=message,
         notice=messages.ACCOUNT_DONE.get(done or ""),
-        **account_passkeys.page_context(settings(), user, cookie_value), **identities.page_context(settings(), user))
+        **account_passkeys.page_context(settings(), user, cookie_value), **linking)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response

@@ -140,24 +140,31 @@ def _connections(client) -> list:
 
 
 def _login_page(pending, browser_value, cookies, *, status=200, message=None, username=None) -> Response:
+    from ..federation.sign_in import page_sources
     from ..oauth import sessions
+    from ..oauth.authorization import own_sign_in_allowed
 
     client = _client_of(pending)
-    return hosted.page("login.html", status, cookies=cookies, form_targets=[hosted.origin(pending.redirect_uri)],
-                 connections=_connections(client),
+    connections = _connections(client)
+    targets, images = page_sources(connections)
+    own = own_sign_in_allowed(pending)
+    return hosted.page("login.html", status, cookies=cookies, form_targets=[hosted.origin(pending.redirect_uri), *targets],
+                 image_sources=images, connections=connections, password_allowed=own,
+                 # Without our own sign-in, the address field stays only for home-realm discovery.
+                 home_realm=any(c.domains for c in connections),
                  client_name=client.client_name if client else pending.client_id, request_id=pending.request_id,
                  # Whoever registered or published a client chose its name: marked as on the consent page.
                  unverified=client is None or client.registered_dynamically,
                  csrf_token=sessions.csrf_token(browser_value, "login"), message=message,
                  login_hint=username if username is not None else pending.login_hint,
-                 passkey_options=_passkey_options(browser_value, LOGIN_PURPOSE),
-                 signup_url=hosted.page_url("/signup", pending.request_id) if signup_enabled(settings()) else None)
+                 passkey_options=_passkey_options(browser_value, LOGIN_PURPOSE) if own else None,
+                 signup_url=hosted.page_url("/signup", pending.request_id) if own and signup_enabled(settings()) else None)
 
 
 @hosted.page_route(bp, "/login", ["GET", "POST"], content_types=FORM_OR_NONE)
 @hosted.shows_errors
 def login():
-    from ..oauth import login as login_core, sessions
+    from ..oauth import authorization, login as login_core, sessions
 
     request = bp.current_request
     s = settings()
@@ -180,6 +187,9 @@ def login():
     if pending is None:
         return hosted.expired()
     i18n.prefer(pending.ui_locale)
+    if not authorization.own_sign_in_allowed(pending):  # the client takes only its connections
+        return _login_page(pending, browser_value, cookies, status=403, username=username,
+                           message=messages.USE_A_CONNECTION)
     if not form.get("password"):  # the field is optional for home-realm addresses: no guess to count
         return _login_page(pending, browser_value, cookies, status=400, username=username,
                            message=messages.ENTER_PASSWORD)
@@ -230,7 +240,7 @@ def _passkey_login(form, browser_value, cookies) -> Response:
     """A passkey alone (chalicelib/oauth/passkey_login.py): one read, one transaction, then on like
     a password sign-in. Every refusal gets one message: which check failed is for the log."""
     from ..accounts.passkeys import PasskeyRefused
-    from ..oauth import login as login_core, passkey_login, sessions
+    from ..oauth import authorization, login as login_core, passkey_login, sessions
 
     s = settings()
     credential = form.get("credential", "")
@@ -239,6 +249,8 @@ def _passkey_login(form, browser_value, cookies) -> Response:
     if pending is None:
         return hosted.expired()
     i18n.prefer(pending.ui_locale)
+    if not authorization.own_sign_in_allowed(pending):  # the client takes only its connections
+        return _login_page(pending, browser_value, cookies, status=403, message=messages.USE_A_CONNECTION)
     try:
         signed_in = passkey_login.finish(s, browser_value, credential, found, purpose=LOGIN_PURPOSE)
     except PasskeyRefused as exc:

@@ -38,9 +38,11 @@ def page_url(page: str, request_id: str) -> str:
     return f"{base()}{page}?{urlencode({'request_id': request_id})}"
 
 
-def page(template: str, status: int = 200, *, form_targets=None, cookies=(), **context) -> Response:
+def page(template: str, status: int = 200, *, form_targets=None, cookies=(), image_sources=None,
+         **context) -> Response:
     # A page that carries WebAuthn options runs passkeys.js; no other page may run any script.
-    headers = pages.security_headers(form_targets, scripts=context.get("passkey_options") is not None)
+    headers = pages.security_headers(form_targets, scripts=context.get("passkey_options") is not None,
+                                     image_sources=image_sources)
     if cookies:
         headers["Set-Cookie"] = list(cookies)
     return Response(body=pages.render(template, base=base(), **context), status_code=status, headers=headers)

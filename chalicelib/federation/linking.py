@@ -82,7 +82,8 @@ def with_password(settings: Settings, link, password: str, *, ip: str, device: s
     keys = [counter.key for _, counter in attempt.counters]
     with undone_on_failure(lambda: login.take_back(settings, attempt), what="link attempt", refusals=(Refusal,)):
         return _sign_in(settings, user, amr=_amr(link), strong=False, request=attempt.request,
-                        extra=_items(link), at=link.auth_time, take_back=keys, link=_link(link))
+                        extra=_items(link), at=link.auth_time, take_back=keys, link=_link(link),
+                        connection_id=link.connection_id)
 
 
 def send_link(settings: Settings, link, *, ip: str, base_url: str) -> int | None:
@@ -141,4 +142,5 @@ def with_token(settings: Settings, link, token: str) -> Outcome:
     # code must not be spent for nothing.
     with undone_on_failure(lambda: links.restore(token, use_id), what="identity link", refusals=()):
         return _sign_in(settings, user, amr=_amr(link), strong=False, request=request,
-                        extra=_items(link), at=link.auth_time, link=_link(link))
+                        extra=_items(link), at=link.auth_time, link=_link(link),
+                        connection_id=link.connection_id)

@@ -115,6 +115,19 @@ def connection(settings: Settings, connection_id: str | None):
     return next((c for c in enabled(settings) if c.connection_id == connection_id and c.enabled), None)
 
 
+def page_sources(connections) -> tuple[list[str], list[str]]:
+    """(CSP form-action origins, img-src origins) for a page with a button for each connection:
+    the post to /federation/start (or a home-realm address) ends in a redirect to the upstream,
+    which Chromium checks against form-action; an icon is an image from the operator's URL."""
+    from urllib.parse import urlsplit
+
+    from .upstream import authorization_origin
+
+    targets = {authorization_origin(c) for c in connections} - {""}
+    images = {f"{urlsplit(c.icon_url).scheme}://{urlsplit(c.icon_url).netloc}" for c in connections if c.icon_url}
+    return sorted(targets), sorted(images)
+
+
 # Start ----------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -263,7 +276,8 @@ def finish(settings: Settings, state, params: dict) -> Outcome:
         return _pending_link(conn, profile, user, email, amr, request, sealed, at)
     if action == "sign_in":
         extra = [identities.tokens_item(user.pk, conn.connection_id, profile.subject, sealed)] if sealed else []
-        return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=extra, at=at)
+        return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=extra, at=at,
+                        connection_id=conn.connection_id)
     if action == "link":  # the account page: the signed-in user links another sign-in; no new session
         from ..storage.transactions import Refused, write
 
@@ -275,7 +289,8 @@ def finish(settings: Settings, state, params: dict) -> Outcome:
         announce_link(user, conn)
         return Outcome("linked")
     link = pending_link(conn.connection_id, profile.subject, email=email, sealed_tokens=sealed)
-    return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=[], at=at, link=link)
+    return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=[], at=at, link=link,
+                    connection_id=conn.connection_id)
 
 
 def state_value(params: dict) -> str | None:
@@ -313,8 +328,8 @@ def pending_link(connection_id: str, upstream_sub: str, *, email: str | None, se
             "sealed_tokens": sealed_tokens}
 
 
-def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at: int, take_back=(),
-             link: dict | None = None) -> Outcome:
+def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at: int, connection_id: str,
+             take_back=(), link: dict | None = None) -> Outcome:
     """The user signs in: the session (storage/sign_ins.record_sign_in), or, with a second factor
     to ask for, the half-done sign-in /mfa completes (storage/sign_in_steps.start); `extra` items
     (a provisioning, stored tokens, a pending link's use) in the same transaction.
@@ -336,7 +351,7 @@ def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at:
         if second_factor_needed(settings, user) and not strong:
             cookie = sign_in_steps.start(user, amr=amr, auth_time=at, request_id=request_id, ttl=settings.mfa_step_ttl,
                                          take_back=take_back, window_seconds=settings.login_throttle_window,
-                                         extra=extra, pending_link=link)
+                                         extra=extra, pending_link=link, connection_id=connection_id)
             return Outcome("step", request=request, request_id=request_id, step_cookie=cookie)
         if link:
             from ..storage.federated_identities import link_items
@@ -347,7 +362,7 @@ def _sign_in(settings: Settings, user, *, amr, strong: bool, request, extra, at:
                                    device_ttl=settings.known_device_ttl, request_id=request_id,
                                    mark_request=marks_request(request), take_back=take_back,
                                    window_seconds=settings.login_throttle_window, auth_time=at,
-                                   factors=kinds(user.factors), extra=extra)
+                                   factors=kinds(user.factors), extra=extra, connection_id=connection_id)
     except Refused as refused:
         raise _refusal(refused.labels) from None
     if link:
@@ -384,7 +399,8 @@ def _provision(settings: Settings, conn, profile, result, email: str, amr, stron
     items = identities.provision_items(user, conn.connection_id, profile.subject, at=at,
                                        sealed_tokens=_sealed_tokens(conn, result, sub))
     log.info("account provisioned", extra={"connection": conn.connection_id, "sub": sub})
-    return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=items, at=at)
+    return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=items, at=at,
+                    connection_id=conn.connection_id)
 
 
 def _pending_link(conn, profile, user, email: str, amr, request, sealed, at: int) -> Outcome:

@@ -127,6 +127,22 @@ def metadata(connection, settings: Settings) -> dict:
     return document
 
 
+def authorization_origin(connection) -> str:
+    """The origin `start` sends the browser to, without any I/O: the authorization endpoint of the
+    cached discovery document when there is one, else the issuer's origin (where every provider we
+    know serves it). A page whose form leads there must name it in CSP form-action, which Chromium
+    applies to the redirect after the post too."""
+    from urllib.parse import urlsplit
+
+    endpoint = connection.authorization_endpoint
+    if connection.protocol != "github":
+        cached = fetching.documents.get(discovery_url(connection))
+        endpoint = cached[1].get("authorization_endpoint") if cached is not None else None
+        endpoint = endpoint if isinstance(endpoint, str) else connection.issuer
+    parts = urlsplit(endpoint or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
 # start -------------------------------------------------------------------------------------------
 
 def start(connection, settings: Settings, *, redirect_uri: str, login_hint: str | None = None,

@@ -141,6 +141,7 @@ def validate(params: dict, client: Client, redirect_uri: str, settings: Settings
         resource_less_audience=None if targets else resources.resource_less_audience(client, settings),
         ui_locale=i18n.from_ui_locales(params.get("ui_locales")),
         acr_values=acr_values, essential_acr=essential_acr, client_requires_mfa=client.require_mfa,
+        client_connections=tuple(getattr(client, "connections", None) or ()),
         created_at=at, expires_at=at + settings.request_ttl,
     )
 
@@ -292,13 +293,26 @@ def may_consent(request: PendingRequest, session) -> bool:
 
 
 def session_satisfies(request: PendingRequest, session) -> bool:
-    """Can this session be used without signing in again as far as max_age goes? (max_age=0 is
-    `fresh_login_required`'s.)"""
+    """Can this session be used without signing in again as far as max_age and the client's ways
+    in go? (max_age=0 is `fresh_login_required`'s.)"""
     if session is None:
         return False
     if request.max_age and now() - session.auth_time > request.max_age:
         return False
-    return True
+    return way_in_allowed(request, session.connection_id)
+
+
+def own_sign_in_allowed(request: PendingRequest) -> bool:
+    """Whether the request's client takes our own sign-in (password, passkey): `way_in_allowed`."""
+    return way_in_allowed(request, None)
+
+
+def way_in_allowed(request: PendingRequest, connection_id: str | None) -> bool:
+    """A client restricted to some connections (its `connections`, federation/home_realm.py) takes
+    only sessions signed in through one of them, or through our own sign-in when "password" is
+    among them: an SSO session from elsewhere must not slip past the restriction."""
+    allowed = request.client_connections
+    return not allowed or (connection_id or "password") in allowed
 
 
 def authentication(request: PendingRequest, session, settings: Settings) -> acr.Outcome:

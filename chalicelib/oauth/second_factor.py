@@ -184,7 +184,7 @@ def complete_sign_in(settings: Settings, step, user, proof: Proof, request):
             session_ttl=settings.session_ttl, device_ttl=settings.known_device_ttl, request_id=step.request_id,
             mark_request=marks_request(request), take_back=(), window_seconds=settings.login_throttle_window,
             generation=step.session_generation, factors=kinds(user.factors),
-            extra=[consumed(step), *proof.items, *linking])
+            extra=[consumed(step), *proof.items, *linking], connection_id=step.connection_id)
     except Refused as refused:
         # "identity"/"user": the identity was linked meanwhile (another tab) or the user went: the
         # step cannot complete as it was started, like a step that is gone.

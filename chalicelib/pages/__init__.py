@@ -41,7 +41,7 @@ caches.register("pages", _environment.cache_clear, kind="memo")
 
 
 def security_headers(form_targets: list[str] | None = None, *, locale: str | None = None,
-                     scripts: bool = False) -> dict:
+                     scripts: bool = False, image_sources: list[str] | None = None) -> dict:
     """Headers for every hosted page, `Content-Language` (RFC 9110 §8.5) naming the locale it is
     rendered in (by default the current request's, as `render`'s).
 
@@ -55,13 +55,16 @@ def security_headers(form_targets: list[str] | None = None, *, locale: str | Non
     own static files only, never inline script, so injected markup cannot run. Data for it travels
     in `<script type="application/json">`, which browsers do not execute. Every other page allows
     no script at all (default-src 'none').
+
+    `image_sources`: origins of images the page shows besides our own (an upstream connection's
+    icon on its sign-in button), each named exactly rather than any https image.
     """
     form_action = " ".join(["'self'", *(form_targets or [])])
     return {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": (
             "default-src 'none'; " + ("script-src 'self'; " if scripts else "")
-            + "style-src 'self'; img-src 'self'; base-uri 'none'; "
+            + "style-src 'self'; img-src " + " ".join(["'self'", *(image_sources or [])]) + "; base-uri 'none'; "
             f"form-action {form_action}; frame-ancestors 'none'"
         ),
         "X-Frame-Options": "DENY",

@@ -184,6 +184,9 @@ PASSKEY_LIMIT = N_("You have the most passkeys an account can have. Remove one t
 PASSKEY_GONE = N_("That passkey is not on your account any more. Reload the page.")
 PASSKEY_NEEDS_PASSWORD = N_("Your account has no password, so this passkey is how you sign in: it cannot be removed.")
 
+#: The client takes only sign-ins through its connections (its `connections` restriction).
+USE_A_CONNECTION = N_("This app asks you to sign in with one of the options below.")
+
 # Signing in through an upstream identity provider (chalicelib/federation/upstream.py). The page never
 # shows what the upstream said: its error text is logged, and these fixed words stand in for it.
 UPSTREAM_FAILED = "upstream_failed"

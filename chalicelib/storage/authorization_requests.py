@@ -46,6 +46,8 @@ class PendingRequest:
     essential_acr: tuple[str, ...] = ()
     #: The client requires a second factor (its `require_mfa`; MFA_POLICY decides what it means).
     client_requires_mfa: bool = False
+    #: The client's ways in (its `connections`: connection ids and "password"); empty: any.
+    client_connections: tuple[str, ...] = ()
 
 
 def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
@@ -61,7 +63,8 @@ def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
         client_public=bool(item.client_public), resource_less_audience=item.resource_less_audience,
         login_session_hash=item.login_session_hash, ui_locale=item.ui_locale,
         acr_values=tuple(item.acr_values or ()), essential_acr=tuple(item.essential_acr or ()),
-        client_requires_mfa=bool(item.client_requires_mfa))
+        client_requires_mfa=bool(item.client_requires_mfa),
+        client_connections=tuple(item.client_connections or ()))
 
 
 def store(request: PendingRequest) -> None:
@@ -79,6 +82,7 @@ def store(request: PendingRequest) -> None:
         resource_less_audience=request.resource_less_audience, ui_locale=request.ui_locale,
         acr_values=list(request.acr_values), essential_acr=list(request.essential_acr),
         client_requires_mfa=request.client_requires_mfa,
+        client_connections=list(request.client_connections) or None,
     )
     if not conditionally(lambda: item.save(condition=AuthorizationRequestModel.request_id.does_not_exist())) \
             and load(request.request_id) != request:

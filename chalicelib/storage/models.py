@@ -172,6 +172,9 @@ class SessionModel(Model):
     #: The kinds of second factor the user had ("passkey", "totp", "recovery"), kept up to date when
     #: they change in this session: /authorize decides a step-up without reading the user.
     factors = _strings(null=True)
+    #: The upstream connection the user signed in through (chalicelib/federation/); None: our own
+    #: sign-in (password, passkey). A client restricted to some connections accepts only those.
+    connection_id = UnicodeAttribute(null=True)
 
 
 class SignInStepModel(Model):
@@ -194,6 +197,8 @@ class SignInStepModel(Model):
     #: password alone must not attach a stranger's upstream account, whose mapped acr could then
     #: skip the second factor.
     pending_link = UnicodeAttribute(null=True)
+    #: The upstream connection of a first step made there (the session records it).
+    connection_id = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 
@@ -285,6 +290,9 @@ class AuthorizationRequestModel(Model):
     essential_acr = _strings(default=list)
     #: The client's require_mfa when the request was validated.
     client_requires_mfa = BooleanAttribute(default=False)
+    #: The client's `connections` restriction when the request was validated (empty: any way in):
+    #: connection ids and "password" (chalicelib/federation/home_realm.py).
+    client_connections = _strings(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 

@@ -27,6 +27,8 @@ class Session:
     #: The kinds of second factor the user had ("passkey", "totp", "recovery"), as of sign-in or the
     #: user's last change to them in this session.
     factors: tuple[str, ...] = ()
+    #: The upstream connection signed in through; None: our own sign-in (password, passkey).
+    connection_id: str | None = None
     #: False when the user's state (enabled, generation) has not been read with the session: the
     #: write that relies on it must check it (chalicelib/storage/codes.issue does).
     user_checked: bool = True
@@ -38,7 +40,7 @@ def from_model(item: SessionModel, *, user_checked: bool = True) -> Session:
                    session_generation=int(item.session_generation or 0), revoked=bool(item.revoked),
                    grant_ids=frozenset(item.grant_ids or ()),
                    user_claims=json.loads(item.user_claims) if item.user_claims else None,
-                   factors=tuple(item.factors or ()), user_checked=user_checked)
+                   factors=tuple(item.factors or ()), connection_id=item.connection_id, user_checked=user_checked)
 
 
 def get(session_hash: str) -> Session | None:

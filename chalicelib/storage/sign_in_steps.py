@@ -36,6 +36,8 @@ class Step:
     expires_at: int
     #: The upstream identity to link when the step completes (see `start`), else None.
     pending_link: dict | None = None
+    #: The upstream connection of the first step, if it was made there.
+    connection_id: str | None = None
 
 
 def _key(cookie_value: str) -> str:
@@ -52,7 +54,7 @@ def _sub_of(cookie_value: str | None) -> str | None:
 
 def start(user: UserModel, *, amr: Sequence[str], auth_time: int, request_id: str | None, ttl: int,
           take_back: Sequence[str] = (), window_seconds: int = 0, extra: Sequence[TxItem] = (),
-          pending_link: dict | None = None) -> str:
+          pending_link: dict | None = None, connection_id: str | None = None) -> str:
     """Record that the first step of a sign-in succeeded: the step item, with the take-back (-1)
     of the password attempt's throttle counters (it was no failure), in one transaction. Returns
     the cookie value (stored only as its hash). `extra`: more items written in the same
@@ -65,7 +67,8 @@ def start(user: UserModel, *, amr: Sequence[str], auth_time: int, request_id: st
     item = SignInStepModel(session_hash=_key(raw), sub=user.pk, amr=list(amr), auth_time=auth_time,
                            request_id=request_id, session_generation=user.session_generation, created_at=at,
                            expires_at=at + ttl,
-                           pending_link=json.dumps(pending_link, separators=(",", ":")) if pending_link else None)
+                           pending_link=json.dumps(pending_link, separators=(",", ":")) if pending_link else None,
+                           connection_id=connection_id)
     items = [TxItem("put", "step", lambda tx: tx.save(item, condition=SignInStepModel.session_hash.does_not_exist()))]
     if take_back:
         items.append(TxItem("update", "counters", lambda tx: taking_back(tx, take_back, window_seconds)))
@@ -89,7 +92,8 @@ def read(cookie_value: str | None, factor_ids: Sequence[str] = ()) -> tuple[Step
         step = Step(key=item.session_hash, sub=item.sub, amr=tuple(item.amr or ()), auth_time=int(item.auth_time),
                     request_id=item.request_id, session_generation=int(item.session_generation or 0),
                     expires_at=int(item.expires_at),
-                    pending_link=json.loads(item.pending_link) if item.pending_link else None)
+                    pending_link=json.loads(item.pending_link) if item.pending_link else None,
+                    connection_id=item.connection_id)
     found = {f.factor_id: factor_from_model(f) for f in factors if f is not None}
     return step, user, found
 

@@ -85,7 +85,8 @@ class SignedIn:
 def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, session_ttl: int, device_ttl: int,
                    request_id: str | None, mark_request: bool, take_back: Sequence[str],
                    window_seconds: int, auth_time: int | None = None, factors: Sequence[str] = (),
-                   generation: int | None = None, extra: Sequence[TxItem] = ()) -> SignedIn:
+                   generation: int | None = None, extra: Sequence[TxItem] = (),
+                   connection_id: str | None = None) -> SignedIn:
     """Write a successful sign-in in one TransactWriteItems: a new session under a new cookie
     value (session fixation defence: a value planted before sign-in never becomes a session); this
     browser as a new known device of the user; the take-back (-1) of the counters in `take_back`;
@@ -119,7 +120,7 @@ def record_sign_in(user: UserModel, *, amr: Sequence[str], user_claims: dict, se
                            amr=list(amr), created_at=at,
                            expires_at=at + session_ttl, session_generation=generation,
                            user_claims=json.dumps(user_claims, separators=(",", ":")),
-                           factors=sorted(factors) or None)
+                           factors=sorted(factors) or None, connection_id=connection_id)
     device_cookie, device = new_device(user.pk, device_ttl, generation)
     with_request, with_take_backs = request_id is not None, bool(take_back)
     extra_labels = {item.label for item in extra}

@@ -561,3 +561,66 @@ def test_a_stolen_password_cannot_link_an_upstream_account_that_skips_the_second
                         upstream.answer("mallory-up", "alice@example.com", acr="strong"))
     assert response.headers["Location"] == "/federation/link"
     assert not signed_in(again)
+
+
+# A client restricted to its connections --------------------------------------------------------------
+
+@pytest.fixture
+def acme_only(aws):
+    """Another app, whose users sign in through Acme only."""
+    from chalicelib.oauth.clients import create_client
+    from chalicelib.storage.clients import set_client_connections
+
+    client, _ = create_client(client_name="Acme Portal", client_type="public",
+                              redirect_uris=["http://127.0.0.1/cb"], scopes=["openid", "email", "profile"])
+    assert set_client_connections(client.client_id, (ACME,))
+    return client
+
+
+def test_a_client_restricted_to_a_connection_offers_no_password_and_refuses_one(http, upstream, acme_only, alice):
+    browser = Browser(http)
+    response = browser.get("/authorize?" + authorize_query(acme_only.client_id))
+    page = browser.get(response.headers["Location"])
+    assert b'name="password"' not in page.body and b"Sign in with Acme SSO" in page.body
+    assert b"Social" not in page.body  # only the connections the client allows
+    response = browser.post("/login", {"request_id": hidden(page.body, "request_id"),
+                                       "csrf_token": hidden(page.body, "csrf_token"),
+                                       "username": "alice@example.com", "password": PASSWORD})
+    assert response.status_code == 403 and not signed_in(browser)
+
+
+def test_a_password_session_does_not_slip_past_a_clients_connection_restriction(http, upstream, public_client,
+                                                                                 acme_only, alice):
+    from tests.routes.flow import sign_in_and_consent
+
+    browser = Browser(http)
+    sign_in_and_consent(browser, public_client.client_id, email="alice@example.com", password=PASSWORD)
+    # The same browser, signed in with a password, asks for a client that takes only Acme: sign in again.
+    response = browser.get("/authorize?" + authorize_query(acme_only.client_id))
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    response = browser.get("/authorize?" + authorize_query(acme_only.client_id, prompt="none"))
+    assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_a_session_through_the_allowed_connection_is_accepted(http, upstream, acme_only):
+    browser = Browser(http)
+    code = finish_at_client(browser, callback(browser, start(browser, acme_only.client_id),
+                                              upstream.answer("dana-up", "dana@acme.test")))
+    assert id_token(http, acme_only.client_id, code)["amr"] == ["fed"]
+    # Single sign-on afterwards: the session came through Acme.
+    response = browser.get("/authorize?" + authorize_query(acme_only.client_id))
+    assert response.headers["Location"].startswith(("http://127.0.0.1:5000/cb", "/consent")), response.headers
+
+
+def test_the_sign_in_page_names_the_upstream_in_form_action_and_the_icon_in_img_src(http, aws, monkeypatch,
+                                                                                   public_client):
+    """Chromium applies form-action to the redirect after a post: the upstream must be named, or the
+    button's post would be blocked on its way there."""
+    FakeUpstream().install(monkeypatch, [connection(ACME, icon_url="https://cdn.acme.test/logo.svg")])
+    browser = Browser(http)
+    response = browser.get("/authorize?" + authorize_query(public_client.client_id))
+    page = browser.get(response.headers["Location"])
+    policy = page.headers["Content-Security-Policy"]
+    assert "https://sso.acme.test" in policy.split("form-action")[1].split(";")[0]
+    assert "img-src 'self' https://cdn.acme.test;" in policy
+    assert b'src="https://cdn.acme.test/logo.svg"' in page.body
