@@ -94,8 +94,12 @@ def user_allows(session) -> bool:
 
 def end(cookie_value: str | None) -> None:
     """Sign out: the session ends, and so does every grant issued through it (their refresh tokens
-    and access tokens). Grants from other sessions of the same user are left alone."""
+    and access tokens). Grants from other sessions of the same user are left alone. Then the
+    clients holding those grants are to be told (OpenID Connect Back-Channel Logout 1.0): one
+    message on the logout queue, none when there were no grants (oauth/backchannel_logout.py)."""
+    from ..config import settings
     from ..storage import grants, sessions as session_store
+    from . import backchannel_logout
 
     if not cookie_value:
         return
@@ -107,3 +111,4 @@ def end(cookie_value: str | None) -> None:
         return  # anonymous or already gone: nothing to end
     for grant_id in sorted(session.grant_ids):
         grants.revoke(session.sub, grant_id, reason="signed out")
+    backchannel_logout.notify(backchannel_logout.session_ended(session), settings())

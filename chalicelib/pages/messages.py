@@ -183,3 +183,9 @@ PASSKEY_NOT_ADDED = N_("The passkey could not be added. Try again.")
 PASSKEY_LIMIT = N_("You have the most passkeys an account can have. Remove one to add another.")
 PASSKEY_GONE = N_("That passkey is not on your account any more. Reload the page.")
 PASSKEY_NEEDS_PASSWORD = N_("Your account has no password, so this passkey is how you sign in: it cannot be removed.")
+
+# Sign-out requested by an app (OpenID Connect RP-Initiated Logout 1.0, chalicelib/oauth/rp_initiated_logout.py)
+INVALID_LOGOUT_REQUEST = "invalid_logout_request"
+MESSAGES[INVALID_LOGOUT_REQUEST] = Message(_STOPPED, N_(
+    "The app's sign-out request could not be checked, so nothing was changed and you were not sent anywhere "
+    "(id_token_hint, client_id or post_logout_redirect_uri is not valid for this client)."))
