@@ -167,7 +167,10 @@ def logout_metadata(post_logout_redirect_uris: list[str], backchannel_logout_uri
     from .. import outbound
     from ..config import settings
 
-    uris = redirect_uris.check_all(post_logout_redirect_uris, required=False)
+    try:
+        uris = redirect_uris.check_all(post_logout_redirect_uris, required=False)
+    except InvalidClientMetadata as exc:  # RFC 7591 §3.2.2's invalid_redirect_uri is for redirect_uris alone
+        raise InvalidClientMetadata(f"post_logout_redirect_uris: {exc.description}") from None
     if backchannel_logout_uri is not None:
         if not isinstance(backchannel_logout_uri, str):
             raise InvalidClientMetadata("backchannel_logout_uri must be a string")
