@@ -6,8 +6,9 @@ All the logic is chalicelib/oauth/backchannel_logout.py (`handle`); the local st
 the queue's visibility timeout, up to its redrive limit (then the dead-letter queue): one relying
 party that fails is retried without holding up, or re-sending to, any other.
 
-The queue named here is a placeholder for `chalice package`: infra/template.py points the event
-source at the stage's own queue.
+The queue ARN named here is a placeholder for `chalice package` (a string, which the merge template
+replaces outright; a queue name would become an Fn::Sub that the merge would mix with ours):
+infra/template.py points the event source at the stage's own queue.
 """
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from chalice import Blueprint
 
 bp = Blueprint(__name__)
 
-#: Chalice needs a queue name at packaging time; the stage's queue replaces it (infra/template.py).
-PLACEHOLDER_QUEUE = "logout"
+#: Chalice needs a queue at packaging time; the stage's queue replaces it (infra/template.py).
+PLACEHOLDER_QUEUE_ARN = "arn:aws:sqs:us-east-1:000000000000:replaced-by-infra-template"
 
 
-@bp.on_sqs_message(queue=PLACEHOLDER_QUEUE, batch_size=1, name="deliver_logout")
+@bp.on_sqs_message(queue_arn=PLACEHOLDER_QUEUE_ARN, batch_size=1, name="deliver_logout")
 def deliver_logout(event) -> None:
     from ..config import settings
     from ..oauth.backchannel_logout import handle
