@@ -299,7 +299,8 @@ def logout():
     end = rp_logout.parse(params, s, source_ip=client_ip(request)) \
         if rp_logout.is_end_session_request(params) else rp_logout.EndSessionRequest()
     if not confirmed:
-        session = sessions.load(cookie_value, check_user=False) if end.hint_sid else None
+        # Live or already ended: a retry after a fault mid-sign-out must finish it (sessions.record).
+        session = sessions.record(cookie_value) if end.hint_sid else None
         if not end.current_session(session):
             return _logout_page(end, cookie_value, cookies)
     sessions.end(cookie_value)

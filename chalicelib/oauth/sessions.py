@@ -84,6 +84,17 @@ def load(cookie_value: str | None, *, check_user: bool = True):
     return replace(session, user_checked=True) if user_allows(session) else None
 
 
+def record(cookie_value: str | None):
+    """The session item behind a cookie whether live or ended (None when there is none): which
+    session this browser has, for the end-session endpoint. A sign-out cut short by a fault after
+    the session was marked revoked is finished by the retry, which must still recognise it."""
+    from ..storage import sessions as session_store
+
+    if not cookie_value or len(cookie_value) > 100:
+        return None
+    return session_store.get(sha256_hex(cookie_value))
+
+
 def user_allows(session) -> bool:
     """The session's user still exists, is enabled and has not been signed out everywhere since."""
     from ..storage.users import get_user
