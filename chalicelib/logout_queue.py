@@ -74,12 +74,16 @@ def _body(message: dict) -> str:
 # The local stack (tools/devstack.py) and tests -------------------------------------------------------
 
 def ensure_queue(settings: Settings, *, visibility_timeout: int = 30) -> str:
-    """Create the queue `<TABLE_PREFIX>-logout` if it is missing (CreateQueue is idempotent for the
-    same attributes); its URL. The deployed stack creates its own (infra/template.py)."""
+    """Create the queue `<TABLE_PREFIX>-logout` if it is missing, with this visibility timeout; its
+    URL. The deployed stack creates its own (infra/template.py)."""
     from .aws import client
 
-    url = client("sqs").create_queue(QueueName=queue_name(settings),
-                                     Attributes={"VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
+    sqs, attributes = client("sqs"), {"VisibilityTimeout": str(visibility_timeout)}
+    try:
+        url = sqs.create_queue(QueueName=queue_name(settings), Attributes=attributes)["QueueUrl"]
+    except sqs.exceptions.QueueNameExists:  # made before with other attributes: take these
+        url = sqs.get_queue_url(QueueName=queue_name(settings))["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     _urls[queue_name(settings)] = url
     return url
 
