@@ -271,6 +271,11 @@ def finish(settings: Settings, state, params: dict) -> Outcome:
     user = get_user(sub)
     if user is None or user.disabled or user.deleted_at is not None:
         raise Refusal(messages.FEDERATION_ACCOUNT_UNUSABLE, "user disabled or deleted", status=403)
+    if action == "auto_link" and not user.email_verified:
+        # Pre-account hijacking (Sudhodanan & Paverd 2022, "classic-federated merge"): an address
+        # nobody verified may be someone else's sign-up, whose password they keep. The upstream
+        # vouches for the mailbox, not for that password: the owner proves the account instead.
+        action = "prove"
     sealed = _sealed_tokens(conn, result, user.pk)
     if action == "prove":
         return _pending_link(conn, profile, user, email, amr, request, sealed, at)
