@@ -405,7 +405,8 @@ def test_prompt_login_and_max_age_go_to_the_upstream(http, upstream, public_clie
 # The account page -------------------------------------------------------------------------------------
 
 def _account_link(browser, upstream, connection_id=ACME):
-    response = post_form(browser, "/account/identities/link", {"connection": connection_id})
+    response = post_form(browser, "/account/identities/link", {"connection": connection_id,
+                                                               "current_password": PASSWORD})
     assert response.status_code == 303, response.body
     return query_of(response.headers["Location"])["state"]
 
@@ -671,3 +672,15 @@ def test_an_emailed_link_does_not_link_into_an_account_nobody_verified(http, ups
     assert response.status_code == 409 and b"not confirmed" in response.body
     assert mailbox.messages("victim@example.com") == []
     assert identity_of(ACME, "victim-up") is None and not signed_in(browser)
+
+
+def test_linking_another_sign_in_needs_the_current_password(http, upstream, alice):
+    """A stolen (or unattended) session must not add a way in that outlives it: an upstream
+    account linked from the account page signs in after a password change, and skips the second
+    factor where its acr maps to it. Like adding a passkey, it needs the current password."""
+    browser = signed_in_browser(http)
+    for password in (None, "wrong"):
+        form = {"connection": ACME, **({"current_password": password} if password is not None else {})}
+        response = post_form(browser, "/account/identities/link", form)
+        assert response.status_code == 401, (password, response.body)
+    assert upstream.started == []
