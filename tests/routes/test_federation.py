@@ -684,3 +684,14 @@ def test_linking_another_sign_in_needs_the_current_password(http, upstream, alic
         response = post_form(browser, "/account/identities/link", form)
         assert response.status_code == 401, (password, response.body)
     assert upstream.started == []
+
+
+def test_an_address_that_only_lowercases_into_an_accounts_is_not_that_account(http, upstream, public_client):
+    """Python lowercases KELVIN SIGN (U+212A) to an ASCII "k": the mailbox the upstream verified,
+    "\u212aarl@acme.test", is not karl@acme.test, and must neither link to nor sign in as Karl."""
+    from chalicelib.storage.users import create_user
+
+    create_user("karl@acme.test", PASSWORD, email_verified=True)
+    browser = Browser(http)
+    callback(browser, start(browser, public_client.client_id), upstream.answer("kelvin-up", "\u212aarl@acme.test"))
+    assert identity_of(ACME, "kelvin-up") is None and not signed_in(browser)
