@@ -255,9 +255,15 @@ def _device_cookie_name() -> str:
 @hosted.page_route(bp, "/account/identities/link", ["POST"], content_types=[FORM])
 @hosted.shows_errors
 def link_another():
-    """Start an upstream sign-in that links its identity to the signed-in user."""
+    """Start an upstream sign-in that links its identity to the signed-in user. A linked identity
+    is a way in that outlives the session (a password change ends sessions, not links) and may
+    skip the second factor (a connection's acr_mapping), so, as adding a passkey does, it needs the
+    current password when the user has one: a stolen or unattended session cannot add one."""
+    from ..accounts.account import check_password
     from ..federation import sign_in
-    from .account import _action
+    from .account import _action, _device
+
+    request = bp.current_request
 
     def act(session, user, form):
         s = settings()
@@ -265,6 +271,9 @@ def link_another():
         if conn is None:
             return hosted.error_page(messages.FEDERATION_UNKNOWN_CONNECTION, "invalid_request",
                                      description="connection unknown or disabled")
+        if user.password_hash:
+            check_password(s, user, form.get("current_password", ""), ip=client_ip(request),
+                           device=_device(request))
         started = sign_in.begin(s, conn, link_sub=user.pk)
         return _see_other(started.location, [sign_in.binding_cookie_header(s, hosted.base(), started.binding)])
 

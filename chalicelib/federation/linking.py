@@ -86,6 +86,16 @@ def with_password(settings: Settings, link, password: str, *, ip: str, device: s
                         connection_id=link.connection_id)
 
 
+def _check_verified(user) -> None:
+    """An emailed link proves the mailbox, which is no proof of an account whose address nobody
+    verified: that may be someone else's sign-up with the owner's address (pre-account hijacking),
+    whose password they would keep once the owner's upstream account is linked to it. The owner
+    signs in with the password, or resets it (which verifies the address and ends the other's
+    sessions) and links then."""
+    if user is not None and not user.email_verified:
+        raise Refusal(messages.LINK_NEEDS_VERIFIED_ACCOUNT, "emailed link for an unverified account", status=409)
+
+
 def send_link(settings: Settings, link, *, ip: str, base_url: str) -> int | None:
     """Email a single-use link (and its code) to the account's address. None when sent, else the
     seconds to wait (accounts/limits.py: the same hourly limits as every email we send)."""
@@ -93,7 +103,10 @@ def send_link(settings: Settings, link, *, ip: str, base_url: str) -> int | None
     from ..accounts import limits
     from ..storage import links
 
+    from ..storage.users import get_user
+
     conn = _connection(settings, link)
+    _check_verified(get_user(link.sub))
     retry_after = limits.allow(PURPOSE, email=link.email, ip=ip)
     if retry_after is not None:
         return retry_after
@@ -134,6 +147,7 @@ def with_token(settings: Settings, link, token: str) -> Outcome:
     user = get_user(link.sub)
     if user is None or user.disabled or user.deleted_at is not None:
         raise Refusal(messages.FEDERATION_ACCOUNT_UNUSABLE, "user disabled or deleted", status=403)
+    _check_verified(user)
     used = links.consume(token, PURPOSE, now())
     if isinstance(used, links.Refused) or not _matches(used[0], link):
         raise Refusal(messages.LINK_CODE_WRONG, "link code used meanwhile", status=401)

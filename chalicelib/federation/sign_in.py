@@ -235,7 +235,7 @@ def consume_state(state_value: str | None, binding: str | None):
 def finish(settings: Settings, state, params: dict) -> Outcome:
     """After `consume_state`: the upstream's answer checked (upstream.finish), then the rules."""
     from ..storage import federated_identities as identities
-    from ..storage.users import get_user, is_valid_email, normalise_email
+    from ..storage.users import get_user, is_valid_email
     from . import upstream
 
     conn = connection(settings, state.connection_id)
@@ -246,7 +246,7 @@ def finish(settings: Settings, state, params: dict) -> Outcome:
     profile = result.profile
     if not profile.subject or len(profile.subject) > identities.MAX_SUBJECT_LENGTH:
         raise Refusal(messages.FEDERATION_FAILED, "upstream subject missing or too long")
-    email = normalise_email(profile.email) if profile.email else None
+    email = upstream_email(profile.email)
     email = email if email and is_valid_email(email) else None
     found = identities.read_for_sign_in(conn.connection_id, profile.subject, email, state.request_id)
     request = found.request
@@ -271,6 +271,11 @@ def finish(settings: Settings, state, params: dict) -> Outcome:
     user = get_user(sub)
     if user is None or user.disabled or user.deleted_at is not None:
         raise Refusal(messages.FEDERATION_ACCOUNT_UNUSABLE, "user disabled or deleted", status=403)
+    if action == "auto_link" and not user.email_verified:
+        # Pre-account hijacking (Sudhodanan & Paverd 2022, "classic-federated merge"): an address
+        # nobody verified may be someone else's sign-up, whose password they keep. The upstream
+        # vouches for the mailbox, not for that password: the owner proves the account instead.
+        action = "prove"
     sealed = _sealed_tokens(conn, result, user.pk)
     if action == "prove":
         return _pending_link(conn, profile, user, email, amr, request, sealed, at)
@@ -291,6 +296,22 @@ def finish(settings: Settings, state, params: dict) -> Outcome:
     link = pending_link(conn.connection_id, profile.subject, email=email, sealed_tokens=sealed)
     return _sign_in(settings, user, amr=amr, strong=strong, request=request, extra=[], at=at, link=link,
                     connection_id=conn.connection_id)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def upstream_email(raw: str | None) -> str | None:
+    """The upstream's address in our normal form (storage/users.normalise_email), or None when
+    normalising would make it another address than the one the upstream verified: str.lower maps
+    some non-ASCII letters onto ASCII (KELVIN SIGN U+212A -> "k"), so "\u212aarl@acme.test" would
+    match karl@acme.test's account and trusted domains. Only ASCII case may be ignored."""
+    from ..storage.users import normalise_email
+
+    if not raw:
+        return None
+    email = normalise_email(raw)
+    return email if email == raw.strip().translate(_ASCII_LOWER) else None
 
 
 def state_value(params: dict) -> str | None:

@@ -245,6 +245,8 @@ FEDERATION_CANCELLED = N_("Signing in with the other provider was cancelled. Cho
 #: The link page (federation_link.html).
 LINK_SENT = N_("We sent a link to your email address. Open it in this browser, or type its code here.")
 LINK_CODE_WRONG = N_("That code is not valid, was already used or has expired.")
+LINK_NEEDS_VERIFIED_ACCOUNT = N_("Your account's email address is not confirmed yet, so an emailed link cannot "
+                                 "prove the account is yours. Use its password, or reset the password first.")
 #: The account page: an account made through an upstream provider has no password until the
 #: forgotten-password email sets one (accounts/account.check_password).
 NO_PASSWORD_YET = N_("Your account has no password yet. To set one, sign out and use \"Forgot password?\" on the "

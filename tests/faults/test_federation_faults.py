@@ -109,7 +109,7 @@ def _link_input(world, action):
 
     n = next(_serial)
     email = f"owner-{n}@example.com"
-    create_user(email, PASSWORD)
+    create_user(email, PASSWORD, email_verified=True)
     browser, state = _started(world)
     code = world.upstream.answer(f"link-{n}", email)
     assert browser.get("/federation/callback?" + urlencode({"code": code, "state": state})).status_code == 302

@@ -39,7 +39,16 @@ def mailbox(aws, tmp_path, monkeypatch):
 def bob(aws):
     from chalicelib.storage.users import create_user
 
-    return create_user("bob@acme.test", PASSWORD, name="Bob")
+    return create_user("bob@acme.test", PASSWORD, name="Bob", email_verified=True)
+
+
+@pytest.fixture
+def alice(aws):
+    """The account owners here confirmed their address: linking into an unconfirmed account is
+    refused (test_an_emailed_link_does_not_link_into_an_account_nobody_verified)."""
+    from chalicelib.storage.users import create_user
+
+    return create_user("alice@example.com", "correct horse battery", name="Alice Liddell", email_verified=True)
 
 
 def start(browser: Browser, client_id: str, connection_id: str = ACME, **overrides) -> str:
@@ -396,7 +405,8 @@ def test_prompt_login_and_max_age_go_to_the_upstream(http, upstream, public_clie
 # The account page -------------------------------------------------------------------------------------
 
 def _account_link(browser, upstream, connection_id=ACME):
-    response = post_form(browser, "/account/identities/link", {"connection": connection_id})
+    response = post_form(browser, "/account/identities/link", {"connection": connection_id,
+                                                               "current_password": PASSWORD})
     assert response.status_code == 303, response.body
     return query_of(response.headers["Location"])["state"]
 
@@ -624,3 +634,64 @@ def test_the_sign_in_page_names_the_upstream_in_form_action_and_the_icon_in_img_
     assert "https://sso.acme.test" in policy.split("form-action")[1].split(";")[0]
     assert "img-src 'self' https://cdn.acme.test;" in policy
     assert b'src="https://cdn.acme.test/logo.svg"' in page.body
+
+
+# Pre-account hijacking ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def pre_registered(aws):
+    """Mallory signed up with the victim's address and never verified it: the account, and its
+    password, are Mallory's (SIGNUP_MODE=open lets anyone do this)."""
+    from chalicelib.storage.users import create_user
+
+    return create_user("victim@acme.test", "mallory's own password")
+
+
+def test_a_trusted_upstream_does_not_auto_link_into_an_account_nobody_verified(http, upstream, public_client,
+                                                                                pre_registered):
+    """Sudhodanan & Paverd's "classic-federated merge": the victim signing in with the upstream that
+    is trusted for acme.test must not land in (and link to) the account Mallory pre-registered with
+    the victim's address, whose password Mallory keeps."""
+    browser = Browser(http)
+    response = callback(browser, start(browser, public_client.client_id),
+                        upstream.answer("victim-up", "victim@acme.test"))
+    assert identity_of(ACME, "victim-up") is None
+    assert not signed_in(browser)
+    assert response.headers.get("Location") == "/federation/link", response.body
+
+
+def test_an_emailed_link_does_not_link_into_an_account_nobody_verified(http, upstream, public_client, mailbox):
+    """The emailed link proves the mailbox, not the password that someone else set before anyone
+    verified the address: the victim's click must not attach their upstream account to Mallory's
+    pre-registration."""
+    from chalicelib.storage.users import create_user
+
+    create_user("victim@example.com", "mallory's own password")
+    browser, page = _link_page(http, upstream, public_client, "victim@example.com", "victim-up")
+    response = browser.post("/federation/link", {"csrf_token": hidden(page.body, "csrf_token"), "action": "email"})
+    assert response.status_code == 409 and b"not confirmed" in response.body
+    assert mailbox.messages("victim@example.com") == []
+    assert identity_of(ACME, "victim-up") is None and not signed_in(browser)
+
+
+def test_linking_another_sign_in_needs_the_current_password(http, upstream, alice):
+    """A stolen (or unattended) session must not add a way in that outlives it: an upstream
+    account linked from the account page signs in after a password change, and skips the second
+    factor where its acr maps to it. Like adding a passkey, it needs the current password."""
+    browser = signed_in_browser(http)
+    for password in (None, "wrong"):
+        form = {"connection": ACME, **({"current_password": password} if password is not None else {})}
+        response = post_form(browser, "/account/identities/link", form)
+        assert response.status_code == 401, (password, response.body)
+    assert upstream.started == []
+
+
+def test_an_address_that_only_lowercases_into_an_accounts_is_not_that_account(http, upstream, public_client):
+    """Python lowercases KELVIN SIGN (U+212A) to an ASCII "k": the mailbox the upstream verified,
+    "\u212aarl@acme.test", is not karl@acme.test, and must neither link to nor sign in as Karl."""
+    from chalicelib.storage.users import create_user
+
+    create_user("karl@acme.test", PASSWORD, email_verified=True)
+    browser = Browser(http)
+    callback(browser, start(browser, public_client.client_id), upstream.answer("kelvin-up", "\u212aarl@acme.test"))
+    assert identity_of(ACME, "kelvin-up") is None and not signed_in(browser)
