@@ -114,6 +114,11 @@ def callback():
         state = sign_in.consume_state(params.get("state"), cookie(request, sign_in.binding_cookie_name(s)))
     except sign_in.Refusal as exc:
         return _refused(exc, cleared)
+    if state.link_sub is not None and not _still_signed_in_as(state.link_sub):
+        # Started on the account page: the user who asked must still be the one signed in here (a
+        # shared browser may have changed hands), or another person's identity lands on their account.
+        return _refused(sign_in.Refusal(messages.FEDERATION_STATE, "account link: another user signed in now"),
+                        cleared)
     try:
         outcome = sign_in.finish(s, state, params)
     except sign_in.Refusal as exc:
@@ -123,6 +128,15 @@ def callback():
             raise
         return _upstream_failed(exc, state, cleared)
     return _after(outcome, cleared)
+
+
+def _still_signed_in_as(sub: str) -> bool:
+    """Whether this browser's session (one GetItem, its user checked) is `sub`'s."""
+    from ..oauth import sessions
+
+    cookie_value, _ = hosted.session_cookie(bp.current_request)
+    session = sessions.load(cookie_value)
+    return session is not None and session.sub == sub
 
 
 def _upstream_failed(exc: UpstreamFailed, state, cookies) -> Response:
@@ -182,7 +196,11 @@ def _link_page(link, browser_value, cookies=(), *, status=200, message=None, not
 
     conn = sign_in.connection(settings(), link.connection_id)
     user = get_user(link.sub)
+    # The proof may end in a redirect straight to the app (consent remembered): Chromium checks it
+    # against form-action, so the app's origin is named (one read, on this rare page only).
+    pending = hosted.pending_request(link.request_id) if link.request_id else None
     return hosted.page("federation_link.html", status, cookies=cookies, message=message, notice=notice,
+                       form_targets=[hosted.origin(pending.redirect_uri)] if pending is not None else None,
                        provider=conn.display_name if conn else link.connection_id, email=link.email,
                        has_password=bool(user is not None and user.password_hash), code=code,
                        csrf_token=sessions.csrf_token(browser_value, LINK_PURPOSE))

@@ -43,6 +43,7 @@ from ..config import Settings
 from ..errors import FederationRefused
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
+from ..oauth.sessions import host_cookie_header, host_cookie_name
 from ..pages import messages
 
 log = get_logger("idp.federation")
@@ -61,36 +62,28 @@ Refusal = FederationRefused
 
 # Cookies --------------------------------------------------------------------------------------------
 
-def _cookie_name(settings: Settings, name: str) -> str:
-    # Not __Host-: that prefix needs Path=/, and these cookies are for /federation only.
-    return f"__Secure-{name}" if settings.https else name
-
-
-def _cookie_header(settings: Settings, name: str, value: str, path: str, max_age: int) -> str:
-    parts = [f"{_cookie_name(settings, name)}={value}", f"Path={path}", "HttpOnly", "SameSite=Lax",
-             f"Max-Age={max_age}"]
-    if settings.https:
-        parts.append("Secure")
-    return "; ".join(parts)
-
+# __Host- (Secure, Path=/, host-only) like the session cookie: a __Secure- cookie scoped to a path
+# could be planted from a sibling subdomain, and a planted idp_fedlink would have the victim prove
+# their password for the attacker's pending link. Path=/ costs a few bytes on other requests.
 
 def binding_cookie_name(settings: Settings) -> str:
-    return _cookie_name(settings, "idp_fed")
+    return host_cookie_name(settings, "idp_fed")
 
 
 def binding_cookie_header(settings: Settings, base: str, value: str, *, max_age: int = STATE_TTL) -> str:
     """The browser binding of an upstream sign-in. SameSite=Lax: the upstream's redirect back is a
     top-level GET, which carries it; a cross-site POST does not (the form_post callback answers it
-    with a redirect to the GET, chalicelib/blueprints/federation.py)."""
-    return _cookie_header(settings, "idp_fed", value, f"{base}/federation", max_age)
+    with a redirect to the GET, chalicelib/blueprints/federation.py). `base` is unused: the cookie
+    is for every path."""
+    return host_cookie_header(settings, "idp_fed", value, same_site="Lax", max_age=max_age)
 
 
 def link_cookie_name(settings: Settings) -> str:
-    return _cookie_name(settings, "idp_fedlink")
+    return host_cookie_name(settings, "idp_fedlink")
 
 
 def link_cookie_header(settings: Settings, base: str, value: str, *, max_age: int = LINK_TTL) -> str:
-    return _cookie_header(settings, "idp_fedlink", value, f"{base}/federation", max_age)
+    return host_cookie_header(settings, "idp_fedlink", value, same_site="Lax", max_age=max_age)
 
 
 def callback_uri(settings: Settings) -> str:

@@ -695,3 +695,30 @@ def test_an_address_that_only_lowercases_into_an_accounts_is_not_that_account(ht
     browser = Browser(http)
     callback(browser, start(browser, public_client.client_id), upstream.answer("kelvin-up", "\u212aarl@acme.test"))
     assert identity_of(ACME, "kelvin-up") is None and not signed_in(browser)
+
+
+def test_an_account_page_link_is_refused_when_another_user_signed_in_meanwhile(http, upstream, alice, bob):
+    """A shared browser changes hands between the link's start and its callback: the identity must
+    not land on the account of whoever started it, nor on the new user's."""
+    from tests.routes.account_flow import account_sign_in
+
+    browser = signed_in_browser(http)
+    state = _account_link(browser, upstream)
+    browser.post("/account/signout", {})  # alice walks away (her session ends either way below)
+    browser.cookies.pop("idp_session", None)
+    response = account_sign_in(browser, "bob@acme.test", PASSWORD)
+    assert response.status_code == 302
+    response = callback(browser, state, upstream.answer("alice-up", "alice@example.com"))
+    assert response.status_code in (400, 403) and identity_of(ACME, "alice-up") is None
+
+
+def test_the_federation_cookies_are_host_only_on_https():
+    """__Host- (Secure, Path=/, no Domain): a sibling subdomain cannot plant a pending link or a binding."""
+    from chalicelib.config import load_settings
+    from chalicelib.federation import sign_in
+
+    https = load_settings({"STAGE": "prod", "ISSUER": "https://login.example.com"})
+    for header in (sign_in.binding_cookie_header(https, "", "v"), sign_in.link_cookie_header(https, "", "v")):
+        assert header.startswith(("__Host-idp_fed=v;", "__Host-idp_fedlink=v;"))
+        assert "Path=/;" in header and "Secure" in header and "Domain" not in header
+    assert sign_in.link_cookie_name(https) == "__Host-idp_fedlink"
