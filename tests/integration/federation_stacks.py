@@ -157,6 +157,12 @@ class Browser:
 
     stay_on: tuple[str, ...] = ()
 
+    def signed_in_at(self, stack: Stack) -> bool:
+        """Whether `stack` takes this browser for a signed-in user (its account page opens)."""
+        page = self.follow(self.get(f"{stack.base_url}/account"))
+        assert page_path(page) in ("/account", "/account/login"), page.url
+        return page_path(page) == "/account"
+
 
 def page_path(response) -> str:
     assert not isinstance(response, str), f"left the stacks for {response}"
