@@ -184,6 +184,31 @@ def test_an_existing_account_with_the_address_is_linked_only_after_its_password(
     assert sign_in_through_upstream(fed, email)["sub"] == local_sub
 
 
+def test_a_signed_in_user_links_an_upstream_sign_in_from_the_account_page_and_removes_it(federated):
+    fed = federated
+    local_email, upstream_email = unique("henry", "example.org"), unique("henry", CORP_DOMAIN)
+    local_sub = new_user(fed.downstream, local_email)
+    new_user(fed.upstream, upstream_email)
+    browser = Browser()
+    page = browser.follow(browser.get(f"{fed.downstream.base_url}/account"))
+    account = browser.follow(browser.submit(page, "/account/login", {"username": local_email, "password": PASSWORD}))
+    assert page_path(account) == "/account"
+
+    started = browser.submit(account, "/account/identities/link", {"connection": CONNECTION})
+    assert started.status_code == 303, started.text
+    linked = browser.follow(browser.get(through_upstream(fed, browser, started, upstream_email)))
+    assert linked.url == f"{fed.downstream.base_url}/account?done=identity_linked", linked.url
+    assert "The sign-in was linked to your account." in linked.text
+    assert upstream_email in linked.text.split('id="identities-heading"', 1)[1]
+    assert sign_in_through_upstream(fed, upstream_email)["sub"] == local_sub
+
+    removed = browser.follow(browser.submit(linked, "/account/identities/remove", {"current_password": PASSWORD}))
+    assert removed.url == f"{fed.downstream.base_url}/account?done=identity_removed", removed.url
+    assert "No other sign-in is linked" in removed.text
+    # The upstream identity is nobody's now: its verified address, which no account has, makes a new one.
+    assert sign_in_through_upstream(fed, upstream_email)["sub"] != local_sub
+
+
 def test_a_callback_url_opened_in_another_browser_or_twice_is_refused(federated):
     """The upstream's answer is bound to the browser that started the sign-in (the idp_fed cookie,
     RFC 9700 §4.7 login CSRF) and works once."""
