@@ -25,7 +25,15 @@ venv: $(VENV)/.installed
 # `npm ci` from the committed lock file, again only when package.json or the lock file changes.
 UPSTREAM_OP := tests/upstream_op
 $(UPSTREAM_OP)/node_modules/.installed: $(UPSTREAM_OP)/package.json $(UPSTREAM_OP)/package-lock.json
-	@command -v npm >/dev/null || { echo "error: npm is missing; the federation tests run an OpenID Provider on node (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	@if ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "error: npm is missing; the federation tests run an OpenID Provider on node. As root: apt-get install nodejs npm" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "npm is missing: installing Debian's nodejs and npm with apt-get"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm \
+	    || { echo "error: apt-get could not install nodejs and npm" >&2; exit 1; }; \
+	fi
 	cd $(UPSTREAM_OP) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 

@@ -1,7 +1,8 @@
 """The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
 from chalicelib import runtime
 from chalicelib.blueprints import (
-    account, authorize, fallback, federation, mfa, recovery, registration, rotation, signup, token, userinfo, wellknown,
+    account, authorize, fallback, federation, logout_delivery, mfa, recovery, registration, rotation, signup, token,
+    userinfo, wellknown,
 )
 from chalicelib.front_door import FrontDoorChalice
 
@@ -21,6 +22,7 @@ app.register_blueprint(token.bp)
 app.register_blueprint(userinfo.bp)
 app.register_blueprint(registration.bp)
 app.register_blueprint(rotation.bp)
+app.register_blueprint(logout_delivery.bp)
 app.register_blueprint(fallback.bp)
 
 # On Lambda: build the clients and connections at init, register the SnapStart restore hook.

@@ -260,6 +260,13 @@ class Settings:
     #: Where "Your account is ready" (an accepted invitation, which has no app to return to) links:
     #: the product's home or app. Unset: the page only says the account is ready.
     home_url: str = setting("HOME_URL", "")
+    #: The SQS queue of back-channel logout notifications (chalicelib/logout_queue.py): a sign-out
+    #: only enqueues, a function of its own POSTs the logout tokens. The deployed stack sets it to its
+    #: queue's URL; unset, the queue named `<TABLE_PREFIX>-logout` is looked up (the local stack).
+    logout_queue_url: str = setting("LOGOUT_QUEUE_URL", "", derived="the queue `<TABLE_PREFIX>-logout`")
+    #: Seconds a back-channel logout token is valid after it is signed (OpenID Connect Back-Channel
+    #: Logout 1.0 §2.4 recommends at most two minutes); each delivery attempt signs a new one.
+    logout_token_ttl: int = setting("LOGOUT_TOKEN_TTL", 120, parse=_int)
     #: Python logging level name.
     log_level: str = setting("LOG_LEVEL", "INFO")
 

@@ -33,7 +33,7 @@ def metadata(settings: Settings) -> dict:
         "revocation_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(can.INTROSPECTION_AUTH_METHODS),
         "code_challenge_methods_supported": list(can.PKCE_METHODS),
-        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash",
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash", "sid",
                              *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],
         # OIDC Discovery §3: the ladder of chalicelib/oauth/acr.py, lowest first.
         "acr_values_supported": list(acr.SUPPORTED),
@@ -45,6 +45,13 @@ def metadata(settings: Settings) -> dict:
         "request_uri_parameter_supported": False,
         # RFC 9207: every authorization response carries `iss`.
         "authorization_response_iss_parameter_supported": True,
+        # OpenID Connect RP-Initiated Logout 1.0 §2.1: /logout takes id_token_hint, client_id,
+        # post_logout_redirect_uri, state, ui_locales (chalicelib/oauth/rp_initiated_logout.py).
+        "end_session_endpoint": f"{issuer}/logout",
+        # OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens to each client's
+        # backchannel_logout_uri, with `sid` (and ID tokens carry it).
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
     if settings.client_id_documents != "off":
         # draft-ietf-oauth-client-id-metadata-document: an https URL may be used as client_id

@@ -284,7 +284,7 @@ class UntrustedRequest(OAuthError):
     error = "invalid_request"
     #: The kinds, each a message id of the error page.
     KINDS = ("missing_client_id", "unknown_client", "unverified_client", "missing_redirect_uri",
-             "unregistered_redirect_uri")
+             "unregistered_redirect_uri", "invalid_logout_request")
 
     def __init__(self, kind: str, description: str, **kwargs):
         super().__init__(description, **kwargs)
@@ -505,3 +505,20 @@ class FederationRefused(Exception):
     def __init__(self, message: str, reason: str, *, status: int = 400):
         super().__init__(reason)
         self.message, self.reason, self.status = message, reason, status
+
+
+# Logout (chalicelib/oauth/rp_initiated_logout.py, backchannel_logout.py, chalicelib/logout_queue.py) ----
+
+class InvalidIdTokenHint(Exception):
+    """An end-session request's id_token_hint is not an ID token we issued (OpenID Connect
+    RP-Initiated Logout 1.0 §2): bad signature, unknown key, another issuer or type, malformed."""
+
+
+class LogoutDeliveryFailed(Exception):
+    """A back-channel logout token could not be delivered now (OpenID Connect Back-Channel Logout
+    1.0 §2.5): the relying party answered non-2xx, timed out or was unreachable. Raised out of the
+    delivery function so that SQS delivers the message again."""
+
+
+class LogoutQueueRefused(Exception):
+    """SQS refused some messages of a batch (SendMessageBatch's `Failed`)."""

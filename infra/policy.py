@@ -31,8 +31,9 @@ documents whose resources are references to the stack's own tables, key and log 
   names a configuration set is authorised on it too (IAM's service authorization reference for SES
   v2: SendEmail, resource types identity and configuration-set).
 
-Two roles: "api" (every HTTP request: only reads the key ring and its secrets) and
-"rotation" (the daily schedule: creates, promotes and deletes signing keys). A DynamoDB
+Three roles: "api" (every HTTP request: only reads the key ring and its secrets; may put a message
+on the logout queue), "rotation" (the daily schedule: creates, promotes and deletes signing keys)
+and "logout" (back-channel logout delivery: reads grants and clients, signs, consumes the queue). A DynamoDB
 transaction (TransactWriteItems) is authorised item by item as PutItem/UpdateItem/DeleteItem/
 ConditionCheckItem, so those actions cover it. The admin CLI runs with the operator's
 credentials: no role here may Scan the users table.
@@ -44,7 +45,12 @@ from __future__ import annotations
 import json
 
 from chalicelib.keys.backends import KMS_ALGS
-from chalicelib.storage.access import API_INDEX_ACTIONS, API_TABLE_ACTIONS, ROTATION_TABLE_ACTIONS
+from chalicelib.storage.access import (
+    API_INDEX_ACTIONS,
+    API_TABLE_ACTIONS,
+    LOGOUT_TABLE_ACTIONS,
+    ROTATION_TABLE_ACTIONS,
+)
 from infra.stage import DEPLOYABLE as STAGES
 from infra.stage import load
 from infra.tables import logical_id, specs_by_suffix
@@ -55,7 +61,14 @@ SECRETS_KEY = "SecretsKey"
 #: The stack's key that seals TOTP secrets, and the API function's role (its key policy names it).
 FACTORS_KEY = "FactorsKey"
 API_ROLE = "ApiRole"
-LOG_GROUPS = {"api": "ApiLogGroup", "rotation": "RotationLogGroup"}
+LOG_GROUPS = {"api": "ApiLogGroup", "rotation": "RotationLogGroup", "logout": "LogoutLogGroup"}
+#: The queue of back-channel logout notifications (chalicelib/logout_queue.py) and its dead letters.
+LOGOUT_QUEUE = "LogoutQueue"
+LOGOUT_DEAD_LETTERS = "LogoutDeadLetterQueue"
+#: What the delivery function's event source mapping does with the queue (Lambda polls with the
+#: function's role), and the fan-out's SendMessageBatch (authorised as sqs:SendMessage).
+SQS_CONSUMER_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                        "sqs:ChangeMessageVisibility", "sqs:SendMessage"]
 
 
 def _table_arn(suffix: str) -> dict:
@@ -147,11 +160,14 @@ def send_email_statement(stage) -> dict:
             "Condition": {"StringEquals": {"ses:FromAddress": address}}}
 
 
-def api_policy(stage) -> dict:
-    statements = [_logs("api"), *_table_statements(API_TABLE_ACTIONS, API_INDEX_ACTIONS, every_table=True),
-                  send_email_statement(stage),
-                  {"Sid": "ReadConnectionSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-                   "Resource": _connection_secrets(stage)}]
+def _logout_queue_statement(actions: list[str]) -> dict:
+    return {"Sid": "LogoutQueue", "Effect": "Allow", "Action": actions,
+            "Resource": {"Fn::GetAtt": [LOGOUT_QUEUE, "Arn"]}}
+
+
+def _signing_key_reads(stage) -> list[dict]:
+    """Reading the key ring's private keys to sign: the API's tokens, the logout function's logout tokens."""
+    statements = []
     if stage.settings.key_backend == "secretsmanager":
         statements += [
             {"Sid": "ReadSigningKeySecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
@@ -163,6 +179,26 @@ def api_policy(stage) -> dict:
         # Once per container and key: the private key is decrypted, then signs in-process.
         statements.append({"Sid": "DecryptSigningKeys", "Effect": "Allow", "Action": ["kms:Decrypt"],
                            "Resource": {"Fn::GetAtt": [SECRETS_KEY, "Arn"]}, "Condition": _envelope_context(stage)})
+    return statements
+
+
+def logout_policy(stage) -> dict:
+    """The back-channel logout delivery function: its log group, the tables it reads
+    (storage/access.LOGOUT_TABLE_ACTIONS), the logout queue (consume, and send the fan-out), the
+    signing keys as the API reads them. KEY_BACKEND=kms: each key's own key policy names only the
+    API role (KMS_SIGNER_ROLE_NAME), so logout tokens cannot be signed: deploy such a stage with the
+    envelope backend, as the deployed stages are, or add this role to the keys' policies."""
+    return _document(_logs("logout"), *_table_statements(LOGOUT_TABLE_ACTIONS, {}, every_table=False),
+                     _logout_queue_statement(SQS_CONSUMER_ACTIONS), *_signing_key_reads(stage))
+
+
+def api_policy(stage) -> dict:
+    statements = [_logs("api"), *_table_statements(API_TABLE_ACTIONS, API_INDEX_ACTIONS, every_table=True),
+                  send_email_statement(stage),
+                  {"Sid": "ReadConnectionSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                   "Resource": _connection_secrets(stage)},
+                  # A sign-out only enqueues (chalicelib/oauth/backchannel_logout.py): one SendMessage.
+                  _logout_queue_statement(["sqs:SendMessage"]), *_signing_key_reads(stage)]
     return _document(*statements)
 
 
@@ -204,7 +240,8 @@ def policy(stage: str) -> dict:
 
 def render(stage: str) -> str:
     loaded = load(stage)
-    return json.dumps({"api": api_policy(loaded), "rotation": rotation_policy(loaded)}, indent=2) + "\n"
+    return json.dumps({"api": api_policy(loaded), "rotation": rotation_policy(loaded),
+                       "logout": logout_policy(loaded)}, indent=2) + "\n"
 
 
 if __name__ == "__main__":

@@ -35,8 +35,16 @@ from infra.stage import Stage, load
 from infra.tables import cloudformation_resources, retention
 
 #: Role of each Chalice function (by function name); a new function must be given one here.
-FUNCTION_ROLES = {"api_handler": "api", "rotate_signing_keys": "rotation"}
-ROLES = {"api": policy.API_ROLE, "rotation": "RotationRole"}
+FUNCTION_ROLES = {"api_handler": "api", "rotate_signing_keys": "rotation", "deliver_logout": "logout"}
+ROLES = {"api": policy.API_ROLE, "rotation": "RotationRole", "logout": "LogoutDeliveryRole"}
+#: The logout queue (chalicelib/logout_queue.py). Lambda wants the visibility timeout at least the
+#: function's timeout (10 s); a failed delivery comes back after it, up to MAX_RECEIVES times, then
+#: goes to the dead-letter queue, kept 14 days for the operator (an alarm counts what lands there).
+LOGOUT_VISIBILITY_TIMEOUT = 60
+LOGOUT_MAX_RECEIVES = 5
+DEAD_LETTER_RETENTION = 14 * 86400
+#: Chalice's SAM event of the delivery function, whose placeholder queue is replaced by the stage's.
+LOGOUT_EVENT = "DeliverLogoutSqsEventSource"
 LOG_RETENTION_DAYS = 90
 #: SAM names the REST API's stage resource <api logical id><stage name>Stage.
 SAM_STAGE = "RestAPI{}Stage"
@@ -99,7 +107,9 @@ def stateful_resources(stage: Stage) -> dict:
         "Type": "AWS::KMS::Alias",
         "Properties": {"AliasName": stage.factors_key_alias, "TargetKeyId": {"Ref": policy.FACTORS_KEY}},
     }
-    documents = {"api": policy.api_policy(stage), "rotation": policy.rotation_policy(stage)}
+    resources.update(logout_queue_resources(stage))
+    documents = {"api": policy.api_policy(stage), "rotation": policy.rotation_policy(stage),
+                 "logout": policy.logout_policy(stage)}
     for role, logical_id in ROLES.items():
         # Logs expire anyway and are not kept with the stack, so a deleted stage can be deployed again.
         resources[policy.LOG_GROUPS[role]] = {
@@ -121,6 +131,23 @@ def stateful_resources(stage: Stage) -> dict:
     return resources
 
 
+def logout_queue_resources(stage: Stage) -> dict:
+    """The back-channel logout queue and its dead-letter queue, named after TABLE_PREFIX (so that
+    `./idp-admin`, with operator credentials, finds it by name: chalicelib/logout_queue.py)."""
+    from chalicelib.logout_queue import queue_name
+
+    name = queue_name(stage.settings)
+    return {
+        policy.LOGOUT_DEAD_LETTERS: {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": f"{name}-dead-letters", "MessageRetentionPeriod": DEAD_LETTER_RETENTION,
+            "SqsManagedSseEnabled": True}},
+        policy.LOGOUT_QUEUE: {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": name, "VisibilityTimeout": LOGOUT_VISIBILITY_TIMEOUT, "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [policy.LOGOUT_DEAD_LETTERS, "Arn"]},
+                              "maxReceiveCount": LOGOUT_MAX_RECEIVES}}},
+    }
+
+
 def stateful_outputs(stage: Stage) -> dict:
     s = stage.settings
     outputs = {
@@ -130,6 +157,8 @@ def stateful_outputs(stage: Stage) -> dict:
         "KeyBackend": {"Description": "KEY_BACKEND of the stage", "Value": s.key_backend},
         "ApiRoleArn": {"Value": {"Fn::GetAtt": [ROLES["api"], "Arn"]}},
         "RotationRoleArn": {"Value": {"Fn::GetAtt": [ROLES["rotation"], "Arn"]}},
+        "LogoutDeliveryRoleArn": {"Value": {"Fn::GetAtt": [ROLES["logout"], "Arn"]}},
+        "LogoutQueueUrl": {"Value": {"Ref": policy.LOGOUT_QUEUE}},
     }
     if stage.secrets_key_alias:
         outputs["SecretsKmsKeyArn"] = {"Value": {"Fn::GetAtt": [policy.SECRETS_KEY, "Arn"]}}
@@ -427,6 +456,13 @@ def merge_template(stage: Stage) -> dict:
             "Properties": {"FunctionName": stage.function_name(role), "Role": {"Fn::GetAtt": [ROLES[role], "Arn"]},
                            "Runtime": LAMBDA_RUNTIME, "Architectures": [LAMBDA_ARCHITECTURE]},
         }
+        if role in ("api", "logout"):
+            # The queue a sign-out puts its message on, and the fan-out too (chalicelib/logout_queue.py).
+            resources[logical_id]["Properties"]["Environment"] = {
+                "Variables": {"LOGOUT_QUEUE_URL": {"Ref": policy.LOGOUT_QUEUE}}}
+        if role == "logout":
+            resources[logical_id]["Properties"]["Events"] = {LOGOUT_EVENT: {"Properties": {
+                "Queue": {"Fn::GetAtt": [policy.LOGOUT_QUEUE, "Arn"]}, "BatchSize": 1}}}
     for logical_id, resource in [*snapstart_resources(stage).items(), *operations_resources(stage).items()]:
         resources[logical_id] = _deep_merge(resources.get(logical_id, {}), resource)
     outputs = {

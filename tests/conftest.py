@@ -60,6 +60,7 @@ def aws(monkeypatch):
         reset_process_state(endpoint_changed=False)
         bootstrap_tables()
         ensure_factors_key()
+        ensure_logout_queue()
         yield
     reset_process_state(endpoint_changed=False)
 
@@ -70,6 +71,14 @@ def ensure_factors_key() -> None:
     from tools.devstack import ensure_symmetric_key
 
     ensure_symmetric_key(settings().factor_kms_key_id, "test key: seals TOTP secrets")
+
+
+def ensure_logout_queue() -> None:
+    """The back-channel logout queue (chalicelib/logout_queue.py), as the local stack's bootstrap makes it."""
+    from chalicelib import logout_queue
+    from chalicelib.config import settings
+
+    logout_queue.ensure_queue(settings())
 
 
 def select_key_backend(monkeypatch, name: str) -> None:
@@ -136,6 +145,7 @@ def aws_server(moto_server, monkeypatch):
     reset_process_state()
     bootstrap_tables()
     ensure_factors_key()
+    ensure_logout_queue()
     yield moto_server
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     reset_process_state()

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--require-mfa", action="store_true",
                         help="its users sign in with a second factor (unless MFA_POLICY=off)")
     create.add_argument("--connections", metavar="IDS", help=CLIENT_CONNECTIONS_HELP)
+    create.add_argument("--post-logout-redirect-uri", action="append", default=[], metavar="URI",
+                        help="repeatable: where /logout may return the browser (RP-Initiated Logout 1.0)")
+    create.add_argument("--backchannel-logout-uri", metavar="URI",
+                        help="where logout tokens are POSTed when a user's session ends (Back-Channel Logout 1.0)")
+    create.add_argument("--backchannel-logout-session-required", action="store_true",
+                        help="every logout token sent to it carries sid")
     update = command(clients, "update", clients_update, "change an operator setting of a client")
     update.add_argument("client_id")
     update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction,
@@ -270,6 +276,9 @@ def _client_json(client) -> dict:
         "response_types": list(client.response_types), "scopes": list(client.scopes),
         "resources": list(client.resources), "introspection": client.introspection, "introspects": list(client.introspects), "require_mfa": client.require_mfa, "disabled": client.disabled, "created_at": client.created_at, "updated_at": client.updated_at,
         "connections": list(client.connections),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
     }
 
 
@@ -291,7 +300,10 @@ def clients_create(args):
         client_name=args.name, client_type="public" if args.public else "confidential",
         redirect_uris=args.redirect_uri, grant_types=args.grant_type, scopes=args.scope,
         token_endpoint_auth_method=args.auth_method, resources=args.resource, introspects=args.introspect,
-        require_mfa=args.require_mfa, connections=_client_connections(args.connections))
+        require_mfa=args.require_mfa, connections=_client_connections(args.connections),
+        post_logout_redirect_uris=args.post_logout_redirect_uri,
+        backchannel_logout_uri=args.backchannel_logout_uri,
+        backchannel_logout_session_required=args.backchannel_logout_session_required)
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret
@@ -651,33 +663,52 @@ def _find_user(who: str):
     return find_user_by_email(who) if "@" in who else get_user(who)
 
 
+def _notify_signed_out(sub: str, since: int) -> None:
+    """Every session of the user ended: the apps holding their grants are told (OpenID Connect
+    Back-Channel Logout 1.0, chalicelib/oauth/backchannel_logout.py); a queue fault is logged."""
+    from chalicelib.config import settings
+    from chalicelib.oauth import backchannel_logout
+
+    backchannel_logout.notify(backchannel_logout.user_signed_out(sub, since), settings())
+
+
 def _set_disabled(who: str, disabled: bool) -> dict:
+    from chalicelib.log import now
     from chalicelib.storage.users import set_user_disabled
 
     user = _find_user(who)
+    since = now()
     if user is None or not set_user_disabled(user.pk, disabled):
         raise BadInput(f"no user with sub or email {who!r}")
+    if disabled:
+        _notify_signed_out(user.pk, since)
     return {"sub": user.pk, "email": user.email, "disabled": disabled}
 
 
 def users_signout(args):
+    from chalicelib.log import now
     from chalicelib.storage.users import end_all_sessions
 
     user = _find_user(args.user)
+    since = now()
     if user is None or not end_all_sessions(user.pk):
         raise BadInput(f"no user with sub or email {args.user!r}")
+    _notify_signed_out(user.pk, since)
     return {"sub": user.pk, "email": user.email, "signed_out": True}
 
 
 def users_mfa_reset(args):
+    from chalicelib.log import now
     from chalicelib.storage.factors import reset
 
     user = _find_user(args.user)
     if user is None or user.deleted_at is not None:
         raise BadInput(f"no user with sub or email {args.user!r}")
+    since = now()
     removed = reset(user.pk)
     if removed is None:
         raise BadInput(f"no user with sub or email {args.user!r}")
+    _notify_signed_out(user.pk, since)
     return {"sub": user.pk, "email": user.email, "factors_removed": removed, "signed_out": True}
 
 

@@ -63,7 +63,11 @@ REPLAY_WORTHLESS_PATHS = {"/v2/email/outbound-emails"}
 #: Services whose replayed resources are unusable: moto gives replayed KMS keys new ids and new key
 #: material, so nothing can refer to them; dropping their calls keeps orphans from piling up (the
 #: bootstrap makes the symmetric keys again from KMS_KEYS).
-UNREPLAYABLE_SERVICES = {"TrentService"}
+#: SQS too (the logout queue): the bootstrap makes the queue again, and a replayed SendMessage would
+#: send relying parties logout tokens for sign-outs long past (receipts replayed would be stale).
+UNREPLAYABLE_SERVICES = {"TrentService", "AmazonSQS"}
+#: The local logout queue's visibility timeout: a failed back-channel delivery is retried this soon.
+LOGOUT_RETRY_SECONDS = 10
 
 
 class StackError(Exception):
@@ -113,6 +117,8 @@ def main() -> int:
                                          "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"], env=env)
         discovery = wait_until("chalice local", children, lambda: _discovery(base_url))
         children.start("demo app", [sys.executable, "-m", "tools.demo_app", "--port", str(demo_port)], env=env)
+        # Back-channel logout: what the queue's event source mapping does in AWS (tools/logout_poller.py).
+        children.start("logout poller", [sys.executable, "-m", "tools.logout_poller"], env=env)
         wait_until("demo app", children, lambda: _request("GET", demo_url, 5))
         print(banner(env, shell, base_url, discovery, state_dir, moto_url, demo_url), flush=True)
         children.watch()
@@ -190,12 +196,15 @@ def bootstrap(env: dict[str, str], kms_keys: Path) -> None:
     from chalicelib.keys import keyring
     from chalicelib.storage.tables import bootstrap_tables
 
+    from chalicelib import logout_queue
     from chalicelib.config import settings
 
     if os.environ.get("KEY_BACKEND") == "kms-envelope":
         ensure_symmetric_key(os.environ["ENVELOPE_KMS_KEY_ID"], "local stack: encrypts the signing keys", kms_keys)
     ensure_symmetric_key(settings().factor_kms_key_id, "local stack: seals TOTP secrets", kms_keys)
     tables, keys = bootstrap_tables(), keyring.ensure_keys()
+    # The logout queue, with a short visibility timeout: a failed delivery comes back within seconds.
+    logout_queue.ensure_queue(settings(), visibility_timeout=LOGOUT_RETRY_SECONDS)
     if tables or keys:
         print(f"devstack: created {len(tables)} tables and {len(keys)} signing keys", flush=True)
     sender = ensure_sender_identity()

@@ -174,10 +174,12 @@ def change_password(settings: Settings, user, current: str, new: str, *, ip: str
     if weak:
         raise Refused(weak)
     new_hash = hash_password(new)
+    since = now()
     grants.revoke_all_of_user(user.pk, reason="password changed")
     if not store.change_password(user.pk, old_hash=user.password_hash, new_hash=new_hash):
         raise Refused(messages.ACCOUNT_CHANGED_MEANWHILE, status=409)
     _best_effort("revoking grants", lambda: grants.revoke_all_of_user(user.pk, reason="password changed"))
+    _signed_out_everywhere(settings, user.pk, since)
     _best_effort("password_changed email", lambda: _mail(user.email, "password_changed", user))
 
 
@@ -269,12 +271,24 @@ def confirm_email_change(token: str) -> str:
 
 def sign_out_everywhere(sub: str) -> None:
     """End every session (this one too) and revoke every refresh-token family, as
-    `idp-admin users signout` does, in the order of the module docstring."""
+    `idp-admin users signout` does, in the order of the module docstring; then the apps are told."""
+    from ..config import settings
     from ..storage import accounts as store, grants
 
+    since = now()
     grants.revoke_all_of_user(sub, reason="signed out everywhere")
     if store.end_sessions(sub):
         _best_effort("revoking grants", lambda: grants.revoke_all_of_user(sub, reason="signed out everywhere"))
+        _signed_out_everywhere(settings(), sub, since)
+
+
+def _signed_out_everywhere(settings: Settings, sub: str, since: int) -> None:
+    """After the commit: the clients of every grant revoked since `since` are to be told
+    (OpenID Connect Back-Channel Logout 1.0): one message on the logout queue, never an error
+    (oauth/backchannel_logout.notify logs a failure)."""
+    from ..oauth import backchannel_logout
+
+    backchannel_logout.notify(backchannel_logout.user_signed_out(sub, since), settings)
 
 
 def apps(sub: str) -> list[App]:
@@ -322,6 +336,7 @@ def delete_account(settings: Settings, session, user, password: str, *, ip: str,
     from ..storage import accounts as store, consents, factors, grants
 
     check_password(settings, user, password, ip=ip, device=device)
+    since = now()
     grants.revoke_all_of_user(user.pk, reason="account deleted", erase_claims=True)
     consents.forget_all(user.pk)
     if not store.delete_account(user.pk, email=user.email, identities=user.identities):
@@ -329,6 +344,7 @@ def delete_account(settings: Settings, session, user, password: str, *, ip: str,
     _best_effort("revoking grants", lambda: grants.revoke_all_of_user(user.pk, reason="account deleted",
                                                                        erase_claims=True))
     _best_effort("ending the session", lambda: store.end_session(session.session_hash))
+    _signed_out_everywhere(settings, user.pk, since)
     # The tombstone names no factor any more, so none can be used; their items (passkey public keys,
     # the sealed TOTP secret) go too, after the commit like the rest.
     _best_effort("removing the factors", lambda: factors.remove_all(user.pk))

@@ -85,6 +85,7 @@ def reset_password(token: str, password: str, *, at: int | None = None):
     """Consume reset link `token` and give its user `password`, ending every session and grant.
     Returns Reset, or storage.links.Refused (used, expired, unknown; "unknown" too when the user is
     gone, disabled or has another address now). The caller checked the policy first (module doc)."""
+    from ..oauth import backchannel_logout
     from ..storage import links
     from ..storage.users import set_password
 
@@ -95,10 +96,13 @@ def reset_password(token: str, password: str, *, at: int | None = None):
     link, use_id = consumed
     # Anything failing from here puts the link back, a refused password included (refusals=()):
     # the user's next try needs it.
+    since = now()
     with undone_on_failure(lambda: links.restore(token, use_id), what="reset link", refusals=()):
         changed = set_password(link.sub, password, email=link.email, reason="password reset")
     if not changed:
         return links.Refused("unknown", link)
+    # Every session ended: the apps are told (OpenID Connect Back-Channel Logout 1.0), never an error.
+    backchannel_logout.notify(backchannel_logout.user_signed_out(link.sub, since), settings())
     # Issue 13 (second factors) hooks in here: a reset proves the mailbox only, so it must never
     # remove or bypass a second factor; the next sign-in still asks for it.
     try:

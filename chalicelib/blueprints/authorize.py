@@ -356,19 +356,48 @@ def consent():
 @hosted.page_route(bp, "/logout", ["GET", "POST"], content_types=FORM_OR_NONE)
 @hosted.shows_errors
 def logout():
-    from ..oauth import sessions
+    """The sign-out page, and the end-session endpoint of OpenID Connect RP-Initiated Logout 1.0
+    (GET or POST, chalicelib/oauth/rp_initiated_logout.py says what is checked). Our confirmation
+    form posts back here with its CSRF token and the app's checked parameters, which are checked
+    again. Signing out only enqueues the back-channel notifications (oauth/sessions.end)."""
+    from ..oauth import rp_initiated_logout as rp_logout, sessions
 
     request = bp.current_request
     s = settings()
     cookie_value, cookies = hosted.browser_cookie(bp.current_request)
-    if request.method == "GET":
-        return hosted.page("logout.html", cookies=cookies, signed_out=False,
-                     csrf_token=sessions.csrf_token(cookie_value, "logout"))
-    form = form_params(request)
-    if not hosted.trusted_post(bp.current_request, cookie_value, "logout", form):
+    params = query_params(request) if request.method == "GET" else form_params(request)
+    # OIDC RP-Initiated Logout §2: the app's preferred languages for the pages, before Accept-Language.
+    i18n.prefer(i18n.from_ui_locales(params.get("ui_locales")))
+    confirmed = request.method == "POST" and "csrf_token" in params
+    if confirmed and not hosted.trusted_post(bp.current_request, cookie_value, "logout", params):
         return hosted.forbidden_post()
+    end = rp_logout.parse(params, s, source_ip=client_ip(request)) \
+        if rp_logout.is_end_session_request(params) else rp_logout.EndSessionRequest()
+    if not confirmed:
+        # Live or already ended: a retry after a fault mid-sign-out must finish it (sessions.record).
+        session = sessions.record(cookie_value) if end.hint_sid else None
+        if not end.current_session(session):
+            return _logout_page(end, cookie_value, cookies)
     sessions.end(cookie_value)
-    return hosted.page("logout.html", cookies=[sessions.clear_cookie_header(s)], signed_out=True)
+    cleared = [sessions.clear_cookie_header(s)]
+    if end.location:
+        return hosted.redirect(end.location, cleared)
+    return hosted.page("logout.html", cookies=cleared, signed_out=True)
+
+
+def _logout_page(end, cookie_value: str, cookies) -> Response:
+    """"Sign out?" with the app's checked parameters carried along, naming where the browser goes
+    afterwards (a confirmation by a signed-in user; a browser without a session gets the same
+    question, so that nothing leaves for the app's address without a click)."""
+    from ..oauth import sessions
+
+    client = end.client
+    return hosted.page("logout.html", cookies=cookies, signed_out=False,
+                       form_targets=[hosted.origin(end.location)] if end.location else None,
+                       csrf_token=sessions.csrf_token(cookie_value, "logout"), carried=end.carried,
+                       return_host=end.return_host,
+                       client_name=client.client_name if client is not None else None,
+                       unverified=client is not None and client.registered_dynamically)
 
 
 @route(bp, "/assets/idp.css", ["GET"])

@@ -82,7 +82,7 @@ def _redeemed(record: codes.Code, client, settings: Settings, signer, requested_
         raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
     return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,
                         auth_time=record.auth_time, nonce=record.nonce, user_claims=record.user_claims,
-                        acr=record.acr, amr=record.amr,
+                        acr=record.acr, amr=record.amr, session_hash=record.session_hash,
                         refresh_token=refresh_token, signer=signer,
                         audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))
 

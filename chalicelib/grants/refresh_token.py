@@ -66,7 +66,7 @@ def _rotated(grant: grants.Grant, successor: str, signer, requested_scopes: list
     # OIDC Core §12.2: a refreshed ID token keeps auth_time (and acr, amr) and carries no nonce.
     return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,
                         auth_time=grant.auth_time, nonce=None, user_claims=grant.user_claims,
-                        acr=grant.acr, amr=grant.amr,
+                        acr=grant.acr, amr=grant.amr, session_hash=grant.session_hash,
                         refresh_token=successor, signer=signer,
                         audience=audience([r.resource for r in resources], resource_less_audience(client, settings)))
 

@@ -37,7 +37,9 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 def validate_client_metadata(*, client_name: str, client_type: str = "confidential", redirect_uris=(),
                              grant_types=None, scopes=None, token_endpoint_auth_method=None, resources=(),
-                             introspects=(), require_mfa: bool = False, connections=()) -> dict:
+                             introspects=(), require_mfa: bool = False, connections=(),
+                             post_logout_redirect_uris=(), backchannel_logout_uri: str | None = None,
+                             backchannel_logout_session_required: bool = False) -> dict:
     """An administrator's client: check and normalise its metadata into ClientModel fields.
     `require_mfa` and `connections` (how its users may sign in: connection ids and "password", whose
     existence the caller checks) are an operator's settings, never RFC 7591 metadata:
@@ -62,6 +64,8 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         "introspects": _resources(introspects),
         "require_mfa": bool(require_mfa),
         "connections": check_client_connections(connections),
+        **logout_metadata(list(post_logout_redirect_uris), backchannel_logout_uri,
+                          backchannel_logout_session_required),
     }
 
 
@@ -101,6 +105,8 @@ def validate_registration(metadata, ceiling: tuple[str, ...]) -> dict:
         "response_types": check_response_types(grants, _strings(metadata, "response_types", None)),
         "scopes": _within_ceiling(metadata.get("scope"), ceiling),
         "client_uri": _optional_web_url(metadata, "client_uri"),
+        **logout_metadata(_strings(metadata, "post_logout_redirect_uris", []), metadata.get("backchannel_logout_uri"),
+                          metadata.get("backchannel_logout_session_required", False)),
     }
 
 
@@ -159,6 +165,40 @@ def check_response_types(grants: list[str], requested: list[str] | None = None) 
 
 def redirect_uris_for(grants: list[str], uris) -> list[str]:
     return redirect_uris.check_all(list(uris), required="authorization_code" in grants)
+
+
+def logout_metadata(post_logout_redirect_uris: list[str], backchannel_logout_uri, session_required) -> dict:
+    """The logout metadata of a client, as ClientModel fields.
+
+    - `post_logout_redirect_uris` (OpenID Connect RP-Initiated Logout 1.0 §3.1): compared by exact
+      match at the end-session endpoint, so they follow the redirect URI rules (oauth/redirect_uris.py).
+    - `backchannel_logout_uri` (OpenID Connect Back-Channel Logout 1.0 §2.2: "MUST NOT include a
+      fragment component"): we POST logout tokens to it from our own network, so it passes the
+      outbound guard's URL rules (https, http to loopback only in the local stage, the default
+      port, no credentials, never this server: chalicelib/outbound.check_url) when registered, and
+      the guard's address rules every time it is used.
+    - `backchannel_logout_session_required` (§2.2): a JSON boolean; meaningless without the URI.
+    """
+    from .. import outbound
+    from ..config import settings
+
+    try:
+        uris = redirect_uris.check_all(post_logout_redirect_uris, required=False)
+    except InvalidClientMetadata as exc:  # RFC 7591 §3.2.2's invalid_redirect_uri is for redirect_uris alone
+        raise InvalidClientMetadata(f"post_logout_redirect_uris: {exc.description}") from None
+    if backchannel_logout_uri is not None:
+        if not isinstance(backchannel_logout_uri, str):
+            raise InvalidClientMetadata("backchannel_logout_uri must be a string")
+        try:
+            outbound.check_url(backchannel_logout_uri, settings(), what="backchannel_logout_uri")
+        except outbound.Refused as exc:
+            raise InvalidClientMetadata(str(exc)) from None
+    if not isinstance(session_required, bool):
+        raise InvalidClientMetadata("backchannel_logout_session_required must be a boolean")
+    if session_required and backchannel_logout_uri is None:
+        raise InvalidClientMetadata("backchannel_logout_session_required needs a backchannel_logout_uri")
+    return {"post_logout_redirect_uris": uris, "backchannel_logout_uri": backchannel_logout_uri,
+            "backchannel_logout_session_required": session_required}
 
 
 def check_scope_tokens(scopes) -> list[str]:

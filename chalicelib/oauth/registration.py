@@ -70,6 +70,11 @@ def information(client: Client, settings: Settings, registration_token: str, sco
     }
     if client.client_uri:
         info["client_uri"] = client.client_uri
+    if client.post_logout_redirect_uris:
+        info["post_logout_redirect_uris"] = list(client.post_logout_redirect_uris)
+    if client.backchannel_logout_uri:
+        info["backchannel_logout_uri"] = client.backchannel_logout_uri
+        info["backchannel_logout_session_required"] = client.backchannel_logout_session_required
     return info
 
 

@@ -84,6 +84,17 @@ def load(cookie_value: str | None, *, check_user: bool = True):
     return replace(session, user_checked=True) if user_allows(session) else None
 
 
+def record(cookie_value: str | None):
+    """The session item behind a cookie whether live or ended (None when there is none): which
+    session this browser has, for the end-session endpoint. A sign-out cut short by a fault after
+    the session was marked revoked is finished by the retry, which must still recognise it."""
+    from ..storage import sessions as session_store
+
+    if not cookie_value or len(cookie_value) > 100:
+        return None
+    return session_store.get(sha256_hex(cookie_value))
+
+
 def user_allows(session) -> bool:
     """The session's user still exists, is enabled and has not been signed out everywhere since."""
     from ..storage.users import get_user
@@ -94,8 +105,12 @@ def user_allows(session) -> bool:
 
 def end(cookie_value: str | None) -> None:
     """Sign out: the session ends, and so does every grant issued through it (their refresh tokens
-    and access tokens). Grants from other sessions of the same user are left alone."""
+    and access tokens). Grants from other sessions of the same user are left alone. Then the
+    clients holding those grants are to be told (OpenID Connect Back-Channel Logout 1.0): one
+    message on the logout queue, none when there were no grants (oauth/backchannel_logout.py)."""
+    from ..config import settings
     from ..storage import grants, sessions as session_store
+    from . import backchannel_logout
 
     if not cookie_value:
         return
@@ -107,3 +122,4 @@ def end(cookie_value: str | None) -> None:
         return  # anonymous or already gone: nothing to end
     for grant_id in sorted(session.grant_ids):
         grants.revoke(session.sub, grant_id, reason="signed out")
+    backchannel_logout.notify(backchannel_logout.session_ended(session), settings())

@@ -259,3 +259,8 @@ ACCOUNT_DONE.update({
 #: The sign-in form sent without a password (the field is optional: an address of a domain an upstream
 #: claims needs none, chalicelib/blueprints/authorize.py).
 ENTER_PASSWORD = N_("Enter your password.")
+# Sign-out requested by an app (OpenID Connect RP-Initiated Logout 1.0, chalicelib/oauth/rp_initiated_logout.py)
+INVALID_LOGOUT_REQUEST = "invalid_logout_request"
+MESSAGES[INVALID_LOGOUT_REQUEST] = Message(_STOPPED, N_(
+    "The app's sign-out request could not be checked, so nothing was changed and you were not sent anywhere "
+    "(id_token_hint, client_id or post_logout_redirect_uri is not valid for this client)."))

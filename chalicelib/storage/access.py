@@ -73,6 +73,14 @@ API_INDEX_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("grants", "by_client"): (QUERY,),
 }
 
+#: The back-channel logout delivery function (chalicelib/blueprints/logout_delivery.py): a user's
+#: grants by Query (which clients held them), the clients' registrations, the key ring to sign.
+LOGOUT_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "grants": (QUERY,),
+    "clients": (GET,),
+    "signing_keys": (GET, SCAN),
+}
+
 #: The rotation function (the daily schedule): the key ring, as KEY_BACKEND=secretsmanager runs it
 #: (scan, create, promote and prune in transactions with the summary item, refresh).
 ROTATION_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {

@@ -49,6 +49,11 @@ class Client:
     connections: tuple[str, ...] = ()
     created_at: int = 0
     updated_at: int = 0
+    #: OpenID Connect RP-Initiated Logout 1.0 §3.1 / Back-Channel Logout 1.0 §2.2 metadata
+    #: (chalicelib/oauth/client_metadata.py checks them).
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
 
 _FIELDS = tuple(f.name for f in fields(Client))

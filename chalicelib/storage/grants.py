@@ -319,3 +319,29 @@ def with_user(sub: str, grant_id: str) -> tuple[Grant | None, UserModel | None]:
     grant, user = consistent_batch_get([(GrantModel, (sub, grant_id)), (UserModel, sub)],
                                        projections={GrantModel: ACCESS_STATE})
     return (from_model(grant) if grant is not None else None), user
+
+
+@dataclass(frozen=True)
+class SignedOutGrant:
+    """What back-channel logout needs of a grant (chalicelib/oauth/backchannel_logout.py): whose
+    client holds it, through which session, and whether (and when) it ended."""
+
+    grant_id: str
+    client_id: str
+    session_hash: str | None
+    status: str
+    expires_at: int
+    revoked_at: int | None = None
+
+
+def for_logout(sub: str) -> list[SignedOutGrant]:
+    """Every grant of a user not yet deleted by its TTL, active or revoked, with only what
+    `SignedOutGrant` holds: one strongly consistent Query (paged). Read by the logout delivery
+    function after a sign-out, never on a request path: strongly consistent, so the revocations
+    the sign-out just wrote are seen."""
+    if not sub or len(sub) > 128:
+        return []
+    return [SignedOutGrant(grant_id=item.grant_id, client_id=item.client_id, session_hash=item.session_hash,
+                           status=item.status, expires_at=int(item.expires_at), revoked_at=_int(item.revoked_at))
+            for item in GrantModel.query(sub, consistent_read=True, attributes_to_get=[
+                "grant_id", "client_id", "session_hash", "status", "expires_at", "revoked_at"])]

@@ -77,6 +77,13 @@ class ClientModel(Model):
     connections = _strings(default=list)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
+    #: OpenID Connect RP-Initiated Logout 1.0 §3.1: where the end-session endpoint may send the
+    #: browser back to after sign-out (exact match, the redirect URI rules).
+    post_logout_redirect_uris = _strings(default=list)
+    #: OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed, and whether
+    #: every one must carry `sid`.
+    backchannel_logout_uri = UnicodeAttribute(null=True)
+    backchannel_logout_session_required = BooleanAttribute(default=False)
 
 
 class UserModel(Model):

@@ -66,8 +66,10 @@ def authentication_claims(acr: str | None, amr) -> dict:
 
 def id_token_claims(*, issuer: str, sub: str, client_id: str, iat: int, ttl: int, auth_time: int,
                     nonce: str | None, access_token: str | None, alg: str, user: dict,
-                    scopes: list[str], acr: str | None = None, amr=()) -> dict:
-    """OIDC Core §2; `acr`/`amr`/`auth_time` again in refreshed ID tokens (§12.2)."""
+                    scopes: list[str], acr: str | None = None, amr=(), sid: str | None = None) -> dict:
+    """OIDC Core §2; `acr`/`amr`/`auth_time` again in refreshed ID tokens (§12.2). `sid`: the
+    session the token came from (OpenID Connect Back-Channel Logout 1.0 §2.1, Front-Channel Logout
+    §3): the RP keeps it to match a logout token, and sends the token back as id_token_hint."""
     claims = {
         "iss": issuer,
         "sub": sub,
@@ -81,6 +83,8 @@ def id_token_claims(*, issuer: str, sub: str, client_id: str, iat: int, ttl: int
     claims.update(authentication_claims(acr, amr))
     if nonce is not None:
         claims["nonce"] = nonce
+    if sid is not None:
+        claims["sid"] = sid
     if access_token is not None:
         claims["at_hash"] = at_hash(access_token, alg)
     claims.update(user_claims(user, scopes))

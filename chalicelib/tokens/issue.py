@@ -8,6 +8,7 @@ from ..config import Settings
 from ..hashing import new_secret
 from ..keys import keyring
 from ..log import now
+from ..oauth.backchannel_logout import session_id
 from . import claims, jwt
 
 if TYPE_CHECKING:
@@ -18,11 +19,12 @@ if TYPE_CHECKING:
 def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[str],
                  grant_id: str | None, auth_time: int | None, nonce: str | None, audience: list[str],
                  refresh_token: str | None = None, user_claims: dict | None = None, signer=None,
-                 acr: str | None = None, amr=()) -> dict:
+                 acr: str | None = None, amr=(), session_hash: str | None = None) -> dict:
     """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant.
     `acr`, `amr`: how the user authenticated, kept with the code and the grant (chalicelib/oauth/acr.py).
     `signer`: the key ring's current signer, when the caller acquired it before consuming anything
-    (chalicelib/undo.py)."""
+    (chalicelib/undo.py). `session_hash`: the browser session the code came from (kept with the code
+    and the grant); the ID token names it by its `sid` (chalicelib/oauth/backchannel_logout.py)."""
     signer = signer or keyring.current_signer()
     iat = now()
     access_claims = claims.access_token_claims(
@@ -42,7 +44,8 @@ def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[s
         id_claims = claims.id_token_claims(
             issuer=settings.issuer, sub=sub, client_id=client.client_id, iat=iat, ttl=settings.id_token_ttl,
             auth_time=auth_time, nonce=nonce, access_token=access_token, alg=signer.alg,
-            user=user_claims, scopes=scopes, acr=acr, amr=amr)
+            user=user_claims, scopes=scopes, acr=acr, amr=amr,
+            sid=session_id(session_hash) if session_hash else None)
         response["id_token"] = jwt.encode(id_claims, signer, typ="JWT")
     return response
 

@@ -63,6 +63,7 @@ def test_create_confidential_client_prints_the_secret_once(run):
         "response_types": ["code"], "scopes": ["openid", "email"], "resources": [], "introspection": False, "introspects": [],
         "require_mfa": False, "disabled": False, "created_at": stored.created_at, "updated_at": stored.updated_at,
         "connections": [],
+        "post_logout_redirect_uris": [], "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
     }
 
     for argv in (("clients", "show", stored.client_id), ("clients", "list")):
@@ -432,3 +433,18 @@ def test_deleting_a_document_client_url_is_refused_with_the_command_that_blocks_
                f"block it with `clients disable {PHISH}`\n")
     assert run("clients", "enable", PHISH) == (2, "", f"error: the document client {PHISH!r} is not blocked\n")
     assert item_count(ClientDocumentModel) == 0
+
+
+def test_create_registers_the_logout_metadata_and_refuses_a_back_channel_uri_that_is_not_allowed(run):
+    status, out, _ = run("clients", "create", "--name", "App", "--redirect-uri", APP,
+                         "--post-logout-redirect-uri", "https://app.example.com/bye",
+                         "--backchannel-logout-uri", "https://app.example.com/bc",
+                         "--backchannel-logout-session-required")
+    assert status == 0
+    created = json.loads(out)
+    assert created["post_logout_redirect_uris"] == ["https://app.example.com/bye"]
+    assert (created["backchannel_logout_uri"], created["backchannel_logout_session_required"]) == (
+        "https://app.example.com/bc", True)
+    status, _, err = run("clients", "create", "--name", "App", "--redirect-uri", APP,
+                         "--backchannel-logout-uri", "http://app.example.com/bc")
+    assert status == 2 and "backchannel_logout_uri must use https" in err

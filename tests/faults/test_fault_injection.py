@@ -1,9 +1,10 @@
 """Systematic fault injection (issue 11 §1): every AWS call of every endpoint, failed one at a time.
 
 For each endpoint of bench/scenario.py (plus GET /authorize without a session, POST /register, the RFC 7592 read that rotates the
-registration token, POST /revoke, POST /consent and POST /logout), a clean run lists the AWS calls
-the request makes, through a botocore `before-call` hook on the container's clients
-(chalicelib.aws: DynamoDB, Secrets Manager, KMS). Then, for each call index and each error class,
+registration token, POST /revoke, POST /consent, POST /logout and GET /logout with an id_token_hint), a
+clean run lists the AWS calls the request makes, through a botocore `before-call` hook on the
+container's clients (chalicelib.aws: DynamoDB, Secrets Manager, KMS, SES, SQS). A sign-out's SQS calls
+(the logout queue) are best effort by design: their fault leaves the normal answer (`best_effort`). Then, for each call index and each error class,
 a fresh input is made and the same request is sent with exactly that call failing, and:
 - the answer is never a 500: a 503 with Retry-After (JSON `temporarily_unavailable` and no-store on
   API endpoints, the HTML error page on hosted pages), or the endpoint's normal answer when the
@@ -40,9 +41,9 @@ import pytest
 from tests.routes.flow import FORM, Browser, authorize_query, hidden, query_of, redeem, sign_in_and_consent
 
 THROTTLE = {"dynamodb": "ProvisionedThroughputExceededException", "kms": "ThrottlingException",
-            "secretsmanager": "ThrottlingException", "sesv2": "TooManyRequestsException"}
+            "secretsmanager": "ThrottlingException", "sesv2": "TooManyRequestsException", "sqs": "RequestThrottled"}
 FAILING = {"dynamodb": "InternalServerError", "kms": "KMSInternalException",
-           "secretsmanager": "InternalServiceError", "sesv2": "InternalFailure"}
+           "secretsmanager": "InternalServiceError", "sesv2": "InternalFailure", "sqs": "InternalFailure"}
 WRITES = ("UpdateItem", "PutItem", "DeleteItem")
 PAGES = ("/authorize", "/login", "/consent", "/logout", "/signup", "/verify-email")
 
@@ -99,7 +100,7 @@ class Injector:
         from chalicelib import aws
 
         _current[:] = [self]
-        for service in ("dynamodb", "secretsmanager", "kms", "sesv2"):
+        for service in ("dynamodb", "secretsmanager", "kms", "sesv2", "sqs"):
             client = aws.client(service)
             # Once per client (the clients outlive a test): the hook asks which injector is current.
             client.meta.events.register("before-call", _hook(client), unique_id=f"fault-injector-{service}")
@@ -187,6 +188,10 @@ class Endpoint:
     after_fault: object = None  # (world, input, response) -> None: checks after a 503
     after_retry: object = None  # (world, input, response) -> None: checks after the retry
     revokes: object = None  # (world, input) -> set of grant keys the request revokes by design
+    #: Calls (by "service." prefix) whose fault the endpoint absorbs by design: it still gives its
+    #: normal answer. The logout queue (chalicelib/oauth/backchannel_logout.notify): after a
+    #: sign-out, a queue fault is logged and the user is signed out all the same.
+    best_effort: tuple = ()
 
 
 def _signed_in(world: World) -> Browser:
@@ -303,6 +308,18 @@ def _signed_out_browser(world):
     body = json.loads(_redeem(world, code).body)
     page = browser.get("/logout")
     return browser, hidden(page.body, "csrf_token"), _key_of(body["refresh_token"])
+
+
+def _hinted_browser(world):
+    """A browser signed in on its own session with a grant, and the ID token issued through it: an
+    end-session request whose id_token_hint names this very session (no confirmation)."""
+    from bench.scenario import SCOPE, WEB_APP
+
+    browser = Browser(world.http)
+    code = query_of(sign_in_and_consent(browser, world.scenario.public.client_id, scope=SCOPE,
+                                        redirect_uri=WEB_APP))["code"]
+    body = json.loads(_redeem(world, code).body)
+    return browser, body["id_token"], _key_of(body["refresh_token"])
 
 
 def _every_grant_of_the_session_revoked(world, value, response):
@@ -435,7 +452,11 @@ ENDPOINTS = {
     "POST /consent": Endpoint(_consent_form, lambda w, v: v[0].post("/consent", v[1]), 302,
                               after_retry=_to_client_with_code),
     "POST /logout": Endpoint(_signed_out_browser, lambda w, v: v[0].post("/logout", {"csrf_token": v[1]}), 200,
-                             after_retry=_every_grant_of_the_session_revoked, revokes=lambda w, v: {v[2]}),
+                             after_retry=_every_grant_of_the_session_revoked, revokes=lambda w, v: {v[2]},
+                             best_effort=("sqs.",)),
+    "GET /logout (id_token_hint)": Endpoint(
+        _hinted_browser, lambda w, v: v[0].get("/logout?" + urlencode({"id_token_hint": v[1]})), 200,
+        after_retry=_every_grant_of_the_session_revoked, revokes=lambda w, v: {v[2]}, best_effort=("sqs.",)),
     "POST /signup (new address)": Endpoint(_signup_form, lambda w, v: v[0].post("/signup", v[1]), 200,
                                            after_fault=_no_user_left, after_retry=_signed_up),
     "POST /verify-email (link, same browser)": Endpoint(
@@ -477,6 +498,7 @@ def world(key_backend, monkeypatch, tmp_path):
 
     scenario = seed()
     _mail_and_signup(monkeypatch, tmp_path)
+    _logout_queue()
     with Client(app, stage_name="local") as client:
         yield World(http=client.http, scenario=scenario, extra={"outbox": tmp_path})
 
@@ -493,9 +515,20 @@ def _mail_and_signup(monkeypatch, outbox):
     client("sesv2").create_email_identity(EmailIdentity=settings().email_from)
 
 
+def _logout_queue():
+    """The logout queue in moto, so that a sign-out's SendMessage is one of the calls failed."""
+    from chalicelib import logout_queue
+    from chalicelib.config import settings
+
+    logout_queue.ensure_queue(settings())
+
+
 def _assert_fault_answer(label: str, response, endpoint: Endpoint, kind: str, call: str):
     where = f"{label}: {call} {kind}"
     assert response.status_code != 500, f"{where}: 500 {response.body[:300]!r}"
+    if call.startswith(endpoint.best_effort or ("-",)):
+        assert response.status_code == endpoint.expect, f"{where}: {response.status_code} {response.body[:300]!r}"
+        return
     if kind == "lost-response":
         # The write did happen, and the re-sent one is recognised as ours: the normal answer.
         assert response.status_code == endpoint.expect, f"{where}: {response.status_code} {response.body[:300]!r}"

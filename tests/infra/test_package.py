@@ -84,10 +84,18 @@ def test_the_packaged_functions_run_with_the_stack_roles_and_the_stage_environme
     assert api["Role"] == {"Fn::GetAtt": ["ApiRole", "Arn"]}
     assert rotation["Role"] == {"Fn::GetAtt": ["RotationRole", "Arn"]}
     assert (api["FunctionName"], rotation["FunctionName"]) == ("serverless-idp-prod-api", "serverless-idp-prod-rotation")
-    assert api["Environment"]["Variables"] == rotation["Environment"]["Variables"] == stage.env
+    logout = resources["DeliverLogout"]["Properties"]
+    queue_url = {"LOGOUT_QUEUE_URL": {"Ref": "LogoutQueue"}}
+    assert rotation["Environment"]["Variables"] == stage.env
+    assert api["Environment"]["Variables"] == logout["Environment"]["Variables"] == {**stage.env, **queue_url}
     assert rotation["Handler"] == "chalicelib.blueprints.rotation.rotate_signing_keys"
     assert rotation["Events"]["RotateSigningKeysEvent"]["Properties"]["Schedule"] == "rate(1 day)"
-    assert not any(r.get("Type") == "AWS::IAM::Role" and name not in ("ApiRole", "RotationRole", "ApiGatewayLogRole")
+    assert logout["Role"] == {"Fn::GetAtt": ["LogoutDeliveryRole", "Arn"]}
+    assert logout["Handler"] == "chalicelib.blueprints.logout_delivery.deliver_logout"
+    assert logout["Events"]["DeliverLogoutSqsEventSource"]["Properties"]["Queue"] == {
+        "Fn::GetAtt": ["LogoutQueue", "Arn"]}
+    assert not any(r.get("Type") == "AWS::IAM::Role" and name not in ("ApiRole", "RotationRole", "LogoutDeliveryRole",
+                                                                       "ApiGatewayLogRole")
                    for name, r in resources.items()), "Chalice made no roles of its own"
 
 

@@ -202,9 +202,10 @@ def test_with_the_envelope_backend_the_stage_key_opens_only_this_stages_signing_
 def test_each_chalice_function_runs_with_its_own_role_name_and_log_group():
     stage = load("prod")
     resources = merge_template(stage)["Resources"]
-    assert lambda_functions() == {"APIHandler": "api", "RotateSigningKeys": "rotation"}
+    assert lambda_functions() == {"APIHandler": "api", "RotateSigningKeys": "rotation", "DeliverLogout": "logout"}
     for logical_id, role, group in (("APIHandler", "ApiRole", "ApiLogGroup"),
-                                    ("RotateSigningKeys", "RotationRole", "RotationLogGroup")):
+                                    ("RotateSigningKeys", "RotationRole", "RotationLogGroup"),
+                                    ("DeliverLogout", "LogoutDeliveryRole", "LogoutLogGroup")):
         function = resources[logical_id]
         assert function["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
         assert function["DependsOn"] == [group]
@@ -466,3 +467,32 @@ def test_totp_secrets_have_a_key_of_their_own_that_only_the_api_role_uses_under_
 def test_the_factors_key_must_be_an_alias_the_stack_creates(tmp_path):
     with pytest.raises(StageError, match="FACTOR_KMS_KEY_ID"):
         stage_with(tmp_path, FACTOR_KMS_KEY_ID="arn:aws:kms:eu-west-1:123456789012:key/abc")
+
+
+def test_the_logout_queue_sends_what_keeps_failing_to_a_dead_letter_queue_and_feeds_one_message_per_call():
+    stage = load("prod")
+    resources = merge_template(stage)["Resources"]
+    queue = resources[policy.LOGOUT_QUEUE]["Properties"]
+    assert queue["QueueName"] == f"{stage.settings.table_prefix}-logout"  # found by name by ./idp-admin
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [policy.LOGOUT_DEAD_LETTERS, "Arn"]},
+                                      "maxReceiveCount": 5}
+    assert queue["VisibilityTimeout"] >= 10  # at least the function's timeout, as Lambda requires
+    event = resources["DeliverLogout"]["Properties"]["Events"]["DeliverLogoutSqsEventSource"]["Properties"]
+    assert event == {"Queue": {"Fn::GetAtt": [policy.LOGOUT_QUEUE, "Arn"]}, "BatchSize": 1}
+    for function in ("APIHandler", "DeliverLogout"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["LOGOUT_QUEUE_URL"] == \
+            {"Ref": policy.LOGOUT_QUEUE}
+    assert "Environment" not in resources["RotateSigningKeys"]["Properties"]
+
+
+def test_the_api_may_only_enqueue_and_the_logout_function_only_reads_grants_and_clients():
+    stage = load("prod")
+    api, logout = policy.api_policy(stage)["Statement"], policy.logout_policy(stage)["Statement"]
+    queue = {"Fn::GetAtt": [policy.LOGOUT_QUEUE, "Arn"]}
+    assert [s["Action"] for s in api if any(a.startswith("sqs:") for a in s["Action"])] == [["sqs:SendMessage"]]
+    assert all(s["Resource"] == queue for s in api + logout if any(a.startswith("sqs:") for a in s["Action"]))
+    tables = {s["Sid"]: s["Action"] for s in logout if any(a.startswith("dynamodb:") for a in s["Action"])}
+    assert tables == {"TableGrants": ["dynamodb:Query"], "TableClients": ["dynamodb:GetItem"],
+                      "TableSigningKeys": ["dynamodb:GetItem", "dynamodb:Scan"]}
+    assert not any(a.startswith(("dynamodb:Put", "dynamodb:Update", "dynamodb:Delete", "secretsmanager:Create"))
+                   for s in logout for a in s["Action"])

@@ -101,6 +101,7 @@ def test_defaults_and_deduplication():
         "grant_types": ["authorization_code"], "redirect_uris": [APP], "response_types": ["code"],
         "scopes": ["openid", "email"], "resources": [], "introspection": False, "introspects": [], "require_mfa": False,
         "connections": [],
+        "post_logout_redirect_uris": [], "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
     }
     public = validate_client_metadata(client_name="SPA", client_type="public", redirect_uris=[APP])
     assert public["token_endpoint_auth_method"] == "none"

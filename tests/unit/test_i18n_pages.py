@@ -9,7 +9,8 @@ import pytest
 from chalicelib import i18n, pages
 from chalicelib.pages import messages
 
-LOGIN = {"base": "", "client_name": "Notes", "request_id": "r", "csrf_token": "c", "unverified": False}
+LOGIN = {"base": "", "client_name": "Notes", "request_id": "r", "csrf_token": "c", "unverified": False,
+         "password_allowed": True}
 ATTACK = '<script>alert("x")</script>'
 
 

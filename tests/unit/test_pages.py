@@ -16,7 +16,7 @@ DYNAMIC = "@@"  # every value the views pass in; whatever remains besides it mus
 CONTEXTS = [
     ("error.html", {"message": message, "error": DYNAMIC, "reference": DYNAMIC}) for message in MESSAGES.values()
 ] + [
-    ("login.html", {"client_name": DYNAMIC, "unverified": True, "message": "Incorrect email or password.",
+    ("login.html", {"password_allowed": True, "client_name": DYNAMIC, "unverified": True, "message": "Incorrect email or password.",
                     "request_id": DYNAMIC, "csrf_token": DYNAMIC, "login_hint": DYNAMIC}),
     ("consent.html", {"client_name": DYNAMIC, "unverified": True, "client_host": DYNAMIC,
                       "scopes": [("openid", "Sign you in and know who you are"), (DYNAMIC, None)],
@@ -33,7 +33,7 @@ CONTEXTS = [
     ("verify_email.html", {"token": DYNAMIC, "email": DYNAMIC, "csrf_token": DYNAMIC, "password_required": True,
                            "message": "That is not the password of this account."}),
     ("email_confirmed.html", {}),
-    ("login.html", {"client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC, "signup_url": DYNAMIC}),
+    ("login.html", {"password_allowed": True, "client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC, "signup_url": DYNAMIC}),
     ("link_refused.html", {"message": MESSAGES["link_used"], "ask_again": DYNAMIC}),
     ("forgot_password.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC}),
     ("forgot_sent.html", {"back": DYNAMIC}),
@@ -71,7 +71,7 @@ CONTEXTS = [
     ("passkey_sign_in.html", {"passkey_action": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC,
                               "passkey_options": {}}),
     ("passkey_script.html", {"passkey_options": {}}),
-    ("login.html", {"client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC, "passkey_options": {}}),
+    ("login.html", {"password_allowed": True, "client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC, "passkey_options": {}}),
     ("account.html", {"user": SimpleNamespace(email=DYNAMIC, name=None, given_name=None, family_name=None,
                                               locale=None), "apps": [], "csrf_token": DYNAMIC, "passkeys_on": True,
                       "passkeys": [], "passkey_options": {}}),
@@ -99,8 +99,12 @@ CONTEXTS = [
                                "message": "That is not your current password."}),
     ("account_security.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC, "ready": True}),
     # Federation (issue 15): the sign-in page's buttons, the link page, the account page's linked sign-ins.
-    ("login.html", {"client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC,
+    ("login.html", {"password_allowed": True, "client_name": DYNAMIC, "request_id": DYNAMIC, "csrf_token": DYNAMIC,
                     "connections": [SimpleNamespace(connection_id=DYNAMIC, display_name=DYNAMIC)]}),
+    ("login.html", {"password_allowed": False, "home_realm": True, "client_name": DYNAMIC, "request_id": DYNAMIC,
+                    "csrf_token": DYNAMIC, "message": "This app asks you to sign in with one of the options below.",
+                    "connections": [SimpleNamespace(connection_id=DYNAMIC, display_name=DYNAMIC,
+                                                    icon_url="https://cdn.example/" + DYNAMIC)]}),
     ("federation_link.html", {"provider": DYNAMIC, "email": DYNAMIC, "has_password": True, "code": DYNAMIC,
                               "csrf_token": DYNAMIC, "message": "That is not the password of this account.",
                               "notice": "We sent a link to your email address. Open it in this browser, or type "
