@@ -30,10 +30,13 @@ AUDIENCE = "https://api.example.com"
 class Stack:
     """One `python -m tools.devstack` in its own process group, with its output in files."""
 
-    def __init__(self, state_dir: Path, backend: str, log_dir: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, state_dir: Path, backend: str, log_dir: Path, extra_env: dict[str, str] | None = None,
+                 host: str = "localhost"):
+        """`host` names the stack in its issuer: a second stack of one test (an upstream IdP) on
+        127.0.0.1 keeps its cookies apart from the first's, since cookies ignore ports."""
         self.state_dir, self.backend = state_dir, backend
         self.port, self.moto_port, self.demo_port = _distinct_free_ports(3)
-        self.base_url = f"http://localhost:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
         self.demo_url = f"http://127.0.0.1:{self.demo_port}"
         self.stdout = log_dir / f"devstack-{self.port}.out"
@@ -43,6 +46,8 @@ class Stack:
                    LOCAL_STATE_DIR=str(state_dir),
                    TABLE_PREFIX=TEST_ENV["TABLE_PREFIX"], SECRET_PREFIX=SECRET_PREFIX, KEY_BACKEND=backend,
                    LOG_LEVEL="INFO")
+        if host != "localhost":
+            env["ISSUER"] = self.base_url
         env.update(extra_env or {})  # e.g. SSL_CERT_FILE, for a stack that must trust a test CA
         with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
             self.process = subprocess.Popen([sys.executable, "-m", "tools.devstack"], cwd=ROOT, env=env,
@@ -156,6 +161,15 @@ def use_stack(monkeypatch):
 
     yield point_at
     reset_process_state()
+
+
+@pytest.fixture(scope="session")
+def federated(tmp_path_factory):
+    """An upstream and a downstream stack of this IdP, panva's OP, and their registrations
+    (tests/integration/federation_stacks.py), shared by the federation end-to-end and browser tests."""
+    from tests.integration.federation_stacks import federated_stacks
+
+    yield from federated_stacks(tmp_path_factory.mktemp("federation"))
 
 
 @pytest.fixture(scope="session")
