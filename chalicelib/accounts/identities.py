@@ -38,10 +38,17 @@ def page_context(settings: Settings, user) -> dict:
     from ..storage import federated_identities as store
 
     connections = {c.connection_id: c for c in sign_in.enabled(settings)}
+    found = store.of_user(user)
     linked = [Linked(store.entry(i.connection_id, i.upstream_sub),
                      connections[i.connection_id].display_name if i.connection_id in connections else i.connection_id,
-                     i.email, i.linked_at) for i in store.of_user(user)]
-    return {"identities": linked, "linkable": list(connections.values())}
+                     i.email, i.linked_at) for i in found]
+    # A provider already linked is not offered again (one account per provider is the usual case;
+    # another needs removing the first), and Remove is offered only where it would be allowed.
+    linked_ids = {i.connection_id for i in found}
+    removable = bool(user.password_hash) or len(linked) > 1 or any(
+        entry.startswith("passkey#") for entry in (user.factors or ()))
+    return {"identities": linked, "identities_removable": removable,
+            "linkable": [c for c in connections.values() if c.connection_id not in linked_ids]}
 
 
 def _keeps(user, value: str) -> tuple[str, str | None] | None:

@@ -722,3 +722,14 @@ def test_the_federation_cookies_are_host_only_on_https():
         assert header.startswith(("__Host-idp_fed=v;", "__Host-idp_fedlink=v;"))
         assert "Path=/;" in header and "Secure" in header and "Domain" not in header
     assert sign_in.link_cookie_name(https) == "__Host-idp_fedlink"
+
+
+def test_the_account_page_of_a_provider_made_account_offers_to_set_a_password_not_to_change_one(http, upstream,
+                                                                                                public_client):
+    browser = _provisioned(http, upstream, public_client)
+    page = browser.get("/account").body
+    assert b"Set a password" in page and b'href="/forgot-password"' in page
+    assert b'id="current_password"' not in page  # the change-password form needs a password there is not
+    # Its only way in is not offered for removal, and a provider already linked is not offered again.
+    assert b"/account/identities/remove" not in page and b"only way to sign in" in page
+    assert b"Link Acme SSO" not in page and b"Link Social" in page
