@@ -194,7 +194,8 @@ def test_a_signed_in_user_links_an_upstream_sign_in_from_the_account_page_and_re
     account = browser.follow(browser.submit(page, "/account/login", {"username": local_email, "password": PASSWORD}))
     assert page_path(account) == "/account"
 
-    started = browser.submit(account, "/account/identities/link", {"connection": CONNECTION})
+    started = browser.submit(account, "/account/identities/link", {"connection": CONNECTION,
+                                                                        "current_password": PASSWORD})
     assert started.status_code == 303, started.text
     linked = browser.follow(browser.get(through_upstream(fed, browser, started, upstream_email)))
     assert linked.url == f"{fed.downstream.base_url}/account?done=identity_linked", linked.url
