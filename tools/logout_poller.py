@@ -42,7 +42,9 @@ def main() -> int:
 
     while True:
         try:
-            poll_once(settings(), wait_seconds=5)
+            # Long polls shorter than the shared client's read timeout (chalicelib/aws.py, 5 s): an
+            # empty queue answers after wait_seconds, which must not look like a dead server.
+            poll_once(settings(), wait_seconds=2)
         except Exception as exc:  # noqa: BLE001 - the moto server restarting: try again shortly
             log.warning("logout queue not reachable", extra={"fault": repr(exc)[:300]})
             time.sleep(2)
