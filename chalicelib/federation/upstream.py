@@ -421,8 +421,9 @@ def _with_userinfo(claims: dict, connection, settings: Settings, document: dict,
     mapping = _mapping(connection)
     # Worth a round trip: the email and whether it is verified (linking and provisioning turn on them),
     # and whatever the operator mapped explicitly; a missing locale or family name alone is not.
-    wanted = {mapping["email"], mapping["email_verified"],
-              *(getattr(connection, "claim_mapping", None) or {}).values()}
+    # A preset's mapping names every profile claim as itself (name -> name): that is no explicit wish.
+    explicit = {theirs for ours, theirs in (getattr(connection, "claim_mapping", None) or {}).items() if theirs != ours}
+    wanted = {mapping["email"], mapping["email_verified"], *explicit}
     endpoint = document.get("userinfo_endpoint")
     if not isinstance(endpoint, str) or wanted <= set(claims):
         return claims

@@ -263,6 +263,20 @@ def test_userinfo_completes_claims_the_id_token_lacks(fake):
     assert fake.hits["/userinfo"] == 1
 
 
+def test_a_presets_own_mapping_costs_no_userinfo_round_trip_for_a_missing_locale(fake):
+    """Presets name every profile claim as itself: that is no reason to call userinfo on each sign-in
+    (Google and Entra ID tokens often lack locale or family_name); only the email does, or a
+    mapping the operator changed."""
+    from chalicelib.federation.connections import PRESETS
+
+    conn = connection(fake, claim_mapping=dict(PRESETS["google"]["claim_mapping"]))
+    profile = sign_in(fake, conn, email="carol@example.com").profile
+    assert profile.locale is None and fake.hits.get("/userinfo") is None
+    custom = connection(fake, claim_mapping={**PRESETS["google"]["claim_mapping"], "locale": "ui_lang"})
+    sign_in(fake, custom, email="carol@example.com")
+    assert fake.hits["/userinfo"] == 1
+
+
 def test_userinfo_about_another_subject_is_refused(fake):
     fake.email_in_id_token = False
     fake.userinfo_overrides["sub"] = "someone-else"
