@@ -25,8 +25,12 @@ Steady state: a container caches the enabled connections (one Scan per CLIENT_CA
 high here so no run of the table falls on a re-read), the connection's secret (300 s), and the
 upstream's discovery document and JWKS (their Cache-Control, clamped to [300 s, 1 day]; the child
 sends a day). The measuring loop's first, unmeasured run of each path fills those caches; the table
-counts the requests after it. A cold container adds one Scan, one GetSecretValue and two GETs
-(discovery, JWKS) to its first upstream sign-in.
+counts the requests after it. A cold container adds the Scan to its first sign-in page, a GET of the
+discovery document to its first start, and a GetSecretValue and a GET of the JWKS to its first
+callback. A callback makes two outbound requests once warm: the token endpoint, and userinfo,
+because the presets map every profile claim by name (given_name, family_name and locale too) and
+federation/upstream._with_userinfo asks userinfo whenever the ID token lacks a mapped claim, as the
+fake's does (it carries email, email_verified and name).
 
 Inputs, made outside the measurement: each callback row gets a fresh browser that went to the
 upstream (through /authorize?idp_hint=, which skips our sign-in page) and came back with a code:
@@ -60,9 +64,6 @@ RP_BYE = "https://rp.example.com/bye"
 #: limits as issue 12's table sets them.
 ENV = {"REQUIRE_VERIFIED_EMAIL": "true", "CLIENT_CACHE_SECONDS": "86400", "ACCOUNT_ACTIONS_PER_IP": "1000000",
        "ACCOUNT_ACTIONS_PER_ADDRESS": "1000000", "EMAILS_PER_ADDRESS_PER_HOUR": "1000000"}
-
-#: Which paths run argon2id, and why: none (a federated sign-in checks no password here).
-HASHES: dict[str, str] = {}
 
 
 def start_upstream() -> str:
