@@ -68,7 +68,10 @@ test: venv browser upstream-op
 ## and the cold-first ratio (bench/cold_start.py: fresh interpreter -> first token, app / floor, target <= 1.25);
 ## then issue 12's self-service paths (bench/self_service.py: sign-up, verification, reset, account page; 50 runs
 ## each, no targets): DynamoDB calls, SES sends (their CPU counted in the handler's), CPU without argon2id;
-## then issue 13's second-factor paths (bench/second_factor.py: TOTP, recovery codes, passkeys), the same with KMS calls
+## then issue 13's second-factor paths (bench/second_factor.py: TOTP, recovery codes, passkeys), the same with KMS calls;
+## then issue 15's federation and logout paths (bench/federation.py: sign-in through a loopback upstream IdP, home-realm
+## discovery, RP-initiated logout, the back-channel delivery function), the same with SQS/Secrets Manager calls and
+## outbound HTTP requests
 bench: venv
 	$(BIN)/python bench/request_cpu.py
 

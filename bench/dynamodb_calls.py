@@ -5,10 +5,12 @@ The paths of `make bench` (bench/scenario.py) through the same measuring loop
 no server, so handy while changing storage code; CPU figures need `make bench` (moto's own work
 would count here). Besides the table's paths, the two requests that lead a returning user to
 POST /login. "cold": the first request of a path (per-container caches empty); "warm": the next.
-Then issue 12's self-service paths (bench/self_service.py) and issue 13's second-factor paths
-(bench/second_factor.py), with their KMS calls, SES SendEmail calls and argon2id evaluations.
---json prints the figures as one JSON line instead (tests/integration/test_self_service_bench.py and
-test_second_factor_bench.py run it so the bench's paths cannot rot).
+Then issue 12's self-service paths (bench/self_service.py), issue 13's second-factor paths
+(bench/second_factor.py) and issue 15's federation and logout paths (bench/federation.py), with their
+KMS calls, SES SendEmail calls, SQS and Secrets Manager calls, outbound HTTP requests and argon2id
+evaluations.
+--json prints the figures as one JSON line instead (tests/integration/test_self_service_bench.py,
+test_second_factor_bench.py and test_federation_bench.py run it so the bench's paths cannot rot).
 Run: .venv/bin/python bench/dynamodb_calls.py [--json]
 """
 from __future__ import annotations
@@ -24,9 +26,9 @@ os.environ.update({"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_P
                    "SECRET_PREFIX": "idp/bench/", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                    "AWS_DEFAULT_REGION": "us-east-1", "LOG_LEVEL": "ERROR"})
 os.environ.pop("AWS_ENDPOINT_URL", None)
-from bench import second_factor, self_service  # noqa: E402  (after the path)
+from bench import federation, second_factor, self_service  # noqa: E402  (after the path)
 
-os.environ.update({**self_service.ENV, **second_factor.ENV})
+os.environ.update({**self_service.ENV, **second_factor.ENV, **federation.ENV})
 
 
 def sign_in_steps(http, scenario) -> dict:
@@ -60,24 +62,28 @@ def main() -> None:
         scenario = seed()
         self_service.seed(scenario)
         second_factor.seed(scenario)
+        federation.seed(scenario)
         with Client(app, stage_name="local") as client:
             results = measure({**paths(client.http, scenario), **sign_in_steps(client.http, scenario)}, runs=1)
             accounts = measure(self_service.paths(client.http, scenario), runs=1)
             factors = measure(second_factor.paths(client.http, scenario), runs=1)
+            federated = measure(federation.paths(client.http, scenario), runs=1)
 
     if "--json" in sys.argv:
         print(json.dumps({table: {label: {"cold": m.first_calls, "warm": m.calls, "kms": m.kms, "emails": m.emails,
-                                          "argon2id": m.argon2_ms > 0} for label, m in measured.items()}
+                                          "aws": m.aws, "outbound": m.outbound, "argon2id": m.argon2_ms > 0}
+                                  for label, m in measured.items()}
                           for table, measured in (("oauth", results), ("self_service", accounts),
-                                                  ("second_factor", factors))}))
+                                                  ("second_factor", factors), ("federation", federated))}))
         return
-    every = {**results, **accounts, **factors}
+    every = {**results, **accounts, **factors, **federated}
     width = max(map(len, every))
-    print(f"{'request':{width}s}  {'cold':>4s}  {'warm':>4s}  {'KMS':>3s}  {'emails':>6s}  warm, by operation")
+    print(f"{'request':{width}s}  {'cold':>4s}  {'warm':>4s}  {'KMS':>3s}  {'emails':>6s}  {'HTTP':>4s}  "
+          f"warm, by operation")
     for label, measured in every.items():
         print(f"{label:{width}s}  {sum(measured.first_calls.values()):4d}  {sum(measured.calls.values()):4d}  "
-              f"{sum(measured.kms.values()):3d}  {measured.emails:6d}  "
-              f"{', '.join(f'{k}={v}' for k, v in sorted({**measured.calls, **measured.kms}.items()))}"
+              f"{sum(measured.kms.values()):3d}  {measured.emails:6d}  {measured.outbound:4d}  "
+              f"{', '.join(f'{k}={v}' for k, v in sorted({**measured.calls, **measured.kms, **measured.aws}.items()))}"
               f"{'  + argon2id' if measured.argon2_ms else ''}")
 
 

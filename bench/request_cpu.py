@@ -21,9 +21,16 @@ second-factor paths (bench/second_factor.py: TOTP, recovery codes, passkeys) as 
 targets: their DynamoDB calls, KMS calls (kms:Encrypt/Decrypt of a TOTP secret, chalicelib/secret_box.py)
 and SES SendEmail calls (whose botocore CPU is part of the handler's figure, and also shown apart),
 and the handler's CPU with argon2id subtracted as for POST /login.
+Issue 15's federation and logout paths (bench/federation.py: signing in through an upstream identity
+provider, home-realm discovery, RP-initiated logout, the back-channel logout delivery function) follow
+as a fourth, the same way, with their SQS and Secrets Manager calls and their outbound HTTP requests
+(to a loopback upstream and relying party in another process), whose CPU in this process is part of
+the handler's and also shown apart. The delivery function is a Lambda fed by SQS: its CPU is timed
+around Chalice's event handler (EventSourceHandler.__call__), as Chalice.__call__ for the API.
 Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs] [self-service runs]
-[second-factor runs], defaults 200, 15, 50 and the self-service runs; cold runs 0 skips the cold
-start, self-service runs 0 the second table, second-factor runs 0 the third)
+[second-factor runs] [federation runs], defaults 200, 15, 50 and the self-service runs for both;
+cold runs 0 skips the cold start, self-service runs 0 the second table, second-factor runs 0 the
+third, federation runs 0 the fourth)
 """
 from __future__ import annotations
 
@@ -53,10 +60,14 @@ class Measured:
     ses_ms: float = 0.0  # median botocore CPU of those calls, part of cpu_ms
     kms: dict = field(default_factory=dict)  # KMS calls by operation of a warm run
     kms_ms: float = 0.0  # median botocore CPU of kms:Encrypt/Decrypt, part of cpu_ms
+    aws: dict = field(default_factory=dict)  # SQS and Secrets Manager calls as "service:Operation" of a warm run
+    outbound: int = 0  # outbound HTTP requests (chalicelib/outbound.send: an upstream IdP, a relying party)
+    outbound_ms: float = 0.0  # median CPU of those requests in this process (the client's side), part of cpu_ms
 
 
 #: The separate accounts tables: name -> (module, the child's flag); each runs on a moto server of its own.
-TABLES = {"self_service": "bench.self_service", "second_factor": "bench.second_factor"}
+TABLES = {"self_service": "bench.self_service", "second_factor": "bench.second_factor",
+          "federation": "bench.federation"}
 
 #: Where argon2id is reached from, as (module, name): the modules that bind it at import, and
 #: chalicelib.passwords itself for the callers that import it when called.
@@ -64,18 +75,25 @@ ARGON2 = (("chalicelib.passwords", "hash_password"), ("chalicelib.passwords", "v
           ("chalicelib.oauth.login", "verify_password"), ("chalicelib.storage.users", "hash_password"))
 
 
+#: Services whose calls are counted by operation besides DynamoDB, KMS and SES (Measured.aws).
+COUNTED = ("sqs", "secretsmanager")
+
+
 @contextmanager
 def instrumented():
-    """Count DynamoDB and KMS calls by operation and SES SendEmail calls, and time Chalice.__call__,
-    argon2id, SendEmail and kms:Encrypt/Decrypt, while inside."""
+    """Count DynamoDB and KMS calls by operation, SQS and Secrets Manager calls (COUNTED), SES
+    SendEmail calls and outbound HTTP requests, and time Chalice.__call__ (and a Lambda function's
+    event handler: the back-channel logout delivery), argon2id, SendEmail and kms:Encrypt/Decrypt,
+    while inside."""
     import importlib
 
     from chalice import Chalice
+    from chalice.app import EventSourceHandler
 
-    from chalicelib import aws
+    from chalicelib import aws, outbound
 
     probe = {"calls": collections.Counter(), "kms": collections.Counter(), "cpu": [], "argon2": [], "ses": [],
-             "kms_cpu": []}
+             "kms_cpu": [], "aws": collections.Counter(), "outbound": []}
     depth = [0]  # verify_password may hash (its dummy hash, once): count the outer call only
 
     def count(event_name, **_):
@@ -83,6 +101,9 @@ def instrumented():
 
     def count_kms(event_name, **_):
         probe["kms"][event_name.rsplit(".", 1)[-1]] += 1
+
+    def count_aws(event_name, **_):  # before-call.<service>.<Operation>
+        probe["aws"][":".join(event_name.split(".")[1:3])] += 1
 
     def timed(function, samples, outermost=False):
         def wrapper(*args, **kwargs):
@@ -99,8 +120,9 @@ def instrumented():
 
     events = aws.client("dynamodb").meta.events
     events.register("before-call.dynamodb", count)
-    original_call = Chalice.__call__
+    original_call, original_event_call = Chalice.__call__, EventSourceHandler.__call__
     Chalice.__call__ = timed(original_call, probe["cpu"])
+    EventSourceHandler.__call__ = timed(original_event_call, probe["cpu"])
     hashing = [(importlib.import_module(module), name) for module, name in ARGON2]
     originals = [getattr(module, name) for module, name in hashing]
     for (module, name), original in zip(hashing, originals):
@@ -110,15 +132,22 @@ def instrumented():
     kms = aws.client("kms")
     kms.meta.events.register("before-call.kms", count_kms)
     kms.encrypt, kms.decrypt = timed(kms.encrypt, probe["kms_cpu"]), timed(kms.decrypt, probe["kms_cpu"])
+    for service in COUNTED:
+        aws.client(service).meta.events.register(f"before-call.{service}", count_aws)
+    original_send = outbound.send
+    outbound.send = timed(original_send, probe["outbound"])  # callers reach it as outbound.send
     try:
         yield probe
     finally:
+        outbound.send = original_send
+        for service in COUNTED:
+            aws.client(service).meta.events.unregister(f"before-call.{service}", count_aws)
         del kms.encrypt, kms.decrypt
         kms.meta.events.unregister("before-call.kms", count_kms)
         del ses.send_email
         for (module, name), original in zip(hashing, originals):
             setattr(module, name, original)
-        Chalice.__call__ = original_call
+        Chalice.__call__, EventSourceHandler.__call__ = original_call, original_event_call
         events.unregister("before-call.dynamodb", count)
 
 
@@ -127,13 +156,14 @@ def measure(paths: dict, runs: int) -> dict[str, Measured]:
     results = {}
     with instrumented() as probe:
         for label, (make_input, request) in paths.items():
-            cpu, hashes, calls, sends, kms, kms_cpu = [], [], [], [], [], []
+            cpu, hashes, calls, sends, kms, kms_cpu, others, requests, request_cpu = ([] for _ in range(9))
             for _ in range(runs + 1):
                 value = make_input() if make_input else None
                 for samples in probe.values():
                     samples.clear()
                 response = request(value)
-                assert response.status_code in (200, 302), (label, response.status_code, response.body[:300])
+                # 303: where the next request must be a GET (to an upstream identity provider).
+                assert response.status_code in (200, 302, 303), (label, response.status_code, response.body[:300])
                 calls.append(dict(probe["calls"]))
                 # The request's own invocation is the last one (an input may have made others).
                 cpu.append(probe["cpu"][-1] - sum(probe["argon2"]))
@@ -141,11 +171,15 @@ def measure(paths: dict, runs: int) -> dict[str, Measured]:
                 sends.append(list(probe["ses"]))
                 kms.append(dict(probe["kms"]))
                 kms_cpu.append(sum(probe["kms_cpu"]))
+                others.append(dict(probe["aws"]))
+                requests.append(len(probe["outbound"]))
+                request_cpu.append(sum(probe["outbound"]))
             warm = slice(1, None) if runs else slice(0, None)
             results[label] = Measured(calls[0], calls[-1], statistics.median(cpu[warm]) * 1000,
                                       statistics.median(hashes[warm]) * 1000, len(sends[-1]),
                                       statistics.median([sum(s) for s in sends[warm]]) * 1000, kms[-1],
-                                      statistics.median(kms_cpu[warm]) * 1000)
+                                      statistics.median(kms_cpu[warm]) * 1000, others[-1], requests[-1],
+                                      statistics.median(request_cpu[warm]) * 1000)
     return results
 
 
@@ -187,10 +221,10 @@ def floor_paths() -> dict:
 
 def measure_requests(runs: int, *, table: str | None = None) -> dict[str, Measured]:
     """The app's paths (bench/scenario.py) and the floor, on a moto server in another process; or,
-    with `table` (a name of TABLES), issue 12's paths (bench/self_service.py) or issue 13's
-    (bench/second_factor.py) alone, on a moto server of their own (a moto server slows down as
-    items pile up: after the OAuth paths' runs a sign-up's transactions outlasted the request's AWS
-    deadline)."""
+    with `table` (a name of TABLES), issue 12's paths (bench/self_service.py), issue 13's
+    (bench/second_factor.py) or issue 15's (bench/federation.py) alone, on a moto server of their
+    own (a moto server slows down as items pile up: after the OAuth paths' runs a sign-up's
+    transactions outlasted the request's AWS deadline)."""
     import importlib
 
     from bench.cold_start import ENV, start_moto, stop
@@ -293,6 +327,32 @@ def print_second_factor(results: dict[str, Measured], runs: int, floor: float, b
               f"{detail}{extra}")
 
 
+def print_federation(results: dict[str, Measured], runs: int, floor: float, bare: float) -> None:
+    """Issue 15's table: no targets. "AWS" counts the calls besides DynamoDB: SQS (the sign-out's one
+    SendMessage, the fan-out's SendMessageBatch), Secrets Manager (the connection's secret, cached),
+    KMS and SES SendEmail; "HTTP" the outbound requests (the upstream's token and userinfo endpoints,
+    the relying party's back-channel URI). Their CPU in this process is inside "CPU ms", as on Lambda;
+    "HTTP ms" shows the outbound requests' apart. "beyond calls": CPU ms minus the DynamoDB, SQS and
+    Secrets Manager calls at the bare call's CPU each, KMS+SES ms and HTTP ms."""
+    print()
+    print(f"issue 15 federation and logout paths (no targets): median handler CPU of {runs} in-process invocations, "
+          f"steady state (connections, secret, upstream discovery and JWKS cached), the CPU of AWS calls and "
+          f"outbound HTTP included")
+    print(f"{'request':52s} {'calls':>5s} {'AWS':>3s} {'HTTP':>4s} {'CPU ms':>7s} {'HTTP ms':>7s} {'x floor':>7s} "
+          f"{'beyond calls':>12s}  by operation")
+    for label, measured in results.items():
+        calls = sum(measured.calls.values())
+        billed = calls + sum(measured.aws.values())
+        others = sum(measured.aws.values()) + sum(measured.kms.values()) + measured.emails
+        detail = {**measured.calls, **measured.kms, **measured.aws}
+        if measured.emails:
+            detail["ses:SendEmail"] = measured.emails
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(detail.items()))
+        beyond = measured.cpu_ms - billed * bare - measured.kms_ms - measured.ses_ms - measured.outbound_ms
+        print(f"{label:52s} {calls:5d} {others:3d} {measured.outbound:4d} {measured.cpu_ms:7.2f} "
+              f"{measured.outbound_ms:7.2f} {measured.cpu_ms / floor:7.1f} {beyond:12.2f}  {detail}")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--table"]:  # the child of table_in_a_child
         import dataclasses
@@ -305,6 +365,7 @@ def main() -> None:
     cold_runs = int(sys.argv[2]) if len(sys.argv) > 2 else 15
     self_service_runs = int(sys.argv[3]) if len(sys.argv) > 3 else 50
     second_factor_runs = int(sys.argv[4]) if len(sys.argv) > 4 else self_service_runs
+    federation_runs = int(sys.argv[5]) if len(sys.argv) > 5 else self_service_runs
     from bench import cold_start
     from bench.scenario import TARGETS
 
@@ -312,6 +373,7 @@ def main() -> None:
     results = measure_requests(runs)
     accounts = table_in_a_child("self_service", self_service_runs) if self_service_runs else {}
     second_factors = table_in_a_child("second_factor", second_factor_runs) if second_factor_runs else {}
+    federated = table_in_a_child("federation", federation_runs) if federation_runs else {}
     floor = results[FLOOR].cpu_ms
     bare = results[BARE_CALL].cpu_ms
     print(f"issue 10 benchmark: warm requests, median handler CPU of {runs} in-process invocations "
@@ -334,6 +396,8 @@ def main() -> None:
         print_self_service(accounts, self_service_runs, floor, bare)
     if second_factors:
         print_second_factor(second_factors, second_factor_runs, floor, bare)
+    if federated:
+        print_federation(federated, federation_runs, floor, bare)
 
     # Cost per MAU from this run's CPU (argon2id included) and the units measured in a child process.
     from bench import cost

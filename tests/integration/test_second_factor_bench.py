@@ -43,9 +43,9 @@ def test_every_second_factor_path_runs_with_its_calls_kms_emails_and_argon2id():
 
 
 def test_make_bench_prints_the_second_factor_table():
-    # One measured run per path, no cold start, no self-service table: request_cpu.py's own loop
-    # against a moto server.
-    out = _run("bench/request_cpu.py", "1", "0", "0", "1", timeout=300)
+    # One measured run per path, no cold start, no self-service or federation table: request_cpu.py's
+    # own loop against a moto server.
+    out = _run("bench/request_cpu.py", "1", "0", "0", "1", "0", timeout=300)
     assert "issue 12 self-service paths" not in out
     table = out.split("issue 13 second-factor paths", 1)[1]
     for label in KMS:
