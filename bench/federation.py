@@ -27,10 +27,9 @@ upstream's discovery document and JWKS (their Cache-Control, clamped to [300 s, 
 sends a day). The measuring loop's first, unmeasured run of each path fills those caches; the table
 counts the requests after it. A cold container adds the Scan to its first sign-in page, a GET of the
 discovery document to its first start, and a GetSecretValue and a GET of the JWKS to its first
-callback. A callback makes two outbound requests once warm: the token endpoint, and userinfo,
-because the presets map every profile claim by name (given_name, family_name and locale too) and
-federation/upstream._with_userinfo asks userinfo whenever the ID token lacks a mapped claim, as the
-fake's does (it carries email, email_verified and name).
+callback. A callback makes one outbound request once warm, to the token endpoint: the fake's ID token
+carries email and email_verified, so userinfo is not asked (federation/upstream._with_userinfo asks it
+only for a missing email or an operator's own claim mapping).
 
 Inputs, made outside the measurement: each callback row gets a fresh browser that went to the
 upstream (through /authorize?idp_hint=, which skips our sign-in page) and came back with a code:

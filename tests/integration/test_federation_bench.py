@@ -40,11 +40,12 @@ AWS = {label: {} for label in DYNAMODB} | {
     "deliver_logout (session message: fan-out)": {"sqs:SendMessageBatch": 1},
 }
 
-#: Outbound HTTP requests per path: the upstream's token and userinfo endpoints on a callback
-#: (discovery and JWKS cached), the relying party's back-channel URI on a delivery, nothing else.
+#: Outbound HTTP requests per path: the upstream's token endpoint on a callback (discovery and JWKS
+#: cached; userinfo not needed: the ID token carries the email), the relying party's back-channel URI
+#: on a delivery, nothing else.
 OUTBOUND = {label: 0 for label in DYNAMODB} | {
-    "GET /federation/callback (returning linked user)": 2, "GET /federation/callback (just-in-time account)": 2,
-    "GET /federation/callback (automatic link)": 2, "GET /federation/callback (linked user with TOTP)": 2,
+    "GET /federation/callback (returning linked user)": 1, "GET /federation/callback (just-in-time account)": 1,
+    "GET /federation/callback (automatic link)": 1, "GET /federation/callback (linked user with TOTP)": 1,
     "deliver_logout (delivery: logout token POST)": 1,
 }
 
