@@ -117,6 +117,9 @@ def _home_realm(client, params, pending, session) -> Response | None:
 
 # Sign-in ------------------------------------------------------------------------------------------
 
+#: Notices the sign-in page shows when sent back with ?notice=<name> (the user cancelled at an upstream).
+LOGIN_NOTICES = {"upstream_cancelled": messages.FEDERATION_CANCELLED}
+
 #: The CSRF purpose of the sign-in form, and the purpose its passkey challenges are bound to.
 LOGIN_PURPOSE = "login"
 
@@ -170,8 +173,12 @@ def login():
     s = settings()
     browser_value, cookies = hosted.browser_cookie(bp.current_request)
     if request.method == "GET":
-        pending = hosted.pending_request(query_params(request).get("request_id"))
-        return _login_page(pending, browser_value, cookies) if pending else hosted.expired()
+        query = query_params(request)
+        pending = hosted.pending_request(query.get("request_id"))
+        if pending is None:
+            return hosted.expired()
+        # A fixed notice the page may be sent back with (never text from the URL itself).
+        return _login_page(pending, browser_value, cookies, message=LOGIN_NOTICES.get(query.get("notice", "")))
 
     form = form_params(request)
     if not hosted.trusted_post(bp.current_request, browser_value, LOGIN_PURPOSE, form):

@@ -143,17 +143,13 @@ def _upstream_failed(exc: UpstreamFailed, state, cookies) -> Response:
     """The upstream's refusal on our page: the user's cancelling (access_denied) back to the
     sign-in page of the request, anything else the error page. The upstream's words are logged
     (shortened), never shown."""
-    from .authorize import _login_page
 
     upstream_error = exc.upstream_error if isinstance(exc, UpstreamRefused) else None
     log.info("upstream sign-in failed", extra={"reason": exc.reason, "upstream_error": (upstream_error or "")[:100],
                                                "detail": str(getattr(exc, "detail", ""))[:200]})
     if upstream_error == "access_denied" and state.request_id:
-        pending = hosted.pending_request(state.request_id)
-        if pending is not None:
-            browser_value, browser_cookies = hosted.browser_cookie(bp.current_request)
-            return _login_page(pending, browser_value, [*cookies, *browser_cookies],
-                               message=messages.FEDERATION_CANCELLED)
+        # Back to the request's sign-in page at its own URL (a reload there works), with the notice.
+        return hosted.redirect(hosted.page_url("/login", state.request_id) + "&notice=upstream_cancelled", cookies)
     if state.link_sub and upstream_error == "access_denied":
         return hosted.redirect(f"{hosted.base()}/account", cookies)
     # upstream.py's fixed words for what went wrong (refused there, or an answer we could not accept).

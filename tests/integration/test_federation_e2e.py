@@ -267,7 +267,7 @@ def test_cancelling_at_the_upstream_returns_to_our_sign_in_page_with_a_message(f
     assert query_of(callback)["error"] == "access_denied"
     back = browser.follow(browser.get(callback))
 
-    # The sign-in page of the same request, shown in answer to the callback.
+    # The sign-in page of the same request, at its own URL, with the notice.
     assert back.status_code == 200 and back.url.startswith(fed.downstream.base_url)
     assert "Signing in with the other provider was cancelled. Choose how to sign in." in back.text
     assert f"Sign in with {CONNECTION_NAME}" in back.text

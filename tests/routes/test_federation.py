@@ -215,10 +215,16 @@ def test_the_users_cancelling_at_the_upstream_returns_to_the_sign_in_page(http, 
     state = start(browser, public_client.client_id)
     response = browser.get("/federation/callback?" + urlencode(
         {"state": state, "error": "access_denied", "error_description": "<b>Call +1 555 0100</b>"}))
-    assert response.status_code == 200 and b"was cancelled" in response.body
-    assert b"555" not in response.body and b"<b>" not in response.body
-    # The request is still pending: a password sign-in can finish it.
-    assert hidden(response.body, "request_id")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?request_id=")
+    page = browser.get(response.headers["Location"])
+    assert page.status_code == 200 and b"was cancelled" in page.body
+    assert b"555" not in page.body and b"<b>" not in page.body
+    # The request is still pending: a password sign-in can finish it, and a reload shows the same page.
+    assert hidden(page.body, "request_id")
+    assert browser.get(response.headers["Location"]).status_code == 200
+    # The notice comes from a fixed list: anything else in the URL shows nothing.
+    other = browser.get(response.headers["Location"].replace("upstream_cancelled", "<b>evil</b>"))
+    assert other.status_code == 200 and b"evil" not in other.body and b"was cancelled" not in other.body
 
 
 def test_another_upstream_error_is_shown_on_our_page_never_redirected(http, upstream, public_client):
