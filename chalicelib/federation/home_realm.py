@@ -21,18 +21,26 @@ if TYPE_CHECKING:
     from .connections import Connection
 
 
+def allows(allowed: Iterable[str], connection_id: str | None) -> bool:
+    """The one rule of a client's `connections` restriction (connection ids and PASSWORD; empty:
+    every way in): may its users come in through `connection_id` (None: our own sign-in, password
+    or passkey)? The pending request keeps a copy of the list (oauth/authorization.way_in_allowed)."""
+    allowed = set(allowed or ())
+    return not allowed or (connection_id or PASSWORD) in allowed
+
+
 def connections_for(client: Client | None, connections: Iterable[Connection]) -> list[Connection]:
     """The enabled connections this client offers, in the given order: all of them when its
     `connections` is empty (or there is no client: the account page's own sign-in), else those it
     names."""
-    allowed = set(client.connections) if client is not None and client.connections else None
-    return [c for c in connections if c.enabled and (allowed is None or c.connection_id in allowed)]
+    allowed = client.connections if client is not None else ()
+    return [c for c in connections if c.enabled and allows(allowed, c.connection_id)]
 
 
 def password_allowed(client: Client | None) -> bool:
     """Whether the client's users may sign in with a password here: unless its `connections` names
     only upstream providers."""
-    return client is None or not client.connections or PASSWORD in client.connections
+    return allows(client.connections if client is not None else (), None)
 
 
 def email_domain(email: str | None) -> str | None:

@@ -311,8 +311,9 @@ def way_in_allowed(request: PendingRequest, connection_id: str | None) -> bool:
     """A client restricted to some connections (its `connections`, federation/home_realm.py) takes
     only sessions signed in through one of them, or through our own sign-in when "password" is
     among them: an SSO session from elsewhere must not slip past the restriction."""
-    allowed = request.client_connections
-    return not allowed or (connection_id or "password") in allowed
+    from ..federation.home_realm import allows
+
+    return allows(request.client_connections, connection_id)
 
 
 def authentication(request: PendingRequest, session, settings: Settings) -> acr.Outcome:
