@@ -45,7 +45,8 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     # one-time email links: written when sent, read by the page a GET shows, consumed by one
     # conditional update (and put back by one when what they were for fails)
     "links": (GET, PUT, UPDATE),
-    # the deny list of revoked client_credentials tokens
+    # the deny list of revoked client_credentials tokens; JWTs used once (client assertions,
+    # ID-JAGs): one conditional put each
     "revoked_tokens": (GET, PUT),
     # sessions and known devices (read with the user in one batch at POST /login); half-done
     # sign-ins (read with their user and factor in one batch, deleted by the transaction that

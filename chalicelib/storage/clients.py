@@ -54,6 +54,11 @@ class Client:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    #: private_key_jwt (RFC 7523 §2.2): its public keys, a JWK Set as JSON text, or where to fetch it.
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    #: JSON text of its exchange policies (chalicelib/oauth/exchange_policy.py parses and checks them).
+    exchange_policies: str | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(Client))

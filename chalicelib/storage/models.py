@@ -84,6 +84,15 @@ class ClientModel(Model):
     #: every one must carry `sid`.
     backchannel_logout_uri = UnicodeAttribute(null=True)
     backchannel_logout_session_required = BooleanAttribute(default=False)
+    #: RFC 7591 §2 / RFC 7523 §2.2: the public keys of a private_key_jwt client, by value (a JWK Set
+    #: as JSON text, public parts only) or by reference (fetched through chalicelib/outbound.py).
+    jwks = UnicodeAttribute(null=True)
+    jwks_uri = UnicodeAttribute(null=True)
+    #: An operator's rules (`./idp-admin exchange-policies`, never RFC 7591 metadata): which tokens
+    #: this client may exchange for which (RFC 8693, ID-JAG), as JSON text
+    #: (chalicelib/oauth/exchange_policy.py). Kept on the client item: read with the client, which the
+    #: token endpoint already has cached, so a policy costs no DynamoDB call.
+    exchange_policies = UnicodeAttribute(null=True)
 
 
 class UserModel(Model):
@@ -479,6 +488,19 @@ class RevokedTokenModel(Model):
     expires_at = NumberAttribute()
 
 
+class UsedJtiModel(Model):
+    """A JWT that may be used once (a client assertion, RFC 7523 §3 item 7; an ID-JAG; a DPoP proof),
+    seen: key "used#<kind>#<SHA-256 of issuer and jti>" in the revoked_tokens table (both are "jtis
+    we know about"), kept until the JWT expires. `claim` is a random id of the request that wrote
+    it, so botocore resending a PutItem whose answer was lost finds its own item, not a replay
+    (chalicelib/storage/used_jtis.py)."""
+
+    Meta = _meta("revoked_tokens", ttl="expires_at")
+    jti = UnicodeAttribute(hash_key=True)
+    claim = UnicodeAttribute()
+    expires_at = NumberAttribute()
+
+
 class SigningKeyModel(Model):
     """Metadata of a signing key; the private part lives in Secrets Manager or KMS (`key_ref`).
 
@@ -628,7 +650,7 @@ ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, Authorizati
               ClientDocumentModel, SigningKeyModel,
               KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel, SignInStepModel,
               UsedChallengeModel, FactorModel, IdentityClaimModel, FederationStateModel, PendingLinkModel,
-              ConnectionModel)
+              ConnectionModel, UsedJtiModel)
 
 
 @functools.lru_cache(maxsize=1)

@@ -39,6 +39,7 @@ INTERFACE = {
     "chalicelib.storage.authorization_requests": ("store", "load", "finish"),
     "chalicelib.storage.consents": ("remember",),
     "chalicelib.storage.revoked_tokens": ("deny", "is_denied"),
+    "chalicelib.storage.used_jtis": ("use",),
     "chalicelib.storage.users": ("get_user",),
     "chalicelib.storage.resources": ("get_resource", "get_resource_cached"),
     "chalicelib.storage.connections": ("get_connection", "enabled_connections"),
@@ -74,6 +75,7 @@ class MemoryStorage:
     consents: dict = field(default_factory=dict)  # "<sub>#<client_id>" -> set of "<scope> <audience>" pairs
     authorization_requests: dict = field(default_factory=dict)  # request_id -> PendingRequest
     revoked_tokens: dict = field(default_factory=dict)  # jti -> expires_at
+    used_jtis: dict = field(default_factory=dict)  # used_jtis.key(...) -> expires_at
     throttles: dict = field(default_factory=dict)  # key -> failures
     resources: dict = field(default_factory=dict)  # uri -> storage.resources.Resource
     connections: dict = field(default_factory=dict)  # connection_id -> federation.connections.Connection
@@ -326,6 +328,17 @@ class MemoryStorage:
     def revoked_tokens_is_denied(self, jti):
         # Like the table: kept until its TTL deletes it, whenever that is.
         return jti in self.revoked_tokens
+
+    # chalicelib.storage.used_jtis ------------------------------------------------------------------
+
+    def used_jtis_use(self, kind, issuer, jti, expires_at):
+        from chalicelib.storage.used_jtis import key
+
+        name = key(kind, issuer, jti)
+        if name in self.used_jtis:
+            return False
+        self.used_jtis[name] = int(expires_at)
+        return True
 
     # chalicelib.storage.users, chalicelib.storage.resources (reads the core makes alongside) -------
 

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.hashing import sha256_hex
 from chalicelib.log import now
-from chalicelib.storage import authorization_requests, codes, consents, grants, revoked_tokens, sessions
+from chalicelib.storage import authorization_requests, codes, consents, grants, revoked_tokens, sessions, used_jtis
 from chalicelib.storage.authorization_requests import PendingRequest
 from chalicelib.storage.codes import Code, NotIssued, Refused
 from chalicelib.storage.grants import Grant, consumed_mark
@@ -317,6 +317,16 @@ def test_a_grant_and_its_user_together_and_the_deny_list(same_on_both):
     trace = same_on_both(scenario)
     assert trace[0].grant_id == "grant-1" and trace[1][0] == SUB and trace[2:] == [None, SUB, True, False]
     assert trace[0].scopes == () and trace[0].token_hash is None, "only the access state is read"
+
+
+def test_a_jwt_is_used_once_per_kind_and_issuer(same_on_both):
+    def scenario(seed, at):
+        return [used_jtis.use("client_assertion", "client-a", "jti-1", at + 60),
+                used_jtis.use("client_assertion", "client-a", "jti-1", at + 60),
+                used_jtis.use("client_assertion", "client-b", "jti-1", at + 60),
+                used_jtis.use("id_jag", "client-a", "jti-1", at + 60)]
+
+    assert same_on_both(scenario) == [True, False, True, True], "a replay is refused; other issuers and kinds are not"
 
 
 def test_the_access_state_of_a_grant_reads_its_status_lifetime_client_and_revoked_jtis(same_on_both):
