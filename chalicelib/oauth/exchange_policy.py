@@ -21,6 +21,8 @@ import functools
 import json
 from dataclasses import asdict, dataclass, field
 
+from .. import caches
+
 KINDS = ("access_token", "id_jag")
 
 
@@ -57,6 +59,9 @@ def parse(text: str | None) -> tuple[ExchangePolicy, ...]:
         return ()
     return tuple(ExchangePolicy(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
                  for item in json.loads(text))
+
+
+caches.register("exchange_policy.parse", parse.cache_clear, kind="memo")
 
 
 def of(client, kind: str) -> tuple[ExchangePolicy, ...]:
