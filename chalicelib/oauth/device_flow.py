@@ -44,9 +44,10 @@ def display(user_code: str) -> str:
 
 
 def normalise(typed: str | None) -> str | None:
-    """The user code a person typed, or None when it cannot be one: upper-cased, dashes and
+    """The user code a person typed, or None when it cannot be one: ASCII, upper-cased, dashes and
     whitespace dropped, then exactly 8 letters of the alphabet."""
-    if not typed or len(typed) > MAX_INPUT_LENGTH:
+    # ASCII first: upper() maps "ß" to "SS", so "ßßßß" would read as a code.
+    if not typed or len(typed) > MAX_INPUT_LENGTH or not typed.isascii():
         return None
     code = "".join(c for c in typed if c != "-" and not c.isspace()).upper()
     if len(code) != USER_CODE_LENGTH or any(c not in ALPHABET for c in code):
