@@ -151,8 +151,9 @@ def check_grant_types(client_type: str, grants, *, supported: tuple[str, ...]) -
         raise InvalidClientMetadata("public clients cannot use the client_credentials grant")
     # Refresh tokens come only from a grant with a user: the code flow or the device flow (RFC 8628
     # §3.5 allows them), never client_credentials (RFC 6749 §4.4.3).
-    if "refresh_token" in grants and "authorization_code" not in grants and DEVICE_CODE not in grants:
-        raise InvalidClientMetadata("the refresh_token grant requires the authorization_code or device_code grant")
+    with_user = [g for g in ("authorization_code", DEVICE_CODE) if g in supported]
+    if "refresh_token" in grants and not any(g in grants for g in with_user):
+        raise InvalidClientMetadata(f"the refresh_token grant requires the {' or '.join(with_user)} grant")
     return grants
 
 
