@@ -344,3 +344,36 @@ def test_a_signed_out_approval_goes_to_sign_in(http, device_client, alice):
     response = browser.post("/device/consent", {"csrf_token": hidden(consent.body, "csrf_token"),
                                                 "user_code": body["user_code"], "decision": "allow"})
     assert response.status_code == 403, "the token was bound to the cookie that is gone"
+
+
+def test_dynamodb_calls_of_each_device_path(http, device_client, alice, clock, api_role_allows_every_dynamodb_call):
+    """Warm containers: /device_authorization one PutItem; a poll one UpdateItem (slow_down two); the
+    redemption two (the claim, the grant's family), as a code's; the page's lookup and decision four."""
+    calls = api_role_allows_every_dynamodb_call
+
+    def operations(send):
+        del calls[:]
+        response = send()
+        return response, [c["operation"] for c in calls]
+
+    warm = started(http, device_client.client_id)  # warms the client cache, and its poll the key ring's
+    poll(http, device_client.client_id, warm["device_code"])
+    body, ops = operations(lambda: start(http, device_client.client_id))
+    assert ops == ["PutItem"]
+    body = json.loads(body.body)
+    _, ops = operations(lambda: poll(http, device_client.client_id, body["device_code"]))
+    assert ops == ["UpdateItem"]
+    _, ops = operations(lambda: poll(http, device_client.client_id, body["device_code"]))
+    assert ops == ["UpdateItem", "UpdateItem"]
+
+    browser = signed_in(http)
+    page = browser.get("/device")
+    consent, ops = operations(lambda: browser.post("/device", {"csrf_token": hidden(page.body, "csrf_token"),
+                                                               "user_code": body["user_code"]}))
+    assert ops == ["GetItem", "GetItem", "TransactWriteItems", "GetItem"]  # session, user, counters, authorization
+    done, ops = operations(lambda: browser.post("/device/consent", {
+        "csrf_token": hidden(consent.body, "csrf_token"), "user_code": body["user_code"], "decision": "allow"}))
+    assert done.status_code == 200 and ops == ["GetItem", "GetItem", "GetItem", "TransactWriteItems"]
+
+    tokens, ops = operations(lambda: poll(http, device_client.client_id, body["device_code"], clock))
+    assert tokens.status_code == 200 and ops == ["UpdateItem", "UpdateItem"]
