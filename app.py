@@ -1,7 +1,7 @@
 """The IdP's Chalice app: build it, register the blueprints, prepare the container (chalicelib/runtime.py)."""
 from chalicelib import runtime
 from chalicelib.blueprints import (
-    account, authorize, fallback, federation, logout_delivery, mfa, recovery, registration, rotation, signup, token,
+    account, authorize, device, fallback, federation, logout_delivery, mfa, recovery, registration, rotation, signup, token,
     userinfo, wellknown,
 )
 from chalicelib.front_door import FrontDoorChalice
@@ -17,6 +17,7 @@ app.register_blueprint(signup.bp)
 app.register_blueprint(recovery.bp)
 app.register_blueprint(account.bp)
 app.register_blueprint(mfa.bp)
+app.register_blueprint(device.bp)
 app.register_blueprint(federation.bp)
 app.register_blueprint(token.bp)
 app.register_blueprint(userinfo.bp)

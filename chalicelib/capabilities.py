@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import re
 
-#: RFC 6749 §4.1, §6, §4.4: every grant the token endpoint dispatches (chalicelib/grants.HANDLERS).
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+#: RFC 8628 §3.4: the device authorization grant's grant_type.
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+#: RFC 6749 §4.1, §6, §4.4, RFC 8628 §3.4: every grant the token endpoint dispatches (chalicelib/grants.HANDLERS).
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
 #: The grants a client nobody vetted (RFC 7591 registration, a client ID metadata document) may use:
-#: client_credentials would let a stranger mint tokens with no user involved.
+#: client_credentials would let a stranger mint tokens with no user involved. The device grant is not
+#: offered either: it is the grant remote phishing abuses (RFC 8628 §5.4, a stranger's code relayed to
+#: a victim), and there the client's name on the consent page is all the user goes by; an
+#: administrator vouches for that name.
 SELF_REGISTERED_GRANT_TYPES = ("authorization_code", "refresh_token")
 #: RFC 7591 §2.1: "code" goes with authorization_code, and is the only response type (OAuth 2.1 drops
 #: the implicit grant).

@@ -124,6 +124,15 @@ class Settings:
     key_cache_seconds: int = setting("KEY_CACHE_SECONDS", 60, parse=_int)
     #: Authorization code lifetime in seconds (RFC 6749 §4.1.2 recommends <= 600).
     code_ttl: int = setting("CODE_TTL", 60, parse=_int)
+    #: Device authorization lifetime in seconds (RFC 8628 §3.2 `expires_in`): the user has this long
+    #: to enter the code and approve.
+    device_code_ttl: int = setting("DEVICE_CODE_TTL", 600, parse=_int)
+    #: Seconds a device waits between polls (RFC 8628 §3.2 `interval`, default 5); each slow_down adds 5.
+    device_poll_interval: int = setting("DEVICE_POLL_INTERVAL", 5, parse=_int)
+    #: User codes one browser session, and one client IP (an IPv6 client: its /64), may submit on the
+    #: /device page per LOGIN_THROTTLE_WINDOW; past it 429. Against 20^8 codes a few thousand live
+    #: ones leave a guess at about one in ten million.
+    device_user_code_attempts: int = setting("DEVICE_USER_CODE_ATTEMPTS", 10, parse=_int)
     #: Access token lifetime in seconds; short because JWTs are not looked up.
     access_token_ttl: int = setting("ACCESS_TOKEN_TTL", 600, parse=_int)
     #: ID token lifetime in seconds.

@@ -21,6 +21,8 @@ def metadata(settings: Settings) -> dict:
         "userinfo_endpoint": f"{issuer}/userinfo",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
+        # RFC 8628 §4: the device authorization grant (grant_types_supported lists its grant type).
+        "device_authorization_endpoint": f"{issuer}/device_authorization",
         "jwks_uri": f"{issuer}/jwks",
         # Scopes with meaning here (OIDC Core §5.4); clients may be registered with their own API scopes too.
         "scopes_supported": list(can.IDENTITY_SCOPES),

@@ -103,6 +103,33 @@ class InvalidTarget(OAuthError):
     error = "invalid_target"
 
 
+# RFC 8628 §3.5: the device access token response's errors (400, as every token endpoint error) ----
+
+class AuthorizationPending(OAuthError):
+    """The user has not yet approved or denied: poll again after the interval."""
+
+    error = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    """Still pending, and polled too early: the interval grew by 5 seconds."""
+
+    error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    """The device code expired: start over with a new device authorization request."""
+
+    error = "expired_token"
+
+
+class DeviceAccessDenied(AccessDenied):
+    """The user denied the device; at the token endpoint a 400 like every RFC 6749 §5.2 error
+    (AccessDenied's 403 is for pages)."""
+
+    status = 400
+
+
 # OIDC Core §3.1.2.6: authorization errors; OIDC Core §6.1/§6.2 request objects ------------------------
 
 class LoginRequired(OAuthError):

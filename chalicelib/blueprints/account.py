@@ -84,7 +84,27 @@ def _login_page(browser_value, cookies, *, status=200, message=None, notice=None
 
     return hosted.page("account_login.html", status, cookies=cookies, message=message, notice=notice,
                        csrf_token=sessions.csrf_token(browser_value, LOGIN_PURPOSE), username=username,
-                       passkey_options=_passkey_options(browser_value, LOGIN_PURPOSE))
+                       passkey_options=_passkey_options(browser_value, LOGIN_PURPOSE),
+                       login_action=f"{hosted.base()}/account/login{_continuing(bp.current_request)[0]}")
+
+
+def _continuing(request) -> tuple[str, str]:
+    """(the query that keeps a continuation on the sign-in form's action, where a sign-in goes).
+
+    The device page (/device, RFC 8628 §3.3) signs people in here and continues with the code they
+    came with: `?continue=device&user_code=...`. Only that fixed page is a continuation, never an
+    address from the request (no open redirect), and the code is carried only once normalised."""
+    from urllib.parse import urlencode
+
+    from ..oauth import device_flow
+
+    query = query_params(request)
+    if query.get("continue") != "device":
+        return "", f"{hosted.base()}/account"
+    code = device_flow.normalise(query.get("user_code"))
+    carried = {"user_code": device_flow.display(code)} if code else {}
+    device = f"{hosted.base()}/device" + (f"?{urlencode(carried)}" if carried else "")
+    return f"?{urlencode({'continue': 'device', **carried})}", device
 
 
 @hosted.page_route(bp, "/account/login", ["GET", "POST"], content_types=FORM_OR_NONE)
@@ -117,7 +137,7 @@ def account_login():
     signed_in = login_core.finish(s, attempt, user)
     if isinstance(signed_in, login_core.SecondStep):  # the user has a second factor: /mfa asks for it
         return hosted.redirect(f"{hosted.base()}/mfa", [login_core.step_cookie_header(s, signed_in.cookie)])
-    return hosted.redirect(f"{hosted.base()}/account", [
+    return hosted.redirect(_continuing(request)[1], [
         sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
         login_core.device_cookie_header(s, signed_in.device_cookie)])
 
@@ -137,7 +157,7 @@ def _passkey_login(form, browser_value, cookies):
     except PasskeyRefused as exc:
         log.info("passkey sign-in refused", extra={"reason": exc.reason})
         return _login_page(browser_value, cookies, status=401, message=messages.PASSKEY_SIGN_IN_FAILED)
-    return hosted.redirect(f"{hosted.base()}/account", [
+    return hosted.redirect(_continuing(bp.current_request)[1], [
         sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
         login_core.device_cookie_header(s, signed_in.device_cookie)])
 

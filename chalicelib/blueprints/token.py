@@ -41,6 +41,15 @@ def token():
     return json_response(handler(form, client, settings()))
 
 
+@route(bp, "/device_authorization", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
+def device_authorization():
+    """RFC 8628 §3.1: the client authenticates as at /token (a public client names its client_id)."""
+    from ..oauth import device_authorization as device
+
+    form, client, _method = _authenticated_form()
+    return json_response(device.start(form, client, settings()))
+
+
 @route(bp, "/revoke", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
 def revoke():
     """RFC 7009: 200 with an empty body whether or not the token was known."""

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ..capabilities import (
     CONFIDENTIAL_AUTH_METHODS,
+    DEVICE_CODE,
     GRANT_TYPES,
     LOOPBACK_HOSTS,
     RESPONSE_TYPES,
@@ -148,9 +149,11 @@ def check_grant_types(client_type: str, grants, *, supported: tuple[str, ...]) -
     # RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential clients."
     if client_type == "public" and "client_credentials" in grants:
         raise InvalidClientMetadata("public clients cannot use the client_credentials grant")
-    # Refresh tokens come only from the code flow (RFC 6749 §4.4.3: not with client_credentials).
-    if "refresh_token" in grants and "authorization_code" not in grants:
-        raise InvalidClientMetadata("the refresh_token grant requires the authorization_code grant")
+    # Refresh tokens come only from a grant with a user: the code flow or the device flow (RFC 8628
+    # §3.5 allows them), never client_credentials (RFC 6749 §4.4.3).
+    with_user = [g for g in ("authorization_code", DEVICE_CODE) if g in supported]
+    if "refresh_token" in grants and not any(g in grants for g in with_user):
+        raise InvalidClientMetadata(f"the refresh_token grant requires the {' or '.join(with_user)} grant")
     return grants
 
 

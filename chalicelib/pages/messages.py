@@ -91,6 +91,10 @@ WRONG_CREDENTIALS = N_("Incorrect email or password.")
 #: The verification page opened in another browser: the account's password did not match.
 VERIFY_WRONG_PASSWORD = N_("That is not the password of this account.")
 TOO_MANY_ATTEMPTS = N_("Too many attempts. Wait a few minutes and try again.")
+#: The device page (device.html, chalicelib/blueprints/device.py).
+DEVICE_CODE_MALFORMED = N_("Enter the 8 letters your device shows, like BCDF-GHJK.")
+DEVICE_CODE_UNKNOWN = N_("That code is not valid, has expired or was already used. Check the code on your device, "
+                         "or start again there.")
 #: The second step of a sign-in (mfa.html).
 WRONG_CODE = N_("That code is not right, or it was already used. Try the newest code.")
 PASSKEY_FAILED = N_("That passkey could not be used. Try again, or use another way to verify.")

@@ -31,7 +31,9 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     # dynamic registration (RFC 7591) and its management (RFC 7592) write clients; the account
     # page reads the names of a user's apps in one batch with their consents
     "clients": (GET, BATCH_GET, PUT, UPDATE, DELETE),
-    # issued inside the /authorize transaction, consumed by one conditional update
+    # issued inside the /authorize transaction, consumed by one conditional update; device
+    # authorizations (RFC 8628): put, read by the /device page, approved inside a transaction, polled
+    # by conditional updates
     "codes": (GET, PUT, UPDATE),
     # remembered with an ADD, checked inside the transaction that issues a code; the account page
     # reads a user's list of them (one item) and the consents it names, and deletes them
@@ -50,8 +52,9 @@ API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "revoked_tokens": (GET, PUT),
     # sessions and known devices (read with the user in one batch at POST /login); half-done
     # sign-ins (read with their user and factor in one batch, deleted by the transaction that
-    # completes them); used WebAuthn challenges (put in that transaction)
-    "sessions": (GET, BATCH_GET, PUT, UPDATE, DELETE),
+    # completes them); used WebAuthn challenges (put in that transaction); checked live inside the
+    # transaction that approves a device authorization
+    "sessions": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
     # second factors and passkeys: read alone or in a batch with the sign-in they complete, a
     # user's all by Query (the account page); added, used (conditional updates inside the sign-in
     # transaction) and removed in transactions with the user item

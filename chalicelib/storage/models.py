@@ -438,6 +438,37 @@ class AuthorizationCodeModel(Model):
     redemption = UnicodeAttribute(null=True)
 
 
+class DeviceAuthorizationModel(Model):
+    """A device authorization (RFC 8628 §3.1-§3.5) in the codes table, key "device#<SHA-256 of the
+    user code>" (chalicelib/storage/device_codes.py): the request, its polling state, and once the
+    user approved, everything the token response needs. The device code's secret is kept as its
+    SHA-256 only."""
+
+    Meta = _meta("codes", ttl="expires_at")
+    code_hash = UnicodeAttribute(hash_key=True)
+    secret_hash = UnicodeAttribute()
+    client_id = UnicodeAttribute()
+    scopes = _strings(default=list)
+    resources = _strings(default=list)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    #: Seconds a poll must wait after the previous one (RFC 8628 §3.5: grows by 5 with each slow_down),
+    #: and when the next poll may come.
+    interval = NumberAttribute()
+    next_poll_at = NumberAttribute()
+    status = UnicodeAttribute(default="pending")  # "pending" | "approved" | "denied"
+    #: "-" until approved; then absent until the first poll after approval sets it to that poll's
+    #: random id, which redeems the authorization for that poll alone (storage/device_codes.poll).
+    claim = UnicodeAttribute(null=True)
+    # Set on approval, as on an authorization code:
+    sub = UnicodeAttribute(null=True)
+    grant_id = UnicodeAttribute(null=True)
+    auth_time = NumberAttribute(null=True)
+    user_claims = UnicodeAttribute(null=True)
+    amr = _strings(null=True)
+    acr = UnicodeAttribute(null=True)
+
+
 class ResourceModel(Model):
     """A protected resource (RFC 8707 resource indicator) clients may ask tokens for."""
 
@@ -650,7 +681,7 @@ ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, Authorizati
               ClientDocumentModel, SigningKeyModel,
               KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel, SignInStepModel,
               UsedChallengeModel, FactorModel, IdentityClaimModel, FederationStateModel, PendingLinkModel,
-              ConnectionModel, UsedJtiModel)
+              ConnectionModel, UsedJtiModel, DeviceAuthorizationModel)
 
 
 @functools.lru_cache(maxsize=1)

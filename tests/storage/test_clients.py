@@ -50,10 +50,11 @@ REJECTED = [
     ({"client_type": "public", "grant_types": ["authorization_code", "client_credentials"]},
      "public clients cannot use the client_credentials grant"),
     ({"grant_types": ["password"]},
-     "unsupported grant type 'password'; supported: authorization_code, refresh_token, client_credentials"),
+     "unsupported grant type 'password'; supported: authorization_code, refresh_token, client_credentials, "
+     "urn:ietf:params:oauth:grant-type:device_code"),
     ({"grant_types": []}, "at least one grant type is required"),
     ({"grant_types": ["client_credentials", "refresh_token"]},
-     "the refresh_token grant requires the authorization_code grant"),
+     "the refresh_token grant requires the authorization_code or urn:ietf:params:oauth:grant-type:device_code grant"),
     ({"scopes": ["openid", "a b"]}, "invalid scope 'a b': not an RFC 6749 §3.3 scope-token"),
     ({"scopes": ['say"hi']}, "invalid scope 'say?hi': not an RFC 6749 §3.3 scope-token"),
     ({"scopes": ["back\\slash"]}, "invalid scope 'back?slash': not an RFC 6749 §3.3 scope-token"),
