@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 
-#: RFC 6749 §4.1, §6, §4.4: every grant the token endpoint dispatches (chalicelib/grants.HANDLERS).
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+#: RFC 8693 §2.1: token exchange (chalicelib/grants/token_exchange.py).
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+#: RFC 6749 §4.1, §6, §4.4, RFC 8693: every grant the token endpoint dispatches (chalicelib/grants.HANDLERS).
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
 #: The grants a client nobody vetted (RFC 7591 registration, a client ID metadata document) may use:
 #: client_credentials would let a stranger mint tokens with no user involved.
 SELF_REGISTERED_GRANT_TYPES = ("authorization_code", "refresh_token")
