@@ -665,7 +665,7 @@ def _exchange_policy(args, client):
     import secrets
     from urllib.parse import urlsplit
 
-    from chalicelib.capabilities import SCOPE_TOKEN, TOKEN_EXCHANGE
+    from chalicelib.capabilities import LOOPBACK_HOSTS, SCOPE_TOKEN, TOKEN_EXCHANGE
     from chalicelib.oauth.delegation import MAX_DEPTH
     from chalicelib.oauth.exchange_policy import ExchangePolicy
     from chalicelib.storage.resources import get_resource
@@ -699,8 +699,10 @@ def _exchange_policy(args, client):
     if not args.audience or not args.downstream_client_id:
         raise BadInput("--kind id_jag needs --audience (the downstream issuer) and --downstream-client-id")
     parts = urlsplit(args.audience)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
-        raise BadInput("--audience must be the downstream authorization server's issuer URL")
+    # An issuer is an https URL without query or fragment (RFC 8414 §2); http only on this machine.
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    if not secure or not parts.netloc or parts.query or parts.fragment:
+        raise BadInput("--audience must be the downstream authorization server's issuer (an https URL)")
     return ExchangePolicy(policy_id=policy_id, kind="id_jag", resources=resources, scopes=scopes,
                           audience=args.audience, downstream_client_id=args.downstream_client_id)
 
