@@ -11,8 +11,11 @@ import re
 
 #: RFC 8628 §3.4: the device authorization grant's grant_type.
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
-#: RFC 6749 §4.1, §6, §4.4, RFC 8628 §3.4: every grant the token endpoint dispatches (chalicelib/grants.HANDLERS).
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
+#: RFC 8693 §2.1: token exchange (chalicelib/grants/token_exchange.py).
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+#: RFC 6749 §4.1, §6, §4.4, RFC 8628 §3.4, RFC 8693: every grant the token endpoint dispatches
+#: (chalicelib/grants.HANDLERS).
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE, TOKEN_EXCHANGE)
 #: The grants a client nobody vetted (RFC 7591 registration, a client ID metadata document) may use:
 #: client_credentials would let a stranger mint tokens with no user involved. The device grant is not
 #: offered either: it is the grant remote phishing abuses (RFC 8628 §5.4, a stranger's code relayed to

@@ -123,6 +123,32 @@ def require_authentication(claims: dict, *, required_acr=(), max_age: int | None
             acr_values=" ".join(required_acr) or None, max_age=max_age)
 
 
+#: The most actors a delegation chain may name: a token nesting deeper is refused rather than walked.
+MAX_ACTOR_CHAIN = 10
+
+
+def actor_chain(claims: dict) -> list[dict]:
+    """RFC 8693 §4.1: who acts for the token's `sub`, current actor first, then each prior one (an
+    `act` nested inside another names the actor before it). Each entry is that actor's identity
+    claims (`sub`, and `iss` or `client_id` when given) without the nested chain; [] when nobody
+    acts (the subject itself is calling). Only the current actor is for access decisions (§4.1:
+    prior actors are "informational only"); the rest is for audit. A malformed `act` (not an
+    object, no `sub`, more than MAX_ACTOR_CHAIN deep) raises InvalidToken: a chain that cannot be
+    read cannot be audited either.
+
+        claims = verifier.authenticate(request.headers.get("Authorization"))
+        chain = actor_chain(claims)     # [{"sub": "agent-client-id"}, ...]
+    """
+    chain = []
+    act = claims.get("act")
+    while act is not None:
+        if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or len(chain) == MAX_ACTOR_CHAIN:
+            raise InvalidToken("the token's delegation chain (act) is malformed")
+        chain.append({k: v for k, v in act.items() if k != "act"})
+        act = act.get("act")
+    return chain
+
+
 WELL_KNOWN_PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
 
 
@@ -231,5 +257,5 @@ class Verifier:
 
 
 __all__ = ["Verifier", "verify_access_token", "bearer_token", "require_scopes", "require_authentication",
-           "InvalidToken", "InsufficientScope", "InsufficientUserAuthentication", "InvalidRequest", "MissingToken",
+           "actor_chain", "InvalidToken", "InsufficientScope", "InsufficientUserAuthentication", "InvalidRequest", "MissingToken",
            "UnknownKey"]

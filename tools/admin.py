@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp-admin", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--stage", choices=STAGES, default="local", help="stage to administer (default: local)")
     groups = parser.add_subparsers(dest="group", required=True,
-                                   metavar="{clients,resources,users,registration,keys,connections,outbox}")
+                                   metavar="{clients,resources,users,registration,keys,connections,exchange-policies,outbox}")
 
     def command(group, name, func, summary):
         sub = group.add_parser(name, help=summary, allow_abbrev=False)
@@ -155,6 +155,36 @@ def build_parser() -> argparse.ArgumentParser:
     command(connections, "delete", connections_delete, "delete a connection and its secret").add_argument(
         "connection_id")
 
+    policies = groups.add_parser("exchange-policies", allow_abbrev=False,
+                                 help="what a client may trade at the token endpoint (RFC 8693 token exchange, "
+                                      "ID-JAG)")
+    policies = policies.add_subparsers(dest="command", required=True)
+    add = command(policies, "add", exchange_policies_add, "add an exchange policy to a client")
+    add.add_argument("--client", required=True, metavar="CLIENT_ID", help="the client that exchanges tokens")
+    add.add_argument("--kind", choices=list(EXCHANGE_POLICY_KINDS), default="access_token",
+                     help="access_token: exchange tokens for access tokens to our resources (default); id_jag: "
+                          "obtain Identity Assertion JWTs for a downstream authorization server")
+    add.add_argument("--id", dest="policy_id", metavar="ID", help="a name for the rule (default: generated)")
+    add.add_argument("--resource", action="append", default=[], metavar="URI",
+                     help="repeatable: access_token: registered resources the exchanged token may be for; "
+                          "id_jag: resources at the downstream authorization server")
+    add.add_argument("--scope", action="append", default=[], metavar="SCOPE",
+                     help="repeatable: the most the result may carry (access_token default: what the subject "
+                          "token and the resource allow)")
+    add.add_argument("--subject-audience", action="append", default=[], metavar="AUD",
+                     help="access_token, repeatable: audiences a subject token may carry (a resource URI; this "
+                          "client's client_id for ID tokens issued to it)")
+    add.add_argument("--max-depth", type=int, metavar="N",
+                     help="access_token: actors the result's delegation chain (act) may hold (default 1)")
+    add.add_argument("--audience", metavar="ISSUER", help="id_jag: the downstream authorization server's issuer")
+    add.add_argument("--downstream-client-id", metavar="ID",
+                     help="id_jag: this client's client_id at the downstream authorization server")
+    command(policies, "list", exchange_policies_list, "list a client's exchange policies").add_argument(
+        "--client", required=True, metavar="CLIENT_ID")
+    remove = command(policies, "remove", exchange_policies_remove, "remove one exchange policy of a client")
+    remove.add_argument("--client", required=True, metavar="CLIENT_ID")
+    remove.add_argument("--id", dest="policy_id", required=True, metavar="ID")
+
     outbox = groups.add_parser("outbox", help="emails the local stack sent (local stage only)", allow_abbrev=False)
     outbox = outbox.add_subparsers(dest="command", required=True)
     command(outbox, "list", outbox_list, "the messages, newest first: number, date, to, subject")
@@ -164,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXCHANGE_POLICY_KINDS = ("access_token", "id_jag")
 CLIENT_CONNECTIONS_HELP = ("comma-separated ways its users may sign in: connection ids and 'password' "
                            "(default: every enabled connection and the password)")
 PRESET_NAMES = ("google", "microsoft", "apple", "github", "oidc")
@@ -626,6 +657,112 @@ def connections_delete(args):
         raise BadInput(f"no connection {args.connection_id!r}")
     delete_secret(connection.secret_name or secret_name(connection.connection_id, settings()))
     return {"deleted": connection.connection_id}
+
+
+def _exchange_policy(args, client):
+    """The policy `exchange-policies add` describes, checked: each kind's fields and only those,
+    resources registered (access_token), scopes well-formed, the depth within delegation.MAX_DEPTH."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    from chalicelib.capabilities import LOOPBACK_HOSTS, SCOPE_TOKEN, TOKEN_EXCHANGE
+    from chalicelib.oauth.delegation import MAX_DEPTH
+    from chalicelib.oauth.exchange_policy import ExchangePolicy
+    from chalicelib.storage.resources import get_resource
+
+    if client.client_type != "confidential":
+        raise BadInput("only confidential clients may exchange tokens")
+    if TOKEN_EXCHANGE not in client.grant_types:
+        raise BadInput(f"the client lacks the {TOKEN_EXCHANGE} grant (clients create --grant-type ...)")
+    bad_scope = next((s for s in args.scope if not SCOPE_TOKEN.fullmatch(s)), None)
+    if bad_scope is not None:
+        raise BadInput(f"not a scope: {bad_scope!r}")
+    resources, scopes = tuple(dict.fromkeys(args.resource)), tuple(dict.fromkeys(args.scope))
+    policy_id = args.policy_id or f"{args.kind.replace('_', '-')}-{secrets.token_hex(3)}"
+    if not 0 < len(policy_id) <= 64 or not policy_id.isascii() or not policy_id.isprintable() or " " in policy_id:
+        raise BadInput("--id: 1-64 printable ASCII characters, no spaces")
+    if args.kind == "access_token":
+        if args.audience or args.downstream_client_id:
+            raise BadInput("--audience and --downstream-client-id are for --kind id_jag")
+        if not resources or not args.subject_audience:
+            raise BadInput("--kind access_token needs --resource and --subject-audience")
+        unknown = next((uri for uri in resources if get_resource(uri) is None), None)
+        if unknown is not None:
+            raise BadInput(f"no resource {unknown!r} (see `resources list`)")
+        max_depth = 1 if args.max_depth is None else args.max_depth
+        if not 1 <= max_depth <= MAX_DEPTH:
+            raise BadInput(f"--max-depth must be between 1 and {MAX_DEPTH}")
+        return ExchangePolicy(policy_id=policy_id, kind="access_token", resources=resources, scopes=scopes,
+                              subject_audiences=tuple(dict.fromkeys(args.subject_audience)), max_depth=max_depth)
+    if args.subject_audience or args.max_depth is not None:
+        raise BadInput("--subject-audience and --max-depth are for --kind access_token")
+    if not args.audience or not args.downstream_client_id:
+        raise BadInput("--kind id_jag needs --audience (the downstream issuer) and --downstream-client-id")
+    parts = urlsplit(args.audience)
+    # An issuer is an https URL without query or fragment (RFC 8414 §2); http only on this machine.
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    if not secure or not parts.netloc or parts.query or parts.fragment:
+        raise BadInput("--audience must be the downstream authorization server's issuer (an https URL)")
+    return ExchangePolicy(policy_id=policy_id, kind="id_jag", resources=resources, scopes=scopes,
+                          audience=args.audience, downstream_client_id=args.downstream_client_id)
+
+
+def _policy_json(policy) -> dict:
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(policy).items() if k != "extra"}
+
+
+def _policy_client(client_id: str):
+    from chalicelib.oauth.client_documents import is_document_client_id
+    from chalicelib.storage.clients import get_client
+
+    if is_document_client_id(client_id):
+        raise BadInput(f"{client_id!r} is a client_id metadata document URL, not a stored client")
+    client = get_client(client_id)
+    if client is None:
+        raise BadInput(f"no client with client_id {client_id!r}")
+    return client
+
+
+def _change_policies(client_id: str, change) -> tuple:
+    """Apply `change` (current policies -> new policies) with one conditional write on the text
+    read; if another operator changed them in between, read again and reapply."""
+    from chalicelib.oauth.exchange_policy import dump, parse
+    from chalicelib.storage.clients import set_client_exchange_policies
+
+    for _ in range(3):
+        client = _policy_client(client_id)
+        policies = change(client, parse(client.exchange_policies))
+        if set_client_exchange_policies(client_id, dump(policies), expected=client.exchange_policies):
+            return policies
+    raise RuntimeError("the client's exchange policies keep changing; try again")
+
+
+def exchange_policies_add(args):
+    def added(client, policies):
+        policy = _exchange_policy(args, client)
+        if any(p.policy_id == policy.policy_id for p in policies):
+            raise BadInput(f"the client already has a policy {policy.policy_id!r}")
+        return (*policies, policy)
+
+    return [_policy_json(p) for p in _change_policies(args.client, added)]
+
+
+def exchange_policies_list(args):
+    from chalicelib.oauth.exchange_policy import parse
+
+    return [_policy_json(p) for p in parse(_policy_client(args.client).exchange_policies)]
+
+
+def exchange_policies_remove(args):
+    def removed(client, policies):
+        kept = tuple(p for p in policies if p.policy_id != args.policy_id)
+        if len(kept) == len(policies):
+            raise BadInput(f"the client has no policy {args.policy_id!r}")
+        return kept
+
+    return [_policy_json(p) for p in _change_policies(args.client, removed)]
 
 
 def _read_password(from_stdin: bool) -> str:

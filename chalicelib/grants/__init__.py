@@ -1,8 +1,8 @@
 """Token endpoint grant handlers: one module per grant type, each `handle(form, client, settings)`."""
 from __future__ import annotations
 
-from ..capabilities import DEVICE_CODE
-from . import authorization_code, client_credentials, device_code, refresh_token
+from ..capabilities import DEVICE_CODE, TOKEN_EXCHANGE
+from . import authorization_code, client_credentials, device_code, refresh_token, token_exchange
 
 #: grant_type -> handler. The token endpoint only dispatches.
 HANDLERS = {
@@ -10,4 +10,5 @@ HANDLERS = {
     "refresh_token": refresh_token.handle,
     "client_credentials": client_credentials.handle,
     DEVICE_CODE: device_code.handle,
+    TOKEN_EXCHANGE: token_exchange.handle,
 }

@@ -38,10 +38,13 @@ def verify(token: str, settings: Settings, *, audience, check_revocation: bool =
 
 
 def grant_allows(claims: dict, grant) -> bool:
-    """A user's access token lives while its grant is active and it was not revoked on its own."""
+    """A user's access token lives while its grant is active and it was not revoked on its own.
+    A token exchanged from one (RFC 8693, grants/token_exchange.py: it carries `act`) keeps the
+    grant's id but names the exchanging client, so it dies with the grant it was delegated from."""
     from ..log import now
 
-    return (grant is not None and grant.is_active(now()) and grant.client_id == claims.get("client_id")
+    return (grant is not None and grant.is_active(now())
+            and (grant.client_id == claims.get("client_id") or "act" in claims)
             and claims.get("jti") not in grant.revoked_jtis)
 
 

@@ -24,6 +24,7 @@ from ..capabilities import (
     SCOPE_TOKEN,
     SELF_REGISTERED_GRANT_TYPES,
     TOKEN_ENDPOINT_AUTH_METHODS,
+    TOKEN_EXCHANGE,
 )
 from ..errors import InvalidClientMetadata, echo
 from . import redirect_uris
@@ -149,6 +150,10 @@ def check_grant_types(client_type: str, grants, *, supported: tuple[str, ...]) -
     # RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential clients."
     if client_type == "public" and "client_credentials" in grants:
         raise InvalidClientMetadata("public clients cannot use the client_credentials grant")
+    # RFC 8693 §2.1 leaves client authentication to the server; ours: a token is traded only by a
+    # client that proves who it is, since the result names it as the actor (oauth/delegation.py).
+    if client_type == "public" and TOKEN_EXCHANGE in grants:
+        raise InvalidClientMetadata("public clients cannot use the token exchange grant")
     # Refresh tokens come only from a grant with a user: the code flow or the device flow (RFC 8628
     # §3.5 allows them), never client_credentials (RFC 6749 §4.4.3).
     with_user = [g for g in ("authorization_code", DEVICE_CODE) if g in supported]

@@ -73,7 +73,8 @@ def _introspect_access_token(token: str, caller, settings: Settings) -> dict:
         return INACTIVE
     # RFC 9470 §6.2 registers acr and auth_time for introspection responses: a resource server that
     # introspects can demand a stronger or fresher authentication like one that reads the JWT.
-    fields = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "nbf", "auth_time", "acr")
+    # RFC 8693 §4.1: `act` (a token exchange's delegation chain) is an introspection response member too.
+    fields = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "nbf", "auth_time", "acr", "act")
     return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in fields if k in claims}}
 
 

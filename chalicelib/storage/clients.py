@@ -177,3 +177,16 @@ def set_client_connections(client_id: str, connections: tuple[str, ...]) -> bool
     return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
         actions=[ClientModel.connections.set(list(connections)), ClientModel.updated_at.set(now())],
         condition=ClientModel.client_id.exists()))
+
+
+def set_client_exchange_policies(client_id: str, text: str | None, *, expected: str | None) -> bool:
+    """Replace the client's exchange policies (JSON text, chalicelib/oauth/exchange_policy.dump; None
+    removes them), on condition that they are still `expected`: one conditional UpdateItem, so two
+    operators editing at once cannot silently drop each other's rule. False when the client is gone
+    or its policies changed since they were read. Containers that cached the client notice within
+    CLIENT_CACHE_SECONDS."""
+    unchanged = (ClientModel.exchange_policies.does_not_exist() if expected is None
+                 else ClientModel.exchange_policies == expected)
+    action = ClientModel.exchange_policies.set(text) if text is not None else ClientModel.exchange_policies.remove()
+    return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
+        actions=[action, ClientModel.updated_at.set(now())], condition=ClientModel.client_id.exists() & unchanged))

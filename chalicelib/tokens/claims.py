@@ -16,10 +16,13 @@ _ALG_HASH = {"ES256": hashlib.sha256, "RS256": hashlib.sha256}
 
 def access_token_claims(*, issuer: str, sub: str, client_id: str, audience: list[str], scopes: list[str],
                         jti: str, iat: int, ttl: int, auth_time: int | None = None,
-                        grant_id: str | None = None, acr: str | None = None, amr=()) -> dict:
+                        grant_id: str | None = None, acr: str | None = None, amr=(), act: dict | None = None,
+                        expires_at: int | None = None) -> dict:
     """RFC 9068 §2.2. `grant_id` ties the token to its grant so revoking the grant revokes it.
     RFC 9068 §2.2.1: auth_time, acr and amr of the user's authentication, so a resource server can
-    demand a stronger or fresher one (RFC 9470, chalicelib/verifier.py)."""
+    demand a stronger or fresher one (RFC 9470, chalicelib/verifier.py).
+    `act`: RFC 8693 §4.1, who acts for `sub` (a token exchange's delegation chain, oauth/delegation.py).
+    `expires_at`: a cap on `exp` (RFC 8693: an exchanged token never outlives its subject token)."""
     claims = {
         "iss": issuer,
         "sub": sub,
@@ -28,8 +31,10 @@ def access_token_claims(*, issuer: str, sub: str, client_id: str, audience: list
         "scope": " ".join(scopes),
         "jti": jti,
         "iat": iat,
-        "exp": iat + ttl,
+        "exp": iat + ttl if expires_at is None else min(iat + ttl, expires_at),
     }
+    if act is not None:
+        claims["act"] = act
     if auth_time is not None:
         claims["auth_time"] = auth_time
     claims.update(authentication_claims(acr, amr))

@@ -355,6 +355,38 @@ def _client_credentials(world, _=None):
                            headers=basic(s.service.client_id, s.service_secret))
 
 
+def _exchanger(world):
+    """A confidential client allowed to trade the API's tokens for API tokens (RFC 8693), made once."""
+    if "exchanger" not in world.extra:
+        from bench.scenario import API
+        from chalicelib.capabilities import TOKEN_EXCHANGE
+        from chalicelib.oauth.clients import create_client
+        from chalicelib.oauth.exchange_policy import ExchangePolicy, dump
+        from chalicelib.storage.clients import set_client_exchange_policies
+
+        client, secret = create_client(client_name="Gateway", grant_types=[TOKEN_EXCHANGE])
+        policy = ExchangePolicy("api", "access_token", resources=(API,), subject_audiences=(API,))
+        assert set_client_exchange_policies(client.client_id, dump([policy]), expected=None)
+        world.extra["exchanger"] = (client.client_id, secret)
+    return world.extra["exchanger"]
+
+
+def _exchange_input(world):
+    """A subject token (the job's token for the API), the exchanging client made beforehand."""
+    _exchanger(world)
+    return json.loads(_client_credentials(world).body)["access_token"]
+
+
+def _token_exchange(world, subject_token):
+    from bench.scenario import API, basic
+    from chalicelib.capabilities import TOKEN_EXCHANGE
+
+    client_id, secret = _exchanger(world)
+    return world.http.post("/token", headers=basic(client_id, secret), body=urlencode(
+        {"grant_type": TOKEN_EXCHANGE, "subject_token": subject_token, "resource": API,
+         "subject_token_type": "urn:ietf:params:oauth:token-type:access_token"}).encode())
+
+
 def _introspect(world, token):
     from bench.scenario import basic
 
@@ -440,6 +472,7 @@ ENDPOINTS = {
                                                                  302, after_retry=_to_client_with_code),
     "GET /userinfo": Endpoint(_user_access_token,
                               lambda w, t: w.http.get("/userinfo", headers={"Authorization": f"Bearer {t}"}), 200),
+    "POST /token token-exchange": Endpoint(_exchange_input, _token_exchange, 200),
     "POST /introspect": Endpoint(lambda w: json.loads(_client_credentials(w).body)["access_token"], _introspect, 200),
     "GET /jwks": Endpoint(lambda w: None, lambda w, _: w.http.get("/jwks"), 200),
     "POST /register": Endpoint(lambda w: None, _register, 201),
@@ -463,7 +496,8 @@ ENDPOINTS = {
         _verification_form, lambda w, v: v[0].post("/verify-email", v[1]), 302, after_retry=_verified),
     "POST /verify-email/resend": Endpoint(_resend_form, lambda w, v: v[0].post("/verify-email/resend", v[1]), 200),
 }
-TOKEN_ENDPOINTS = ("POST /token client_credentials", "POST /token authorization_code", "POST /token refresh_token")
+TOKEN_ENDPOINTS = ("POST /token client_credentials", "POST /token authorization_code", "POST /token refresh_token",
+                   "POST /token token-exchange")
 
 
 def summary() -> str:

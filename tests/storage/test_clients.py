@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from chalicelib.capabilities import GRANT_TYPES, TOKEN_EXCHANGE
 from chalicelib.hashing import matches_hash, sha256_hex
 from chalicelib.storage import clients
 from chalicelib.errors import InvalidClientMetadata
@@ -49,9 +50,10 @@ REJECTED = [
     ({"redirect_uris": [f"https://app.example.com/{i}" for i in range(11)]}, "at most 10 redirect URIs are allowed"),
     ({"client_type": "public", "grant_types": ["authorization_code", "client_credentials"]},
      "public clients cannot use the client_credentials grant"),
-    ({"grant_types": ["password"]},
-     "unsupported grant type 'password'; supported: authorization_code, refresh_token, client_credentials, "
-     "urn:ietf:params:oauth:grant-type:device_code"),
+    ({"client_type": "public", "grant_types": ["authorization_code", TOKEN_EXCHANGE]},
+     "public clients cannot use the token exchange grant"),
+    # Every grant the token endpoint dispatches, in the capability table's order (it grows with each grant).
+    ({"grant_types": ["password"]}, "unsupported grant type 'password'; supported: " + ", ".join(GRANT_TYPES)),
     ({"grant_types": []}, "at least one grant type is required"),
     ({"grant_types": ["client_credentials", "refresh_token"]},
      "the refresh_token grant requires the authorization_code or urn:ietf:params:oauth:grant-type:device_code grant"),

@@ -143,9 +143,14 @@ def test_every_entry_point_reaches_the_same_verdict(change, expected):
         assert admin == registration == document
         return
     error, message = expected
-    # The admin path also offers client_credentials and the device grant, so its list of supported
-    # grants is longer, and a refresh token may come with either grant that has a user.
-    assert admin == (error, message.format(more=f", client_credentials, {DEVICE_CODE}", either=f" or {DEVICE_CODE}"))
+    # The admin path also offers client_credentials and the grants of delegation (the device grant,
+    # token exchange...), so its list of supported grants is longer: every grant not offered to
+    # self-registered clients; and a refresh token may come with either grant that has a user.
+    from chalicelib.capabilities import GRANT_TYPES, SELF_REGISTERED_GRANT_TYPES
+
+    more = "".join(f", {g}" for g in GRANT_TYPES if g not in SELF_REGISTERED_GRANT_TYPES)
+    assert more.startswith(", client_credentials")
+    assert admin == (error, message.format(more=more, either=f" or {DEVICE_CODE}"))
     assert registration == (error, message.format(more="", either=""))
     # A document's errors are logged with the same rule, behind the document prefix.
     assert document == f"the client_id document is invalid: {message.format(more='', either='')}"
@@ -161,6 +166,19 @@ def test_only_an_administrator_may_create_a_client_credentials_client():
         validate_registration({"redirect_uris": [APP], "grant_types": ["client_credentials"]}, CEILING)
     assert raised.value.description == ("unsupported grant type 'client_credentials'; supported: "
                                         "authorization_code, refresh_token")
+
+
+def test_only_an_administrator_may_create_a_token_exchange_client_and_only_a_confidential_one():
+    from chalicelib.capabilities import TOKEN_EXCHANGE
+
+    admin = validate_client_metadata(client_name="Gateway", grant_types=[TOKEN_EXCHANGE])
+    assert admin["grant_types"] == [TOKEN_EXCHANGE] and admin["client_type"] == "confidential"
+    with pytest.raises(InvalidClientMetadata, match="public clients cannot use the token exchange grant"):
+        validate_client_metadata(client_name="Agent", client_type="public", redirect_uris=[APP],
+                                 grant_types=["authorization_code", TOKEN_EXCHANGE])
+    with pytest.raises(InvalidClientMetadata, match="unsupported grant type"):
+        validate_registration({"redirect_uris": [APP], "grant_types": ["authorization_code", TOKEN_EXCHANGE]},
+                              CEILING)
 
 
 def test_a_self_registered_client_may_name_only_ceiling_scopes_and_is_given_the_ceiling():
