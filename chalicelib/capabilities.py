@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import re
 
+#: RFC 7523 §2.1: a JWT as an authorization grant; here an ID-JAG from a trusted issuer
+#: (draft-ietf-oauth-identity-assertion-authz-grant, chalicelib/grants/jwt_bearer.py).
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: RFC 6749 §4.1, §6, §4.4: every grant the token endpoint dispatches (chalicelib/grants.HANDLERS).
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", JWT_BEARER)
 #: The grants a client nobody vetted (RFC 7591 registration, a client ID metadata document) may use:
 #: client_credentials would let a stranger mint tokens with no user involved.
 SELF_REGISTERED_GRANT_TYPES = ("authorization_code", "refresh_token")
+#: draft-ietf-oauth-identity-assertion-authz-grant §"Authorization Server Metadata": the grant profiles
+#: the jwt-bearer grant processes (authorization_grant_profiles_supported; it names no issuer), and the
+#: token types token exchange issues for identity chaining (identity_chaining_requested_token_types_supported).
+AUTHORIZATION_GRANT_PROFILES = ("urn:ietf:params:oauth:grant-profile:id-jag",)
+IDENTITY_CHAINING_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:id-jag",)
 #: RFC 7591 §2.1: "code" goes with authorization_code, and is the only response type (OAuth 2.1 drops
 #: the implicit grant).
 RESPONSE_TYPES = ("code",)

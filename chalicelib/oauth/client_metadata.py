@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ..capabilities import (
     CONFIDENTIAL_AUTH_METHODS,
     GRANT_TYPES,
+    JWT_BEARER,
     LOOPBACK_HOSTS,
     RESPONSE_TYPES,
     SCOPE_TOKEN,
@@ -148,6 +149,9 @@ def check_grant_types(client_type: str, grants, *, supported: tuple[str, ...]) -
     # RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential clients."
     if client_type == "public" and "client_credentials" in grants:
         raise InvalidClientMetadata("public clients cannot use the client_credentials grant")
+    # draft-ietf-oauth-identity-assertion-authz-grant §"Client Authentication": confidential clients only.
+    if client_type == "public" and JWT_BEARER in grants:
+        raise InvalidClientMetadata("public clients cannot use the jwt-bearer grant")
     # Refresh tokens come only from the code flow (RFC 6749 §4.4.3: not with client_credentials).
     if "refresh_token" in grants and "authorization_code" not in grants:
         raise InvalidClientMetadata("the refresh_token grant requires the authorization_code grant")
