@@ -16,8 +16,8 @@ also keeps anyone who only holds an ID-JAG from using it) presents an ID-JAG in 
    identity is linked to, "email" the user holding the ID-JAG's email in one of the connection's
    trusted_email_domains; a user that is unknown, disabled or deleted is invalid_grant (no JIT
    provisioning here: an account is made by signing in through the connection);
-5. the `jti`, used once (storage/used_jtis.py: one conditional PutItem), last, so a refused request
-   leaves the ID-JAG usable;
+5. the `jti`, used once (storage/used_jtis.py: one conditional PutItem), last, after the access
+   token is signed, so a refused request or a fault (KMS, DynamoDB) leaves the ID-JAG usable;
 6. an access token only, no refresh token (§"Refresh Token": the RAS SHOULD NOT return one; a client
    gets a fresh ID-JAG from the IdP instead).
 DynamoDB: 3 calls (the identity claim or email claim, the user, the jti); the client, connections,
@@ -45,7 +45,6 @@ log = get_logger("idp.id_jag")
 
 
 def handle(form: dict, client: Client, settings: Settings) -> dict:
-    from ..keys import keyring
     from ..storage import used_jtis
 
     if client.client_type != "confidential":
@@ -66,15 +65,18 @@ def handle(form: dict, client: Client, settings: Settings) -> dict:
     granted = _scopes(form.get("scope"), grant, client, settings)
     check_scopes(granted, targets)
     sub = local_subject(connection, grant)
-    signer = keyring.current_signer()  # before the jti is used: nothing may fail after it
+    # Signed before the jti is used, and handed out only after: a fault of the signature (KMS) or of
+    # the write leaves the ID-JAG unspent for the client's retry, with nothing to undo; on a replay
+    # the token is thrown away unseen.
+    response = issue_tokens(settings, client=client, sub=sub, scopes=granted, grant_id=None, auth_time=None,
+                            nonce=None, audience=audience([t.resource for t in targets],
+                                                          resource_less_audience(client, settings)))
     if not used_jtis.use("id_jag", grant.issuer, grant.jti, grant.expires_at):
         raise InvalidGrant("the ID-JAG was used already", detail=f"iss={grant.issuer} jti={grant.jti}")
     log.info("ID-JAG redeemed", extra={"client_id": client.client_id, "sub": sub, "iss": grant.issuer,
                                        "upstream_sub": grant.subject, "jti": grant.jti,
                                        "connection": connection.connection_id, "scope": " ".join(granted)})
-    return issue_tokens(settings, client=client, sub=sub, scopes=granted, grant_id=None, auth_time=None,
-                        nonce=None, signer=signer,
-                        audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))
+    return response
 
 
 def _scopes(requested: str | None, grant: id_jag.IdJagGrant, client: Client, settings: Settings) -> list[str]:
