@@ -188,6 +188,10 @@ def exchange(form: dict, client: Client, settings: Settings) -> dict:
     policies = exchange_policy.of(client, "id_jag")
     if not policies:
         raise UnauthorizedClient("no exchange policy allows this client ID-JAGs")
+    # §"Token Exchange": the draft leaves actor_token's processing (and an `act` claim) to future
+    # profiles; refused rather than ignored, so no client believes its actor was vouched for.
+    if form.get("actor_token") or form.get("actor_token_type"):
+        raise InvalidRequest("actor_token is not supported when requesting an ID-JAG")
     if form.get("subject_token_type") != ID_TOKEN_TYPE:
         raise InvalidRequest("unsupported subject_token_type: an ID-JAG is issued for an ID token")
     subject = verify_our_id_token(form.get("subject_token"), client, settings)

@@ -193,3 +193,9 @@ def test_a_disabled_or_deleted_user_is_refused(wiki, alice):
     token = id_token(wiki, alice)["id_token"]
     set_user_disabled(alice.pk, True)
     refusal("invalid_request", wiki, token)
+
+
+def test_an_actor_token_is_refused_not_ignored(wiki, alice):
+    token = id_token(wiki, alice)
+    refusal("invalid_request", wiki, token["id_token"], actor_token=token["access_token"],
+            actor_token_type="urn:ietf:params:oauth:token-type:access_token")
