@@ -11,10 +11,25 @@ import json
 
 import pytest
 
-from tests.faults.test_fault_injection import Injector, _assert_fault_answer, Endpoint, error_kinds
+from tests.faults import test_fault_injection as injection
+from tests.faults.test_fault_injection import Endpoint, Injector, _assert_fault_answer, error_kinds
 from tests.routes.test_jwt_bearer_id_jag import Idp, agent as agent_fixture, link, redeem, trusted_connection
 
 agent = agent_fixture
+
+
+class OwnInjector(Injector):
+    """The Injector under hooks of its own: pytest may have loaded test_fault_injection under another
+    module name, whose hooks (same unique_id) would otherwise keep answering for its own injector."""
+
+    def install(self):
+        from chalicelib import aws
+
+        injection._current[:] = [self]
+        for service in ("dynamodb", "secretsmanager", "kms", "sesv2", "sqs"):
+            client = aws.client(service)
+            client.meta.events.register("before-call", injection._hook(client),
+                                        unique_id=f"id-jag-fault-injector-{service}")
 
 
 @pytest.fixture
@@ -48,7 +63,7 @@ def test_no_fault_of_a_redemption_answers_500_or_spends_the_id_jag(http, alice, 
         return redeem(http, agent, assertion)
 
     endpoint = Endpoint(make_input=None, send=None, expect=200)
-    injector = Injector()
+    injector = OwnInjector()
     baseline = injector.run(lambda: send(idp.id_jag(agent[0].client_id)))
     assert baseline.status_code == 200, baseline.body
     calls = list(injector.calls)

@@ -50,7 +50,8 @@ REJECTED = [
     ({"client_type": "public", "grant_types": ["authorization_code", "client_credentials"]},
      "public clients cannot use the client_credentials grant"),
     ({"grant_types": ["password"]},
-     "unsupported grant type 'password'; supported: authorization_code, refresh_token, client_credentials"),
+     "unsupported grant type 'password'; supported: authorization_code, refresh_token, client_credentials, "
+     "urn:ietf:params:oauth:grant-type:jwt-bearer"),
     ({"grant_types": []}, "at least one grant type is required"),
     ({"grant_types": ["client_credentials", "refresh_token"]},
      "the refresh_token grant requires the authorization_code grant"),

@@ -142,8 +142,8 @@ def test_every_entry_point_reaches_the_same_verdict(change, expected):
         assert admin == registration == document
         return
     error, message = expected
-    # The admin path also offers client_credentials, so its list of supported grants is longer.
-    assert admin == (error, message.format(more=", client_credentials"))
+    # The admin path also offers client_credentials and jwt-bearer, so its list of supported grants is longer.
+    assert admin == (error, message.format(more=", client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer"))
     assert registration == (error, message.format(more=""))
     # A document's errors are logged with the same rule, behind the document prefix.
     assert document == f"the client_id document is invalid: {message.format(more='')}"
