@@ -13,15 +13,23 @@ import re
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 #: RFC 8693 §2.1: token exchange (chalicelib/grants/token_exchange.py).
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-#: RFC 6749 §4.1, §6, §4.4, RFC 8628 §3.4, RFC 8693: every grant the token endpoint dispatches
-#: (chalicelib/grants.HANDLERS).
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE, TOKEN_EXCHANGE)
+#: RFC 7523 §2.1: a JWT as an authorization grant; here an ID-JAG from a trusted issuer
+#: (draft-ietf-oauth-identity-assertion-authz-grant, chalicelib/grants/jwt_bearer.py).
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: RFC 6749 §4.1, §6, §4.4, RFC 8628 §3.4, RFC 8693, RFC 7523: every grant the token endpoint
+#: dispatches (chalicelib/grants.HANDLERS).
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE, TOKEN_EXCHANGE, JWT_BEARER)
 #: The grants a client nobody vetted (RFC 7591 registration, a client ID metadata document) may use:
 #: client_credentials would let a stranger mint tokens with no user involved. The device grant is not
 #: offered either: it is the grant remote phishing abuses (RFC 8628 §5.4, a stranger's code relayed to
 #: a victim), and there the client's name on the consent page is all the user goes by; an
 #: administrator vouches for that name.
 SELF_REGISTERED_GRANT_TYPES = ("authorization_code", "refresh_token")
+#: draft-ietf-oauth-identity-assertion-authz-grant §"Authorization Server Metadata": the grant profiles
+#: the jwt-bearer grant processes (authorization_grant_profiles_supported; it names no issuer), and the
+#: token types token exchange issues for identity chaining (identity_chaining_requested_token_types_supported).
+AUTHORIZATION_GRANT_PROFILES = ("urn:ietf:params:oauth:grant-profile:id-jag",)
+IDENTITY_CHAINING_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:id-jag",)
 #: RFC 7591 §2.1: "code" goes with authorization_code, and is the only response type (OAuth 2.1 drops
 #: the implicit grant).
 RESPONSE_TYPES = ("code",)

@@ -137,6 +137,9 @@ class Settings:
     access_token_ttl: int = setting("ACCESS_TOKEN_TTL", 600, parse=_int)
     #: ID token lifetime in seconds.
     id_token_ttl: int = setting("ID_TOKEN_TTL", 600, parse=_int)
+    #: Lifetime of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant) in seconds: it is
+    #: redeemed at once, and our ID token it came from expires anyway.
+    id_jag_ttl: int = setting("ID_JAG_TTL", 300, parse=_int)
     #: SSO session lifetime in seconds after sign-in (12 h).
     session_ttl: int = setting("SESSION_TTL", 43200, parse=_int)
     #: How long a pending authorization request waits for sign-in/consent.
@@ -301,7 +304,7 @@ class Settings:
             raise ConfigError("REGISTRATION_MODE=token needs REGISTRATION_TOKEN_SHA256 (64 hex characters)")
         # A container keeps signing with the old key for up to KEY_CACHE_SECONDS after a rotation,
         # and what it signs must verify until it expires: only then may the key leave /jwks.
-        longest = self.key_cache_seconds + max(self.access_token_ttl, self.id_token_ttl)
+        longest = self.key_cache_seconds + max(self.access_token_ttl, self.id_token_ttl, self.id_jag_ttl)
         if self.key_retire_after < longest:
             raise ConfigError(f"KEY_RETIRE_AFTER ({self.key_retire_after}) must be at least KEY_CACHE_SECONDS + the "
                               f"longest token lifetime ({longest}), or tokens stop verifying before they expire")

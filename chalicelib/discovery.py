@@ -54,6 +54,11 @@ def metadata(settings: Settings) -> dict:
         # backchannel_logout_uri, with `sid` (and ID tokens carry it).
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        # draft-ietf-oauth-identity-assertion-authz-grant §"Authorization Server Metadata": ID-JAGs are
+        # redeemed with the jwt-bearer grant (which issuers are trusted is not disclosed: §"Metadata
+        # Disclosure"), and issued by token exchange.
+        "authorization_grant_profiles_supported": list(can.AUTHORIZATION_GRANT_PROFILES),
+        "identity_chaining_requested_token_types_supported": list(can.IDENTITY_CHAINING_TOKEN_TYPES),
     }
     if settings.client_id_documents != "off":
         # draft-ietf-oauth-client-id-metadata-document: an https URL may be used as client_id

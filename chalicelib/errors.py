@@ -492,6 +492,18 @@ class UpstreamUnavailable(UpstreamFailed, TemporarilyUnavailable):
         self.reason, self.message = reason, message
 
 
+class UntrustedJwt(Exception):
+    """A JWT from another issuer that chalicelib/federation/trusted_issuers.verify does not accept: its
+    issuer is not trusted for the purpose, or its `typ`, algorithm, signature or times fail. `reason`
+    is a short code for the log ("untrusted_issuer", "typ", "alg", "signature", "expired", "own", ...);
+    `description` a fixed text fit for an error_description; the caller picks the OAuth error
+    (invalid_grant for an authorization grant, invalid_request for a token-exchange subject token)."""
+
+    def __init__(self, reason: str, description: str, *, detail: str = ""):
+        Exception.__init__(self, reason)
+        self.reason, self.description, self.detail = reason, description, detail
+
+
 class KeyRingError(Exception):
     """A key-ring operation cannot proceed (e.g. no current key, next key published too recently)."""
 

@@ -234,6 +234,12 @@ def _connection_options(sub) -> None:
     sub.add_argument("--trusted-email-domains", metavar="DOMAINS",
                      help="comma-separated domains for which this provider's verified emails link to existing "
                           "accounts without asking the user; '' for none")
+    sub.add_argument("--trust", metavar="USES",
+                     help="comma-separated uses of the issuer's own JWTs: id-jag (ID-JAGs redeemed with the "
+                          "jwt-bearer grant), subject-token (token exchange); '' for none (default: none)")
+    sub.add_argument("--subject-mapping", choices=["identity", "email"],
+                     help="how a trusted JWT's sub finds the local user: identity (linked by a sign-in "
+                          "through this connection; the default) or email (in --trusted-email-domains)")
     sub.add_argument("--store-tokens", action=argparse.BooleanOptionalAction,
                      help="keep the provider's tokens, encrypted (default: no)")
     sub.add_argument("--icon-url", help="https URL of the button's icon; '' for none")
@@ -494,10 +500,11 @@ def _connection_changes(args) -> dict:
         "apple_team_id": args.team_id, "apple_key_id": args.key_id,
         "authorization_endpoint": args.authorization_endpoint, "token_endpoint": args.token_endpoint,
         "api_base": args.api_base, "store_tokens": args.store_tokens, "enabled": args.enabled,
-        "client_id": args.client_id,
+        "client_id": args.client_id, "subject_mapping": args.subject_mapping,
     }
     for name, option in (("scopes", args.scopes), ("allowed_tenants", args.allowed_tenants),
-                         ("domains", args.domains), ("trusted_email_domains", args.trusted_email_domains)):
+                         ("domains", args.domains), ("trusted_email_domains", args.trusted_email_domains),
+                         ("trust", args.trust)):
         changes[name] = None if option is None else _comma_list(option)
     if args.icon_url is not None:
         changes["icon_url"] = args.icon_url or None

@@ -36,6 +36,14 @@ PROTOCOLS = ("oidc", "github")
 SECRET_METHODS = CONFIDENTIAL_AUTH_METHODS
 AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt", "apple_client_secret")
 RESPONSE_MODES = ("query", "form_post")
+#: What a connection's issuer may be trusted for besides sign-in (chalicelib/federation/trusted_issuers.py):
+#: "id-jag": its ID-JAGs are redeemed with the JWT bearer grant (draft-ietf-oauth-identity-assertion-
+#: authz-grant); "subject-token": its JWTs are subject tokens of token exchange (RFC 8693).
+TRUST = ("id-jag", "subject-token")
+#: How a trusted issuer's `sub` becomes a local user: "identity", the user that identity is linked to
+#: (`identity#<connection>#<sub>`, linked at a sign-in through it); "email", the user holding the
+#: token's `email`, for addresses in trusted_email_domains only (the operator vouches the issuer owns them).
+SUBJECT_MAPPINGS = ("identity", "email")
 #: Our claims a connection maps from upstream claims (OIDC Core §5.1), for JIT provisioning and linking.
 MAPPED_CLAIMS = ("email", "email_verified", "name", "given_name", "family_name", "locale")
 #: An upstream claim name or acr value: printable ASCII without spaces (claim names may be URIs).
@@ -95,7 +103,8 @@ PRESETS: dict[str, dict] = {
                "response_mode": "query", "claim_mapping": _SAME_CLAIMS},
 }
 COMMON_FIELDS = frozenset({"connection_id", "preset", "display_name", "client_id", "scopes", "claim_mapping",
-                           "acr_mapping", "trusted_email_domains", "domains", "store_tokens", "icon_url", "enabled"})
+                           "acr_mapping", "trusted_email_domains", "domains", "store_tokens", "icon_url", "enabled",
+                           "trust", "subject_mapping"})
 PRESET_FIELDS: dict[str, frozenset] = {
     "oidc": frozenset({"issuer", "discovery_url", "auth_method", "response_mode"}),
     "google": frozenset({"auth_method"}),
@@ -160,6 +169,10 @@ class Connection:
     secret_name: str | None = None
     created_at: int = 0
     updated_at: int = 0
+    #: Values of TRUST: what else than sign-in its issuer's JWTs are accepted for.
+    trust: tuple[str, ...] = ()
+    #: One of SUBJECT_MAPPINGS: how a trusted JWT's subject names a local user.
+    subject_mapping: str = "identity"
 
 
 CONNECTION_FIELDS = tuple(f.name for f in fields(Connection))
@@ -209,6 +222,7 @@ def validate(*, settings: Settings | None = None, **given) -> dict:
     out["store_tokens"] = _flag(values.get("store_tokens", False), "store_tokens")
     out["enabled"] = _flag(values.get("enabled", True), "enabled")
     out["icon_url"] = _url(values["icon_url"], settings, "icon_url") if values.get("icon_url") else None
+    out["trust"], out["subject_mapping"] = _trust(values, out)
     if preset == "apple":
         for name, label in (("apple_team_id", "team id"), ("apple_key_id", "key id")):
             if not isinstance(values.get(name), str) or not APPLE_ID.fullmatch(values[name]):
@@ -355,6 +369,28 @@ def _acr_mapping(value) -> dict:
         if ours not in SUPPORTED:
             raise InvalidConnection(f"an upstream acr maps to one of {', '.join(SUPPORTED)}, not {ours!r}")
     return {theirs: mapping[theirs] for theirs in sorted(mapping)}
+
+
+def _trust(values: dict, out: dict) -> tuple[tuple[str, ...], str]:
+    """`trust` and `subject_mapping`. Only an OpenID Provider signs JWTs we can check (its JWK Set,
+    from discovery), with one issuer (not Entra's template). This server itself never is one: its
+    issuer is refused as any URL pointing here (`_url`), and trusted_issuers.verify refuses our own
+    JWTs (draft-ietf-oauth-identity-assertion-authz-grant §"Cross-Domain Use")."""
+    trust = tuple(dict.fromkeys(_strings(values.get("trust", ()), "trust")))
+    unknown = [t for t in trust if t not in TRUST]
+    if unknown:
+        raise InvalidConnection(f"trust values are {', '.join(TRUST)}, not {unknown[0]!r}")
+    if trust and out["protocol"] != "oidc":
+        raise InvalidConnection("only an OpenID Provider's JWTs can be trusted (they are checked with its JWK Set)")
+    if trust and "{" in (out.get("issuer") or ""):
+        raise InvalidConnection("a multi-tenant issuer template cannot be trusted: name the tenant")
+    mapping = values.get("subject_mapping", "identity")
+    if mapping not in SUBJECT_MAPPINGS:
+        raise InvalidConnection(f"subject_mapping must be one of {', '.join(SUBJECT_MAPPINGS)}, got {mapping!r}")
+    if mapping == "email" and trust and not out["trusted_email_domains"]:
+        raise InvalidConnection("subject_mapping email trusts the issuer for the addresses of trusted_email_domains: "
+                                "name them")
+    return tuple(t for t in TRUST if t in trust), mapping
 
 
 def check_domains(value, what: str = "domains") -> tuple[str, ...]:

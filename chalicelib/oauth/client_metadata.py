@@ -19,6 +19,7 @@ from ..capabilities import (
     CONFIDENTIAL_AUTH_METHODS,
     DEVICE_CODE,
     GRANT_TYPES,
+    JWT_BEARER,
     LOOPBACK_HOSTS,
     RESPONSE_TYPES,
     SCOPE_TOKEN,
@@ -140,6 +141,15 @@ def check_auth_method(client_type: str, method: str | None) -> str:
     return method or CONFIDENTIAL_AUTH_METHODS[0]
 
 
+#: Grants only a client that proves who it is may use, by the name refusals give them:
+#: - client_credentials: RFC 6749 §4.4 "MUST only be used by confidential clients";
+#: - jwt-bearer: draft-ietf-oauth-identity-assertion-authz-grant §"Client Authentication";
+#: - token exchange: RFC 8693 §2.1 leaves client authentication to the server; ours, since the result
+#:   names the client as the actor (oauth/delegation.py).
+_CONFIDENTIAL_ONLY = {"client_credentials": "client_credentials", JWT_BEARER: "jwt-bearer",
+                      TOKEN_EXCHANGE: "token exchange"}
+
+
 def check_grant_types(client_type: str, grants, *, supported: tuple[str, ...]) -> list[str]:
     grants = list(dict.fromkeys(grants))
     if not grants:
@@ -147,13 +157,9 @@ def check_grant_types(client_type: str, grants, *, supported: tuple[str, ...]) -
     unknown = [g for g in grants if g not in supported]
     if unknown:
         raise InvalidClientMetadata(f"unsupported grant type '{echo(unknown[0])}'; supported: {', '.join(supported)}")
-    # RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential clients."
-    if client_type == "public" and "client_credentials" in grants:
-        raise InvalidClientMetadata("public clients cannot use the client_credentials grant")
-    # RFC 8693 §2.1 leaves client authentication to the server; ours: a token is traded only by a
-    # client that proves who it is, since the result names it as the actor (oauth/delegation.py).
-    if client_type == "public" and TOKEN_EXCHANGE in grants:
-        raise InvalidClientMetadata("public clients cannot use the token exchange grant")
+    for grant, name in _CONFIDENTIAL_ONLY.items():
+        if client_type == "public" and grant in grants:
+            raise InvalidClientMetadata(f"public clients cannot use the {name} grant")
     # Refresh tokens come only from a grant with a user: the code flow or the device flow (RFC 8628
     # §3.5 allows them), never client_credentials (RFC 6749 §4.4.3).
     with_user = [g for g in ("authorization_code", DEVICE_CODE) if g in supported]

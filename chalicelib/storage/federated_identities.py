@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pynamodb.exceptions import DoesNotExist
+
 from ..log import now
 from . import authorization_requests
 from .authorization_requests import PendingRequest
@@ -89,6 +91,17 @@ def read_for_sign_in(connection_id: str, upstream_sub: str, email: str | None, r
     return Found(identity_sub=identity.sub if identity is not None else None,
                  email_sub=claim.sub if claim is not None else None,
                  request=authorization_requests.from_model(request))
+
+
+def linked_sub(connection_id: str, upstream_sub: str) -> str | None:
+    """The local user an upstream identity is linked to, or None: one consistent GetItem of its
+    claim (a trusted issuer's JWT naming its `sub`, chalicelib/grants/jwt_bearer.py)."""
+    if not upstream_sub or len(upstream_sub) > MAX_SUBJECT_LENGTH:
+        return None
+    try:
+        return IdentityClaimModel.get(identity_key(connection_id, upstream_sub), consistent_read=True).sub
+    except DoesNotExist:
+        return None
 
 
 def _live_user():

@@ -673,6 +673,9 @@ class ConnectionModel(Model):
     secret_name = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
+    #: What its issuer's JWTs are trusted for ("id-jag", "subject-token") and how their subject maps.
+    trust = _strings(default=list)
+    subject_mapping = UnicodeAttribute(default="identity")
 
 
 #: Every model, in bootstrap order. Two models may share a table (users).

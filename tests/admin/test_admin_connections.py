@@ -281,3 +281,42 @@ def test_through_the_wrapper_on_the_local_stack_the_api_finds_the_connection_and
     (acme,) = enabled_connections(60)
     assert (acme.connection_id, acme.domains) == ("acme", ("acme.example", "acme.test"))
     assert secret(acme) == {"client_secret": SECRET}
+
+
+# Trusted issuers (issue 14: ID-JAGs, draft-ietf-oauth-identity-assertion-authz-grant) -------------
+
+def test_trust_and_subject_mapping_are_set_and_changed_by_create_and_update(run):
+    status, out, _ = run(*ACME, "--trust", "id-jag,subject-token", "--trusted-email-domains", "acme.example",
+                         "--subject-mapping", "email", stdin=SECRET + "\n")
+    assert status == 0, out
+    assert (json.loads(out)["trust"], json.loads(out)["subject_mapping"]) == (["id-jag", "subject-token"], "email")
+    assert (get_connection("acme").trust, get_connection("acme").subject_mapping) == (
+        ("id-jag", "subject-token"), "email")
+
+    status, out, _ = run("connections", "update", "acme", "--trust", "id-jag", "--subject-mapping", "identity")
+    assert status == 0, out
+    assert (get_connection("acme").trust, get_connection("acme").subject_mapping) == (("id-jag",), "identity")
+    status, out, _ = run("connections", "update", "acme", "--display-name", "Acme")
+    assert status == 0 and get_connection("acme").trust == ("id-jag",), "an absent option keeps its value"
+    status, out, _ = run("connections", "update", "acme", "--trust", "")
+    assert status == 0 and get_connection("acme").trust == ()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--trust", "everything"), "trust values are id-jag, subject-token"),
+    (("--trust", "id-jag", "--subject-mapping", "email"), "name them"),
+])
+def test_bad_trust_is_refused_and_nothing_is_written(run, extra, message):
+    status, out, err = run(*ACME, *extra, stdin=SECRET + "\n")
+    assert status == 2 and message in err and out == ""
+    assert item_count() == 0
+
+
+def test_github_and_this_server_itself_cannot_be_trusted(run):
+    status, _, err = run("connections", "create", "--preset", "github", "--id", "gh", "--client-id", "Iv1.abc",
+                         "--trust", "id-jag", "--client-secret-stdin", stdin=SECRET + "\n")
+    assert status == 2 and "OpenID Provider" in err
+    own = [a if a != "https://login.acme.example" else "http://localhost:8000" for a in ACME]
+    status, _, err = run(*own, "--trust", "id-jag", stdin=SECRET + "\n")
+    assert status == 2 and "must not point at this server" in err
+    assert item_count() == 0
