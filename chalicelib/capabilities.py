@@ -28,8 +28,14 @@ SELF_REGISTERED_GRANT_TYPES = ("authorization_code", "refresh_token")
 #: draft-ietf-oauth-identity-assertion-authz-grant §"Authorization Server Metadata": the grant profiles
 #: the jwt-bearer grant processes (authorization_grant_profiles_supported; it names no issuer), and the
 #: token types token exchange issues for identity chaining (identity_chaining_requested_token_types_supported).
+#: RFC 8693 §3 token type identifiers token exchange takes and gives, and the ID-JAG's
+#: (draft-ietf-oauth-identity-assertion-authz-grant §"Token Exchange").
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+ID_JAG_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
 AUTHORIZATION_GRANT_PROFILES = ("urn:ietf:params:oauth:grant-profile:id-jag",)
-IDENTITY_CHAINING_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:id-jag",)
+IDENTITY_CHAINING_TOKEN_TYPES = (ID_JAG_TOKEN_TYPE,)
 #: RFC 7591 §2.1: "code" goes with authorization_code, and is the only response type (OAuth 2.1 drops
 #: the implicit grant).
 RESPONSE_TYPES = ("code",)

@@ -41,13 +41,13 @@ def refused(reason: str, description: str, detail: str = "") -> UntrustedJwt:
     return UntrustedJwt(reason, description, detail=detail)
 
 
-def typ_matches(header_typ, expected: str) -> bool:
-    """RFC 7515 §4.1.9: media type names are case-insensitive, and "application/" may be left out."""
+def typ_matches(header_typ, expected: str | tuple[str, ...]) -> bool:
+    """RFC 7515 §4.1.9: media type names are case-insensitive, and "application/" may be left out.
+    `expected`: one typ, or the few a purpose accepts."""
     if not isinstance(header_typ, str):
         return False
-    value = header_typ.lower()
-    value = value.removeprefix("application/")
-    return value == expected.lower()
+    accepted = (expected,) if isinstance(expected, str) else expected
+    return header_typ.lower().removeprefix("application/") in {e.lower() for e in accepted}
 
 
 def trusted_connection(issuer: str, purpose: str, settings: Settings) -> Connection | None:
@@ -58,7 +58,7 @@ def trusted_connection(issuer: str, purpose: str, settings: Settings) -> Connect
                  if c.protocol == "oidc" and c.issuer == issuer and purpose in c.trust), None)
 
 
-def verify(token, settings: Settings, *, purpose: str, typ: str) -> tuple[Connection, dict]:
+def verify(token, settings: Settings, *, purpose: str, typ: str | tuple[str, ...]) -> tuple[Connection, dict]:
     """The trusted connection and the verified claims of `token`; UntrustedJwt otherwise (module
     docstring). The issuer's faults (unreachable, 5xx) raise UpstreamUnavailable: a 503, try again."""
     if purpose not in TRUST:
@@ -71,7 +71,8 @@ def verify(token, settings: Settings, *, purpose: str, typ: str) -> tuple[Connec
     except jwt.PyJWTError as exc:
         raise refused("malformed", "the JWT is malformed", repr(exc)) from None
     if not typ_matches(header.get("typ"), typ):
-        raise refused("typ", f"the JWT's typ must be {typ}", f"typ {echo(header.get('typ'))}")
+        raise refused("typ", f"the JWT's typ must be {typ if isinstance(typ, str) else ' or '.join(typ)}",
+                      f"typ {echo(header.get('typ'))}")
     alg = header.get("alg")
     if alg not in upstream.SIGNING_ALGS:
         raise refused("alg", "the JWT must be signed with an asymmetric algorithm", f"alg {echo(alg)}")
@@ -102,3 +103,30 @@ def verify(token, settings: Settings, *, purpose: str, typ: str) -> tuple[Connec
     except jwt.PyJWTError as exc:
         raise refused("claims", "the JWT's claims are invalid", repr(exc)) from None
     return connection, claims
+
+
+def local_user(connection: Connection, *, subject: str, email, email_verified) -> str | None:
+    """The local user (`sub`) a trusted issuer's subject is, by the connection's subject_mapping;
+    None when there is none, or it is disabled or deleted (the caller names the error).
+
+    "identity": the user who linked that upstream subject (`identity#<connection>#<sub>`, issue 15's
+    linking); "email": the account with that address, verified here, in a domain the operator trusts
+    the issuer for (`trusted_email_domains`), unless the JWT says the address is unverified."""
+    from ..storage.federated_identities import linked_sub
+    from ..storage.users import find_user_by_email, get_user
+    from .home_realm import email_domain
+
+    if connection.subject_mapping == "email":
+        if not isinstance(email, str) or email_verified is False:
+            return None
+        if email_domain(email) not in connection.trusted_email_domains:
+            return None
+        user = find_user_by_email(email)
+        if user is not None and not user.email_verified:
+            user = None
+    else:
+        linked = linked_sub(connection.connection_id, subject)
+        user = get_user(linked) if linked else None
+    if user is None or user.disabled or user.deleted_at is not None:
+        return None
+    return user.pk

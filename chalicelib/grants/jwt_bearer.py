@@ -95,24 +95,12 @@ def _scopes(requested: str | None, grant: id_jag.IdJagGrant, client: Client, set
 
 
 def local_subject(connection: Connection, grant: id_jag.IdJagGrant) -> str:
-    """The local user the ID-JAG's subject is, by the connection's subject_mapping; InvalidGrant
-    when there is none, or it is disabled or deleted."""
-    from ..storage.federated_identities import linked_sub
-    from ..storage.users import find_user_by_email, get_user
-
-    if connection.subject_mapping == "email":
-        email = grant.email
-        domain = home_realm.email_domain(email)
-        if email is None or grant.email_verified is False or domain not in connection.trusted_email_domains:
-            raise InvalidGrant("the ID-JAG's subject is not known here",
-                               detail=f"email outside trusted_email_domains: domain={domain}")
-        user = find_user_by_email(email)
-        if user is not None and not user.email_verified:
-            user = None
-    else:
-        linked = linked_sub(connection.connection_id, grant.subject)
-        user = get_user(linked) if linked else None
-    if user is None or user.disabled or user.deleted_at is not None:
+    """The local user the ID-JAG's subject is (trusted_issuers.local_user); InvalidGrant when there is
+    none, or it is disabled or deleted."""
+    sub = trusted_issuers.local_user(connection, subject=grant.subject, email=grant.email,
+                                     email_verified=grant.email_verified)
+    if sub is None:
         raise InvalidGrant("the ID-JAG's subject is not known here",
-                           detail=f"connection={connection.connection_id} upstream_sub={grant.subject}")
-    return user.pk
+                           detail=f"connection={connection.connection_id} upstream_sub={grant.subject} "
+                                  f"mapping={connection.subject_mapping}")
+    return sub

@@ -23,8 +23,17 @@ from dataclasses import dataclass
 
 import jwt
 
+from ..capabilities import ACCESS_TOKEN_TYPE, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE
 from ..config import Settings
-from ..errors import InvalidRequest, InvalidScope, InvalidToken, OAuthError, TemporarilyUnavailable, UnauthorizedClient
+from ..errors import (
+    InvalidRequest,
+    InvalidScope,
+    InvalidToken,
+    OAuthError,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+    UntrustedJwt,
+)
 from ..keys import keyring
 from ..log import get_logger, now
 from ..oauth import access_tokens, delegation, exchange_policy, id_tokens, scopes
@@ -34,14 +43,12 @@ from ..verifier import actor_chain
 
 log = get_logger("idp.grants.token_exchange")
 
-#: RFC 8693 §3 token type identifiers.
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
-JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-#: draft-ietf-oauth-identity-assertion-authz-grant: the ID-JAG (chalicelib/oauth/id_jag.py).
-ID_JAG_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
-
-SUBJECT_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE)
+#: RFC 8693 §3 token types (chalicelib/capabilities.py). A jwt subject token comes from an issuer
+#: trusted for "subject-token" (federation/trusted_issuers.py); a jwt actor token is a client
+#: assertion (oauth/client_assertions.py). The ID-JAG is chalicelib/oauth/id_jag.py's.
+JWT_TYPE = JWT_TOKEN_TYPE
+ID_JAG_TYPE = ID_JAG_TOKEN_TYPE
+SUBJECT_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TYPE)
 ACTOR_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TYPE)
 
 
@@ -94,12 +101,8 @@ def handle(form: dict, client, settings: Settings) -> dict:
 
 def _id_jag(form: dict, client, settings: Settings) -> dict:
     """The IdP side of ID-JAG is a token exchange too; chalicelib/oauth/id_jag.py does it."""
-    try:
-        from ..oauth import id_jag
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__.rsplit('.', 1)[0]}.oauth.id_jag":
-            raise
-        raise InvalidRequest("unsupported requested_token_type") from None
+    from ..oauth import id_jag
+
     return id_jag.exchange(form, client, settings)
 
 
@@ -129,8 +132,44 @@ def _subject(form: dict, client, settings: Settings) -> Subject:
         claims = id_tokens.verify(token, jwks=keyring.cached_jwks(), issuer=settings.issuer,
                                   client_id=client.client_id)
         return Subject(claims, _audiences(claims), None, token_type)
-    # A JWT from a trusted issuer (a connection trusted for subject tokens) is wired in later.
+    if token_type == JWT_TYPE:
+        return _trusted_subject(token, settings)
     raise InvalidRequest("unsupported subject_token_type")
+
+
+#: The typs a trusted issuer's subject token may carry: an ID token's ("JWT", OIDC Core) or an
+#: access token's ("at+jwt", RFC 9068). RFC 8725 §3.11: nothing untyped, so no logout token, ID-JAG
+#: or other kind of JWT passes for a subject token.
+TRUSTED_SUBJECT_TYPS = ("JWT", "at+jwt")
+
+
+def _trusted_subject(token: str, settings: Settings) -> Subject:
+    """A JWT from an issuer the operator trusts for subject tokens (a connection with `trust`
+    subject-token): signature, issuer, typ and lifetime by trusted_issuers.verify; its `aud` must name
+    us (RFC 7523 §3 item 3's rule for assertions; a token meant for another party is not ours to
+    trade); its subject becomes the local user by the connection's mapping (one or two GetItems).
+    The policy is matched on its audiences like any subject token's: an operator lists this issuer's
+    tokens by our issuer among a policy's subject audiences. Its `scope` (if any) is ignored: scopes
+    are ours to give, so the policy's are the limit, as for an ID token."""
+    from ..federation import trusted_issuers
+
+    try:
+        connection, claims = trusted_issuers.verify(token, settings, purpose="subject-token", typ=TRUSTED_SUBJECT_TYPS)
+    except UntrustedJwt as exc:
+        raise InvalidRequest("the subject_token is not a JWT from a trusted issuer", detail=exc.detail) from None
+    audiences = _audiences(claims)
+    if settings.issuer not in audiences:
+        raise InvalidRequest("the subject_token is not meant for this server", detail=f"aud={audiences}")
+    sub = trusted_issuers.local_user(connection, subject=claims["sub"], email=claims.get("email"),
+                                     email_verified=claims.get("email_verified"))
+    if sub is None:
+        raise InvalidRequest("the subject_token's subject is not known here",
+                             detail=f"connection={connection.connection_id} sub={claims['sub']}")
+    # Ours from here on: the local user, no upstream grant, session or delegation chain (an upstream
+    # `act` is the upstream's to vouch for, not ours to copy into our tokens).
+    local = {"sub": sub, "exp": claims["exp"], "iss": claims["iss"], "aud": claims.get("aud"),
+             "jti": claims.get("jti")}
+    return Subject(local, audiences, None, JWT_TYPE)
 
 
 def _audiences(claims: dict) -> list[str]:
@@ -215,6 +254,8 @@ def _still_valid(subject: Subject, client, settings: Settings) -> None:
     claims = subject.claims
     if delegation.expires_at(claims) <= now():
         raise InvalidRequest("the subject_token has expired")
+    if subject.token_type == JWT_TYPE:
+        return  # its issuer's to revoke; the local user was read and found active (_trusted_subject)
     if subject.token_type == ACCESS_TOKEN_TYPE:
         if access_tokens.is_revoked(claims, settings):
             raise InvalidRequest("the subject_token has been revoked", detail=f"jti={claims.get('jti')}")

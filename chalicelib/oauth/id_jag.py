@@ -30,11 +30,11 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..capabilities import IDENTITY_SCOPES, SIGNING_ALGS
+from ..capabilities import ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, IDENTITY_SCOPES
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, UnauthorizedClient
 from ..log import get_logger
-from . import exchange_policy, scopes as scope_syntax
+from . import exchange_policy, id_tokens, scopes as scope_syntax
 
 if TYPE_CHECKING:
     from ..storage.clients import Client
@@ -43,12 +43,6 @@ log = get_logger("idp.id_jag")
 
 #: §"ID-JAG Claims": "The typ of the JWT indicated in the JWT header MUST be oauth-id-jag+jwt".
 TYP = "oauth-id-jag+jwt"
-#: The RFC 8693 token type of an ID-JAG (requested_token_type, issued_token_type).
-TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
-#: RFC 8693 §3: the subject token type of an OpenID Connect ID token.
-ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
-#: Our ID tokens' typ (tokens/issue.py): access, logout and ID-JAG tokens have their own.
-OUR_ID_TOKEN_TYP = "JWT"
 #: Longest lifetime accepted in an ID-JAG we redeem (exp - now): it is meant to be used at once, and
 #: its used-jti record lives until it expires.
 MAX_LIFETIME = 3600
@@ -182,9 +176,8 @@ def exchange(form: dict, client: Client, settings: Settings) -> dict:
     from ..storage.users import get_user
     from ..tokens import jwt as our_jwt
 
-    # §"Client Authentication": "This specification SHOULD only be supported for confidential clients."
-    if client.client_type != "confidential":
-        raise UnauthorizedClient("ID-JAGs are for confidential clients only")
+    # §"Client Authentication" ("SHOULD only be supported for confidential clients"): token exchange
+    # takes confidential clients only (grants/token_exchange.handle, which calls this).
     policies = exchange_policy.of(client, "id_jag")
     if not policies:
         raise UnauthorizedClient("no exchange policy allows this client ID-JAGs")
@@ -194,7 +187,10 @@ def exchange(form: dict, client: Client, settings: Settings) -> dict:
         raise InvalidRequest("actor_token is not supported when requesting an ID-JAG")
     if form.get("subject_token_type") != ID_TOKEN_TYPE:
         raise InvalidRequest("unsupported subject_token_type: an ID-JAG is issued for an ID token")
-    subject = verify_our_id_token(form.get("subject_token"), client, settings)
+    # "MUST validate that the audience of the assertion ... matches the client_id of the client
+    # authentication of the request": our ID token, issued to this client.
+    subject = id_tokens.verify(form.get("subject_token"), jwks=keyring.cached_jwks(), issuer=settings.issuer,
+                               client_id=client.client_id)
     audience = form.get("audience")
     if not audience:
         raise InvalidRequest("audience is required: the issuer of the authorization server the ID-JAG is for")
@@ -218,45 +214,8 @@ def exchange(form: dict, client: Client, settings: Settings) -> dict:
     log.info("ID-JAG issued", extra={"client_id": client.client_id, "sub": claims["sub"], "aud": claims["aud"],
                                      "downstream_client_id": claims["client_id"], "jti": claims["jti"],
                                      "policy_id": policy.policy_id, "scope": claims.get("scope", "")})
-    response = {"access_token": token, "issued_token_type": TOKEN_TYPE, "token_type": "N_A",
+    response = {"access_token": token, "issued_token_type": ID_JAG_TOKEN_TYPE, "token_type": "N_A",
                 "expires_in": settings.id_jag_ttl}
     if scopes:
         response["scope"] = " ".join(scopes)
     return response
-
-
-def verify_our_id_token(token, client: Client, settings: Settings) -> dict:
-    """The claims of an unexpired ID token we issued to `client`: our key (the key ring's cached
-    JWKS), an asymmetric algorithm, typ JWT (so no access, logout or ID-JAG token passes for one),
-    our issuer, `client` among its audiences and as `azp` when present. InvalidRequest otherwise
-    (RFC 8693 §2.2.2)."""
-    import jwt
-
-    from ..keys import keyring
-
-    if not isinstance(token, str) or not token:
-        raise InvalidRequest("subject_token is required")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise InvalidRequest("subject_token is not an ID token of ours") from None
-    alg = header.get("alg")
-    if alg not in SIGNING_ALGS or header.get("typ") != OUR_ID_TOKEN_TYP:
-        raise InvalidRequest("subject_token is not an ID token of ours", detail=f"alg={alg!r} typ={header.get('typ')!r}")
-    jwk = next((k for k in keyring.cached_jwks().get("keys", ()) if k.get("kid") == header.get("kid")), None)
-    if jwk is None or jwk.get("alg", alg) != alg:
-        raise InvalidRequest("subject_token is not an ID token of ours", detail="unknown key")
-    try:
-        claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=[alg], issuer=settings.issuer,
-                            audience=client.client_id, options={"require": ["iss", "sub", "aud", "exp", "iat"]})
-    except jwt.ExpiredSignatureError:
-        raise InvalidRequest("subject_token has expired") from None
-    except jwt.InvalidAudienceError:
-        # "MUST validate that the audience of the assertion ... matches the client_id of the client
-        # authentication of the request."
-        raise InvalidRequest("subject_token was issued to another client") from None
-    except jwt.PyJWTError as exc:
-        raise InvalidRequest("subject_token is not an ID token of ours", detail=repr(exc)) from None
-    if "azp" in claims and claims["azp"] != client.client_id:
-        raise InvalidRequest("subject_token was issued to another client", detail=f"azp={claims['azp']!r}")
-    return claims

@@ -1,9 +1,11 @@
 """Our own ID tokens presented back to us (a token exchange's subject_token, RFC 8693 §3).
 
 An ID token is an assertion to its audience (OIDC Core §2): only the client it was issued to may
-present it, so `aud` must contain that client. Checked like a relying party checks it (OIDC Core
-§3.1.3.7): our signature (a key of our JWKS, an asymmetric alg), `typ` "JWT" (so an access token,
-`at+jwt`, or a logout token is not one), iss, aud, exp.
+present it, so `aud` must contain that client (and `azp`, when present, name it). Checked like a
+relying party checks it (OIDC Core §3.1.3.7): our signature (a key of our JWKS, an asymmetric alg),
+`typ` "JWT" (so an access token, `at+jwt`, a logout token or an ID-JAG is not one), iss, aud, exp.
+Used by token exchange for access tokens (chalicelib/grants/token_exchange.py) and for ID-JAGs
+(chalicelib/oauth/id_jag.py).
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ def verify(token: str, *, jwks: dict, issuer: str, client_id: str, leeway: int =
     """The claims of an ID token we issued to `client_id`, unexpired. Raises InvalidRequest (RFC
     8693 §2.2.2: an invalid subject token is `invalid_request`), the reason for the log only."""
     refused = "the subject_token is not a valid ID token issued to this client"
+    if not isinstance(token, str) or not token:
+        raise InvalidRequest("subject_token is required")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
@@ -32,7 +36,10 @@ def verify(token: str, *, jwks: dict, issuer: str, client_id: str, leeway: int =
     if jwk is None or jwk.get("alg") != alg:
         raise InvalidRequest(refused, detail="signed by a key not in our JWKS")
     try:
-        return jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=[alg], issuer=issuer, audience=client_id,
-                          leeway=leeway, options={"require": ["iss", "sub", "aud", "exp", "iat"]})
+        claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=[alg], issuer=issuer, audience=client_id,
+                            leeway=leeway, options={"require": ["iss", "sub", "aud", "exp", "iat"]})
     except jwt.InvalidTokenError as exc:
         raise InvalidRequest(refused, detail=str(exc)) from None
+    if "azp" in claims and claims["azp"] != client_id:
+        raise InvalidRequest(refused, detail=f"azp={claims['azp']!r}")
+    return claims

@@ -2,10 +2,11 @@
 issued to a confidential client, traded for a signed ID-JAG addressed to another authorization
 server, within the client's exchange policy of kind id_jag.
 
-The token-exchange grant (RFC 8693, chalicelib/grants/token_exchange.py) is another branch's: it
-hands requests with requested_token_type=urn:ietf:params:oauth:token-type:id-jag to
-`chalicelib.oauth.id_jag.exchange(form, client, settings)`, so these tests call that function with
-the form the grant receives, against in-process moto and our key ring."""
+The token-exchange grant's handler (RFC 8693, chalicelib/grants/token_exchange.handle) hands requests
+with requested_token_type=urn:ietf:params:oauth:token-type:id-jag to
+`chalicelib.oauth.id_jag.exchange(form, client, settings)`; these tests call the handler with the
+form /token receives, against in-process moto and our key ring (the HTTP path, client
+authentication included, is tests/integration/test_id_jag_two_deployments.py's)."""
 from __future__ import annotations
 
 import jwt
@@ -59,9 +60,9 @@ def id_token(client, user, *, scopes=("openid", "email"), ttl=None):
 
 def exchange(client, subject_token, **form):
     from chalicelib.config import settings
-    from chalicelib.oauth import id_jag
+    from chalicelib.grants import token_exchange
 
-    return id_jag.exchange({**TOKEN_EXCHANGE_FORM, "subject_token": subject_token, **form}, client, settings())
+    return token_exchange.handle({**TOKEN_EXCHANGE_FORM, "subject_token": subject_token, **form}, client, settings())
 
 
 @pytest.fixture

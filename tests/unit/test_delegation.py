@@ -111,14 +111,12 @@ CLIENT = types.SimpleNamespace(client_id="gateway", client_type="confidential", 
 
 
 def test_requested_token_type_id_jag_is_handed_to_the_id_jag_module(monkeypatch):
-    import sys
-
     from chalicelib.grants import token_exchange
+    from chalicelib.oauth import id_jag
 
     calls = []
-    fake = types.ModuleType("chalicelib.oauth.id_jag")
-    fake.exchange = lambda form, client, settings: calls.append((form, client, settings)) or {"access_token": "j"}
-    monkeypatch.setitem(sys.modules, "chalicelib.oauth.id_jag", fake)
+    monkeypatch.setattr(id_jag, "exchange",
+                        lambda form, client, settings: calls.append((form, client, settings)) or {"access_token": "j"})
     form = {"requested_token_type": token_exchange.ID_JAG_TYPE}
     assert token_exchange.handle(form, CLIENT, "settings") == {"access_token": "j"}
     assert calls == [(form, CLIENT, "settings")]

@@ -1,0 +1,79 @@
+"""Token exchange (RFC 8693) with a subject token of type jwt from an issuer the operator trusts for
+subject tokens (a connection with `trust` subject-token; chalicelib/federation/trusted_issuers.py):
+another trust domain's token about a user we know, exchanged by a service of ours for a token to one
+of our APIs. Each refusal is shown beside the exchange that passes without its condition."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.routes.test_jwt_bearer_id_jag import IDP, NOTES, UPSTREAM_SUB, Idp, link, trusted_connection
+from tests.routes.test_token_exchange import JWT, add_policy, claims_of, error_of, exchange, new_service
+from tests.routes.flow import ISSUER
+
+
+@pytest.fixture
+def idp(keys):
+    idp = Idp()
+    idp.publish()
+    return idp
+
+
+@pytest.fixture
+def service(aws, api_resources):
+    """Our service: may trade the trusted issuer's tokens meant for us for tokens to Notes."""
+    service = new_service("Importer")
+    add_policy(service[0].client_id, subject_audiences=(ISSUER,), resources=(NOTES,), scopes=("notes:read",))
+    return service
+
+
+def upstream_token(idp, *, typ="JWT", **overrides):
+    """The trusted issuer's JWT about its user UPSTREAM_SUB, meant for us (an ID token's typ)."""
+    claims = idp.claims(None, **{"iss": IDP, "sub": UPSTREAM_SUB, "aud": ISSUER, "resource": None, "scope": None,
+                                 **overrides})
+    return idp.sign(claims, typ=typ)
+
+
+def test_a_trusted_issuers_jwt_becomes_a_token_for_the_linked_user(http, idp, service, alice):
+    trusted_connection(trust=("subject-token",))
+    link(alice.pk)
+    response = exchange(http, service, subject_token=upstream_token(idp), subject_token_type=JWT, resource=NOTES)
+    assert response.status_code == 200, response.body
+    issued = claims_of(json.loads(response.body)["access_token"])
+    assert issued["sub"] == alice.pk and issued["aud"] == NOTES and issued["scope"] == "notes:read"
+    assert issued["act"] == {"sub": service[0].client_id}
+    assert "grant_id" not in issued
+
+
+def test_an_issuer_trusted_only_for_id_jags_is_not_trusted_for_subject_tokens(http, idp, service, alice):
+    trusted_connection(trust=("id-jag",))
+    link(alice.pk)
+    response = exchange(http, service, subject_token=upstream_token(idp), subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
+    assert "trusted issuer" in json.loads(response.body)["error_description"]
+
+
+def test_a_token_meant_for_another_party_is_refused(http, idp, service, alice):
+    trusted_connection(trust=("subject-token",))
+    link(alice.pk)
+    response = exchange(http, service, subject_token=upstream_token(idp, aud="https://elsewhere.example.com"),
+                        subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
+    assert "not meant for this server" in json.loads(response.body)["error_description"]
+
+
+def test_a_subject_nobody_linked_is_refused(http, idp, service, alice):
+    trusted_connection(trust=("subject-token",))
+    response = exchange(http, service, subject_token=upstream_token(idp), subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
+    assert "not known here" in json.loads(response.body)["error_description"]
+
+
+def test_an_id_jag_does_not_pass_for_a_subject_token(http, idp, service, alice):
+    """RFC 8725 §3.11: the typ tells kinds of JWT apart; an ID-JAG is for the jwt-bearer grant."""
+    trusted_connection(trust=("subject-token", "id-jag"))
+    link(alice.pk)
+    response = exchange(http, service, subject_token=upstream_token(idp, typ="oauth-id-jag+jwt"),
+                        subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
