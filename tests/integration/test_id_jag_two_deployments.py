@@ -10,12 +10,8 @@ The `federated` stacks (tests/integration/federation_stacks.py) are the draft's 
   --trust id-jag`), and it protects examples/mcp_server, where the Wiki has a client of its own
   allowed the jwt-bearer grant.
 
-Everything is set up with ./idp-admin as an operator would, except the Wiki's exchange policy: its
-admin command (`exchange-policies add`) comes with the token-exchange branch, so until that merges it
-is written to the upstream's client item directly. Likewise the token exchange request itself: when
-the upstream's /token serves the token-exchange grant it is sent there over HTTP; before that merge
-the grant's ID-JAG step, chalicelib.oauth.id_jag.exchange, is called in this process against the
-upstream's own tables and signing keys (`use_stack`), with the form the grant would pass it.
+Everything is set up with ./idp-admin as an operator would (the Wiki's id_jag exchange policy with
+`exchange-policies add`), and every request is real HTTP to the stacks.
 """
 from __future__ import annotations
 
@@ -58,20 +54,15 @@ def cross_app(federated):
         trusted = admin(fed.downstream, "connections", "update", CONNECTION, "--trust", "id-jag")
         assert trusted["trust"] == ["id-jag"] and trusted["subject_mapping"] == "identity"
         wiki = admin(fed.upstream, "clients", "create", "--name", "Wiki", "--redirect-uri", RP_REDIRECT_URI,
-                     "--scope", "openid", "--scope", "email")
+                     "--scope", "openid", "--scope", "email",
+                     "--grant-type", "authorization_code", "--grant-type", TOKEN_EXCHANGE)
+        admin(fed.upstream, "exchange-policies", "add", "--client", wiki["client_id"], "--kind", "id_jag",
+              "--id", "notes", "--audience", fed.downstream.base_url, "--downstream-client-id", agent["client_id"],
+              "--resource", server.resource, "--scope", "notes:read", "--scope", "notes:write")
         yield fed, server, agent, wiki
     finally:
         admin(fed.downstream, "connections", "update", CONNECTION, "--trust", "")
         server.stop()
-
-
-def set_exchange_policy(stack, use_stack, client_id: str, policies) -> None:
-    """The Wiki's exchange policies, written to its client item at `stack` (see the module docstring)."""
-    from chalicelib.oauth import exchange_policy
-    from chalicelib.storage.models import ClientModel
-
-    use_stack(stack)
-    ClientModel(client_id).update(actions=[ClientModel.exchange_policies.set(exchange_policy.dump(policies))])
 
 
 def sign_in_at_the_idp(fed, client_id: str, client_secret: str, email: str) -> str:
@@ -92,22 +83,12 @@ def sign_in_at_the_idp(fed, client_id: str, client_secret: str, email: str) -> s
     return tokens.json()["id_token"]
 
 
-def request_id_jag(fed, use_stack, client_id: str, client_secret: str, form: dict) -> dict:
-    """RFC 8693 token exchange at the upstream for an ID-JAG: over HTTP once the upstream serves the
-    grant, else its ID-JAG step in this process (module docstring)."""
-    served = TOKEN_EXCHANGE in fed.upstream.get("/.well-known/oauth-authorization-server").json()[
-        "grant_types_supported"]
-    if served:
-        response = requests.post(f"{fed.upstream.base_url}/token", timeout=TIMEOUT, auth=(client_id, client_secret),
-                                 data={"grant_type": TOKEN_EXCHANGE, **form})
-        assert response.status_code == 200, response.text
-        return response.json()
-    from chalicelib.config import settings
-    from chalicelib.oauth import id_jag
-    from chalicelib.storage.clients import get_client
-
-    use_stack(fed.upstream)
-    return id_jag.exchange(form, get_client(client_id), settings())
+def request_id_jag(fed, client_id: str, client_secret: str, form: dict) -> dict:
+    """RFC 8693 token exchange at the upstream for an ID-JAG, authenticated as the Wiki."""
+    response = requests.post(f"{fed.upstream.base_url}/token", timeout=TIMEOUT, auth=(client_id, client_secret),
+                             data={"grant_type": TOKEN_EXCHANGE, **form})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def call_tool(server: McpServerThread, access_token: str, name: str, arguments: dict):
@@ -129,21 +110,16 @@ def call_tool(server: McpServerThread, access_token: str, name: str, arguments: 
 
 
 def test_an_id_jag_from_the_idp_deployment_gets_an_access_token_at_the_other_and_calls_its_mcp_server(
-        cross_app, use_stack):
-    from chalicelib.oauth.exchange_policy import ExchangePolicy
-
+        cross_app):
     fed, server, agent, wiki = cross_app
     email = unique("grace", CORP_DOMAIN)
     new_user(fed.upstream, email)
     # SSO first: the downstream knows the user from a sign-in through the upstream (its identity linked).
     downstream_sub = sign_in_through_upstream(fed, email)["sub"]
-    set_exchange_policy(fed.upstream, use_stack, wiki["client_id"], [ExchangePolicy(
-        policy_id="notes", kind="id_jag", audience=fed.downstream.base_url, downstream_client_id=agent["client_id"],
-        resources=(server.resource,), scopes=("notes:read", "notes:write"))])
 
     # 1. The Wiki signs the user in at the IdP and 2. trades the ID token for an ID-JAG there.
     id_token = sign_in_at_the_idp(fed, wiki["client_id"], wiki["client_secret"], email)
-    exchanged = request_id_jag(fed, use_stack, wiki["client_id"], wiki["client_secret"], {
+    exchanged = request_id_jag(fed, wiki["client_id"], wiki["client_secret"], {
         "requested_token_type": ID_JAG, "subject_token": id_token, "subject_token_type": ID_TOKEN,
         "audience": fed.downstream.base_url, "resource": [server.resource], "scope": "notes:read"})
     assert (exchanged["issued_token_type"], exchanged["token_type"]) == (ID_JAG, "N_A")
