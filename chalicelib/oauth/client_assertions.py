@@ -52,6 +52,7 @@ MAX_JTI_LENGTH = 256
 #: token) that the client's key also signed, which must not pass as a client assertion.
 ASSERTION_TYPES = (None, "JWT", "client-authentication+jwt")
 GENERIC = "client authentication failed"
+BAD_JTI = f"the client assertion's jti must be a string of 1 to {MAX_JTI_LENGTH} characters"
 
 
 class Refused(Exception):
@@ -146,6 +147,8 @@ def _verified(assertion: str, client: Client, settings: Settings) -> dict:
         raise Refused("the client assertion's iss must be the client_id") from None
     except (jwt.ImmatureSignatureError, jwt.InvalidIssuedAtError):
         raise Refused("the client assertion's iat or nbf is in the future") from None
+    except jwt.exceptions.InvalidJTIError:
+        raise Refused(BAD_JTI) from None
     except jwt.PyJWTError as exc:
         raise Refused("the client assertion's claims are not valid", repr(exc)) from None
     if claims["sub"] != client.client_id:
@@ -154,7 +157,7 @@ def _verified(assertion: str, client: Client, settings: Settings) -> dict:
         raise Refused(f"the client assertion must expire within {settings.client_assertion_max_lifetime} seconds")
     jti = claims["jti"]
     if not isinstance(jti, str) or not 1 <= len(jti) <= MAX_JTI_LENGTH:
-        raise Refused(f"the client assertion's jti must be a string of 1 to {MAX_JTI_LENGTH} characters")
+        raise Refused(BAD_JTI)
     from ..storage import used_jtis
 
     if not used_jtis.use("client_assertion", client.client_id, jti, claims["exp"]):
