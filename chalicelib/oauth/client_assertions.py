@@ -32,6 +32,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ..capabilities import CLIENT_ASSERTION_ALGS, PRIVATE_KEY_JWT
+from ..errors import AssertionRefused as Refused
 from ..errors import InvalidClient, InvalidRequest, TemporarilyUnavailable, UpstreamFailed, UpstreamUnavailable, echo
 from ..log import get_logger, now
 
@@ -53,14 +54,6 @@ MAX_JTI_LENGTH = 256
 ASSERTION_TYPES = (None, "JWT", "client-authentication+jwt")
 GENERIC = "client authentication failed"
 BAD_JTI = f"the client assertion's jti must be a string of 1 to {MAX_JTI_LENGTH} characters"
-
-
-class Refused(Exception):
-    """Why an assertion failed: `description` for the client, `detail` for the log only."""
-
-    def __init__(self, description: str = GENERIC, detail: str = ""):
-        super().__init__(description)
-        self.description, self.detail = description, detail
 
 
 def claimed_client_id(assertion) -> str:
@@ -92,6 +85,7 @@ def verify_actor_assertion(assertion, settings: Settings) -> Client:
     authenticate or to name an actor): the acting agent of a token exchange whose actor_token is a
     client assertion (RFC 8693 §2.1). Refusals are `invalid_request`, as RFC 8693 §2.2.2 wants for
     an actor_token that is not valid."""
+    from ..errors import DocumentError
     from .clients import find_client
 
     try:
@@ -99,7 +93,10 @@ def verify_actor_assertion(assertion, settings: Settings) -> Client:
         client_id = claims.get("sub")
         if not isinstance(client_id, str) or not client_id or claims.get("iss") != client_id:
             raise Refused(GENERIC, "iss and sub must both name the client")
-        client = find_client(client_id, settings, cache_seconds=settings.client_cache_seconds)
+        try:
+            client = find_client(client_id, settings, cache_seconds=settings.client_cache_seconds)
+        except DocumentError:  # a client ID metadata document URL: public clients only, never an actor
+            client = None
         if client is None:
             raise Refused(GENERIC, f"no client {echo(client_id)}")
         _verified(assertion, client, settings)

@@ -21,11 +21,14 @@ from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from tests.integration.hosted_flow import REDIRECT_URI, TIMEOUT, HostedPages, new_user, query_of
-from tests.integration.test_interop_authlib import discovered, validate_id_token  # noqa: F401 (a fixture)
+from tests.integration import test_interop_authlib
+from tests.integration.test_interop_authlib import validate_id_token
 
 pytestmark = pytest.mark.integration
 
 SCOPE = "openid email"
+#: The same fixture: metadata from discovery, this process pointed at the stack.
+discovered = test_interop_authlib.discovered
 KEYS = {"ES256": lambda: ECKey.generate_key("P-256"), "RS256": lambda: RSAKey.generate_key(2048),
         "EdDSA": lambda: OKPKey.generate_key("Ed25519")}
 
@@ -50,7 +53,7 @@ def key_client(key):
 
 
 @pytest.mark.parametrize("alg", KEYS)
-def test_authlib_authenticates_with_private_key_jwt_at_token_and_revocation(idp, discovered, alg):  # noqa: F811
+def test_authlib_authenticates_with_private_key_jwt_at_token_and_revocation(idp, discovered, alg):
     assert "private_key_jwt" in discovered["token_endpoint_auth_methods_supported"]
     assert alg in discovered["token_endpoint_auth_signing_alg_values_supported"]
     assert alg in discovered["revocation_endpoint_auth_signing_alg_values_supported"]
@@ -80,7 +83,7 @@ def test_authlib_authenticates_with_private_key_jwt_at_token_and_revocation(idp,
     assert userinfo.status_code == 401, "the revocation, authenticated by assertion, took effect"
 
 
-def test_authlibs_default_hour_long_assertion_is_refused_with_a_reason(idp, discovered):  # noqa: F811
+def test_authlibs_default_hour_long_assertion_is_refused_with_a_reason(idp, discovered):
     key = KEYS["ES256"]()
     client = key_client(key)
     auth = PrivateKeyJWT(discovered["token_endpoint"], headers={"kid": "authlib"}, alg="ES256")

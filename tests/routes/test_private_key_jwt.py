@@ -496,3 +496,15 @@ def test_an_assertion_used_to_authenticate_cannot_then_name_an_actor(http, keys,
     assert token(http, presented).status_code == 200
     with pytest.raises(InvalidRequest, match="already used"):
         verify_actor_assertion(presented, settings())
+
+
+def test_a_warm_container_spends_one_dynamodb_call_on_an_assertion(http, keys, key_client, signer,
+                                                                  api_role_allows_every_dynamodb_call):
+    """The client, its keys and the signing key come from the container's caches: authenticating
+    costs only the jti's conditional PutItem (client_credentials itself reads nothing more)."""
+    calls = api_role_allows_every_dynamodb_call
+    assert token(http, assertion(key_client.client_id, signer), resource=NOTES).status_code == 200
+    calls.clear()
+    assert token(http, assertion(key_client.client_id, signer), resource=NOTES).status_code == 200
+    assert [call["operation"] for call in calls] == ["PutItem"]
+    assert calls[0]["params"]["ConditionExpression"], "a conditional write"
