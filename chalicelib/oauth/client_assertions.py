@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ..capabilities import CLIENT_ASSERTION_ALGS, PRIVATE_KEY_JWT
 from ..errors import AssertionRefused as Refused
-from ..errors import InvalidClient, InvalidRequest, TemporarilyUnavailable, UpstreamFailed, UpstreamUnavailable, echo
+from ..errors import (DocumentError, InvalidClient, InvalidRequest, TemporarilyUnavailable, UpstreamFailed,
+                      UpstreamUnavailable, echo)
 from ..log import get_logger, now
 
 if TYPE_CHECKING:
@@ -74,8 +75,8 @@ def verify(assertion: str, client: Client, settings: Settings) -> dict:
     try:
         return _verified(assertion, client, settings)
     except Refused as exc:
-        log.info("client assertion refused", extra={"client_id": client.client_id, "reason": exc.detail
-                                                     or exc.description})
+        reason = exc.detail or exc.description
+        log.info("client assertion refused", extra={"client_id": client.client_id, "reason": reason})
         raise InvalidClient(exc.description, detail=exc.detail) from None
 
 
@@ -85,7 +86,6 @@ def verify_actor_assertion(assertion, settings: Settings) -> Client:
     authenticate or to name an actor): the acting agent of a token exchange whose actor_token is a
     client assertion (RFC 8693 §2.1). Refusals are `invalid_request`, as RFC 8693 §2.2.2 wants for
     an actor_token that is not valid."""
-    from ..errors import DocumentError
     from .clients import find_client
 
     try:
@@ -107,7 +107,7 @@ def verify_actor_assertion(assertion, settings: Settings) -> Client:
 
 def _unverified_claims(assertion) -> dict:
     if not isinstance(assertion, str) or not assertion or len(assertion) > MAX_ASSERTION_BYTES:
-        raise Refused("the client assertion must be a JWT of at most 8192 bytes")
+        raise Refused(f"the client assertion must be a JWT of at most {MAX_ASSERTION_BYTES} bytes")
     try:
         return jwt.decode(assertion, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
