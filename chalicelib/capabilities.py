@@ -43,10 +43,18 @@ RESPONSE_MODES = ("query",)
 
 #: RFC 6749 §2.3.1: the secret-based methods; RFC 7591 §2 default first.
 CONFIDENTIAL_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+#: RFC 7523 §2.2 / OIDC Core §9: the client signs a short JWT with its private key; we hold only its
+#: public keys (jwks or jwks_uri), so nothing we store would let anyone pass for it.
+PRIVATE_KEY_JWT = "private_key_jwt"
 #: Token and revocation endpoints: confidential methods, and "none" for public clients (PKCE instead).
-TOKEN_ENDPOINT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, "none")
+TOKEN_ENDPOINT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, PRIVATE_KEY_JWT, "none")
 #: Introspection is for resource servers, which are confidential clients (RFC 7662 §2.1).
-INTROSPECTION_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+INTROSPECTION_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, PRIVATE_KEY_JWT)
+#: RFC 7523 §2.2: the client_assertion_type of a JWT client assertion.
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: JWS algorithms of client assertions (OIDC Discovery §3 token_endpoint_auth_signing_alg_values_supported):
+#: asymmetric only. `none` proves nothing, and HMAC would need a secret we hold (RFC 8725 §3.1).
+CLIENT_ASSERTION_ALGS = ("ES256", "RS256", "EdDSA")
 
 #: RFC 7636: S256 only; `plain` protects nothing once the request leaks (RFC 9700 §2.1.1).
 PKCE_METHODS = ("S256",)

@@ -184,6 +184,10 @@ class Settings:
     #: How long a container reuses a client's registration without reading DynamoDB. Disabling a
     #: client takes effect within this window.
     client_cache_seconds: int = setting("CLIENT_CACHE_SECONDS", 60, parse=_int)
+    #: Longest a private_key_jwt client assertion (RFC 7523 §3) may still be valid when presented:
+    #: its `exp` at most this far ahead. Each assertion's `jti` is remembered until its `exp`, so a
+    #: short limit keeps the used-jti items few and a stolen assertion's window small.
+    client_assertion_max_lifetime: int = setting("CLIENT_ASSERTION_MAX_LIFETIME", 300, parse=_int)
     #: Seconds into a request after which no AWS attempt starts (the request answers 503), so that
     #: every answer leaves inside the function's 10 s timeout (chalicelib/aws.py has the budget).
     #: 0 turns the deadline off: the local stage, where no Lambda timeout applies and a loaded

@@ -34,6 +34,10 @@ def metadata(settings: Settings) -> dict:
         "token_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(can.INTROSPECTION_AUTH_METHODS),
+        # RFC 8414 §2 / OIDC Discovery §3: the algorithms of private_key_jwt client assertions.
+        "token_endpoint_auth_signing_alg_values_supported": list(can.CLIENT_ASSERTION_ALGS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(can.CLIENT_ASSERTION_ALGS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(can.CLIENT_ASSERTION_ALGS),
         "code_challenge_methods_supported": list(can.PKCE_METHODS),
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash", "sid",
                              *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],

@@ -561,3 +561,14 @@ class LogoutDeliveryFailed(Exception):
 
 class LogoutQueueRefused(Exception):
     """SQS refused some messages of a batch (SendMessageBatch's `Failed`)."""
+
+
+class AssertionRefused(Exception):
+    """A private_key_jwt client assertion failed a check (chalicelib/oauth/client_assertions.py), which
+    turns this into invalid_client (RFC 7523 §3.2) at the client-authenticated endpoints, or into
+    invalid_request for a token exchange's actor_token (RFC 8693 §2.2.2). `description` is for the
+    client, `detail` for the log only."""
+
+    def __init__(self, description: str, detail: str = ""):
+        super().__init__(description)
+        self.description, self.detail = description, detail

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from chalicelib.capabilities import CONFIDENTIAL_AUTH_METHODS, GRANT_TYPES
+from chalicelib.capabilities import CONFIDENTIAL_AUTH_METHODS, GRANT_TYPES, PRIVATE_KEY_JWT
 from tools.stage_env import stage_environment
 
 STAGES = ("local", "dev", "prod")
@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"repeatable: {', '.join(GRANT_TYPES)} (default: {GRANT_TYPES[0]})")
     create.add_argument("--scope", action="append", metavar="SCOPE", help="repeatable (default: openid)")
     create.add_argument("--auth-method", metavar="METHOD",
-                        help=f"{' or '.join(CONFIDENTIAL_AUTH_METHODS)} (default: {CONFIDENTIAL_AUTH_METHODS[0]}); "
-                             "'none' for public clients")
+                        help=f"{', '.join(CONFIDENTIAL_AUTH_METHODS)} (default: {CONFIDENTIAL_AUTH_METHODS[0]}) or "
+                             f"{PRIVATE_KEY_JWT} (with --jwks-file or --jwks-uri; no secret); 'none' for public clients")
+    client_keys_arguments(create)
     create.add_argument("--resource", action="append", default=[], metavar="URI",
                         help="repeatable: registered resources this client may request (default: any)")
     create.add_argument("--introspect", action="append", default=[], metavar="URI",
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction,
                         help="its users sign in with a second factor (unless MFA_POLICY=off)")
     update.add_argument("--connections", metavar="IDS", help=CLIENT_CONNECTIONS_HELP + "; '' allows every way")
+    update.add_argument("--auth-method", metavar="METHOD",
+                        help=f"{', '.join(CONFIDENTIAL_AUTH_METHODS)} (a new secret is printed once if it had none) "
+                             f"or {PRIVATE_KEY_JWT} (with --jwks-file or --jwks-uri; its secret is removed)")
+    client_keys_arguments(update)
     command(clients, "list", clients_list, "list clients")
     command(clients, "show", clients_show, "show one client").add_argument("client_id")
     command(clients, "delete", clients_delete, "delete a client and revoke its grants").add_argument("client_id")
@@ -316,7 +321,8 @@ def _client_json(client) -> dict:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
-    }
+    } | ({"jwks": json.loads(client.jwks)} if client.jwks else {}) | (
+        {"jwks_uri": client.jwks_uri} if client.jwks_uri else {})
 
 
 def _user_json(user) -> dict:
@@ -340,12 +346,31 @@ def clients_create(args):
         require_mfa=args.require_mfa, connections=_client_connections(args.connections),
         post_logout_redirect_uris=args.post_logout_redirect_uri,
         backchannel_logout_uri=args.backchannel_logout_uri,
-        backchannel_logout_session_required=args.backchannel_logout_session_required)
+        backchannel_logout_session_required=args.backchannel_logout_session_required,
+        jwks=_jwks_file(args.jwks_file), jwks_uri=args.jwks_uri)
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret
         print("note: client_secret is shown only once; store it now.", file=sys.stderr)
     return result
+
+
+def client_keys_arguments(parser) -> None:
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument("--jwks-file", metavar="FILE",
+                      help=f"{PRIVATE_KEY_JWT}: a JSON file with the client's JWK Set (public keys only)")
+    keys.add_argument("--jwks-uri", metavar="URL", help=f"{PRIVATE_KEY_JWT}: where the client publishes its JWK Set")
+
+
+def _jwks_file(path: str | None):
+    """The JWK Set in --jwks-file, parsed (client_metadata.check_jwks judges it)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read a JSON JWK Set from {path}: {exc}") from None
 
 
 def _client_connections(text: str | None) -> list[str]:
@@ -367,18 +392,34 @@ def _client_connections(text: str | None) -> list[str]:
 
 def clients_update(args):
     from chalicelib.oauth.client_documents import is_document_client_id
+    from chalicelib.oauth.clients import change_authentication
     from chalicelib.storage.clients import get_client, set_client_connections, set_client_require_mfa
 
     if is_document_client_id(args.client_id):
         raise BadInput(f"{args.client_id!r} is a client_id metadata document URL, not a stored client")
-    if args.require_mfa is None and args.connections is None:
-        raise BadInput("nothing to change: give --require-mfa, --no-require-mfa or --connections")
+    changes_keys = args.jwks_file is not None or args.jwks_uri is not None
+    if args.require_mfa is None and args.connections is None and args.auth_method is None and not changes_keys:
+        raise BadInput("nothing to change: give --require-mfa, --no-require-mfa, --connections, --auth-method, "
+                       "--jwks-file or --jwks-uri")
     connections = None if args.connections is None else _client_connections(args.connections)
+    jwks = _jwks_file(args.jwks_file)
+    secret = None
+    if args.auth_method is not None or changes_keys:
+        client = get_client(args.client_id)
+        if client is None:
+            raise BadInput(f"no client with client_id {args.client_id!r}")
+        # New keys alone are a rotation of a private_key_jwt client's keys.
+        _, secret = change_authentication(client, args.auth_method or client.token_endpoint_auth_method,
+                                          jwks=jwks, jwks_uri=args.jwks_uri)
     if args.require_mfa is not None and not set_client_require_mfa(args.client_id, args.require_mfa):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     if connections is not None and not set_client_connections(args.client_id, tuple(connections)):
         raise BadInput(f"no client with client_id {args.client_id!r}")
-    return _client_json(get_client(args.client_id))
+    result = _client_json(get_client(args.client_id))
+    if secret:
+        result["client_secret"] = secret
+        print("note: client_secret is shown only once; store it now.", file=sys.stderr)
+    return result
 
 
 def clients_list(args):

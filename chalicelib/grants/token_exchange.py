@@ -230,12 +230,8 @@ def _acting(sub: str, client_id: str, settings: Settings) -> tuple[dict, dict]:
 def _asserted_actor(assertion: str, settings: Settings):
     """An actor_token of type jwt: a client assertion (RFC 7523 §2.2) of a registered
     private_key_jwt client, the acting agent (oauth/client_assertions.py; its jti is single-use)."""
-    try:
-        from ..oauth import client_assertions
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__.rsplit('.', 1)[0]}.oauth.client_assertions":
-            raise
-        raise InvalidRequest("unsupported actor_token_type") from None
+    from ..oauth import client_assertions
+
     try:
         return client_assertions.verify_actor_assertion(assertion, settings)
     except TemporarilyUnavailable:

@@ -1,7 +1,8 @@
 """Client authentication at the token endpoint (RFC 6749 §2.3, OAuth 2.1 §2.4).
 
 Exactly one method per request (RFC 6749 §2.3: "MUST NOT use more than one"), and it must be the
-method the client registered. Secrets are compared as SHA-256 hashes in constant time.
+method the client registered. Secrets are compared as SHA-256 hashes in constant time; a
+private_key_jwt client assertion (RFC 7523 §2.2) is checked by oauth/client_assertions.py.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import binascii
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
-from ..errors import InvalidClient, InvalidRequest
+from ..capabilities import CLIENT_ASSERTION_TYPE, PRIVATE_KEY_JWT
+from ..errors import InvalidClient, InvalidRequest, echo
 from ..hashing import matches_hash, sha256_hex
 
 if TYPE_CHECKING:
@@ -37,6 +39,10 @@ def authenticate(headers, form: dict, settings, *, source_ip: str | None = None)
     uses_basic = authorization[:6].lower() == "basic "
     if authorization and not uses_basic:
         raise InvalidClient("unsupported client authentication scheme", scheme="Basic")
+    if "client_assertion" in form or "client_assertion_type" in form:
+        if uses_basic or "client_secret" in form:
+            raise InvalidRequest("use exactly one client authentication method")
+        return _by_assertion(form, settings, source_ip), PRIVATE_KEY_JWT
     if uses_basic:
         if "client_secret" in form:
             raise InvalidRequest("use exactly one client authentication method")
@@ -60,6 +66,26 @@ def authenticate(headers, form: dict, settings, *, source_ip: str | None = None)
         raise InvalidClient("client authentication failed", scheme=scheme,
                             detail=f"client {client_id} method {method}")
     return client, method
+
+
+def _by_assertion(form: dict, settings, source_ip: str | None) -> Client:
+    """RFC 7523 §2.2: client_assertion_type names the JWT profile, client_assertion carries the JWT
+    whose sub is the client_id; a client_id in the body is optional, and must then be the same."""
+    from . import client_assertions
+
+    if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+        raise InvalidClient(f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}")
+    assertion = form.get("client_assertion")
+    if not assertion:
+        raise InvalidRequest("client_assertion is required with client_assertion_type")
+    client_id = client_assertions.claimed_client_id(assertion)
+    if form.get("client_id") not in (None, client_id):
+        raise InvalidRequest("client_id in the body does not match the client assertion")
+    client = _find(client_id, settings, source_ip)
+    if client is None or client.token_endpoint_auth_method != PRIVATE_KEY_JWT:
+        raise InvalidClient("client authentication failed", detail=f"client {echo(client_id)} method {PRIVATE_KEY_JWT}")
+    client_assertions.verify(assertion, client, settings)
+    return client
 
 
 def _find(client_id: str, settings, source_ip: str | None) -> Client | None:

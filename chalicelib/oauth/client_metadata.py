@@ -12,6 +12,7 @@ InvalidRedirectUri) with a message that says which rule failed and quotes input 
 """
 from __future__ import annotations
 
+import json
 import unicodedata
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from ..capabilities import (
     GRANT_TYPES,
     JWT_BEARER,
     LOOPBACK_HOSTS,
+    PRIVATE_KEY_JWT,
     RESPONSE_TYPES,
     SCOPE_TOKEN,
     SELF_REGISTERED_GRANT_TYPES,
@@ -42,7 +44,8 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
                              grant_types=None, scopes=None, token_endpoint_auth_method=None, resources=(),
                              introspects=(), require_mfa: bool = False, connections=(),
                              post_logout_redirect_uris=(), backchannel_logout_uri: str | None = None,
-                             backchannel_logout_session_required: bool = False) -> dict:
+                             backchannel_logout_session_required: bool = False, jwks=None,
+                             jwks_uri: str | None = None) -> dict:
     """An administrator's client: check and normalise its metadata into ClientModel fields.
     `require_mfa` and `connections` (how its users may sign in: connection ids and "password", whose
     existence the caller checks) are an operator's settings, never RFC 7591 metadata:
@@ -54,10 +57,12 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         raise InvalidClientMetadata("only confidential clients may introspect tokens")
     grants = check_grant_types(client_type, ["authorization_code"] if grant_types is None else grant_types,
                                supported=GRANT_TYPES)
+    method = check_auth_method(client_type, token_endpoint_auth_method)
     return {
         "client_name": check_client_name(client_name),
         "client_type": client_type,
-        "token_endpoint_auth_method": check_auth_method(client_type, token_endpoint_auth_method),
+        "token_endpoint_auth_method": method,
+        **client_keys(method, jwks, jwks_uri),
         "grant_types": grants,
         "redirect_uris": redirect_uris_for(grants, redirect_uris),
         "response_types": check_response_types(grants),
@@ -99,10 +104,12 @@ def validate_registration(metadata, ceiling: tuple[str, ...]) -> dict:
     name = metadata.get("client_name")
     if name is not None and not isinstance(name, str):
         raise InvalidClientMetadata("client_name must be a string")
+    method = check_auth_method(client_type, method)
     return {
         "client_name": check_client_name(name) if name is not None else _default_name(uris[0]),
         "client_type": client_type,
-        "token_endpoint_auth_method": check_auth_method(client_type, method),
+        "token_endpoint_auth_method": method,
+        **client_keys(method, metadata.get("jwks"), metadata.get("jwks_uri"), others="ignore"),
         "redirect_uris": uris,
         "grant_types": grants,
         "response_types": check_response_types(grants, _strings(metadata, "response_types", None)),
@@ -126,8 +133,9 @@ def check_client_name(name: str) -> str:
 
 
 def check_auth_method(client_type: str, method: str | None) -> str:
-    """RFC 6749 §2.3.1 / RFC 7591 §2: confidential clients authenticate with their secret; public
-    clients cannot keep one and use "none" (PKCE protects their codes instead)."""
+    """RFC 6749 §2.3.1 / RFC 7591 §2: confidential clients authenticate with their secret or their
+    private key (RFC 7523 §2.2); public clients can keep neither and use "none" (PKCE protects their
+    codes instead)."""
     if method is not None and method not in TOKEN_ENDPOINT_AUTH_METHODS:
         raise InvalidClientMetadata(f"token_endpoint_auth_method must be one of "
                                     f"{', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}, got '{echo(method)}'")
@@ -136,9 +144,89 @@ def check_auth_method(client_type: str, method: str | None) -> str:
             raise InvalidClientMetadata("public clients have no secret: token_endpoint_auth_method must be 'none'")
         return "none"
     if method == "none":
-        raise InvalidClientMetadata("confidential clients authenticate with their secret: token_endpoint_auth_method "
-                                    f"must be {' or '.join(CONFIDENTIAL_AUTH_METHODS)}")
+        raise InvalidClientMetadata("confidential clients authenticate: token_endpoint_auth_method must be "
+                                    f"{', '.join(CONFIDENTIAL_AUTH_METHODS)} or {PRIVATE_KEY_JWT}")
     return method or CONFIDENTIAL_AUTH_METHODS[0]
+
+
+def client_keys(method: str, jwks, jwks_uri, *, others: str = "refuse") -> dict:
+    """The `jwks` / `jwks_uri` ClientModel fields of a client using `method`: for private_key_jwt
+    exactly one of them (RFC 7591 §2: "MUST NOT both be present"), else neither. Keys given with
+    another method are refused (`others="refuse"`: an operator who gives keys means private_key_jwt,
+    and keeping them unused would hide the slip) or dropped (`"ignore"`: RFC 7591 §2 keys serve
+    purposes we do not offer too, such as request objects, so a self-registered client may send them).
+
+    - `jwks`: a JWK Set of 1 to MAX_CLIENT_KEYS public keys that can verify a client assertion
+      (client_assertions.fits: P-256, RSA of 2048 bits or more, Ed25519), each with `use` "sig" if
+      any and an `alg` of CLIENT_ASSERTION_ALGS if any, with distinct `kid`s when there are several
+      (OIDC Core §10.1 picks the key by kid). A private key is refused: we must never hold one that
+      could sign as the client. Stored as compact JSON text.
+    - `jwks_uri`: where the client publishes it; fetched later through the outbound guard, so it
+      must pass the guard's URL rules now (https, loopback http in the local stage only).
+    """
+    if method != PRIVATE_KEY_JWT:
+        if others == "refuse" and (jwks is not None or jwks_uri is not None):
+            raise InvalidClientMetadata(f"jwks and jwks_uri are for token_endpoint_auth_method {PRIVATE_KEY_JWT}")
+        return {"jwks": None, "jwks_uri": None}
+    if (jwks is None) == (jwks_uri is None):
+        raise InvalidClientMetadata(f"{PRIVATE_KEY_JWT} needs exactly one of jwks and jwks_uri")
+    if jwks_uri is not None:
+        return {"jwks": None, "jwks_uri": _jwks_uri(jwks_uri)}
+    return {"jwks": json.dumps(check_jwks(jwks), separators=(",", ":"), sort_keys=True), "jwks_uri": None}
+
+
+#: Keys of one client: a current one and a few being rotated in or out.
+MAX_CLIENT_KEYS = 10
+#: JWK members of a private or symmetric key (RFC 7518 §6.2.2, §6.3.2, §6.4.1, RFC 8037 §2).
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def check_jwks(jwks) -> dict:
+    """A client's JWK Set (see `client_keys`), or InvalidClientMetadata naming what is wrong."""
+    from ..capabilities import CLIENT_ASSERTION_ALGS
+
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_CLIENT_KEYS:
+        raise InvalidClientMetadata(f"jwks must be a JWK Set with 1 to {MAX_CLIENT_KEYS} keys")
+    for jwk in keys:
+        if not isinstance(jwk, dict):
+            raise InvalidClientMetadata("jwks: every key must be a JSON object")
+        if any(member in jwk for member in _PRIVATE_MEMBERS):
+            raise InvalidClientMetadata("jwks must hold public keys only: never register a private or secret key")
+        if jwk.get("use", "sig") != "sig":
+            raise InvalidClientMetadata("jwks: a key's use must be sig")
+        algs = [jwk["alg"]] if "alg" in jwk else list(CLIENT_ASSERTION_ALGS)
+        if not any(alg in CLIENT_ASSERTION_ALGS and _verifies(jwk, alg) for alg in algs):
+            raise InvalidClientMetadata(f"jwks: every key must be a public key for {', '.join(CLIENT_ASSERTION_ALGS)} "
+                                        "(P-256, RSA of at least 2048 bits, Ed25519)")
+    kids = [jwk.get("kid") for jwk in keys]
+    if len(keys) > 1 and (None in kids or len(set(map(str, kids))) != len(kids)):
+        raise InvalidClientMetadata("jwks: with several keys, each needs its own kid")
+    return {"keys": keys}
+
+
+def _verifies(jwk: dict, alg) -> bool:
+    import jwt
+
+    from .client_assertions import fits
+
+    try:
+        return fits(jwt.PyJWK(jwk, algorithm=alg).key, alg)
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        return False
+
+
+def _jwks_uri(uri) -> str:
+    from .. import outbound
+    from ..config import settings
+
+    if not isinstance(uri, str) or len(uri) > MAX_URL_LENGTH:
+        raise InvalidClientMetadata(f"jwks_uri must be a URL of at most {MAX_URL_LENGTH} characters")
+    try:
+        outbound.check_url(uri, settings(), what="jwks_uri")
+    except outbound.Refused as exc:
+        raise InvalidClientMetadata(str(exc)) from None
+    return uri
 
 
 #: Grants only a client that proves who it is may use, by the name refusals give them:

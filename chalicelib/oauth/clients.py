@@ -18,7 +18,8 @@ def create_client(**metadata) -> tuple[Client, str | None]:
     """Register an administrator's client (arguments as for client_metadata.validate_client_metadata,
     whose InvalidClientMetadata it raises before anything is written).
 
-    Returns the stored client and, for a confidential client, its raw secret: shown once, never stored.
+    Returns the stored client and, for a client authenticating with a secret, its raw secret: shown
+    once, never stored.
     """
     from .client_metadata import validate_client_metadata
 
@@ -29,10 +30,14 @@ def create_client(**metadata) -> tuple[Client, str | None]:
 
 def add_client(client_id: str, fields: dict, **stored) -> tuple[Client, str | None]:
     """Store a client whose metadata `fields` were validated (plus `stored` attributes such as
-    registered_dynamically); returns it and, for a confidential client, its new raw secret."""
+    registered_dynamically); returns it and, for a client authenticating with a secret, its new raw
+    secret."""
     from ..storage.clients import Client, add_client as store
 
-    secret = new_secret() if fields["client_type"] == "confidential" else None
+    from ..capabilities import CONFIDENTIAL_AUTH_METHODS
+
+    # A private_key_jwt client proves itself with its own key: a secret would be a second, weaker way in.
+    secret = new_secret() if fields["token_endpoint_auth_method"] in CONFIDENTIAL_AUTH_METHODS else None
     at = now()
     client = Client(client_id=client_id, secret_hash=sha256_hex(secret) if secret else None,
                     created_at=at, updated_at=at, **stored,
@@ -83,3 +88,29 @@ def allowed_scopes(client: Client, settings: Settings) -> list[str]:
     if client.registered_dynamically:
         return list(unverified_scope_ceiling(settings))
     return list(client.scopes)
+
+
+def change_authentication(client: Client, method: str, *, jwks=None, jwks_uri: str | None = None,
+                          ) -> tuple[Client, str | None]:
+    """An operator's change to how a confidential client authenticates (tools/admin.py `clients
+    update`): to private_key_jwt with new keys (its secret, if any, is removed: RFC 6749 §2.3 allows
+    one method per client, and a leftover secret would be a way in nobody watches), new keys for a
+    private_key_jwt client (rotation), or to a secret method (a new secret when it had none, returned
+    to be shown once; keys removed). InvalidClientMetadata before anything is written."""
+    from ..capabilities import CONFIDENTIAL_AUTH_METHODS
+    from ..errors import InvalidClientMetadata
+    from ..storage.clients import set_client_authentication
+    from .client_metadata import check_auth_method, client_keys
+
+    if client.client_type != "confidential":
+        raise InvalidClientMetadata("public clients authenticate with no secret and no key")
+    method = check_auth_method("confidential", method)
+    keys = client_keys(method, jwks, jwks_uri)
+    uses_secret = method in CONFIDENTIAL_AUTH_METHODS
+    secret = new_secret() if uses_secret and not client.secret_hash else None
+    secret_hash = (sha256_hex(secret) if secret else client.secret_hash) if uses_secret else None
+    written = set_client_authentication(client.client_id, token_endpoint_auth_method=method,
+                                        secret_hash=secret_hash, **keys)
+    if written is None:
+        raise InvalidClientMetadata(f"no client with client_id {client.client_id!r}")
+    return written, secret

@@ -7,7 +7,9 @@ ask for (the rules are oauth/client_metadata.py's, shared with admin-created cli
   scheme (RFC 8252 §7.1); no credentials, fragments or wildcards (oauth/redirect_uris.py).
 - grant_types ⊆ {authorization_code, refresh_token}, response_types ⊆ {code}, consistent.
 - token_endpoint_auth_method: none (public: native apps and agents), client_secret_basic
-  (the RFC 7591 default) or client_secret_post.
+  (the RFC 7591 default), client_secret_post, or private_key_jwt (RFC 7523 §2.2) with exactly one of
+  jwks (public keys only) and jwks_uri (https; fetched through the outbound guard). A private_key_jwt
+  client gets no secret.
 - scope: optional (Claude-style requests omit it); every scope named must be within the
   unverified-client ceiling (UNVERIFIED_CLIENT_SCOPES, by default the identity scopes and those of
   resources registered with --public). A scope outside it gets the same error whether or not any
@@ -20,8 +22,10 @@ read or update (RFC 7592 §3 lets the server issue a new one; we cannot return t
 """
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
+from ..capabilities import PRIVATE_KEY_JWT
 from ..config import Settings
 from ..errors import InvalidClientMetadata, InvalidToken
 from ..hashing import matches_hash, new_secret, sha256_hex
@@ -72,6 +76,10 @@ def information(client: Client, settings: Settings, registration_token: str, sco
         info["client_uri"] = client.client_uri
     if client.post_logout_redirect_uris:
         info["post_logout_redirect_uris"] = list(client.post_logout_redirect_uris)
+    if client.jwks:
+        info["jwks"] = json.loads(client.jwks)
+    if client.jwks_uri:
+        info["jwks_uri"] = client.jwks_uri
     if client.backchannel_logout_uri:
         info["backchannel_logout_uri"] = client.backchannel_logout_uri
         info["backchannel_logout_session_required"] = client.backchannel_logout_session_required
@@ -135,6 +143,10 @@ def update(client: Client, metadata, settings: Settings) -> dict:
     fields = validate_registration(metadata, unverified_scope_ceiling(settings))
     if fields["client_type"] != client.client_type:
         raise InvalidClientMetadata("token_endpoint_auth_method cannot switch between public and confidential")
+    uses_key = fields["token_endpoint_auth_method"] == PRIVATE_KEY_JWT
+    if uses_key != (client.token_endpoint_auth_method == PRIVATE_KEY_JWT):
+        # A switch to a key would leave a secret behind, one to a secret would need a new secret.
+        raise InvalidClientMetadata("token_endpoint_auth_method cannot switch between a secret and private_key_jwt")
     from .clients import allowed_scopes
 
     # Read before the rotation (see `read`). The update keeps the client dynamically registered, and

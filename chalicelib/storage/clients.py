@@ -190,3 +190,20 @@ def set_client_exchange_policies(client_id: str, text: str | None, *, expected: 
     action = ClientModel.exchange_policies.set(text) if text is not None else ClientModel.exchange_policies.remove()
     return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
         actions=[action, ClientModel.updated_at.set(now())], condition=ClientModel.client_id.exists() & unchanged))
+
+
+def set_client_authentication(client_id: str, *, token_endpoint_auth_method: str, secret_hash: str | None,
+                              jwks: str | None, jwks_uri: str | None) -> Client | None:
+    """Set how the client authenticates (its method, and its secret's hash or its keys; None removes
+    one), as one conditional UpdateItem, which returns the client as written. None when there is no
+    such client. Containers that cached the client notice within CLIENT_CACHE_SECONDS."""
+    values = {"token_endpoint_auth_method": token_endpoint_auth_method, "secret_hash": secret_hash,
+              "jwks": jwks, "jwks_uri": jwks_uri}
+    actions = [ClientModel.updated_at.set(now())]
+    actions += [getattr(ClientModel, name).set(value) if value is not None else getattr(ClientModel, name).remove()
+                for name, value in values.items()]
+    item = ClientModel(client_id)
+    if not client_id or not conditionally(lambda: item.update(actions=actions,
+                                                              condition=ClientModel.client_id.exists())):
+        return None
+    return _record(item)

@@ -427,3 +427,34 @@ def test_an_actor_token_issued_to_another_client_is_refused(http, user_tokens, g
 def test_a_refused_exchange_issues_nothing_and_logs_no_exchange(http, user_tokens, gateway, idp_log):
     exchange(http, gateway, subject_token=user_tokens["access_token"], resource=NOTES)
     assert not [entry for entry in idp_log() if entry.get("event") == "token_exchange"]
+
+
+# Keys instead of secrets: the agent names itself with a signed assertion (oauth/client_assertions.py) --
+
+def test_an_agents_client_assertion_as_actor_token_puts_the_agent_in_the_chain(http, user_tokens, alice):
+    """The gateway authenticates with private_key_jwt and presents the acting agent's own client
+    assertion as actor_token (type jwt): the result's `act` names the agent, and the assertion is
+    single-use like any client assertion, so a replayed one is refused."""
+    from chalicelib.oauth.clients import create_client
+    from tests.routes.test_private_key_jwt import ASSERTION_TYPE, assertion, private_key, public_jwk
+
+    gateway_key, agent_key = private_key("ES256"), private_key("ES256")
+    gateway, _ = create_client(client_name="Keyed gateway", grant_types=[TOKEN_EXCHANGE],
+                               token_endpoint_auth_method="private_key_jwt", jwks={"keys": [public_jwk(gateway_key)]})
+    add_policy(gateway.client_id, subject_audiences=(NOTES,), resources=(BILLING,), scopes=("billing:read",))
+    agent, _ = create_client(client_name="Billing agent", grant_types=["client_credentials"],
+                             token_endpoint_auth_method="private_key_jwt", jwks={"keys": [public_jwk(agent_key)]})
+    actor = assertion(agent.client_id, agent_key)
+
+    def trade(actor_token):
+        body = {"grant_type": TOKEN_EXCHANGE, "subject_token_type": ACCESS, "subject_token": user_tokens["access_token"],
+                "resource": BILLING, "actor_token": actor_token, "actor_token_type": JWT,
+                "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion(gateway.client_id, gateway_key)}
+        return http.post("/token", body=urlencode(body).encode(), headers=FORM)
+
+    response = trade(actor)
+    assert response.status_code == 200, response.body
+    issued = claims_of(json.loads(response.body)["access_token"])
+    assert issued["act"] == {"sub": agent.client_id} and issued["client_id"] == gateway.client_id
+    assert issued["sub"] == alice.pk
+    assert error_of(trade(actor)) == "invalid_request", "the agent's assertion works once"

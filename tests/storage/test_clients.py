@@ -70,10 +70,12 @@ REJECTED = [
     ({"client_type": "public", "token_endpoint_auth_method": "client_secret_basic"},
      "public clients have no secret: token_endpoint_auth_method must be 'none'"),
     ({"token_endpoint_auth_method": "none"},
-     "confidential clients authenticate with their secret: token_endpoint_auth_method must be client_secret_basic "
-     "or client_secret_post"),
-    ({"token_endpoint_auth_method": "private_key_jwt"},
-     "token_endpoint_auth_method must be one of client_secret_basic, client_secret_post, none, got 'private_key_jwt'"),
+     "confidential clients authenticate: token_endpoint_auth_method must be client_secret_basic, "
+     "client_secret_post or private_key_jwt"),
+    ({"token_endpoint_auth_method": "client_secret_jwt"},
+     "token_endpoint_auth_method must be one of client_secret_basic, client_secret_post, private_key_jwt, none, "
+     "got 'client_secret_jwt'"),
+    ({"token_endpoint_auth_method": "private_key_jwt"}, "private_key_jwt needs exactly one of jwks and jwks_uri"),
 ]
 
 
@@ -105,6 +107,7 @@ def test_defaults_and_deduplication():
         "scopes": ["openid", "email"], "resources": [], "introspection": False, "introspects": [], "require_mfa": False,
         "connections": [],
         "post_logout_redirect_uris": [], "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
+        "jwks": None, "jwks_uri": None,
     }
     public = validate_client_metadata(client_name="SPA", client_type="public", redirect_uris=[APP])
     assert public["token_endpoint_auth_method"] == "none"

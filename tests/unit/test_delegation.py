@@ -123,20 +123,16 @@ def test_requested_token_type_id_jag_is_handed_to_the_id_jag_module(monkeypatch)
 
 
 def test_an_actor_assertion_names_the_asserting_client(monkeypatch):
-    import sys
-
     from chalicelib.errors import InvalidClient
     from chalicelib.grants import token_exchange
-
-    fake = types.ModuleType("chalicelib.oauth.client_assertions")
+    from chalicelib.oauth import client_assertions
 
     def verify_actor_assertion(assertion, settings):
         if assertion != "good":
             raise InvalidClient("bad assertion")
         return types.SimpleNamespace(client_id="agent-7")
 
-    fake.verify_actor_assertion = verify_actor_assertion
-    monkeypatch.setitem(sys.modules, "chalicelib.oauth.client_assertions", fake)
+    monkeypatch.setattr(client_assertions, "verify_actor_assertion", verify_actor_assertion)
     settings = types.SimpleNamespace(issuer="https://login.example.com")
     form = {"actor_token": "good", "actor_token_type": token_exchange.JWT_TYPE}
     assert token_exchange._actor(form, CLIENT, settings) == (
