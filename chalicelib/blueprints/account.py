@@ -89,22 +89,7 @@ def _login_page(browser_value, cookies, *, status=200, message=None, notice=None
 
 
 def _continuing(request) -> tuple[str, str]:
-    """(the query that keeps a continuation on the sign-in form's action, where a sign-in goes).
-
-    The device page (/device, RFC 8628 §3.3) signs people in here and continues with the code they
-    came with: `?continue=device&user_code=...`. Only that fixed page is a continuation, never an
-    address from the request (no open redirect), and the code is carried only once normalised."""
-    from urllib.parse import urlencode
-
-    from ..oauth import device_flow
-
-    query = query_params(request)
-    if query.get("continue") != "device":
-        return "", f"{hosted.base()}/account"
-    code = device_flow.normalise(query.get("user_code"))
-    carried = {"user_code": device_flow.display(code)} if code else {}
-    device = f"{hosted.base()}/device" + (f"?{urlencode(carried)}" if carried else "")
-    return f"?{urlencode({'continue': 'device', **carried})}", device
+    return hosted.continuation(query_params(request))
 
 
 @hosted.page_route(bp, "/account/login", ["GET", "POST"], content_types=FORM_OR_NONE)
@@ -136,7 +121,8 @@ def account_login():
         return _login_page(browser_value, cookies, status=401, message=messages.WRONG_CREDENTIALS, username=username)
     signed_in = login_core.finish(s, attempt, user)
     if isinstance(signed_in, login_core.SecondStep):  # the user has a second factor: /mfa asks for it
-        return hosted.redirect(f"{hosted.base()}/mfa", [login_core.step_cookie_header(s, signed_in.cookie)])
+        return hosted.redirect(f"{hosted.base()}/mfa{_continuing(request)[0]}",
+                               [login_core.step_cookie_header(s, signed_in.cookie)])
     return hosted.redirect(_continuing(request)[1], [
         sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
         login_core.device_cookie_header(s, signed_in.device_cookie)])

@@ -34,6 +34,24 @@ def base() -> str:
     return urlsplit(settings().issuer).path.rstrip("/")
 
 
+def continuation(query: dict) -> tuple[str, str]:
+    """A sign-in with no authorization request (the account page's: /account/login, then /mfa for a
+    second factor) ends on the account page, or continues where it was asked to: (the query that keeps
+    the continuation on each form's action, where the sign-in goes).
+
+    The device page (/device, RFC 8628 §3.3) signs people in that way and continues with the code they
+    came with: `?continue=device&user_code=...`. Only that fixed page is a continuation, never an
+    address from the request (no open redirect), and the code is carried only once normalised."""
+    from ..oauth import device_flow
+
+    if query.get("continue") != "device":
+        return "", f"{base()}/account"
+    code = device_flow.normalise(query.get("user_code"))
+    carried = {"user_code": device_flow.display(code)} if code else {}
+    device = f"{base()}/device" + (f"?{urlencode(carried)}" if carried else "")
+    return f"?{urlencode({'continue': 'device', **carried})}", device
+
+
 def page_url(page: str, request_id: str) -> str:
     return f"{base()}{page}?{urlencode({'request_id': request_id})}"
 

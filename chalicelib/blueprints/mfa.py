@@ -68,6 +68,7 @@ def _page(state, pending, *, status: int = 200, message: str | None = None, cook
                                                   user_verification="preferred")
     return hosted.page("mfa.html", status, cookies=[*state.cookies, *cookies], methods=methods,
                        passkey_options=options, request_id=state.request_id or "", step_up=state.session is not None,
+                       continuation=hosted.continuation(query_params(bp.current_request))[0],
                        message=message, csrf_token=sessions.csrf_token(state.browser_value, CSRF_PURPOSE))
 
 
@@ -206,8 +207,8 @@ def _proved(state, proof, pending) -> Response:
     cookies = [login.step_cookie_header(s, "", max_age=0),
                sessions.cookie_header(s, signed_in.session_cookie, max_age=s.session_ttl),
                login.device_cookie_header(s, signed_in.device_cookie)]
-    if state.request_id is None:  # the account page's own sign-in
-        return hosted.redirect(f"{hosted.base()}/account", cookies)
+    if state.request_id is None:  # the account page's own sign-in: /account, or the device page
+        return hosted.redirect(hosted.continuation(query_params(bp.current_request))[1], cookies)
     if pending is None or signed_in.request_finished:
         return hosted.expired(cookies)
     return _advance(pending, signed_in.session, just_signed_in=True, cookies=cookies)

@@ -256,6 +256,28 @@ def test_the_page_signs_in_first_and_comes_back_with_the_code(http, device_clien
     assert error_of(poll(http, device_client.client_id, body["device_code"])) == "authorization_pending"
 
 
+def test_a_user_with_a_second_factor_comes_back_to_the_device_page_after_it(http, device_client, alice):
+    """The continuation survives /mfa: its forms keep `?continue=device&user_code=...`, and a proved
+    second factor ends on the device page with the code, not on the account page."""
+    from tests.routes.test_second_factor import code_now, enrol_totp
+
+    enrol_totp(alice.pk)
+    body = started(http, device_client.client_id)
+    browser = Browser(http)
+    location = f"/account/login?continue=device&user_code={body['user_code']}"
+    page = browser.get(location)
+    signed = browser.post(location, {"csrf_token": hidden(page.body, "csrf_token"), "username": "alice@example.com",
+                                     "password": "correct horse battery"})
+    mfa = signed.headers["Location"]
+    assert signed.status_code == 302 and mfa == f"/mfa?continue=device&user_code={body['user_code']}"
+    form = browser.get(mfa)
+    assert f'action="/mfa?continue=device&amp;user_code={body["user_code"]}"' in form.body.decode()
+    proved = browser.post(mfa, {"csrf_token": hidden(form.body, "csrf_token"), "request_id": "", "method": "totp",
+                                "code": code_now()})
+    assert proved.status_code == 302 and proved.headers["Location"] == f"/device?user_code={body['user_code']}"
+    assert look_up(browser, body["user_code"]).status_code == 200
+
+
 def test_the_sign_in_continuation_is_only_the_device_page(http, alice):
     browser = Browser(http)
     location = "/account/login?continue=https://evil.example/&user_code=BCDF-GHJK"

@@ -46,7 +46,8 @@ CONTEXTS = [
     ("forgot_password.html", {"csrf_token": DYNAMIC, "request_id": DYNAMIC}),
     ("forgot_sent.html", {"back": DYNAMIC}),
     ("mfa.html", {"methods": ["passkey", "totp", "recovery"], "passkey_options": {"challenge": DYNAMIC},
-                  "request_id": DYNAMIC, "csrf_token": DYNAMIC, "step_up": True, "message": "Too many wrong codes. Wait a few minutes and try again."}),
+                  "request_id": DYNAMIC, "csrf_token": DYNAMIC, "step_up": True, "continuation": "?continue=device",
+                  "message": "Too many wrong codes. Wait a few minutes and try again."}),
     ("forgot_sent.html", {"back": None, "message": "Too many attempts. Wait a few minutes and try again."}),
     ("reset_password.html", {"token": DYNAMIC, "email": DYNAMIC, "csrf_token": DYNAMIC,
                              "message": "This password is too common: it is on a list of passwords that attackers "
