@@ -11,7 +11,9 @@ The `federated` stacks (tests/integration/federation_stacks.py) are the draft's 
   allowed the jwt-bearer grant.
 
 Everything is set up with ./idp-admin as an operator would (the Wiki's id_jag exchange policy with
-`exchange-policies add`), and every request is real HTTP to the stacks.
+`exchange-policies add`), and every request is real HTTP to the stacks. The two token requests of the
+draft are made by a third-party client library, Authlib's OAuth2Session (`fetch_token` with the
+token-exchange grant, then with the jwt-bearer grant, client_secret_basic both times).
 """
 from __future__ import annotations
 
@@ -83,12 +85,18 @@ def sign_in_at_the_idp(fed, client_id: str, client_secret: str, email: str) -> s
     return tokens.json()["id_token"]
 
 
+def authlib_token(issuer: str, client_id: str, client_secret: str, grant_type: str, **form) -> dict:
+    """A token request by Authlib's OAuth2Session at `issuer`'s token endpoint (from its discovery)."""
+    from authlib.integrations.requests_client import OAuth2Session
+
+    endpoint = requests.get(f"{issuer}/.well-known/oauth-authorization-server", timeout=TIMEOUT).json()["token_endpoint"]
+    with OAuth2Session(client_id, client_secret, token_endpoint_auth_method="client_secret_basic") as session:
+        return dict(session.fetch_token(endpoint, grant_type=grant_type, timeout=TIMEOUT, **form))
+
+
 def request_id_jag(fed, client_id: str, client_secret: str, form: dict) -> dict:
     """RFC 8693 token exchange at the upstream for an ID-JAG, authenticated as the Wiki."""
-    response = requests.post(f"{fed.upstream.base_url}/token", timeout=TIMEOUT, auth=(client_id, client_secret),
-                             data={"grant_type": TOKEN_EXCHANGE, **form})
-    assert response.status_code == 200, response.text
-    return response.json()
+    return authlib_token(fed.upstream.base_url, client_id, client_secret, TOKEN_EXCHANGE, **form)
 
 
 def call_tool(server: McpServerThread, access_token: str, name: str, arguments: dict):
@@ -121,7 +129,7 @@ def test_an_id_jag_from_the_idp_deployment_gets_an_access_token_at_the_other_and
     id_token = sign_in_at_the_idp(fed, wiki["client_id"], wiki["client_secret"], email)
     exchanged = request_id_jag(fed, wiki["client_id"], wiki["client_secret"], {
         "requested_token_type": ID_JAG, "subject_token": id_token, "subject_token_type": ID_TOKEN,
-        "audience": fed.downstream.base_url, "resource": [server.resource], "scope": "notes:read"})
+        "audience": fed.downstream.base_url, "resource": server.resource, "scope": "notes:read"})
     assert (exchanged["issued_token_type"], exchanged["token_type"]) == (ID_JAG, "N_A")
     grant = exchanged["access_token"]
     assert jwt.get_unverified_header(grant)["typ"] == "oauth-id-jag+jwt"
@@ -130,12 +138,10 @@ def test_an_id_jag_from_the_idp_deployment_gets_an_access_token_at_the_other_and
         fed.upstream.base_url, fed.downstream.base_url, agent["client_id"])
 
     # 3. The Wiki's agent presents it at the downstream (jwt-bearer, its own client authentication).
-    redeemed = requests.post(f"{fed.downstream.base_url}/token", timeout=TIMEOUT,
-                             auth=(agent["client_id"], agent["client_secret"]),
-                             data={"grant_type": JWT_BEARER, "assertion": grant})
-    assert redeemed.status_code == 200, redeemed.text
-    assert "refresh_token" not in redeemed.json()
-    access_token = redeemed.json()["access_token"]
+    redeemed = authlib_token(fed.downstream.base_url, agent["client_id"], agent["client_secret"], JWT_BEARER,
+                             assertion=grant)
+    assert "refresh_token" not in redeemed and redeemed["token_type"] == "Bearer"
+    access_token = redeemed["access_token"]
     access = jwt.decode(access_token, options={"verify_signature": False})
     assert (access["iss"], access["aud"], access["sub"], access["scope"]) == (
         fed.downstream.base_url, server.resource, downstream_sub, "notes:read")
