@@ -19,8 +19,8 @@ bench/federation.py serves its upstream. `serve()` runs tests/fakes/upstream.Fak
 process of its own (its answers' CPU is not the handler's) with a key this process generated and
 hands it on stdin, so that the bench signs the ID-JAGs (outside the measurement) with the key whose
 discovery document and JWK Set (a day's Cache-Control) the child serves. Neither is pre-filled in
-the federation fetch cache: the first, unmeasured redemption fetches both (the "cold" column of
-bench/dynamodb_calls.py shows the two GETs), the measured ones fetch nothing. The connection is made
+the federation fetch cache: the first, unmeasured redemption fetches both from the child (the only
+place the key is published), the measured ones fetch nothing (HTTP 0). The connection is made
 as an operator makes it (federation/connections.validate with trust id-jag, storage/connections.
 add_connection); the user's identity there is linked as a sign-in through it links it.
 
@@ -57,6 +57,8 @@ ID = "urn:ietf:params:oauth:token-type:id_token"
 JWT = "urn:ietf:params:oauth:token-type:jwt"
 ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: Our issuer in the benches (bench/cold_start.ENV, bench/dynamodb_calls.py): client assertions' and ID-JAGs' aud.
+ISSUER = "http://localhost:8000"
 
 #: Clients, policies, resources and connections cached for the whole table (module docstring); the
 #: user-code throttle (10 per session and address per window) out of the way of 50 look-ups from one
@@ -143,7 +145,6 @@ def seed(scenario) -> None:
     from chalicelib.storage.transactions import write
     from chalicelib.storage.users import find_user_by_email
     from tests.routes.flow import REDIRECT_URI
-    from tests.routes.test_private_key_jwt import public_jwk
 
     settings.cache_clear()  # ENV is read from here on
     register_resource(NOTES, "Notes API", ["notes:read"])
@@ -152,7 +153,7 @@ def seed(scenario) -> None:
 
     def keyed(name, grant_types, **metadata):
         return _client(name, grant_types=grant_types, token_endpoint_auth_method="private_key_jwt",
-                       jwks={"keys": [public_jwk(keys[metadata.pop("key")])]}, **metadata)[0]
+                       jwks={"keys": [_public_jwk(keys[metadata.pop("key")])]}, **metadata)[0]
 
     notes_app, _ = _client("Notes app", client_type="public", redirect_uris=[REDIRECT_URI],
                            grant_types=["authorization_code"], scopes=["openid", "notes:read", "billing:read"])
@@ -183,6 +184,26 @@ def seed(scenario) -> None:
         agent=keyed("Billing agent", ["client_credentials"], key="agent", scopes=[]))
 
 
+def _public_jwk(key) -> dict:
+    import jwt
+
+    return {**jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1"}
+
+
+def assertion(client_id: str, key) -> str:
+    """A client assertion (RFC 7523 §3, OIDC Core §9 private_key_jwt) as a client signs one: iss = sub
+    = client_id, aud our issuer, a minute to live, a fresh jti (tests/routes/test_private_key_jwt.py's;
+    not imported: a test module brings tests/conftest.py's environment with it)."""
+    import secrets
+    import time
+
+    import jwt
+
+    at = int(time.time())
+    return jwt.encode({"iss": client_id, "sub": client_id, "aud": ISSUER, "iat": at, "exp": at + 60,
+                       "jti": secrets.token_urlsafe(16)}, key, algorithm="ES256", headers={"kid": "k1"})
+
+
 def _portal(registered):
     """The portal's policy names its own client_id (the audience of the ID tokens it is issued),
     known only once it is registered: stored as `idp-admin exchange-policies add` stores it."""
@@ -210,7 +231,6 @@ def paths(http, scenario) -> dict:
     from bench.scenario import basic
     from tests.routes.account_flow import account_sign_in
     from tests.routes.flow import FORM, Browser, hidden, query_of, redeem, sign_in_and_consent
-    from tests.routes.test_private_key_jwt import assertion
 
     d = scenario.delegation
     gateway_auth, portal_auth, wiki_auth, bearer_auth = (
@@ -260,7 +280,7 @@ def paths(http, scenario) -> dict:
         """An ID-JAG of the trusted issuer for the Wiki's client here (the draft's claims, as
         tests/routes/test_jwt_bearer_id_jag.Idp makes them)."""
         at = int(time.time())
-        claims = {"iss": d.issuer, "sub": UPSTREAM_SUB, "aud": "http://localhost:8000",
+        claims = {"iss": d.issuer, "sub": UPSTREAM_SUB, "aud": ISSUER,
                   "client_id": d.bearer[0].client_id, "jti": secrets.token_urlsafe(16), "iat": at, "exp": at + 300,
                   "resource": NOTES, "scope": "notes:read"}
         return jwt.encode(claims, d.keys["idp"], algorithm="ES256", headers={"kid": "k1", "typ": "oauth-id-jag+jwt"})
