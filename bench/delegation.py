@@ -16,9 +16,9 @@ counts the requests after it.
 
 The trusted issuer of the jwt-bearer row is another trust domain's IdP: real HTTP on loopback, as
 bench/federation.py serves its upstream. `serve()` runs tests/fakes/upstream.FakeUpstream in a
-process of its own (its answers' CPU is not the handler's) with a key this process generated and
-hands it on stdin, so that the bench signs the ID-JAGs (outside the measurement) with the key whose
-discovery document and JWK Set (a day's Cache-Control) the child serves. Neither is pre-filled in
+process of its own (its answers' CPU is not the handler's), publishing the public half of a key this
+process generated (handed on stdin), so that the bench signs the ID-JAGs (outside the measurement)
+with the key whose discovery document and JWK Set (a day's Cache-Control) the child serves. Neither is pre-filled in
 the federation fetch cache: the first, unmeasured redemption fetches both from the child (the only
 place the key is published), the measured ones fetch nothing (HTTP 0). The connection is made
 as an operator makes it (federation/connections.validate with trust id-jag, storage/connections.
@@ -67,15 +67,15 @@ ENV = {"CLIENT_CACHE_SECONDS": "86400", "DEVICE_USER_CODE_ATTEMPTS": "1000000",
        "ACCOUNT_ACTIONS_PER_IP": "1000000", "ACCOUNT_ACTIONS_PER_ADDRESS": "1000000"}
 
 
-def start_issuer(private_pem: bytes) -> str:
-    """`serve()` in a child process, signing with nothing but publishing `private_pem`'s public key;
-    its URL (the trusted issuer). The child ends when this process does (its stdin closes)."""
+def start_issuer(public_pem: bytes) -> str:
+    """`serve()` in a child process publishing `public_pem` (this process signs with its private
+    key); its URL (the trusted issuer). The child ends when this process does (its stdin closes)."""
     import atexit
     import subprocess
 
     child = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     atexit.register(child.terminate)
-    child.stdin.write(base64.b64encode(private_pem) + b"\n")
+    child.stdin.write(base64.b64encode(public_pem) + b"\n")
     child.stdin.flush()
     url = child.stdout.readline().decode().strip()
     if not url.startswith("http://127.0.0.1:"):
@@ -84,9 +84,9 @@ def start_issuer(private_pem: bytes) -> str:
 
 
 def serve() -> None:
-    """The child: FakeUpstream's discovery document and JWK Set for the parent's key (the first
-    line of stdin: a base64 PEM), a day's Cache-Control on both; prints its URL, serves until stdin
-    closes."""
+    """The child: FakeUpstream's discovery document and JWK Set for the parent's public key (the
+    first line of stdin: a base64 PEM), a day's Cache-Control on both; prints its URL, serves until
+    stdin closes."""
     import json
 
     import jwt
@@ -94,20 +94,19 @@ def serve() -> None:
 
     from tests.fakes.upstream import FakeUpstream, _answer
 
-    key = serialization.load_pem_private_key(base64.b64decode(sys.stdin.readline()), password=None)
+    public = serialization.load_pem_public_key(base64.b64decode(sys.stdin.readline()))
 
     class Issuer(FakeUpstream):
         def _serve(self, request, method):
             if request.path.endswith("/.well-known/openid-configuration"):
                 return _answer(request, 200, self.metadata(), {"Cache-Control": "max-age=86400"})
             if request.path == "/jwks":
-                jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
+                jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public))
                 return _answer(request, 200, {"keys": [{**jwk, "kid": self.jwks_kid, "use": "sig", "alg": "ES256"}]},
                                {"Cache-Control": "max-age=86400"})
             return _answer(request, 404, {"error": "not_found"})
 
     issuer = Issuer()
-    issuer.key = key
     print(issuer.issuer, flush=True)
     sys.stdin.read()  # until the parent goes
     issuer.close()
@@ -171,8 +170,8 @@ def seed(scenario) -> None:
                         scopes=["openid", "email", "offline_access"])
 
     s = settings()
-    issuer = start_issuer(keys["idp"].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
+    issuer = start_issuer(keys["idp"].public_key().public_bytes(serialization.Encoding.PEM,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo))
     fields = validate(settings=s, preset="oidc", connection_id=CONNECTION, display_name="Acme IdP",
                       client_id="bench-rp", issuer=issuer, trust=("id-jag",), subject_mapping="identity")
     assert add_connection(Connection(**fields)), "the bench connection exists already"
