@@ -72,6 +72,8 @@ test: venv browser upstream-op
 ## then issue 15's federation and logout paths (bench/federation.py: sign-in through a loopback upstream IdP, home-realm
 ## discovery, RP-initiated logout, the back-channel delivery function), the same with SQS/Secrets Manager calls and
 ## outbound HTTP requests
+## then issue 14's delegation paths (bench/delegation.py: private_key_jwt, token exchange, the ID-JAG issued and
+## redeemed from a loopback trusted issuer, the device flow), the same columns
 bench: venv
 	$(BIN)/python bench/request_cpu.py
 

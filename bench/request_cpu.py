@@ -27,10 +27,16 @@ as a fourth, the same way, with their SQS and Secrets Manager calls and their ou
 (to a loopback upstream and relying party in another process), whose CPU in this process is part of
 the handler's and also shown apart. The delivery function is a Lambda fed by SQS: its CPU is timed
 around Chalice's event handler (EventSourceHandler.__call__), as Chalice.__call__ for the API.
+Issue 14's delegation paths (bench/delegation.py: private_key_jwt, token exchange with `act` chains,
+the ID-JAG issued and redeemed from a trusted issuer on loopback, the device authorization grant)
+follow as a fifth, the same way as the fourth.
 Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs] [self-service runs]
-[second-factor runs] [federation runs], defaults 200, 15, 50 and the self-service runs for both;
-cold runs 0 skips the cold start, self-service runs 0 the second table, second-factor runs 0 the
-third, federation runs 0 the fourth)
+[second-factor runs] [federation runs] [delegation runs], defaults 200, 15, 50 and the self-service
+runs for the rest; cold runs 0 skips the cold start, self-service runs 0 the second table,
+second-factor runs 0 the third, federation runs 0 the fourth, delegation runs 0 the fifth)
+One of the later tables alone, on a moto server of its own, with this machine's floor and bare call:
+.venv/bin/python bench/request_cpu.py --table {self_service,second_factor,federation,delegation} N
+(its last line: the figures as JSON, for `make bench`)
 """
 from __future__ import annotations
 
@@ -67,7 +73,7 @@ class Measured:
 
 #: The separate accounts tables: name -> (module, the child's flag); each runs on a moto server of its own.
 TABLES = {"self_service": "bench.self_service", "second_factor": "bench.second_factor",
-          "federation": "bench.federation"}
+          "federation": "bench.federation", "delegation": "bench.delegation"}
 
 #: Where argon2id is reached from, as (module, name): the modules that bind it at import, and
 #: chalicelib.passwords itself for the callers that import it when called.
@@ -222,9 +228,10 @@ def floor_paths() -> dict:
 def measure_requests(runs: int, *, table: str | None = None) -> dict[str, Measured]:
     """The app's paths (bench/scenario.py) and the floor, on a moto server in another process; or,
     with `table` (a name of TABLES), issue 12's paths (bench/self_service.py), issue 13's
-    (bench/second_factor.py) or issue 15's (bench/federation.py) alone, on a moto server of their
+    (bench/second_factor.py), issue 15's (bench/federation.py) or issue 14's (bench/delegation.py) alone, on a moto server of their
     own (a moto server slows down as items pile up: after the OAuth paths' runs a sign-up's
-    transactions outlasted the request's AWS deadline)."""
+    transactions outlasted the request's AWS deadline). Either way the floor (FLOOR) and the bare
+    call (BARE_CALL) come last, so that a table's child can print its table by itself."""
     import importlib
 
     from bench.cold_start import ENV, start_moto, stop
@@ -246,9 +253,7 @@ def measure_requests(runs: int, *, table: str | None = None) -> dict[str, Measur
         if accounts:
             accounts.seed(scenario)
         with Client(app, stage_name="local") as client:
-            if accounts:
-                return measure(accounts.paths(client.http, scenario), runs)
-            results = measure(paths(client.http, scenario), runs)
+            results = measure((accounts.paths if accounts else paths)(client.http, scenario), runs)
         results.update(measure(floor_paths(), runs))
         results[BARE_CALL] = Measured({}, {}, bare_call_ms(runs), 0.0)
         return results
@@ -258,7 +263,8 @@ def measure_requests(runs: int, *, table: str | None = None) -> dict[str, Measur
 
 def table_in_a_child(table: str, runs: int) -> dict[str, Measured]:
     """measure_requests(runs, table=table) in a fresh interpreter (the app reads its environment
-    once), as JSON on its last line."""
+    once), as JSON on its last line (the floor and the bare call, which the child measures to print
+    its table, left out: the parent's own are used)."""
     import json
     import subprocess
 
@@ -338,6 +344,22 @@ def print_federation(results: dict[str, Measured], runs: int, floor: float, bare
     print(f"issue 15 federation and logout paths (no targets): median handler CPU of {runs} in-process invocations, "
           f"steady state (connections, secret, upstream discovery and JWKS cached), the CPU of AWS calls and "
           f"outbound HTTP included")
+    _print_rows(results, floor, bare)
+
+
+def print_delegation(results: dict[str, Measured], runs: int, floor: float, bare: float) -> None:
+    """Issue 14's table: no targets; the columns of issue 15's (print_federation). "AWS" counts the
+    calls besides DynamoDB (none once warm: the signing key and the clients are cached), "HTTP" the
+    outbound requests (a trusted issuer's discovery document and JWK Set, cached once fetched)."""
+    print()
+    print(f"issue 14 delegation paths (no targets): median handler CPU of {runs} in-process invocations, "
+          f"steady state (clients, policies, resources, connections, the trusted issuer's discovery and JWKS "
+          f"cached), the CPU of AWS calls and outbound HTTP included")
+    _print_rows(results, floor, bare)
+
+
+def _print_rows(results: dict[str, Measured], floor: float, bare: float) -> None:
+    """The rows of print_federation's and print_delegation's tables."""
     print(f"{'request':52s} {'calls':>5s} {'AWS':>3s} {'HTTP':>4s} {'CPU ms':>7s} {'HTTP ms':>7s} {'x floor':>7s} "
           f"{'beyond calls':>12s}  by operation")
     for label, measured in results.items():
@@ -353,12 +375,22 @@ def print_federation(results: dict[str, Measured], runs: int, floor: float, bare
               f"{measured.outbound_ms:7.2f} {measured.cpu_ms / floor:7.1f} {beyond:12.2f}  {detail}")
 
 
+#: TABLES' print functions.
+PRINTERS = {"self_service": print_self_service, "second_factor": print_second_factor,
+            "federation": print_federation, "delegation": print_delegation}
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--table"]:  # the child of table_in_a_child
         import dataclasses
         import json
 
-        measured = measure_requests(int(sys.argv[3]), table=sys.argv[2])
+        table, runs = sys.argv[2], int(sys.argv[3])
+        measured = measure_requests(runs, table=table)
+        floor, bare = measured.pop(FLOOR).cpu_ms, measured.pop(BARE_CALL).cpu_ms
+        # The table as `make bench` prints it (this child's own floor and bare call), then the figures
+        # for the parent on the last line.
+        PRINTERS[table](measured, runs, floor, bare)
         print(json.dumps({label: dataclasses.asdict(m) for label, m in measured.items()}))
         return
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 200
@@ -366,6 +398,7 @@ def main() -> None:
     self_service_runs = int(sys.argv[3]) if len(sys.argv) > 3 else 50
     second_factor_runs = int(sys.argv[4]) if len(sys.argv) > 4 else self_service_runs
     federation_runs = int(sys.argv[5]) if len(sys.argv) > 5 else self_service_runs
+    delegation_runs = int(sys.argv[6]) if len(sys.argv) > 6 else self_service_runs
     from bench import cold_start
     from bench.scenario import TARGETS
 
@@ -374,6 +407,7 @@ def main() -> None:
     accounts = table_in_a_child("self_service", self_service_runs) if self_service_runs else {}
     second_factors = table_in_a_child("second_factor", second_factor_runs) if second_factor_runs else {}
     federated = table_in_a_child("federation", federation_runs) if federation_runs else {}
+    delegated = table_in_a_child("delegation", delegation_runs) if delegation_runs else {}
     floor = results[FLOOR].cpu_ms
     bare = results[BARE_CALL].cpu_ms
     print(f"issue 10 benchmark: warm requests, median handler CPU of {runs} in-process invocations "
@@ -398,6 +432,8 @@ def main() -> None:
         print_second_factor(second_factors, second_factor_runs, floor, bare)
     if federated:
         print_federation(federated, federation_runs, floor, bare)
+    if delegated:
+        print_delegation(delegated, delegation_runs, floor, bare)
 
     # Cost per MAU from this run's CPU (argon2id included) and the units measured in a child process.
     from bench import cost

@@ -43,9 +43,9 @@ def test_every_self_service_path_runs_with_its_calls_emails_and_argon2id():
 
 
 def test_make_bench_prints_the_self_service_table():
-    # One measured run per path, no cold start, no second-factor or federation table (tests/integration/
-    # test_second_factor_bench.py): request_cpu.py's own loop against a moto server.
-    out = _run("bench/request_cpu.py", "1", "0", "1", "0", "0", timeout=300)
+    # One measured run per path, no cold start, no second-factor, federation or delegation table
+    # (tests/integration/test_second_factor_bench.py...): request_cpu.py's own loop against a moto server.
+    out = _run("bench/request_cpu.py", "1", "0", "1", "0", "0", "0", timeout=300)
     table = out.split("issue 12 self-service paths", 1)[1]
     for label in EMAILS:
         assert f"\n{label} " in table, label
