@@ -169,6 +169,10 @@ def _trusted_subject(token: str, settings: Settings) -> Subject:
     # `act` is the upstream's to vouch for, not ours to copy into our tokens).
     local = {"sub": sub, "exp": claims["exp"], "iss": claims["iss"], "aud": claims.get("aud"),
              "jti": claims.get("jti")}
+    # Its `may_act` (§4.4) is kept, though: a restriction its issuer put on who may act is honoured
+    # (compared with our actor's identity, so one naming a party of the issuer's refuses: fails closed).
+    if "may_act" in claims:
+        local["may_act"] = claims["may_act"]
     return Subject(local, audiences, None, JWT_TYPE)
 
 

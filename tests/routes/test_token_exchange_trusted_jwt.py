@@ -101,3 +101,19 @@ def test_an_email_the_issuer_does_not_assert_verified_maps_to_nobody(http, idp, 
         assert response.status_code == 200, response.body
         assert claims_of(json.loads(response.body)["access_token"])["sub"] == bob.pk
 
+
+def test_may_act_in_a_trusted_issuers_token_is_honoured(http, idp, service, alice):
+    """Review attack: RFC 8693 §4.4: a subject token naming who may act for it restricts the actor.
+    A trusted issuer's token saying only another agent may act must not be exchanged by this service
+    (dropping may_act with the rest of the upstream claims widened what the token allows)."""
+    trusted_connection(trust=("subject-token",))
+    link(alice.pk)
+    response = exchange(http, service, subject_token=upstream_token(idp, may_act={"sub": "another-agent"}),
+                        subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
+    assert "may_act" in json.loads(response.body)["error_description"]
+    # The control: naming this service (our issuer, its client_id) lets it act.
+    allowed = {"iss": ISSUER, "sub": service[0].client_id}
+    response = exchange(http, service, subject_token=upstream_token(idp, may_act=allowed),
+                        subject_token_type=JWT, resource=NOTES)
+    assert response.status_code == 200, response.body
