@@ -117,3 +117,20 @@ def test_may_act_in_a_trusted_issuers_token_is_honoured(http, idp, service, alic
     response = exchange(http, service, subject_token=upstream_token(idp, may_act=allowed),
                         subject_token_type=JWT, resource=NOTES)
     assert response.status_code == 200, response.body
+
+
+def test_a_client_restricted_to_other_connections_cannot_bring_in_the_issuers_users(http, idp, service, alice):
+    """Review attack: a client's `connections` restriction (federation/home_realm) holds for the
+    trusted issuer's subject tokens as it does for its ID-JAGs (grants/jwt_bearer.py) and sign-ins."""
+    from chalicelib.storage.clients import forget_cached_clients, set_client_connections
+
+    trusted_connection(trust=("subject-token",))
+    link(alice.pk)
+    assert set_client_connections(service[0].client_id, ("password",))
+    forget_cached_clients()
+    response = exchange(http, service, subject_token=upstream_token(idp), subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
+    assert set_client_connections(service[0].client_id, ("acme",))
+    forget_cached_clients()
+    response = exchange(http, service, subject_token=upstream_token(idp), subject_token_type=JWT, resource=NOTES)
+    assert response.status_code == 200, response.body
