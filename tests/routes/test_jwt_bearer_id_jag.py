@@ -366,3 +366,18 @@ def test_discovery_advertises_the_grant_and_the_profile_but_no_issuer(http, idp,
     assert document["authorization_grant_profiles_supported"] == ["urn:ietf:params:oauth:grant-profile:id-jag"]
     # §"Metadata Disclosure": no issuer allow list in public metadata.
     assert IDP not in json.dumps(document)
+
+
+def test_a_redeemed_jti_is_remembered_as_long_as_the_id_jag_is_accepted(http, agent, idp, linked, monkeypatch):
+    """Review attack: an ID-JAG is accepted until exp + id_jag.LEEWAY, so its used-jti record (TTL
+    on its expires_at) must be kept that long, or a replay could pass once TTL removed it."""
+    from chalicelib.oauth.id_jag import LEEWAY
+    from chalicelib.storage import used_jtis
+
+    kept = []
+    original = used_jtis.use
+    monkeypatch.setattr(used_jtis, "use", lambda kind, issuer, jti, expires_at: (kept.append(expires_at),
+                                                                                 original(kind, issuer, jti, expires_at))[1])
+    assertion = idp.id_jag(agent[0].client_id)
+    assert redeem(http, agent, assertion).status_code == 200
+    assert kept == [jwt.decode(assertion, options={"verify_signature": False})["exp"] + LEEWAY]

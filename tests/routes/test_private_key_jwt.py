@@ -508,3 +508,19 @@ def test_a_warm_container_spends_one_dynamodb_call_on_an_assertion(http, keys, k
     assert token(http, assertion(key_client.client_id, signer), resource=NOTES).status_code == 200
     assert [call["operation"] for call in calls] == ["PutItem"]
     assert calls[0]["params"]["ConditionExpression"], "a conditional write"
+
+
+def test_a_used_jti_is_remembered_as_long_as_the_assertion_is_accepted(http, keys, key_client, signer, monkeypatch):
+    """Review attack: an assertion is accepted until exp + LEEWAY (clock skew), so its used-jti
+    record must outlive exp by as much; a record kept only until exp may be removed by TTL while the
+    same assertion still passes every other check, and it could be replayed in that window."""
+    from chalicelib.oauth.client_assertions import LEEWAY
+    from chalicelib.storage import used_jtis
+
+    kept = []
+    original = used_jtis.use
+    monkeypatch.setattr(used_jtis, "use", lambda kind, issuer, jti, expires_at: (kept.append(expires_at),
+                                                                                 original(kind, issuer, jti, expires_at))[1])
+    used = assertion(key_client.client_id, signer)
+    assert token(http, used).status_code == 200
+    assert kept == [jwt.decode(used, options={"verify_signature": False})["exp"] + LEEWAY]
