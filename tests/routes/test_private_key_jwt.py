@@ -123,20 +123,26 @@ def test_a_single_key_without_kid_is_used_for_an_assertion_without_kid(http, key
 
 # Refusals: each is RFC 7523 §3.2's invalid_client (401) ---------------------------------------------
 
+class FromNow(int):
+    """A time claim this many seconds from when the test runs (not from when pytest collected it:
+    a long run would otherwise let an "in the future" iat become the present)."""
+
+
 @pytest.mark.parametrize("claims, description", [
     ({"aud": "https://other-idp.example"}, "the client assertion's aud must be this issuer or its token endpoint"),
     ({"aud": f"{ISSUER}/userinfo"}, "the client assertion's aud must be this issuer or its token endpoint"),
-    ({"exp": int(time.time()) - 3600}, "the client assertion has expired"),
+    ({"exp": FromNow(-3600)}, "the client assertion has expired"),
     ({"exp": None}, "the client assertion needs exp"),
     ({"jti": None}, "the client assertion needs jti"),
     ({"aud": None}, "the client assertion needs aud"),
-    ({"exp": int(time.time()) + 3600}, "the client assertion must expire within 300 seconds"),
-    ({"iat": int(time.time()) + 600}, "the client assertion's iat or nbf is in the future"),
-    ({"nbf": int(time.time()) + 600}, "the client assertion's iat or nbf is in the future"),
+    ({"exp": FromNow(3600)}, "the client assertion must expire within 300 seconds"),
+    ({"iat": FromNow(600)}, "the client assertion's iat or nbf is in the future"),
+    ({"nbf": FromNow(600)}, "the client assertion's iat or nbf is in the future"),
     ({"jti": ""}, "the client assertion's jti must be a string of 1 to 256 characters"),
     ({"jti": 42}, "the client assertion's jti must be a string of 1 to 256 characters"),
 ])
 def test_an_assertion_whose_claims_are_wrong_is_refused(http, keys, key_client, signer, claims, description):
+    claims = {k: int(time.time()) + v if isinstance(v, FromNow) else v for k, v in claims.items()}
     response = token(http, assertion(key_client.client_id, signer, **claims))
     assert error_of(response) == (401, "invalid_client", description)
 
