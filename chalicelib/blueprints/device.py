@@ -102,6 +102,9 @@ def _look_up(cookie_value: str, session, typed: str | None):
     shown = device_authorization.lookup(user_code, s, source_ip=client_ip(bp.current_request))
     if shown is None:
         return _entry_page(cookie_value, session, user_code=user_code, status=400, message=messages.DEVICE_CODE_UNKNOWN)
+    if not device_authorization.session_fits(shown.client, session, s):
+        return _entry_page(cookie_value, session, user_code=user_code, status=403,
+                           message=messages.DEVICE_NEEDS_STRONGER_SIGN_IN)
     return _consent_page(cookie_value, session, shown)
 
 
@@ -157,6 +160,9 @@ def device_consent():
     if form.get("decision") != "allow":
         device_authorization.deny(shown)
         return hosted.page("device_done.html", approved=False, client_name=shown.client.client_name)
+    if not device_authorization.session_fits(shown.client, session, s):  # as at the look-up: /authorize's rules
+        return _entry_page(cookie_value, session, user_code=user_code, status=403,
+                           message=messages.DEVICE_NEEDS_STRONGER_SIGN_IN)
     refused = device_authorization.approve(shown, session, s)
     if refused in ("session", "user"):
         return _to_sign_in(user_code, [sessions.clear_cookie_header(s)])

@@ -111,13 +111,15 @@ def local_user(connection: Connection, *, subject: str, email, email_verified) -
 
     "identity": the user who linked that upstream subject (`identity#<connection>#<sub>`, issue 15's
     linking); "email": the account with that address, verified here, in a domain the operator trusts
-    the issuer for (`trusted_email_domains`), unless the JWT says the address is unverified."""
+    the issuer for (`trusted_email_domains`), and asserted verified by the JWT (`email_verified`
+    true, or Apple's "true"), as a sign-in through the connection requires (federation/sign_in.decide):
+    an issuer that leaves it out may be passing on whatever its user typed (Entra's `email`)."""
     from ..storage.federated_identities import linked_sub
     from ..storage.users import find_user_by_email, get_user
     from .home_realm import email_domain
 
     if connection.subject_mapping == "email":
-        if not isinstance(email, str) or email_verified is False:
+        if not isinstance(email, str) or not (email_verified is True or email_verified == "true"):
             return None
         if email_domain(email) not in connection.trusted_email_domains:
             return None

@@ -71,7 +71,8 @@ def handle(form: dict, client: Client, settings: Settings) -> dict:
     response = issue_tokens(settings, client=client, sub=sub, scopes=granted, grant_id=None, auth_time=None,
                             nonce=None, audience=audience([t.resource for t in targets],
                                                           resource_less_audience(client, settings)))
-    if not used_jtis.use("id_jag", grant.issuer, grant.jti, grant.expires_at):
+    # Kept while the ID-JAG would pass (exp plus the leeway), so TTL cannot reopen it to a replay.
+    if not used_jtis.use("id_jag", grant.issuer, grant.jti, grant.expires_at + id_jag.LEEWAY):
         raise InvalidGrant("the ID-JAG was used already", detail=f"iss={grant.issuer} jti={grant.jti}")
     log.info("ID-JAG redeemed", extra={"client_id": client.client_id, "sub": sub, "iss": grant.issuer,
                                        "upstream_sub": grant.subject, "jti": grant.jti,

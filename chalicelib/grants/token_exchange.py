@@ -133,7 +133,7 @@ def _subject(form: dict, client, settings: Settings) -> Subject:
                                   client_id=client.client_id)
         return Subject(claims, _audiences(claims), None, token_type)
     if token_type == JWT_TYPE:
-        return _trusted_subject(token, settings)
+        return _trusted_subject(token, client, settings)
     raise InvalidRequest("unsupported subject_token_type")
 
 
@@ -143,7 +143,7 @@ def _subject(form: dict, client, settings: Settings) -> Subject:
 TRUSTED_SUBJECT_TYPS = ("JWT", "at+jwt")
 
 
-def _trusted_subject(token: str, settings: Settings) -> Subject:
+def _trusted_subject(token: str, client, settings: Settings) -> Subject:
     """A JWT from an issuer the operator trusts for subject tokens (a connection with `trust`
     subject-token): signature, issuer, typ and lifetime by trusted_issuers.verify; its `aud` must name
     us (RFC 7523 §3 item 3's rule for assertions; a token meant for another party is not ours to
@@ -151,12 +151,17 @@ def _trusted_subject(token: str, settings: Settings) -> Subject:
     The policy is matched on its audiences like any subject token's: an operator lists this issuer's
     tokens by our issuer among a policy's subject audiences. Its `scope` (if any) is ignored: scopes
     are ours to give, so the policy's are the limit, as for an ID token."""
-    from ..federation import trusted_issuers
+    from ..federation import home_realm, trusted_issuers
 
     try:
         connection, claims = trusted_issuers.verify(token, settings, purpose="subject-token", typ=TRUSTED_SUBJECT_TYPS)
     except UntrustedJwt as exc:
         raise InvalidRequest("the subject_token is not a JWT from a trusted issuer", detail=exc.detail) from None
+    # The client's `connections` restriction holds for the issuer's users as at a sign-in and for
+    # its ID-JAGs (grants/jwt_bearer.py): a client limited to other ways in cannot bring them in here.
+    if not home_realm.allows(client.connections, connection.connection_id):
+        raise InvalidRequest("this client's users may not come in through the subject_token's issuer",
+                             detail=f"connection={connection.connection_id}")
     audiences = _audiences(claims)
     if settings.issuer not in audiences:
         raise InvalidRequest("the subject_token is not meant for this server", detail=f"aud={audiences}")
@@ -169,6 +174,10 @@ def _trusted_subject(token: str, settings: Settings) -> Subject:
     # `act` is the upstream's to vouch for, not ours to copy into our tokens).
     local = {"sub": sub, "exp": claims["exp"], "iss": claims["iss"], "aud": claims.get("aud"),
              "jti": claims.get("jti")}
+    # Its `may_act` (§4.4) is kept, though: a restriction its issuer put on who may act is honoured
+    # (compared with our actor's identity, so one naming a party of the issuer's refuses: fails closed).
+    if "may_act" in claims:
+        local["may_act"] = claims["may_act"]
     return Subject(local, audiences, None, JWT_TYPE)
 
 

@@ -157,7 +157,9 @@ def _verified(assertion: str, client: Client, settings: Settings) -> dict:
         raise Refused(BAD_JTI)
     from ..storage import used_jtis
 
-    if not used_jtis.use("client_assertion", client.client_id, jti, claims["exp"]):
+    # Remembered while the assertion would pass: until exp plus the clock-skew leeway, not exp
+    # alone, or the record's TTL could remove it while a replay is still accepted.
+    if not used_jtis.use("client_assertion", client.client_id, jti, claims["exp"] + LEEWAY):
         raise Refused("the client assertion was already used", f"jti {echo(jti)}")
     return claims
 

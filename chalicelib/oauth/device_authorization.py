@@ -86,6 +86,22 @@ def lookup(user_code: str, settings: Settings, *, source_ip: str | None = None) 
     return Shown(user_code=user_code, client=client, scopes=found.scopes, resources=found.resources)
 
 
+def session_fits(client: Client, session, settings: Settings) -> bool:
+    """May this session approve `client`'s device? What /authorize asks of a session for the same
+    client (oauth/authorization.way_in_allowed and .authentication), from what the session keeps:
+    signed in through a way the client takes (its `connections`, federation/home_realm.py), and with
+    a second factor when MFA_POLICY=required or the client's require_mfa says so. The page has no
+    step-up of its own: a session that falls short is refused, and the user signs in that way first."""
+    from ..federation.home_realm import allows
+
+    if not allows(getattr(client, "connections", None) or (), session.connection_id):
+        return False
+    policy = settings.mfa_policy
+    outcome = acr.needed(session_amr=session.amr, user_factors=() if policy == "off" else session.factors,
+                         policy_requires_mfa=policy == "required" or (policy != "off" and client.require_mfa))
+    return outcome.action == "ok"
+
+
 def approve(shown: Shown, session, settings: Settings):
     """The user allowed the device: the grant and the approval in one transaction
     (storage/device_codes.approve). Returns None, or the storage refusal's reason ("session",

@@ -95,6 +95,9 @@ TOO_MANY_ATTEMPTS = N_("Too many attempts. Wait a few minutes and try again.")
 DEVICE_CODE_MALFORMED = N_("Enter the 8 letters your device shows, like BCDF-GHJK.")
 DEVICE_CODE_UNKNOWN = N_("That code is not valid, has expired or was already used. Check the code on your device, "
                          "or start again there.")
+DEVICE_NEEDS_STRONGER_SIGN_IN = N_("This app needs another sign-in than the one you used: two-step verification, "
+                                   "or the sign-in your organisation set up for it. Sign out, sign in that way, "
+                                   "and enter the code again.")
 #: The second step of a sign-in (mfa.html).
 WRONG_CODE = N_("That code is not right, or it was already used. Try the newest code.")
 PASSKEY_FAILED = N_("That passkey could not be used. Try again, or use another way to verify.")

@@ -399,3 +399,60 @@ def test_dynamodb_calls_of_each_device_path(http, device_client, alice, clock, a
 
     tokens, ops = operations(lambda: poll(http, device_client.client_id, body["device_code"], clock))
     assert tokens.status_code == 200 and ops == ["UpdateItem", "UpdateItem"]
+
+
+# Review: the device client's sign-in requirements -------------------------------------------------
+
+def _strict_client(**restriction):
+    """A device client that, at /authorize, would take only a second factor or only its own
+    connection (its require_mfa / connections)."""
+    from chalicelib.oauth.clients import create_client
+    from chalicelib.storage.clients import forget_cached_clients, set_client_connections, set_client_require_mfa
+
+    client, _ = create_client(client_name="Shell Agent", client_type="public", grant_types=[DEVICE_CODE],
+                              scopes=["openid", "email"])
+    if restriction.get("require_mfa"):
+        assert set_client_require_mfa(client.client_id, True)
+    if restriction.get("connections"):
+        assert set_client_connections(client.client_id, restriction["connections"])
+    forget_cached_clients()
+    return client
+
+
+@pytest.mark.parametrize("restriction", [{"require_mfa": True}, {"connections": ("acme",)}], ids=["mfa", "connection"])
+def test_a_session_the_client_would_refuse_at_authorize_cannot_approve_its_device(http, aws, alice, clock, restriction):
+    """Review attack: /authorize steps a password-only session up for a client that requires a second
+    factor, and refuses it for a client restricted to a connection (federation/home_realm); the device
+    page must not let that same session approve the client's device instead."""
+    client = _strict_client(**restriction)
+    body = started(http, client.client_id, scope="openid")
+    browser = signed_in(http)
+    consent = look_up(browser, body["user_code"])
+    assert consent.status_code == 403 and b'name="decision"' not in consent.body
+    # Nor with a consent form kept from elsewhere: the CSRF token for this code, posted directly.
+    from chalicelib.config import settings
+    from chalicelib.oauth import sessions
+
+    cookie = browser.cookies[sessions.cookie_name(settings())]
+    token = sessions.csrf_token(cookie, f"device-consent#{body['user_code'].replace('-', '')}")
+    done = browser.post("/device/consent", {"csrf_token": token, "user_code": body["user_code"], "decision": "allow"})
+    assert done.status_code == 403 and b"You can return to your device" not in done.body
+    answer = poll(http, client.client_id, body["device_code"], clock)
+    assert answer.status_code == 400 and error_of(answer) == "authorization_pending"
+
+
+def test_the_device_page_still_serves_a_client_the_session_satisfies(http, aws, alice, clock):
+    """The control: the same client without the restriction is approved by this session, with the
+    consent token the attack above posts directly."""
+    from chalicelib.config import settings
+    from chalicelib.oauth import sessions
+
+    client = _strict_client()
+    body = started(http, client.client_id, scope="openid")
+    browser = signed_in(http)
+    assert look_up(browser, body["user_code"]).status_code == 200
+    token = sessions.csrf_token(browser.cookies[sessions.cookie_name(settings())],
+                                f"device-consent#{body['user_code'].replace('-', '')}")
+    done = browser.post("/device/consent", {"csrf_token": token, "user_code": body["user_code"], "decision": "allow"})
+    assert done.status_code == 200 and b"You can return to your device" in done.body
+    assert poll(http, client.client_id, body["device_code"], clock).status_code == 200

@@ -123,20 +123,26 @@ def test_a_single_key_without_kid_is_used_for_an_assertion_without_kid(http, key
 
 # Refusals: each is RFC 7523 §3.2's invalid_client (401) ---------------------------------------------
 
+class FromNow(int):
+    """A time claim this many seconds from when the test runs (not from when pytest collected it:
+    a long run would otherwise let an "in the future" iat become the present)."""
+
+
 @pytest.mark.parametrize("claims, description", [
     ({"aud": "https://other-idp.example"}, "the client assertion's aud must be this issuer or its token endpoint"),
     ({"aud": f"{ISSUER}/userinfo"}, "the client assertion's aud must be this issuer or its token endpoint"),
-    ({"exp": int(time.time()) - 3600}, "the client assertion has expired"),
+    ({"exp": FromNow(-3600)}, "the client assertion has expired"),
     ({"exp": None}, "the client assertion needs exp"),
     ({"jti": None}, "the client assertion needs jti"),
     ({"aud": None}, "the client assertion needs aud"),
-    ({"exp": int(time.time()) + 3600}, "the client assertion must expire within 300 seconds"),
-    ({"iat": int(time.time()) + 600}, "the client assertion's iat or nbf is in the future"),
-    ({"nbf": int(time.time()) + 600}, "the client assertion's iat or nbf is in the future"),
+    ({"exp": FromNow(3600)}, "the client assertion must expire within 300 seconds"),
+    ({"iat": FromNow(600)}, "the client assertion's iat or nbf is in the future"),
+    ({"nbf": FromNow(600)}, "the client assertion's iat or nbf is in the future"),
     ({"jti": ""}, "the client assertion's jti must be a string of 1 to 256 characters"),
     ({"jti": 42}, "the client assertion's jti must be a string of 1 to 256 characters"),
 ])
 def test_an_assertion_whose_claims_are_wrong_is_refused(http, keys, key_client, signer, claims, description):
+    claims = {k: int(time.time()) + v if isinstance(v, FromNow) else v for k, v in claims.items()}
     response = token(http, assertion(key_client.client_id, signer, **claims))
     assert error_of(response) == (401, "invalid_client", description)
 
@@ -508,3 +514,19 @@ def test_a_warm_container_spends_one_dynamodb_call_on_an_assertion(http, keys, k
     assert token(http, assertion(key_client.client_id, signer), resource=NOTES).status_code == 200
     assert [call["operation"] for call in calls] == ["PutItem"]
     assert calls[0]["params"]["ConditionExpression"], "a conditional write"
+
+
+def test_a_used_jti_is_remembered_as_long_as_the_assertion_is_accepted(http, keys, key_client, signer, monkeypatch):
+    """Review attack: an assertion is accepted until exp + LEEWAY (clock skew), so its used-jti
+    record must outlive exp by as much; a record kept only until exp may be removed by TTL while the
+    same assertion still passes every other check, and it could be replayed in that window."""
+    from chalicelib.oauth.client_assertions import LEEWAY
+    from chalicelib.storage import used_jtis
+
+    kept = []
+    original = used_jtis.use
+    monkeypatch.setattr(used_jtis, "use", lambda kind, issuer, jti, expires_at: (kept.append(expires_at),
+                                                                                 original(kind, issuer, jti, expires_at))[1])
+    used = assertion(key_client.client_id, signer)
+    assert token(http, used).status_code == 200
+    assert kept == [jwt.decode(used, options={"verify_signature": False})["exp"] + LEEWAY]

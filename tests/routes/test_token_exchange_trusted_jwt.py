@@ -77,3 +77,60 @@ def test_an_id_jag_does_not_pass_for_a_subject_token(http, idp, service, alice):
     response = exchange(http, service, subject_token=upstream_token(idp, typ="oauth-id-jag+jwt"),
                         subject_token_type=JWT, resource=NOTES)
     assert error_of(response) == "invalid_request"
+
+
+def test_an_email_the_issuer_does_not_assert_verified_maps_to_nobody(http, idp, service):
+    """Review attack: subject_mapping email must only trust an address the issuer says it verified
+    (as a sign-in through the connection does: federation/sign_in.decide). An issuer that leaves
+    email_verified out (Entra puts user-typed addresses in `email`) or says "false" as a string must
+    not hand us the account that holds the address."""
+    from chalicelib.storage.users import create_user, mark_email_verified
+
+    bob = create_user("bob@acme.test", "correct horse battery")
+    mark_email_verified(bob.pk, "bob@acme.test", 0)
+    trusted_connection(trust=("subject-token",), subject_mapping="email", trusted_email_domains=("acme.test",))
+    for unverified in ({}, {"email_verified": "false"}, {"email_verified": False}, {"email_verified": 1}):
+        response = exchange(http, service, subject_token=upstream_token(idp, email="bob@acme.test", **unverified),
+                            subject_token_type=JWT, resource=NOTES)
+        assert error_of(response) == "invalid_request", unverified
+        assert "not known here" in json.loads(response.body)["error_description"]
+    for verified in (True, "true"):
+        response = exchange(http, service, subject_token=upstream_token(idp, email="bob@acme.test",
+                                                                        email_verified=verified),
+                            subject_token_type=JWT, resource=NOTES)
+        assert response.status_code == 200, response.body
+        assert claims_of(json.loads(response.body)["access_token"])["sub"] == bob.pk
+
+
+def test_may_act_in_a_trusted_issuers_token_is_honoured(http, idp, service, alice):
+    """Review attack: RFC 8693 §4.4: a subject token naming who may act for it restricts the actor.
+    A trusted issuer's token saying only another agent may act must not be exchanged by this service
+    (dropping may_act with the rest of the upstream claims widened what the token allows)."""
+    trusted_connection(trust=("subject-token",))
+    link(alice.pk)
+    response = exchange(http, service, subject_token=upstream_token(idp, may_act={"sub": "another-agent"}),
+                        subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
+    assert "may_act" in json.loads(response.body)["error_description"]
+    # The control: naming this service (our issuer, its client_id) lets it act.
+    allowed = {"iss": ISSUER, "sub": service[0].client_id}
+    response = exchange(http, service, subject_token=upstream_token(idp, may_act=allowed),
+                        subject_token_type=JWT, resource=NOTES)
+    assert response.status_code == 200, response.body
+
+
+def test_a_client_restricted_to_other_connections_cannot_bring_in_the_issuers_users(http, idp, service, alice):
+    """Review attack: a client's `connections` restriction (federation/home_realm) holds for the
+    trusted issuer's subject tokens as it does for its ID-JAGs (grants/jwt_bearer.py) and sign-ins."""
+    from chalicelib.storage.clients import forget_cached_clients, set_client_connections
+
+    trusted_connection(trust=("subject-token",))
+    link(alice.pk)
+    assert set_client_connections(service[0].client_id, ("password",))
+    forget_cached_clients()
+    response = exchange(http, service, subject_token=upstream_token(idp), subject_token_type=JWT, resource=NOTES)
+    assert error_of(response) == "invalid_request"
+    assert set_client_connections(service[0].client_id, ("acme",))
+    forget_cached_clients()
+    response = exchange(http, service, subject_token=upstream_token(idp), subject_token_type=JWT, resource=NOTES)
+    assert response.status_code == 200, response.body
