@@ -173,7 +173,10 @@ def federated_stacks(directory: Path):
     """The two stacks, the node OP, and their registrations (see the module docstring): a generator
     for conftest's session fixture `federated`, shared by the end-to-end and browser modules."""
     upstream = Stack(directory / "upstream", "secretsmanager", directory, host="127.0.0.1")
-    downstream = Stack(directory / "downstream", "secretsmanager", directory)
+    # The tests reconfigure the downstream as they go (a connection trusted for ID-JAGs, a client's
+    # restriction): with no client/connection cache each change is seen by the next request, as
+    # it is within CLIENT_CACHE_SECONDS in a deployment.
+    downstream = Stack(directory / "downstream", "secretsmanager", directory, extra_env={"CLIENT_CACHE_SECONDS": "0"})
     stacks = [upstream, downstream]
     node = None
     try:
