@@ -207,18 +207,12 @@ def restore(code: Code, *, family_token_hash: str | None) -> bool:
     when a condition failed (nothing written)."""
     from pynamodb.exceptions import TransactWriteError
 
-    family = GrantModel.token_hash.does_not_exist()
-    if family_token_hash is not None:
-        family |= GrantModel.token_hash == family_token_hash
     try:
         with transact_write() as tx:
             tx.update(AuthorizationCodeModel(code_hash=code.code_hash),
                       actions=[AuthorizationCodeModel.consumed_at.remove(), AuthorizationCodeModel.redemption.remove()],
                       condition=AuthorizationCodeModel.redemption == code.redemption)
-            tx.update(GrantModel(sub=code.sub, grant_id=code.grant_id),
-                      actions=[GrantModel.last_used_at.remove(), GrantModel.token_hash.remove(),
-                               GrantModel.token_expires_at.remove()],
-                      condition=GrantModel.grant_id.exists() & family)
+            grant_store.unstart_family(tx, code.sub, code.grant_id, family_token_hash)
     except TransactWriteError as exc:
         if "ConditionalCheckFailed" in cancellation_codes(exc):
             return False

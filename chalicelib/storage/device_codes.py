@@ -237,17 +237,11 @@ def restore(redeemed: Redeemed, *, family_token_hash: str | None) -> bool:
 
     model = DeviceAuthorizationModel
     found = redeemed.authorization
-    family = GrantModel.token_hash.does_not_exist()
-    if family_token_hash is not None:
-        family |= GrantModel.token_hash == family_token_hash
     try:
         with transact_write() as tx:
             tx.update(model(code_hash=found.key), actions=[model.claim.remove()],
                       condition=model.claim == redeemed.claim)
-            tx.update(GrantModel(sub=found.sub, grant_id=found.grant_id),
-                      actions=[GrantModel.last_used_at.remove(), GrantModel.token_hash.remove(),
-                               GrantModel.token_expires_at.remove()],
-                      condition=GrantModel.grant_id.exists() & family)
+            grant_store.unstart_family(tx, found.sub, found.grant_id, family_token_hash)
     except TransactWriteError as exc:
         if "ConditionalCheckFailed" in cancellation_codes(exc):
             return False

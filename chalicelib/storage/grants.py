@@ -162,6 +162,20 @@ def _live(client_id: str, at: int):
             & (GrantModel.client_id == client_id))
 
 
+def unstart_family(tx, sub: str, grant_id: str, family_token_hash: str | None) -> None:
+    """In the transaction `tx`, take back what `start_family` wrote (last_used_at and the family's
+    first refresh token, never delivered), on condition that token is absent or `family_token_hash`:
+    the grant half of undoing a redemption whose token response could not be made (codes.restore,
+    device_codes.restore). Its status is left alone: a grant revoked meanwhile stays revoked."""
+    family = GrantModel.token_hash.does_not_exist()
+    if family_token_hash is not None:
+        family |= GrantModel.token_hash == family_token_hash
+    tx.update(GrantModel(sub=sub, grant_id=grant_id),
+              actions=[GrantModel.last_used_at.remove(), GrantModel.token_hash.remove(),
+                       GrantModel.token_expires_at.remove()],
+              condition=GrantModel.grant_id.exists() & family)
+
+
 def start_family(sub: str, grant_id: str, client_id: str, *, token_hash: str | None, token_expires_at: int | None,
                  at: int) -> bool:
     """At code redemption: mark the grant used and, when a refresh token is issued, make it the
