@@ -56,6 +56,17 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: asymmetric only. `none` proves nothing, and HMAC would need a secret we hold (RFC 8725 §3.1).
 CLIENT_ASSERTION_ALGS = ("ES256", "RS256", "EdDSA")
 
+#: RFC 9449 §5.1 dpop_signing_alg_values_supported: the JWS algorithms a DPoP proof may use.
+#: Asymmetric only (§4.3 item 5): a proof is checked with the public key it carries, so `none` or
+#: HMAC would prove nothing. FAPI 2.0 (PROFILE=fapi2) drops RS256 (chalicelib/profiles.py).
+DPOP_ALGS = ("ES256", "PS256", "EdDSA", "RS256")
+#: RFC 9449 §4.2: the `typ` of a DPoP proof.
+DPOP_PROOF_TYP = "dpop+jwt"
+#: RFC 9126 §2.2: the scheme of a pushed request's request_uri.
+PAR_REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+#: PROFILE values: the strict OAuth 2.1 core, or FAPI 2.0 Security Profile on top (chalicelib/profiles.py).
+PROFILES = ("oauth2.1", "fapi2")
+
 #: RFC 7636: S256 only; `plain` protects nothing once the request leaks (RFC 9700 §2.1.1).
 PKCE_METHODS = ("S256",)
 #: OIDC Core §3.1.2.1 prompt values we honour (select_account is not offered).

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from . import caches
-from .capabilities import LOOPBACK_HOSTS, SCOPE_TOKEN, SIGNING_ALGS
+from .capabilities import LOOPBACK_HOSTS, PROFILES, SCOPE_TOKEN, SIGNING_ALGS
 
 
 class ConfigError(RuntimeError):
@@ -133,6 +133,25 @@ class Settings:
     #: /device page per LOGIN_THROTTLE_WINDOW; past it 429. Against 20^8 codes a few thousand live
     #: ones leave a guess at about one in ten million.
     device_user_code_attempts: int = setting("DEVICE_USER_CODE_ATTEMPTS", 10, parse=_int)
+    #: "oauth2.1" (the strict core) or "fapi2": FAPI 2.0 Security Profile rules on top (PAR and DPoP
+    #: required, private_key_jwt only, codes <= 60 s...: chalicelib/profiles.py applies them).
+    profile: str = setting("PROFILE", "oauth2.1", parse=_choice(*PROFILES))
+    #: RFC 9449: every token request must carry a DPoP proof, so every access token is sender-constrained
+    #: (per client: the `dpop_bound_access_tokens` metadata).
+    dpop_required: bool = setting("DPOP_REQUIRED", False, parse=_bool)
+    #: RFC 9449 §8: the token endpoint demands a server-provided nonce in DPoP proofs (`use_dpop_nonce`),
+    #: so a proof cannot be made ahead of time. Nonces rotate every DPOP_NONCE_WINDOW seconds and are
+    #: derived, not stored.
+    dpop_nonce: bool = setting("DPOP_NONCE", True, parse=_bool)
+    #: Seconds a DPoP nonce is current; the previous window's nonce is still accepted.
+    dpop_nonce_window: int = setting("DPOP_NONCE_WINDOW", 300, parse=_int)
+    #: RFC 9449 §4.3 item 11: a DPoP proof's `iat` may be at most this many seconds old.
+    dpop_proof_max_age: int = setting("DPOP_PROOF_MAX_AGE", 60, parse=_int)
+    #: RFC 9126: every authorization request must be pushed to /par first (per client: the
+    #: `require_pushed_authorization_requests` metadata).
+    par_required: bool = setting("PAR_REQUIRED", False, parse=_bool)
+    #: RFC 9126 §2.2: seconds a pushed request's request_uri stays usable (once).
+    par_ttl: int = setting("PAR_TTL", 60, parse=_int)
     #: Access token lifetime in seconds; short because JWTs are not looked up.
     access_token_ttl: int = setting("ACCESS_TOKEN_TTL", 600, parse=_int)
     #: ID token lifetime in seconds.

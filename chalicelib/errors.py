@@ -159,6 +159,24 @@ class RequestUriNotSupported(OAuthError):
     error = "request_uri_not_supported"
 
 
+# RFC 9449 §5, §8: DPoP proofs at the token endpoint (and /par); resource servers answer in their
+# WWW-Authenticate challenge instead (chalicelib/verifier.py) -----------------------------------
+
+class InvalidDpopProof(OAuthError):
+    error = "invalid_dpop_proof"
+
+
+class UseDpopNonce(OAuthError):
+    """RFC 9449 §8: the proof lacks the nonce this server demands (or has a stale one). The response
+    carries the nonce to use in `DPoP-Nonce`; the client retries once with it."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str = "", *, nonce: str, **kwargs):
+        super().__init__(description or "a DPoP nonce from this server is required", **kwargs)
+        self.extra_headers["DPoP-Nonce"] = nonce
+
+
 # RFC 7591 §3.2.2: dynamic registration errors -----------------------------------------------------
 
 class InvalidClientMetadata(OAuthError):
@@ -572,3 +590,13 @@ class AssertionRefused(Exception):
     def __init__(self, description: str, detail: str = ""):
         super().__init__(description)
         self.description, self.detail = description, detail
+
+
+class DpopProofRefused(Exception):
+    """A DPoP proof failed a check of RFC 9449 §4.3 (chalicelib/oauth/dpop.py). The token endpoint
+    turns it into invalid_dpop_proof (or use_dpop_nonce when `nonce_needed`); a resource server into
+    its 401 challenge. `description` is for the client, `detail` for the log only."""
+
+    def __init__(self, description: str, detail: str = "", *, nonce_needed: bool = False):
+        super().__init__(description)
+        self.description, self.detail, self.nonce_needed = description, detail, nonce_needed

@@ -5,8 +5,8 @@ import base64
 import hashlib
 import json
 
-#: RFC 7638 §3.2: the required members, per key type, that the thumbprint covers.
-_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
+#: RFC 7638 §3.2: the required members, per key type, that the thumbprint covers (OKP: RFC 8037 §2).
+_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
 
 
 def thumbprint(jwk: dict) -> str:

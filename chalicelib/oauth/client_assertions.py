@@ -201,7 +201,7 @@ def fits(key, alg: str) -> bool:
     Set that publishes one lets anybody sign as the client."""
     if alg == "ES256":
         return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
-    if alg == "RS256":
+    if alg in ("RS256", "PS256"):  # PS256 (RFC 7518 §3.5): DPoP proofs only
         return isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048
     if alg == "EdDSA":
         return isinstance(key, ed25519.Ed25519PublicKey)

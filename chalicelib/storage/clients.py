@@ -59,6 +59,10 @@ class Client:
     jwks_uri: str | None = None
     #: JSON text of its exchange policies (chalicelib/oauth/exchange_policy.py parses and checks them).
     exchange_policies: str | None = None
+    #: RFC 9449 §5.2: every access token it gets must be DPoP-bound (token requests without a proof fail).
+    dpop_bound_access_tokens: bool = False
+    #: RFC 9126 §6: its authorization requests must come through /par.
+    require_pushed_authorization_requests: bool = False
 
 
 _FIELDS = tuple(f.name for f in fields(Client))

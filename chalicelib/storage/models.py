@@ -93,6 +93,9 @@ class ClientModel(Model):
     #: (chalicelib/oauth/exchange_policy.py). Kept on the client item: read with the client, which the
     #: token endpoint already has cached, so a policy costs no DynamoDB call.
     exchange_policies = UnicodeAttribute(null=True)
+    #: RFC 9449 §5.2 / RFC 9126 §6 client metadata (chalicelib/oauth/client_metadata.py).
+    dpop_bound_access_tokens = BooleanAttribute(default=False)
+    require_pushed_authorization_requests = BooleanAttribute(default=False)
 
 
 class UserModel(Model):

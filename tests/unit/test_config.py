@@ -115,7 +115,9 @@ def test_load_settings_reads_every_field_from_its_variable():
                "client_id_documents": ("A.test", "a.test"), "unverified_client_scopes": ("openid x", ("openid", "x")),
                "registration_token_sha256": ("AB", "ab"), "signup_mode": ("off", "off"),
                "signup_email_domains": ("Example.com, b.test", ("example.com", "b.test")),
-               "require_verified_email": ("false", False), "mfa_policy": ("required", "required")}
+               "require_verified_email": ("false", False), "mfa_policy": ("required", "required"),
+               "profile": ("fapi2", "fapi2"), "dpop_required": ("true", True), "dpop_nonce": ("false", False),
+               "par_required": ("true", True)}
     for name, field in FIELDS.items():
         raw, expected = special.get(name) or (
             (str(field.default * 2 + 1), field.default * 2 + 1) if field.type == "int" else ("some-value", "some-value"))
