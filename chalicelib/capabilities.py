@@ -54,8 +54,7 @@ INTROSPECTION_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, PRIVATE_KEY_JWT)
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: JWS algorithms of client assertions (OIDC Discovery §3 token_endpoint_auth_signing_alg_values_supported):
 #: asymmetric only. `none` proves nothing, and HMAC would need a secret we hold (RFC 8725 §3.1).
-#: PS256 (RFC 7518 §3.5) for RSA keys under FAPI 2.0, which drops RS256 (chalicelib/profiles.py).
-CLIENT_ASSERTION_ALGS = ("ES256", "RS256", "EdDSA", "PS256")
+CLIENT_ASSERTION_ALGS = ("ES256", "RS256", "EdDSA")
 
 #: RFC 9449 §5.1 dpop_signing_alg_values_supported: the JWS algorithms a DPoP proof may use.
 #: Asymmetric only (§4.3 item 5): a proof is checked with the public key it carries, so `none` or

@@ -21,7 +21,8 @@ PROFILE=fapi2 means:
 - clients authenticate with private_key_jwt only, at every endpoint (§5.3.2.1 item 6; MTLS is not
   offered), so public clients are refused too (item 3); only such clients can be created;
 - a client assertion's `aud` must be the issuer identifier, as a string (§5.3.2.1 item 8);
-- JWTs we verify from clients (client assertions, DPoP proofs) use PS256, ES256 or EdDSA (§5.4.1).
+- JWTs we verify from clients (client assertions, DPoP proofs) use ES256, PS256 or EdDSA (§5.4.1):
+  RS256 is refused, and client assertions may use PS256, which the core does not take.
 """
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 FAPI2 = "fapi2"
 #: FAPI2 §5.4.1 item 1.2: the only JWS algorithms created or accepted (EdDSA with Ed25519, the only
-#: curve client_assertions.fits accepts for it).
-FAPI2_JWS_ALGS = ("PS256", "ES256", "EdDSA")
+#: curve client_assertions.fits accepts for it). Client assertions may use all three: PS256 takes
+#: RS256's place for clients with RSA keys.
+FAPI2_JWS_ALGS = ("ES256", "PS256", "EdDSA")
 #: FAPI2 §5.3.2.1 item 11: "shall issue authorization codes with a maximum lifetime of 60 seconds".
 FAPI2_MAX_CODE_TTL = 60
 #: FAPI2 §5.3.2.2 item 12: request_uri `expires_in` "of less than 600 seconds".
@@ -105,8 +107,9 @@ def introspection_auth_methods(settings: Settings) -> tuple[str, ...]:
 
 
 def assertion_algs(settings: Settings) -> tuple[str, ...]:
-    """JWS algorithms of private_key_jwt client assertions; FAPI2 §5.4.1 drops RS256."""
-    return _fapi2_algs(CLIENT_ASSERTION_ALGS) if is_fapi2(settings) else CLIENT_ASSERTION_ALGS
+    """JWS algorithms of private_key_jwt client assertions; FAPI2 §5.4.1 has PS256 instead of RS256
+    (client_assertions.fits checks an RSA key for either)."""
+    return FAPI2_JWS_ALGS if is_fapi2(settings) else CLIENT_ASSERTION_ALGS
 
 
 def dpop_algs(settings: Settings) -> tuple[str, ...]:

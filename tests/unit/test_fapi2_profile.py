@@ -79,7 +79,7 @@ def test_fapi2_drops_rs256_from_every_jws_algorithm_list(question):
 
 def test_client_assertions_may_use_ps256_and_dpop_proofs_keep_their_algorithms():
     fapi2 = load_settings(FAPI2)
-    assert profiles.assertion_algs(fapi2) == ("ES256", "EdDSA", "PS256")
+    assert profiles.assertion_algs(fapi2) == ("ES256", "PS256", "EdDSA")
     assert profiles.dpop_algs(fapi2) == ("ES256", "PS256", "EdDSA")
     assert profiles.signing_algs(fapi2) == ("ES256",)
 
@@ -107,7 +107,7 @@ def test_discovery_reflects_the_profile():
     document = metadata(load_settings(FAPI2))
     for endpoint in ("token", "revocation", "introspection"):
         assert document[f"{endpoint}_endpoint_auth_methods_supported"] == ["private_key_jwt"]
-        assert document[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == ["ES256", "EdDSA", "PS256"]
+        assert document[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA"]
     assert document["id_token_signing_alg_values_supported"] == ["ES256"]
     assert document["dpop_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA"]
     assert document["code_challenge_methods_supported"] == ["S256"]  # §5.3.2.2 item 5
