@@ -449,5 +449,5 @@ class Verifier:
 
 __all__ = ["Verifier", "verify_access_token", "bearer_token", "credentials", "check_dpop_binding",
            "MemoryReplayCache", "ReplayCache", "DpopNonces", "require_scopes", "require_authentication",
-           "actor_chain", "InvalidDpopProofChallenge", "UseDpopNonceChallenge", "InvalidToken", "InsufficientScope", "InsufficientUserAuthentication", "InvalidRequest", "MissingToken",
-           "UnknownKey"]
+           "actor_chain", "InvalidDpopProofChallenge", "UseDpopNonceChallenge", "InvalidToken", "InsufficientScope",
+           "InsufficientUserAuthentication", "InvalidRequest", "MissingToken", "UnknownKey"]

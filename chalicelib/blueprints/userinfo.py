@@ -6,7 +6,8 @@ from chalice import Blueprint
 
 from ..capabilities import DPOP_ALGS
 from ..config import settings
-from ..errors import BearerError, InsufficientScope, InvalidDpopProofChallenge, InvalidRequest, InvalidToken, MissingToken
+from ..errors import (BearerError, InsufficientScope, InvalidDpopProofChallenge, InvalidRequest, InvalidToken,
+                      MissingToken)
 from ..web import FORM, form_params, header_value, json_response, route
 from .token import TOKEN_CORS
 

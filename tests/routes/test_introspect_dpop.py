@@ -24,7 +24,8 @@ def test_a_bound_token_introspects_as_dpop_with_its_cnf(http, browser, alice, ap
     app, app_secret = create_client(client_name="Notes web", redirect_uris=["http://127.0.0.1/cb"],
                                     grant_types=["authorization_code"], scopes=["openid", "notes:read"])
     code = query_of(sign_in_and_consent(browser, app.client_id, scope="openid notes:read", resource=[NOTES]))["code"]
-    token = json.loads(redeem(http, app.client_id, code, auth=basic_auth(app.client_id, app_secret)).body)["access_token"]
+    redeemed = redeem(http, app.client_id, code, auth=basic_auth(app.client_id, app_secret))
+    token = json.loads(redeemed.body)["access_token"]
     key = ProofKey()
     claims = jwt.decode(token, options={"verify_signature": False})
     bound = jwt_encode.encode({**claims, "cnf": key.cnf()}, keyring.current_signer(), typ="at+jwt")
