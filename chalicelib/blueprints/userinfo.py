@@ -45,6 +45,7 @@ def userinfo():
     from ..verifier import DPOP, check_dpop_binding
 
     s = settings()
+    algs = DPOP_ALGS  # the proof algorithms taken here, and named in DPoP challenges
     request = bp.current_request
     scheme, token = presented_token(request)
     try:
@@ -52,7 +53,7 @@ def userinfo():
                                       check_revocation=False)
         proof = check_dpop_binding(claims, scheme=scheme, access_token=token, proof=header_value(request, "dpop"),
                                    method=request.method, url=f"{s.issuer}/userinfo", now=now(),
-                                   max_age=s.dpop_proof_max_age)
+                                   max_age=s.dpop_proof_max_age, algs=algs)
         scopes = claims.get("scope", "").split()
         if "openid" not in scopes:
             raise InsufficientScope("the access token lacks the openid scope", scope="openid")
@@ -69,6 +70,6 @@ def userinfo():
     except BearerError as exc:
         if scheme == DPOP:
             # RFC 9449 §7.1: the challenge answers in the scheme the request used.
-            exc.schemes, exc.algs = ("DPoP",), " ".join(DPOP_ALGS)
+            exc.schemes, exc.algs = ("DPoP",), " ".join(algs)
         raise
     return json_response({"sub": claims["sub"], **user_claims(user_attributes(user), scopes)})
