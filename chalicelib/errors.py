@@ -229,17 +229,25 @@ class EmailNotSent(TemporarilyUnavailable):
 
 class BearerError(OAuthError):
     """RFC 6750 §3 errors: the challenge repeats the error, and may name the scope needed and,
-    for resource servers, where their protected resource metadata lives (RFC 9728 §5.1)."""
+    for resource servers, where their protected resource metadata lives (RFC 9728 §5.1).
+
+    `schemes`: the challenges to send, one per authentication scheme (RFC 9110 §11.6.1): "Bearer"
+    by default; "DPoP" when the request used DPoP (RFC 9449 §7.1), or both for a request with no
+    credentials at a resource that takes either (§7.2). A DPoP challenge also names the proof
+    algorithms the resource accepts (`algs`, a space-separated list: RFC 9449 §7.1)."""
 
     #: RFC 6750 §3.1: a request with no credentials at all gets a challenge without an error code.
     challenge_only = False
 
     def __init__(self, description: str = "", *, realm: str = "idp", scope: str | None = None,
-                 resource_metadata: str | None = None, **kwargs):
+                 resource_metadata: str | None = None, schemes: tuple[str, ...] = ("Bearer",),
+                 algs: str | None = None, **kwargs):
         super().__init__(description, **kwargs)
         self.realm, self.scope, self.resource_metadata = realm, scope, resource_metadata
+        self.schemes, self.algs = tuple(schemes), algs
 
-    def headers(self) -> dict:
+    def auth_params(self) -> list[str]:
+        """The challenge's parameters, whatever its scheme."""
         parts = [f'realm="{_quote(self.realm)}"']
         if not self.challenge_only:
             parts.append(f'error="{self.error}"')
@@ -249,7 +257,16 @@ class BearerError(OAuthError):
             parts.append(f'scope="{_quote(self.scope)}"')
         if self.resource_metadata:
             parts.append(f'resource_metadata="{_quote(self.resource_metadata)}"')
-        return {**super().headers(), "WWW-Authenticate": "Bearer " + ", ".join(parts)}
+        return parts
+
+    def challenges(self) -> list[str]:
+        params = self.auth_params()
+        return [f"{scheme} " + ", ".join(params + ([f'algs="{_quote(self.algs)}"'] if scheme == "DPoP" and self.algs
+                                                   else []))
+                for scheme in self.schemes]
+
+    def headers(self) -> dict:
+        return {**super().headers(), "WWW-Authenticate": ", ".join(self.challenges())}
 
 
 class InvalidToken(BearerError):
@@ -283,17 +300,42 @@ class InsufficientUserAuthentication(BearerError):
         super().__init__(description, **kwargs)
         self.acr_values, self.max_age = acr_values, max_age
 
-    def headers(self) -> dict:
-        headers = super().headers()
-        extra = ([f'acr_values="{_quote(self.acr_values)}"'] if self.acr_values else []) \
+    def auth_params(self) -> list[str]:
+        return super().auth_params() \
+            + ([f'acr_values="{_quote(self.acr_values)}"'] if self.acr_values else []) \
             + ([f"max_age={int(self.max_age)}"] if self.max_age is not None else [])
-        if extra:
-            headers["WWW-Authenticate"] += ", " + ", ".join(extra)
-        return headers
 
     def www_authenticate(self) -> str:
         """The challenge, for a resource server that builds its own response."""
         return self.headers()["WWW-Authenticate"]
+
+
+# RFC 9449 §7.1, §9: DPoP at a resource server: 401s whose DPoP challenge carries the error -------------
+
+class InvalidDpopProofChallenge(BearerError):
+    """The DPoP proof sent with a DPoP-bound access token fails RFC 9449 §4.3 (its `ath`, `htm`,
+    `htu`, `iat`, signature, ...) or was used before (§11.1). The token endpoint's counterpart is
+    InvalidDpopProof (400, no challenge)."""
+
+    error = "invalid_dpop_proof"
+    status = 401
+
+    def __init__(self, description: str = "", **kwargs):
+        kwargs.setdefault("schemes", ("DPoP",))
+        super().__init__(description, **kwargs)
+
+
+class UseDpopNonceChallenge(BearerError):
+    """RFC 9449 §9: the resource server demands a nonce of its own in the proof; `DPoP-Nonce` carries
+    the one to use, and the client retries once with it."""
+
+    error = "use_dpop_nonce"
+    status = 401
+
+    def __init__(self, description: str = "", *, nonce: str, **kwargs):
+        kwargs.setdefault("schemes", ("DPoP",))
+        super().__init__(description or "a DPoP nonce from this resource is required", **kwargs)
+        self.extra_headers["DPoP-Nonce"] = nonce
 
 
 # HTTP-level errors, rendered in the same JSON shape -----------------------------------------------

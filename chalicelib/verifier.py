@@ -29,30 +29,58 @@ builds the document to serve at `metadata_path(resource)`, and a Verifier constr
 `resource_metadata=True` puts its URL (and the scopes a request needs) into every 401/403 challenge,
 which is how a client finds the authorization server and knows which scopes to step up to.
 
-Dependencies: pyjwt, cryptography and the standard library only (and chalicelib/oauth/acr.py, pure).
+DPoP (RFC 9449 §7): a client holding a DPoP-bound token (its `cnf.jkt` names the client's key) sends
+it as `Authorization: DPoP <token>` with a fresh proof in the `DPoP` header. Give the verifier the
+proof, the request's method and its URL as the client addressed it (behind a proxy: the public URL):
+
+    claims = verifier.authenticate(request.headers.get("Authorization"), ["notes:read"],
+                                   dpop_proof=request.headers.get("DPoP"), method=request.method,
+                                   url="https://api.example.com/notes")
+
+The proof must pass RFC 9449 §4.3 (`ath` = the token's hash, `htm`/`htu` = this request), be signed
+by the key the token is bound to, and be new: its `jti` is spent in `replay_cache`. The default
+cache lives in this process's memory, which is enough for one instance; an API running on several
+instances (Lambda containers, pods) must plug in a shared one (`ReplayCache` protocol: one
+conditional write per proof, e.g. a DynamoDB PutItem with `attribute_not_exists`, or Redis SET NX
+with an expiry), or a proof replayed to another instance within its lifetime would pass. A bound
+token sent as Bearer is refused (§7.2: else stealing it would be enough again); an unbound token
+still works as Bearer. `dpop_nonces` (DpopNonces) makes the resource demand its own nonces (§9).
+DPoP refusals answer `WWW-Authenticate: DPoP ... error="invalid_dpop_proof" | "invalid_token" |
+"use_dpop_nonce"` naming the accepted proof algorithms (`algs`); `announce_dpop=True` makes a request
+without credentials get both a Bearer and a DPoP challenge, `require_dpop=True` refuses Bearer.
+Without `method` and `url` the verifier cannot check proofs and takes Bearer only, as before.
+
+Dependencies: pyjwt, cryptography and the standard library only (and chalicelib/oauth/acr.py,
+dpop.py and dpop_nonces.py, pure).
 """
 from __future__ import annotations
 
+import hashlib
+import heapq
+import hmac
 import json
 import threading
 import time
 import urllib.request
-from typing import Callable
+from typing import Callable, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 
-from .capabilities import SIGNING_ALGS
+from .capabilities import DPOP_ALGS, SIGNING_ALGS
 from .errors import (
     BearerError,
+    DpopProofRefused,
     InsufficientScope,
     InsufficientUserAuthentication,
+    InvalidDpopProofChallenge,
     InvalidRequest,
     InvalidToken,
     MissingToken,
     UnknownKey,
+    UseDpopNonceChallenge,
 )
-from .oauth import acr
+from .oauth import acr, dpop, dpop_nonces
 
 LEEWAY_SECONDS = 30
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
@@ -97,6 +125,114 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise MissingToken("use the Bearer authentication scheme")
     return token.strip()
+
+
+#: The authentication schemes an access token may come with (lower-case, as compared).
+BEARER, DPOP = "bearer", "dpop"
+
+
+def credentials(authorization: str | None, *, schemes: tuple[str, ...] = (BEARER, DPOP)) -> tuple[str, str]:
+    """(scheme, token) of an Authorization header: RFC 6750 §2.1 `Bearer <token>` or RFC 9449 §7.1
+    `DPoP <token>`; the scheme name is case-insensitive (RFC 9110 §11.1)."""
+    if not authorization:
+        raise MissingToken("an access token is required")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() not in schemes or not token.strip():
+        raise MissingToken("use the Bearer authentication scheme" if schemes == (BEARER,)
+                           else "use the Bearer or DPoP authentication scheme")
+    return scheme.lower(), token.strip()
+
+
+class ReplayCache(Protocol):
+    """Where a resource server spends DPoP proof `jti`s (RFC 9449 §11.1)."""
+
+    def use(self, jkt: str, jti: str, expires_at: int) -> bool:
+        """True the first time (jkt, jti) is seen before `expires_at` (epoch seconds); False for a
+        replay. Must be atomic: of two concurrent calls with the same pair, one gets False."""
+
+
+class MemoryReplayCache:
+    """A ReplayCache in this process's memory, thread-safe, each entry kept until its proof expires.
+
+    Enough for an API that runs as ONE instance. Several instances each keep their own memory, so a
+    proof replayed to another instance would pass there: plug in a shared store instead. At most
+    `max_entries` live proofs are remembered; past that, new proofs are refused (a replay cache
+    that forgot would let replays through) until old ones expire, a minute or so later."""
+
+    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time):
+        self._max, self._clock = max_entries, clock
+        self._lock = threading.Lock()
+        self._expiry: dict[bytes, int] = {}
+        self._queue: list[tuple[int, bytes]] = []
+
+    def use(self, jkt: str, jti: str, expires_at: int) -> bool:
+        key = hashlib.sha256(f"{jkt}\0{jti}".encode("utf-8")).digest()
+        with self._lock:
+            now = self._clock()
+            while self._queue and self._queue[0][0] < now:
+                _, old = heapq.heappop(self._queue)
+                if self._expiry.get(old, now) < now:
+                    del self._expiry[old]
+            if key in self._expiry or len(self._expiry) >= self._max:
+                return False
+            self._expiry[key] = int(expires_at)
+            heapq.heappush(self._queue, (int(expires_at), key))
+            return True
+
+
+class DpopNonces:
+    """Resource-server nonces (RFC 9449 §9), derived from `key` per time window
+    (chalicelib/oauth/dpop_nonces.py): nothing is stored, and every instance holding the same key
+    accepts the others' nonces. The key is this resource's own secret (32 random bytes), never
+    the authorization server's: a nonce is only good where it was issued (§9)."""
+
+    def __init__(self, key: bytes, window: int = 300, clock: Callable[[], float] = time.time):
+        if len(key) < 16:
+            raise ValueError("a DPoP nonce key needs at least 16 random bytes")
+        self._key, self._window, self._clock = key, window, clock
+
+    def current(self) -> str:
+        """The nonce to hand out (`DPoP-Nonce`), also on successful responses (§8.2)."""
+        return dpop_nonces.current(self._key, int(self._clock()), self._window)
+
+    def valid(self, nonce: str) -> bool:
+        return dpop_nonces.valid(self._key, nonce, int(self._clock()), self._window)
+
+
+def check_dpop_binding(claims: dict, *, scheme: str, access_token: str, proof: str | None, method: str | None,
+                       url: str | None, now: int, max_age: int, algs: tuple[str, ...] = DPOP_ALGS,
+                       nonces: DpopNonces | None = None) -> dpop.Proof | None:
+    """RFC 9449 §7: does the way a verified token was presented fit its binding? Pure; the caller
+    then spends the returned proof's `jti` (a replay cache, or storage/used_jtis at /userinfo).
+
+    - Bearer: a token carrying `cnf` is refused (§7.2: "MUST reject a DPoP-bound access token
+      received as a bearer token"); an unbound one passes, and any DPoP header is not looked at.
+    - DPoP: the token must be bound (`cnf.jkt`); the proof must pass §4.3 for this method and URL
+      with `ath` = the token's hash, else invalid_dpop_proof (use_dpop_nonce when `nonces` demand
+      one); its key's thumbprint must be `cnf.jkt` (§7.1: "the public key to which the access token
+      is bound matches the public key from the DPoP proof"), else invalid_token, as §7.1's example
+      answers a key that does not match the binding."""
+    bound = claims.get("cnf")
+    if scheme == BEARER:
+        if bound is not None:
+            raise InvalidToken("a DPoP-bound access token must be sent with the DPoP scheme and a proof")
+        return None
+    jkt = bound.get("jkt") if isinstance(bound, dict) else None
+    if not isinstance(jkt, str):
+        raise InvalidToken("the access token is not DPoP-bound; send it with the Bearer scheme")
+    if not (method and url):
+        raise InvalidDpopProofChallenge("this resource cannot check DPoP proofs")
+    try:
+        checked = dpop.check_proof(proof, method=method, url=url, now=now, max_age=max_age, algs=algs,
+                                   access_token=access_token, nonce_ok=nonces.valid if nonces else None)
+    except DpopProofRefused as exc:
+        if exc.nonce_needed and nonces is not None:
+            raise UseDpopNonceChallenge(exc.description, nonce=nonces.current(), detail=exc.detail) from None
+        raise InvalidDpopProofChallenge(exc.description, detail=exc.detail) from None
+    if not hmac.compare_digest(checked.jkt.encode("ascii"), jkt.encode("ascii", "replace")):
+        raise InvalidToken("the access token is bound to another key than the DPoP proof's",
+                           detail=f"cnf.jkt {jkt} proof jkt {checked.jkt}")
+    return checked
 
 
 def require_scopes(claims: dict, required: list[str] | tuple[str, ...]) -> None:
@@ -165,8 +301,13 @@ def metadata_url(resource: str) -> str:
 
 
 def protected_resource_metadata(resource: str, authorization_servers: list[str], *,
-                                scopes_supported: list[str] | None = None, resource_name: str | None = None) -> dict:
-    """RFC 9728 §2 metadata. `resource` must be exactly the URI clients use (and ask tokens for)."""
+                                scopes_supported: list[str] | None = None, resource_name: str | None = None,
+                                dpop_signing_alg_values_supported: list[str] | None = None,
+                                dpop_bound_access_tokens_required: bool = False) -> dict:
+    """RFC 9728 §2 metadata. `resource` must be exactly the URI clients use (and ask tokens for).
+    A resource taking DPoP names the proof algorithms it accepts, and whether it takes only
+    DPoP-bound tokens (RFC 9728 §2 `dpop_signing_alg_values_supported`,
+    `dpop_bound_access_tokens_required`)."""
     document = {
         "resource": resource,
         "authorization_servers": list(authorization_servers),
@@ -176,6 +317,10 @@ def protected_resource_metadata(resource: str, authorization_servers: list[str],
         document["scopes_supported"] = list(scopes_supported)
     if resource_name:
         document["resource_name"] = resource_name
+    if dpop_signing_alg_values_supported:
+        document["dpop_signing_alg_values_supported"] = list(dpop_signing_alg_values_supported)
+    if dpop_bound_access_tokens_required:
+        document["dpop_bound_access_tokens_required"] = True
     return document
 
 
@@ -186,12 +331,24 @@ def _http_get_json(url: str, timeout: float = 5.0) -> dict:
 
 
 class Verifier:
-    """Verifies access tokens for one resource (audience) issued by one issuer."""
+    """Verifies access tokens for one resource (audience) issued by one issuer.
+
+    DPoP (RFC 9449): `dpop_algs` the proof algorithms accepted (and named in challenges);
+    `replay_cache` where proof jtis are spent (default: MemoryReplayCache, one instance only);
+    `dpop_nonces` demands this resource's nonces (§9); `proof_max_age` how old a proof's `iat` may be;
+    `announce_dpop` adds a DPoP challenge to the 401 of a request without credentials (§7.2);
+    `require_dpop` refuses Bearer (every token must be DPoP-bound)."""
 
     def __init__(self, issuer: str, audience: str | list[str], *, jwks_provider: Callable[[bool], dict] | None = None,
                  http_get: Callable[[str], dict] = _http_get_json, refetch_interval: float = 30.0,
                  cache_seconds: float = 300.0, leeway: int = LEEWAY_SECONDS, resource_metadata: bool = False,
-                 realm: str = "api"):
+                 realm: str = "api", dpop_algs: tuple[str, ...] = DPOP_ALGS, replay_cache: ReplayCache | None = None,
+                 dpop_nonces: DpopNonces | None = None, proof_max_age: int = 60, announce_dpop: bool = False,
+                 require_dpop: bool = False):
+        self.dpop_algs = tuple(dpop_algs)
+        self.replay_cache = replay_cache if replay_cache is not None else MemoryReplayCache()
+        self.dpop_nonces, self.proof_max_age = dpop_nonces, proof_max_age
+        self.announce_dpop, self.require_dpop = announce_dpop or require_dpop, require_dpop
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.realm = realm
@@ -228,34 +385,69 @@ class Verifier:
                     self._refetched_at = at
             return self._jwks
 
+    def _claims(self, token: str) -> dict:
+        try:
+            return verify_access_token(token, jwks=self._keys(refresh=False), issuer=self.issuer,
+                                       audience=self.audience, leeway=self.leeway)
+        except UnknownKey:
+            return verify_access_token(token, jwks=self._keys(refresh=True), issuer=self.issuer,
+                                       audience=self.audience, leeway=self.leeway)
+
     def verify(self, token: str, required_scopes=(), *, required_acr=(), max_age: int | None = None) -> dict:
         """The token's claims; raises InvalidToken, InsufficientScope, or (`required_acr`, `max_age`:
-        RFC 9470) InsufficientUserAuthentication."""
-        try:
-            claims = verify_access_token(token, jwks=self._keys(refresh=False), issuer=self.issuer,
-                                         audience=self.audience, leeway=self.leeway)
-        except UnknownKey:
-            claims = verify_access_token(token, jwks=self._keys(refresh=True), issuer=self.issuer,
-                                         audience=self.audience, leeway=self.leeway)
+        RFC 9470) InsufficientUserAuthentication. Says nothing about how the token was presented:
+        `authenticate` checks that (a DPoP-bound token needs its proof)."""
+        claims = self._claims(token)
         require_scopes(claims, required_scopes)
         require_authentication(claims, required_acr=required_acr, max_age=max_age)
         return claims
 
     def authenticate(self, authorization: str | None, required_scopes=(), *, required_acr=(),
-                     max_age: int | None = None) -> dict:
-        """Verify a request's Authorization header. Errors carry this resource's challenge: realm,
-        resource_metadata, the scopes the request needs (so a client can step up), and for RFC 9470
-        the acr_values and max_age it needs."""
+                     max_age: int | None = None, dpop_proof: str | None = None, method: str | None = None,
+                     url: str | None = None) -> dict:
+        """Verify a request's Authorization header (and, for the DPoP scheme, its `DPoP` header
+        `dpop_proof`, checked against `method` and `url`). Errors carry this resource's challenge:
+        realm, resource_metadata, the scopes the request needs (so a client can step up), for RFC
+        9470 the acr_values and max_age it needs, and for DPoP the scheme and accepted algs.
+
+        Order: the token (signature, issuer, audience, expiry), then how it was presented (§7), then
+        scopes and authentication, and only then the proof's jti is spent: a refused request
+        spends nothing."""
+        schemes = (BEARER, DPOP) if method and url else (BEARER,)
+        scheme = None
         try:
-            return self.verify(bearer_token(authorization), required_scopes, required_acr=required_acr,
-                               max_age=max_age)
+            scheme, token = credentials(authorization, schemes=schemes)
+            if scheme == BEARER and self.require_dpop:
+                raise InvalidToken("this resource requires a DPoP-bound access token")
+            claims = self._claims(token)
+            proof = check_dpop_binding(claims, scheme=scheme, access_token=token, proof=dpop_proof, method=method,
+                                       url=url, now=int(time.time()), max_age=self.proof_max_age,
+                                       algs=self.dpop_algs, nonces=self.dpop_nonces)
+            require_scopes(claims, required_scopes)
+            require_authentication(claims, required_acr=required_acr, max_age=max_age)
+            if proof is not None and not self.replay_cache.use(proof.jkt, proof.jti, proof.expires_at):
+                raise InvalidDpopProofChallenge("the DPoP proof was used before; make a new one",
+                                                detail=f"jti {proof.jti}")
+            return claims
         except BearerError as exc:
             exc.realm = self.realm
             exc.resource_metadata = self.resource_metadata_url
             exc.scope = exc.scope or (" ".join(required_scopes) or None)
+            exc.schemes = self._challenge_schemes(exc, scheme)
+            exc.algs = " ".join(self.dpop_algs) if DPOP in (s.lower() for s in exc.schemes) else None
             raise
 
+    def _challenge_schemes(self, exc: BearerError, scheme: str | None) -> tuple[str, ...]:
+        """RFC 9449 §7.1: an error about a DPoP request is a DPoP challenge; §7.2: a request without
+        usable credentials learns every scheme this resource takes (when it announces DPoP)."""
+        if scheme == DPOP or self.require_dpop:
+            return ("DPoP",)
+        if exc.challenge_only and self.announce_dpop:
+            return ("Bearer", "DPoP")
+        return exc.schemes
 
-__all__ = ["Verifier", "verify_access_token", "bearer_token", "require_scopes", "require_authentication",
-           "actor_chain", "InvalidToken", "InsufficientScope", "InsufficientUserAuthentication", "InvalidRequest", "MissingToken",
-           "UnknownKey"]
+
+__all__ = ["Verifier", "verify_access_token", "bearer_token", "credentials", "check_dpop_binding",
+           "MemoryReplayCache", "ReplayCache", "DpopNonces", "require_scopes", "require_authentication",
+           "actor_chain", "InvalidDpopProofChallenge", "UseDpopNonceChallenge", "InvalidToken", "InsufficientScope",
+           "InsufficientUserAuthentication", "InvalidRequest", "MissingToken", "UnknownKey"]

@@ -186,6 +186,15 @@ def _cookie_header(request) -> str:
     return "; ".join(fields) if fields else (request.headers.get("cookie") or "")
 
 
+def header_value(request, name: str) -> str | None:
+    """Header `name` with every field of it the request carries, joined by ", " as RFC 9110 §5.3
+    combines repeated fields: a header that must come once (a DPoP proof: RFC 9449 §4.3 item 1)
+    sent twice then shows, where API Gateway's `headers` would keep only the last."""
+    fields = [value for key, values in (request.to_original_event().get("multiValueHeaders") or {}).items()
+              if key.lower() == name.lower() for value in values or ()]
+    return ", ".join(fields) if fields else request.headers.get(name)
+
+
 def cookie_values(request, name: str) -> list[str]:
     """Every value the request carries for cookie `name`. A browser sends several when other
     cookies of that name exist for a longer path or a parent domain (RFC 6265 §5.4); which one is

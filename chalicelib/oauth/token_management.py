@@ -74,8 +74,11 @@ def _introspect_access_token(token: str, caller, settings: Settings) -> dict:
     # RFC 9470 §6.2 registers acr and auth_time for introspection responses: a resource server that
     # introspects can demand a stronger or fresher authentication like one that reads the JWT.
     # RFC 8693 §4.1: `act` (a token exchange's delegation chain) is an introspection response member too.
-    fields = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "nbf", "auth_time", "acr", "act")
-    return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in fields if k in claims}}
+    # RFC 9449 §6.2: a DPoP-bound token's introspection says so, with its `cnf` (the key's thumbprint),
+    # so a resource server that introspects can check the proof's key like one that reads the JWT.
+    fields = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "nbf", "auth_time", "acr", "act", "cnf")
+    token_type = "DPoP" if "cnf" in claims else "Bearer"
+    return {"active": True, "token_type": token_type, **{k: claims[k] for k in fields if k in claims}}
 
 
 def _introspect_refresh_token(token: str, caller) -> dict:

@@ -16,8 +16,12 @@ exactly MCP_RESOURCE.
 The SDK's own auth is not used: a small ASGI layer in front of the SDK's app
 - serves the protected resource metadata at /.well-known/oauth-protected-resource/mcp (RFC 9728
   §3.1) and at /.well-known/oauth-protected-resource (clients fall back to it);
-- checks every /mcp request's Bearer token with chalicelib.verifier.Verifier (signature, issuer,
-  `aud` = MCP_RESOURCE, expiry) and the base scope notes:read: 401 with a challenge otherwise;
+- checks every /mcp request's token with chalicelib.verifier.Verifier (signature, issuer,
+  `aud` = MCP_RESOURCE, expiry) and the base scope notes:read: 401 with a challenge otherwise. A
+  DPoP-bound token (RFC 9449) comes as `Authorization: DPoP <token>` with a `DPoP` proof for this
+  request (htm, htu = MCP_RESOURCE, ath), each proof good once (the verifier's in-memory replay
+  cache: this example runs as one process); a bound token sent as Bearer is refused, unbound
+  tokens still work as Bearer;
 - reads the JSON-RPC body of a POST and, for a `tools/call` of a tool needing more (add_note needs
   notes:write), answers 403 insufficient_scope naming every scope needed, so the client steps up;
 - for a tool that needs a stronger sign-in (delete_note: a second factor, TOOL_ACR), answers 401
@@ -54,7 +58,7 @@ from chalicelib.errors import OAuthError
 from chalicelib.verifier import (
     WELL_KNOWN_PROTECTED_RESOURCE,
     Verifier,
-    bearer_token,
+    credentials,
     metadata_path,
     protected_resource_metadata,
 )
@@ -160,11 +164,13 @@ class ProtectedMCP:
             body, receive = await read_body(receive)
             if body is None:
                 return await JSONResponse({"error": "request body too large"}, status_code=413)(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = request_headers(scope)
         try:
             # The verifier may fetch discovery/JWKS (blocking urllib): keep it off the event loop.
+            # The proof's htu is the URL the client called: the resource's public URL (RFC 9449 §4.3).
             claims = await run_in_threadpool(lambda: self.verifier.authenticate(
-                headers.get("authorization"), required_scopes(body), required_acr=required_acr(body)))
+                headers.get("authorization"), required_scopes(body), required_acr=required_acr(body),
+                dpop_proof=headers.get("dpop"), method=scope["method"], url=self.resource))
         except OAuthError as exc:
             status, payload, response_headers = exc.to_response()
             return await Response(payload, status_code=status, headers=response_headers)(scope, receive, send)
@@ -172,7 +178,7 @@ class ProtectedMCP:
         # Tell the SDK who is calling: it binds each MCP session to (client_id, issuer, subject),
         # so a session id is useless with another principal's token.
         user = AuthenticatedUser(AccessToken(
-            token=bearer_token(headers["authorization"]), client_id=claims["client_id"],
+            token=credentials(headers["authorization"])[1], client_id=claims["client_id"],
             scopes=str(claims.get("scope", "")).split(), expires_at=claims.get("exp"), resource=self.resource,
             subject=claims.get("sub"), claims={"iss": claims["iss"]}))
         context = auth_context_var.set(user)
@@ -180,6 +186,17 @@ class ProtectedMCP:
             await self.sdk_app({**scope, "user": user}, receive, send)
         finally:
             auth_context_var.reset(context)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name, repeated fields joined by ", " (RFC 9110 §5.3), so
+    that a header that must come once (a DPoP proof: RFC 9449 §4.3 item 1) sent twice is seen as
+    such instead of its last copy."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 async def read_body(receive: Receive) -> tuple[bytes | None, Receive]:

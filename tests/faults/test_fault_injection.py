@@ -401,6 +401,26 @@ def _user_access_token(world):
     return world.extra["access_token"]
 
 
+def _dpop_userinfo_request(world):
+    """A DPoP-bound copy of a user's access token (minted here until /token issues them) and a fresh
+    proof for GET /userinfo. The retry after a 503 sends the same proof: it passes only if the
+    faulted request spent nothing."""
+    import jwt
+
+    from chalicelib.config import settings
+    from chalicelib.keys import keyring
+    from chalicelib.tokens import jwt as jwt_encode
+    from tests.dpop_proofs import ProofKey
+
+    if "dpop_token" not in world.extra:
+        key = ProofKey()
+        claims = jwt.decode(_user_access_token(world), options={"verify_signature": False})
+        world.extra["dpop_token"] = key, jwt_encode.encode({**claims, "cnf": key.cnf()}, keyring.current_signer(),
+                                                           typ="at+jwt")
+    key, token = world.extra["dpop_token"]
+    return token, key.proof("GET", f"{settings().issuer}/userinfo", access_token=token)
+
+
 _signups = iter(range(1_000_000))
 
 
@@ -472,6 +492,8 @@ ENDPOINTS = {
                                                                  302, after_retry=_to_client_with_code),
     "GET /userinfo": Endpoint(_user_access_token,
                               lambda w, t: w.http.get("/userinfo", headers={"Authorization": f"Bearer {t}"}), 200),
+    "GET /userinfo (DPoP)": Endpoint(_dpop_userinfo_request, lambda w, v: w.http.get(
+        "/userinfo", headers={"Authorization": f"DPoP {v[0]}", "DPoP": v[1]}), 200),
     "POST /token token-exchange": Endpoint(_exchange_input, _token_exchange, 200),
     "POST /introspect": Endpoint(lambda w: json.loads(_client_credentials(w).body)["access_token"], _introspect, 200),
     "GET /jwks": Endpoint(lambda w: None, lambda w, _: w.http.get("/jwks"), 200),

@@ -23,6 +23,7 @@ from chalicelib import errors
     (errors.ServerError, "server_error", 500),
     (errors.InvalidToken, "invalid_token", 401),
     (errors.InsufficientScope, "insufficient_scope", 403),
+    (errors.InvalidDpopProofChallenge, "invalid_dpop_proof", 401),
 ])
 def test_each_error_has_its_rfc_code_and_status(cls, code, status):
     status_, body, headers = cls("why").to_response()
@@ -46,6 +47,21 @@ def test_bearer_errors_carry_error_and_scope_in_www_authenticate():
     _, _, headers = errors.InsufficientScope("needs more", scope="openid email").to_response()
     assert headers["WWW-Authenticate"] == (
         'Bearer realm="idp", error="insufficient_scope", error_description="needs more", scope="openid email"')
+
+
+def test_resource_server_dpop_errors_answer_a_dpop_challenge_naming_the_algs():
+    """RFC 9449 §7.1 and §9: the error goes in a DPoP challenge with `algs`; use_dpop_nonce also
+    carries the nonce to use."""
+    _, _, headers = errors.InvalidDpopProofChallenge("bad proof", algs="ES256 PS256").to_response()
+    assert headers["WWW-Authenticate"] == (
+        'DPoP realm="idp", error="invalid_dpop_proof", error_description="bad proof", algs="ES256 PS256"')
+    status, body, headers = errors.UseDpopNonceChallenge(nonce="n-1", algs="ES256").to_response()
+    assert status == 401 and json.loads(body)["error"] == "use_dpop_nonce"
+    assert headers["DPoP-Nonce"] == "n-1"
+    assert headers["WWW-Authenticate"].startswith('DPoP realm="idp", error="use_dpop_nonce", error_description="')
+    # Bearer challenges never name algs; several schemes give several challenges (RFC 9110 §11.6.1).
+    _, _, headers = errors.MissingToken("x", schemes=("Bearer", "DPoP"), algs="ES256").to_response()
+    assert headers["WWW-Authenticate"] == 'Bearer realm="idp", DPoP realm="idp", algs="ES256"'
 
 
 def test_bearer_header_values_cannot_break_out_of_quotes():
