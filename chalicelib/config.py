@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import caches
+from . import caches, profiles
 from .capabilities import LOOPBACK_HOSTS, PROFILES, SCOPE_TOKEN, SIGNING_ALGS
 
 
@@ -198,7 +198,8 @@ class Settings:
     #: A refresh-token family ends this long after sign-in, however used (90 days).
     refresh_token_absolute_ttl: int = setting("REFRESH_TOKEN_ABSOLUTE_TTL", 7776000, parse=_int)
     #: A consumed refresh token presented again within this window returns the same successor instead
-    #: of revoking the family (network retries). 0 is off.
+    #: of revoking the family (network retries). 0 is off; under PROFILE=fapi2 it is
+    #: profiles.FAPI2_REFRESH_GRACE_SECONDS instead (FAPI 2.0 §5.3.2.1 Note 1 asks for a retry).
     refresh_grace_seconds: int = setting("REFRESH_GRACE_SECONDS", 0, parse=_int)
     #: How long a container reuses a client's registration without reading DynamoDB. Disabling a
     #: client takes effect within this window.
@@ -318,6 +319,8 @@ class Settings:
             from urllib.parse import urlsplit
 
             derive(self, "email_from", f"no-reply@{urlsplit(self.issuer).hostname}")
+        # Before the defaults below: the profile forces some settings and refuses others (profiles.py).
+        profiles.apply(self)
         if not self.client_id_documents:
             derive(self, "client_id_documents", "any" if self.registration_mode == "open" else "off")
         if self.key_backend == "kms-envelope" and not self.envelope_kms_key_id:

@@ -7,6 +7,7 @@ every list comes from chalicelib/capabilities.py, which the endpoints enforce.
 from __future__ import annotations
 
 from . import capabilities as can
+from . import profiles
 from .config import Settings
 from .oauth import acr
 from .oauth.scopes import SCOPE_CLAIMS
@@ -14,6 +15,8 @@ from .oauth.scopes import SCOPE_CLAIMS
 
 def metadata(settings: Settings) -> dict:
     issuer = settings.issuer
+    # What the profile narrows (chalicelib/profiles.py: PROFILE=fapi2), read once.
+    auth_methods, auth_algs = profiles.client_auth_methods(settings), profiles.assertion_algs(settings)
     document = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -30,14 +33,16 @@ def metadata(settings: Settings) -> dict:
         "response_modes_supported": list(can.RESPONSE_MODES),
         "grant_types_supported": list(can.GRANT_TYPES),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": list(can.SIGNING_ALGS),
-        "token_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
-        "revocation_endpoint_auth_methods_supported": list(can.TOKEN_ENDPOINT_AUTH_METHODS),
-        "introspection_endpoint_auth_methods_supported": list(can.INTROSPECTION_AUTH_METHODS),
+        "id_token_signing_alg_values_supported": list(profiles.signing_algs(settings)),
+        "token_endpoint_auth_methods_supported": list(auth_methods),
+        "revocation_endpoint_auth_methods_supported": list(auth_methods),
+        "introspection_endpoint_auth_methods_supported": list(profiles.introspection_auth_methods(settings)),
         # RFC 8414 §2 / OIDC Discovery §3: the algorithms of private_key_jwt client assertions.
-        "token_endpoint_auth_signing_alg_values_supported": list(can.CLIENT_ASSERTION_ALGS),
-        "revocation_endpoint_auth_signing_alg_values_supported": list(can.CLIENT_ASSERTION_ALGS),
-        "introspection_endpoint_auth_signing_alg_values_supported": list(can.CLIENT_ASSERTION_ALGS),
+        "token_endpoint_auth_signing_alg_values_supported": list(auth_algs),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(auth_algs),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(auth_algs),
+        # RFC 9449 §5.1: the algorithms of DPoP proofs.
+        "dpop_signing_alg_values_supported": list(profiles.dpop_algs(settings)),
         "code_challenge_methods_supported": list(can.PKCE_METHODS),
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash", "sid",
                              *sorted({c for names in SCOPE_CLAIMS.values() for c in names})],

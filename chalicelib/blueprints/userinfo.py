@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from ..capabilities import DPOP_ALGS
+from .. import profiles
 from ..config import settings
 from ..errors import (BearerError, InsufficientScope, InvalidDpopProofChallenge, InvalidRequest, InvalidToken,
                       MissingToken)
@@ -45,7 +45,7 @@ def userinfo():
     from ..verifier import DPOP, check_dpop_binding
 
     s = settings()
-    algs = DPOP_ALGS  # the proof algorithms taken here, and named in DPoP challenges
+    algs = profiles.dpop_algs(s)  # the proof algorithms taken here, and named in DPoP challenges
     request = bp.current_request
     scheme, token = presented_token(request)
     try:

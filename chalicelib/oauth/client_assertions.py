@@ -4,14 +4,16 @@ OpenID Connect Core 1.0 §9).
 We hold only the client's public keys (its registered `jwks`, or a `jwks_uri` fetched through the
 SSRF guard and cached like an upstream's JWK Set), so no stored secret could be replayed. An
 assertion passes when, in this order:
-- its `alg` is one of CLIENT_ASSERTION_ALGS (never `none`, never HMAC: RFC 8725 §3.1) and its `typ`,
+- its `alg` is one of CLIENT_ASSERTION_ALGS (never `none`, never HMAC: RFC 8725 §3.1; PROFILE=fapi2
+  leaves out RS256, FAPI 2.0 §5.4.1) and its `typ`,
   when present, says it is a client assertion (not some other JWT the client signed);
 - it is signed by one of the client's keys of that algorithm's type, picked by `kid` (OIDC Core §10.1:
   a kid may be left out only when there is one key); an unknown kid refetches a `jwks_uri` at most
   once a minute (the upstream JWKS limit), so made-up kids cannot make us hammer the client's host;
 - RFC 7523 §3: `iss` and `sub` are the client_id (items 1-2); `aud` is our issuer or our token
   endpoint URL, as a string or within a list (item 3; OIDC Core §9 names the token endpoint, RFC 7523
-  the issuer: both are ours); `exp` is present and not past (item 4), and at most
+  the issuer: both are ours; PROFILE=fapi2 takes only the issuer, as a string: FAPI 2.0 §5.3.2.1
+  item 8, chalicelib/profiles.py); `exp` is present and not past (item 4), and at most
   CLIENT_ASSERTION_MAX_LIFETIME ahead, since its `jti` is remembered until then; `nbf` and `iat`
   are not in the future (items 5-6);
 - `jti` is present and used for the first time (item 7: "MAY ensure that JWTs are not replayed"; we
@@ -31,7 +33,8 @@ from typing import TYPE_CHECKING
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from ..capabilities import CLIENT_ASSERTION_ALGS, PRIVATE_KEY_JWT
+from .. import profiles
+from ..capabilities import PRIVATE_KEY_JWT
 from ..errors import AssertionRefused as Refused
 from ..errors import (DocumentError, InvalidClient, InvalidRequest, TemporarilyUnavailable, UpstreamFailed,
                       UpstreamUnavailable, echo)
@@ -54,6 +57,9 @@ MAX_JTI_LENGTH = 256
 #: token) that the client's key also signed, which must not pass as a client assertion.
 ASSERTION_TYPES = (None, "JWT", "client-authentication+jwt")
 GENERIC = "client authentication failed"
+#: What `aud` must be: with PROFILE=fapi2 the issuer alone, as a string (chalicelib/profiles.py).
+_AUD_RULE = {True: "the client assertion's aud must be this issuer or its token endpoint",
+             False: "the client assertion's aud must be this issuer, as a string"}
 BAD_JTI = f"the client assertion's jti must be a string of 1 to {MAX_JTI_LENGTH} characters"
 
 
@@ -120,16 +126,16 @@ def _verified(assertion: str, client: Client, settings: Settings) -> dict:
     _unverified_claims(assertion)  # the size and shape checks, before any key is looked up
     header = jwt.get_unverified_header(assertion)
     alg = header.get("alg")
-    if alg not in CLIENT_ASSERTION_ALGS:
-        raise Refused(f"the client assertion's alg must be one of {', '.join(CLIENT_ASSERTION_ALGS)}",
-                      f"alg {echo(alg)}")
+    algs = profiles.assertion_algs(settings)
+    if alg not in algs:
+        raise Refused(f"the client assertion's alg must be one of {', '.join(algs)}", f"alg {echo(alg)}")
     if header.get("typ") not in ASSERTION_TYPES:
         raise Refused("the client assertion's typ must be JWT or client-authentication+jwt",
                       f"typ {echo(header.get('typ'))}")
     key = _key(client, header, alg, settings)
-    issuer = settings.issuer
+    audiences = profiles.assertion_audiences(settings)
     try:
-        claims = jwt.decode(assertion, key, algorithms=[alg], audience=[issuer, f"{issuer}/token"],
+        claims = jwt.decode(assertion, key, algorithms=[alg], audience=list(audiences),
                             issuer=client.client_id, leeway=LEEWAY,
                             options={"require": ["iss", "sub", "aud", "exp", "jti"]})
     except jwt.InvalidSignatureError:
@@ -139,7 +145,7 @@ def _verified(assertion: str, client: Client, settings: Settings) -> dict:
     except jwt.ExpiredSignatureError:
         raise Refused("the client assertion has expired") from None
     except jwt.InvalidAudienceError:
-        raise Refused("the client assertion's aud must be this issuer or its token endpoint") from None
+        raise Refused(_AUD_RULE[len(audiences) > 1]) from None
     except jwt.InvalidIssuerError:
         raise Refused("the client assertion's iss must be the client_id") from None
     except (jwt.ImmatureSignatureError, jwt.InvalidIssuedAtError):
@@ -148,6 +154,8 @@ def _verified(assertion: str, client: Client, settings: Settings) -> dict:
         raise Refused(BAD_JTI) from None
     except jwt.PyJWTError as exc:
         raise Refused("the client assertion's claims are not valid", repr(exc)) from None
+    if profiles.assertion_audience_is_string(settings) and not isinstance(claims["aud"], str):
+        raise Refused(_AUD_RULE[False])
     if claims["sub"] != client.client_id:
         raise Refused("the client assertion's sub must be the client_id")
     if not isinstance(claims["exp"], int) or claims["exp"] > now() + settings.client_assertion_max_lifetime:
@@ -197,11 +205,11 @@ def _key(client: Client, header: dict, alg: str, settings: Settings):
 
 def fits(key, alg: str) -> bool:
     """Is `key` a public key `alg` verifies with: P-256 for ES256 (RFC 7518 §3.4), RSA of at least
-    2048 bits for RS256 (§3.3), Ed25519 for EdDSA (RFC 8037 §3.1)? A private key never fits: a JWK
+    2048 bits for RS256 and PS256 (§3.3, §3.5), Ed25519 for EdDSA (RFC 8037 §3.1)? A private key never fits: a JWK
     Set that publishes one lets anybody sign as the client."""
     if alg == "ES256":
         return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
-    if alg in ("RS256", "PS256"):  # PS256 (RFC 7518 §3.5): DPoP proofs only
+    if alg in ("RS256", "PS256"):  # PS256: RFC 7518 §3.5, the RSA algorithm FAPI 2.0 §5.4.1 allows
         return isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048
     if alg == "EdDSA":
         return isinstance(key, ed25519.Ed25519PublicKey)

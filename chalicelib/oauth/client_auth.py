@@ -1,7 +1,8 @@
 """Client authentication at the token endpoint (RFC 6749 §2.3, OAuth 2.1 §2.4).
 
 Exactly one method per request (RFC 6749 §2.3: "MUST NOT use more than one"), and it must be the
-method the client registered. Secrets are compared as SHA-256 hashes in constant time; a
+method the client registered, and one the profile allows (chalicelib/profiles.py: PROFILE=fapi2 takes
+private_key_jwt only). Secrets are compared as SHA-256 hashes in constant time; a
 private_key_jwt client assertion (RFC 7523 §2.2) is checked by oauth/client_assertions.py.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import unquote_plus
 from ..capabilities import CLIENT_ASSERTION_TYPE, PRIVATE_KEY_JWT
 from ..errors import InvalidClient, InvalidRequest, echo
 from ..hashing import matches_hash, sha256_hex
+from ..profiles import client_auth_methods
 
 if TYPE_CHECKING:
     from ..storage.clients import Client
@@ -54,6 +56,12 @@ def authenticate(headers, form: dict, settings, *, source_ip: str | None = None)
         client_id, secret, method, scheme = form.get("client_id"), form["client_secret"], "client_secret_post", None
     else:
         client_id, secret, method, scheme = form.get("client_id"), None, "none", None
+    allowed = client_auth_methods(settings)
+    if method not in allowed:
+        # PROFILE=fapi2 (FAPI 2.0 §5.3.2.1 items 3 and 6): private_key_jwt only, so neither secrets nor
+        # public clients. Refused before the client is looked up: the answer is the same for all.
+        raise InvalidClient(f"client authentication must use {', '.join(allowed)}", scheme=scheme,
+                            detail=f"method {method}")
     if not client_id:
         raise InvalidClient("client authentication is required", scheme=scheme)
     client = _find(client_id, settings, source_ip)

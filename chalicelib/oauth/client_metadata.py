@@ -135,18 +135,27 @@ def check_client_name(name: str) -> str:
 def check_auth_method(client_type: str, method: str | None) -> str:
     """RFC 6749 §2.3.1 / RFC 7591 §2: confidential clients authenticate with their secret or their
     private key (RFC 7523 §2.2); public clients can keep neither and use "none" (PKCE protects their
-    codes instead)."""
+    codes instead). The profile may narrow that further (chalicelib/profiles.py: PROFILE=fapi2 takes
+    confidential private_key_jwt clients only), so no client is made that could never authenticate."""
     if method is not None and method not in TOKEN_ENDPOINT_AUTH_METHODS:
         raise InvalidClientMetadata(f"token_endpoint_auth_method must be one of "
                                     f"{', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}, got '{echo(method)}'")
     if client_type == "public":
         if method not in (None, "none"):
             raise InvalidClientMetadata("public clients have no secret: token_endpoint_auth_method must be 'none'")
-        return "none"
+        return _profile_allows(client_type, "none")
     if method == "none":
         raise InvalidClientMetadata("confidential clients authenticate: token_endpoint_auth_method must be "
                                     f"{', '.join(CONFIDENTIAL_AUTH_METHODS)} or {PRIVATE_KEY_JWT}")
-    return method or CONFIDENTIAL_AUTH_METHODS[0]
+    return _profile_allows(client_type, method or CONFIDENTIAL_AUTH_METHODS[0])
+
+
+def _profile_allows(client_type: str, method: str) -> str:
+    from .. import profiles
+    from ..config import settings
+
+    profiles.check_client_authentication(client_type, method, settings())
+    return method
 
 
 def client_keys(method: str, jwks, jwks_uri, *, others: str = "refuse") -> dict:
@@ -183,8 +192,10 @@ _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 def check_jwks(jwks) -> dict:
     """A client's JWK Set (see `client_keys`), or InvalidClientMetadata naming what is wrong."""
-    from ..capabilities import CLIENT_ASSERTION_ALGS
+    from .. import profiles
+    from ..config import settings
 
+    algs_allowed = profiles.assertion_algs(settings())  # PROFILE=fapi2: no RS256 (FAPI 2.0 §5.4.1)
     keys = jwks.get("keys") if isinstance(jwks, dict) else None
     if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_CLIENT_KEYS:
         raise InvalidClientMetadata(f"jwks must be a JWK Set with 1 to {MAX_CLIENT_KEYS} keys")
@@ -195,9 +206,9 @@ def check_jwks(jwks) -> dict:
             raise InvalidClientMetadata("jwks must hold public keys only: never register a private or secret key")
         if jwk.get("use", "sig") != "sig":
             raise InvalidClientMetadata("jwks: a key's use must be sig")
-        algs = [jwk["alg"]] if "alg" in jwk else list(CLIENT_ASSERTION_ALGS)
-        if not any(alg in CLIENT_ASSERTION_ALGS and _verifies(jwk, alg) for alg in algs):
-            raise InvalidClientMetadata(f"jwks: every key must be a public key for {', '.join(CLIENT_ASSERTION_ALGS)} "
+        algs = [jwk["alg"]] if "alg" in jwk else list(algs_allowed)
+        if not any(alg in algs_allowed and _verifies(jwk, alg) for alg in algs):
+            raise InvalidClientMetadata(f"jwks: every key must be a public key for {', '.join(algs_allowed)} "
                                         "(P-256, RSA of at least 2048 bits, Ed25519)")
     kids = [jwk.get("kid") for jwk in keys]
     if len(keys) > 1 and (None in kids or len(set(map(str, kids))) != len(kids)):

@@ -1,0 +1,152 @@
+"""Deployment profiles (PROFILE): the strict OAuth 2.1 core, or the FAPI 2.0 Security Profile on top.
+
+The FAPI 2.0 Security Profile (OpenID Foundation, final, February 2025; "FAPI2" below, section
+numbers are its) is a set of "shall"s for authorization servers that mostly narrow what the core
+already offers. This module is the one place that states them: `apply` enforces the settings side
+at start-up (a deployment that cannot be FAPI2 fails loudly instead of quietly serving something
+weaker), and small pure functions answer the questions the rest of the code asks ("which client
+authentication methods?", "which JWS algorithms?"), so no other module tests PROFILE itself.
+
+PROFILE=fapi2 means:
+- PAR_REQUIRED and DPOP_REQUIRED on, whatever they are set to: §5.3.2.2 item 3 ("shall reject
+  authorization requests sent without [RFC9126]") and §5.3.2.1 items 4-5 (only sender-constrained
+  access tokens; DPoP is the method offered, MTLS is not);
+- CODE_TTL at most 60 (§5.3.2.1 item 11) and PAR_TTL under 600 (§5.3.2.2 item 12), else ConfigError;
+- SIGNING_ALG not RS256: §5.4.1 item 1.2 allows PS256, ES256 and EdDSA only, and of those our key
+  backends sign ES256;
+- no client ID metadata documents: they describe public clients, and §5.3.2.1 item 3 allows only
+  confidential ones (CLIENT_ID_DOCUMENTS is off; set to anything else it is a ConfigError);
+- refresh tokens keep rotating, with the retry of Note 1 to §5.3.2.1 guaranteed: REFRESH_GRACE_SECONDS
+  0 (off) becomes FAPI2_REFRESH_GRACE_SECONDS (see `apply` for why rotation is kept);
+- clients authenticate with private_key_jwt only, at every endpoint (§5.3.2.1 item 6; MTLS is not
+  offered), so public clients are refused too (item 3); only such clients can be created;
+- a client assertion's `aud` must be the issuer identifier, as a string (§5.3.2.1 item 8);
+- JWTs we verify from clients (client assertions, DPoP proofs) use ES256, PS256 or EdDSA (§5.4.1):
+  RS256 is refused, and client assertions may use PS256, which the core does not take.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .capabilities import (CLIENT_ASSERTION_ALGS, DPOP_ALGS, INTROSPECTION_AUTH_METHODS, PRIVATE_KEY_JWT,
+                           SIGNING_ALGS, TOKEN_ENDPOINT_AUTH_METHODS)
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+FAPI2 = "fapi2"
+#: FAPI2 §5.4.1 item 1.2: the only JWS algorithms created or accepted (EdDSA with Ed25519, the only
+#: curve client_assertions.fits accepts for it). Client assertions may use all three: PS256 takes
+#: RS256's place for clients with RSA keys.
+FAPI2_JWS_ALGS = ("ES256", "PS256", "EdDSA")
+#: FAPI2 §5.3.2.1 item 11: "shall issue authorization codes with a maximum lifetime of 60 seconds".
+FAPI2_MAX_CODE_TTL = 60
+#: FAPI2 §5.3.2.2 item 12: request_uri `expires_in` "of less than 600 seconds".
+FAPI2_PAR_TTL_LIMIT = 600
+#: Seconds a client may retry a refresh with its previous token under PROFILE=fapi2 when
+#: REFRESH_GRACE_SECONDS is 0 (Note 1 to §5.3.2.1). Long enough for a client that crashed between
+#: the response and storing the new token to come back; a confidential client must authenticate
+#: with its private key for the retry, so a longer window gives a thief of the old token nothing.
+FAPI2_REFRESH_GRACE_SECONDS = 300
+
+
+def is_fapi2(settings: Settings) -> bool:
+    return settings.profile == FAPI2
+
+
+def apply(settings: Settings) -> None:
+    """Settings.__post_init__: force or refuse what FAPI2 decides (see the module docstring).
+    Raises config.ConfigError for a setting FAPI2 forbids. Nothing for PROFILE=oauth2.1.
+
+    Refresh rotation: §5.3.2.1 item 9 says "shall not use refresh token rotation except in
+    extraordinary circumstances", and its Note 1 explains why: rotation gives no security with
+    confidential clients and sender-constrained tokens, and a client that fails to store the new
+    token has no way back. It allows rotation if the server offers "the time-limited option to
+    retry with the old refresh token". We keep rotation and make that retry always available: a
+    retry within the grace window gets the same successor (oauth/refresh_tokens.py), so Note 1's
+    failure mode cannot strand a client, while the refresh stays the one conditional write it is
+    for every other client (and that part A's DPoP key binding of public clients shares).
+    """
+    if not is_fapi2(settings):
+        return
+    from .config import ConfigError
+
+    problems = []
+    if settings.code_ttl > FAPI2_MAX_CODE_TTL:
+        problems.append(f"CODE_TTL ({settings.code_ttl}) must be at most {FAPI2_MAX_CODE_TTL} (FAPI 2.0 §5.3.2.1 item 11)")
+    if settings.par_ttl >= FAPI2_PAR_TTL_LIMIT:
+        problems.append(f"PAR_TTL ({settings.par_ttl}) must be less than {FAPI2_PAR_TTL_LIMIT} "
+                        "(FAPI 2.0 §5.3.2.2 item 12)")
+    if settings.signing_alg not in FAPI2_JWS_ALGS:
+        problems.append(f"SIGNING_ALG {settings.signing_alg} is not allowed; use ES256 (FAPI 2.0 §5.4.1: "
+                        f"{', '.join(FAPI2_JWS_ALGS)})")
+    if settings.client_id_documents not in ("", "off"):
+        problems.append("CLIENT_ID_DOCUMENTS must be off: a client ID metadata document is a public client, and "
+                        "FAPI 2.0 §5.3.2.1 item 3 allows only confidential ones")
+    if problems:
+        raise ConfigError("PROFILE=fapi2: " + "; ".join(problems))
+    derive = object.__setattr__  # Settings is frozen: forced once, here, like its derived defaults
+    derive(settings, "par_required", True)
+    derive(settings, "dpop_required", True)
+    derive(settings, "client_id_documents", "off")
+    if settings.refresh_grace_seconds == 0:
+        derive(settings, "refresh_grace_seconds", FAPI2_REFRESH_GRACE_SECONDS)
+
+
+def client_auth_methods(settings: Settings) -> tuple[str, ...]:
+    """How clients may authenticate at the token, revocation, device authorization and PAR endpoints
+    (discovery's token_endpoint_auth_methods_supported). FAPI2 §5.3.2.1 item 6: private_key_jwt
+    (MTLS is not offered), which also leaves out public clients (item 3)."""
+    return (PRIVATE_KEY_JWT,) if is_fapi2(settings) else TOKEN_ENDPOINT_AUTH_METHODS
+
+
+def introspection_auth_methods(settings: Settings) -> tuple[str, ...]:
+    """How resource servers may authenticate at /introspect: they are clients too (FAPI2 §5.3.2.1
+    item 6 names no exception)."""
+    return (PRIVATE_KEY_JWT,) if is_fapi2(settings) else INTROSPECTION_AUTH_METHODS
+
+
+def assertion_algs(settings: Settings) -> tuple[str, ...]:
+    """JWS algorithms of private_key_jwt client assertions; FAPI2 §5.4.1 has PS256 instead of RS256
+    (client_assertions.fits checks an RSA key for either)."""
+    return FAPI2_JWS_ALGS if is_fapi2(settings) else CLIENT_ASSERTION_ALGS
+
+
+def dpop_algs(settings: Settings) -> tuple[str, ...]:
+    """JWS algorithms of DPoP proofs (RFC 9449 §5.1 dpop_signing_alg_values_supported, and what
+    dpop.check_proof's `algs` gets); FAPI2 §5.4.1 drops RS256."""
+    return _fapi2_algs(DPOP_ALGS) if is_fapi2(settings) else DPOP_ALGS
+
+
+def signing_algs(settings: Settings) -> tuple[str, ...]:
+    """The algorithms our ID tokens may be signed with (id_token_signing_alg_values_supported): under
+    FAPI2 only SIGNING_ALG's allowed ones (`apply` refuses RS256 keys from now on)."""
+    return _fapi2_algs(SIGNING_ALGS) if is_fapi2(settings) else SIGNING_ALGS
+
+
+def assertion_audiences(settings: Settings) -> tuple[str, ...]:
+    """What a client assertion's `aud` may name: our issuer, or (OIDC Core §9) our token endpoint.
+    FAPI2 §5.3.2.1 item 8: "shall only accept its issuer identifier value"."""
+    issuer = settings.issuer
+    return (issuer,) if is_fapi2(settings) else (issuer, f"{issuer}/token")
+
+
+def assertion_audience_is_string(settings: Settings) -> bool:
+    """FAPI2 §5.3.2.1 item 8: the issuer is accepted "as a string in the aud claim", not within a
+    list (a list could name other audiences the assertion is also good for)."""
+    return is_fapi2(settings)
+
+
+def check_client_authentication(client_type: str, method: str, settings: Settings) -> None:
+    """A client about to be created or changed (admin CLI, RFC 7591/7592 registration) must be able to
+    authenticate under this profile: FAPI2 §5.3.2.1 items 3 and 6, confidential with private_key_jwt.
+    Raises InvalidClientMetadata, before anything is written."""
+    if is_fapi2(settings) and (client_type != "confidential" or method != PRIVATE_KEY_JWT):
+        from .errors import InvalidClientMetadata
+
+        raise InvalidClientMetadata(f"PROFILE=fapi2 allows only confidential clients using {PRIVATE_KEY_JWT} "
+                                    "(FAPI 2.0 §5.3.2.1 items 3 and 6)")
+
+
+def _fapi2_algs(algs: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(alg for alg in algs if alg in FAPI2_JWS_ALGS)
