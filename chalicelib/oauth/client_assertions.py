@@ -11,9 +11,9 @@ assertion passes when, in this order:
   once a minute (the upstream JWKS limit), so made-up kids cannot make us hammer the client's host;
 - RFC 7523 §3: `iss` and `sub` are the client_id (items 1-2); `aud` is our issuer or our token
   endpoint URL, as a string or within a list (item 3; OIDC Core §9 names the token endpoint, RFC 7523
-  the issuer: both are ours); `exp` is present and not past (item 4), and at most
-  CLIENT_ASSERTION_MAX_LIFETIME ahead, since its `jti` is remembered until then; `nbf` and `iat`
-  are not in the future (items 5-6);
+  the issuer: both are ours; RFC 9126 §2 adds the pushed authorization request endpoint's URL);
+  `exp` is present and not past (item 4), and at most CLIENT_ASSERTION_MAX_LIFETIME ahead, since
+  its `jti` is remembered until then; `nbf` and `iat` are not in the future (items 5-6);
 - `jti` is present and used for the first time (item 7: "MAY ensure that JWTs are not replayed"; we
   do, with one conditional write: storage/used_jtis.py, kind "client_assertion", keyed by the client).
 The jti is spent last, so an assertion that fails any other check (a forgery included) spends nothing.
@@ -129,7 +129,8 @@ def _verified(assertion: str, client: Client, settings: Settings) -> dict:
     key = _key(client, header, alg, settings)
     issuer = settings.issuer
     try:
-        claims = jwt.decode(assertion, key, algorithms=[alg], audience=[issuer, f"{issuer}/token"],
+        # RFC 9126 §2: at /par the pushed authorization request endpoint's URL is an audience too.
+        claims = jwt.decode(assertion, key, algorithms=[alg], audience=[issuer, f"{issuer}/token", f"{issuer}/par"],
                             issuer=client.client_id, leeway=LEEWAY,
                             options={"require": ["iss", "sub", "aud", "exp", "jti"]})
     except jwt.InvalidSignatureError:
