@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.capabilities import PAR_REQUEST_URI_PREFIX
 from tests.conftest import basic_auth, reset_process_state
-from tests.routes.flow import FORM, ISSUER, REDIRECT_URI, VERIFIER, authorize_query, hidden, query_of, redeem
+from tests.routes.flow import FORM, ISSUER, VERIFIER, authorize_query, hidden, query_of, redeem
 from chalicelib.oauth import pkce
 
 WEB_REDIRECT = "http://127.0.0.1/cb"
@@ -109,16 +109,13 @@ def test_a_client_secret_post_is_not_stored_with_the_request(http, aws):
     assert secret not in json.dumps([i.params for i in PushedRequestModel.scan()])
 
 
-@pytest.mark.parametrize("body, auth, status, error", [
-    ({}, None, 401, "invalid_client"),  # no client authentication at all
-    ({"client_id": "nope"}, None, 401, "invalid_client"),
-], ids=["no-client", "unknown-client"])
-def test_a_push_without_client_authentication_is_refused(http, web_client, aws, body, auth, status, error):
+@pytest.mark.parametrize("body", [{}, {"client_id": "nope"}], ids=["no-client", "unknown-client"])
+def test_a_push_without_client_authentication_is_refused(http, aws, body):
     from chalicelib.storage.models import PushedRequestModel
 
-    response = push(http, {**request_params("x"), **body} if body else
-                    {k: v for k, v in request_params("x").items() if k != "client_id"}, auth=auth)
-    assert response.status_code == status and json.loads(response.body)["error"] == error
+    params = {k: v for k, v in request_params("x").items() if k != "client_id"}
+    response = push(http, {**params, **body})
+    assert response.status_code == 401 and json.loads(response.body)["error"] == "invalid_client"
     assert list(PushedRequestModel.scan()) == []
 
 
@@ -168,10 +165,40 @@ def test_a_client_id_other_than_the_authenticated_client_is_refused(http, web_cl
 
 
 def test_a_client_without_the_code_grant_may_not_push(http, service_client):
+    """A client_credentials client has no redirect URI, so its push fails where /authorize would."""
     client, secret = service_client
     response = push(http, request_params(client.client_id), auth=basic_auth(client.client_id, secret))
-    assert response.status_code == 400 and json.loads(response.body)["error"] in ("unauthorized_client",
-                                                                                  "invalid_request")
+    assert response.status_code == 400
+    assert json.loads(response.body) == {"error": "invalid_request",
+                                         "error_description": "redirect_uri is not registered for this client"}
+
+
+@pytest.mark.parametrize("aud, status", [(f"{ISSUER}/par", 201), (ISSUER, 201), (f"{ISSUER}/authorize", 401)])
+def test_a_private_key_jwt_client_pushes_with_an_assertion_for_par(http, aws, aud, status):
+    """RFC 9126 §2: the issuer, the token endpoint or the PAR endpoint's URL identify us as `aud`."""
+    import secrets
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    from chalicelib.oauth.clients import create_client
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwks = {"keys": [{**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1"}]}
+    client, _ = create_client(client_name="Keyed", client_type="confidential", redirect_uris=[WEB_REDIRECT],
+                              token_endpoint_auth_method="private_key_jwt", jwks=jwks)
+    at = int(time.time())
+    assertion = jwt.encode({"iss": client.client_id, "sub": client.client_id, "aud": aud, "iat": at,
+                            "exp": at + 60, "jti": secrets.token_urlsafe(16)}, key, algorithm="ES256",
+                           headers={"kid": "k1"})
+    response = push(http, {**request_params(client.client_id, scope="openid"),
+                           "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                           "client_assertion": assertion})
+    assert response.status_code == status, response.body
+    if status == 401:
+        assert json.loads(response.body)["error"] == "invalid_client"
 
 
 def test_par_takes_only_post(http):
