@@ -356,6 +356,25 @@ def test_par_required_applies_to_every_client(http, browser, public_client, monk
     assert json.loads(http.get("/.well-known/openid-configuration").body)["require_pushed_authorization_requests"]
 
 
+def test_a_self_registered_client_may_require_par_for_itself(http, browser, keys):
+    """RFC 9126 §6 client metadata through RFC 7591: echoed, stored, enforced (the dynamic client's
+    error is held on the notice page, RFC 9700 §4.11.2)."""
+    from tests.routes.flow import register_public_agent
+
+    registered = register_public_agent(http, redirect_uris=[WEB_REDIRECT], require_pushed_authorization_requests=True)
+    assert registered["require_pushed_authorization_requests"] is True
+    response = browser.get("/authorize?" + authorize_query(registered["client_id"], redirect_uri=WEB_REDIRECT,
+                                                           scope="openid"))
+    assert response.status_code == 400 and b"error=invalid_request" in response.body
+    request_uri = pushed(http, registered["client_id"], scope="openid")
+    assert authorize_with(browser, registered["client_id"], request_uri).status_code == 302
+    refused = http.post("/register", body=json.dumps({"redirect_uris": [WEB_REDIRECT], "token_endpoint_auth_method":
+                                                      "none", "require_pushed_authorization_requests": "yes"}).encode(),
+                        headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400 and json.loads(refused.body) == {
+        "error": "invalid_client_metadata", "error_description": "require_pushed_authorization_requests must be a boolean"}
+
+
 def test_discovery_names_the_endpoint(http):
     document = json.loads(http.get("/.well-known/oauth-authorization-server").body)
     assert document["pushed_authorization_request_endpoint"] == f"{ISSUER}/par"
