@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, CORSConfig
 
 from ..config import settings
-from ..errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType, echo
+from ..errors import InvalidClient, InvalidRequest, PayloadTooLarge, UnauthorizedClient, UnsupportedGrantType, echo
 from ..web import FORM, client_ip, form_params, json_response, route
 
 bp = Blueprint(__name__)
@@ -56,6 +56,9 @@ def pushed_authorization_request():
     pushes an authorization request; 201 with the request_uri for /authorize and its lifetime."""
     from ..oauth import pushed_authorization
 
+    limit = pushed_authorization.MAX_BODY_BYTES
+    if len(bp.current_request.raw_body or b"") > limit:  # RFC 9126 §2.3: 413 beyond our bound
+        raise PayloadTooLarge(f"a pushed authorization request must be at most {limit} bytes")
     form, client, _method = _authenticated_form()
     return json_response(pushed_authorization.push(form, client, settings()), status=201)
 

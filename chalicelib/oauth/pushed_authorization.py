@@ -37,6 +37,9 @@ log = get_logger("idp.par")
 #: Client authentication parameters (RFC 6749 §2.3.1, RFC 7523 §2.2): sent to /par next to the
 #: authorization request, never part of it (RFC 9126 §2.1), so never stored.
 CLIENT_AUTH_PARAMS = ("client_secret", "client_assertion", "client_assertion_type")
+#: RFC 9126 §2.3: the bound on a pushed request's body (a 413 beyond it). Authorization requests are
+#: small; the bound keeps every stored item far below DynamoDB's 400 KB and cheap to write.
+MAX_BODY_BYTES = 16384
 #: RFC 9126 §4: what /authorize takes with a request_uri.
 FRONT_CHANNEL_PARAMS = frozenset({"client_id", "request_uri"})
 #: The secret of our request_uris: new_secret()'s 43 URL-safe characters. Anything else is not ours

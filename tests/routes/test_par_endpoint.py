@@ -201,6 +201,17 @@ def test_a_private_key_jwt_client_pushes_with_an_assertion_for_par(http, aws, au
         assert json.loads(response.body)["error"] == "invalid_client"
 
 
+def test_an_oversized_push_is_refused_with_413_and_nothing_is_stored(http, web_client, aws):
+    from chalicelib.storage.models import PushedRequestModel
+
+    client, auth = web_client
+    response = push(http, request_params(client.client_id, **{f"x{i}": "y" * 2000 for i in range(9)}), auth=auth)
+    assert response.status_code == 413
+    assert json.loads(response.body) == {"error": "invalid_request", "error_description":
+                                         "a pushed authorization request must be at most 16384 bytes"}
+    assert list(PushedRequestModel.scan()) == []
+
+
 def test_par_takes_only_post(http):
     assert http.get("/par").status_code == 405
 
