@@ -27,6 +27,10 @@ def metadata(settings: Settings) -> dict:
         # RFC 8628 §4: the device authorization grant (grant_types_supported lists its grant type).
         "device_authorization_endpoint": f"{issuer}/device_authorization",
         "jwks_uri": f"{issuer}/jwks",
+        # RFC 9126 §5: /par, and whether /authorize takes only pushed requests (PAR_REQUIRED; a
+        # client's own `require_pushed_authorization_requests` is its metadata, not ours).
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        "require_pushed_authorization_requests": settings.par_required,
         # Scopes with meaning here (OIDC Core §5.4); clients may be registered with their own API scopes too.
         "scopes_supported": list(can.IDENTITY_SCOPES),
         "response_types_supported": list(can.RESPONSE_TYPES),

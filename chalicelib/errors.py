@@ -371,11 +371,23 @@ class UntrustedRequest(OAuthError):
     error = "invalid_request"
     #: The kinds, each a message id of the error page.
     KINDS = ("missing_client_id", "unknown_client", "unverified_client", "missing_redirect_uri",
-             "unregistered_redirect_uri", "invalid_logout_request")
+             "unregistered_redirect_uri", "invalid_logout_request", "invalid_request_uri",
+             "request_uri_with_parameters")
 
     def __init__(self, kind: str, description: str, **kwargs):
         super().__init__(description, **kwargs)
         self.kind = kind
+
+
+class InvalidRequestUri(UntrustedRequest):
+    """RFC 9126 §4 / RFC 9101 (OIDC Core §3.1.2.6's `invalid_request_uri`): the request_uri at
+    /authorize names no pushed request this client may use now (unknown, expired, already used, or
+    pushed by another client). Nothing about the request is trusted yet, so it is never redirected."""
+
+    error = "invalid_request_uri"
+
+    def __init__(self, description: str, **kwargs):
+        super().__init__("invalid_request_uri", description, **kwargs)
 
 
 class RedirectableError(Exception):

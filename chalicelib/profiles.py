@@ -125,10 +125,11 @@ def signing_algs(settings: Settings) -> tuple[str, ...]:
 
 
 def assertion_audiences(settings: Settings) -> tuple[str, ...]:
-    """What a client assertion's `aud` may name: our issuer, or (OIDC Core §9) our token endpoint.
+    """What a client assertion's `aud` may name: our issuer, or (OIDC Core §9) our token endpoint,
+    or (RFC 9126 §2) our pushed authorization request endpoint.
     FAPI2 §5.3.2.1 item 8: "shall only accept its issuer identifier value"."""
     issuer = settings.issuer
-    return (issuer,) if is_fapi2(settings) else (issuer, f"{issuer}/token")
+    return (issuer,) if is_fapi2(settings) else (issuer, f"{issuer}/token", f"{issuer}/par")
 
 
 def assertion_audience_is_string(settings: Settings) -> bool:

@@ -65,11 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where logout tokens are POSTed when a user's session ends (Back-Channel Logout 1.0)")
     create.add_argument("--backchannel-logout-session-required", action="store_true",
                         help="every logout token sent to it carries sid")
+    create.add_argument("--require-par", action="store_true",
+                        help="its authorization requests must be pushed to /par first (RFC 9126)")
     update = command(clients, "update", clients_update, "change an operator setting of a client")
     update.add_argument("client_id")
     update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction,
                         help="its users sign in with a second factor (unless MFA_POLICY=off)")
     update.add_argument("--connections", metavar="IDS", help=CLIENT_CONNECTIONS_HELP + "; '' allows every way")
+    update.add_argument("--require-par", action=argparse.BooleanOptionalAction,
+                        help="its authorization requests must be pushed to /par first (RFC 9126)")
     update.add_argument("--auth-method", metavar="METHOD",
                         help=f"{', '.join(CONFIDENTIAL_AUTH_METHODS)} (a new secret is printed once if it had none) "
                              f"or {PRIVATE_KEY_JWT} (with --jwks-file or --jwks-uri; its secret is removed)")
@@ -321,6 +325,7 @@ def _client_json(client) -> dict:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
     } | ({"jwks": json.loads(client.jwks)} if client.jwks else {}) | (
         {"jwks_uri": client.jwks_uri} if client.jwks_uri else {})
 
@@ -347,7 +352,8 @@ def clients_create(args):
         post_logout_redirect_uris=args.post_logout_redirect_uri,
         backchannel_logout_uri=args.backchannel_logout_uri,
         backchannel_logout_session_required=args.backchannel_logout_session_required,
-        jwks=_jwks_file(args.jwks_file), jwks_uri=args.jwks_uri)
+        jwks=_jwks_file(args.jwks_file), jwks_uri=args.jwks_uri,
+        require_pushed_authorization_requests=args.require_par)
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret
@@ -393,14 +399,16 @@ def _client_connections(text: str | None) -> list[str]:
 def clients_update(args):
     from chalicelib.oauth.client_documents import is_document_client_id
     from chalicelib.oauth.clients import change_authentication
-    from chalicelib.storage.clients import get_client, set_client_connections, set_client_require_mfa
+    from chalicelib.storage.clients import (get_client, set_client_connections, set_client_require_mfa,
+                                            set_client_require_par)
 
     if is_document_client_id(args.client_id):
         raise BadInput(f"{args.client_id!r} is a client_id metadata document URL, not a stored client")
     changes_keys = args.jwks_file is not None or args.jwks_uri is not None
-    if args.require_mfa is None and args.connections is None and args.auth_method is None and not changes_keys:
+    if args.require_mfa is None and args.connections is None and args.auth_method is None and not changes_keys \
+            and args.require_par is None:
         raise BadInput("nothing to change: give --require-mfa, --no-require-mfa, --connections, --auth-method, "
-                       "--jwks-file or --jwks-uri")
+                       "--jwks-file, --jwks-uri, --require-par or --no-require-par")
     connections = None if args.connections is None else _client_connections(args.connections)
     jwks = _jwks_file(args.jwks_file)
     secret = None
@@ -414,6 +422,8 @@ def clients_update(args):
     if args.require_mfa is not None and not set_client_require_mfa(args.client_id, args.require_mfa):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     if connections is not None and not set_client_connections(args.client_id, tuple(connections)):
+        raise BadInput(f"no client with client_id {args.client_id!r}")
+    if args.require_par is not None and not set_client_require_par(args.client_id, args.require_par):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     result = _client_json(get_client(args.client_id))
     if secret:

@@ -15,6 +15,7 @@ from ..errors import AccessDenied, DocumentError, LoginFailed, LoginThrottled, O
 from ..log import get_logger
 from ..accounts.signup import enabled as signup_enabled
 from ..pages import messages
+from ..undo import undone_on_failure
 from ..web import client_ip, cookie, form_params, query_params, route
 from . import hosted
 from .hosted import FORM_OR_NONE
@@ -63,12 +64,29 @@ def _advance(pending, session, *, just_signed_in: bool, stored: bool = True, coo
 
 @hosted.page_route(bp, "/authorize", ["GET", "POST"], content_types=FORM_OR_NONE)
 def authorize():
+    from ..oauth import pushed_authorization
+
+    request = bp.current_request
+    try:
+        params = query_params(request) if request.method == "GET" else form_params(request)
+        # RFC 9126 §4: a request_uri names a pushed request, spent here (oauth/pushed_authorization.py).
+        pushed = pushed_authorization.redeem(params) if pushed_authorization.is_pushed(params) else None
+    except OAuthError as exc:
+        return hosted.exception_page(exc)
+    if pushed is None:
+        return _authorize(params)
+    # A fault from here on (DynamoDB, a client document) puts the request back, so a reload works.
+    with undone_on_failure(pushed.release, what="pushed authorization request", refusals=()):
+        return _authorize(pushed.params, pushed=True)
+
+
+def _authorize(params: dict, *, pushed: bool = False) -> Response:
+    """The authorization request `params`, from the front channel or (`pushed`) from /par."""
     from ..oauth import authorization, sessions
 
     request = bp.current_request
     s = settings()
     try:
-        params = query_params(request) if request.method == "GET" else form_params(request)
         # OIDC Core §3.1.2.1: the app's preferred languages for the pages (this request's error pages
         # included), before Accept-Language.
         i18n.prefer(i18n.from_ui_locales(params.get("ui_locales")))
@@ -76,7 +94,7 @@ def authorize():
     except OAuthError as exc:
         return hosted.exception_page(exc)
     try:
-        pending = authorization.validate(params, client, redirect_uri, s)
+        pending = authorization.validate(params, client, redirect_uri, s, pushed=pushed)
     except RedirectableError as exc:
         return hosted.deliver_error(exc, hold=client.registered_dynamically)
     cookie_value, cleared = hosted.session_cookie(bp.current_request)

@@ -1,11 +1,11 @@
 """The client-authenticated endpoints: /token (RFC 6749 §3.2: parse -> authenticate -> dispatch on
-grant_type), /revoke (RFC 7009) and /introspect (RFC 7662)."""
+grant_type), /par (RFC 9126), /revoke (RFC 7009) and /introspect (RFC 7662)."""
 from __future__ import annotations
 
 from chalice import Blueprint, CORSConfig
 
 from ..config import settings
-from ..errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType, echo
+from ..errors import InvalidClient, InvalidRequest, PayloadTooLarge, UnauthorizedClient, UnsupportedGrantType, echo
 from ..web import FORM, client_ip, form_params, json_response, route
 
 bp = Blueprint(__name__)
@@ -48,6 +48,19 @@ def device_authorization():
 
     form, client, _method = _authenticated_form()
     return json_response(device.start(form, client, settings()))
+
+
+@route(bp, "/par", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
+def pushed_authorization_request():
+    """RFC 9126 §2: the client authenticates as at /token (a public client names its client_id) and
+    pushes an authorization request; 201 with the request_uri for /authorize and its lifetime."""
+    from ..oauth import pushed_authorization
+
+    limit = pushed_authorization.MAX_BODY_BYTES
+    if len(bp.current_request.raw_body or b"") > limit:  # RFC 9126 §2.3: 413 beyond our bound
+        raise PayloadTooLarge(f"a pushed authorization request must be at most {limit} bytes")
+    form, client, _method = _authenticated_form()
+    return json_response(pushed_authorization.push(form, client, settings()), status=201)
 
 
 @route(bp, "/revoke", ["POST"], content_types=[FORM], cors=TOKEN_CORS)

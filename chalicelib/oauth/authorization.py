@@ -29,7 +29,6 @@ from ..errors import (
     OAuthError,
     RedirectableError,
     RequestNotSupported,
-    RequestUriNotSupported,
     UnauthorizedClient,
     UnmetAuthenticationRequirements,
     UnsupportedResponseType,
@@ -80,6 +79,13 @@ def trusted_client_and_redirect(params: dict, settings: Settings, *,
                                detail=f"client_id={client_id!r}: {exc}") from None
     if client is None:
         raise UntrustedRequest("unknown_client", "unknown client", detail=f"client_id={client_id!r}")
+    return client, trusted_redirect(params, client)
+
+
+def trusted_redirect(params: dict, client: Client) -> str:
+    """Phase 1's redirect_uri check for a known `client` (the pushed authorization endpoint has
+    authenticated it already). Raises UntrustedRequest."""
+    client_id = client.client_id
     redirect_uri = params.get("redirect_uri")
     # OAuth 2.1 lets a client with one registered URI omit it; OIDC Core §3.1.2.1 requires it.
     # Stricter reading: always required, so the code is bound to a URI the client stated.
@@ -88,20 +94,27 @@ def trusted_client_and_redirect(params: dict, settings: Settings, *,
     if not redirect_uris.matches(redirect_uri, list(client.redirect_uris)):
         raise UntrustedRequest("unregistered_redirect_uri", "redirect_uri is not registered for this client",
                                detail=f"client {client_id} redirect_uri={redirect_uri!r}")
-    return client, redirect_uri
+    return redirect_uri
 
 
-def validate(params: dict, client: Client, redirect_uri: str, settings: Settings) -> PendingRequest:
-    """Phase 2. Returns an unsaved request record; raises RedirectableError."""
+def validate(params: dict, client: Client, redirect_uri: str, settings: Settings, *,
+             pushed: bool = False) -> PendingRequest:
+    """Phase 2. Returns an unsaved request record; raises RedirectableError. `pushed`: the
+    parameters came through the pushed authorization endpoint (RFC 9126, oauth/pushed_authorization.py)."""
     state = params.get("state")
     try:
+        if not pushed and (settings.par_required or client.require_pushed_authorization_requests):
+            # RFC 9126 §4: PAR as the only way in, globally or for this client: invalid_request.
+            raise InvalidRequest("authorization requests of this client must be pushed to the "
+                                 "pushed authorization request endpoint first (RFC 9126)")
         for name, value in params.items():
             if any(len(v) > MAX_PARAM_LENGTH for v in (value if isinstance(value, list) else [value])):
                 raise InvalidRequest(f"parameter {echo(name)} is too long")
         if "request" in params:
             raise RequestNotSupported("request objects are not supported")
         if "request_uri" in params:
-            raise RequestUriNotSupported("request_uri is not supported")
+            # Only /authorize takes one, naming a pushed request; RFC 9126 §2.1: never inside a push.
+            raise InvalidRequest("request_uri must not be pushed")
         if params.get("response_type") not in RESPONSE_TYPES:
             raise UnsupportedResponseType("only response_type=code is supported")
         if "authorization_code" not in client.grant_types:

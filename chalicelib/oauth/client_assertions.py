@@ -12,10 +12,10 @@ assertion passes when, in this order:
   once a minute (the upstream JWKS limit), so made-up kids cannot make us hammer the client's host;
 - RFC 7523 §3: `iss` and `sub` are the client_id (items 1-2); `aud` is our issuer or our token
   endpoint URL, as a string or within a list (item 3; OIDC Core §9 names the token endpoint, RFC 7523
-  the issuer: both are ours; PROFILE=fapi2 takes only the issuer, as a string: FAPI 2.0 §5.3.2.1
-  item 8, chalicelib/profiles.py); `exp` is present and not past (item 4), and at most
-  CLIENT_ASSERTION_MAX_LIFETIME ahead, since its `jti` is remembered until then; `nbf` and `iat`
-  are not in the future (items 5-6);
+  the issuer: both are ours; RFC 9126 §2 adds the pushed authorization request endpoint's URL;
+  PROFILE=fapi2 takes only the issuer, as a string: FAPI 2.0 §5.3.2.1 item 8, chalicelib/profiles.py);
+  `exp` is present and not past (item 4), and at most CLIENT_ASSERTION_MAX_LIFETIME ahead, since
+  its `jti` is remembered until then; `nbf` and `iat` are not in the future (items 5-6);
 - `jti` is present and used for the first time (item 7: "MAY ensure that JWTs are not replayed"; we
   do, with one conditional write: storage/used_jtis.py, kind "client_assertion", keyed by the client).
 The jti is spent last, so an assertion that fails any other check (a forgery included) spends nothing.
@@ -58,7 +58,7 @@ MAX_JTI_LENGTH = 256
 ASSERTION_TYPES = (None, "JWT", "client-authentication+jwt")
 GENERIC = "client authentication failed"
 #: What `aud` must be: with PROFILE=fapi2 the issuer alone, as a string (chalicelib/profiles.py).
-_AUD_RULE = {True: "the client assertion's aud must be this issuer or its token endpoint",
+_AUD_RULE = {True: "the client assertion's aud must be this issuer, its token endpoint or its PAR endpoint",
              False: "the client assertion's aud must be this issuer, as a string"}
 BAD_JTI = f"the client assertion's jti must be a string of 1 to {MAX_JTI_LENGTH} characters"
 

@@ -45,7 +45,8 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
                              introspects=(), require_mfa: bool = False, connections=(),
                              post_logout_redirect_uris=(), backchannel_logout_uri: str | None = None,
                              backchannel_logout_session_required: bool = False, jwks=None,
-                             jwks_uri: str | None = None) -> dict:
+                             jwks_uri: str | None = None,
+                             require_pushed_authorization_requests: bool = False) -> dict:
     """An administrator's client: check and normalise its metadata into ClientModel fields.
     `require_mfa` and `connections` (how its users may sign in: connection ids and "password", whose
     existence the caller checks) are an operator's settings, never RFC 7591 metadata:
@@ -74,6 +75,7 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         "connections": check_client_connections(connections),
         **logout_metadata(list(post_logout_redirect_uris), backchannel_logout_uri,
                           backchannel_logout_session_required),
+        "require_pushed_authorization_requests": check_require_par(require_pushed_authorization_requests),
     }
 
 
@@ -117,6 +119,8 @@ def validate_registration(metadata, ceiling: tuple[str, ...]) -> dict:
         "client_uri": _optional_web_url(metadata, "client_uri"),
         **logout_metadata(_strings(metadata, "post_logout_redirect_uris", []), metadata.get("backchannel_logout_uri"),
                           metadata.get("backchannel_logout_session_required", False)),
+        "require_pushed_authorization_requests": check_require_par(
+            metadata.get("require_pushed_authorization_requests", False)),
     }
 
 
@@ -312,6 +316,14 @@ def logout_metadata(post_logout_redirect_uris: list[str], backchannel_logout_uri
         raise InvalidClientMetadata("backchannel_logout_session_required needs a backchannel_logout_uri")
     return {"post_logout_redirect_uris": uris, "backchannel_logout_uri": backchannel_logout_uri,
             "backchannel_logout_session_required": session_required}
+
+
+def check_require_par(value) -> bool:
+    """RFC 9126 §6 `require_pushed_authorization_requests`: a JSON boolean, false when omitted; true
+    makes /authorize refuse the client's requests that were not pushed to /par."""
+    if not isinstance(value, bool):
+        raise InvalidClientMetadata("require_pushed_authorization_requests must be a boolean")
+    return value
 
 
 def check_scope_tokens(scopes) -> list[str]:

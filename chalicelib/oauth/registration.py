@@ -80,6 +80,8 @@ def information(client: Client, settings: Settings, registration_token: str, sco
         info["jwks"] = json.loads(client.jwks)
     if client.jwks_uri:
         info["jwks_uri"] = client.jwks_uri
+    if client.require_pushed_authorization_requests:
+        info["require_pushed_authorization_requests"] = True
     if client.backchannel_logout_uri:
         info["backchannel_logout_uri"] = client.backchannel_logout_uri
         info["backchannel_logout_session_required"] = client.backchannel_logout_session_required

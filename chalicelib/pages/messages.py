@@ -273,3 +273,11 @@ INVALID_LOGOUT_REQUEST = "invalid_logout_request"
 MESSAGES[INVALID_LOGOUT_REQUEST] = Message(_STOPPED, N_(
     "The app's sign-out request could not be checked, so nothing was changed and you were not sent anywhere "
     "(id_token_hint, client_id or post_logout_redirect_uri is not valid for this client)."))
+# Pushed authorization requests (RFC 9126, chalicelib/oauth/pushed_authorization.py)
+INVALID_REQUEST_URI = "invalid_request_uri"
+MESSAGES[INVALID_REQUEST_URI] = Message(_STOPPED, N_(
+    "This sign-in link has expired or was already used. Go back to the app and start again "
+    "(request_uri is unknown, expired or already used)."))
+REQUEST_URI_WITH_PARAMETERS = "request_uri_with_parameters"
+MESSAGES[REQUEST_URI_WITH_PARAMETERS] = Message(_STOPPED, N_(
+    "The link that brought you here is malformed (with request_uri, only client_id may be sent)."))

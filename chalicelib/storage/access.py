@@ -21,7 +21,8 @@ CHECK, BATCH_GET, QUERY, SCAN = ("dynamodb:ConditionCheckItem", "dynamodb:BatchG
 #: The API function (every HTTP request), by table name without TABLE_PREFIX. Every table is listed.
 API_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     # pending /authorize requests: put, read (alone or batched with the email claim at POST /login),
-    # marked signed in, checked and deleted inside the sign-in and code transactions
+    # marked signed in, checked and deleted inside the sign-in and code transactions; pushed requests
+    # (RFC 9126): put by /par, spent by /authorize with one conditional update (put back by another)
     "authorization_requests": (GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
     # upstream identity providers (issue 15): the enabled ones by one Scan per container per
     # CLIENT_CACHE_SECONDS (storage/connections.enabled_connections), one by id; never written

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..log import now
 from .models import AuthorizationRequestModel, conditionally
+from .pushed_requests import KEY_PREFIX as PUSHED_KEY_PREFIX
 
 #: Request ids are 43 characters (new_secret()); a much longer one is not ours and is not read.
 MAX_REQUEST_ID_LENGTH = 100
@@ -51,8 +52,10 @@ class PendingRequest:
 
 
 def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
-    """The record of an item, or None for no item or an expired one (TTL deletion lags)."""
-    if item is None or item.expires_at <= now():
+    """The record of an item, or None for no item or an expired one (TTL deletion lags). A pushed
+    request (storage/pushed_requests.py) shares the table, and whoever saw its request_uri can hash
+    it into a key: named as a `request_id`, it is no pending request, and is None too."""
+    if item is None or item.expires_at <= now() or item.request_id.startswith(PUSHED_KEY_PREFIX):
         return None
     return PendingRequest(
         request_id=item.request_id, client_id=item.client_id, redirect_uri=item.redirect_uri,

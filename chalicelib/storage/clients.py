@@ -175,6 +175,15 @@ def set_client_require_mfa(client_id: str, require_mfa: bool) -> bool:
         condition=ClientModel.client_id.exists()))
 
 
+def set_client_require_par(client_id: str, required: bool) -> bool:
+    """Set whether the client's authorization requests must be pushed (RFC 9126 §6
+    `require_pushed_authorization_requests`). False when there is no such client. Containers that
+    cached the client notice within CLIENT_CACHE_SECONDS."""
+    return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
+        actions=[ClientModel.require_pushed_authorization_requests.set(required), ClientModel.updated_at.set(now())],
+        condition=ClientModel.client_id.exists()))
+
+
 def set_client_connections(client_id: str, connections: tuple[str, ...]) -> bool:
     """Set how the client's users may sign in (connection ids and "password"; empty: any). False
     when there is no such client. Containers that cached the client notice within CLIENT_CACHE_SECONDS."""

@@ -316,6 +316,22 @@ class AuthorizationRequestModel(Model):
     expires_at = NumberAttribute()
 
 
+class PushedRequestModel(Model):
+    """A pushed authorization request (RFC 9126 §2), waiting for /authorize to name it: key
+    "par#<SHA-256 of the request_uri's secret>" in the authorization_requests table (shared the way
+    EmailClaimModel shares users; storage/authorization_requests.from_model never reads one as a
+    pending request). `params` are the validated request's parameters as JSON text; `used_by` is set
+    by the one conditional update that consumes it (storage/pushed_requests.py)."""
+
+    Meta = _meta("authorization_requests", ttl="expires_at")
+    request_id = UnicodeAttribute(hash_key=True)
+    client_id = UnicodeAttribute()
+    params = UnicodeAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    used_by = UnicodeAttribute(null=True)
+
+
 class ConsentModel(Model):
     """What a user has agreed to share with a client: pk "<sub>#<client_id>"."""
 
@@ -687,7 +703,7 @@ ALL_MODELS = (ClientModel, UserModel, EmailClaimModel, SessionModel, Authorizati
               ClientDocumentModel, SigningKeyModel,
               KnownDeviceModel, KeyRingModel, PublicScopesModel, LinkModel, ConsentListModel, SignInStepModel,
               UsedChallengeModel, FactorModel, IdentityClaimModel, FederationStateModel, PendingLinkModel,
-              ConnectionModel, UsedJtiModel, DeviceAuthorizationModel)
+              ConnectionModel, UsedJtiModel, DeviceAuthorizationModel, PushedRequestModel)
 
 
 @functools.lru_cache(maxsize=1)

@@ -64,6 +64,7 @@ def test_create_confidential_client_prints_the_secret_once(run):
         "require_mfa": False, "disabled": False, "created_at": stored.created_at, "updated_at": stored.updated_at,
         "connections": [],
         "post_logout_redirect_uris": [], "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
+        "require_pushed_authorization_requests": False,
     }
 
     for argv in (("clients", "show", stored.client_id), ("clients", "list")):
@@ -117,6 +118,21 @@ def test_require_mfa_is_set_at_creation_and_changed_by_update(run):
     assert json.loads(run("clients", "update", client_id, "--require-mfa")[1])["require_mfa"] is True
 
     assert run("clients", "update", "no-such-client", "--require-mfa") == \
+        (2, "", "error: no client with client_id 'no-such-client'\n")
+
+
+def test_require_par_is_set_at_creation_and_changed_by_update(run):
+    status, out, _ = run("clients", "create", "--name", "Bank", "--redirect-uri", APP, "--require-par")
+    client_id = json.loads(out)["client_id"]
+    assert status == 0 and json.loads(out)["require_pushed_authorization_requests"] is True
+    assert get_client(client_id).require_pushed_authorization_requests is True
+
+    status, out, _ = run("clients", "update", client_id, "--no-require-par")
+    assert status == 0 and json.loads(out)["require_pushed_authorization_requests"] is False
+    assert get_client(client_id).require_pushed_authorization_requests is False
+    assert json.loads(run("clients", "update", client_id, "--require-par")[1])[
+        "require_pushed_authorization_requests"] is True
+    assert run("clients", "update", "no-such-client", "--require-par") == \
         (2, "", "error: no client with client_id 'no-such-client'\n")
 
 

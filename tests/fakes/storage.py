@@ -21,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import json
 from dataclasses import dataclass, field
 
-from chalicelib.hashing import sha256_hex
+from chalicelib.hashing import new_secret, sha256_hex
 from chalicelib.storage import authorization_requests as request_store, codes as code_store, grants as grant_store
+from chalicelib.storage import pushed_requests as pushed_store
 from chalicelib.storage.codes import Code, NotIssued, Refused
 from chalicelib.storage.grants import Grant
 from chalicelib.storage.sessions import Session
@@ -37,6 +39,7 @@ INTERFACE = {
     "chalicelib.storage.codes": ("issue", "consume", "restore"),
     "chalicelib.storage.sessions": ("get", "end", "set_factors"),
     "chalicelib.storage.authorization_requests": ("store", "load", "finish"),
+    "chalicelib.storage.pushed_requests": ("store", "consume", "release"),
     "chalicelib.storage.consents": ("remember",),
     "chalicelib.storage.revoked_tokens": ("deny", "is_denied"),
     "chalicelib.storage.used_jtis": ("use",),
@@ -74,6 +77,7 @@ class MemoryStorage:
     users: dict = field(default_factory=dict)  # sub -> item
     consents: dict = field(default_factory=dict)  # "<sub>#<client_id>" -> set of "<scope> <audience>" pairs
     authorization_requests: dict = field(default_factory=dict)  # request_id -> PendingRequest
+    pushed_requests: dict = field(default_factory=dict)  # secret_hash -> item (client_id, params, expires_at, used_by)
     revoked_tokens: dict = field(default_factory=dict)  # jti -> expires_at
     used_jtis: dict = field(default_factory=dict)  # used_jtis.key(...) -> expires_at
     throttles: dict = field(default_factory=dict)  # key -> failures
@@ -316,6 +320,28 @@ class MemoryStorage:
 
     def authorization_requests_finish(self, request_id):
         return self.authorization_requests.pop(request_id, None) is not None
+
+    # chalicelib.storage.pushed_requests ----------------------------------------------------------
+
+    def pushed_requests_store(self, request):
+        # A taken key can only be this very request written before (storage/pushed_requests.store).
+        self.pushed_requests.setdefault(request.secret_hash, {
+            "client_id": request.client_id, "params": json.loads(json.dumps(request.params)),
+            "expires_at": request.expires_at, "used_by": None})
+
+    def pushed_requests_consume(self, secret_hash, client_id, at):
+        item = self.pushed_requests.get(secret_hash)
+        if item is None or item["client_id"] != client_id or item["expires_at"] <= at or item["used_by"] is not None:
+            return None
+        item["used_by"] = new_secret(16)
+        return pushed_store.Consumed(params=json.loads(json.dumps(item["params"])), claim=item["used_by"])
+
+    def pushed_requests_release(self, secret_hash, claim):
+        item = self.pushed_requests.get(secret_hash)
+        if item is None or item["used_by"] != claim:
+            return False
+        item["used_by"] = None
+        return True
 
     def consents_remember(self, sub, client_id, pairs):
         self.consents.setdefault(f"{sub}#{client_id}", set()).update(pairs)

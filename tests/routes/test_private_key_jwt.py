@@ -129,8 +129,8 @@ class FromNow(int):
 
 
 @pytest.mark.parametrize("claims, description", [
-    ({"aud": "https://other-idp.example"}, "the client assertion's aud must be this issuer or its token endpoint"),
-    ({"aud": f"{ISSUER}/userinfo"}, "the client assertion's aud must be this issuer or its token endpoint"),
+    ({"aud": "https://other-idp.example"}, "the client assertion's aud must be this issuer, its token endpoint or its PAR endpoint"),
+    ({"aud": f"{ISSUER}/userinfo"}, "the client assertion's aud must be this issuer, its token endpoint or its PAR endpoint"),
     ({"exp": FromNow(-3600)}, "the client assertion has expired"),
     ({"exp": None}, "the client assertion needs exp"),
     ({"jti": None}, "the client assertion needs jti"),

@@ -15,6 +15,7 @@ import pytest
 from chalicelib.hashing import sha256_hex
 from chalicelib.log import now
 from chalicelib.storage import authorization_requests, codes, consents, grants, revoked_tokens, sessions, used_jtis
+from chalicelib.storage import pushed_requests
 from chalicelib.storage.authorization_requests import PendingRequest
 from chalicelib.storage.codes import Code, NotIssued, Refused
 from chalicelib.storage.grants import Grant, consumed_mark
@@ -385,6 +386,31 @@ def test_pending_requests_are_stored_loaded_until_they_expire_and_finished_once(
     trace = same_on_both(scenario)
     assert trace[0] == dataclasses.replace(REQUEST, expires_at=trace[0].expires_at)
     assert trace[1:] == [None, None, None, None, True, False, None]
+
+
+def test_a_pushed_request_is_consumed_once_by_its_client_before_it_expires_and_can_be_put_back(same_on_both):
+    params = {"client_id": CLIENT, "scope": "openid", "resource": ["https://notes.example.com/api"]}
+
+    def scenario(seed, at):
+        h1, h2 = sha256_hex("secret-1"), sha256_hex("secret-2")
+        pushed_requests.store(pushed_requests.PushedRequest(secret_hash=h1, client_id=CLIENT, params=params,
+                                                            created_at=at, expires_at=at + 60))
+        pushed_requests.store(pushed_requests.PushedRequest(secret_hash=h2, client_id=CLIENT, params=params,
+                                                            created_at=at, expires_at=at + 1))
+        trace = [pushed_requests.consume(h1, OTHER, at), pushed_requests.consume(h2, CLIENT, at + 1),
+                 pushed_requests.consume(sha256_hex("never pushed"), CLIENT, at)]
+        first = pushed_requests.consume(h1, CLIENT, at)
+        trace += [first.params, pushed_requests.consume(h1, CLIENT, at), pushed_requests.release(h1, "not-mine"),
+                  pushed_requests.release(h1, first.claim), pushed_requests.release(h1, first.claim)]
+        again = pushed_requests.consume(h1, CLIENT, at)
+        # A resent PutItem (its answer lost) finds its item and overwrites nothing: still spent.
+        pushed_requests.store(pushed_requests.PushedRequest(secret_hash=h1, client_id=CLIENT, params=params,
+                                                            created_at=at, expires_at=at + 60))
+        return [*trace, again.params, pushed_requests.consume(h1, CLIENT, at),
+                pushed_requests.release(sha256_hex("never pushed"), first.claim)]
+
+    trace = same_on_both(scenario)
+    assert trace == [None, None, None, params, None, False, True, False, params, None, False]
 
 
 def test_remembered_consent_grows_and_covers_what_a_code_asks(same_on_both):

@@ -89,7 +89,8 @@ def test_assertion_audience_is_the_issuer_alone_as_a_string_under_fapi2():
     core, fapi2 = load_settings(BASE), load_settings(FAPI2)
     assert profiles.assertion_audiences(fapi2) == ("https://login.example.com",)
     assert profiles.assertion_audience_is_string(fapi2)
-    assert profiles.assertion_audiences(core) == ("https://login.example.com", "https://login.example.com/token")
+    assert profiles.assertion_audiences(core) == ("https://login.example.com", "https://login.example.com/token",
+                                                 "https://login.example.com/par")
     assert not profiles.assertion_audience_is_string(core)
 
 
