@@ -63,6 +63,8 @@ def metadata(settings: Settings) -> dict:
         # Disclosure"), and issued by token exchange.
         "authorization_grant_profiles_supported": list(can.AUTHORIZATION_GRANT_PROFILES),
         "identity_chaining_requested_token_types_supported": list(can.IDENTITY_CHAINING_TOKEN_TYPES),
+        # RFC 9449 §5.1: /token accepts DPoP proofs signed with these (chalicelib/oauth/dpop_binding.py).
+        "dpop_signing_alg_values_supported": list(can.DPOP_ALGS),
     }
     if settings.client_id_documents != "off":
         # draft-ietf-oauth-client-id-metadata-document: an https URL may be used as client_id

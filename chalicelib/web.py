@@ -186,6 +186,17 @@ def _cookie_header(request) -> str:
     return "; ".join(fields) if fields else (request.headers.get("cookie") or "")
 
 
+def header_values(request, name: str) -> list[str]:
+    """Every field of header `name` (lower case), in order: API Gateway keeps only the last of
+    repeated headers in `headers`, all of them in `multiValueHeaders` (as for cookies above)."""
+    fields = [value for key, values in (request.to_original_event().get("multiValueHeaders") or {}).items()
+              if key.lower() == name for value in values or ()]
+    if fields:
+        return fields
+    value = request.headers.get(name)
+    return [value] if value is not None else []
+
+
 def cookie_values(request, name: str) -> list[str]:
     """Every value the request carries for cookie `name`. A browser sends several when other
     cookies of that name exist for a longer path or a parent domain (RFC 6265 §5.4); which one is
