@@ -327,7 +327,8 @@ def _client_json(client) -> dict:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
-    } | ({"dpop_bound_access_tokens": True} if client.dpop_bound_access_tokens else {}) | ({"jwks": json.loads(client.jwks)} if client.jwks else {}) | (
+    } | ({"dpop_bound_access_tokens": True} if client.dpop_bound_access_tokens else {}) | (
+        {"jwks": json.loads(client.jwks)} if client.jwks else {}) | (
         {"jwks_uri": client.jwks_uri} if client.jwks_uri else {})
 
 
