@@ -18,8 +18,9 @@ documents whose resources are references to the stack's own tables, key and log 
   decrypt for any principal of the account allowed to read the secret: no KMS statement.
 - the DPoP nonce key (chalicelib/oauth/dpop_binding.py): the API reads the one secret
   `secret:<SECRET_PREFIX>dpop-nonce-??????` (the suffix is the six random characters Secrets Manager
-  appends), whatever the key backend; the rotation function's bootstrap creates it (secretsmanager and
-  kms-envelope; with KEY_BACKEND=kms the operator's `keys ensure` does). It is kept under the
+  appends), whatever the key backend; the key ring's bootstrap creates it (keyring.ensure_keys: the
+  rotation function's first run with secretsmanager and kms-envelope; with KEY_BACKEND=kms the
+  operator's `keys ensure`). It is kept under the
   account's AWS managed key for Secrets Manager, like the connection secrets: no KMS statement.
 - KEY_BACKEND=kms: no IAM statement at all; each signing key's own key policy names the API role.
 - KEY_BACKEND=kms-envelope: the stage's symmetric key by ARN, only with an encryption context of

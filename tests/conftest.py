@@ -95,13 +95,9 @@ def select_key_backend(monkeypatch, name: str) -> None:
 @pytest.fixture
 def keys(aws):
     """A current and a next signing key (the local bootstrap's state)."""
-    from chalicelib.config import settings
     from chalicelib.keys import keyring
-    from chalicelib.oauth.dpop_binding import ensure_nonce_key
 
-    created = keyring.ensure_keys()
-    ensure_nonce_key(settings())  # the DPoP nonce key, as the bootstrap makes it
-    return created
+    return keyring.ensure_keys()
 
 
 @pytest.fixture

@@ -203,9 +203,6 @@ def bootstrap(env: dict[str, str], kms_keys: Path) -> None:
         ensure_symmetric_key(os.environ["ENVELOPE_KMS_KEY_ID"], "local stack: encrypts the signing keys", kms_keys)
     ensure_symmetric_key(settings().factor_kms_key_id, "local stack: seals TOTP secrets", kms_keys)
     tables, keys = bootstrap_tables(), keyring.ensure_keys()
-    from chalicelib.oauth.dpop_binding import ensure_nonce_key
-
-    ensure_nonce_key(settings())  # RFC 9449 §8 nonces (chalicelib/oauth/dpop_binding.py)
     # The logout queue, with a short visibility timeout: a failed delivery comes back within seconds.
     logout_queue.ensure_queue(settings(), visibility_timeout=LOGOUT_RETRY_SECONDS)
     if tables or keys:

@@ -45,7 +45,6 @@ def rotate_keys(*, when_due: bool = False, force: bool = False, at: int | None =
     at = now() if at is None else at
     if when_due:
         keyring.ensure_keys()
-        _ensure_dpop_nonce_key(settings)
         current = _current()
         age = at - (current.activated_at or current.created_at)
         if age < settings.key_rotation_interval and not force:
@@ -68,13 +67,6 @@ def rotate_keys(*, when_due: bool = False, force: bool = False, at: int | None =
         return RotationResult("waiting", _current(), (), str(exc))
     pruned = tuple(sorted(before - {k.kid for k in keyring.all_keys()}))
     return RotationResult("rotated", promoted, pruned)
-
-
-def _ensure_dpop_nonce_key(settings) -> None:
-    """The bootstrap also makes the DPoP nonce key (chalicelib/oauth/dpop_binding.py) once."""
-    from ..oauth.dpop_binding import ensure_nonce_key
-
-    ensure_nonce_key(settings)
 
 
 def _current() -> SigningKey | None:
