@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 
-from tests.dpop_proofs import DpopKey
+from tests.dpop_proofs import TOKEN_URL, DpopKey
 from tests.routes.flow import FORM, REDIRECT_URI, VERIFIER, query_of, redeem, sign_in_and_consent
 
 
@@ -258,3 +258,21 @@ def test_discovery_and_cors_advertise_dpop(http):
     headers = TOKEN_CORS.get_access_control_headers()
     assert "DPoP" in headers["Access-Control-Allow-Headers"]
     assert headers["Access-Control-Expose-Headers"] == "DPoP-Nonce"
+
+
+def test_the_example_script_makes_proofs_the_token_endpoint_accepts(http, backend, tmp_path):
+    """README's curl walk-through: examples/agents/dpop_proof.py's key, thumbprint and proofs."""
+    from chalicelib.oauth.dpop import check_proof
+    from examples.agents import dpop_proof
+
+    client, secret = backend
+    path = str(tmp_path / "dpop-key.pem")
+    jkt = dpop_proof.keygen(path)
+    first = post_token(http, {"grant_type": "client_credentials"}, dpop_proof.proof(path, "POST", TOKEN_URL),
+                       basic(client, secret))
+    assert error(first) == "use_dpop_nonce"
+    proof = dpop_proof.proof(path, "POST", TOKEN_URL, first.headers["DPoP-Nonce"])
+    assert check_proof(proof, method="POST", url=TOKEN_URL, now=claims(proof)["iat"], max_age=60).jkt == jkt
+    tokens = json.loads(post_token(http, {"grant_type": "client_credentials"}, proof, basic(client, secret)).body)
+    assert claims(tokens["access_token"])["cnf"] == {"jkt": jkt}
+    assert claims(dpop_proof.proof(path, "GET", "http://localhost:8000/userinfo", "-", "at"))["ath"]
