@@ -107,7 +107,7 @@ def test_defaults_and_deduplication():
         "scopes": ["openid", "email"], "resources": [], "introspection": False, "introspects": [], "require_mfa": False,
         "connections": [],
         "post_logout_redirect_uris": [], "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
-        "jwks": None, "jwks_uri": None,
+        "jwks": None, "jwks_uri": None, "dpop_bound_access_tokens": False,
     }
     public = validate_client_metadata(client_name="SPA", client_type="public", redirect_uris=[APP])
     assert public["token_endpoint_auth_method"] == "none"
