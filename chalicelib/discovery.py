@@ -45,7 +45,7 @@ def metadata(settings: Settings) -> dict:
         "token_endpoint_auth_signing_alg_values_supported": list(auth_algs),
         "revocation_endpoint_auth_signing_alg_values_supported": list(auth_algs),
         "introspection_endpoint_auth_signing_alg_values_supported": list(auth_algs),
-        # RFC 9449 §5.1: the algorithms of DPoP proofs.
+        # RFC 9449 §5.1: the algorithms of DPoP proofs at /token, /userinfo (chalicelib/oauth/dpop_binding.py).
         "dpop_signing_alg_values_supported": list(profiles.dpop_algs(settings)),
         "code_challenge_methods_supported": list(can.PKCE_METHODS),
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash", "sid",

@@ -186,13 +186,23 @@ def _cookie_header(request) -> str:
     return "; ".join(fields) if fields else (request.headers.get("cookie") or "")
 
 
+def header_values(request, name: str) -> list[str]:
+    """Every field of header `name` (lower case), in order: API Gateway keeps only the last of
+    repeated headers in `headers`, all of them in `multiValueHeaders` (as for cookies above)."""
+    fields = [value for key, values in (request.to_original_event().get("multiValueHeaders") or {}).items()
+              if key.lower() == name for value in values or ()]
+    if fields:
+        return fields
+    value = request.headers.get(name)
+    return [value] if value is not None else []
+
+
 def header_value(request, name: str) -> str | None:
     """Header `name` with every field of it the request carries, joined by ", " as RFC 9110 §5.3
     combines repeated fields: a header that must come once (a DPoP proof: RFC 9449 §4.3 item 1)
     sent twice then shows, where API Gateway's `headers` would keep only the last."""
-    fields = [value for key, values in (request.to_original_event().get("multiValueHeaders") or {}).items()
-              if key.lower() == name.lower() for value in values or ()]
-    return ", ".join(fields) if fields else request.headers.get(name)
+    fields = header_values(request, name.lower())
+    return ", ".join(fields) if fields else None
 
 
 def cookie_values(request, name: str) -> list[str]:

@@ -16,6 +16,12 @@ documents whose resources are references to the stack's own tables, key and log 
   `secret:<SECRET_PREFIX>connections/*`, whatever the key backend. The operator's CLI creates them
   under the account's AWS managed key for Secrets Manager, whose key policy lets Secrets Manager
   decrypt for any principal of the account allowed to read the secret: no KMS statement.
+- the DPoP nonce key (chalicelib/oauth/dpop_binding.py): the API reads the one secret
+  `secret:<SECRET_PREFIX>dpop-nonce-??????` (the suffix is the six random characters Secrets Manager
+  appends), whatever the key backend; the key ring's bootstrap creates it (keyring.ensure_keys: the
+  rotation function's first run with secretsmanager and kms-envelope; with KEY_BACKEND=kms the
+  operator's `keys ensure`). It is kept under the
+  account's AWS managed key for Secrets Manager, like the connection secrets: no KMS statement.
 - KEY_BACKEND=kms: no IAM statement at all; each signing key's own key policy names the API role.
 - KEY_BACKEND=kms-envelope: the stage's symmetric key by ARN, only with an encryption context of
   this stage that names a kid (kms:EncryptionContext:*). IAM cannot name the kids (they are made
@@ -105,6 +111,13 @@ def _signing_key_secrets(stage) -> dict:
 def _connection_secrets(stage) -> dict:
     return {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
                        f"{stage.settings.secret_prefix}connections/*"}
+
+
+def _dpop_nonce_secret(stage) -> dict:
+    from chalicelib.oauth.dpop_binding import NONCE_SECRET
+
+    return {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                       f"{stage.settings.secret_prefix}{NONCE_SECRET}-??????"}
 
 
 def _via_secrets_manager() -> dict:
@@ -198,7 +211,10 @@ def api_policy(stage) -> dict:
                   {"Sid": "ReadConnectionSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                    "Resource": _connection_secrets(stage)},
                   # A sign-out only enqueues (chalicelib/oauth/backchannel_logout.py): one SendMessage.
-                  _logout_queue_statement(["sqs:SendMessage"]), *_signing_key_reads(stage)]
+                  _logout_queue_statement(["sqs:SendMessage"]), *_signing_key_reads(stage),
+                  # Once per container, for the first DPoP request (chalicelib/oauth/dpop_binding.py).
+                  {"Sid": "ReadDpopNonceKey", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                   "Resource": _dpop_nonce_secret(stage)}]
     return _document(*statements)
 
 
@@ -229,6 +245,11 @@ def rotation_policy(stage) -> dict:
             # The bootstrap's check that the wrapping key still exists.
             {"Sid": "DescribeSigningKeysKey", "Effect": "Allow", "Action": ["kms:DescribeKey"], "Resource": key},
         ]
+    if stage.settings.key_backend in ("secretsmanager", "kms-envelope"):
+        # The schedule's bootstrap makes the DPoP nonce key once (CreateSecret with Tags needs TagResource).
+        statements.append({"Sid": "CreateDpopNonceKey", "Effect": "Allow",
+                           "Action": ["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                           "Resource": _dpop_nonce_secret(stage)})
     # KEY_BACKEND=kms: the schedule only logs that the operator rotates (chalicelib/blueprints/rotation.py).
     return _document(*statements)
 

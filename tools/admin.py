@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="every logout token sent to it carries sid")
     create.add_argument("--require-par", action="store_true",
                         help="its authorization requests must be pushed to /par first (RFC 9126)")
+    create.add_argument("--dpop-bound-access-tokens", action=argparse.BooleanOptionalAction, default=False,
+                        help=DPOP_BOUND_HELP)
     update = command(clients, "update", clients_update, "change an operator setting of a client")
     update.add_argument("client_id")
     update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction,
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"{', '.join(CONFIDENTIAL_AUTH_METHODS)} (a new secret is printed once if it had none) "
                              f"or {PRIVATE_KEY_JWT} (with --jwks-file or --jwks-uri; its secret is removed)")
     client_keys_arguments(update)
+    update.add_argument("--dpop-bound-access-tokens", action=argparse.BooleanOptionalAction, help=DPOP_BOUND_HELP)
     command(clients, "list", clients_list, "list clients")
     command(clients, "show", clients_show, "show one client").add_argument("client_id")
     command(clients, "delete", clients_delete, "delete a client and revoke its grants").add_argument("client_id")
@@ -206,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 EXCHANGE_POLICY_KINDS = ("access_token", "id_jag")
 CLIENT_CONNECTIONS_HELP = ("comma-separated ways its users may sign in: connection ids and 'password' "
                            "(default: every enabled connection and the password)")
+#: RFC 9449 §5.2 client metadata.
+DPOP_BOUND_HELP = ("every token request of the client must carry a DPoP proof, so all its access tokens are "
+                   "DPoP-bound (RFC 9449 §5.2)")
 PRESET_NAMES = ("google", "microsoft", "apple", "github", "oidc")
 
 
@@ -326,7 +332,8 @@ def _client_json(client) -> dict:
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
-    } | ({"jwks": json.loads(client.jwks)} if client.jwks else {}) | (
+    } | ({"dpop_bound_access_tokens": True} if client.dpop_bound_access_tokens else {}) | (
+        {"jwks": json.loads(client.jwks)} if client.jwks else {}) | (
         {"jwks_uri": client.jwks_uri} if client.jwks_uri else {})
 
 
@@ -353,7 +360,8 @@ def clients_create(args):
         backchannel_logout_uri=args.backchannel_logout_uri,
         backchannel_logout_session_required=args.backchannel_logout_session_required,
         jwks=_jwks_file(args.jwks_file), jwks_uri=args.jwks_uri,
-        require_pushed_authorization_requests=args.require_par)
+        require_pushed_authorization_requests=args.require_par,
+        dpop_bound_access_tokens=args.dpop_bound_access_tokens)
     result = _client_json(client)
     if secret:
         result["client_secret"] = secret
@@ -399,16 +407,21 @@ def _client_connections(text: str | None) -> list[str]:
 def clients_update(args):
     from chalicelib.oauth.client_documents import is_document_client_id
     from chalicelib.oauth.clients import change_authentication
-    from chalicelib.storage.clients import (get_client, set_client_connections, set_client_require_mfa,
-                                            set_client_require_par)
+    from chalicelib.storage.clients import (
+        get_client,
+        set_client_connections,
+        set_client_dpop_bound_access_tokens,
+        set_client_require_mfa,
+        set_client_require_par,
+    )
 
     if is_document_client_id(args.client_id):
         raise BadInput(f"{args.client_id!r} is a client_id metadata document URL, not a stored client")
     changes_keys = args.jwks_file is not None or args.jwks_uri is not None
     if args.require_mfa is None and args.connections is None and args.auth_method is None and not changes_keys \
-            and args.require_par is None:
+            and args.require_par is None and args.dpop_bound_access_tokens is None:
         raise BadInput("nothing to change: give --require-mfa, --no-require-mfa, --connections, --auth-method, "
-                       "--jwks-file, --jwks-uri, --require-par or --no-require-par")
+                       "--jwks-file, --jwks-uri, --require-par, --no-require-par or --[no-]dpop-bound-access-tokens")
     connections = None if args.connections is None else _client_connections(args.connections)
     jwks = _jwks_file(args.jwks_file)
     secret = None
@@ -424,6 +437,9 @@ def clients_update(args):
     if connections is not None and not set_client_connections(args.client_id, tuple(connections)):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     if args.require_par is not None and not set_client_require_par(args.client_id, args.require_par):
+        raise BadInput(f"no client with client_id {args.client_id!r}")
+    if args.dpop_bound_access_tokens is not None and not set_client_dpop_bound_access_tokens(
+            args.client_id, args.dpop_bound_access_tokens):
         raise BadInput(f"no client with client_id {args.client_id!r}")
     result = _client_json(get_client(args.client_id))
     if secret:
@@ -956,6 +972,7 @@ def keys_list(args):
 def keys_ensure(args):
     from chalicelib.keys import keyring
 
+    # Also makes the DPoP nonce key (RFC 9449 §8) when missing: with KEY_BACKEND=kms only here.
     return {"created": [_key_json(k) for k in keyring.ensure_keys()]}
 
 

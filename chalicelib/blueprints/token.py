@@ -5,14 +5,25 @@ from __future__ import annotations
 from chalice import Blueprint, CORSConfig
 
 from ..config import settings
-from ..errors import InvalidClient, InvalidRequest, PayloadTooLarge, UnauthorizedClient, UnsupportedGrantType, echo
-from ..web import FORM, client_ip, form_params, json_response, route
+from ..errors import (
+    InvalidClient,
+    InvalidDpopProof,
+    InvalidRequest,
+    OAuthError,
+    PayloadTooLarge,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    echo,
+)
+from ..web import FORM, client_ip, form_params, header_values, json_response, route
 
 bp = Blueprint(__name__)
 
 #: Browser-based (public) clients call /token from their own origin. Nothing here rides on cookies,
 #: so any origin may call it; the response is useless without the code and its PKCE verifier.
-TOKEN_CORS = CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"], max_age=600)
+#: A browser client sends its DPoP proof and must read the nonce it gets back (RFC 9449 §8).
+TOKEN_CORS = CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "DPoP"],
+                        expose_headers=["DPoP-Nonce"], max_age=600)
 
 
 def _authenticated_form():
@@ -27,18 +38,39 @@ def _authenticated_form():
 
 @route(bp, "/token", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
 def token():
-    from ..grants import HANDLERS
+    """Parse -> authenticate -> grant_type -> DPoP proof (RFC 9449 §5) -> the grant's handler.
 
-    form, client, _method = _authenticated_form()
-    grant_type = form.get("grant_type")
-    if not grant_type:
-        raise InvalidRequest("grant_type is required")
-    handler = HANDLERS.get(grant_type)
-    if handler is None:
-        raise UnsupportedGrantType(f"grant_type {echo(grant_type)} is not supported")
-    if grant_type not in client.grant_types:
-        raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
-    return json_response(handler(form, client, settings()))
+    The proof is checked after client authentication, so an unauthenticated caller never gets to
+    spend a jti (the one conditional PutItem a proof costs). With DPOP_NONCE every answer to a
+    request carrying a proof, success or error, brings the nonce to use next (§8.2), and so does the
+    refusal of a request that lacks a proof it needed: the client's next proof can carry it at once."""
+    from ..grants import HANDLERS
+    from ..oauth import dpop_binding
+
+    current = settings()
+    request = bp.current_request
+    dpop_header = ",".join(header_values(request, "dpop")) or None
+    nonce = dpop_binding.nonce_headers(current) if dpop_header is not None else {}
+    try:
+        form, client, _method = _authenticated_form()
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise InvalidRequest("grant_type is required")
+        handler = HANDLERS.get(grant_type)
+        if handler is None:
+            raise UnsupportedGrantType(f"grant_type {echo(grant_type)} is not supported")
+        if grant_type not in client.grant_types:
+            raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
+        proof = dpop_binding.proof_for(dpop_header, method="POST", url=f"{current.issuer}/token", settings=current,
+                                       require_nonce=current.dpop_nonce)
+        if proof is None and dpop_binding.required(client, current):
+            # RFC 9449 §5.2 (dpop_bound_access_tokens) / DPOP_REQUIRED: no proof, no token.
+            raise InvalidDpopProof("a DPoP proof is required", headers=dpop_binding.nonce_headers(current))
+        return json_response(handler(form, client, current, proof), headers=nonce)
+    except OAuthError as exc:
+        for name, value in nonce.items():
+            exc.extra_headers.setdefault(name, value)
+        raise
 
 
 @route(bp, "/device_authorization", ["POST"], content_types=[FORM], cors=TOKEN_CORS)

@@ -1,4 +1,8 @@
-"""Token endpoint grant handlers: one module per grant type, each `handle(form, client, settings)`."""
+"""Token endpoint grant handlers: one module per grant type, each `handle(form, client, settings, proof)`.
+
+`proof`: the request's checked DPoP proof (chalicelib/oauth/dpop_binding.proof_for, its jti already
+spent), or None. With one, every grant binds the access token it issues to the proof's key
+(`cnf.jkt`, `token_type` DPoP: RFC 9449 §5, §6.1)."""
 from __future__ import annotations
 
 from ..capabilities import DEVICE_CODE, JWT_BEARER, TOKEN_EXCHANGE

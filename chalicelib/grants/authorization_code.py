@@ -15,7 +15,7 @@ from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from ..keys import keyring
 from ..log import get_logger, now
-from ..oauth import pkce, refresh_tokens
+from ..oauth import dpop_binding, pkce, refresh_tokens
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage import codes, grants
 from ..tokens.issue import issue_tokens
@@ -24,9 +24,11 @@ from ..undo import undone_on_failure
 log = get_logger("idp.grants.authorization_code")
 
 GENERIC = "the authorization code is invalid, expired, or was already used"
+#: RFC 9449 §10: "If they do not match, it MUST reject the request." The code stays unused.
+KEY_MISMATCH = "the authorization code is bound to a DPoP key (dpop_jkt) this request did not prove"
 
 
-def handle(form: dict, client, settings: Settings) -> dict:
+def handle(form: dict, client, settings: Settings, proof=None) -> dict:
     """Two DynamoDB calls: the code's conditional consumption (which returns everything the response
     needs) and the grant's conditional update (active; it records the family's first refresh token).
     The user is not read: the transaction that issued the code checked them, and disabling a user or
@@ -40,7 +42,9 @@ def handle(form: dict, client, settings: Settings) -> dict:
     # Before the code is spent: a Secrets Manager fault here costs the client nothing.
     signer = keyring.current_signer()
     at = now()
-    record = codes.consume(code, client.client_id, at)
+    # A code bound with dpop_jkt is consumed only for a proof of that key (RFC 9449 §10), by the
+    # same conditional write: a wrong key or none leaves the code as it was.
+    record = codes.consume(code, client.client_id, at, dpop_jkt=proof.jkt if proof is not None else None)
     if isinstance(record, codes.Refused):
         _refused(record)
     if not hmac.compare_digest(record.redirect_uri.encode(), form["redirect_uri"].encode()):
@@ -52,11 +56,11 @@ def handle(form: dict, client, settings: Settings) -> dict:
     # Anything failing from here on but a refusal (a KMS signature, DynamoDB) puts the code back.
     with undone_on_failure(lambda: codes.restore(record, family_token_hash=refresh_tokens.token_hash(refresh_token)),
                            what="authorization code", grant_id=record.grant_id):
-        return _redeemed(record, client, settings, signer, requested_resources, at, refresh_token)
+        return _redeemed(record, client, settings, signer, requested_resources, at, refresh_token, proof)
 
 
 def _redeemed(record: codes.Code, client, settings: Settings, signer, requested_resources: list[str], at: int,
-              refresh_token: str | None) -> dict:
+              refresh_token: str | None, proof=None) -> dict:
     """The token response of a consumed code: audience, the grant's family, the tokens."""
     try:
         # Resolved again like /authorize's: the registrations may have changed since the code was
@@ -76,14 +80,15 @@ def _redeemed(record: codes.Code, client, settings: Settings, signer, requested_
     started = grants.start_family(
         record.sub, record.grant_id, client.client_id, at=at,
         token_hash=refresh_tokens.token_hash(refresh_token) if refresh_token else None,
-        token_expires_at=at + settings.refresh_token_idle_ttl if refresh_token else None)
+        token_expires_at=at + settings.refresh_token_idle_ttl if refresh_token else None,
+        dpop_jkt=refresh_tokens.family_key(client, proof))
     if not started:
         # Signed out, replayed or revoked since the code was issued: nothing may come of it.
         raise InvalidGrant(GENERIC, detail=f"grant {record.grant_id} no longer active")
     return issue_tokens(settings, client=client, sub=record.sub, scopes=scopes, grant_id=record.grant_id,
                         auth_time=record.auth_time, nonce=record.nonce, user_claims=record.user_claims,
                         acr=record.acr, amr=record.amr, session_hash=record.session_hash,
-                        refresh_token=refresh_token, signer=signer,
+                        refresh_token=refresh_token, signer=signer, cnf=dpop_binding.confirmation(proof),
                         audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))
 
 
@@ -100,6 +105,8 @@ def _refused(refusal: codes.Refused):
     if refusal.reason == "replayed":
         grants.revoke(refusal.code.sub, refusal.code.grant_id, reason="authorization code replay")
         raise InvalidGrant(GENERIC, detail="code replayed; grant revoked")
+    if refusal.reason == "dpop_key":
+        raise InvalidGrant(KEY_MISMATCH, detail="code bound to another DPoP key (or the request had no proof)")
     detail = {"unknown": "unknown code", "expired": "code expired"}.get(refusal.reason)
     if refusal.reason == "other_client":
         detail = f"code issued to {refusal.code.client_id}"

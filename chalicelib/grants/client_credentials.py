@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..capabilities import IDENTITY_SCOPES
 from ..config import Settings
 from ..errors import InvalidScope, UnauthorizedClient
-from ..oauth import scopes
+from ..oauth import dpop_binding, scopes
 from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, check_scopes, default_scopes, resolve, resource_less_audience
 from ..tokens.issue import issue_tokens
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..storage.clients import Client
 
 
-def handle(form: dict, client: Client, settings: Settings) -> dict:
+def handle(form: dict, client: Client, settings: Settings, proof=None) -> dict:
     if client.client_type != "confidential":
         raise UnauthorizedClient("client_credentials is for confidential clients only")
     allowed = [s for s in allowed_scopes(client, settings) if s not in IDENTITY_SCOPES]
@@ -34,5 +34,5 @@ def handle(form: dict, client: Client, settings: Settings) -> dict:
                else default_scopes(allowed, targets, unverified=unverified))
     check_scopes(granted, targets, unverified=unverified)
     return issue_tokens(settings, client=client, sub=client.client_id, scopes=granted, grant_id=None,
-                        auth_time=None, nonce=None,
+                        auth_time=None, nonce=None, cnf=dpop_binding.confirmation(proof),
                         audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))

@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..keys import keyring
 from ..log import get_logger, now
-from ..oauth import device_flow, refresh_tokens
+from ..oauth import device_flow, dpop_binding, refresh_tokens
 from ..oauth.resources import audience, registered, resource_less_audience, token_scopes
 from ..storage import device_codes, grants
 from ..tokens.issue import issue_tokens
@@ -37,7 +37,7 @@ log = get_logger("idp.grants.device_code")
 GENERIC = "the device code is invalid or was already used"
 
 
-def handle(form: dict, client, settings: Settings) -> dict:
+def handle(form: dict, client, settings: Settings, proof=None) -> dict:
     if not form.get("device_code"):
         raise InvalidRequest("device_code is required")
     parsed = device_flow.parse_device_code(form["device_code"])
@@ -59,7 +59,7 @@ def handle(form: dict, client, settings: Settings) -> dict:
     with undone_on_failure(lambda: device_codes.restore(
             outcome, family_token_hash=refresh_tokens.token_hash(refresh_token)),
             what="device authorization", grant_id=found.grant_id):
-        return _redeemed(found, client, settings, signer, at, refresh_token)
+        return _redeemed(found, client, settings, signer, at, refresh_token, proof)
 
 
 def _refused(refusal: device_codes.Refused):
@@ -72,7 +72,7 @@ def _refused(refusal: device_codes.Refused):
 
 
 def _redeemed(found: device_codes.DeviceAuthorization, client, settings: Settings, signer, at: int,
-              refresh_token: str) -> dict:
+              refresh_token: str, proof=None) -> dict:
     try:
         # Checked again as at code redemption: the registrations may have changed since the approval.
         targets = registered(list(found.resources), max_age=settings.client_cache_seconds)
@@ -84,11 +84,13 @@ def _redeemed(found: device_codes.DeviceAuthorization, client, settings: Setting
     started = grants.start_family(
         found.sub, found.grant_id, client.client_id, at=at,
         token_hash=refresh_tokens.token_hash(refresh_token) if refresh_token else None,
-        token_expires_at=at + settings.refresh_token_idle_ttl if refresh_token else None)
+        token_expires_at=at + settings.refresh_token_idle_ttl if refresh_token else None,
+        dpop_jkt=refresh_tokens.family_key(client, proof))
     if not started:
         raise InvalidGrant(GENERIC, detail=f"grant {found.grant_id} no longer active")
     log.info("device code redeemed", extra={"client_id": client.client_id, "grant_id": found.grant_id})
     return issue_tokens(settings, client=client, sub=found.sub, scopes=scopes, grant_id=found.grant_id,
                         auth_time=found.auth_time, nonce=None, user_claims=found.user_claims, acr=found.acr,
                         amr=found.amr, refresh_token=refresh_token, signer=signer,
+                        cnf=dpop_binding.confirmation(proof),
                         audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))

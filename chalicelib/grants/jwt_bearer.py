@@ -32,7 +32,7 @@ from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, UnauthorizedClient, UntrustedJwt
 from ..federation import home_realm, trusted_issuers
 from ..log import get_logger, now
-from ..oauth import id_jag, scopes
+from ..oauth import dpop_binding, id_jag, scopes
 from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, check_scopes, narrow, resolve, resource_less_audience
 from ..tokens.issue import issue_tokens
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = get_logger("idp.id_jag")
 
 
-def handle(form: dict, client: Client, settings: Settings) -> dict:
+def handle(form: dict, client: Client, settings: Settings, proof=None) -> dict:
     from ..storage import used_jtis
 
     if client.client_type != "confidential":
@@ -69,8 +69,8 @@ def handle(form: dict, client: Client, settings: Settings) -> dict:
     # the write leaves the ID-JAG unspent for the client's retry, with nothing to undo; on a replay
     # the token is thrown away unseen.
     response = issue_tokens(settings, client=client, sub=sub, scopes=granted, grant_id=None, auth_time=None,
-                            nonce=None, audience=audience([t.resource for t in targets],
-                                                          resource_less_audience(client, settings)))
+                            nonce=None, cnf=dpop_binding.confirmation(proof),
+                            audience=audience([t.resource for t in targets], resource_less_audience(client, settings)))
     # Kept while the ID-JAG would pass (exp plus the leeway), so TTL cannot reopen it to a replay.
     if not used_jtis.use("id_jag", grant.issuer, grant.jti, grant.expires_at + id_jag.LEEWAY):
         raise InvalidGrant("the ID-JAG was used already", detail=f"iss={grant.issuer} jti={grant.jti}")

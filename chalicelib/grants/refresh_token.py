@@ -8,13 +8,17 @@ only the scopes it still defines.
 
 Reuse of a rotated token revokes the family (oauth/refresh_tokens.py), so a fault must not turn the
 client's retry into reuse: the signer is loaded before the rotation, and a failure after it (a KMS
-signature, DynamoDB) puts the family back as it was (chalicelib/undo.py) before the 503."""
+signature, DynamoDB) puts the family back as it was (chalicelib/undo.py) before the 503.
+
+DPoP (RFC 9449 §5): a public client's family is bound to its proof's key, and the rotation's one
+conditional write refuses a refresh with another key or none (oauth/refresh_tokens.py); the new
+access token is bound to the key the request proves."""
 from __future__ import annotations
 
 from ..config import Settings
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from ..keys import keyring
-from ..oauth import refresh_tokens, scopes
+from ..oauth import dpop_binding, refresh_tokens, scopes
 from ..oauth.clients import allowed_scopes
 from ..oauth.resources import audience, narrow, resolve, resource_less_audience, token_scopes
 from ..storage import grants
@@ -22,7 +26,7 @@ from ..tokens.issue import issue_tokens
 from ..undo import undone_on_failure
 
 
-def handle(form: dict, client, settings: Settings) -> dict:
+def handle(form: dict, client, settings: Settings, proof=None) -> dict:
     """One DynamoDB call for a plain refresh (the rotation's conditional update returns the grant).
     The user is not read: disabling a user or signing them out everywhere revokes every grant of
     theirs (a strongly consistent query, storage/grants.revoke_all_of_user), and a grant is never
@@ -42,14 +46,17 @@ def handle(form: dict, client, settings: Settings) -> dict:
         _narrowed(requested_scopes, requested_resources, current, client, settings, allowed)
     # Before the token is spent: a Secrets Manager fault here costs the client nothing.
     signer = keyring.current_signer()
-    grant, successor = refresh_tokens.rotate(settings, token, client.client_id)
+    grant, successor = refresh_tokens.rotate(settings, token, client.client_id,
+                                             dpop_jkt=proof.jkt if proof is not None else None,
+                                             bind_dpop_key=refresh_tokens.family_key(client, proof) is not None)
     # Anything failing from here on but a refusal (a KMS signature) puts the family back as it was.
     with undone_on_failure(lambda: grants.undo_rotation(grant), what="refresh token", grant_id=grant.grant_id):
-        return _rotated(grant, successor, signer, requested_scopes, requested_resources, client, settings, allowed)
+        return _rotated(grant, successor, signer, requested_scopes, requested_resources, client, settings, allowed,
+                        proof)
 
 
 def _rotated(grant: grants.Grant, successor: str, signer, requested_scopes: list[str],
-             requested_resources: list[str], client, settings: Settings, allowed: list[str]) -> dict:
+             requested_resources: list[str], client, settings: Settings, allowed: list[str], proof=None) -> dict:
     """The token response of a rotated family: audience, scopes, the tokens."""
     try:
         granted_scopes, resources = _narrowed(requested_scopes, requested_resources, grant, client, settings,
@@ -67,7 +74,7 @@ def _rotated(grant: grants.Grant, successor: str, signer, requested_scopes: list
     return issue_tokens(settings, client=client, sub=grant.sub, scopes=granted_scopes, grant_id=grant.grant_id,
                         auth_time=grant.auth_time, nonce=None, user_claims=grant.user_claims,
                         acr=grant.acr, amr=grant.amr, session_hash=grant.session_hash,
-                        refresh_token=successor, signer=signer,
+                        refresh_token=successor, signer=signer, cnf=dpop_binding.confirmation(proof),
                         audience=audience([r.resource for r in resources], resource_less_audience(client, settings)))
 
 

@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..keys import keyring
 from ..log import get_logger, now
-from ..oauth import access_tokens, delegation, exchange_policy, id_tokens, scopes
+from ..oauth import access_tokens, delegation, dpop_binding, exchange_policy, id_tokens, scopes
 from ..oauth.resources import resolve, token_scopes
 from ..tokens.issue import issue_tokens
 from ..verifier import actor_chain
@@ -63,7 +63,9 @@ class Subject:
     token_type: str
 
 
-def handle(form: dict, client, settings: Settings) -> dict:
+def handle(form: dict, client, settings: Settings, proof=None) -> dict:
+    """An access token bound to the request's DPoP key when it has a proof (RFC 9449 §5); an ID-JAG
+    is never bound (it is an assertion for another server's token endpoint, not an access token)."""
     if client.client_type != "confidential":
         # Registration refuses the grant to public clients too (oauth/client_metadata.py).
         raise UnauthorizedClient("token exchange is for confidential clients only")
@@ -93,7 +95,7 @@ def handle(form: dict, client, settings: Settings) -> dict:
     response = issue_tokens(settings, client=client, sub=claims["sub"], scopes=granted,
                             grant_id=claims.get("grant_id"), auth_time=claims.get("auth_time"), nonce=None,
                             audience=targets, acr=claims.get("acr"), amr=claims.get("amr") or (), act=act,
-                            expires_at=delegation.expires_at(claims))
+                            expires_at=delegation.expires_at(claims), cnf=dpop_binding.confirmation(proof))
     response["issued_token_type"] = ACCESS_TOKEN_TYPE
     _audit(subject, act, client, targets, granted, policy, response)
     return response

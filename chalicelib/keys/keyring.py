@@ -75,7 +75,8 @@ def create_key(state: str, *, alg: str | None = None, backend: str | None = None
 
 
 def ensure_keys() -> list[SigningKey]:
-    """Bootstrap: make sure a usable current key and a next key exist. Idempotent.
+    """Bootstrap: make sure a usable current key and a next key exist, and the DPoP nonce key.
+    Idempotent; returns the signing keys it created.
 
     A key whose backing secret or KMS key has vanished (e.g. moto replay gives KMS keys new ids)
     is retired immediately and replaced, so a restarted local stack always has a working key.
@@ -95,7 +96,15 @@ def ensure_keys() -> list[SigningKey]:
         created.append(create_key("current"))
     if "next" not in states:
         created.append(create_key("next"))
+    _ensure_dpop_nonce_key(settings)
     return created
+
+
+def _ensure_dpop_nonce_key(settings) -> None:
+    """The bootstrap's other secret: the DPoP nonce key (chalicelib/oauth/dpop_binding.py), made once."""
+    from ..oauth.dpop_binding import ensure_nonce_key
+
+    ensure_nonce_key(settings)
 
 
 def rotate(*, force: bool = False, at: int | None = None) -> SigningKey:

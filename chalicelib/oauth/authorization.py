@@ -48,6 +48,8 @@ log = get_logger("idp.authorize")
 
 #: Bound on any single parameter: keeps items small and rejects garbage early.
 MAX_PARAM_LENGTH = 2048
+#: RFC 9449 §10 `dpop_jkt`: a JWK SHA-256 thumbprint (RFC 7638), base64url without padding: 43 characters.
+_DPOP_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @dataclass
@@ -142,6 +144,7 @@ def validate(params: dict, client: Client, redirect_uri: str, settings: Settings
             raise InvalidRequest("prompt=none cannot be combined with other values")
         max_age = _max_age(params.get("max_age"))
         acr_values, essential_acr = requested_acr(params.get("acr_values"), params.get("claims"))
+        dpop_jkt = _dpop_jkt(params.get("dpop_jkt"))
     except OAuthError as exc:
         raise RedirectableError(exc, redirect_uri, state) from None
     at = now()
@@ -154,9 +157,19 @@ def validate(params: dict, client: Client, redirect_uri: str, settings: Settings
         resource_less_audience=None if targets else resources.resource_less_audience(client, settings),
         ui_locale=i18n.from_ui_locales(params.get("ui_locales")),
         acr_values=acr_values, essential_acr=essential_acr, client_requires_mfa=client.require_mfa,
-        client_connections=tuple(getattr(client, "connections", None) or ()),
+        client_connections=tuple(getattr(client, "connections", None) or ()), dpop_jkt=dpop_jkt,
         created_at=at, expires_at=at + settings.request_ttl,
     )
+
+
+def _dpop_jkt(raw: str | None) -> str | None:
+    """RFC 9449 §10: the thumbprint of the key the code is to be bound to; its token request must
+    then prove that key. Anything but a SHA-256 thumbprint could never match: refused at once."""
+    if raw is None:
+        return None
+    if not _DPOP_JKT.fullmatch(raw):
+        raise InvalidRequest("dpop_jkt must be the base64url SHA-256 JWK thumbprint of the DPoP key")
+    return raw
 
 
 def _max_age(raw: str | None) -> int | None:
@@ -475,7 +488,7 @@ def issue_code(request: PendingRequest, session, settings: Settings, *, stored: 
         scopes=tuple(request.scopes), resources=tuple(request.resources), nonce=request.nonce, sub=session.sub,
         auth_time=session.auth_time, session_hash=session.session_hash, grant_id=grant.grant_id,
         user_claims=user_claims, amr=tuple(session.amr), acr=claimed, created_at=at,
-        expires_at=at + settings.code_ttl)
+        expires_at=at + settings.code_ttl, dpop_jkt=request.dpop_jkt)
     refused = codes.issue(record, grant, session_hash=session.session_hash,
                           session_generation=session.session_generation, consent_pairs=consent_pairs,
                           request_id=request.request_id if stored else None, at=at,

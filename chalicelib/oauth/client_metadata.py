@@ -46,7 +46,8 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
                              post_logout_redirect_uris=(), backchannel_logout_uri: str | None = None,
                              backchannel_logout_session_required: bool = False, jwks=None,
                              jwks_uri: str | None = None,
-                             require_pushed_authorization_requests: bool = False) -> dict:
+                             require_pushed_authorization_requests: bool = False,
+                             dpop_bound_access_tokens: bool = False) -> dict:
     """An administrator's client: check and normalise its metadata into ClientModel fields.
     `require_mfa` and `connections` (how its users may sign in: connection ids and "password", whose
     existence the caller checks) are an operator's settings, never RFC 7591 metadata:
@@ -76,6 +77,7 @@ def validate_client_metadata(*, client_name: str, client_type: str = "confidenti
         **logout_metadata(list(post_logout_redirect_uris), backchannel_logout_uri,
                           backchannel_logout_session_required),
         "require_pushed_authorization_requests": check_require_par(require_pushed_authorization_requests),
+        "dpop_bound_access_tokens": check_dpop_bound_access_tokens(dpop_bound_access_tokens),
     }
 
 
@@ -121,10 +123,19 @@ def validate_registration(metadata, ceiling: tuple[str, ...]) -> dict:
                           metadata.get("backchannel_logout_session_required", False)),
         "require_pushed_authorization_requests": check_require_par(
             metadata.get("require_pushed_authorization_requests", False)),
+        "dpop_bound_access_tokens": check_dpop_bound_access_tokens(metadata.get("dpop_bound_access_tokens", False)),
     }
 
 
 # The rules, shared by both entry points -----------------------------------------------------------
+
+def check_dpop_bound_access_tokens(value) -> bool:
+    """RFC 9449 §5.2 `dpop_bound_access_tokens`: a JSON boolean, false when omitted; true makes
+    every token request of the client need a DPoP proof (chalicelib/oauth/dpop_binding.required)."""
+    if not isinstance(value, bool):
+        raise InvalidClientMetadata("dpop_bound_access_tokens must be a boolean")
+    return value
+
 
 def check_client_name(name: str) -> str:
     """Shown on the sign-in and consent pages: printable, and trimmed."""

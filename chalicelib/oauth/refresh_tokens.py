@@ -25,6 +25,13 @@ When the update is refused, the grant is read once (off the hot path) to say why
 - otherwise it was never issued by us (or is older than the slots remember): it is logged at
   warning and counted per family, but the family is not revoked for it, since sub and grant_id
   travel in access tokens and anyone who saw one could then revoke the family at will.
+
+DPoP (RFC 9449 §5): a public client's family is bound to the key of the first proof it presented
+(at redemption, or at its first refresh with a proof); the rotation's condition then demands a proof
+of that key, so a refresh with another key or none writes nothing. The refusal's read reports it as
+such before any reuse check: a token presented without its key proves nothing about who holds the
+family, so it neither rotates, consumes nor revokes it. A confidential client's family stays bound
+to the client's authentication; its new access tokens are bound to whatever key each refresh proves.
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ from . import throttle
 log = get_logger("idp.refresh")
 
 GENERIC = "the refresh token is invalid, expired or revoked"
+KEY_MISMATCH = "the refresh token is bound to a DPoP key this request did not prove"
 #: HKDF info of the key a successor is sealed under; used for nothing else.
 RETRY_SEAL_PURPOSE = b"idp refresh-token retry seal v2"
 #: Unrecognised tokens of a live family are counted per family in windows of this many seconds.
@@ -69,8 +77,18 @@ def token_hash(token: str) -> str:
     return sha256_hex(token)
 
 
-def rotate(settings: Settings, token: str, client_id: str) -> tuple[grants.Grant, str]:
-    """Consume `token` and return (its grant, the successor token). Raises InvalidGrant."""
+def family_key(client, proof) -> str | None:
+    """The DPoP key a family's refresh tokens are bound to: RFC 9449 §5, "Refresh tokens issued to
+    public clients [presenting a valid DPoP proof] MUST be bound to the respective public key";
+    None for a confidential client (its authentication binds them) or without a proof."""
+    return proof.jkt if proof is not None and client.client_type == "public" else None
+
+
+def rotate(settings: Settings, token: str, client_id: str, *, dpop_jkt: str | None = None,
+           bind_dpop_key: bool = False) -> tuple[grants.Grant, str]:
+    """Consume `token` and return (its grant, the successor token). Raises InvalidGrant.
+    `dpop_jkt`: the thumbprint of the request's DPoP proof; `bind_dpop_key`: bind the family to it
+    (family_key: a public client's proof)."""
     sub, grant_id, n = parse(token)
     at = now()
     successor = new_token(sub, grant_id, n + 1)
@@ -80,14 +98,16 @@ def rotate(settings: Settings, token: str, client_id: str) -> tuple[grants.Grant
     presented_hash = token_hash(token)
     grant = grants.rotate(sub, grant_id, client_id, presented_hash=presented_hash, rotation=n,
                           successor_hash=successor_hash, token_expires_at=at + settings.refresh_token_idle_ttl,
-                          retry_seal=retry_seal, at=at)
+                          retry_seal=retry_seal, at=at, dpop_jkt=dpop_jkt, bind_dpop_key=bind_dpop_key)
     if grant is not None:
         return grant, successor
-    return _after_refusal(settings, token, presented_hash, sub, grant_id, client_id, at, successor, successor_hash)
+    return _after_refusal(settings, token, presented_hash, sub, grant_id, client_id, at, successor, successor_hash,
+                          dpop_jkt)
 
 
 def _after_refusal(settings: Settings, token: str, presented_hash: str, sub: str, grant_id: str, client_id: str,
-                   at: int, successor: str, successor_hash: str) -> tuple[grants.Grant, str]:
+                   at: int, successor: str, successor_hash: str,
+                   dpop_jkt: str | None = None) -> tuple[grants.Grant, str]:
     """Work out why the rotation was refused; revoke the family on reuse. Returns the grace
     successor, or our own successor when our rotation did happen, or raises InvalidGrant."""
     grant = grants.get(sub, grant_id)
@@ -104,6 +124,9 @@ def _after_refusal(settings: Settings, token: str, presented_hash: str, sub: str
         log.info("refresh rotation found already applied (response lost, write retried)",
                  extra={"grant_id": grant_id})
         return grant, successor
+    if grant.dpop_jkt is not None and grant.dpop_jkt != dpop_jkt:
+        # Before any reuse check: without the key, presenting a token (even an old one) changes nothing.
+        raise InvalidGrant(KEY_MISMATCH, detail=f"family bound to {grant.dpop_jkt}, proof {dpop_jkt}")
     if matches_hash(token, grant.token_hash):
         raise InvalidGrant(GENERIC, detail="refresh token expired (idle)")
     if matches_hash(token, grant.previous_hash):

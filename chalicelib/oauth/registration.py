@@ -85,6 +85,8 @@ def information(client: Client, settings: Settings, registration_token: str, sco
     if client.backchannel_logout_uri:
         info["backchannel_logout_uri"] = client.backchannel_logout_uri
         info["backchannel_logout_session_required"] = client.backchannel_logout_session_required
+    if client.dpop_bound_access_tokens:
+        info["dpop_bound_access_tokens"] = True
     return info
 
 

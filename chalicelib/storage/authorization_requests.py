@@ -49,6 +49,8 @@ class PendingRequest:
     client_requires_mfa: bool = False
     #: The client's ways in (its `connections`: connection ids and "password"); empty: any.
     client_connections: tuple[str, ...] = ()
+    #: RFC 9449 §10 `dpop_jkt`: the code will be redeemable only with a DPoP proof of this key.
+    dpop_jkt: str | None = None
 
 
 def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
@@ -67,7 +69,7 @@ def from_model(item: AuthorizationRequestModel | None) -> PendingRequest | None:
         login_session_hash=item.login_session_hash, ui_locale=item.ui_locale,
         acr_values=tuple(item.acr_values or ()), essential_acr=tuple(item.essential_acr or ()),
         client_requires_mfa=bool(item.client_requires_mfa),
-        client_connections=tuple(item.client_connections or ()))
+        client_connections=tuple(item.client_connections or ()), dpop_jkt=item.dpop_jkt)
 
 
 def store(request: PendingRequest) -> None:
@@ -85,7 +87,7 @@ def store(request: PendingRequest) -> None:
         resource_less_audience=request.resource_less_audience, ui_locale=request.ui_locale,
         acr_values=list(request.acr_values), essential_acr=list(request.essential_acr),
         client_requires_mfa=request.client_requires_mfa,
-        client_connections=list(request.client_connections) or None,
+        client_connections=list(request.client_connections) or None, dpop_jkt=request.dpop_jkt,
     )
     if not conditionally(lambda: item.save(condition=AuthorizationRequestModel.request_id.does_not_exist())) \
             and load(request.request_id) != request:

@@ -184,6 +184,14 @@ def set_client_require_par(client_id: str, required: bool) -> bool:
         condition=ClientModel.client_id.exists()))
 
 
+def set_client_dpop_bound_access_tokens(client_id: str, bound: bool) -> bool:
+    """Set whether every token request of the client needs a DPoP proof (RFC 9449 §5.2). False when
+    there is no such client. Containers that cached the client notice within CLIENT_CACHE_SECONDS."""
+    return bool(client_id) and conditionally(lambda: ClientModel(client_id).update(
+        actions=[ClientModel.dpop_bound_access_tokens.set(bound), ClientModel.updated_at.set(now())],
+        condition=ClientModel.client_id.exists()))
+
+
 def set_client_connections(client_id: str, connections: tuple[str, ...]) -> bool:
     """Set how the client's users may sign in (connection ids and "password"; empty: any). False
     when there is no such client. Containers that cached the client notice within CLIENT_CACHE_SECONDS."""

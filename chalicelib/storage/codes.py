@@ -61,11 +61,14 @@ class Code:
     acr: str | None = None
     #: The random id of the redemption that consumed it (see AuthorizationCodeModel.redemption).
     redemption: str | None = field(default=None, compare=False, repr=False)
+    #: RFC 9449 §10: the JWK thumbprint a DPoP proof at redemption must have (`dpop_jkt` at /authorize).
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True)
 class Refused:
-    """Why a code was not redeemed: "unknown", "other_client", "replayed" or "expired"."""
+    """Why a code was not redeemed: "unknown", "other_client", "replayed", "expired" or "dpop_key"
+    (bound to a DPoP key the redemption did not prove: RFC 9449 §10; the code stays unused)."""
 
     reason: str
     code: Code | None = None
@@ -87,7 +90,7 @@ def _from_model(item: AuthorizationCodeModel) -> Code:
                 expires_at=int(item.expires_at), nonce=item.nonce, session_hash=item.session_hash,
                 user_claims=json.loads(item.user_claims) if item.user_claims else None,
                 consumed_at=None if item.consumed_at is None else int(item.consumed_at),
-                amr=tuple(item.amr or ()), acr=item.acr, redemption=item.redemption)
+                amr=tuple(item.amr or ()), acr=item.acr, redemption=item.redemption, dpop_jkt=item.dpop_jkt)
 
 
 def _to_model(code: Code) -> AuthorizationCodeModel:
@@ -97,7 +100,8 @@ def _to_model(code: Code) -> AuthorizationCodeModel:
         scopes=list(code.scopes), resources=list(code.resources), nonce=code.nonce, sub=code.sub,
         auth_time=code.auth_time, session_hash=code.session_hash, grant_id=code.grant_id,
         user_claims=json.dumps(code.user_claims, separators=(",", ":")) if code.user_claims is not None else None,
-        amr=list(code.amr) or None, acr=code.acr, created_at=code.created_at, expires_at=code.expires_at)
+        amr=list(code.amr) or None, acr=code.acr, created_at=code.created_at, expires_at=code.expires_at,
+        dpop_jkt=code.dpop_jkt)
 
 
 def issue(code: Code, grant: grant_store.Grant, *, session_hash: str, session_generation: int,
@@ -161,9 +165,12 @@ def _user_unchanged(session_generation: int):
     return enabled & (UserModel.session_generation.does_not_exist() | (UserModel.session_generation == 0))
 
 
-def consume(code: str, client_id: str, at: int) -> Code | Refused:
-    """Redeem a code: one conditional UpdateItem (exists, this client's, unused, unexpired) that
-    returns the code. On refusal one consistent read says why (a replay must revoke the grant).
+def consume(code: str, client_id: str, at: int, dpop_jkt: str | None = None) -> Code | Refused:
+    """Redeem a code: one conditional UpdateItem (exists, this client's, unused, unexpired, and not
+    bound to a DPoP key other than `dpop_jkt`, the thumbprint of the redemption's proof: RFC 9449
+    §10) that returns the code. On refusal one consistent read says why (a replay must revoke the
+    grant). A redemption without the bound key changes nothing: whoever stole a bound code cannot
+    spend it, so the client it was issued to still can.
 
     The write records a random redemption id. botocore sends a write again when its response was
     lost (a read timeout, a 5xx after DynamoDB applied it); that second attempt is refused, since the
@@ -177,7 +184,8 @@ def consume(code: str, client_id: str, at: int) -> Code | Refused:
             condition=(AuthorizationCodeModel.code_hash.exists()
                        & AuthorizationCodeModel.consumed_at.does_not_exist()
                        & (AuthorizationCodeModel.expires_at > at)
-                       & (AuthorizationCodeModel.client_id == client_id)))):
+                       & (AuthorizationCodeModel.client_id == client_id)
+                       & _key_allowed(dpop_jkt)))):
         return _from_model(item)
     try:
         existing = _from_model(AuthorizationCodeModel.get(code_hash, consistent_read=True))
@@ -189,7 +197,15 @@ def consume(code: str, client_id: str, at: int) -> Code | Refused:
         return Refused("other_client", existing)
     if existing.consumed_at is not None:
         return Refused("replayed", existing)
-    return Refused("expired", existing)
+    if existing.expires_at <= at:
+        return Refused("expired", existing)
+    return Refused("dpop_key", existing)
+
+
+def _key_allowed(dpop_jkt: str | None):
+    """Unbound, or bound to the key proved (RFC 9449 §10)."""
+    unbound = AuthorizationCodeModel.dpop_jkt.does_not_exist()
+    return unbound if dpop_jkt is None else unbound | (AuthorizationCodeModel.dpop_jkt == dpop_jkt)
 
 
 def restore(code: Code, *, family_token_hash: str | None) -> bool:

@@ -57,6 +57,7 @@ class FamilyState:
     last_used_at: int | None
     slot: str
     slot_mark: str | None
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Grant:
     retry_seal: str | None = None
     consumed: frozenset = frozenset()  # consumed_mark of each remembered consumed token
     revoked_jtis: frozenset = frozenset()
+    #: RFC 9449 §5: the DPoP key (JWK thumbprint) a public client's refresh tokens are bound to.
+    dpop_jkt: str | None = None
     #: After `rotate`: the family as it was before, so that a rotation whose answer could not be
     #: made can be undone (`undo_rotation`). Not part of the grant's value.
     replaced: FamilyState | None = field(default=None, compare=False, repr=False)
@@ -104,7 +107,7 @@ def from_model(item: GrantModel) -> Grant:
                  token_expires_at=_int(item.token_expires_at), previous_hash=item.previous_hash,
                  rotated_at=_int(item.rotated_at), retry_seal=item.retry_seal,
                  consumed=frozenset(item.consumed.as_dict().values()) if item.consumed else frozenset(),
-                 revoked_jtis=frozenset(item.revoked_jtis or ()))
+                 revoked_jtis=frozenset(item.revoked_jtis or ()), dpop_jkt=item.dpop_jkt)
 
 
 def to_model(grant: Grant) -> GrantModel:
@@ -172,38 +175,49 @@ def unstart_family(tx, sub: str, grant_id: str, family_token_hash: str | None) -
         family |= GrantModel.token_hash == family_token_hash
     tx.update(GrantModel(sub=sub, grant_id=grant_id),
               actions=[GrantModel.last_used_at.remove(), GrantModel.token_hash.remove(),
-                       GrantModel.token_expires_at.remove()],
+                       GrantModel.token_expires_at.remove(), GrantModel.dpop_jkt.remove()],
               condition=GrantModel.grant_id.exists() & family)
 
 
 def start_family(sub: str, grant_id: str, client_id: str, *, token_hash: str | None, token_expires_at: int | None,
-                 at: int) -> bool:
+                 at: int, dpop_jkt: str | None = None) -> bool:
     """At code redemption: mark the grant used and, when a refresh token is issued, make it the
-    family's current token. False when the grant is no longer active (signed out, revoked,
+    family's current token, bound to the DPoP key `dpop_jkt` when given (RFC 9449 §5: a public
+    client's refresh tokens). False when the grant is no longer active (signed out, revoked,
     replayed). Nothing is read back (ReturnValues NONE): the code carries what the response needs,
     and parsing the item back would cost as much CPU as the rest of the write."""
     actions = [GrantModel.last_used_at.set(at)]
     if token_hash is not None:
         actions += [GrantModel.token_hash.set(token_hash), GrantModel.token_expires_at.set(token_expires_at)]
+        if dpop_jkt is not None:
+            actions.append(GrantModel.dpop_jkt.set(dpop_jkt))
     return conditionally(lambda: GrantModel._get_connection().update_item(
         sub, grant_id, actions=actions, condition=_live(client_id, at)))
 
 
 def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rotation: int, successor_hash: str,
-           token_expires_at: int, retry_seal: str | None, at: int) -> Grant | None:
+           token_expires_at: int, retry_seal: str | None, at: int, dpop_jkt: str | None = None,
+           bind_dpop_key: bool = False) -> Grant | None:
     """Refresh rotation in one conditional UpdateItem: the presented token must be the family's
     current, unexpired one; it becomes the previous token and the successor the current one. Two
     concurrent rotations of one token cannot both pass (the second sees another current hash).
     `rotation` numbers the presented token in its family (the condition on its hash vouches for it);
     its slot remembers the presented token as consumed. None when refused; the caller reads the
-    grant (`get`) to learn why."""
+    grant (`get`) to learn why.
+
+    `dpop_jkt`: the thumbprint of the request's DPoP proof (None: no proof). A family bound to a
+    key rotates only for a proof of that key (RFC 9449 §5), checked by the same condition: a
+    refresh with another key or none writes nothing. `bind_dpop_key`: bind the family to it now
+    (a public client's first refresh with a proof; the condition ensures it was unbound or the same)."""
     slot, mark = str(rotation % CONSUMED_SLOTS), consumed_mark(presented_hash)
     actions = [GrantModel.previous_hash.set(presented_hash), GrantModel.rotated_at.set(at),
                GrantModel.token_hash.set(successor_hash), GrantModel.token_expires_at.set(token_expires_at),
                GrantModel.last_used_at.set(at), GrantModel.consumed[slot].set(mark),
                GrantModel.retry_seal.set(retry_seal) if retry_seal else GrantModel.retry_seal.remove()]
+    if bind_dpop_key and dpop_jkt is not None:
+        actions.append(GrantModel.dpop_jkt.set(dpop_jkt))
     condition = (_live(client_id, at) & (GrantModel.token_hash == presented_hash)
-                 & (GrantModel.token_expires_at > at))
+                 & (GrantModel.token_expires_at > at) & _key_allowed(dpop_jkt))
     answer = {}
 
     def write():
@@ -220,10 +234,17 @@ def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rota
     replaced = FamilyState(token_hash=before.token_hash, token_expires_at=before.token_expires_at,
                            previous_hash=before.previous_hash, rotated_at=before.rotated_at,
                            retry_seal=before.retry_seal, last_used_at=before.last_used_at, slot=slot,
-                           slot_mark=slots.get(slot))
+                           slot_mark=slots.get(slot), dpop_jkt=before.dpop_jkt)
+    bound = dpop_jkt if bind_dpop_key and dpop_jkt is not None else before.dpop_jkt
     return replace(before, previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
                    token_expires_at=token_expires_at, last_used_at=at, retry_seal=retry_seal or None,
-                   consumed=frozenset({**slots, slot: mark}.values()), replaced=replaced)
+                   consumed=frozenset({**slots, slot: mark}.values()), dpop_jkt=bound, replaced=replaced)
+
+
+def _key_allowed(dpop_jkt: str | None):
+    """The family is unbound, or bound to the key proved (RFC 9449 §5)."""
+    unbound = GrantModel.dpop_jkt.does_not_exist()
+    return unbound if dpop_jkt is None else unbound | (GrantModel.dpop_jkt == dpop_jkt)
 
 
 def undo_rotation(grant: Grant) -> bool:
@@ -246,7 +267,8 @@ def undo_rotation(grant: Grant) -> bool:
                put_back(GrantModel.previous_hash, state.previous_hash),
                put_back(GrantModel.rotated_at, state.rotated_at), put_back(GrantModel.retry_seal, state.retry_seal),
                put_back(GrantModel.last_used_at, state.last_used_at),
-               put_back(GrantModel.consumed[state.slot], state.slot_mark)]
+               put_back(GrantModel.consumed[state.slot], state.slot_mark),
+               put_back(GrantModel.dpop_jkt, state.dpop_jkt)]
     return conditionally(lambda: GrantModel._get_connection().update_item(
         grant.sub, grant.grant_id, actions=actions,
         condition=GrantModel.grant_id.exists() & (GrantModel.token_hash == grant.token_hash)))

@@ -312,6 +312,8 @@ class AuthorizationRequestModel(Model):
     #: The client's `connections` restriction when the request was validated (empty: any way in):
     #: connection ids and "password" (chalicelib/federation/home_realm.py).
     client_connections = _strings(null=True)
+    #: RFC 9449 §10: the JWK thumbprint the code is to be bound to (`dpop_jkt`), if the client named one.
+    dpop_jkt = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
 
@@ -424,6 +426,9 @@ class GrantModel(Model):
     consumed = MapAttribute(default=dict)
     #: `jti`s of this grant's access tokens revoked one by one (RFC 7009); bounded, see storage/grants.py.
     revoked_jtis = UnicodeSetAttribute(null=True)
+    #: RFC 9449 §5: a public client's refresh tokens are bound to this DPoP key (JWK thumbprint);
+    #: rotation's condition demands a proof of it (storage/grants.rotate).
+    dpop_jkt = UnicodeAttribute(null=True)
     by_client = GrantsByClient()
 
 
@@ -455,6 +460,8 @@ class AuthorizationCodeModel(Model):
     #: A random id of the redemption that consumed the code: tells that redemption's own write, seen
     #: again after a lost response, from another's (storage/codes.consume), and what `restore` undoes.
     redemption = UnicodeAttribute(null=True)
+    #: RFC 9449 §10: redeemable only with a DPoP proof of this key (JWK thumbprint); consume's condition.
+    dpop_jkt = UnicodeAttribute(null=True)
 
 
 class DeviceAuthorizationModel(Model):

@@ -17,12 +17,14 @@ _ALG_HASH = {"ES256": hashlib.sha256, "RS256": hashlib.sha256}
 def access_token_claims(*, issuer: str, sub: str, client_id: str, audience: list[str], scopes: list[str],
                         jti: str, iat: int, ttl: int, auth_time: int | None = None,
                         grant_id: str | None = None, acr: str | None = None, amr=(), act: dict | None = None,
-                        expires_at: int | None = None) -> dict:
+                        expires_at: int | None = None, cnf: dict | None = None) -> dict:
     """RFC 9068 §2.2. `grant_id` ties the token to its grant so revoking the grant revokes it.
     RFC 9068 §2.2.1: auth_time, acr and amr of the user's authentication, so a resource server can
     demand a stronger or fresher one (RFC 9470, chalicelib/verifier.py).
     `act`: RFC 8693 §4.1, who acts for `sub` (a token exchange's delegation chain, oauth/delegation.py).
-    `expires_at`: a cap on `exp` (RFC 8693: an exchanged token never outlives its subject token)."""
+    `expires_at`: a cap on `exp` (RFC 8693: an exchanged token never outlives its subject token).
+    `cnf`: RFC 7800 §3.1 confirmation, here RFC 9449 §6.1 `{"jkt": <JWK thumbprint>}`: the token
+    works only with a DPoP proof of that key."""
     claims = {
         "iss": issuer,
         "sub": sub,
@@ -35,6 +37,8 @@ def access_token_claims(*, issuer: str, sub: str, client_id: str, audience: list
     }
     if act is not None:
         claims["act"] = act
+    if cnf is not None:
+        claims["cnf"] = cnf
     if auth_time is not None:
         claims["auth_time"] = auth_time
     claims.update(authentication_claims(acr, amr))

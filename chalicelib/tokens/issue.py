@@ -20,23 +20,25 @@ def issue_tokens(settings: Settings, *, client: Client, sub: str, scopes: list[s
                  grant_id: str | None, auth_time: int | None, nonce: str | None, audience: list[str],
                  refresh_token: str | None = None, user_claims: dict | None = None, signer=None,
                  acr: str | None = None, amr=(), session_hash: str | None = None, act: dict | None = None,
-                 expires_at: int | None = None) -> dict:
+                 expires_at: int | None = None, cnf: dict | None = None) -> dict:
     """`user_claims`: the user's ID-token claims (user_attributes), kept with the session and the grant.
     `acr`, `amr`: how the user authenticated, kept with the code and the grant (chalicelib/oauth/acr.py).
     `signer`: the key ring's current signer, when the caller acquired it before consuming anything
     (chalicelib/undo.py). `session_hash`: the browser session the code came from (kept with the code
     and the grant); the ID token names it by its `sid` (chalicelib/oauth/backchannel_logout.py).
-    `act`, `expires_at`: a token exchange's delegation chain and lifetime cap (claims.access_token_claims)."""
+    `act`, `expires_at`: a token exchange's delegation chain and lifetime cap (claims.access_token_claims).
+    `cnf`: the DPoP key binding (chalicelib/oauth/dpop_binding.confirmation); the response then says
+    `token_type` DPoP (RFC 9449 §5)."""
     signer = signer or keyring.current_signer()
     iat = now()
     access_claims = claims.access_token_claims(
         issuer=settings.issuer, sub=sub, client_id=client.client_id, audience=audience, scopes=scopes,
         jti=new_secret(16), iat=iat, ttl=settings.access_token_ttl, auth_time=auth_time, grant_id=grant_id,
-        acr=acr, amr=amr, act=act, expires_at=expires_at)
+        acr=acr, amr=amr, act=act, expires_at=expires_at, cnf=cnf)
     access_token = jwt.encode(access_claims, signer, typ="at+jwt")
     response = {
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if cnf and "jkt" in cnf else "Bearer",
         "expires_in": access_claims["exp"] - iat,
         "scope": " ".join(scopes),
     }

@@ -254,7 +254,7 @@ def test_a_client_may_name_only_connections_that_exist(run):
     assert json.loads(run("clients", "update", client_id, "--connections", "")[1])["connections"] == []
     assert run("clients", "update", client_id) == (
         2, "", "error: nothing to change: give --require-mfa, --no-require-mfa, --connections, --auth-method, "
-           "--jwks-file, --jwks-uri, --require-par or --no-require-par\n")
+           "--jwks-file, --jwks-uri, --require-par, --no-require-par or --[no-]dpop-bound-access-tokens\n")
 
 
 def list_clients_count() -> int:

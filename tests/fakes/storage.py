@@ -143,28 +143,35 @@ class MemoryStorage:
                 and item["client_id"] == client_id)
         return item if live else None
 
-    def grants_start_family(self, sub, grant_id, client_id, *, token_hash, token_expires_at, at):
+    def grants_start_family(self, sub, grant_id, client_id, *, token_hash, token_expires_at, at, dpop_jkt=None):
         item = self._live(sub, grant_id, client_id, at)
         if item is None:
             return False
         item["last_used_at"] = at
         if token_hash is not None:
             item.update(token_hash=token_hash, token_expires_at=token_expires_at)
+            if dpop_jkt is not None:
+                item["dpop_jkt"] = dpop_jkt
         return True
 
     def grants_rotate(self, sub, grant_id, client_id, *, presented_hash, rotation, successor_hash, token_expires_at,
-                      retry_seal, at):
+                      retry_seal, at, dpop_jkt=None, bind_dpop_key=False):
         item = self._live(sub, grant_id, client_id, at)
         if item is None or item["token_hash"] != presented_hash or not (item["token_expires_at"] or 0) > at:
             return None
+        if item["dpop_jkt"] is not None and item["dpop_jkt"] != dpop_jkt:
+            return None  # storage.grants._key_allowed
         slot = str(rotation % grant_store.CONSUMED_SLOTS)
         replaced = grant_store.FamilyState(
             token_hash=item["token_hash"], token_expires_at=item["token_expires_at"],
             previous_hash=item["previous_hash"], rotated_at=item["rotated_at"], retry_seal=item["retry_seal"],
-            last_used_at=item["last_used_at"], slot=slot, slot_mark=item["consumed"].get(slot))
+            last_used_at=item["last_used_at"], slot=slot, slot_mark=item["consumed"].get(slot),
+            dpop_jkt=item["dpop_jkt"])
         item.update(previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
                     token_expires_at=token_expires_at, last_used_at=at, retry_seal=retry_seal or None)
         item["consumed"][slot] = grant_store.consumed_mark(presented_hash)
+        if bind_dpop_key and dpop_jkt is not None:
+            item["dpop_jkt"] = dpop_jkt
         return dataclasses.replace(_grant(item), replaced=replaced)
 
     def grants_undo_rotation(self, grant):
@@ -174,7 +181,7 @@ class MemoryStorage:
             return False
         item.update(token_hash=state.token_hash, token_expires_at=state.token_expires_at,
                     previous_hash=state.previous_hash, rotated_at=state.rotated_at, retry_seal=state.retry_seal,
-                    last_used_at=state.last_used_at)
+                    last_used_at=state.last_used_at, dpop_jkt=state.dpop_jkt)
         if state.slot_mark is None:
             item["consumed"].pop(state.slot, None)
         else:
@@ -259,11 +266,12 @@ class MemoryStorage:
             del self.authorization_requests[request_id]
         return None
 
-    def codes_consume(self, code, client_id, at):
+    def codes_consume(self, code, client_id, at, dpop_jkt=None):
         item = self.codes.get(sha256_hex(code))
         if item is None:
             return Refused("unknown")
-        if item["client_id"] == client_id and item["consumed_at"] is None and item["expires_at"] > at:
+        key_allowed = item["dpop_jkt"] is None or item["dpop_jkt"] == dpop_jkt
+        if item["client_id"] == client_id and item["consumed_at"] is None and item["expires_at"] > at and key_allowed:
             item.update(consumed_at=at, redemption=code_store.new_secret(12))
             return _code(item)
         # As the consistent read after a refused update tells it, in this order.
@@ -272,7 +280,9 @@ class MemoryStorage:
             return Refused("other_client", existing)
         if existing.consumed_at is not None:
             return Refused("replayed", existing)
-        return Refused("expired", existing)
+        if existing.expires_at <= at:
+            return Refused("expired", existing)
+        return Refused("dpop_key", existing)
 
     def codes_restore(self, code, *, family_token_hash):
         item = self.codes.get(code.code_hash)
@@ -281,7 +291,7 @@ class MemoryStorage:
                 or grant["token_hash"] not in (None, family_token_hash):
             return False
         item.update(consumed_at=None, redemption=None)
-        grant.update(last_used_at=None, token_hash=None, token_expires_at=None)
+        grant.update(last_used_at=None, token_hash=None, token_expires_at=None, dpop_jkt=None)
         return True
 
     # chalicelib.storage.sessions -------------------------------------------------------------------

@@ -270,6 +270,52 @@ def _refresh(world, family):
          "client_id": world.scenario.public.client_id}).encode())
 
 
+def _dpop_input(world, **authorize) -> dict:
+    """A DPoP key and the server's current nonce (computed before the request: the request itself
+    reads the nonce key on its cold container, and that read is failed too)."""
+    from chalicelib.config import settings
+    from chalicelib.oauth import dpop_binding
+    from tests.dpop_proofs import DpopKey
+
+    key = DpopKey()
+    return {"key": key, "nonce": dpop_binding.fresh_nonce(settings())}
+
+
+def _dpop_headers(value) -> dict:
+    return {**FORM, "DPoP": value["key"].proof(nonce=value["nonce"])}  # a fresh proof for every attempt
+
+
+def _dpop_code(world) -> dict:
+    from bench.scenario import SCOPE, WEB_APP
+
+    value = _dpop_input(world)
+    value["code"] = query_of(sign_in_and_consent(_signed_in(world), world.scenario.public.client_id, scope=SCOPE,
+                                                 redirect_uri=WEB_APP, dpop_jkt=value["key"].jkt))["code"]
+    return value
+
+
+def _dpop_redeem(world, value):
+    from bench.scenario import WEB_APP
+    from tests.routes.flow import VERIFIER
+
+    return world.http.post("/token", headers=_dpop_headers(value), body=urlencode(
+        {"grant_type": "authorization_code", "code": value["code"], "redirect_uri": WEB_APP,
+         "code_verifier": VERIFIER, "client_id": world.scenario.public.client_id}).encode())
+
+
+def _dpop_family(world) -> dict:
+    value = _dpop_code(world)
+    response = _dpop_redeem(world, value)
+    assert response.status_code == 200, response.body
+    return {**value, **json.loads(response.body)}
+
+
+def _dpop_refresh(world, family):
+    return world.http.post("/token", headers=_dpop_headers(family), body=urlencode(
+        {"grant_type": "refresh_token", "refresh_token": family["refresh_token"],
+         "client_id": world.scenario.public.client_id}).encode())
+
+
 def _login_form(world):
     from bench.scenario import EMAIL, PASSWORD
 
@@ -484,6 +530,13 @@ ENDPOINTS = {
                                                after_retry=_code_redeemed),
     "POST /token refresh_token": Endpoint(_family, _refresh, 200, after_fault=_family_unchanged,
                                           after_retry=_family_rotated),
+    # RFC 9449: the proof's jti (one PutItem) and the nonce key (one GetSecretValue per container).
+    "POST /token authorization_code (DPoP, dpop_jkt)": Endpoint(
+        _dpop_code, _dpop_redeem, 200, after_fault=lambda w, v, r: _code_unused_and_family_unstarted(w, v["code"], r),
+        after_retry=lambda w, v, r: _code_redeemed(w, v["code"], r)),
+    "POST /token refresh_token (DPoP-bound family)": Endpoint(_dpop_family, _dpop_refresh, 200,
+                                                              after_fault=_family_unchanged,
+                                                              after_retry=_family_rotated),
     "GET /authorize (signed in, consented)": Endpoint(lambda w: _signed_in(w), lambda w, b: b.get(_authorize_url(w)),
                                                       302, after_retry=_to_client_with_code),
     "GET /authorize (no session)": Endpoint(lambda w: Browser(w.http), lambda w, b: b.get(_authorize_url(w)), 302,

@@ -169,8 +169,10 @@ def test_with_the_kms_backend_no_iam_statement_mentions_kms_or_secrets(tmp_path)
     stage = stage_with(tmp_path, KEY_BACKEND="kms", KMS_SIGNER_ROLE_NAME="serverless-idp-prod-api")
     template = merge_template(stage)
     assert "SecretsKey" not in template["Resources"]
-    # Upstream connections' secrets (issue 15) are read with every key backend; they are not keys.
-    statements = [s for s in role_statements(template) if s.get("Sid") != "ReadConnectionSecrets"]
+    # Upstream connections' secrets (issue 15) and the DPoP nonce key (issue 16) are read with every
+    # key backend; they are not signing keys.
+    statements = [s for s in role_statements(template) if s.get("Sid") not in ("ReadConnectionSecrets",
+                                                                               "ReadDpopNonceKey")]
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert not {a for a in actions if a.startswith(("kms:", "secretsmanager:"))}
     assert template["Resources"]["ApiRole"]["Properties"]["RoleName"] == stage.settings.kms_signer_role_name
@@ -181,8 +183,10 @@ def test_with_the_envelope_backend_the_stage_key_opens_only_this_stages_signing_
     template = merge_template(stage)
     assert template["Resources"]["SecretsKeyAlias"]["Properties"] == {
         "AliasName": "alias/serverless-idp-prod-signing-keys", "TargetKeyId": {"Ref": "SecretsKey"}}
-    # Upstream connections' secrets (issue 15) are read with every key backend; they are not keys.
-    by_role = {role: {s["Sid"]: s for s in document["Statement"] if s["Sid"] != "ReadConnectionSecrets"}
+    # Upstream connections' secrets (issue 15) and the DPoP nonce key (issue 16) are read with every
+    # key backend; they are not signing keys.
+    by_role = {role: {s["Sid"]: s for s in document["Statement"]
+                      if s["Sid"] not in ("ReadConnectionSecrets", "ReadDpopNonceKey", "CreateDpopNonceKey")}
                for role, document in (("api", policy.api_policy(stage)), ("rotation", policy.rotation_policy(stage)))}
     kms = {role: {a for s in statements.values() for a in as_list(s["Action"]) if a.startswith(("kms:", "secretsmanager:"))}
            for role, statements in by_role.items()}

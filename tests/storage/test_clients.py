@@ -108,6 +108,7 @@ def test_defaults_and_deduplication():
         "connections": [],
         "post_logout_redirect_uris": [], "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
         "jwks": None, "jwks_uri": None, "require_pushed_authorization_requests": False,
+        "dpop_bound_access_tokens": False,
     }
     public = validate_client_metadata(client_name="SPA", client_type="public", redirect_uris=[APP])
     assert public["token_endpoint_auth_method"] == "none"

@@ -496,3 +496,50 @@ def test_connections_are_read_by_id_and_the_enabled_ones_in_button_order(same_on
     trace = same_on_both(scenario)
     assert [c.connection_id for c in trace[0]] == ["alpha", "zeta", "beta"]
     assert trace[1].acr_mapping == {"urn:x": "phr"} and trace[2].enabled is False and trace[3:] == [None, None]
+
+
+def test_dpop_bound_codes_and_families_give_way_only_to_their_key(same_on_both):
+    """RFC 9449 §10 and §5: a code bound with dpop_jkt is consumed, and a bound family rotated, only
+    for a proof of that key; a refused attempt writes nothing."""
+    def scenario(seed, at):
+        signed_in(seed, at)
+        record, grant = code_and_grant(at)
+        bound = dataclasses.replace(record, dpop_jkt="key-1")
+        codes.issue(bound, grant, session_hash=SESSION, session_generation=0, consent_pairs=None, request_id=None,
+                    at=at)
+
+        def rotate(n, jkt, bind=False, when=at + 1):
+            return grants.rotate(SUB, "grant-1", CLIENT, presented_hash=H0 if n == 0 else H1, rotation=n,
+                                 successor_hash=H1 if n == 0 else sha256_hex("h2"), token_expires_at=at + 100,
+                                 retry_seal=None, at=when, dpop_jkt=jkt, bind_dpop_key=bind)
+
+        trace = [codes.consume("code-1", CLIENT, at, dpop_jkt="key-2"), codes.consume("code-1", CLIENT, at),
+                 codes.consume("code-1", CLIENT, at, dpop_jkt="key-1"),
+                 grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 100, at=at,
+                                     dpop_jkt="key-1"),
+                 rotate(0, "key-2"), rotate(0, None), grants.get(SUB, "grant-1")]
+        rotated = rotate(0, "key-1")
+        trace += [rotated, grants.undo_rotation(rotated), grants.get(SUB, "grant-1")]
+        return trace
+
+    trace = same_on_both(scenario)
+    assert [r.reason for r in trace[:2]] == ["dpop_key", "dpop_key"] and trace[1].code.consumed_at is None
+    assert trace[2].dpop_jkt == "key-1" and trace[2].consumed_at is not None
+    assert trace[3] is True and trace[4:6] == [None, None]
+    assert (trace[6].token_hash, trace[6].dpop_jkt) == (H0, "key-1")
+    assert trace[7].token_hash == H1 and trace[8] is True and trace[9] == trace[6]
+
+
+def test_a_public_family_is_bound_at_its_first_rotation_with_a_proof(same_on_both):
+    def scenario(seed, at):
+        signed_in(seed, at)
+        issue(at)
+        grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 100, at=at)
+        rotated = grants.rotate(SUB, "grant-1", CLIENT, presented_hash=H0, rotation=0, successor_hash=H1,
+                                token_expires_at=at + 100, retry_seal=None, at=at + 1, dpop_jkt="key-1",
+                                bind_dpop_key=True)
+        return [rotated, grants.get(SUB, "grant-1"), grants.undo_rotation(rotated), grants.get(SUB, "grant-1")]
+
+    trace = same_on_both(scenario)
+    assert trace[0].dpop_jkt == "key-1" and trace[1].dpop_jkt == "key-1"
+    assert trace[2] is True and trace[3].dpop_jkt is None and trace[3].token_hash == H0
