@@ -151,3 +151,9 @@ def check_client_authentication(client_type: str, method: str, settings: Setting
 
 def _fapi2_algs(algs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(alg for alg in algs if alg in FAPI2_JWS_ALGS)
+
+
+def redirect_status(settings: Settings) -> int:
+    """The status of our redirects: FAPI 2.0 §5.3.2.2 item 11 "should use HTTP 303"; 302 otherwise
+    (browsers follow both with a GET)."""
+    return 303 if is_fapi2(settings) else 302
