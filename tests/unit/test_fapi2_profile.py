@@ -121,3 +121,9 @@ def test_core_discovery_still_offers_everything():
     document = metadata(load_settings(BASE))
     assert "none" in document["token_endpoint_auth_methods_supported"]
     assert "RS256" in document["dpop_signing_alg_values_supported"]
+
+
+def test_redirects_are_303_under_fapi2_and_302_otherwise():
+    """FAPI 2.0 §5.3.2.2 item 11: "should use HTTP 303"; the hosted pages' one redirect helper asks."""
+    assert profiles.redirect_status(load_settings(FAPI2)) == 303
+    assert profiles.redirect_status(load_settings(BASE)) == 302
