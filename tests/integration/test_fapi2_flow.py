@@ -84,8 +84,11 @@ def test_par_dpop_and_private_key_jwt_carry_a_user_to_a_bound_token(fapi2, bank_
                           headers={"Authorization": f"Bearer {token.access_token}"})
     assert bearer.status_code == 401, "a bound token is not a bearer token"
 
+    # FAPI 2.0 §5.3.2.1 item 9: no rotation. The same refresh token comes back and keeps working.
     refreshed = oauth.refresh_token(token)
-    assert refreshed.token_type == "DPoP"
+    assert refreshed.token_type == "DPoP" and refreshed.refresh_token == token.refresh_token
+    again = oauth.refresh_token(token)
+    assert again.refresh_token == token.refresh_token and again.access_token != refreshed.access_token
 
 
 def test_the_profile_refuses_the_front_channel_and_other_clients(fapi2, bank_app, tmp_path):
