@@ -374,7 +374,7 @@ def print_sender_constrained(results: dict[str, Measured], runs: int, floor: flo
 
     print()
     print(f"issue 16 sender-constrained paths (no targets): median handler CPU of {runs} in-process invocations, "
-          f"steady state (clients, signing key and the DPoP nonce key cached, except in the row that says not), "
+          f"steady state (clients, signing key and the DPoP nonce key cached, except in the \"cold nonce\" row), "
           f"the CPU of AWS calls included")
     _print_rows(results, floor, bare)
     print(f"{'difference to the twin':52s} {'calls':>5s} {'AWS':>3s} {'':4s} {'CPU ms':>7s}")

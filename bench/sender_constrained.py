@@ -37,13 +37,14 @@ ENV = {"CLIENT_CACHE_SECONDS": "86400"}
 
 CC, CC_DPOP = "POST /token client_credentials (Bearer)", "POST /token client_credentials (DPoP)"
 CODE, CODE_DPOP = "POST /token authorization_code (Bearer)", "POST /token authorization_code (DPoP, dpop_jkt)"
-REFRESH, REFRESH_DPOP = ("POST /token refresh_token, public client (Bearer)",
-                         "POST /token refresh_token, public client (DPoP-bound)")
+REFRESH, REFRESH_DPOP = ("POST /token refresh, public client (Bearer)",
+                         "POST /token refresh, public client (DPoP-bound)")
 USERINFO, USERINFO_DPOP = "GET /userinfo (Bearer)", "GET /userinfo (DPoP)"
 PAR = "POST /par (client_secret_basic)"
 AUTHORIZE, AUTHORIZE_PUSHED = ("GET /authorize (front channel, signed in, consented)",
                                "GET /authorize (request_uri, signed in, consented)")
-COLD = "POST /token client_credentials (DPoP, nonce key not yet read)"
+#: A DPoP request whose container has not read the nonce key yet (its first DPoP request at /token).
+COLD = "POST /token client_credentials (DPoP, cold nonce)"
 
 #: Each row that differs from a plain request -> its twin: the difference is what DPoP (or PAR) adds.
 TWINS = {CC_DPOP: CC, CODE_DPOP: CODE, REFRESH_DPOP: REFRESH, USERINFO_DPOP: USERINFO, AUTHORIZE_PUSHED: AUTHORIZE,

@@ -21,18 +21,18 @@ DYNAMODB = {
     "POST /token client_credentials (DPoP)": 1,  # the proof's jti
     "POST /token authorization_code (Bearer)": 2,  # the code's conditional update, the grant's family
     "POST /token authorization_code (DPoP, dpop_jkt)": 3,  # + the jti (the jkt check rides on the code's update)
-    "POST /token refresh_token, public client (Bearer)": 1,  # the family's conditional update
-    "POST /token refresh_token, public client (DPoP-bound)": 2,  # + the jti (the key check rides on the update)
+    "POST /token refresh, public client (Bearer)": 1,  # the family's conditional update
+    "POST /token refresh, public client (DPoP-bound)": 2,  # + the jti (the key check rides on the update)
     "GET /userinfo (Bearer)": 1,  # the grant and the user, one batch
     "GET /userinfo (DPoP)": 2,  # + the jti
     "POST /par (client_secret_basic)": 1,  # the pushed request, one put
     "GET /authorize (front channel, signed in, consented)": 2,  # the session, then one transaction
     "GET /authorize (request_uri, signed in, consented)": 3,  # + the pushed request's conditional consume
-    "POST /token client_credentials (DPoP, nonce key not yet read)": 1,  # the jti
+    "POST /token client_credentials (DPoP, cold nonce)": 1,  # the jti
 }
 #: Calls besides DynamoDB: only where the nonce key is not yet cached (once per container).
 OTHER_AWS = {label: {} for label in DYNAMODB} | {
-    "POST /token client_credentials (DPoP, nonce key not yet read)": {"secrets-manager:GetSecretValue": 1}}
+    "POST /token client_credentials (DPoP, cold nonce)": {"secrets-manager:GetSecretValue": 1}}
 
 
 def test_every_sender_constrained_path_runs_with_its_calls():
@@ -42,7 +42,7 @@ def test_every_sender_constrained_path_runs_with_its_calls():
     assert {label: sum(row["warm"].values()) for label, row in result.items()} == DYNAMODB
     # The proof's jti is a PutItem: the only call DPoP adds to any row.
     for label in ("POST /token client_credentials (DPoP)", "POST /token authorization_code (DPoP, dpop_jkt)",
-                  "POST /token refresh_token, public client (DPoP-bound)", "GET /userinfo (DPoP)"):
+                  "POST /token refresh, public client (DPoP-bound)", "GET /userinfo (DPoP)"):
         assert result[label]["warm"].get("PutItem") == 1, label
     assert {label: row["aws"] for label, row in result.items()} == OTHER_AWS
     assert {label: row["kms"] for label, row in result.items()} == {label: {} for label in DYNAMODB}
