@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 FAPI2 = "fapi2"
 #: FAPI2 §5.4.1 item 1.2: the only JWS algorithms created or accepted (EdDSA with Ed25519, the only
-#: curve client_assertions.fits accepts for it). Client assertions may use all three: PS256 takes
+#: curve keys/jwk.fits accepts for it). Client assertions may use all three: PS256 takes
 #: RS256's place for clients with RSA keys.
 FAPI2_JWS_ALGS = ("ES256", "PS256", "EdDSA")
 #: FAPI2 §5.3.2.1 item 11: "shall issue authorization codes with a maximum lifetime of 60 seconds".
@@ -92,7 +92,7 @@ def introspection_auth_methods(settings: Settings) -> tuple[str, ...]:
 
 def assertion_algs(settings: Settings) -> tuple[str, ...]:
     """JWS algorithms of private_key_jwt client assertions; FAPI2 §5.4.1 has PS256 instead of RS256
-    (client_assertions.fits checks an RSA key for either)."""
+    (keys/jwk.fits checks an RSA key for either)."""
     return FAPI2_JWS_ALGS if is_fapi2(settings) else CLIENT_ASSERTION_ALGS
 
 
