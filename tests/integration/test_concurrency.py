@@ -16,8 +16,6 @@ makes each DynamoDB action atomic as DynamoDB's own conditional writes are.
 """
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +25,7 @@ import pytest
 import requests
 
 from tests.integration.hosted_flow import REDIRECT_URI, TIMEOUT, HostedPages, new_client, new_user, query_of
+from tests.integration.moto_recording import update_items
 
 pytestmark = pytest.mark.integration
 
@@ -78,18 +77,7 @@ def update_items_for_code(stack, code: str) -> int:
     from chalicelib.hashing import sha256_hex
     from chalicelib.storage.models import AuthorizationCodeModel
 
-    key = {"code_hash": {"S": sha256_hex(code)}}
-    count = 0
-    with open(stack.state_dir / "moto-recording.jsonl") as recording:
-        for line in recording:
-            entry = json.loads(line)
-            headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
-            if headers.get("x-amz-target") != "DynamoDB_20120810.UpdateItem":
-                continue
-            body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
-            request = json.loads(body)
-            count += request["TableName"] == AuthorizationCodeModel.Meta.table_name and request["Key"] == key
-    return count
+    return update_items(stack, AuthorizationCodeModel.Meta.table_name, {"code_hash": {"S": sha256_hex(code)}})
 
 
 def grant_of(code: str):

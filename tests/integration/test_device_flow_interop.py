@@ -4,8 +4,6 @@ and 32 polls race on one approved device code, through HTTP and straight at the 
 exactly one getting the tokens."""
 from __future__ import annotations
 
-import base64
-import json
 import time
 from urllib.parse import urljoin, urlsplit
 
@@ -16,6 +14,7 @@ from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from chalicelib.capabilities import DEVICE_CODE
 from tests.integration.hosted_flow import PASSWORD, TIMEOUT, hidden_inputs, new_client, new_user
 from tests.integration.test_concurrency import RACERS, race
+from tests.integration.moto_recording import update_items
 
 pytestmark = pytest.mark.integration
 
@@ -88,18 +87,7 @@ def update_items_for_device(stack, user_code: str) -> int:
     from chalicelib.storage.device_codes import key
     from chalicelib.storage.models import DeviceAuthorizationModel
 
-    wanted = {"code_hash": {"S": key(user_code)}}
-    count = 0
-    with open(stack.state_dir / "moto-recording.jsonl") as recording:
-        for line in recording:
-            entry = json.loads(line)
-            headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
-            if headers.get("x-amz-target") != "DynamoDB_20120810.UpdateItem":
-                continue
-            body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
-            request = json.loads(body)
-            count += request["TableName"] == DeviceAuthorizationModel.Meta.table_name and request["Key"] == wanted
-    return count
+    return update_items(stack, DeviceAuthorizationModel.Meta.table_name, {"code_hash": {"S": key(user_code)}})
 
 
 def approved_device(discovered, idp):

@@ -11,8 +11,6 @@ of `make run` makes each DynamoDB action atomic: tests/integration/test_concurre
 """
 from __future__ import annotations
 
-import base64
-import json
 from urllib.parse import urlencode
 
 import pytest
@@ -20,6 +18,7 @@ import requests
 
 from tests.integration.hosted_flow import REDIRECT_URI, TIMEOUT, HostedPages, new_client, new_user, query_of
 from tests.integration.test_concurrency import RACERS, race
+from tests.integration.moto_recording import update_items
 
 pytestmark = pytest.mark.integration
 
@@ -100,18 +99,7 @@ def update_items_for(stack, request_uri: str) -> int:
     from chalicelib.hashing import sha256_hex
     from chalicelib.storage.models import PushedRequestModel
 
-    key = {"request_id": {"S": "par#" + sha256_hex(request_uri[len(PAR_REQUEST_URI_PREFIX):])}}
-    count = 0
-    with open(stack.state_dir / "moto-recording.jsonl") as recording:
-        for line in recording:
-            entry = json.loads(line)
-            headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
-            if headers.get("x-amz-target") != "DynamoDB_20120810.UpdateItem":
-                continue
-            body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
-            sent = json.loads(body)
-            count += sent["TableName"] == PushedRequestModel.Meta.table_name and sent["Key"] == key
-    return count
+    return update_items(stack, PushedRequestModel.Meta.table_name, {"request_id": {"S": "par#" + sha256_hex(request_uri[len(PAR_REQUEST_URI_PREFIX):])}})
 
 
 def push(stack, client_id: str) -> str:

@@ -1,0 +1,22 @@
+"""What a stack's moto server was asked: its recording (moto-recording.jsonl in the stack's state
+directory) read back, so a race test can count the conditional writes one item received."""
+from __future__ import annotations
+
+import base64
+import json
+
+
+def update_items(stack, table_name: str, key: dict) -> int:
+    """How many UpdateItem requests on the item `key` (DynamoDB JSON) of `table_name` the stack's
+    moto server has served."""
+    count = 0
+    with open(stack.state_dir / "moto-recording.jsonl") as recording:
+        for line in recording:
+            entry = json.loads(line)
+            headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
+            if headers.get("x-amz-target") != "DynamoDB_20120810.UpdateItem":
+                continue
+            body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
+            request = json.loads(body)
+            count += request["TableName"] == table_name and request["Key"] == key
+    return count
