@@ -280,6 +280,8 @@ class MemoryStorage:
         existing = _code(item)
         if existing.client_id != client_id:
             return Refused("other_client", existing)
+        if not key_allowed:
+            return Refused("dpop_key", existing)
         if existing.consumed_at is not None:
             return Refused("replayed", existing)
         if existing.expires_at <= at:

@@ -101,3 +101,25 @@ def test_within_the_grace_window_the_pre_binding_token_gets_no_successor_and_rev
     legit = refresh_with(http, agent.client_id, stolen, None)
     assert legit.status_code == 400 and error(legit) == "invalid_grant"
     assert error(refresh_with(http, agent.client_id, thiefs, thief)) == "invalid_grant", "the family was revoked"
+
+
+def test_a_spent_dpop_jkt_bound_code_replayed_without_its_key_does_not_revoke_the_grant(browser, http, agent, alice):
+    # RFC 9449 §10 makes an intercepted code useless without the key. Replaying it after the client
+    # redeemed it revoked the grant (a replay, RFC 6749 §4.1.2): whoever intercepted the code could
+    # end the user's sign-in at will, though only the key holder can have redeemed it. Like a bound
+    # refresh token presented without its key (oauth/refresh_tokens.py), it must change nothing.
+    key, thief = DpopKey(), DpopKey()
+    code = query_of(sign_in_and_consent(browser, agent.client_id, scope="openid email offline_access",
+                                        dpop_jkt=key.jkt))["code"]
+    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": VERIFIER, "client_id": agent.client_id}
+    tokens = json.loads(post_token(http, body, key.proof(nonce=nonce_of(http, agent.client_id, key))).body)
+    for attempt in (thief, None):
+        proof = attempt.proof(nonce=nonce_of(http, agent.client_id, attempt)) if attempt else None
+        replayed = post_token(http, body, proof)
+        assert replayed.status_code == 400 and error(replayed) == "invalid_grant"
+    refreshed = refresh_with(http, agent.client_id, tokens["refresh_token"], key)
+    assert refreshed.status_code == 200, "grant still active"
+    # The key holder replaying its own code is a replay as ever: the grant is revoked.
+    assert error(post_token(http, body, key.proof(nonce=nonce_of(http, agent.client_id, key)))) == "invalid_grant"
+    assert error(refresh_with(http, agent.client_id, json.loads(refreshed.body)["refresh_token"], key)) == "invalid_grant"

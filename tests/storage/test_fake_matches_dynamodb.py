@@ -587,3 +587,19 @@ def test_a_family_bound_at_redemption_is_bound_from_its_first_token(same_on_both
 
     trace = same_on_both(scenario)
     assert [t.dpop_bound_from for t in trace] == [0, 0, 0]
+
+
+def test_a_spent_bound_code_presented_without_its_key_is_a_key_refusal_not_a_replay(same_on_both):
+    """RFC 9449 §10: only the key holder can have redeemed a bound code, so its replay without the
+    key is told apart from a replay (which revokes the grant: grants/authorization_code.py)."""
+    def scenario(seed, at):
+        signed_in(seed, at)
+        record, grant = code_and_grant(at)
+        codes.issue(dataclasses.replace(record, dpop_jkt="key-1"), grant, session_hash=SESSION, session_generation=0,
+                    consent_pairs=None, request_id=None, at=at)
+        return [codes.consume("code-1", CLIENT, at, dpop_jkt="key-1"), codes.consume("code-1", CLIENT, at),
+                codes.consume("code-1", CLIENT, at, dpop_jkt="key-2"), codes.consume("code-1", CLIENT, at, dpop_jkt="key-1")]
+
+    trace = same_on_both(scenario)
+    assert trace[0].consumed_at is not None
+    assert [r.reason for r in trace[1:]] == ["dpop_key", "dpop_key", "replayed"]
