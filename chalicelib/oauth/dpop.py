@@ -80,6 +80,15 @@ def normalise_htu(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
 
 
+def _normalised_or_none(url: str) -> str | None:
+    """normalise_htu of a URL from a proof, None when it is not one (urlsplit raises ValueError for
+    e.g. an unclosed IPv6 bracket): a proof's claims never make a 500."""
+    try:
+        return normalise_htu(url)
+    except ValueError:
+        return None
+
+
 def access_token_hash(access_token: str) -> str:
     """RFC 9449 §4.2 `ath`: base64url(SHA-256(ASCII(access token))), unpadded."""
     digest = hashlib.sha256(access_token.encode("ascii")).digest()
@@ -141,10 +150,11 @@ def _checked_claims(claims: dict, jwk: dict, *, method: str, url: str, now: int,
     if claims.get("htm") != method:
         raise Refused(f"the DPoP proof's htm must be {method}", f"htm {echo(claims.get('htm'))}")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(url):
+    if not isinstance(htu, str) or _normalised_or_none(htu) != normalise_htu(url):
         raise Refused("the DPoP proof's htu does not name this endpoint", f"htu {echo(htu, 120)}")
     iat = claims.get("iat")
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool) or not math.isfinite(iat):
+    if (not isinstance(iat, (int, float)) or isinstance(iat, bool)
+            or (isinstance(iat, float) and not math.isfinite(iat))):
         # Python's json reads NaN and Infinity; NaN passes every comparison below (and int() of it
         # raises), so only finite numbers are times.
         raise Refused("the DPoP proof needs a numeric iat")

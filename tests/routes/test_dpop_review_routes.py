@@ -43,11 +43,12 @@ def error(response) -> str:
     return json.loads(response.body)["error"]
 
 
-def test_a_proof_with_a_nan_iat_is_invalid_dpop_proof_not_a_500(browser, http, agent, alice):
+@pytest.mark.parametrize("claims", [{"iat": float("nan")}, {"htu": "http://[::1/token"}])
+def test_a_proof_with_a_nan_iat_or_a_broken_htu_is_invalid_dpop_proof_not_a_500(browser, http, agent, alice, claims):
     key = DpopKey()
     body = {"grant_type": "authorization_code", "code": code_for(browser, agent.client_id),
             "redirect_uri": REDIRECT_URI, "code_verifier": VERIFIER, "client_id": agent.client_id}
-    response = post_token(http, body, key.proof(nonce=nonce_of(http, agent.client_id, key), iat=float("nan")))
+    response = post_token(http, body, key.proof(nonce=nonce_of(http, agent.client_id, key), **claims))
     assert response.status_code == 400 and error(response) == "invalid_dpop_proof"
     tokens = json.loads(redeem(http, agent.client_id, body["code"]).body)
     userinfo = http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
@@ -122,4 +123,5 @@ def test_a_spent_dpop_jkt_bound_code_replayed_without_its_key_does_not_revoke_th
     assert refreshed.status_code == 200, "grant still active"
     # The key holder replaying its own code is a replay as ever: the grant is revoked.
     assert error(post_token(http, body, key.proof(nonce=nonce_of(http, agent.client_id, key)))) == "invalid_grant"
-    assert error(refresh_with(http, agent.client_id, json.loads(refreshed.body)["refresh_token"], key)) == "invalid_grant"
+    successor = json.loads(refreshed.body)["refresh_token"]
+    assert error(refresh_with(http, agent.client_id, successor, key)) == "invalid_grant"

@@ -598,7 +598,8 @@ def test_a_spent_bound_code_presented_without_its_key_is_a_key_refusal_not_a_rep
         codes.issue(dataclasses.replace(record, dpop_jkt="key-1"), grant, session_hash=SESSION, session_generation=0,
                     consent_pairs=None, request_id=None, at=at)
         return [codes.consume("code-1", CLIENT, at, dpop_jkt="key-1"), codes.consume("code-1", CLIENT, at),
-                codes.consume("code-1", CLIENT, at, dpop_jkt="key-2"), codes.consume("code-1", CLIENT, at, dpop_jkt="key-1")]
+                codes.consume("code-1", CLIENT, at, dpop_jkt="key-2"),
+                codes.consume("code-1", CLIENT, at, dpop_jkt="key-1")]
 
     trace = same_on_both(scenario)
     assert trace[0].consumed_at is not None

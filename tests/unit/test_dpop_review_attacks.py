@@ -35,3 +35,12 @@ def test_an_htu_with_an_invalid_port_does_not_normalise_to_the_default_port(htu)
     with pytest.raises(DpopProofRefused):
         check(DpopKey().proof(htu=htu), ISSUER_TOKEN_URL)
     assert check(DpopKey().proof(htu="https://IDP.example.com:443/token"), ISSUER_TOKEN_URL)
+
+
+@pytest.mark.parametrize("claims", [{"iat": 10 ** 400}, {"htu": "http://[::1/token"},
+                                    {"htu": "https://[idp.example.com]/token"}])
+def test_claims_python_cannot_handle_as_times_or_urls_are_refused_not_a_crash(claims):
+    # A huge int is no float (math.isfinite raised OverflowError); an unclosed IPv6 bracket makes
+    # urlsplit raise ValueError: both were 500s at /token and /userinfo.
+    with pytest.raises(DpopProofRefused):
+        check(DpopKey().proof(**{"htu": ISSUER_TOKEN_URL, **claims}), ISSUER_TOKEN_URL)
