@@ -74,6 +74,8 @@ test: venv browser upstream-op
 ## outbound HTTP requests
 ## then issue 14's delegation paths (bench/delegation.py: private_key_jwt, token exchange, the ID-JAG issued and
 ## redeemed from a loopback trusted issuer, the device flow), the same columns
+## then issue 16's sender-constrained paths (bench/sender_constrained.py: DPoP at /token and /userinfo next to each
+## Bearer twin, /par, /authorize with a request_uri), the same columns and each twin's difference
 bench: venv
 	$(BIN)/python bench/request_cpu.py
 

@@ -6,12 +6,14 @@ no server, so handy while changing storage code; CPU figures need `make bench` (
 would count here). Besides the table's paths, the two requests that lead a returning user to
 POST /login. "cold": the first request of a path (per-container caches empty); "warm": the next.
 Then issue 12's self-service paths (bench/self_service.py), issue 13's second-factor paths
-(bench/second_factor.py), issue 15's federation and logout paths (bench/federation.py) and issue 14's
-delegation paths (bench/delegation.py), with their
+(bench/second_factor.py), issue 15's federation and logout paths (bench/federation.py), issue 14's
+delegation paths (bench/delegation.py) and issue 16's sender-constrained paths
+(bench/sender_constrained.py), with their
 KMS calls, SES SendEmail calls, SQS and Secrets Manager calls, outbound HTTP requests and argon2id
 evaluations.
 --json prints the figures as one JSON line instead (tests/integration/test_self_service_bench.py,
-test_second_factor_bench.py, test_federation_bench.py and test_delegation_bench.py run it so the bench's paths cannot rot).
+test_second_factor_bench.py, test_federation_bench.py, test_delegation_bench.py and
+test_sender_constrained_bench.py run it so the bench's paths cannot rot).
 Run: .venv/bin/python bench/dynamodb_calls.py [--json]
 """
 from __future__ import annotations
@@ -27,9 +29,10 @@ os.environ.update({"STAGE": "local", "ISSUER": "http://localhost:8000", "TABLE_P
                    "SECRET_PREFIX": "idp/bench/", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                    "AWS_DEFAULT_REGION": "us-east-1", "LOG_LEVEL": "ERROR"})
 os.environ.pop("AWS_ENDPOINT_URL", None)
-from bench import delegation, federation, second_factor, self_service  # noqa: E402  (after the path)
+from bench import delegation, federation, second_factor, self_service, sender_constrained  # noqa: E402  (after the path)
 
-os.environ.update({**self_service.ENV, **second_factor.ENV, **federation.ENV, **delegation.ENV})
+os.environ.update({**self_service.ENV, **second_factor.ENV, **federation.ENV, **delegation.ENV,
+                   **sender_constrained.ENV})
 
 
 def sign_in_steps(http, scenario) -> dict:
@@ -65,12 +68,14 @@ def main() -> None:
         second_factor.seed(scenario)
         federation.seed(scenario)
         delegation.seed(scenario)
+        sender_constrained.seed(scenario)
         with Client(app, stage_name="local") as client:
             results = measure({**paths(client.http, scenario), **sign_in_steps(client.http, scenario)}, runs=1)
             accounts = measure(self_service.paths(client.http, scenario), runs=1)
             factors = measure(second_factor.paths(client.http, scenario), runs=1)
             federated = measure(federation.paths(client.http, scenario), runs=1)
             delegated = measure(delegation.paths(client.http, scenario), runs=1)
+            constrained = measure(sender_constrained.paths(client.http, scenario), runs=1)
 
     if "--json" in sys.argv:
         print(json.dumps({table: {label: {"cold": m.first_calls, "warm": m.calls, "kms": m.kms, "emails": m.emails,
@@ -78,9 +83,10 @@ def main() -> None:
                                   for label, m in measured.items()}
                           for table, measured in (("oauth", results), ("self_service", accounts),
                                                   ("second_factor", factors), ("federation", federated),
-                                                  ("delegation", delegated))}))
+                                                  ("delegation", delegated),
+                                                  ("sender_constrained", constrained))}))
         return
-    every = {**results, **accounts, **factors, **federated, **delegated}
+    every = {**results, **accounts, **factors, **federated, **delegated, **constrained}
     width = max(map(len, every))
     print(f"{'request':{width}s}  {'cold':>4s}  {'warm':>4s}  {'KMS':>3s}  {'emails':>6s}  {'HTTP':>4s}  "
           f"warm, by operation")

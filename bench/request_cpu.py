@@ -30,12 +30,16 @@ around Chalice's event handler (EventSourceHandler.__call__), as Chalice.__call_
 Issue 14's delegation paths (bench/delegation.py: private_key_jwt, token exchange with `act` chains,
 the ID-JAG issued and redeemed from a trusted issuer on loopback, the device authorization grant)
 follow as a fifth, the same way as the fourth.
+Issue 16's sender-constrained paths (bench/sender_constrained.py: DPoP at /token and /userinfo, each
+next to its Bearer twin, and pushed authorization requests) follow as a sixth, the same way, with
+each twin's difference below it.
 Run: make bench   (or .venv/bin/python bench/request_cpu.py [N] [cold runs] [self-service runs]
-[second-factor runs] [federation runs] [delegation runs], defaults 200, 15, 50 and the self-service
-runs for the rest; cold runs 0 skips the cold start, self-service runs 0 the second table,
-second-factor runs 0 the third, federation runs 0 the fourth, delegation runs 0 the fifth)
+[second-factor runs] [federation runs] [delegation runs] [sender-constrained runs], defaults 200, 15,
+50 and the self-service runs for the rest; cold runs 0 skips the cold start, self-service runs 0 the
+second table, second-factor runs 0 the third, federation runs 0 the fourth, delegation runs 0 the
+fifth, sender-constrained runs 0 the sixth)
 One of the later tables alone, on a moto server of its own, with this machine's floor and bare call:
-.venv/bin/python bench/request_cpu.py --table {self_service,second_factor,federation,delegation} N
+.venv/bin/python bench/request_cpu.py --table {self_service,second_factor,federation,delegation,sender_constrained} N
 (its last line: the figures as JSON, for `make bench`)
 """
 from __future__ import annotations
@@ -73,7 +77,8 @@ class Measured:
 
 #: The separate accounts tables: name -> (module, the child's flag); each runs on a moto server of its own.
 TABLES = {"self_service": "bench.self_service", "second_factor": "bench.second_factor",
-          "federation": "bench.federation", "delegation": "bench.delegation"}
+          "federation": "bench.federation", "delegation": "bench.delegation",
+          "sender_constrained": "bench.sender_constrained"}
 
 #: Where argon2id is reached from, as (module, name): the modules that bind it at import, and
 #: chalicelib.passwords itself for the callers that import it when called.
@@ -168,8 +173,10 @@ def measure(paths: dict, runs: int) -> dict[str, Measured]:
                 for samples in probe.values():
                     samples.clear()
                 response = request(value)
-                # 303: where the next request must be a GET (to an upstream identity provider).
-                assert response.status_code in (200, 302, 303), (label, response.status_code, response.body[:300])
+                # 303: where the next request must be a GET (to an upstream identity provider); 201: a
+                # pushed authorization request (RFC 9126 §2.2).
+                assert response.status_code in (200, 201, 302, 303), (label, response.status_code,
+                                                                      response.body[:300])
                 calls.append(dict(probe["calls"]))
                 # The request's own invocation is the last one (an input may have made others).
                 cpu.append(probe["cpu"][-1] - sum(probe["argon2"]))
@@ -228,7 +235,8 @@ def floor_paths() -> dict:
 def measure_requests(runs: int, *, table: str | None = None) -> dict[str, Measured]:
     """The app's paths (bench/scenario.py) and the floor, on a moto server in another process; or,
     with `table` (a name of TABLES), issue 12's paths (bench/self_service.py), issue 13's
-    (bench/second_factor.py), issue 15's (bench/federation.py) or issue 14's (bench/delegation.py) alone, on a moto server of their
+    (bench/second_factor.py), issue 15's (bench/federation.py), issue 14's (bench/delegation.py) or issue 16's
+    (bench/sender_constrained.py) alone, on a moto server of their
     own (a moto server slows down as items pile up: after the OAuth paths' runs a sign-up's
     transactions outlasted the request's AWS deadline). Either way the floor (FLOOR) and the bare
     call (BARE_CALL) come last, so that a table's child can print its table by itself."""
@@ -358,8 +366,28 @@ def print_delegation(results: dict[str, Measured], runs: int, floor: float, bare
     _print_rows(results, floor, bare)
 
 
+def print_sender_constrained(results: dict[str, Measured], runs: int, floor: float, bare: float) -> None:
+    """Issue 16's table: no targets; the columns of issue 15's (print_federation), then what each
+    DPoP (or pushed) row adds to its twin (bench/sender_constrained.TWINS): DynamoDB calls, other AWS
+    calls and CPU."""
+    from bench.sender_constrained import TWINS
+
+    print()
+    print(f"issue 16 sender-constrained paths (no targets): median handler CPU of {runs} in-process invocations, "
+          f"steady state (clients, signing key and the DPoP nonce key cached, except in the \"cold nonce\" row), "
+          f"the CPU of AWS calls included")
+    _print_rows(results, floor, bare)
+    print(f"{'difference to the twin':52s} {'calls':>5s} {'AWS':>3s} {'':4s} {'CPU ms':>7s}")
+    for label, twin in TWINS.items():
+        if label in results and twin in results:
+            row, base = results[label], results[twin]
+            print(f"{label:52s} {sum(row.calls.values()) - sum(base.calls.values()):+5d} "
+                  f"{sum(row.aws.values()) - sum(base.aws.values()):+3d} {'':4s} "
+                  f"{row.cpu_ms - base.cpu_ms:+7.2f}  vs {twin}")
+
+
 def _print_rows(results: dict[str, Measured], floor: float, bare: float) -> None:
-    """The rows of print_federation's and print_delegation's tables."""
+    """The rows of print_federation's, print_delegation's and print_sender_constrained's tables."""
     print(f"{'request':52s} {'calls':>5s} {'AWS':>3s} {'HTTP':>4s} {'CPU ms':>7s} {'HTTP ms':>7s} {'x floor':>7s} "
           f"{'beyond calls':>12s}  by operation")
     for label, measured in results.items():
@@ -377,7 +405,8 @@ def _print_rows(results: dict[str, Measured], floor: float, bare: float) -> None
 
 #: TABLES' print functions.
 PRINTERS = {"self_service": print_self_service, "second_factor": print_second_factor,
-            "federation": print_federation, "delegation": print_delegation}
+            "federation": print_federation, "delegation": print_delegation,
+            "sender_constrained": print_sender_constrained}
 
 
 def main() -> None:
@@ -399,6 +428,7 @@ def main() -> None:
     second_factor_runs = int(sys.argv[4]) if len(sys.argv) > 4 else self_service_runs
     federation_runs = int(sys.argv[5]) if len(sys.argv) > 5 else self_service_runs
     delegation_runs = int(sys.argv[6]) if len(sys.argv) > 6 else self_service_runs
+    sender_constrained_runs = int(sys.argv[7]) if len(sys.argv) > 7 else self_service_runs
     from bench import cold_start
     from bench.scenario import TARGETS
 
@@ -408,6 +438,7 @@ def main() -> None:
     second_factors = table_in_a_child("second_factor", second_factor_runs) if second_factor_runs else {}
     federated = table_in_a_child("federation", federation_runs) if federation_runs else {}
     delegated = table_in_a_child("delegation", delegation_runs) if delegation_runs else {}
+    constrained = table_in_a_child("sender_constrained", sender_constrained_runs) if sender_constrained_runs else {}
     floor = results[FLOOR].cpu_ms
     bare = results[BARE_CALL].cpu_ms
     print(f"issue 10 benchmark: warm requests, median handler CPU of {runs} in-process invocations "
@@ -434,6 +465,8 @@ def main() -> None:
         print_federation(federated, federation_runs, floor, bare)
     if delegated:
         print_delegation(delegated, delegation_runs, floor, bare)
+    if constrained:
+        print_sender_constrained(constrained, sender_constrained_runs, floor, bare)
 
     # Cost per MAU from this run's CPU (argon2id included) and the units measured in a child process.
     from bench import cost

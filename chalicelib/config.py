@@ -198,8 +198,7 @@ class Settings:
     #: A refresh-token family ends this long after sign-in, however used (90 days).
     refresh_token_absolute_ttl: int = setting("REFRESH_TOKEN_ABSOLUTE_TTL", 7776000, parse=_int)
     #: A consumed refresh token presented again within this window returns the same successor instead
-    #: of revoking the family (network retries). 0 is off; under PROFILE=fapi2 it is
-    #: profiles.FAPI2_REFRESH_GRACE_SECONDS instead (FAPI 2.0 §5.3.2.1 Note 1 asks for a retry).
+    #: of revoking the family (network retries). 0 is off. (PROFILE=fapi2 does not rotate at all.)
     refresh_grace_seconds: int = setting("REFRESH_GRACE_SECONDS", 0, parse=_int)
     #: How long a container reuses a client's registration without reading DynamoDB. Disabling a
     #: client takes effect within this window.

@@ -16,8 +16,9 @@ PROFILE=fapi2 means:
   backends sign ES256;
 - no client ID metadata documents: they describe public clients, and §5.3.2.1 item 3 allows only
   confidential ones (CLIENT_ID_DOCUMENTS is off; set to anything else it is a ConfigError);
-- refresh tokens keep rotating, with the retry of Note 1 to §5.3.2.1 guaranteed: REFRESH_GRACE_SECONDS
-  0 (off) becomes FAPI2_REFRESH_GRACE_SECONDS (see `apply` for why rotation is kept);
+- refresh tokens are not rotated (§5.3.2.1 item 9: "shall not use refresh token rotation except in
+  extraordinary circumstances"): every client is confidential, so its refresh token is worthless
+  without the client's key, and a refresh keeps the same token (`rotates_refresh_tokens`);
 - clients authenticate with private_key_jwt only, at every endpoint (§5.3.2.1 item 6; MTLS is not
   offered), so public clients are refused too (item 3); only such clients can be created;
 - a client assertion's `aud` must be the issuer identifier, as a string (§5.3.2.1 item 8);
@@ -36,18 +37,13 @@ if TYPE_CHECKING:
 
 FAPI2 = "fapi2"
 #: FAPI2 §5.4.1 item 1.2: the only JWS algorithms created or accepted (EdDSA with Ed25519, the only
-#: curve client_assertions.fits accepts for it). Client assertions may use all three: PS256 takes
+#: curve keys/jwk.fits accepts for it). Client assertions may use all three: PS256 takes
 #: RS256's place for clients with RSA keys.
 FAPI2_JWS_ALGS = ("ES256", "PS256", "EdDSA")
 #: FAPI2 §5.3.2.1 item 11: "shall issue authorization codes with a maximum lifetime of 60 seconds".
 FAPI2_MAX_CODE_TTL = 60
 #: FAPI2 §5.3.2.2 item 12: request_uri `expires_in` "of less than 600 seconds".
 FAPI2_PAR_TTL_LIMIT = 600
-#: Seconds a client may retry a refresh with its previous token under PROFILE=fapi2 when
-#: REFRESH_GRACE_SECONDS is 0 (Note 1 to §5.3.2.1). Long enough for a client that crashed between
-#: the response and storing the new token to come back; a confidential client must authenticate
-#: with its private key for the retry, so a longer window gives a thief of the old token nothing.
-FAPI2_REFRESH_GRACE_SECONDS = 300
 
 
 def is_fapi2(settings: Settings) -> bool:
@@ -56,17 +52,7 @@ def is_fapi2(settings: Settings) -> bool:
 
 def apply(settings: Settings) -> None:
     """Settings.__post_init__: force or refuse what FAPI2 decides (see the module docstring).
-    Raises config.ConfigError for a setting FAPI2 forbids. Nothing for PROFILE=oauth2.1.
-
-    Refresh rotation: §5.3.2.1 item 9 says "shall not use refresh token rotation except in
-    extraordinary circumstances", and its Note 1 explains why: rotation gives no security with
-    confidential clients and sender-constrained tokens, and a client that fails to store the new
-    token has no way back. It allows rotation if the server offers "the time-limited option to
-    retry with the old refresh token". We keep rotation and make that retry always available: a
-    retry within the grace window gets the same successor (oauth/refresh_tokens.py), so Note 1's
-    failure mode cannot strand a client, while the refresh stays the one conditional write it is
-    for every other client (and that part A's DPoP key binding of public clients shares).
-    """
+    Raises config.ConfigError for a setting FAPI2 forbids. Nothing for PROFILE=oauth2.1."""
     if not is_fapi2(settings):
         return
     from .config import ConfigError
@@ -89,8 +75,6 @@ def apply(settings: Settings) -> None:
     derive(settings, "par_required", True)
     derive(settings, "dpop_required", True)
     derive(settings, "client_id_documents", "off")
-    if settings.refresh_grace_seconds == 0:
-        derive(settings, "refresh_grace_seconds", FAPI2_REFRESH_GRACE_SECONDS)
 
 
 def client_auth_methods(settings: Settings) -> tuple[str, ...]:
@@ -108,7 +92,7 @@ def introspection_auth_methods(settings: Settings) -> tuple[str, ...]:
 
 def assertion_algs(settings: Settings) -> tuple[str, ...]:
     """JWS algorithms of private_key_jwt client assertions; FAPI2 §5.4.1 has PS256 instead of RS256
-    (client_assertions.fits checks an RSA key for either)."""
+    (keys/jwk.fits checks an RSA key for either)."""
     return FAPI2_JWS_ALGS if is_fapi2(settings) else CLIENT_ASSERTION_ALGS
 
 
@@ -151,3 +135,19 @@ def check_client_authentication(client_type: str, method: str, settings: Setting
 
 def _fapi2_algs(algs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(alg for alg in algs if alg in FAPI2_JWS_ALGS)
+
+
+def redirect_status(settings: Settings) -> int:
+    """The status of our redirects: FAPI 2.0 §5.3.2.2 item 11 "should use HTTP 303"; 302 otherwise
+    (browsers follow both with a GET)."""
+    return 303 if is_fapi2(settings) else 302
+
+
+def rotates_refresh_tokens(settings: Settings) -> bool:
+    """Does a refresh replace the refresh token? The core rotates every use (OAuth 2.1 §4.3.1, with
+    reuse detection: chalicelib/oauth/refresh_tokens.py). FAPI 2.0 §5.3.2.1 item 9 says not to:
+    its clients are all confidential, so a refresh token is bound to the client's private_key_jwt
+    authentication already, and rotation would only make a lost response cost the client its family.
+    The same token then stays valid while it is used within REFRESH_TOKEN_IDLE_TTL, up to the
+    family's REFRESH_TOKEN_ABSOLUTE_TTL, and revocation ends it as before."""
+    return not is_fapi2(settings)

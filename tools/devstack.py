@@ -47,7 +47,7 @@ STARTUP_TIMEOUT = 60
 STOP_TIMEOUT = 5
 #: Settings ./idp-admin must share with the stack to reach the same tables and keys.
 SHARED_WITH_ADMIN = ("PORT", "MOTO_PORT", "ISSUER", "TABLE_PREFIX", "SECRET_PREFIX", "KEY_BACKEND",
-                     "LOCAL_STATE_DIR")
+                     "LOCAL_STATE_DIR", "PROFILE")
 
 #: Requests that change nothing, by X-Amz-Target operation: replaying them only costs time.
 READ_ONLY_OPERATIONS = {
@@ -196,7 +196,7 @@ def bootstrap(env: dict[str, str], kms_keys: Path) -> None:
     from chalicelib.keys import keyring
     from chalicelib.storage.tables import bootstrap_tables
 
-    from chalicelib import logout_queue
+    from chalicelib import logout_queue, profiles
     from chalicelib.config import settings
 
     if os.environ.get("KEY_BACKEND") == "kms-envelope":
@@ -210,7 +210,11 @@ def bootstrap(env: dict[str, str], kms_keys: Path) -> None:
     sender = ensure_sender_identity()
     if sender:
         print(f"devstack: verified the email sender {sender} in SES (moto)", flush=True)
-    if demo_app.register_client(int(env["DEMO_PORT"])):
+    if profiles.is_fapi2(settings()):
+        # FAPI 2.0 admits only confidential private_key_jwt clients; the demo app is a public one.
+        print("devstack: PROFILE=fapi2: the demo app's public client is not registered (FAPI 2.0 allows "
+              "only private_key_jwt clients)", flush=True)
+    elif demo_app.register_client(int(env["DEMO_PORT"])):
         print(f"devstack: registered the demo app's client {demo_app.CLIENT_ID}", flush=True)
 
 
@@ -302,9 +306,13 @@ def banner(env: dict[str, str], shell: dict[str, str], base_url: str, discovery:
     defaults = local_defaults({})
     admin = "".join(f"{name}={shlex.quote(shell[name])} " for name in SHARED_WITH_ADMIN
                     if shell.get(name) not in (None, "", defaults.get(name))) + "./idp-admin"
+    demo = (f"Open {demo_url} and click Sign in.\n"
+            f"  (the demo app, client {demo_app.CLIENT_ID}: sign in, or create an account; emails land in the outbox)"
+            if env.get("PROFILE") != "fapi2" else
+            "PROFILE=fapi2: the demo app cannot sign in here (FAPI 2.0 admits only private_key_jwt clients; see\n"
+            "  README, FAPI 2.0 profile).")
     return f"""
-Open {demo_url} and click Sign in.
-  (the demo app, client {demo_app.CLIENT_ID}: sign in, or create an account; emails land in the outbox)
+{demo}
 
 Local IdP is running (Ctrl-C stops it; state survives restarts).
   issuer     {discovery.get("issuer", env["ISSUER"])}

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 from chalice import Response
 
-from .. import i18n, pages
+from .. import i18n, pages, profiles
 from ..config import settings
 from ..errors import OAuthError, TemporarilyUnavailable, UntrustedRequest
 from ..log import get_logger, request_id as current_request_id
@@ -123,11 +123,13 @@ def shows_errors(view):
 
 
 def redirect(location: str, cookies=()) -> Response:
+    """302, or under PROFILE=fapi2 303 (FAPI 2.0 §5.3.2.2 item 11: "should use HTTP 303", which says
+    outright that the next request is a GET, whatever this one was: RFC 9110 §15.4.4)."""
     headers = {"Location": location, "Cache-Control": "no-store", "Pragma": "no-cache",
                "Referrer-Policy": "no-referrer"}
     if cookies:
         headers["Set-Cookie"] = list(cookies)
-    return Response(body="", status_code=302, headers=headers)
+    return Response(body="", status_code=profiles.redirect_status(settings()), headers=headers)
 
 
 def deliver_error(exc, *, hold: bool, cookies=()) -> Response:

@@ -2,6 +2,8 @@
 grant_type), /par (RFC 9126), /revoke (RFC 7009) and /introspect (RFC 7662)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from chalice import Blueprint, CORSConfig
 
 from ..config import settings
@@ -36,22 +38,39 @@ def _authenticated_form():
     return form, client, method
 
 
+def _dpop_request(current):
+    """The request's DPoP header (every field of it joined: two proofs are refused, RFC 9449 §4.3
+    item 1) and the headers each answer to it carries: with DPOP_NONCE, a request carrying a proof
+    gets the nonce to use next on success and error alike (§8.2)."""
+    from ..oauth import dpop_binding
+
+    dpop_header = ",".join(header_values(bp.current_request, "dpop")) or None
+    return dpop_header, (dpop_binding.nonce_headers(current) if dpop_header is not None else {})
+
+
+@contextmanager
+def _errors_carry(headers: dict):
+    try:
+        yield
+    except OAuthError as exc:
+        for name, value in headers.items():
+            exc.extra_headers.setdefault(name, value)
+        raise
+
+
 @route(bp, "/token", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
 def token():
     """Parse -> authenticate -> grant_type -> DPoP proof (RFC 9449 §5) -> the grant's handler.
 
     The proof is checked after client authentication, so an unauthenticated caller never gets to
-    spend a jti (the one conditional PutItem a proof costs). With DPOP_NONCE every answer to a
-    request carrying a proof, success or error, brings the nonce to use next (§8.2), and so does the
-    refusal of a request that lacks a proof it needed: the client's next proof can carry it at once."""
+    spend a jti (the one conditional PutItem a proof costs). The refusal of a request that lacks a
+    proof it needed carries a nonce too: the client's next proof can carry it at once."""
     from ..grants import HANDLERS
     from ..oauth import dpop_binding
 
     current = settings()
-    request = bp.current_request
-    dpop_header = ",".join(header_values(request, "dpop")) or None
-    nonce = dpop_binding.nonce_headers(current) if dpop_header is not None else {}
-    try:
+    dpop_header, nonce = _dpop_request(current)
+    with _errors_carry(nonce):
         form, client, _method = _authenticated_form()
         grant_type = form.get("grant_type")
         if not grant_type:
@@ -67,10 +86,6 @@ def token():
             # RFC 9449 §5.2 (dpop_bound_access_tokens) / DPOP_REQUIRED: no proof, no token.
             raise InvalidDpopProof("a DPoP proof is required", headers=dpop_binding.nonce_headers(current))
         return json_response(handler(form, client, current, proof), headers=nonce)
-    except OAuthError as exc:
-        for name, value in nonce.items():
-            exc.extra_headers.setdefault(name, value)
-        raise
 
 
 @route(bp, "/device_authorization", ["POST"], content_types=[FORM], cors=TOKEN_CORS)
@@ -88,11 +103,20 @@ def pushed_authorization_request():
     pushes an authorization request; 201 with the request_uri for /authorize and its lifetime."""
     from ..oauth import pushed_authorization
 
+    from ..oauth import dpop_binding
+
     limit = pushed_authorization.MAX_BODY_BYTES
     if len(bp.current_request.raw_body or b"") > limit:  # RFC 9126 §2.3: 413 beyond our bound
         raise PayloadTooLarge(f"a pushed authorization request must be at most {limit} bytes")
-    form, client, _method = _authenticated_form()
-    return json_response(pushed_authorization.push(form, client, settings()), status=201)
+    current = settings()
+    dpop_header, nonce = _dpop_request(current)
+    with _errors_carry(nonce):
+        form, client, _method = _authenticated_form()
+        # RFC 9449 §10.1: a proof at the PAR endpoint binds the code to its key, as dpop_jkt would.
+        proof = dpop_binding.proof_for(dpop_header, method="POST", url=f"{current.issuer}/par", settings=current,
+                                       require_nonce=current.dpop_nonce)
+        return json_response(pushed_authorization.push(form, client, current, proof=proof), status=201,
+                             headers=nonce)
 
 
 @route(bp, "/revoke", ["POST"], content_types=[FORM], cors=TOKEN_CORS)

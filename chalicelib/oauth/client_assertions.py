@@ -31,13 +31,13 @@ import json
 from typing import TYPE_CHECKING
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .. import profiles
 from ..capabilities import PRIVATE_KEY_JWT
 from ..errors import AssertionRefused as Refused
 from ..errors import (DocumentError, InvalidClient, InvalidRequest, TemporarilyUnavailable, UpstreamFailed,
                       UpstreamUnavailable, echo)
+from ..keys.jwk import fits
 from ..log import get_logger, now
 
 if TYPE_CHECKING:
@@ -201,16 +201,3 @@ def _key(client: Client, header: dict, alg: str, settings: Settings):
     if not fits(key, alg):
         raise Refused(GENERIC, f"kid {echo(kid)} is not a public key for {alg}")
     return key
-
-
-def fits(key, alg: str) -> bool:
-    """Is `key` a public key `alg` verifies with: P-256 for ES256 (RFC 7518 §3.4), RSA of at least
-    2048 bits for RS256 and PS256 (§3.3, §3.5), Ed25519 for EdDSA (RFC 8037 §3.1)? A private key never fits: a JWK
-    Set that publishes one lets anybody sign as the client."""
-    if alg == "ES256":
-        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
-    if alg in ("RS256", "PS256"):  # PS256: RFC 7518 §3.5, the RSA algorithm FAPI 2.0 §5.4.1 allows
-        return isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048
-    if alg == "EdDSA":
-        return isinstance(key, ed25519.Ed25519PublicKey)
-    return False

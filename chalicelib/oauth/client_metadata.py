@@ -181,7 +181,7 @@ def client_keys(method: str, jwks, jwks_uri, *, others: str = "refuse") -> dict:
     purposes we do not offer too, such as request objects, so a self-registered client may send them).
 
     - `jwks`: a JWK Set of 1 to MAX_CLIENT_KEYS public keys that can verify a client assertion
-      (client_assertions.fits: P-256, RSA of 2048 bits or more, Ed25519), each with `use` "sig" if
+      (keys/jwk.fits: P-256, RSA of 2048 bits or more, Ed25519), each with `use` "sig" if
       any and an `alg` of CLIENT_ASSERTION_ALGS if any, with distinct `kid`s when there are several
       (OIDC Core §10.1 picks the key by kid). A private key is refused: we must never hold one that
       could sign as the client. Stored as compact JSON text.
@@ -234,7 +234,7 @@ def check_jwks(jwks) -> dict:
 def _verifies(jwk: dict, alg) -> bool:
     import jwt
 
-    from .client_assertions import fits
+    from ..keys.jwk import fits
 
     try:
         return fits(jwt.PyJWK(jwk, algorithm=alg).key, alg)

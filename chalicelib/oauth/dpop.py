@@ -36,8 +36,7 @@ import jwt
 from ..capabilities import DPOP_ALGS, DPOP_PROOF_TYP
 from ..errors import DpopProofRefused as Refused
 from ..errors import echo
-from ..keys.jwk import thumbprint
-from .client_assertions import fits
+from ..keys.jwk import fits, thumbprint
 
 #: RFC 7517/7518 members that only a private (or symmetric) key has.
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})

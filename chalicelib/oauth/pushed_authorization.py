@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..capabilities import PAR_REQUEST_URI_PREFIX
 from ..config import Settings
-from ..errors import InvalidRequestUri, RedirectableError, UntrustedRequest
+from ..errors import InvalidDpopProof, InvalidRequestUri, RedirectableError, UntrustedRequest
 from ..hashing import new_secret, sha256_hex
 from ..log import get_logger, now
 
@@ -47,9 +47,12 @@ FRONT_CHANNEL_PARAMS = frozenset({"client_id", "request_uri"})
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-def push(form: dict, client: Client, settings: Settings) -> dict:
+def push(form: dict, client: Client, settings: Settings, *, proof=None) -> dict:
     """RFC 9126 §2.1-§2.2: check the authorization request `form` pushed by the authenticated
-    `client`, store it, and return the 201 response body. Raises OAuthError (the JSON error)."""
+    `client`, store it, and return the 201 response body. Raises OAuthError (the JSON error).
+
+    `proof`: the request's checked DPoP proof (oauth/dpop.Proof), if any. RFC 9449 §10.1: it binds
+    the code to its key, as a `dpop_jkt` parameter does; when both are sent they must agree."""
     from ..storage import pushed_requests
     from . import authorization
 
@@ -57,6 +60,10 @@ def push(form: dict, client: Client, settings: Settings) -> dict:
     # §2.1: client_id is required as in any authorization request; client authentication has
     # checked any the client sent against its credentials, so it is the authenticated client's.
     params["client_id"] = client.client_id
+    if proof is not None:
+        if params.get("dpop_jkt", proof.jkt) != proof.jkt:
+            raise InvalidDpopProof("dpop_jkt does not name the DPoP proof's key")
+        params["dpop_jkt"] = proof.jkt
     redirect_uri = authorization.trusted_redirect(params, client)
     try:
         authorization.validate(params, client, redirect_uri, settings, pushed=True)

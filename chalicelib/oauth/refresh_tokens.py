@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 
-from .. import sealing
+from .. import profiles, sealing
 from ..config import Settings
 from ..errors import InvalidGrant
 from ..hashing import matches_hash, new_secret, sha256_hex
@@ -88,13 +88,15 @@ def rotate(settings: Settings, token: str, client_id: str, *, dpop_jkt: str | No
            bind_dpop_key: bool = False) -> tuple[grants.Grant, str]:
     """Consume `token` and return (its grant, the successor token). Raises InvalidGrant.
     `dpop_jkt`: the thumbprint of the request's DPoP proof; `bind_dpop_key`: bind the family to it
-    (family_key: a public client's proof)."""
+    (family_key: a public client's proof). Under PROFILE=fapi2 (profiles.rotates_refresh_tokens) the
+    "successor" is `token` itself: the same conditional write checks it and moves its idle expiry on."""
     sub, grant_id, n = parse(token)
     at = now()
-    successor = new_token(sub, grant_id, n + 1)
+    rotating = profiles.rotates_refresh_tokens(settings)
+    successor = new_token(sub, grant_id, n + 1) if rotating else token
     successor_hash = token_hash(successor)
     retry_seal = (sealing.seal(token, successor, purpose=RETRY_SEAL_PURPOSE, bound_to=successor_hash)
-                  if settings.refresh_grace_seconds > 0 else None)
+                  if rotating and settings.refresh_grace_seconds > 0 else None)
     presented_hash = token_hash(token)
     grant = grants.rotate(sub, grant_id, client_id, presented_hash=presented_hash, rotation=n,
                           successor_hash=successor_hash, token_expires_at=at + settings.refresh_token_idle_ttl,

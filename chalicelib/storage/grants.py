@@ -213,16 +213,22 @@ def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rota
     `dpop_jkt`: the thumbprint of the request's DPoP proof (None: no proof). A family bound to a
     key rotates only for a proof of that key (RFC 9449 §5), checked by the same condition: a
     refresh with another key or none writes nothing. `bind_dpop_key`: bind the family to it now
-    (a public client's first refresh with a proof; the condition ensures it was unbound or the same)."""
+    (a public client's first refresh with a proof; the condition ensures it was unbound or the same).
+
+    `successor_hash` == `presented_hash` (PROFILE=fapi2, FAPI 2.0 §5.3.2.1 item 9): no rotation; the
+    same condition, and the write only moves the token's idle expiry and last use on."""
     slot, mark = str(rotation % CONSUMED_SLOTS), consumed_mark(presented_hash)
-    actions = [GrantModel.previous_hash.set(presented_hash), GrantModel.rotated_at.set(at),
-               GrantModel.token_hash.set(successor_hash), GrantModel.token_expires_at.set(token_expires_at),
-               GrantModel.last_used_at.set(at), GrantModel.consumed[slot].set(mark),
-               GrantModel.retry_seal.set(retry_seal) if retry_seal else GrantModel.retry_seal.remove()]
+    keeping = successor_hash == presented_hash  # PROFILE=fapi2: no rotation, the token stays current
+    actions = [GrantModel.token_expires_at.set(token_expires_at), GrantModel.last_used_at.set(at)]
+    if not keeping:
+        actions += [GrantModel.previous_hash.set(presented_hash), GrantModel.rotated_at.set(at),
+                    GrantModel.token_hash.set(successor_hash), GrantModel.consumed[slot].set(mark),
+                    GrantModel.retry_seal.set(retry_seal) if retry_seal else GrantModel.retry_seal.remove()]
+    first_bound = rotation if keeping else rotation + 1  # the first token bound, if this binds
     if bind_dpop_key and dpop_jkt is not None:
         # The first binding records where it began (the condition allows only the same key after).
         actions += [GrantModel.dpop_jkt.set(dpop_jkt),
-                    GrantModel.dpop_bound_from.set(GrantModel.dpop_bound_from | rotation + 1)]
+                    GrantModel.dpop_bound_from.set(GrantModel.dpop_bound_from | first_bound)]
     condition = (_live(client_id, at) & (GrantModel.token_hash == presented_hash)
                  & (GrantModel.token_expires_at > at) & _key_allowed(dpop_jkt))
     answer = {}
@@ -245,7 +251,10 @@ def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rota
                            dpop_bound_from=before.dpop_bound_from)
     binds = bind_dpop_key and dpop_jkt is not None
     bound = dpop_jkt if binds else before.dpop_jkt
-    bound_from = rotation + 1 if binds and before.dpop_bound_from is None else before.dpop_bound_from
+    bound_from = first_bound if binds and before.dpop_bound_from is None else before.dpop_bound_from
+    if keeping:
+        return replace(before, token_expires_at=token_expires_at, last_used_at=at, dpop_jkt=bound,
+                       dpop_bound_from=bound_from, replaced=replaced)
     return replace(before, previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
                    token_expires_at=token_expires_at, last_used_at=at, retry_seal=retry_seal or None,
                    consumed=frozenset({**slots, slot: mark}.values()), dpop_jkt=bound, dpop_bound_from=bound_from,

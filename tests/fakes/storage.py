@@ -167,13 +167,15 @@ class MemoryStorage:
             previous_hash=item["previous_hash"], rotated_at=item["rotated_at"], retry_seal=item["retry_seal"],
             last_used_at=item["last_used_at"], slot=slot, slot_mark=item["consumed"].get(slot),
             dpop_jkt=item["dpop_jkt"], dpop_bound_from=item["dpop_bound_from"])
-        item.update(previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
-                    token_expires_at=token_expires_at, last_used_at=at, retry_seal=retry_seal or None)
-        item["consumed"][slot] = grant_store.consumed_mark(presented_hash)
+        item.update(token_expires_at=token_expires_at, last_used_at=at)
+        if successor_hash != presented_hash:  # equal: PROFILE=fapi2 keeps the token (no rotation)
+            item.update(previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
+                        retry_seal=retry_seal or None)
+            item["consumed"][slot] = grant_store.consumed_mark(presented_hash)
         if bind_dpop_key and dpop_jkt is not None:
             item["dpop_jkt"] = dpop_jkt
             if item["dpop_bound_from"] is None:
-                item["dpop_bound_from"] = rotation + 1
+                item["dpop_bound_from"] = rotation if successor_hash == presented_hash else rotation + 1
         return dataclasses.replace(_grant(item), replaced=replaced)
 
     def grants_undo_rotation(self, grant):

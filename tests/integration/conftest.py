@@ -59,7 +59,7 @@ class Stack:
             if self.process.poll() is not None:
                 pytest.fail(f"devstack exited with {self.process.returncode} before serving\n{self.output()}")
             # The banner comes once every server (the demo app last) answers.
-            if "and click Sign in" in _read(self.stdout):
+            if "Local IdP is running" in _read(self.stdout):
                 return
             time.sleep(0.2)
         pytest.fail(f"devstack did not start within {READY_TIMEOUT}s\n{self.output()}")

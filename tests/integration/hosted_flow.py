@@ -89,21 +89,22 @@ class HostedPages:
         return self.http.post(urljoin(self.base_url, action), data=body, headers=self.origin,
                               allow_redirects=False, timeout=TIMEOUT)
 
-    def authorize(self, authorization_url: str, email: str, password: str = PASSWORD) -> str:
-        """Sign in and allow; returns the final redirect Location (to the client's redirect URI)."""
+    def authorize(self, authorization_url: str, email: str, password: str = PASSWORD, *, redirect: int = 302) -> str:
+        """Sign in and allow; returns the final redirect Location (to the client's redirect URI).
+        `redirect`: the status of every redirect on the way (303 under PROFILE=fapi2)."""
         response = self._get(authorization_url)
-        assert response.status_code == 302, response.text
+        assert response.status_code == redirect, response.text
         location = response.headers["Location"]
         if urlsplit(location).path == "/login":
             page = self._get(location)
             assert page.status_code == 200, page.text
             response = self._post_form("/login", page, {"username": email, "password": password})
-            assert response.status_code == 302, response.text
+            assert response.status_code == redirect, response.text
             location = response.headers["Location"]
         if urlsplit(location).path == "/consent":
             page = self._get(location)
             assert page.status_code == 200, page.text
             response = self._post_form("/consent", page, {"decision": "allow"})
-            assert response.status_code == 302, response.text
+            assert response.status_code == redirect, response.text
             location = response.headers["Location"]
         return location

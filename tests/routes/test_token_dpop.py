@@ -276,3 +276,60 @@ def test_the_example_script_makes_proofs_the_token_endpoint_accepts(http, backen
     tokens = json.loads(post_token(http, {"grant_type": "client_credentials"}, proof, basic(client, secret)).body)
     assert claims(tokens["access_token"])["cnf"] == {"jkt": jkt}
     assert claims(dpop_proof.proof(path, "GET", "http://localhost:8000/userinfo", "-", "at"))["ath"]
+
+
+def _attack(key: DpopKey, name: str, nonce: str) -> str:
+    """A proof broken in one way (RFC 9449 §4.3), otherwise right: the current nonce, this endpoint."""
+    import time
+    import uuid
+
+    now = int(time.time())
+    body = {"jti": uuid.uuid4().hex, "htm": "POST", "htu": TOKEN_URL, "iat": now, "nonce": nonce}
+    if name == "wrong-htm":
+        return key.proof(htm="GET", nonce=nonce)
+    if name == "wrong-htu":
+        return key.proof(htu="http://localhost:8000/token/other", nonce=nonce)
+    if name == "stale-iat":
+        return key.proof(iat=now - 61, nonce=nonce)
+    if name == "future-iat":
+        return key.proof(iat=now + 60, nonce=nonce)
+    if name == "no-jti":
+        return key.proof(nonce=nonce, jti=None)
+    if name == "wrong-typ":
+        return key.proof(nonce=nonce, headers={"typ": "JWT"})
+    if name == "private-key-in-jwk":
+        d = jwt.algorithms.ECAlgorithm.to_jwk(key.private_key, as_dict=True)["d"]
+        return key.proof(nonce=nonce, headers={"jwk": {**key.jwk, "d": d}})
+    if name == "hmac":  # RFC 8725 §2.1: the "key" an attacker would use is the public jwk itself
+        import base64
+        import hashlib
+        import hmac
+
+        def b64(raw: bytes) -> str:
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+        # Signed by hand: pyjwt itself refuses a JWK-looking HMAC key.
+        signing_input = (b64(json.dumps({"alg": "HS256", "typ": "dpop+jwt", "jwk": key.jwk}).encode()) + "."
+                         + b64(json.dumps(body).encode()))
+        mac = hmac.new(json.dumps(key.jwk).encode(), signing_input.encode(), hashlib.sha256).digest()
+        return signing_input + "." + b64(mac)
+    if name == "none":
+        return jwt.encode(body, None, algorithm="none", headers={"typ": "dpop+jwt", "jwk": key.jwk})
+    if name == "another-keys-signature":
+        return jwt.encode(body, DpopKey().private_key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": key.jwk})
+    if name == "two-proofs":
+        return key.proof(nonce=nonce) + ", " + key.proof(nonce=nonce)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", ["wrong-htm", "wrong-htu", "stale-iat", "future-iat", "no-jti", "wrong-typ",
+                                  "private-key-in-jwk", "hmac", "none", "another-keys-signature", "two-proofs"])
+def test_each_broken_proof_is_invalid_dpop_proof_and_issues_nothing(http, backend, name):
+    client, secret = backend
+    key = DpopKey()
+    nonce = nonce_of(http, key)
+    response = post_token(http, {"grant_type": "client_credentials"}, _attack(key, name, nonce), basic(client, secret))
+    assert response.status_code == 400, response.body
+    assert error(response) == "invalid_dpop_proof"
+    assert "access_token" not in json.loads(response.body)
+    assert response.headers["DPoP-Nonce"], "the nonce comes with the refusal, for the next try"

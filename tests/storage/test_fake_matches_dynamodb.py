@@ -545,6 +545,30 @@ def test_a_public_family_is_bound_at_its_first_rotation_with_a_proof(same_on_bot
     assert trace[2] is True and trace[3].dpop_jkt is None and trace[3].token_hash == H0
 
 
+def test_a_kept_token_stays_current_and_only_its_idle_expiry_moves(same_on_both):
+    """PROFILE=fapi2 (FAPI 2.0 §5.3.2.1 item 9): the successor is the presented token itself."""
+    def scenario(seed, at):
+        signed_in(seed, at)
+        issue(at)
+        grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 100, at=at)
+
+        def keep(when, client_id=CLIENT):
+            return grants.rotate(SUB, "grant-1", client_id, presented_hash=H0, rotation=0, successor_hash=H0,
+                                 token_expires_at=when + 100, retry_seal=None, at=when)
+
+        first, second = keep(at + 50), keep(at + 120)
+        return [first, second, keep(at + 121, OTHER), keep(at + 500), grants.get(SUB, "grant-1"),
+                grants.undo_rotation(second), grants.get(SUB, "grant-1")]
+
+    trace = same_on_both(scenario)
+    at = trace[0].last_used_at - 50
+    assert (trace[0].token_hash, trace[0].previous_hash, trace[0].token_expires_at) == (H0, None, at + 150)
+    assert trace[1].token_expires_at == at + 220, "used within its idle lifetime: still current"
+    assert trace[2:4] == [None, None], "another client's, or gone idle"
+    assert (trace[4].token_hash, trace[4].previous_hash, trace[4].consumed) == (H0, None, frozenset())
+    assert trace[5] is True and trace[6].token_expires_at == at + 150
+
+
 def test_a_family_remembers_the_rotation_from_which_it_is_bound(same_on_both):
     """dpop_bound_from: 0 for a family bound at redemption; for one bound at a refresh, the rotation
     number of its first bound token, kept by later rotations with the same key and put back by undo

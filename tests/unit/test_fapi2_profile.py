@@ -55,11 +55,11 @@ def test_client_id_documents_are_off_under_fapi2_whatever_registration_allows():
     assert "client_id_metadata_document_supported" not in metadata(load_settings(FAPI2))
 
 
-def test_refresh_rotation_always_offers_the_retry_under_fapi2():
-    """§5.3.2.1 item 9 and its Note 1: rotation only with a time-limited retry with the old token."""
-    assert load_settings(FAPI2).refresh_grace_seconds == profiles.FAPI2_REFRESH_GRACE_SECONDS > 0
-    assert load_settings({**FAPI2, "REFRESH_GRACE_SECONDS": "0"}).refresh_grace_seconds > 0
-    assert load_settings({**FAPI2, "REFRESH_GRACE_SECONDS": "45"}).refresh_grace_seconds == 45
+def test_refresh_tokens_are_not_rotated_under_fapi2():
+    """§5.3.2.1 item 9: "shall not use refresh token rotation except in extraordinary circumstances"."""
+    assert not profiles.rotates_refresh_tokens(load_settings(FAPI2))
+    assert profiles.rotates_refresh_tokens(load_settings(BASE))
+    assert load_settings(FAPI2).refresh_grace_seconds == 0, "nothing rotates, so there is nothing to retry"
 
 
 def test_client_authentication_is_private_key_jwt_only():
@@ -121,3 +121,9 @@ def test_core_discovery_still_offers_everything():
     document = metadata(load_settings(BASE))
     assert "none" in document["token_endpoint_auth_methods_supported"]
     assert "RS256" in document["dpop_signing_alg_values_supported"]
+
+
+def test_redirects_are_303_under_fapi2_and_302_otherwise():
+    """FAPI 2.0 §5.3.2.2 item 11: "should use HTTP 303"; the hosted pages' one redirect helper asks."""
+    assert profiles.redirect_status(load_settings(FAPI2)) == 303
+    assert profiles.redirect_status(load_settings(BASE)) == 302
