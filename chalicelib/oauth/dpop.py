@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -71,9 +72,20 @@ def normalise_htu(url: str) -> str:
     try:
         port = parts.port
     except ValueError:
-        port = None
+        # Not a port: kept as written, so it can never equal a URL of ours (dropping it made
+        # "https://host:99999/token" the same endpoint as "https://host/token").
+        return urlunsplit((scheme, parts.netloc.lower(), parts.path or "/", "", ""))
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+
+
+def _normalised_or_none(url: str) -> str | None:
+    """normalise_htu of a URL from a proof, None when it is not one (urlsplit raises ValueError for
+    e.g. an unclosed IPv6 bracket): a proof's claims never make a 500."""
+    try:
+        return normalise_htu(url)
+    except ValueError:
+        return None
 
 
 def access_token_hash(access_token: str) -> str:
@@ -137,10 +149,13 @@ def _checked_claims(claims: dict, jwk: dict, *, method: str, url: str, now: int,
     if claims.get("htm") != method:
         raise Refused(f"the DPoP proof's htm must be {method}", f"htm {echo(claims.get('htm'))}")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(url):
+    if not isinstance(htu, str) or _normalised_or_none(htu) != normalise_htu(url):
         raise Refused("the DPoP proof's htu does not name this endpoint", f"htu {echo(htu, 120)}")
     iat = claims.get("iat")
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+    if (not isinstance(iat, (int, float)) or isinstance(iat, bool)
+            or (isinstance(iat, float) and not math.isfinite(iat))):
+        # Python's json reads NaN and Infinity; NaN passes every comparison below (and int() of it
+        # raises), so only finite numbers are times.
         raise Refused("the DPoP proof needs a numeric iat")
     if iat > now + FUTURE_LEEWAY:
         raise Refused("the DPoP proof's iat is in the future", f"iat {iat} now {now}")

@@ -104,12 +104,12 @@ def rotate(settings: Settings, token: str, client_id: str, *, dpop_jkt: str | No
     if grant is not None:
         return grant, successor
     return _after_refusal(settings, token, presented_hash, sub, grant_id, client_id, at, successor, successor_hash,
-                          dpop_jkt)
+                          dpop_jkt, rotation=n)
 
 
 def _after_refusal(settings: Settings, token: str, presented_hash: str, sub: str, grant_id: str, client_id: str,
                    at: int, successor: str, successor_hash: str,
-                   dpop_jkt: str | None = None) -> tuple[grants.Grant, str]:
+                   dpop_jkt: str | None = None, rotation: int = 0) -> tuple[grants.Grant, str]:
     """Work out why the rotation was refused; revoke the family on reuse. Returns the grace
     successor, or our own successor when our rotation did happen, or raises InvalidGrant."""
     grant = grants.get(sub, grant_id)
@@ -126,13 +126,17 @@ def _after_refusal(settings: Settings, token: str, presented_hash: str, sub: str
         log.info("refresh rotation found already applied (response lost, write retried)",
                  extra={"grant_id": grant_id})
         return grant, successor
-    if grant.dpop_jkt is not None and grant.dpop_jkt != dpop_jkt:
-        # Before any reuse check: without the key, presenting a token (even an old one) changes nothing.
+    other_key = grant.dpop_jkt is not None and grant.dpop_jkt != dpop_jkt
+    if other_key and rotation >= (grant.dpop_bound_from or 0):
+        # Before any reuse check: without the key, presenting a token of the bound family (even an
+        # old one) changes nothing. A token from before the family was bound (at a refresh: whoever
+        # bound it held that token) is another matter: its holder without the key is one of two
+        # parties that had it, which is reuse (RFC 9700 §4.14.2), never a grace retry.
         raise InvalidGrant(KEY_MISMATCH, detail=f"family bound to {grant.dpop_jkt}, proof {dpop_jkt}")
     if matches_hash(token, grant.token_hash):
         raise InvalidGrant(GENERIC, detail="refresh token expired (idle)")
     if matches_hash(token, grant.previous_hash):
-        within_grace = (0 < settings.refresh_grace_seconds and grant.rotated_at is not None
+        within_grace = (not other_key and 0 < settings.refresh_grace_seconds and grant.rotated_at is not None
                         and at - grant.rotated_at <= settings.refresh_grace_seconds)
         successor = _sealed_successor(token, grant) if within_grace else None
         if successor is not None:

@@ -195,6 +195,10 @@ def consume(code: str, client_id: str, at: int, dpop_jkt: str | None = None) -> 
         return existing  # our own write, its answer lost and the write retried by botocore
     if existing.client_id != client_id:
         return Refused("other_client", existing)
+    if existing.dpop_jkt is not None and existing.dpop_jkt != dpop_jkt:
+        # Before the replay check: only the key holder can have redeemed a bound code, so a replay
+        # without the key proves no theft and must not let its sender revoke the grant.
+        return Refused("dpop_key", existing)
     if existing.consumed_at is not None:
         return Refused("replayed", existing)
     if existing.expires_at <= at:

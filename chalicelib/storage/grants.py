@@ -58,6 +58,7 @@ class FamilyState:
     slot: str
     slot_mark: str | None
     dpop_jkt: str | None = None
+    dpop_bound_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class Grant:
     revoked_jtis: frozenset = frozenset()
     #: RFC 9449 §5: the DPoP key (JWK thumbprint) a public client's refresh tokens are bound to.
     dpop_jkt: str | None = None
+    #: The rotation number of its first token bound to `dpop_jkt` (None or 0: bound from the start).
+    dpop_bound_from: int | None = None
     #: After `rotate`: the family as it was before, so that a rotation whose answer could not be
     #: made can be undone (`undo_rotation`). Not part of the grant's value.
     replaced: FamilyState | None = field(default=None, compare=False, repr=False)
@@ -107,7 +110,8 @@ def from_model(item: GrantModel) -> Grant:
                  token_expires_at=_int(item.token_expires_at), previous_hash=item.previous_hash,
                  rotated_at=_int(item.rotated_at), retry_seal=item.retry_seal,
                  consumed=frozenset(item.consumed.as_dict().values()) if item.consumed else frozenset(),
-                 revoked_jtis=frozenset(item.revoked_jtis or ()), dpop_jkt=item.dpop_jkt)
+                 revoked_jtis=frozenset(item.revoked_jtis or ()), dpop_jkt=item.dpop_jkt,
+                 dpop_bound_from=_int(item.dpop_bound_from))
 
 
 def to_model(grant: Grant) -> GrantModel:
@@ -175,7 +179,8 @@ def unstart_family(tx, sub: str, grant_id: str, family_token_hash: str | None) -
         family |= GrantModel.token_hash == family_token_hash
     tx.update(GrantModel(sub=sub, grant_id=grant_id),
               actions=[GrantModel.last_used_at.remove(), GrantModel.token_hash.remove(),
-                       GrantModel.token_expires_at.remove(), GrantModel.dpop_jkt.remove()],
+                       GrantModel.token_expires_at.remove(), GrantModel.dpop_jkt.remove(),
+                       GrantModel.dpop_bound_from.remove()],
               condition=GrantModel.grant_id.exists() & family)
 
 
@@ -190,7 +195,7 @@ def start_family(sub: str, grant_id: str, client_id: str, *, token_hash: str | N
     if token_hash is not None:
         actions += [GrantModel.token_hash.set(token_hash), GrantModel.token_expires_at.set(token_expires_at)]
         if dpop_jkt is not None:
-            actions.append(GrantModel.dpop_jkt.set(dpop_jkt))
+            actions += [GrantModel.dpop_jkt.set(dpop_jkt), GrantModel.dpop_bound_from.set(0)]
     return conditionally(lambda: GrantModel._get_connection().update_item(
         sub, grant_id, actions=actions, condition=_live(client_id, at)))
 
@@ -219,8 +224,11 @@ def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rota
         actions += [GrantModel.previous_hash.set(presented_hash), GrantModel.rotated_at.set(at),
                     GrantModel.token_hash.set(successor_hash), GrantModel.consumed[slot].set(mark),
                     GrantModel.retry_seal.set(retry_seal) if retry_seal else GrantModel.retry_seal.remove()]
+    first_bound = rotation if keeping else rotation + 1  # the first token bound, if this binds
     if bind_dpop_key and dpop_jkt is not None:
-        actions.append(GrantModel.dpop_jkt.set(dpop_jkt))
+        # The first binding records where it began (the condition allows only the same key after).
+        actions += [GrantModel.dpop_jkt.set(dpop_jkt),
+                    GrantModel.dpop_bound_from.set(GrantModel.dpop_bound_from | first_bound)]
     condition = (_live(client_id, at) & (GrantModel.token_hash == presented_hash)
                  & (GrantModel.token_expires_at > at) & _key_allowed(dpop_jkt))
     answer = {}
@@ -239,14 +247,18 @@ def rotate(sub: str, grant_id: str, client_id: str, *, presented_hash: str, rota
     replaced = FamilyState(token_hash=before.token_hash, token_expires_at=before.token_expires_at,
                            previous_hash=before.previous_hash, rotated_at=before.rotated_at,
                            retry_seal=before.retry_seal, last_used_at=before.last_used_at, slot=slot,
-                           slot_mark=slots.get(slot), dpop_jkt=before.dpop_jkt)
-    bound = dpop_jkt if bind_dpop_key and dpop_jkt is not None else before.dpop_jkt
+                           slot_mark=slots.get(slot), dpop_jkt=before.dpop_jkt,
+                           dpop_bound_from=before.dpop_bound_from)
+    binds = bind_dpop_key and dpop_jkt is not None
+    bound = dpop_jkt if binds else before.dpop_jkt
+    bound_from = first_bound if binds and before.dpop_bound_from is None else before.dpop_bound_from
     if keeping:
         return replace(before, token_expires_at=token_expires_at, last_used_at=at, dpop_jkt=bound,
-                       replaced=replaced)
+                       dpop_bound_from=bound_from, replaced=replaced)
     return replace(before, previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
                    token_expires_at=token_expires_at, last_used_at=at, retry_seal=retry_seal or None,
-                   consumed=frozenset({**slots, slot: mark}.values()), dpop_jkt=bound, replaced=replaced)
+                   consumed=frozenset({**slots, slot: mark}.values()), dpop_jkt=bound, dpop_bound_from=bound_from,
+                   replaced=replaced)
 
 
 def _key_allowed(dpop_jkt: str | None):
@@ -276,7 +288,8 @@ def undo_rotation(grant: Grant) -> bool:
                put_back(GrantModel.rotated_at, state.rotated_at), put_back(GrantModel.retry_seal, state.retry_seal),
                put_back(GrantModel.last_used_at, state.last_used_at),
                put_back(GrantModel.consumed[state.slot], state.slot_mark),
-               put_back(GrantModel.dpop_jkt, state.dpop_jkt)]
+               put_back(GrantModel.dpop_jkt, state.dpop_jkt),
+               put_back(GrantModel.dpop_bound_from, state.dpop_bound_from)]
     return conditionally(lambda: GrantModel._get_connection().update_item(
         grant.sub, grant.grant_id, actions=actions,
         condition=GrantModel.grant_id.exists() & (GrantModel.token_hash == grant.token_hash)))

@@ -429,6 +429,9 @@ class GrantModel(Model):
     #: RFC 9449 §5: a public client's refresh tokens are bound to this DPoP key (JWK thumbprint);
     #: rotation's condition demands a proof of it (storage/grants.rotate).
     dpop_jkt = UnicodeAttribute(null=True)
+    #: Rotation number of the family's first token bound to `dpop_jkt` (0: bound at redemption). Its
+    #: tokens issued before were unbound, so their reuse is reuse (oauth/refresh_tokens.py).
+    dpop_bound_from = NumberAttribute(null=True)
     by_client = GrantsByClient()
 
 

@@ -151,7 +151,7 @@ class MemoryStorage:
         if token_hash is not None:
             item.update(token_hash=token_hash, token_expires_at=token_expires_at)
             if dpop_jkt is not None:
-                item["dpop_jkt"] = dpop_jkt
+                item.update(dpop_jkt=dpop_jkt, dpop_bound_from=0)
         return True
 
     def grants_rotate(self, sub, grant_id, client_id, *, presented_hash, rotation, successor_hash, token_expires_at,
@@ -166,7 +166,7 @@ class MemoryStorage:
             token_hash=item["token_hash"], token_expires_at=item["token_expires_at"],
             previous_hash=item["previous_hash"], rotated_at=item["rotated_at"], retry_seal=item["retry_seal"],
             last_used_at=item["last_used_at"], slot=slot, slot_mark=item["consumed"].get(slot),
-            dpop_jkt=item["dpop_jkt"])
+            dpop_jkt=item["dpop_jkt"], dpop_bound_from=item["dpop_bound_from"])
         item.update(token_expires_at=token_expires_at, last_used_at=at)
         if successor_hash != presented_hash:  # equal: PROFILE=fapi2 keeps the token (no rotation)
             item.update(previous_hash=presented_hash, rotated_at=at, token_hash=successor_hash,
@@ -174,6 +174,8 @@ class MemoryStorage:
             item["consumed"][slot] = grant_store.consumed_mark(presented_hash)
         if bind_dpop_key and dpop_jkt is not None:
             item["dpop_jkt"] = dpop_jkt
+            if item["dpop_bound_from"] is None:
+                item["dpop_bound_from"] = rotation if successor_hash == presented_hash else rotation + 1
         return dataclasses.replace(_grant(item), replaced=replaced)
 
     def grants_undo_rotation(self, grant):
@@ -183,7 +185,7 @@ class MemoryStorage:
             return False
         item.update(token_hash=state.token_hash, token_expires_at=state.token_expires_at,
                     previous_hash=state.previous_hash, rotated_at=state.rotated_at, retry_seal=state.retry_seal,
-                    last_used_at=state.last_used_at, dpop_jkt=state.dpop_jkt)
+                    last_used_at=state.last_used_at, dpop_jkt=state.dpop_jkt, dpop_bound_from=state.dpop_bound_from)
         if state.slot_mark is None:
             item["consumed"].pop(state.slot, None)
         else:
@@ -280,6 +282,8 @@ class MemoryStorage:
         existing = _code(item)
         if existing.client_id != client_id:
             return Refused("other_client", existing)
+        if not key_allowed:
+            return Refused("dpop_key", existing)
         if existing.consumed_at is not None:
             return Refused("replayed", existing)
         if existing.expires_at <= at:
@@ -293,7 +297,7 @@ class MemoryStorage:
                 or grant["token_hash"] not in (None, family_token_hash):
             return False
         item.update(consumed_at=None, redemption=None)
-        grant.update(last_used_at=None, token_hash=None, token_expires_at=None, dpop_jkt=None)
+        grant.update(last_used_at=None, token_hash=None, token_expires_at=None, dpop_jkt=None, dpop_bound_from=None)
         return True
 
     # chalicelib.storage.sessions -------------------------------------------------------------------

@@ -567,3 +567,64 @@ def test_a_kept_token_stays_current_and_only_its_idle_expiry_moves(same_on_both)
     assert trace[2:4] == [None, None], "another client's, or gone idle"
     assert (trace[4].token_hash, trace[4].previous_hash, trace[4].consumed) == (H0, None, frozenset())
     assert trace[5] is True and trace[6].token_expires_at == at + 150
+
+
+def test_a_family_remembers_the_rotation_from_which_it_is_bound(same_on_both):
+    """dpop_bound_from: 0 for a family bound at redemption; for one bound at a refresh, the rotation
+    number of its first bound token, kept by later rotations with the same key and put back by undo
+    (oauth/refresh_tokens.py: reuse of a token from before the binding is still reuse)."""
+    h2, h3 = sha256_hex("h2"), sha256_hex("h3")
+
+    def scenario(seed, at):
+        signed_in(seed, at)
+        issue(at)
+        grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 100, at=at)
+
+        def rotate(n, presented, successor, jkt):
+            return grants.rotate(SUB, "grant-1", CLIENT, presented_hash=presented, rotation=n, successor_hash=successor,
+                                 token_expires_at=at + 100, retry_seal=None, at=at + 1, dpop_jkt=jkt,
+                                 bind_dpop_key=jkt is not None)
+
+        trace = [rotate(0, H0, H1, None), rotate(1, H1, h2, "key-1")]
+        trace += [grants.get(SUB, "grant-1"), rotate(2, h2, h3, "key-1")]
+        trace += [grants.get(SUB, "grant-1"), grants.undo_rotation(trace[-1]), grants.undo_rotation(trace[1]),
+                  grants.get(SUB, "grant-1")]
+        return trace
+
+    trace = same_on_both(scenario)
+    assert trace[0].dpop_bound_from is None and trace[1].dpop_bound_from == 2
+    assert (trace[2].dpop_jkt, trace[2].dpop_bound_from) == ("key-1", 2)
+    assert trace[3].dpop_bound_from == 2 and trace[4].dpop_bound_from == 2
+    assert trace[5] is True and trace[6] is True
+    assert (trace[7].token_hash, trace[7].dpop_jkt, trace[7].dpop_bound_from) == (H1, None, None)
+
+
+def test_a_family_bound_at_redemption_is_bound_from_its_first_token(same_on_both):
+    def scenario(seed, at):
+        signed_in(seed, at)
+        issue(at)
+        grants.start_family(SUB, "grant-1", CLIENT, token_hash=H0, token_expires_at=at + 100, at=at, dpop_jkt="key-1")
+        rotated = grants.rotate(SUB, "grant-1", CLIENT, presented_hash=H0, rotation=0, successor_hash=H1,
+                                token_expires_at=at + 100, retry_seal=None, at=at + 1, dpop_jkt="key-1",
+                                bind_dpop_key=True)
+        return [grants.get(SUB, "grant-1"), rotated, grants.get(SUB, "grant-1")]
+
+    trace = same_on_both(scenario)
+    assert [t.dpop_bound_from for t in trace] == [0, 0, 0]
+
+
+def test_a_spent_bound_code_presented_without_its_key_is_a_key_refusal_not_a_replay(same_on_both):
+    """RFC 9449 §10: only the key holder can have redeemed a bound code, so its replay without the
+    key is told apart from a replay (which revokes the grant: grants/authorization_code.py)."""
+    def scenario(seed, at):
+        signed_in(seed, at)
+        record, grant = code_and_grant(at)
+        codes.issue(dataclasses.replace(record, dpop_jkt="key-1"), grant, session_hash=SESSION, session_generation=0,
+                    consent_pairs=None, request_id=None, at=at)
+        return [codes.consume("code-1", CLIENT, at, dpop_jkt="key-1"), codes.consume("code-1", CLIENT, at),
+                codes.consume("code-1", CLIENT, at, dpop_jkt="key-2"),
+                codes.consume("code-1", CLIENT, at, dpop_jkt="key-1")]
+
+    trace = same_on_both(scenario)
+    assert trace[0].consumed_at is not None
+    assert [r.reason for r in trace[1:]] == ["dpop_key", "dpop_key", "replayed"]
