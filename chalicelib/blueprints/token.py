@@ -17,7 +17,7 @@ from ..errors import (
     UnsupportedGrantType,
     echo,
 )
-from ..web import FORM, client_ip, form_params, header_values, json_response, route
+from ..web import FORM, client_ip, form_params, header_value, json_response, route
 
 bp = Blueprint(__name__)
 
@@ -44,7 +44,7 @@ def _dpop_request(current):
     gets the nonce to use next on success and error alike (§8.2)."""
     from ..oauth import dpop_binding
 
-    dpop_header = ",".join(header_values(bp.current_request, "dpop")) or None
+    dpop_header = header_value(bp.current_request, "dpop")
     return dpop_header, (dpop_binding.nonce_headers(current) if dpop_header is not None else {})
 
 

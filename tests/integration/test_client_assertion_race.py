@@ -8,8 +8,6 @@ proves the race reached DynamoDB: the moto server's recording holds 32 PutItems 
 """
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import time
 
@@ -21,6 +19,7 @@ from jwt.algorithms import ECAlgorithm
 
 from tests.integration.hosted_flow import TIMEOUT
 from tests.integration.test_concurrency import RACE_TIMEOUT, RACERS, race
+from tests.integration.moto_recording import requests_of
 
 pytestmark = pytest.mark.integration
 
@@ -50,18 +49,9 @@ def put_items_for(stack, client_id: str, jti: str) -> int:
     from chalicelib.storage import used_jtis
     from chalicelib.storage.models import UsedJtiModel
 
-    key = {"jti": {"S": used_jtis.key("client_assertion", client_id, jti)}}
-    count = 0
-    with open(stack.state_dir / "moto-recording.jsonl") as recording:
-        for line in recording:
-            entry = json.loads(line)
-            headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
-            if headers.get("x-amz-target") != "DynamoDB_20120810.PutItem":
-                continue
-            body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
-            request = json.loads(body)
-            count += request["TableName"] == UsedJtiModel.Meta.table_name and request["Item"]["jti"] == key["jti"]
-    return count
+    key = {"S": used_jtis.key("client_assertion", client_id, jti)}
+    return sum(request["TableName"] == UsedJtiModel.Meta.table_name and request["Item"]["jti"] == key
+               for request in requests_of(stack, "PutItem"))
 
 
 def test_32_concurrent_token_requests_with_one_assertion_over_http_exactly_one_authenticates(idp, use_stack):
